@@ -1,0 +1,258 @@
+/*
+ * iocp.h: the public API of the completion-port TCP engine.
+ *
+ * An engine owns one I/O completion port, its worker threads, a pool of preallocated
+ * connection contexts and one buffer slab. It can listen (a server), dial (a client), or both;
+ * every connection, accepted or dialled, runs through the same receive / send / framing code.
+ *
+ * Threading: callbacks run on the engine's worker threads. Callbacks for one connection never
+ * run concurrently with each other. Inside a callback the iocp_conn pointer is valid; outside,
+ * refer to a connection by its iocp_conn_id, which carries a generation: a stale id gives
+ * IOCP_E_NOT_CONNECTED, never another connection's data.
+ *
+ * This header needs no <windows.h>.
+ */
+#ifndef IOCP_IOCP_H
+#define IOCP_IOCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iocp/framing.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+typedef enum iocp_err {
+    IOCP_OK = 0,
+    IOCP_E_INVALID_ARG,    /* a parameter or configuration value is out of range */
+    IOCP_E_NO_MEMORY,      /* an allocation failed */
+    IOCP_E_RESOLVE,        /* the host name could not be resolved */
+    IOCP_E_ADDR_IN_USE,    /* the address/port is already in use */
+    IOCP_E_REFUSED,        /* the peer refused the connection */
+    IOCP_E_TIMEOUT,        /* an operation did not finish in time */
+    IOCP_E_RESET,          /* the connection was reset or lost */
+    IOCP_E_NOT_CONNECTED,  /* no such connection: closed, closing, or a stale id */
+    IOCP_E_QUEUE_FULL,     /* the send would pass the connection's send-queue cap */
+    IOCP_E_PROTOCOL,       /* the peer broke the framing protocol */
+    IOCP_E_STOPPED,        /* the engine is stopping or stopped */
+    IOCP_E_STATE,          /* call not allowed in the engine's current state */
+    IOCP_E_NO_RESOURCES,   /* out of sockets, contexts or another system resource */
+    IOCP_E_ACCESS,         /* access denied by the system */
+    IOCP_E_SYSTEM,         /* any other Win32/WSA failure; the raw code says which */
+    IOCP_E_COUNT_
+} iocp_err;
+
+/* Short English text for an error code ("connection refused"). Never NULL. */
+const char *iocp_strerror(iocp_err err);
+
+/* Maps a raw Win32 or WSA error code to the public enum (unknown codes map to IOCP_E_SYSTEM). */
+iocp_err iocp_err_from_sys(unsigned long sys_code);
+
+/* Writes "TEXT (WSA 10061)" or "TEXT (Win32 5)" or just "TEXT" when sys_code is 0.
+ * Returns buf. The raw code is never lost in a log line. */
+char *iocp_format_error(iocp_err err, unsigned long sys_code, char *buf, size_t size);
+
+/* Filled by calls that can fail for several reasons: what failed, why, and the raw code. */
+typedef struct iocp_error_info {
+    iocp_err code;
+    unsigned long sys_code; /* GetLastError()/WSAGetLastError() value, 0 if none */
+    char message[256];      /* e.g. "cannot bind [::]:9000: address in use (WSA 10048)" */
+} iocp_error_info;
+
+/* ---- logging --------------------------------------------------------------------------- */
+
+typedef enum iocp_log_level {
+    IOCP_LOG_ERROR = 0,
+    IOCP_LOG_WARN = 1,
+    IOCP_LOG_INFO = 2,
+    IOCP_LOG_DEBUG = 3
+} iocp_log_level;
+
+typedef void (*iocp_log_fn)(void *user, iocp_log_level level, const char *message);
+
+/* The default log function: "iocp: warn: message" on stderr. */
+void iocp_log_stderr(void *user, iocp_log_level level, const char *message);
+
+/* ---- configuration --------------------------------------------------------------------- */
+
+typedef struct iocp_config {
+    /* Listening. listen = 0 makes a client-only engine (no listener, no port). */
+    int listen;                     /* default 1 */
+    const char *bind_address;       /* NULL or "" = "::" dual-stack; literal or host name */
+    uint16_t port;                  /* 0 = pick a free port; read back with iocp_engine_port */
+    int backlog;                    /* listen backlog; default 0 = SOMAXCONN */
+    uint32_t accepts_outstanding;   /* AcceptEx calls kept posted; default 16, 1..1024 */
+
+    /* Capacity. */
+    uint32_t max_connections;       /* contexts preallocated; default 1024, 1..1000000 */
+    uint32_t buffer_size;           /* receive buffer per connection; default 16384 */
+    uint32_t workers;               /* worker threads; default 0 = number of processors */
+    size_t send_queue_cap;          /* bytes queued for sending per connection; default 4 MiB */
+
+    /* Timeouts, in milliseconds; 0 = none. */
+    uint32_t idle_timeout_ms;       /* no traffic in either direction for this long: close */
+    uint32_t message_timeout_ms;    /* a framed message not complete this long after its
+                                       first byte: close (slowloris guard) */
+
+    /* Framing, shared by every connection of the engine. */
+    iocp_framing framing;           /* default IOCP_FRAMING_RAW */
+    uint32_t max_message;           /* default 1 MiB; line and length modes */
+
+    /* Logging; NULL log = iocp_log_stderr. */
+    iocp_log_fn log;
+    void *log_user;
+    iocp_log_level log_level;       /* default IOCP_LOG_INFO */
+} iocp_config;
+
+/* Fills every field with its default. Always call it before setting fields. */
+void iocp_config_init(iocp_config *config);
+
+/* ---- connections and handlers ---------------------------------------------------------- */
+
+typedef struct iocp_engine iocp_engine;
+typedef struct iocp_conn iocp_conn;
+typedef uint64_t iocp_conn_id; /* never 0 for a real connection */
+
+typedef enum iocp_close_reason {
+    IOCP_CLOSE_PEER = 0,       /* the peer closed its side and we flushed ours */
+    IOCP_CLOSE_RESET,          /* the connection was reset or lost */
+    IOCP_CLOSE_LOCAL,          /* a handler or caller closed it */
+    IOCP_CLOSE_IDLE_TIMEOUT,   /* no traffic for idle_timeout_ms */
+    IOCP_CLOSE_MESSAGE_TIMEOUT,/* a message stayed incomplete for message_timeout_ms */
+    IOCP_CLOSE_PROTOCOL,       /* framing violated (oversized frame, line too long) */
+    IOCP_CLOSE_SEND_OVERFLOW,  /* the echo could not be queued: peer not reading */
+    IOCP_CLOSE_STOP,           /* the engine is stopping */
+    IOCP_CLOSE_ERROR,          /* another I/O error; the raw code says which */
+    IOCP_CLOSE_REASON_COUNT_
+} iocp_close_reason;
+
+/* "peer closed", "idle timeout", ... Never NULL. */
+const char *iocp_close_reason_str(iocp_close_reason reason);
+
+typedef struct iocp_handlers {
+    /* A connection is established (accepted or dialled). May set user data, send, close. */
+    void (*on_open)(iocp_conn *conn);
+    /* Raw mode: bytes as they arrive. Line and length modes: one whole message, unframed.
+       The data is valid only during the call. NULL handler set = echo. */
+    void (*on_data)(iocp_conn *conn, const void *data, size_t len);
+    /* The connection is gone; called exactly once per on_open, after all its I/O finished.
+       sys_code is the raw Win32/WSA code behind the reason, 0 if none. */
+    void (*on_close)(iocp_conn *conn, iocp_close_reason reason, unsigned long sys_code);
+    /* A dial started with iocp_engine_connect failed before a connection existed. */
+    void (*on_connect_failed)(iocp_engine *engine, void *user, iocp_err err,
+                              unsigned long sys_code);
+} iocp_handlers;
+
+/* The echo handler set: on_data sends back what arrived (re-framed in line/length modes). */
+const iocp_handlers *iocp_echo_handlers(void);
+
+/* ---- engine lifecycle ------------------------------------------------------------------ */
+
+/* Validates the configuration, allocates every context and the buffer slab, creates the port,
+ * binds and listens (if config->listen), starts the workers and posts the accepts.
+ * handlers NULL = echo. user is returned by iocp_engine_user(). On failure *out is NULL and
+ * err (if not NULL) says what was wrong. */
+iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handlers, void *user,
+                           iocp_engine **out, iocp_error_info *err);
+
+/* Stops accepting, closes every connection gracefully (queued bytes are sent first), aborts
+ * the ones still open after drain_timeout_ms, and waits until every operation has completed
+ * and every context is back in the pool. Safe from any thread. From inside a callback it only
+ * begins the stop and returns IOCP_OK; the stop then finishes on its own and
+ * iocp_engine_destroy (from a non-worker thread) waits for it. Calling it twice is harmless. */
+iocp_err iocp_engine_stop(iocp_engine *engine, uint32_t drain_timeout_ms);
+
+/* Blocks until the engine has stopped (someone called iocp_engine_stop) or timeout_ms passes
+ * (UINT32_MAX = forever). Returns IOCP_OK when stopped, IOCP_E_TIMEOUT otherwise. */
+iocp_err iocp_engine_wait(iocp_engine *engine, uint32_t timeout_ms);
+
+/* Stops (if needed, with the default drain of 5 s), joins the workers and frees everything.
+ * Not from a worker thread. */
+void iocp_engine_destroy(iocp_engine *engine);
+
+/* The port the listener is bound to (useful with config.port = 0); 0 if not listening. */
+uint16_t iocp_engine_port(const iocp_engine *engine);
+
+/* "[::]:9000" or "127.0.0.1:9000": the bound listener address. */
+const char *iocp_engine_address(const iocp_engine *engine);
+
+void *iocp_engine_user(const iocp_engine *engine);
+
+/* ---- client connections ---------------------------------------------------------------- */
+
+/* Resolves host (GetAddrInfoW), then tries each address in turn with ConnectEx, each within
+ * timeout_ms (0 = 10 s). Returns at once; on success on_open runs on a worker, with
+ * iocp_conn_user() == user; on failure on_connect_failed runs with the last error. */
+iocp_err iocp_engine_connect(iocp_engine *engine, const char *host, uint16_t port,
+                             uint32_t timeout_ms, void *user);
+
+/* ---- sending and closing by id (any thread) -------------------------------------------- */
+
+/* Queues bytes as they are (no framing). IOCP_E_QUEUE_FULL when the queue would pass the cap
+ * (nothing is queued then). IOCP_E_NOT_CONNECTED for a stale id or a closing connection. */
+iocp_err iocp_send(iocp_engine *engine, iocp_conn_id id, const void *data, size_t len);
+
+/* Queues one message framed with the engine's framing mode (raw mode: as iocp_send). */
+iocp_err iocp_send_message(iocp_engine *engine, iocp_conn_id id, const void *data, size_t len);
+
+/* Sends one framed message to every open connection. Returns how many accepted it. */
+size_t iocp_broadcast(iocp_engine *engine, const void *data, size_t len);
+
+/* Closes a connection: graceful = send what is queued then shut down; otherwise reset. */
+iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, int graceful);
+
+/* ---- inside callbacks ------------------------------------------------------------------ */
+
+iocp_conn_id iocp_conn_get_id(const iocp_conn *conn);
+iocp_engine *iocp_conn_engine(const iocp_conn *conn);
+void *iocp_conn_user(const iocp_conn *conn);
+void iocp_conn_set_user(iocp_conn *conn, void *user);
+/* 1 for a connection made by iocp_engine_connect, 0 for an accepted one. */
+int iocp_conn_is_outgoing(const iocp_conn *conn);
+/* "127.0.0.1:50123" or "[::1]:50123". */
+const char *iocp_conn_peer(const iocp_conn *conn);
+iocp_err iocp_conn_send(iocp_conn *conn, const void *data, size_t len);
+iocp_err iocp_conn_send_message(iocp_conn *conn, const void *data, size_t len);
+iocp_err iocp_conn_close(iocp_conn *conn, int graceful);
+/* Bytes queued for sending and not yet completed. */
+size_t iocp_conn_queued(const iocp_conn *conn);
+
+/* ---- statistics ------------------------------------------------------------------------ */
+
+typedef struct iocp_stats {
+    uint64_t accepted;           /* connections accepted and opened */
+    uint64_t connected;          /* outgoing connections opened */
+    uint64_t rejected;           /* accepted then closed at once: connection limit */
+    uint64_t accept_errors;      /* AcceptEx calls that failed and were re-armed */
+    uint64_t connect_failures;   /* outgoing dials that failed */
+    uint64_t closed[IOCP_CLOSE_REASON_COUNT_]; /* by reason */
+    uint64_t bytes_in, bytes_out;
+    uint64_t messages_in, messages_out; /* framed messages (raw: on_data calls / sends) */
+    uint64_t protocol_errors;
+    uint64_t active;             /* connections open now */
+    uint64_t contexts_in_use;    /* contexts out of the pool (open + closing) */
+    uint64_t contexts_total;     /* max_connections */
+    uint64_t ops_in_flight;      /* overlapped operations posted and not completed */
+    uint64_t bytes_queued;       /* send bytes queued on all connections */
+    uint64_t heap_chunks;        /* overflow send chunks allocated now (beyond the slab) */
+    uint64_t uptime_ms;
+} iocp_stats;
+
+void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out);
+
+/* ---- process helpers ------------------------------------------------------------------- */
+
+/* Installs an unhandled-exception filter that prints the exception code and ends the process
+ * with IOCP_CRASH_EXIT_CODE (under Wine a crash can otherwise exit 0). Call first in main. */
+#define IOCP_CRASH_EXIT_CODE 70
+void iocp_install_crash_guard(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOCP_IOCP_H */
