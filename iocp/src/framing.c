@@ -1,0 +1,2 @@
+/* framing.c: placeholder, being written. */
+typedef int iocpi_framing_placeholder;
