@@ -19,8 +19,8 @@ void test_fail(const char *file, int line, const char *expr, const char *detail)
 #ifdef _WIN32
     unsigned long wsa = (unsigned long)WSAGetLastError();
     unsigned long win = GetLastError();
-    fprintf(stderr, "FAIL %s: %s:%d: CHECK(%s)%s%s [last Win32 %lu, WSA %lu]\n", current_case,
-            file, line, expr, detail ? ": " : "", detail ? detail : "", win, wsa);
+    fprintf(stderr, "FAIL %s: %s:%d: CHECK(%s)%s%s [last Win32 %lu, WSA %lu]\n", current_case, file,
+            line, expr, detail ? ": " : "", detail ? detail : "", win, wsa);
 #else
     fprintf(stderr, "FAIL %s: %s:%d: CHECK(%s)%s%s\n", current_case, file, line, expr,
             detail ? ": " : "", detail ? detail : "");

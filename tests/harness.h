@@ -21,10 +21,10 @@ typedef struct test_case {
 
 int test_main(int argc, char **argv, const test_case *cases, size_t count);
 
-#define TEST_MAIN(table)                                                                       \
-    int main(int argc, char **argv)                                                            \
-    {                                                                                          \
-        return test_main(argc, argv, table, sizeof(table) / sizeof(table[0]));                 \
+#define TEST_MAIN(table)                                                                           \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        return test_main(argc, argv, table, sizeof(table) / sizeof(table[0]));                     \
     }
 
 /* Prints the failure with the last system error and ends the process with exit code 1. */
@@ -32,32 +32,32 @@ void test_fail(const char *file, int line, const char *expr, const char *detail)
 /* Same, with an iocp_err (as int, so this header needs no iocp.h) and its raw code. */
 void test_fail_err(const char *file, int line, const char *expr, int err, unsigned long sys);
 
-#define CHECK(expr)                                                                            \
-    do {                                                                                       \
-        if (!(expr))                                                                           \
-            test_fail(__FILE__, __LINE__, #expr, NULL);                                        \
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        if (!(expr))                                                                               \
+            test_fail(__FILE__, __LINE__, #expr, NULL);                                            \
     } while (0)
 
-#define CHECK_MSG(expr, ...)                                                                   \
-    do {                                                                                       \
-        if (!(expr)) {                                                                         \
-            char detail_[512];                                                                 \
-            snprintf(detail_, sizeof detail_, __VA_ARGS__);                                    \
-            test_fail(__FILE__, __LINE__, #expr, detail_);                                     \
-        }                                                                                      \
+#define CHECK_MSG(expr, ...)                                                                       \
+    do {                                                                                           \
+        if (!(expr)) {                                                                             \
+            char detail_[512];                                                                     \
+            snprintf(detail_, sizeof detail_, __VA_ARGS__);                                        \
+            test_fail(__FILE__, __LINE__, #expr, detail_);                                         \
+        }                                                                                          \
     } while (0)
 
 /* For calls returning an iocp_err: fails with the error's text when it is not IOCP_OK. */
-#define CHECK_OK(call)                                                                         \
-    do {                                                                                       \
-        int err_ = (int)(call);                                                                \
-        if (err_ != 0)                                                                         \
-            test_fail_err(__FILE__, __LINE__, #call, err_, 0);                                 \
+#define CHECK_OK(call)                                                                             \
+    do {                                                                                           \
+        int err_ = (int)(call);                                                                    \
+        if (err_ != 0)                                                                             \
+            test_fail_err(__FILE__, __LINE__, #call, err_, 0);                                     \
     } while (0)
 
-#define CHECK_EQ_U(a, b)                                                                       \
-    CHECK_MSG((uint64_t)(a) == (uint64_t)(b), "%s = %llu, %s = %llu", #a,                      \
-              (unsigned long long)(a), #b, (unsigned long long)(b))
+#define CHECK_EQ_U(a, b)                                                                           \
+    CHECK_MSG((uint64_t)(a) == (uint64_t)(b), "%s = %llu, %s = %llu", #a, (unsigned long long)(a), \
+              #b, (unsigned long long)(b))
 
 /* Deterministic PRNG for tests (xorshift64*), seeded per case so failures reproduce. */
 uint64_t test_rand(uint64_t *state);

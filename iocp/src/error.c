@@ -60,11 +60,11 @@ iocp_err iocp_err_from_sys(unsigned long sys_code)
     case WSAENETRESET:
     case WSAESHUTDOWN:
     case WSAEDISCON:
-    case ERROR_NETNAME_DELETED:        /* 64 */
-    case ERROR_CONNECTION_ABORTED:     /* 1236 */
-    case ERROR_OPERATION_ABORTED:      /* 995 */
-    case ERROR_HANDLES_CLOSED:         /* 676, Wine's closesocket-with-pending-recv */
-    case ERROR_INVALID_HANDLE:         /* 6 */
+    case ERROR_NETNAME_DELETED:    /* 64 */
+    case ERROR_CONNECTION_ABORTED: /* 1236 */
+    case ERROR_OPERATION_ABORTED:  /* 995 */
+    case ERROR_HANDLES_CLOSED:     /* 676, Wine's closesocket-with-pending-recv */
+    case ERROR_INVALID_HANDLE:     /* 6 */
         return IOCP_E_RESET;
     case WSAENOTCONN:
     case WSAENOTSOCK:
@@ -114,8 +114,8 @@ const char *iocp_close_reason_str(iocp_close_reason reason)
     return close_text[reason];
 }
 
-void iocpi_error_set(iocp_error_info *info, iocp_err code, unsigned long sys_code,
-                     const char *fmt, ...)
+void iocpi_error_set(iocp_error_info *info, iocp_err code, unsigned long sys_code, const char *fmt,
+                     ...)
 {
     if (info == NULL)
         return;

@@ -29,8 +29,212 @@
 #define ERROR_HANDLES_CLOSED 676L
 #endif
 
+/* ---- operations and the worker loop -----------------------------------------------------
+ *
+ * Every overlapped call, and every packet the engine posts to itself, is an iocpi_op with its
+ * OVERLAPPED embedded and the function that finishes it. The worker loop recovers the op with
+ * CONTAINING_RECORD and calls done(op, bytes, error); it knows nothing about protocols. */
+typedef struct iocpi_op iocpi_op;
+typedef void (*iocpi_done_fn)(iocpi_op *op, DWORD bytes, DWORD error);
+struct iocpi_op {
+    OVERLAPPED ov;
+    iocpi_done_fn done;
+};
+
+typedef struct iocpi_engine iocpi_engine;
+
+/* A piece of the send queue. The first chunk of every connection lives in the slab; more come
+ * from the engine's chunk cache (heap, recycled) while the queue is longer than one buffer. */
+typedef struct iocpi_chunk {
+    struct iocpi_chunk *next;
+    uint8_t *data;
+    size_t off; /* first byte not yet sent */
+    size_t len; /* bytes written */
+    size_t cap;
+    int from_cache;
+} iocpi_chunk;
+
+/* A cached heap chunk: the SLIST entry heads the allocation (16-byte aligned). */
+typedef struct iocpi_cached_chunk {
+    SLIST_ENTRY entry;
+    iocpi_chunk chunk; /* data follows the struct */
+} iocpi_cached_chunk;
+
+typedef enum iocpi_conn_state {
+    CONN_FREE = 0, /* in the pool */
+    CONN_DIALING,  /* resolving or ConnectEx pending (outgoing only) */
+    CONN_OPEN,     /* established: receiving and sending */
+    CONN_CLOSING,  /* close requested: flushing the send queue, socket still open */
+    CONN_CLOSED    /* socket closed: waiting for the last operation to complete */
+} iocpi_conn_state;
+
+#define IOCPI_SEND_BUFS 8
+
+/* One connection context. Allocated once at engine start in one array (never freed until
+ * destroy); handed out from the pool and returned to it exactly once per use, when the last
+ * reference (the open connection itself, and each posted operation) is dropped. */
+struct iocp_conn {
+    SLIST_ENTRY pool_entry; /* first: SLIST entries need 16-byte alignment */
+    iocpi_engine *engine;
+    SRWLOCK lock; /* state, socket, send queue, flags */
+    SOCKET sock;
+    uint32_t index;
+    volatile LONG generation; /* bumped at every release: stale ids miss */
+    volatile LONG state;      /* iocpi_conn_state */
+    volatile LONG refs;
+    int outgoing;
+    void *user;
+
+    /* receive: one WSARecv at a time, into this slab buffer */
+    iocpi_op recv_op;
+    uint8_t *recv_buf;
+    int recv_pending;
+    int recv_paused; /* backpressure: queue above the high mark */
+    iocp_decoder decoder;
+    volatile LONG64 message_started_ms; /* 0 = no message half-received */
+
+    /* send: one WSASend at a time over the chunk list */
+    iocpi_op send_op;
+    iocpi_chunk first_chunk; /* slab-backed */
+    iocpi_chunk *send_head, *send_tail;
+    size_t queued;
+    int send_pending;
+    WSABUF send_bufs[IOCPI_SEND_BUFS];
+
+    /* posted to ourselves: resume reading after backpressure, finish the release */
+    iocpi_op resume_op;
+    iocpi_op final_op;
+
+    /* closing */
+    iocp_close_reason close_reason;
+    DWORD close_sys;
+    int close_graceful;
+    volatile LONG64 closing_since_ms;
+
+    volatile LONG64 last_activity_ms;
+    char peer[64];
+
+    /* dialling (outgoing connections) */
+    iocpi_op connect_op;
+    ADDRINFOW *dial_addrs, *dial_next;
+    char dial_host[128];
+    uint16_t dial_port;
+    uint32_t dial_timeout_ms;
+    volatile LONG64 dial_deadline_ms;
+    int dial_timed_out;
+    DWORD dial_last_error;
+    void *dial_user;
+};
+
+/* One outstanding AcceptEx. */
+typedef struct iocpi_accept {
+    iocpi_op op;
+    iocpi_engine *engine;
+    SOCKET sock;
+    int posted;
+    /* local and remote address, each sizeof(SOCKADDR_STORAGE) + 16 as AcceptEx requires */
+    char addrs[2 * (sizeof(SOCKADDR_STORAGE) + 16)];
+} iocpi_accept;
+
+typedef struct iocpi_counters {
+    volatile LONG64 accepted, connected, rejected, accept_errors, connect_failures;
+    volatile LONG64 closed[IOCP_CLOSE_REASON_COUNT_];
+    volatile LONG64 bytes_in, bytes_out, messages_in, messages_out, protocol_errors;
+    volatile LONG64 active, contexts_in_use, ops_in_flight, bytes_queued, heap_chunks;
+} iocpi_counters;
+
+struct iocpi_engine {
+    iocp_config config;
+    iocp_handlers handlers;
+    void *user;
+    HANDLE port;
+    int skip_on_success; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS usable (IFS providers only) */
+    uint64_t started_ms;
+
+    /* contexts and the buffer slab */
+    iocp_conn *conns;
+    uint8_t *slab;
+    size_t slab_size;
+    SLIST_HEADER free_conns;
+    SLIST_HEADER chunk_cache;
+    volatile LONG cached_chunks;
+    size_t high_mark, low_mark;
+
+    /* listener */
+    SOCKET listen_sock;
+    int family;
+    uint16_t bound_port;
+    char address[80];
+    LPFN_ACCEPTEX accept_ex;
+    LPFN_GETACCEPTEXSOCKADDRS get_accept_addrs;
+    LPFN_CONNECTEX connect_ex;
+    iocpi_accept *accepts;
+    volatile LONG accepts_posted;
+    SRWLOCK accept_lock;
+    PTP_TIMER accept_retry_timer;
+    uint32_t accept_backoff_ms;
+    int accept_starved; /* logged "out of sockets" once for this episode */
+
+    /* timers */
+    PTP_TIMER sweep_timer;
+
+    /* workers and stopping */
+    HANDLE *workers;
+    uint32_t worker_count;
+    volatile LONG stopping;
+    volatile LONG stop_started;
+    volatile LONG dials_resolving;
+    uint32_t drain_ms;
+    HANDLE stopped_event;
+    HANDLE stopper_thread;
+
+    iocpi_counters c;
+};
+
+#define IOCPI_ENGINE(pub) ((iocpi_engine *)(pub))
+#define IOCPI_PUBLIC(eng) ((iocp_engine *)(eng))
+
+/* engine.c */
+int iocpi_on_worker(void);
+void iocpi_log(iocpi_engine *e, iocp_log_level level, const char *fmt, ...);
+uint64_t iocpi_now_ms(void);
+DWORD iocpi_op_error(const OVERLAPPED *ov);
+void iocpi_post(iocpi_engine *e, iocpi_op *op);
+
+/* pool.c */
+iocp_err iocpi_pool_init(iocpi_engine *e, iocp_error_info *err);
+void iocpi_pool_fini(iocpi_engine *e);
+iocp_conn *iocpi_pool_take(iocpi_engine *e);
+void iocpi_pool_return(iocpi_engine *e, iocp_conn *c);
+iocpi_chunk *iocpi_chunk_take(iocpi_engine *e);
+void iocpi_chunk_give(iocpi_engine *e, iocpi_chunk *chunk);
+
+/* conn.c */
+void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing);
+void iocpi_conn_close(iocp_conn *c, iocp_close_reason reason, DWORD sys, int graceful);
+void iocpi_conn_ref(iocp_conn *c);
+void iocpi_conn_unref(iocp_conn *c);
+iocp_conn *iocpi_conn_lookup(iocpi_engine *e, iocp_conn_id id); /* locked on success */
+void iocpi_conn_sweep(iocp_conn *c, uint64_t now);
+
+/* listener.c */
+iocp_err iocpi_listener_start(iocpi_engine *e, iocp_error_info *err);
+void iocpi_listener_stop(iocpi_engine *e);
+
+/* dialer.c */
+void iocpi_dialer_fail(iocp_conn *c, DWORD error);
+void iocpi_dialer_cancel(iocp_conn *c);
+
+/* sockets.c */
+SOCKET iocpi_socket(int family);
+int iocpi_utf8_to_wide(const char *in, wchar_t *out, int out_len);
+iocp_err iocpi_load_extensions(iocpi_engine *e, SOCKET s, DWORD *sys);
+iocp_err iocpi_associate(iocpi_engine *e, SOCKET s, DWORD *sys);
+void iocpi_format_addr(const struct sockaddr *sa, char *buf, size_t size);
+void iocpi_close_socket(SOCKET s, int abortive);
+
 /* Fills an iocp_error_info: "what failed: text (WSA n)". info may be NULL. */
-void iocpi_error_set(iocp_error_info *info, iocp_err code, unsigned long sys_code,
-                     const char *fmt, ...);
+void iocpi_error_set(iocp_error_info *info, iocp_err code, unsigned long sys_code, const char *fmt,
+                     ...);
 
 #endif

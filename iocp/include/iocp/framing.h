@@ -39,14 +39,15 @@ int iocp_framing_parse(const char *name, iocp_framing *out);
 
 typedef enum iocp_frame_status {
     IOCP_FRAME_OK = 0,
-    IOCP_FRAME_TOO_LARGE,  /* a header announced, or a line grew, past max_message */
-    IOCP_FRAME_TRUNCATED,  /* end of stream inside a message (from iocp_decoder_finish) */
-    IOCP_FRAME_NO_MEMORY,  /* the assembly buffer could not grow */
-    IOCP_FRAME_STOPPED     /* the message callback asked to stop */
+    IOCP_FRAME_TOO_LARGE, /* a header announced, or a line grew, past max_message */
+    IOCP_FRAME_TRUNCATED, /* end of stream inside a message (from iocp_decoder_finish) */
+    IOCP_FRAME_NO_MEMORY, /* the assembly buffer could not grow */
+    IOCP_FRAME_STOPPED    /* the message callback asked to stop */
 } iocp_frame_status;
 
-/* Called once per message, in order. Return 0 to go on, non-zero to stop feeding (the
- * decoder then returns IOCP_FRAME_STOPPED and must not be fed again). */
+/* Called once per message, in order; msg is never NULL, even when len is 0. Return 0 to go on,
+ * non-zero to stop feeding (the decoder then returns IOCP_FRAME_STOPPED and must not be fed
+ * again). */
 typedef int (*iocp_message_fn)(void *user, const uint8_t *msg, size_t len);
 
 typedef struct iocp_decoder {
@@ -55,14 +56,16 @@ typedef struct iocp_decoder {
     /* assembly of a message that spans chunks (owned; freed by iocp_decoder_fini) */
     uint8_t *buf;
     size_t buf_len, buf_cap;
-    /* length mode: header bytes seen so far and the announced length */
+    /* length mode: header bytes seen so far and the announced length; line mode: header_len
+     * is 1 while a '\r' that ended the buffered bytes is held back (dropped if '\n' follows) */
     uint8_t header[IOCP_LENGTH_HEADER_SIZE];
     uint32_t header_len;
     uint32_t expected;
-    int in_message; /* 1 while a message has begun and not ended */
+    int in_message;  /* 1 while a message has begun and not ended */
     char error[160]; /* what was wrong, for the log line, after a non-OK status */
 } iocp_decoder;
 
+/* max_message 0 means IOCP_DEFAULT_MAX_MESSAGE. */
 void iocp_decoder_init(iocp_decoder *d, iocp_framing mode, uint32_t max_message);
 /* Frees the assembly buffer; the decoder can be re-initialised afterwards. */
 void iocp_decoder_fini(iocp_decoder *d);
@@ -85,8 +88,8 @@ int iocp_decoder_in_message(const iocp_decoder *d);
 /* Encoding. The frame of a message is prefix + payload + suffix:
  *   raw: nothing around it; line: suffix "\n"; length: 4-byte big-endian prefix.
  * iocp_frame_check returns 0 if the payload can be framed: length mode needs
- * len <= UINT32_MAX, line mode needs no '\n' in the payload; both need len <= max_message
- * when max_message is non-zero. */
+ * len <= UINT32_MAX, line mode needs no '\n' in the payload and no '\r' at its end (the
+ * decoder would take it for "\r\n"); both need len <= max_message when it is non-zero. */
 int iocp_frame_check(iocp_framing mode, const void *payload, size_t len, uint32_t max_message);
 /* Writes the prefix into out (room for IOCP_LENGTH_HEADER_SIZE bytes); returns its length. */
 size_t iocp_frame_prefix(iocp_framing mode, size_t len, uint8_t out[IOCP_LENGTH_HEADER_SIZE]);

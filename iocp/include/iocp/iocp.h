@@ -28,21 +28,21 @@ extern "C" {
 
 typedef enum iocp_err {
     IOCP_OK = 0,
-    IOCP_E_INVALID_ARG,    /* a parameter or configuration value is out of range */
-    IOCP_E_NO_MEMORY,      /* an allocation failed */
-    IOCP_E_RESOLVE,        /* the host name could not be resolved */
-    IOCP_E_ADDR_IN_USE,    /* the address/port is already in use */
-    IOCP_E_REFUSED,        /* the peer refused the connection */
-    IOCP_E_TIMEOUT,        /* an operation did not finish in time */
-    IOCP_E_RESET,          /* the connection was reset or lost */
-    IOCP_E_NOT_CONNECTED,  /* no such connection: closed, closing, or a stale id */
-    IOCP_E_QUEUE_FULL,     /* the send would pass the connection's send-queue cap */
-    IOCP_E_PROTOCOL,       /* the peer broke the framing protocol */
-    IOCP_E_STOPPED,        /* the engine is stopping or stopped */
-    IOCP_E_STATE,          /* call not allowed in the engine's current state */
-    IOCP_E_NO_RESOURCES,   /* out of sockets, contexts or another system resource */
-    IOCP_E_ACCESS,         /* access denied by the system */
-    IOCP_E_SYSTEM,         /* any other Win32/WSA failure; the raw code says which */
+    IOCP_E_INVALID_ARG,   /* a parameter or configuration value is out of range */
+    IOCP_E_NO_MEMORY,     /* an allocation failed */
+    IOCP_E_RESOLVE,       /* the host name could not be resolved */
+    IOCP_E_ADDR_IN_USE,   /* the address/port is already in use */
+    IOCP_E_REFUSED,       /* the peer refused the connection */
+    IOCP_E_TIMEOUT,       /* an operation did not finish in time */
+    IOCP_E_RESET,         /* the connection was reset or lost */
+    IOCP_E_NOT_CONNECTED, /* no such connection: closed, closing, or a stale id */
+    IOCP_E_QUEUE_FULL,    /* the send would pass the connection's send-queue cap */
+    IOCP_E_PROTOCOL,      /* the peer broke the framing protocol */
+    IOCP_E_STOPPED,       /* the engine is stopping or stopped */
+    IOCP_E_STATE,         /* call not allowed in the engine's current state */
+    IOCP_E_NO_RESOURCES,  /* out of sockets, contexts or another system resource */
+    IOCP_E_ACCESS,        /* access denied by the system */
+    IOCP_E_SYSTEM,        /* any other Win32/WSA failure; the raw code says which */
     IOCP_E_COUNT_
 } iocp_err;
 
@@ -81,31 +81,31 @@ void iocp_log_stderr(void *user, iocp_log_level level, const char *message);
 
 typedef struct iocp_config {
     /* Listening. listen = 0 makes a client-only engine (no listener, no port). */
-    int listen;                     /* default 1 */
-    const char *bind_address;       /* NULL or "" = "::" dual-stack; literal or host name */
-    uint16_t port;                  /* 0 = pick a free port; read back with iocp_engine_port */
-    int backlog;                    /* listen backlog; default 0 = SOMAXCONN */
-    uint32_t accepts_outstanding;   /* AcceptEx calls kept posted; default 16, 1..1024 */
+    int listen;                   /* default 1 */
+    const char *bind_address;     /* NULL or "" = "::" dual-stack; literal or host name */
+    uint16_t port;                /* 0 = pick a free port; read back with iocp_engine_port */
+    int backlog;                  /* listen backlog; default 0 = SOMAXCONN */
+    uint32_t accepts_outstanding; /* AcceptEx calls kept posted; default 16, 1..1024 */
 
     /* Capacity. */
-    uint32_t max_connections;       /* contexts preallocated; default 1024, 1..1000000 */
-    uint32_t buffer_size;           /* receive buffer per connection; default 16384 */
-    uint32_t workers;               /* worker threads; default 0 = number of processors */
-    size_t send_queue_cap;          /* bytes queued for sending per connection; default 4 MiB */
+    uint32_t max_connections; /* contexts preallocated; default 1024, 1..1000000 */
+    uint32_t buffer_size;     /* receive buffer per connection; default 16384 */
+    uint32_t workers;         /* worker threads; default 0 = number of processors */
+    size_t send_queue_cap;    /* bytes queued for sending per connection; default 4 MiB */
 
     /* Timeouts, in milliseconds; 0 = none. */
-    uint32_t idle_timeout_ms;       /* no traffic in either direction for this long: close */
-    uint32_t message_timeout_ms;    /* a framed message not complete this long after its
-                                       first byte: close (slowloris guard) */
+    uint32_t idle_timeout_ms;    /* no traffic in either direction for this long: close */
+    uint32_t message_timeout_ms; /* a framed message not complete this long after its
+                                    first byte: close (slowloris guard) */
 
     /* Framing, shared by every connection of the engine. */
-    iocp_framing framing;           /* default IOCP_FRAMING_RAW */
-    uint32_t max_message;           /* default 1 MiB; line and length modes */
+    iocp_framing framing; /* default IOCP_FRAMING_RAW */
+    uint32_t max_message; /* default 1 MiB; line and length modes */
 
     /* Logging; NULL log = iocp_log_stderr. */
     iocp_log_fn log;
     void *log_user;
-    iocp_log_level log_level;       /* default IOCP_LOG_INFO */
+    iocp_log_level log_level; /* default IOCP_LOG_INFO */
 } iocp_config;
 
 /* Fills every field with its default. Always call it before setting fields. */
@@ -118,15 +118,15 @@ typedef struct iocp_conn iocp_conn;
 typedef uint64_t iocp_conn_id; /* never 0 for a real connection */
 
 typedef enum iocp_close_reason {
-    IOCP_CLOSE_PEER = 0,       /* the peer closed its side and we flushed ours */
-    IOCP_CLOSE_RESET,          /* the connection was reset or lost */
-    IOCP_CLOSE_LOCAL,          /* a handler or caller closed it */
-    IOCP_CLOSE_IDLE_TIMEOUT,   /* no traffic for idle_timeout_ms */
-    IOCP_CLOSE_MESSAGE_TIMEOUT,/* a message stayed incomplete for message_timeout_ms */
-    IOCP_CLOSE_PROTOCOL,       /* framing violated (oversized frame, line too long) */
-    IOCP_CLOSE_SEND_OVERFLOW,  /* the echo could not be queued: peer not reading */
-    IOCP_CLOSE_STOP,           /* the engine is stopping */
-    IOCP_CLOSE_ERROR,          /* another I/O error; the raw code says which */
+    IOCP_CLOSE_PEER = 0,        /* the peer closed its side and we flushed ours */
+    IOCP_CLOSE_RESET,           /* the connection was reset or lost */
+    IOCP_CLOSE_LOCAL,           /* a handler or caller closed it */
+    IOCP_CLOSE_IDLE_TIMEOUT,    /* no traffic for idle_timeout_ms */
+    IOCP_CLOSE_MESSAGE_TIMEOUT, /* a message stayed incomplete for message_timeout_ms */
+    IOCP_CLOSE_PROTOCOL,        /* framing violated (oversized frame, line too long) */
+    IOCP_CLOSE_SEND_OVERFLOW,   /* the echo could not be queued: peer not reading */
+    IOCP_CLOSE_STOP,            /* the engine is stopping */
+    IOCP_CLOSE_ERROR,           /* another I/O error; the raw code says which */
     IOCP_CLOSE_REASON_COUNT_
 } iocp_close_reason;
 
@@ -224,21 +224,21 @@ size_t iocp_conn_queued(const iocp_conn *conn);
 /* ---- statistics ------------------------------------------------------------------------ */
 
 typedef struct iocp_stats {
-    uint64_t accepted;           /* connections accepted and opened */
-    uint64_t connected;          /* outgoing connections opened */
-    uint64_t rejected;           /* accepted then closed at once: connection limit */
-    uint64_t accept_errors;      /* AcceptEx calls that failed and were re-armed */
-    uint64_t connect_failures;   /* outgoing dials that failed */
+    uint64_t accepted;                         /* connections accepted and opened */
+    uint64_t connected;                        /* outgoing connections opened */
+    uint64_t rejected;                         /* accepted then closed at once: connection limit */
+    uint64_t accept_errors;                    /* AcceptEx calls that failed and were re-armed */
+    uint64_t connect_failures;                 /* outgoing dials that failed */
     uint64_t closed[IOCP_CLOSE_REASON_COUNT_]; /* by reason */
     uint64_t bytes_in, bytes_out;
     uint64_t messages_in, messages_out; /* framed messages (raw: on_data calls / sends) */
     uint64_t protocol_errors;
-    uint64_t active;             /* connections open now */
-    uint64_t contexts_in_use;    /* contexts out of the pool (open + closing) */
-    uint64_t contexts_total;     /* max_connections */
-    uint64_t ops_in_flight;      /* overlapped operations posted and not completed */
-    uint64_t bytes_queued;       /* send bytes queued on all connections */
-    uint64_t heap_chunks;        /* overflow send chunks allocated now (beyond the slab) */
+    uint64_t active;          /* connections open now */
+    uint64_t contexts_in_use; /* contexts out of the pool (open + closing) */
+    uint64_t contexts_total;  /* max_connections */
+    uint64_t ops_in_flight;   /* overlapped operations posted and not completed */
+    uint64_t bytes_queued;    /* send bytes queued on all connections */
+    uint64_t heap_chunks;     /* overflow send chunks allocated now (beyond the slab) */
     uint64_t uptime_ms;
 } iocp_stats;
 

@@ -1,0 +1,633 @@
+/*
+ * conn.c: one connection's life: open, the receive chain, the send queue, close, release.
+ *
+ * References: an open connection holds one reference for itself (dropped when its socket is
+ * closed) and one for its receive chain (a posted WSARecv, or a resume packet); each posted
+ * WSASend holds one more. When the count reaches zero a final packet goes to the port, and a
+ * worker calls on_close and returns the context to the pool: exactly once, only after every
+ * operation has completed, and never from inside a caller's send or close.
+ *
+ * The lock guards state, socket and send queue. User callbacks never run under it, so a
+ * handler may send or close freely; they are serialised by the receive chain (one WSARecv at
+ * a time) and by the final packet.
+ */
+#include "iocpi.h"
+
+/* Immediate receive completions handled in one go before yielding to other connections. */
+#define RECV_TURN_CAP 16
+/* A graceful close waits this long for the peer to take the queued bytes (no idle timeout). */
+#define DEFAULT_CLOSE_LINGER_MS 30000
+
+static void recv_done(iocpi_op *op, DWORD bytes, DWORD error);
+static void send_done(iocpi_op *op, DWORD bytes, DWORD error);
+static void resume_done(iocpi_op *op, DWORD bytes, DWORD error);
+static void final_done(iocpi_op *op, DWORD bytes, DWORD error);
+
+void iocpi_conn_ref(iocp_conn *c)
+{
+    InterlockedIncrement(&c->refs);
+}
+
+/* Safe under the lock: the release itself is always posted, never run inline. */
+void iocpi_conn_unref(iocp_conn *c)
+{
+    if (InterlockedDecrement(&c->refs) == 0)
+        iocpi_post(c->engine, &c->final_op);
+}
+
+static iocp_conn_id conn_id(const iocp_conn *c)
+{
+    return ((uint64_t)(uint32_t)c->generation << 32) | c->index;
+}
+
+/* ---- closing --------------------------------------------------------------------------- */
+
+/* Closes the socket; the caller drops the connection's own reference after unlocking.
+ * Entered from CONN_CLOSING with the lock held. */
+static void teardown_locked(iocp_conn *c)
+{
+    if (c->close_graceful)
+        shutdown(c->sock, SD_SEND);
+    /* Cancel first: under Wine a WSASend pending towards a peer that does not read would
+     * otherwise keep the socket alive until the peer drains. */
+    CancelIoEx((HANDLE)c->sock, NULL);
+    iocpi_close_socket(c->sock, !c->close_graceful);
+    c->sock = INVALID_SOCKET;
+    c->state = CONN_CLOSED;
+}
+
+/* Returns 1 when the socket was closed and the caller must drop the open reference. */
+static int close_locked(iocp_conn *c, iocp_close_reason reason, DWORD sys, int graceful)
+{
+    if (c->state == CONN_OPEN) {
+        c->state = CONN_CLOSING;
+        c->close_reason = reason;
+        c->close_sys = sys;
+        c->close_graceful = graceful;
+        c->closing_since_ms = (LONG64)iocpi_now_ms();
+        InterlockedDecrement64(&c->engine->c.active);
+    } else if (c->state == CONN_CLOSING && !graceful && c->close_graceful) {
+        c->close_graceful = 0; /* escalate: stop waiting for the queue to drain */
+    } else {
+        return 0;
+    }
+    if (c->close_graceful && (c->send_pending || c->queued > 0))
+        return 0; /* send_done finishes the close once the queue is empty */
+    teardown_locked(c);
+    return 1;
+}
+
+void iocpi_conn_close(iocp_conn *c, iocp_close_reason reason, DWORD sys, int graceful)
+{
+    AcquireSRWLockExclusive(&c->lock);
+    int drop = close_locked(c, reason, sys, graceful);
+    ReleaseSRWLockExclusive(&c->lock);
+    if (drop)
+        iocpi_conn_unref(c);
+}
+
+static iocp_close_reason reason_for_error(DWORD error)
+{
+    return iocp_err_from_sys(error) == IOCP_E_RESET ? IOCP_CLOSE_RESET : IOCP_CLOSE_ERROR;
+}
+
+/* ---- the send queue -------------------------------------------------------------------- */
+
+/* Drops n bytes (sent, or abandoned when sent = 0) from the head of the queue, recycling
+ * emptied chunks. */
+static void consume_locked(iocp_conn *c, size_t n, int sent)
+{
+    iocpi_engine *e = c->engine;
+    InterlockedAdd64(&e->c.bytes_queued, -(LONG64)n);
+    if (sent)
+        InterlockedAdd64(&e->c.bytes_out, (LONG64)n);
+    c->queued -= n;
+    while (n > 0 && c->send_head != NULL) {
+        iocpi_chunk *h = c->send_head;
+        size_t take = h->len - h->off < n ? h->len - h->off : n;
+        h->off += take;
+        n -= take;
+        if (h->off < h->len)
+            break;
+        c->send_head = h->next;
+        if (c->send_head == NULL)
+            c->send_tail = NULL;
+        h->next = NULL;
+        h->off = h->len = 0;
+        if (h->from_cache)
+            iocpi_chunk_give(e, h);
+    }
+}
+
+static void drop_queue_locked(iocp_conn *c)
+{
+    if (c->queued > 0)
+        consume_locked(c, c->queued, 0);
+}
+
+/* Posts WSASend over the queued chunks, looping while sends complete at once. Entered with
+ * the lock held, state OPEN or CLOSING, no send pending. */
+static void send_pump_locked(iocp_conn *c)
+{
+    iocpi_engine *e = c->engine;
+    for (;;) {
+        DWORD nbufs = 0;
+        for (iocpi_chunk *ch = c->send_head; ch != NULL && nbufs < IOCPI_SEND_BUFS; ch = ch->next) {
+            if (ch->len > ch->off) {
+                c->send_bufs[nbufs].buf = (char *)ch->data + ch->off;
+                c->send_bufs[nbufs].len = (ULONG)(ch->len - ch->off);
+                nbufs++;
+            }
+        }
+        if (nbufs == 0)
+            return;
+        c->send_pending = 1;
+        iocpi_conn_ref(c);
+        memset(&c->send_op.ov, 0, sizeof c->send_op.ov);
+        InterlockedIncrement64(&e->c.ops_in_flight);
+        DWORD sent = 0;
+        int rc = WSASend(c->sock, c->send_bufs, nbufs, &sent, 0, &c->send_op.ov, NULL);
+        DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
+        if (error == WSA_IO_PENDING || (rc == 0 && !e->skip_on_success))
+            return; /* the completion packet finishes it */
+        /* Finished at once, and no packet will come. The open reference is held (we are
+         * OPEN or CLOSING under the lock), so this cannot be the last one. */
+        InterlockedDecrement64(&e->c.ops_in_flight);
+        InterlockedDecrement(&c->refs);
+        c->send_pending = 0;
+        if (error != 0) {
+            drop_queue_locked(c);
+            if (close_locked(c, reason_for_error(error), error, 0))
+                iocpi_conn_unref(c); /* may be the last: the release is posted */
+            return;
+        }
+        c->last_activity_ms = (LONG64)iocpi_now_ms();
+        consume_locked(c, sent, 1);
+    }
+}
+
+/* Appends parts to the queue as one unit (all or nothing) and starts sending. */
+static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const size_t *lens,
+                                  int nparts)
+{
+    iocpi_engine *e = c->engine;
+    if (c->state != CONN_OPEN)
+        return IOCP_E_NOT_CONNECTED;
+    size_t total = 0;
+    for (int i = 0; i < nparts; i++)
+        total += lens[i];
+    if (total > e->config.send_queue_cap || c->queued > e->config.send_queue_cap - total)
+        return IOCP_E_QUEUE_FULL;
+    if (total == 0)
+        return IOCP_OK;
+    for (int i = 0; i < nparts; i++) {
+        const uint8_t *p = parts[i];
+        size_t left = lens[i];
+        while (left > 0) {
+            iocpi_chunk *t = c->send_tail;
+            if (t == NULL || t->len == t->cap) {
+                iocpi_chunk *n;
+                if (c->send_head == NULL)
+                    n = &c->first_chunk; /* free whenever the queue is empty */
+                else
+                    n = iocpi_chunk_take(e);
+                if (n == NULL) {
+                    /* Part of a message is queued: the stream is broken, so end it. */
+                    drop_queue_locked(c);
+                    if (close_locked(c, IOCP_CLOSE_ERROR, ERROR_NOT_ENOUGH_MEMORY, 0))
+                        iocpi_conn_unref(c);
+                    return IOCP_E_NO_MEMORY;
+                }
+                if (t == NULL)
+                    c->send_head = n;
+                else
+                    t->next = n;
+                c->send_tail = t = n;
+            }
+            size_t room = t->cap - t->len;
+            size_t take = left < room ? left : room;
+            memcpy(t->data + t->len, p, take);
+            t->len += take;
+            c->queued += take;
+            p += take;
+            left -= take;
+        }
+    }
+    InterlockedAdd64(&e->c.bytes_queued, (LONG64)total);
+    InterlockedIncrement64(&e->c.messages_out);
+    if (!c->send_pending)
+        send_pump_locked(c);
+    return IOCP_OK;
+}
+
+static iocp_err send_message_locked(iocp_conn *c, const void *data, size_t len)
+{
+    iocpi_engine *e = c->engine;
+    iocp_framing mode = e->config.framing;
+    if (iocp_frame_check(mode, data, len, mode == IOCP_FRAMING_RAW ? 0 : e->config.max_message))
+        return IOCP_E_INVALID_ARG;
+    uint8_t prefix[IOCP_LENGTH_HEADER_SIZE];
+    size_t suffix_len = 0;
+    const void *parts[3];
+    size_t lens[3];
+    parts[0] = prefix;
+    lens[0] = iocp_frame_prefix(mode, len, prefix);
+    parts[1] = data;
+    lens[1] = len;
+    parts[2] = iocp_frame_suffix(mode, &suffix_len);
+    lens[2] = suffix_len;
+    return send_parts_locked(c, parts, lens, 3);
+}
+
+/* Entered from a posted WSASend's completion: OPEN, CLOSING or CLOSED (cancelled). */
+static void send_done(iocpi_op *op, DWORD bytes, DWORD error)
+{
+    iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, send_op);
+    iocpi_engine *e = c->engine;
+    int drop = 0;
+    AcquireSRWLockExclusive(&c->lock);
+    c->send_pending = 0;
+    if (error != 0 || c->state == CONN_CLOSED) {
+        drop_queue_locked(c);
+        drop = close_locked(c, reason_for_error(error), error, 0);
+    } else {
+        c->last_activity_ms = (LONG64)iocpi_now_ms();
+        consume_locked(c, bytes, 1);
+        if (c->queued > 0)
+            send_pump_locked(c);
+        if (c->state == CONN_CLOSING && c->close_graceful && !c->send_pending && c->queued == 0) {
+            teardown_locked(c);
+            drop = 1;
+        } else if (c->state == CONN_OPEN && c->recv_paused && c->queued <= e->low_mark) {
+            /* Backpressure over: the receive chain restarts on a worker of its own turn. */
+            c->recv_paused = 0;
+            iocpi_conn_ref(c);
+            iocpi_post(e, &c->resume_op);
+        }
+    }
+    ReleaseSRWLockExclusive(&c->lock);
+    if (drop)
+        iocpi_conn_unref(c);
+    iocpi_conn_unref(c);
+}
+
+/* ---- the receive chain ----------------------------------------------------------------- */
+
+typedef struct deliver_ctx {
+    iocp_conn *conn;
+} deliver_ctx;
+
+static int deliver_message(void *user, const uint8_t *msg, size_t len)
+{
+    iocp_conn *c = ((deliver_ctx *)user)->conn;
+    InterlockedIncrement64(&c->engine->c.messages_in);
+    c->engine->handlers.on_data(c, msg, len);
+    /* A handler that closed the connection wants no more of its messages. */
+    return c->state != CONN_OPEN;
+}
+
+/* Handles one finished receive. Returns 1 to post the next one. */
+static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
+{
+    iocpi_engine *e = c->engine;
+    if (c->state != CONN_OPEN)
+        return 0; /* closing: the receive was cancelled or its data is not wanted */
+    if (error != 0) {
+        iocpi_conn_close(c, reason_for_error(error), error, 0);
+        return 0;
+    }
+    if (bytes == 0) {
+        /* The peer shut down its side: flush what we owe it, then close. */
+        if (iocp_decoder_finish(&c->decoder) != IOCP_FRAME_OK)
+            iocpi_log(e, IOCP_LOG_DEBUG, "%s closed in the middle of a message", c->peer);
+        iocpi_conn_close(c, IOCP_CLOSE_PEER, 0, 1);
+        return 0;
+    }
+    uint64_t now = iocpi_now_ms();
+    c->last_activity_ms = (LONG64)now;
+    InterlockedAdd64(&e->c.bytes_in, bytes);
+    if (e->config.framing == IOCP_FRAMING_RAW) {
+        InterlockedIncrement64(&e->c.messages_in);
+        e->handlers.on_data(c, c->recv_buf, bytes);
+    } else {
+        deliver_ctx ctx = {c};
+        iocp_frame_status st =
+            iocp_decoder_feed(&c->decoder, c->recv_buf, bytes, deliver_message, &ctx);
+        if (st != IOCP_FRAME_OK && st != IOCP_FRAME_STOPPED) {
+            InterlockedIncrement64(&e->c.protocol_errors);
+            iocpi_log(e, IOCP_LOG_WARN, "protocol error from %s: %s; closing it", c->peer,
+                      c->decoder.error);
+            iocpi_conn_close(c, IOCP_CLOSE_PROTOCOL, 0, 1);
+            return 0;
+        }
+        if (!iocp_decoder_in_message(&c->decoder))
+            c->message_started_ms = 0;
+        else if (c->message_started_ms == 0)
+            c->message_started_ms = (LONG64)now;
+    }
+    return c->state == CONN_OPEN;
+}
+
+/* Posts receives until one is pending, the connection stops, backpressure pauses it, or the
+ * turn is used up. The caller holds the receive chain's reference; this passes it on to the
+ * posted WSARecv or resume packet, or drops it. Runs on a worker only. */
+static void recv_run(iocp_conn *c)
+{
+    iocpi_engine *e = c->engine;
+    for (int turn = 0;; turn++) {
+        AcquireSRWLockExclusive(&c->lock);
+        if (c->state != CONN_OPEN) {
+            c->recv_pending = 0;
+            ReleaseSRWLockExclusive(&c->lock);
+            iocpi_conn_unref(c);
+            return;
+        }
+        if (c->queued >= e->high_mark) {
+            c->recv_pending = 0;
+            c->recv_paused = 1; /* send_done resumes below the low mark */
+            ReleaseSRWLockExclusive(&c->lock);
+            iocpi_conn_unref(c);
+            return;
+        }
+        if (turn == RECV_TURN_CAP) {
+            /* Let other connections' packets go first; the reference rides the packet. */
+            ReleaseSRWLockExclusive(&c->lock);
+            iocpi_post(e, &c->resume_op);
+            return;
+        }
+        c->recv_pending = 1;
+        WSABUF buf;
+        buf.buf = (char *)c->recv_buf;
+        buf.len = e->config.buffer_size;
+        DWORD flags = 0, got = 0;
+        memset(&c->recv_op.ov, 0, sizeof c->recv_op.ov);
+        InterlockedIncrement64(&e->c.ops_in_flight);
+        int rc = WSARecv(c->sock, &buf, 1, &got, &flags, &c->recv_op.ov, NULL);
+        DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
+        ReleaseSRWLockExclusive(&c->lock);
+        if (error == WSA_IO_PENDING || (rc == 0 && !e->skip_on_success))
+            return;
+        InterlockedDecrement64(&e->c.ops_in_flight);
+        if (!recv_handle(c, got, error)) {
+            iocpi_conn_unref(c);
+            return;
+        }
+    }
+}
+
+/* Entered from a posted WSARecv's completion: OPEN, CLOSING or CLOSED. */
+static void recv_done(iocpi_op *op, DWORD bytes, DWORD error)
+{
+    iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, recv_op);
+    if (recv_handle(c, bytes, error))
+        recv_run(c);
+    else
+        iocpi_conn_unref(c);
+}
+
+/* Entered from our own packet: a yielded or unpaused receive chain, any state. */
+static void resume_done(iocpi_op *op, DWORD bytes, DWORD error)
+{
+    (void)bytes;
+    (void)error;
+    recv_run(CONTAINING_RECORD(op, iocp_conn, resume_op));
+}
+
+/* ---- open and release ------------------------------------------------------------------ */
+
+/* Entered on a worker with a context from the pool (FREE or DIALING) and a connected socket
+ * already associated with the port. */
+void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
+{
+    iocpi_engine *e = c->engine;
+    c->recv_op.done = recv_done;
+    c->send_op.done = send_done;
+    c->resume_op.done = resume_done;
+    c->final_op.done = final_done;
+    c->sock = sock;
+    c->outgoing = outgoing;
+    c->refs = 2; /* the connection itself and its receive chain */
+    c->queued = 0;
+    c->send_head = c->send_tail = NULL;
+    c->send_pending = c->recv_pending = c->recv_paused = 0;
+    c->close_reason = IOCP_CLOSE_PEER;
+    c->close_sys = 0;
+    c->close_graceful = 1;
+    c->message_started_ms = 0;
+    c->last_activity_ms = (LONG64)iocpi_now_ms();
+    if (e->skip_on_success)
+        SetFileCompletionNotificationModes((HANDLE)sock, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS |
+                                                             FILE_SKIP_SET_EVENT_ON_HANDLE);
+    BOOL nodelay = TRUE;
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, (const char *)&nodelay, sizeof nodelay);
+    InterlockedIncrement64(outgoing ? &e->c.connected : &e->c.accepted);
+    InterlockedIncrement64(&e->c.active);
+    c->state = CONN_OPEN;
+    if (e->stopping) {
+        iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, 0);
+    } else if (e->handlers.on_open != NULL) {
+        e->handlers.on_open(c);
+    }
+    recv_run(c);
+}
+
+/* Entered from our own packet once the last reference is gone: CLOSED. */
+static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
+{
+    (void)bytes;
+    (void)error;
+    iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, final_op);
+    iocpi_engine *e = c->engine;
+    InterlockedIncrement64(&e->c.closed[c->close_reason]);
+    if (e->handlers.on_close != NULL)
+        e->handlers.on_close(c, c->close_reason, c->close_sys);
+    AcquireSRWLockExclusive(&c->lock);
+    drop_queue_locked(c);
+    iocp_decoder_reset(&c->decoder);
+    iocp_decoder_trim(&c->decoder, e->config.buffer_size);
+    c->user = NULL;
+    c->peer[0] = '\0';
+    InterlockedIncrement(&c->generation);
+    if (c->generation == 0)
+        c->generation = 1; /* ids are never 0 */
+    c->state = CONN_FREE;
+    ReleaseSRWLockExclusive(&c->lock);
+    iocpi_pool_return(e, c);
+}
+
+/* ---- lookups and the sweep ------------------------------------------------------------- */
+
+iocp_conn *iocpi_conn_lookup(iocpi_engine *e, iocp_conn_id id)
+{
+    uint32_t index = (uint32_t)id;
+    if (e == NULL || index >= e->config.max_connections)
+        return NULL;
+    iocp_conn *c = &e->conns[index];
+    AcquireSRWLockExclusive(&c->lock);
+    if ((uint32_t)c->generation != (uint32_t)(id >> 32) || c->state != CONN_OPEN) {
+        ReleaseSRWLockExclusive(&c->lock);
+        return NULL;
+    }
+    return c;
+}
+
+/* From the sweep timer's thread: any state. */
+void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
+{
+    iocpi_engine *e = c->engine;
+    const iocp_config *cfg = &e->config;
+    int drop = 0;
+    AcquireSRWLockExclusive(&c->lock);
+    if (c->state == CONN_OPEN) {
+        uint64_t last = (uint64_t)c->last_activity_ms;
+        uint64_t started = (uint64_t)c->message_started_ms;
+        if (cfg->idle_timeout_ms && now - last >= cfg->idle_timeout_ms) {
+            iocpi_log(e, IOCP_LOG_DEBUG, "%s idle for %llu ms: closing", c->peer,
+                      (unsigned long long)(now - last));
+            drop = close_locked(c, IOCP_CLOSE_IDLE_TIMEOUT, 0, 1);
+        } else if (cfg->message_timeout_ms && started && now - started >= cfg->message_timeout_ms) {
+            iocpi_log(e, IOCP_LOG_INFO, "%s sent part of a message %llu ms ago: closing", c->peer,
+                      (unsigned long long)(now - started));
+            drop = close_locked(c, IOCP_CLOSE_MESSAGE_TIMEOUT, 0, 1);
+        }
+    } else if (c->state == CONN_CLOSING) {
+        uint64_t linger = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : DEFAULT_CLOSE_LINGER_MS;
+        if (now - (uint64_t)c->closing_since_ms >= linger)
+            drop = close_locked(c, c->close_reason, c->close_sys, 0);
+    } else if (c->state == CONN_DIALING) {
+        if (c->dial_deadline_ms && now >= (uint64_t)c->dial_deadline_ms) {
+            c->dial_timed_out = 1;
+            c->dial_deadline_ms = 0;
+            if (c->sock != INVALID_SOCKET)
+                CancelIoEx((HANDLE)c->sock, &c->connect_op.ov);
+        }
+    }
+    ReleaseSRWLockExclusive(&c->lock);
+    if (drop)
+        iocpi_conn_unref(c);
+}
+
+/* ---- public: inside callbacks ---------------------------------------------------------- */
+
+iocp_conn_id iocp_conn_get_id(const iocp_conn *conn)
+{
+    return conn_id(conn);
+}
+
+iocp_engine *iocp_conn_engine(const iocp_conn *conn)
+{
+    return IOCPI_PUBLIC(conn->engine);
+}
+
+void *iocp_conn_user(const iocp_conn *conn)
+{
+    return conn->user;
+}
+
+void iocp_conn_set_user(iocp_conn *conn, void *user)
+{
+    conn->user = user;
+}
+
+int iocp_conn_is_outgoing(const iocp_conn *conn)
+{
+    return conn->outgoing;
+}
+
+const char *iocp_conn_peer(const iocp_conn *conn)
+{
+    return conn->peer;
+}
+
+size_t iocp_conn_queued(const iocp_conn *conn)
+{
+    return conn->queued;
+}
+
+iocp_err iocp_conn_send(iocp_conn *conn, const void *data, size_t len)
+{
+    if (conn == NULL || (data == NULL && len > 0))
+        return IOCP_E_INVALID_ARG;
+    const void *parts[1] = {data};
+    size_t lens[1] = {len};
+    AcquireSRWLockExclusive(&conn->lock);
+    iocp_err rc = send_parts_locked(conn, parts, lens, 1);
+    ReleaseSRWLockExclusive(&conn->lock);
+    return rc;
+}
+
+iocp_err iocp_conn_send_message(iocp_conn *conn, const void *data, size_t len)
+{
+    if (conn == NULL || (data == NULL && len > 0))
+        return IOCP_E_INVALID_ARG;
+    AcquireSRWLockExclusive(&conn->lock);
+    iocp_err rc = send_message_locked(conn, data, len);
+    ReleaseSRWLockExclusive(&conn->lock);
+    return rc;
+}
+
+iocp_err iocp_conn_close(iocp_conn *conn, int graceful)
+{
+    if (conn == NULL)
+        return IOCP_E_INVALID_ARG;
+    iocpi_conn_close(conn, IOCP_CLOSE_LOCAL, 0, graceful);
+    return IOCP_OK;
+}
+
+/* ---- public: by id, from any thread ---------------------------------------------------- */
+
+iocp_err iocp_send(iocp_engine *engine, iocp_conn_id id, const void *data, size_t len)
+{
+    if (data == NULL && len > 0)
+        return IOCP_E_INVALID_ARG;
+    iocp_conn *c = iocpi_conn_lookup(IOCPI_ENGINE(engine), id);
+    if (c == NULL)
+        return IOCP_E_NOT_CONNECTED;
+    const void *parts[1] = {data};
+    size_t lens[1] = {len};
+    iocp_err rc = send_parts_locked(c, parts, lens, 1);
+    ReleaseSRWLockExclusive(&c->lock);
+    return rc;
+}
+
+iocp_err iocp_send_message(iocp_engine *engine, iocp_conn_id id, const void *data, size_t len)
+{
+    if (data == NULL && len > 0)
+        return IOCP_E_INVALID_ARG;
+    iocp_conn *c = iocpi_conn_lookup(IOCPI_ENGINE(engine), id);
+    if (c == NULL)
+        return IOCP_E_NOT_CONNECTED;
+    iocp_err rc = send_message_locked(c, data, len);
+    ReleaseSRWLockExclusive(&c->lock);
+    return rc;
+}
+
+size_t iocp_broadcast(iocp_engine *engine, const void *data, size_t len)
+{
+    iocpi_engine *e = IOCPI_ENGINE(engine);
+    size_t sent = 0;
+    if (e == NULL || (data == NULL && len > 0))
+        return 0;
+    for (uint32_t i = 0; i < e->config.max_connections; i++) {
+        iocp_conn *c = &e->conns[i];
+        if (c->state != CONN_OPEN)
+            continue;
+        AcquireSRWLockExclusive(&c->lock);
+        if (send_message_locked(c, data, len) == IOCP_OK)
+            sent++;
+        ReleaseSRWLockExclusive(&c->lock);
+    }
+    return sent;
+}
+
+iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, int graceful)
+{
+    iocp_conn *c = iocpi_conn_lookup(IOCPI_ENGINE(engine), id);
+    if (c == NULL)
+        return IOCP_E_NOT_CONNECTED;
+    int drop = close_locked(c, IOCP_CLOSE_LOCAL, 0, graceful);
+    ReleaseSRWLockExclusive(&c->lock);
+    if (drop)
+        iocpi_conn_unref(c);
+    return IOCP_OK;
+}

@@ -1,0 +1,209 @@
+/*
+ * dialer.c: outgoing connections. The host is resolved on a thread-pool thread
+ * (GetAddrInfoW blocks), then each address is tried in turn with ConnectEx, each within the
+ * timeout (the sweep cancels a ConnectEx past its deadline). The context is reserved from the
+ * pool for the whole dial; a dial that fails hands it back and reports on a worker.
+ */
+#include "iocpi.h"
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+static void connect_done(iocpi_op *op, DWORD bytes, DWORD error);
+static void failed_done(iocpi_op *op, DWORD bytes, DWORD error);
+
+/* Reports the failure on a worker (user code never runs on the resolver's thread). */
+void iocpi_dialer_fail(iocp_conn *c, DWORD error)
+{
+    c->dial_last_error = error ? error : WSAECONNREFUSED;
+    c->connect_op.done = failed_done;
+    iocpi_post(c->engine, &c->connect_op);
+}
+
+/* Entered from our own packet: DIALING, every address tried. */
+static void failed_done(iocpi_op *op, DWORD bytes, DWORD error)
+{
+    (void)bytes;
+    (void)error;
+    iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, connect_op);
+    iocpi_engine *e = c->engine;
+    DWORD sys = c->dial_last_error;
+    iocp_err err = e->stopping ? IOCP_E_STOPPED : iocp_err_from_sys(sys);
+    if (c->dial_addrs != NULL)
+        FreeAddrInfoW(c->dial_addrs);
+    c->dial_addrs = c->dial_next = NULL;
+    InterlockedIncrement64(&e->c.connect_failures);
+    char why[96];
+    iocpi_log(e, IOCP_LOG_DEBUG, "cannot connect to %s:%u: %s", c->dial_host,
+              (unsigned)c->dial_port, iocp_format_error(err, sys, why, sizeof why));
+    if (e->handlers.on_connect_failed != NULL)
+        e->handlers.on_connect_failed(IOCPI_PUBLIC(e), c->dial_user, err, sys);
+    AcquireSRWLockExclusive(&c->lock);
+    c->dial_user = NULL;
+    InterlockedIncrement(&c->generation);
+    if (c->generation == 0)
+        c->generation = 1;
+    c->state = CONN_FREE;
+    ReleaseSRWLockExclusive(&c->lock);
+    iocpi_pool_return(e, c);
+}
+
+/* Starts ConnectEx on the next address that takes one; reports failure when none is left.
+ * Any thread. */
+static void try_next(iocp_conn *c)
+{
+    iocpi_engine *e = c->engine;
+    DWORD last = c->dial_last_error;
+    while (c->dial_next != NULL && !e->stopping) {
+        ADDRINFOW *ai = c->dial_next;
+        c->dial_next = ai->ai_next;
+        SOCKET s = iocpi_socket(ai->ai_family);
+        if (s == INVALID_SOCKET) {
+            last = (DWORD)WSAGetLastError();
+            continue;
+        }
+        /* ConnectEx wants a bound socket. */
+        SOCKADDR_STORAGE any;
+        memset(&any, 0, sizeof any);
+        any.ss_family = (ADDRESS_FAMILY)ai->ai_family;
+        int any_len = ai->ai_family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
+                                                : (int)sizeof(struct sockaddr_in);
+        DWORD sys = 0;
+        if (bind(s, (struct sockaddr *)&any, any_len) != 0) {
+            last = (DWORD)WSAGetLastError();
+            closesocket(s);
+            continue;
+        }
+        if (iocpi_associate(e, s, &sys) != IOCP_OK) {
+            last = sys;
+            closesocket(s);
+            continue;
+        }
+        iocpi_format_addr(ai->ai_addr, c->peer, sizeof c->peer);
+        AcquireSRWLockExclusive(&c->lock);
+        c->sock = s;
+        c->dial_timed_out = 0;
+        c->dial_deadline_ms = (LONG64)(iocpi_now_ms() + c->dial_timeout_ms);
+        c->connect_op.done = connect_done;
+        memset(&c->connect_op.ov, 0, sizeof c->connect_op.ov);
+        InterlockedIncrement64(&e->c.ops_in_flight);
+        /* The socket is not in skip mode yet: a packet comes even on immediate success. */
+        BOOL ok =
+            e->connect_ex(s, ai->ai_addr, (int)ai->ai_addrlen, NULL, 0, NULL, &c->connect_op.ov);
+        DWORD error = ok ? 0 : (DWORD)WSAGetLastError();
+        if (ok || error == ERROR_IO_PENDING) {
+            ReleaseSRWLockExclusive(&c->lock);
+            return;
+        }
+        InterlockedDecrement64(&e->c.ops_in_flight);
+        c->sock = INVALID_SOCKET;
+        c->dial_deadline_ms = 0;
+        ReleaseSRWLockExclusive(&c->lock);
+        closesocket(s);
+        last = error;
+    }
+    iocpi_dialer_fail(c, e->stopping ? WSAECONNABORTED : last);
+}
+
+/* Entered from the port when ConnectEx finishes: DIALING (succeeded, failed, cancelled by the
+ * sweep's timeout or by the stop). */
+static void connect_done(iocpi_op *op, DWORD bytes, DWORD error)
+{
+    (void)bytes;
+    iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, connect_op);
+    iocpi_engine *e = c->engine;
+    AcquireSRWLockExclusive(&c->lock);
+    SOCKET s = c->sock;
+    c->sock = INVALID_SOCKET;
+    c->dial_deadline_ms = 0;
+    if (error != 0 && c->dial_timed_out)
+        error = WSAETIMEDOUT;
+    ReleaseSRWLockExclusive(&c->lock);
+    if (error == 0 && setsockopt(s, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0)
+        error = (DWORD)WSAGetLastError();
+    if (error == 0 && e->stopping)
+        error = WSAECONNABORTED;
+    if (error != 0) {
+        iocpi_close_socket(s, 1);
+        c->dial_last_error = error;
+        try_next(c);
+        return;
+    }
+    FreeAddrInfoW(c->dial_addrs);
+    c->dial_addrs = c->dial_next = NULL;
+    c->user = c->dial_user;
+    iocpi_conn_open(c, s, 1);
+}
+
+static VOID CALLBACK resolve_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx)
+{
+    (void)inst;
+    iocp_conn *c = ctx;
+    iocpi_engine *e = c->engine;
+    wchar_t whost[256], wport[8];
+    ADDRINFOW hints, *list = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    _snwprintf(wport, 8, L"%u", (unsigned)c->dial_port);
+    wport[7] = L'\0';
+    int rc = WSAHOST_NOT_FOUND;
+    if (iocpi_utf8_to_wide(c->dial_host, whost, 256))
+        rc = GetAddrInfoW(whost, wport, &hints, &list);
+    if (rc != 0) {
+        iocpi_dialer_fail(c, (DWORD)rc);
+    } else {
+        c->dial_addrs = c->dial_next = list;
+        c->dial_last_error = WSAECONNREFUSED;
+        try_next(c);
+    }
+    InterlockedDecrement(&e->dials_resolving);
+}
+
+iocp_err iocp_engine_connect(iocp_engine *engine, const char *host, uint16_t port,
+                             uint32_t timeout_ms, void *user)
+{
+    iocpi_engine *e = IOCPI_ENGINE(engine);
+    if (e == NULL || host == NULL || host[0] == '\0' || port == 0)
+        return IOCP_E_INVALID_ARG;
+    size_t n = strlen(host);
+    if (n >= sizeof e->conns[0].dial_host)
+        return IOCP_E_INVALID_ARG;
+    if (e->stopping)
+        return IOCP_E_STOPPED;
+    iocp_conn *c = iocpi_pool_take(e);
+    if (c == NULL)
+        return IOCP_E_NO_RESOURCES;
+    /* "[::1]" names the same host as "::1". */
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        memcpy(c->dial_host, host + 1, n - 2);
+        c->dial_host[n - 2] = '\0';
+    } else {
+        memcpy(c->dial_host, host, n + 1);
+    }
+    c->dial_port = port;
+    c->dial_timeout_ms = timeout_ms ? timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    c->dial_user = user;
+    c->dial_addrs = c->dial_next = NULL;
+    c->dial_deadline_ms = 0;
+    c->sock = INVALID_SOCKET;
+    c->state = CONN_DIALING;
+    InterlockedIncrement(&e->dials_resolving);
+    if (!TrySubmitThreadpoolCallback(resolve_cb, c, NULL)) {
+        DWORD sys = GetLastError();
+        InterlockedDecrement(&e->dials_resolving);
+        c->state = CONN_FREE;
+        iocpi_pool_return(e, c);
+        return iocp_err_from_sys(sys);
+    }
+    return IOCP_OK;
+}
+
+/* From the stop: abandon a dial in progress. Its completion reports the failure. */
+void iocpi_dialer_cancel(iocp_conn *c)
+{
+    AcquireSRWLockExclusive(&c->lock);
+    if (c->state == CONN_DIALING && c->sock != INVALID_SOCKET)
+        CancelIoEx((HANDLE)c->sock, &c->connect_op.ov);
+    ReleaseSRWLockExclusive(&c->lock);
+}

@@ -1,0 +1,547 @@
+/*
+ * engine.c: the engine's lifecycle (configure, start, stop, destroy), the worker loop that
+ * drains the completion port, the sweep timer, statistics and logging.
+ *
+ * Stopping, in order: refuse new work (stopping = 1), close the listener so its AcceptEx calls
+ * complete, close every connection gracefully, wait for the contexts to come home, abort the
+ * stragglers after the drain timeout, then post one exit packet per worker and join them.
+ */
+#include "iocpi.h"
+
+static DWORD tls_worker = TLS_OUT_OF_INDEXES;
+static INIT_ONCE tls_once = INIT_ONCE_STATIC_INIT;
+
+static BOOL CALLBACK tls_init(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    (void)once;
+    (void)param;
+    (void)ctx;
+    tls_worker = TlsAlloc();
+    return tls_worker != TLS_OUT_OF_INDEXES;
+}
+
+int iocpi_on_worker(void)
+{
+    return tls_worker != TLS_OUT_OF_INDEXES && TlsGetValue(tls_worker) != NULL;
+}
+
+uint64_t iocpi_now_ms(void)
+{
+    return GetTickCount64();
+}
+
+/* ---- logging --------------------------------------------------------------------------- */
+
+void iocp_log_stderr(void *user, iocp_log_level level, const char *message)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    (void)user;
+    fprintf(stderr, "iocp: %s: %s\n", names[(unsigned)level < 4 ? level : 3], message);
+}
+
+void iocpi_log(iocpi_engine *e, iocp_log_level level, const char *fmt, ...)
+{
+    if (level > e->config.log_level)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    e->config.log(e->config.log_user, level, line);
+}
+
+/* ---- configuration --------------------------------------------------------------------- */
+
+void iocp_config_init(iocp_config *config)
+{
+    memset(config, 0, sizeof *config);
+    config->listen = 1;
+    config->accepts_outstanding = 16;
+    config->max_connections = 1024;
+    config->buffer_size = 16384;
+    config->send_queue_cap = 4u * 1024u * 1024u;
+    config->framing = IOCP_FRAMING_RAW;
+    config->max_message = IOCP_DEFAULT_MAX_MESSAGE;
+    config->log_level = IOCP_LOG_INFO;
+}
+
+static iocp_err config_check(iocp_config *c, iocp_error_info *err)
+{
+#define REJECT(...)                                                                                \
+    do {                                                                                           \
+        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, __VA_ARGS__);                                  \
+        return IOCP_E_INVALID_ARG;                                                                 \
+    } while (0)
+    if (c->max_connections < 1 || c->max_connections > 1000000)
+        REJECT("max_connections %lu is out of range 1..1000000", (unsigned long)c->max_connections);
+    if (c->buffer_size < 512 || c->buffer_size > 16u * 1024u * 1024u)
+        REJECT("buffer_size %lu is out of range 512..16777216", (unsigned long)c->buffer_size);
+    if (c->listen && (c->accepts_outstanding < 1 || c->accepts_outstanding > 1024))
+        REJECT("accepts_outstanding %lu is out of range 1..1024",
+               (unsigned long)c->accepts_outstanding);
+    if (c->workers > 256)
+        REJECT("workers %lu is out of range 0..256 (0 = one per processor)",
+               (unsigned long)c->workers);
+    if (c->backlog < 0)
+        REJECT("backlog %d is negative", c->backlog);
+    if (iocp_framing_name(c->framing) == NULL)
+        REJECT("framing %d is not raw, line or length", (int)c->framing);
+    if (c->framing != IOCP_FRAMING_RAW && (c->max_message < 1 || c->max_message > 0x7fffffffu))
+        REJECT("max_message %lu is out of range 1..2147483647", (unsigned long)c->max_message);
+    if ((unsigned)c->log_level > IOCP_LOG_DEBUG)
+        REJECT("log_level %d is out of range 0..3", (int)c->log_level);
+    /* One read can queue at most one buffer of raw echo, or one whole message plus the rest
+     * of the buffer: reading pauses at half the cap, so the other half must hold that. */
+    size_t per_read = c->buffer_size;
+    if (c->framing != IOCP_FRAMING_RAW)
+        per_read += (size_t)c->max_message + IOCP_LENGTH_HEADER_SIZE;
+    if (c->send_queue_cap < 2 * per_read)
+        REJECT("send_queue_cap %llu is too small: it must be at least %llu (2 x (buffer_size%s))",
+               (unsigned long long)c->send_queue_cap, (unsigned long long)(2 * per_read),
+               c->framing != IOCP_FRAMING_RAW ? " + max_message + 4" : "");
+    return IOCP_OK;
+#undef REJECT
+}
+
+/* ---- the worker loop ------------------------------------------------------------------- */
+
+typedef LONG(NTAPI *nt_to_dos_fn)(LONG status);
+static nt_to_dos_fn nt_to_dos;
+static INIT_ONCE nt_once = INIT_ONCE_STATIC_INIT;
+
+static BOOL CALLBACK nt_init(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    (void)once;
+    (void)param;
+    (void)ctx;
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    if (ntdll != NULL)
+        nt_to_dos = (nt_to_dos_fn)(void (*)(void))GetProcAddress(ntdll, "RtlNtStatusToDosError");
+    return TRUE;
+}
+
+/* The Win32 error of a completed operation. The port hands back the NTSTATUS in
+ * OVERLAPPED.Internal; the socket may already be closed, so WSAGetOverlappedResult is no
+ * option here. */
+DWORD iocpi_op_error(const OVERLAPPED *ov)
+{
+    LONG status = (LONG)ov->Internal;
+    if (status == 0)
+        return 0;
+    InitOnceExecuteOnce(&nt_once, nt_init, NULL, NULL);
+    DWORD code = nt_to_dos ? (DWORD)nt_to_dos(status) : ERROR_GEN_FAILURE;
+    return code ? code : ERROR_GEN_FAILURE;
+}
+
+void iocpi_post(iocpi_engine *e, iocpi_op *op)
+{
+    memset(&op->ov, 0, sizeof op->ov);
+    InterlockedIncrement64(&e->c.ops_in_flight);
+    if (!PostQueuedCompletionStatus(e->port, 0, 0, &op->ov)) {
+        /* Only fails when the system is out of memory; nothing sensible remains. */
+        iocpi_log(e, IOCP_LOG_ERROR, "PostQueuedCompletionStatus failed (Win32 %lu)",
+                  (unsigned long)GetLastError());
+        abort();
+    }
+}
+
+#define EXIT_KEY ((ULONG_PTR)1)
+#define BATCH    64
+
+static DWORD WINAPI worker_main(LPVOID arg)
+{
+    iocpi_engine *e = arg;
+    TlsSetValue(tls_worker, (LPVOID)1);
+    OVERLAPPED_ENTRY entries[BATCH];
+    for (;;) {
+        ULONG n = 0;
+        if (!GetQueuedCompletionStatusEx(e->port, entries, BATCH, &n, INFINITE, FALSE)) {
+            DWORD error = GetLastError();
+            iocpi_log(e, IOCP_LOG_ERROR, "GetQueuedCompletionStatusEx failed (Win32 %lu)",
+                      (unsigned long)error);
+            if (error == ERROR_ABANDONED_WAIT_0 || error == ERROR_INVALID_HANDLE)
+                return 1;
+            continue;
+        }
+        /* One batch can hold several workers' exit packets: this worker takes one and
+         * passes the others on, after finishing every real completion in the batch. */
+        ULONG exits = 0;
+        for (ULONG i = 0; i < n; i++) {
+            if (entries[i].lpOverlapped == NULL) {
+                if (entries[i].lpCompletionKey == EXIT_KEY)
+                    exits++;
+                continue;
+            }
+            iocpi_op *op = CONTAINING_RECORD(entries[i].lpOverlapped, iocpi_op, ov);
+            InterlockedDecrement64(&e->c.ops_in_flight);
+            op->done(op, entries[i].dwNumberOfBytesTransferred, iocpi_op_error(&op->ov));
+        }
+        if (exits > 0) {
+            while (--exits > 0)
+                PostQueuedCompletionStatus(e->port, 0, EXIT_KEY, NULL);
+            return 0;
+        }
+    }
+}
+
+/* ---- the sweep: idle, message and connect timeouts ------------------------------------- */
+
+static VOID CALLBACK sweep_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER timer)
+{
+    (void)inst;
+    (void)timer;
+    iocpi_engine *e = ctx;
+    uint64_t now = iocpi_now_ms();
+    for (uint32_t i = 0; i < e->config.max_connections; i++) {
+        iocp_conn *c = &e->conns[i];
+        if (c->state != CONN_FREE)
+            iocpi_conn_sweep(c, now);
+    }
+}
+
+static uint32_t sweep_period_ms(const iocp_config *c)
+{
+    uint32_t shortest = 1000;
+    if (c->idle_timeout_ms && c->idle_timeout_ms / 8 < shortest)
+        shortest = c->idle_timeout_ms / 8;
+    if (c->message_timeout_ms && c->message_timeout_ms / 8 < shortest)
+        shortest = c->message_timeout_ms / 8;
+    return shortest < 10 ? 10 : shortest;
+}
+
+static void timer_start(PTP_TIMER timer, uint32_t due_ms, uint32_t period_ms)
+{
+    ULARGE_INTEGER due;
+    due.QuadPart = (ULONGLONG)(-(LONGLONG)due_ms * 10000); /* relative, 100 ns units */
+    FILETIME ft;
+    ft.dwLowDateTime = due.LowPart;
+    ft.dwHighDateTime = due.HighPart;
+    SetThreadpoolTimer(timer, &ft, period_ms, period_ms / 4);
+}
+
+static void timer_close(PTP_TIMER *timer)
+{
+    if (*timer == NULL)
+        return;
+    SetThreadpoolTimer(*timer, NULL, 0, 0);
+    WaitForThreadpoolTimerCallbacks(*timer, TRUE);
+    CloseThreadpoolTimer(*timer);
+    *timer = NULL;
+}
+
+/* ---- start ----------------------------------------------------------------------------- */
+
+static void engine_free(iocpi_engine *e)
+{
+    timer_close(&e->sweep_timer);
+    timer_close(&e->accept_retry_timer);
+    if (e->workers != NULL) {
+        for (uint32_t i = 0; i < e->worker_count; i++)
+            PostQueuedCompletionStatus(e->port, 0, EXIT_KEY, NULL);
+        for (uint32_t i = 0; i < e->worker_count; i++) {
+            WaitForSingleObject(e->workers[i], INFINITE);
+            CloseHandle(e->workers[i]);
+        }
+        free(e->workers);
+    }
+    if (e->listen_sock != INVALID_SOCKET)
+        closesocket(e->listen_sock);
+    free(e->accepts);
+    iocpi_pool_fini(e);
+    if (e->port != NULL)
+        CloseHandle(e->port);
+    if (e->stopped_event != NULL)
+        CloseHandle(e->stopped_event);
+    if (e->stopper_thread != NULL)
+        CloseHandle(e->stopper_thread);
+    free(e);
+    WSACleanup();
+}
+
+/* Skipping the completion packet on immediate success is only safe when every installed
+ * transport provider is an IFS one (a non-IFS layered provider would lose completions). */
+static int providers_are_ifs(void)
+{
+    DWORD size = 0;
+    WSAEnumProtocolsW(NULL, NULL, &size);
+    WSAPROTOCOL_INFOW *infos = malloc(size ? size : 1);
+    if (infos == NULL)
+        return 0;
+    int n = WSAEnumProtocolsW(NULL, infos, &size);
+    int ok = n != SOCKET_ERROR;
+    for (int i = 0; ok && i < n; i++) {
+        if (infos[i].iSocketType == SOCK_STREAM && infos[i].iProtocol == IPPROTO_TCP &&
+            !(infos[i].dwServiceFlags1 & XP1_IFS_HANDLES))
+            ok = 0;
+    }
+    free(infos);
+    return ok;
+}
+
+iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handlers, void *user,
+                           iocp_engine **out, iocp_error_info *err)
+{
+    iocp_err rc;
+    if (out == NULL || config == NULL) {
+        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, "iocp_engine_start needs config and out");
+        return IOCP_E_INVALID_ARG;
+    }
+    *out = NULL;
+    if (err != NULL)
+        memset(err, 0, sizeof *err);
+    InitOnceExecuteOnce(&tls_once, tls_init, NULL, NULL);
+
+    WSADATA wsa;
+    int wsa_rc = WSAStartup(MAKEWORD(2, 2), &wsa);
+    if (wsa_rc != 0) {
+        iocpi_error_set(err, iocp_err_from_sys((DWORD)wsa_rc), (DWORD)wsa_rc, "WSAStartup");
+        return iocp_err_from_sys((DWORD)wsa_rc);
+    }
+    iocpi_engine *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        WSACleanup();
+        iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "engine");
+        return IOCP_E_NO_MEMORY;
+    }
+    e->listen_sock = INVALID_SOCKET;
+    e->config = *config;
+    if (e->config.log == NULL)
+        e->config.log = iocp_log_stderr;
+    e->handlers = handlers ? *handlers : *iocp_echo_handlers();
+    e->user = user;
+    rc = config_check(&e->config, err);
+    if (rc != IOCP_OK)
+        goto fail;
+
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    e->worker_count = e->config.workers ? e->config.workers : si.dwNumberOfProcessors;
+    if (e->worker_count == 0)
+        e->worker_count = 1;
+    e->high_mark = e->config.send_queue_cap / 2;
+    e->low_mark = e->config.send_queue_cap / 4;
+    e->skip_on_success = providers_are_ifs();
+    e->started_ms = iocpi_now_ms();
+    InitializeSRWLock(&e->accept_lock);
+
+    e->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, e->worker_count);
+    e->stopped_event = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (e->port == NULL || e->stopped_event == NULL) {
+        DWORD sys = GetLastError();
+        rc = iocp_err_from_sys(sys);
+        iocpi_error_set(err, rc, sys, "cannot create the completion port");
+        goto fail;
+    }
+    rc = iocpi_pool_init(e, err);
+    if (rc != IOCP_OK)
+        goto fail;
+
+    e->sweep_timer = CreateThreadpoolTimer(sweep_cb, e, NULL);
+    if (e->sweep_timer == NULL) {
+        DWORD sys = GetLastError();
+        rc = iocp_err_from_sys(sys);
+        iocpi_error_set(err, rc, sys, "cannot create the sweep timer");
+        goto fail;
+    }
+    e->workers = calloc(e->worker_count, sizeof *e->workers);
+    if (e->workers == NULL) {
+        rc = IOCP_E_NO_MEMORY;
+        iocpi_error_set(err, rc, 0, "worker table");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < e->worker_count; i++) {
+        e->workers[i] = CreateThread(NULL, 0, worker_main, e, 0, NULL);
+        if (e->workers[i] == NULL) {
+            DWORD sys = GetLastError();
+            rc = iocp_err_from_sys(sys);
+            iocpi_error_set(err, rc, sys, "cannot start worker thread %lu", (unsigned long)i);
+            goto fail;
+        }
+    }
+    if (e->config.listen) {
+        rc = iocpi_listener_start(e, err);
+        if (rc != IOCP_OK)
+            goto fail;
+    } else {
+        /* A client-only engine still needs ConnectEx, loaded through any TCP socket. */
+        DWORD sys = 0;
+        SOCKET probe = iocpi_socket(AF_INET);
+        rc = probe == INVALID_SOCKET ? iocp_err_from_sys(sys = (DWORD)WSAGetLastError())
+                                     : iocpi_load_extensions(e, probe, &sys);
+        if (probe != INVALID_SOCKET)
+            closesocket(probe);
+        if (rc != IOCP_OK) {
+            iocpi_error_set(err, rc, sys, "cannot load ConnectEx");
+            goto fail;
+        }
+    }
+    timer_start(e->sweep_timer, sweep_period_ms(&e->config), sweep_period_ms(&e->config));
+    if (e->config.listen)
+        iocpi_log(e, IOCP_LOG_INFO, "listening on %s (%lu contexts, %lu workers, %s framing)",
+                  e->address, (unsigned long)e->config.max_connections,
+                  (unsigned long)e->worker_count, iocp_framing_name(e->config.framing));
+    *out = IOCPI_PUBLIC(e);
+    return IOCP_OK;
+
+fail:
+    if (e->workers != NULL) {
+        /* only the threads created so far */
+        uint32_t made = 0;
+        while (made < e->worker_count && e->workers[made] != NULL)
+            made++;
+        e->worker_count = made;
+    }
+    engine_free(e);
+    return rc;
+}
+
+/* ---- stop ------------------------------------------------------------------------------ */
+
+static uint64_t busy_count(iocpi_engine *e)
+{
+    return (uint64_t)e->c.contexts_in_use + (uint64_t)e->accepts_posted +
+           (uint64_t)e->dials_resolving;
+}
+
+static void close_all(iocpi_engine *e, int graceful)
+{
+    for (uint32_t i = 0; i < e->config.max_connections; i++) {
+        iocp_conn *c = &e->conns[i];
+        LONG state = c->state;
+        if (state == CONN_OPEN || state == CONN_CLOSING)
+            iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, graceful);
+        else if (state == CONN_DIALING)
+            iocpi_dialer_cancel(c);
+    }
+}
+
+/* Waits until the engine is idle or the deadline passes; 1 when idle. A poll with a deadline:
+ * contexts come home from many threads and there is no single event to wait on. */
+static int wait_idle(iocpi_engine *e, uint64_t deadline)
+{
+    for (;;) {
+        if (busy_count(e) == 0)
+            return 1;
+        if (iocpi_now_ms() >= deadline)
+            return 0;
+        Sleep(5);
+    }
+}
+
+static void stop_run(iocpi_engine *e)
+{
+    uint64_t t0 = iocpi_now_ms();
+    InterlockedExchange(&e->stopping, 1);
+    timer_close(&e->accept_retry_timer);
+    iocpi_listener_stop(e);
+    close_all(e, 1);
+    if (!wait_idle(e, t0 + e->drain_ms)) {
+        iocpi_log(e, IOCP_LOG_WARN, "drain timeout (%lu ms): aborting %lld connections",
+                  (unsigned long)e->drain_ms, (long long)e->c.contexts_in_use);
+        close_all(e, 0);
+        while (!wait_idle(e, iocpi_now_ms() + 10000)) {
+            iocpi_log(e, IOCP_LOG_WARN, "still waiting for %lld contexts, %lld operations",
+                      (long long)e->c.contexts_in_use, (long long)e->c.ops_in_flight);
+            close_all(e, 0);
+        }
+    }
+    timer_close(&e->sweep_timer);
+    iocpi_log(e, IOCP_LOG_INFO, "stopped in %llu ms", (unsigned long long)(iocpi_now_ms() - t0));
+    SetEvent(e->stopped_event);
+}
+
+static DWORD WINAPI stopper_main(LPVOID arg)
+{
+    stop_run(arg);
+    return 0;
+}
+
+iocp_err iocp_engine_stop(iocp_engine *engine, uint32_t drain_timeout_ms)
+{
+    iocpi_engine *e = IOCPI_ENGINE(engine);
+    if (e == NULL)
+        return IOCP_E_INVALID_ARG;
+    if (InterlockedCompareExchange(&e->stop_started, 1, 0) == 0) {
+        e->drain_ms = drain_timeout_ms;
+        if (iocpi_on_worker()) {
+            /* A worker cannot wait for the other operations (it may be one of them): a
+             * thread of its own finishes the stop. */
+            InterlockedExchange(&e->stopping, 1);
+            e->stopper_thread = CreateThread(NULL, 0, stopper_main, e, 0, NULL);
+            if (e->stopper_thread == NULL) {
+                iocpi_log(e, IOCP_LOG_ERROR, "cannot start the stop thread (Win32 %lu)",
+                          (unsigned long)GetLastError());
+                return iocp_err_from_sys(GetLastError());
+            }
+            return IOCP_OK;
+        }
+        stop_run(e);
+        return IOCP_OK;
+    }
+    if (!iocpi_on_worker())
+        WaitForSingleObject(e->stopped_event, INFINITE);
+    return IOCP_OK;
+}
+
+iocp_err iocp_engine_wait(iocp_engine *engine, uint32_t timeout_ms)
+{
+    iocpi_engine *e = IOCPI_ENGINE(engine);
+    DWORD ms = timeout_ms == UINT32_MAX ? INFINITE : timeout_ms;
+    return WaitForSingleObject(e->stopped_event, ms) == WAIT_OBJECT_0 ? IOCP_OK : IOCP_E_TIMEOUT;
+}
+
+void iocp_engine_destroy(iocp_engine *engine)
+{
+    iocpi_engine *e = IOCPI_ENGINE(engine);
+    if (e == NULL)
+        return;
+    iocp_engine_stop(engine, 5000);
+    WaitForSingleObject(e->stopped_event, INFINITE);
+    if (e->stopper_thread != NULL)
+        WaitForSingleObject(e->stopper_thread, INFINITE);
+    engine_free(e);
+}
+
+/* ---- accessors and statistics ---------------------------------------------------------- */
+
+uint16_t iocp_engine_port(const iocp_engine *engine)
+{
+    return IOCPI_ENGINE(engine)->bound_port;
+}
+
+const char *iocp_engine_address(const iocp_engine *engine)
+{
+    return IOCPI_ENGINE(engine)->address;
+}
+
+void *iocp_engine_user(const iocp_engine *engine)
+{
+    return IOCPI_ENGINE(engine)->user;
+}
+
+void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
+{
+    const iocpi_engine *e = (const iocpi_engine *)engine;
+    const iocpi_counters *c = &e->c;
+    memset(out, 0, sizeof *out);
+    out->accepted = (uint64_t)c->accepted;
+    out->connected = (uint64_t)c->connected;
+    out->rejected = (uint64_t)c->rejected;
+    out->accept_errors = (uint64_t)c->accept_errors;
+    out->connect_failures = (uint64_t)c->connect_failures;
+    for (int i = 0; i < IOCP_CLOSE_REASON_COUNT_; i++)
+        out->closed[i] = (uint64_t)c->closed[i];
+    out->bytes_in = (uint64_t)c->bytes_in;
+    out->bytes_out = (uint64_t)c->bytes_out;
+    out->messages_in = (uint64_t)c->messages_in;
+    out->messages_out = (uint64_t)c->messages_out;
+    out->protocol_errors = (uint64_t)c->protocol_errors;
+    out->active = (uint64_t)c->active;
+    out->contexts_in_use = (uint64_t)c->contexts_in_use;
+    out->contexts_total = e->config.max_connections;
+    out->ops_in_flight = (uint64_t)c->ops_in_flight;
+    out->bytes_queued = (uint64_t)c->bytes_queued;
+    out->heap_chunks = (uint64_t)c->heap_chunks;
+    out->uptime_ms = iocpi_now_ms() - e->started_ms;
+}

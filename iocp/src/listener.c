@@ -1,0 +1,301 @@
+/*
+ * listener.c: the listening socket and its ring of outstanding AcceptEx calls.
+ *
+ * Each slot always has an AcceptEx posted (no receive data, so a client that connects and
+ * says nothing cannot hold an accept), with a fresh socket each time. A slot that fails is
+ * re-armed; a slot that cannot get a socket (out of sockets) waits for a thread-pool timer
+ * with a growing delay, so a starved listener backs off instead of spinning. At the
+ * connection limit an accepted socket is reset at once and counted as rejected.
+ */
+#include "iocpi.h"
+
+#define ADDR_LEN          (sizeof(SOCKADDR_STORAGE) + 16)
+#define BACKOFF_FIRST_MS  50
+#define BACKOFF_MAX_MS    2000
+#define ERROR_STREAK_SLOW 64 /* this many failed accepts in a row: back off too */
+
+static void accept_done(iocpi_op *op, DWORD bytes, DWORD error);
+
+static void retry_later(iocpi_engine *e)
+{
+    if (e->accept_backoff_ms == 0)
+        e->accept_backoff_ms = BACKOFF_FIRST_MS;
+    else if (e->accept_backoff_ms < BACKOFF_MAX_MS)
+        e->accept_backoff_ms *= 2;
+    ULARGE_INTEGER due;
+    due.QuadPart = (ULONGLONG)(-(LONGLONG)e->accept_backoff_ms * 10000);
+    FILETIME ft;
+    ft.dwLowDateTime = due.LowPart;
+    ft.dwHighDateTime = due.HighPart;
+    if (e->accept_retry_timer != NULL)
+        SetThreadpoolTimer(e->accept_retry_timer, &ft, 0, 0);
+}
+
+/* Posts AcceptEx on an idle slot. Returns 1 when posted. Takes accept_lock. */
+static int post_accept(iocpi_accept *a)
+{
+    iocpi_engine *e = a->engine;
+    int posted = 0;
+    AcquireSRWLockExclusive(&e->accept_lock);
+    while (!e->stopping && e->listen_sock != INVALID_SOCKET && !a->posted) {
+        a->sock = iocpi_socket(e->family);
+        if (a->sock == INVALID_SOCKET) {
+            DWORD sys = (DWORD)WSAGetLastError();
+            if (!e->accept_starved) {
+                char why[96];
+                iocpi_log(e, IOCP_LOG_WARN,
+                          "cannot create a socket for the next accept: %s; accepting backs "
+                          "off and resumes when sockets are free",
+                          iocp_format_error(iocp_err_from_sys(sys), sys, why, sizeof why));
+                e->accept_starved = 1;
+            }
+            retry_later(e);
+            break;
+        }
+        memset(&a->op.ov, 0, sizeof a->op.ov);
+        a->posted = 1;
+        InterlockedIncrement(&e->accepts_posted);
+        InterlockedIncrement64(&e->c.ops_in_flight);
+        DWORD got = 0;
+        if (e->accept_ex(e->listen_sock, a->sock, a->addrs, 0, ADDR_LEN, ADDR_LEN, &got,
+                         &a->op.ov) ||
+            WSAGetLastError() == ERROR_IO_PENDING) {
+            posted = 1; /* the listener is not in skip mode: a packet always comes */
+            break;
+        }
+        /* Failed at once: no packet will come. A peer that reset in the backlog is worth
+         * another try straight away; anything else waits for the timer. */
+        DWORD sys = (DWORD)WSAGetLastError();
+        InterlockedDecrement64(&e->c.ops_in_flight);
+        InterlockedDecrement(&e->accepts_posted);
+        a->posted = 0;
+        closesocket(a->sock);
+        a->sock = INVALID_SOCKET;
+        InterlockedIncrement64(&e->c.accept_errors);
+        if (sys != WSAECONNRESET) {
+            iocpi_log(e, IOCP_LOG_WARN, "AcceptEx failed (WSA %lu); retrying", (unsigned long)sys);
+            retry_later(e);
+            break;
+        }
+    }
+    ReleaseSRWLockExclusive(&e->accept_lock);
+    return posted;
+}
+
+static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER timer)
+{
+    (void)inst;
+    (void)timer;
+    iocpi_engine *e = ctx;
+    uint32_t idle = 0;
+    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
+        if (!e->accepts[i].posted && !post_accept(&e->accepts[i]))
+            idle++;
+    }
+    if (idle == 0 && e->accept_starved) {
+        iocpi_log(e, IOCP_LOG_INFO, "accepting resumed");
+        e->accept_starved = 0;
+        e->accept_backoff_ms = 0;
+    }
+}
+
+static void reject(iocpi_engine *e, SOCKET s, const char *peer)
+{
+    LONG64 n = InterlockedIncrement64(&e->c.rejected);
+    /* One line per hundred: a storm of rejects must not become a storm of log lines. */
+    if (n % 100 == 1)
+        iocpi_log(e, IOCP_LOG_WARN, "connection limit (%lu) reached: rejected %s (%lld so far)",
+                  (unsigned long)e->config.max_connections, peer, (long long)n);
+    iocpi_close_socket(s, 1);
+}
+
+/* Entered from the port when a posted AcceptEx finishes: succeeded, failed, or cancelled by
+ * the stop (the listener closed). */
+static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
+{
+    (void)bytes;
+    iocpi_accept *a = CONTAINING_RECORD(op, iocpi_accept, op);
+    iocpi_engine *e = a->engine;
+    SOCKET s = a->sock;
+    a->sock = INVALID_SOCKET;
+    a->posted = 0;
+    char peer[64] = "?";
+
+    if (error == 0 && !e->stopping) {
+        SOCKET ls = e->listen_sock;
+        if (setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (const char *)&ls, sizeof ls) != 0)
+            error = (DWORD)WSAGetLastError();
+    }
+    if (error == 0 && !e->stopping) {
+        struct sockaddr *local = NULL, *remote = NULL;
+        int local_len = 0, remote_len = 0;
+        e->get_accept_addrs(a->addrs, 0, ADDR_LEN, ADDR_LEN, &local, &local_len, &remote,
+                            &remote_len);
+        if (remote != NULL)
+            iocpi_format_addr(remote, peer, sizeof peer);
+    }
+    if (e->stopping) {
+        iocpi_close_socket(s, 1);
+    } else if (error != 0) {
+        /* e.g. the client reset before the accept completed: this slot just goes on. */
+        InterlockedIncrement64(&e->c.accept_errors);
+        iocpi_log(e, IOCP_LOG_DEBUG, "accept failed (Win32 %lu); re-arming", (unsigned long)error);
+        iocpi_close_socket(s, 1);
+        post_accept(a);
+    } else {
+        iocp_conn *c = iocpi_pool_take(e);
+        DWORD sys = 0;
+        if (c == NULL) {
+            reject(e, s, peer);
+            post_accept(a);
+        } else if (iocpi_associate(e, s, &sys) != IOCP_OK) {
+            iocpi_log(e, IOCP_LOG_ERROR, "cannot associate %s with the port (Win32 %lu)", peer,
+                      (unsigned long)sys);
+            iocpi_close_socket(s, 1);
+            iocpi_pool_return(e, c);
+            post_accept(a);
+        } else {
+            memcpy(c->peer, peer, sizeof c->peer);
+            post_accept(a); /* accepting goes on while this connection starts */
+            iocpi_conn_open(c, s, 0);
+        }
+    }
+    /* Last: the stop waits for this count, and the re-arm above is already counted. */
+    InterlockedDecrement(&e->accepts_posted);
+}
+
+static iocp_err resolve_bind(iocpi_engine *e, ADDRINFOW **out, iocp_error_info *err)
+{
+    const char *host = e->config.bind_address;
+    int dual =
+        host == NULL || host[0] == '\0' || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0;
+    wchar_t whost[256], wport[8];
+    if (dual) {
+        wcscpy(whost, L"::");
+    } else {
+        char trimmed[256];
+        size_t n = strlen(host);
+        /* Accept "[::1]" as well as "::1". */
+        if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof trimmed) {
+            memcpy(trimmed, host + 1, n - 2);
+            trimmed[n - 2] = '\0';
+        } else if (n < sizeof trimmed) {
+            memcpy(trimmed, host, n + 1);
+        } else {
+            iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, "bind address is too long");
+            return IOCP_E_INVALID_ARG;
+        }
+        if (!iocpi_utf8_to_wide(trimmed, whost, 256)) {
+            iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, "bind address '%s' is not UTF-8", host);
+            return IOCP_E_INVALID_ARG;
+        }
+    }
+    _snwprintf(wport, 8, L"%u", (unsigned)e->config.port);
+    wport[7] = L'\0';
+    ADDRINFOW hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = AI_PASSIVE;
+    int rc = GetAddrInfoW(whost, wport, &hints, out);
+    if (rc != 0) {
+        iocpi_error_set(err, IOCP_E_RESOLVE, (DWORD)rc, "cannot resolve bind address '%s'",
+                        dual ? "::" : host);
+        return IOCP_E_RESOLVE;
+    }
+    return IOCP_OK;
+}
+
+iocp_err iocpi_listener_start(iocpi_engine *e, iocp_error_info *err)
+{
+    ADDRINFOW *ai = NULL;
+    iocp_err rc = resolve_bind(e, &ai, err);
+    if (rc != IOCP_OK)
+        return rc;
+    char want[80];
+    iocpi_format_addr(ai->ai_addr, want, sizeof want);
+    DWORD sys = 0;
+    SOCKET s = iocpi_socket(ai->ai_family);
+    if (s == INVALID_SOCKET) {
+        sys = (DWORD)WSAGetLastError();
+        rc = iocp_err_from_sys(sys);
+        iocpi_error_set(err, rc, sys, "cannot create the listening socket");
+        goto fail;
+    }
+    e->family = ai->ai_family;
+    /* Nobody else may bind this port while we hold it (SO_REUSEADDR would let them). */
+    BOOL yes = TRUE;
+    setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&yes, sizeof yes);
+    if (ai->ai_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ai->ai_addr;
+        if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) {
+            DWORD off = 0; /* dual-stack: IPv4 clients arrive as ::ffff:a.b.c.d */
+            setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&off, sizeof off);
+        }
+    }
+    if (bind(s, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
+        sys = (DWORD)WSAGetLastError();
+        /* Another socket's SO_EXCLUSIVEADDRUSE (or a reserved port range) answers
+         * WSAEACCES rather than WSAEADDRINUSE: to the operator both mean "port taken". */
+        rc = sys == WSAEACCES ? IOCP_E_ADDR_IN_USE : iocp_err_from_sys(sys);
+        iocpi_error_set(err, rc, sys, "cannot bind %s", want);
+        goto fail;
+    }
+    if (listen(s, e->config.backlog > 0 ? e->config.backlog : SOMAXCONN) != 0) {
+        sys = (DWORD)WSAGetLastError();
+        rc = iocp_err_from_sys(sys);
+        iocpi_error_set(err, rc, sys, "cannot listen on %s", want);
+        goto fail;
+    }
+    SOCKADDR_STORAGE bound;
+    int bound_len = sizeof bound;
+    if (getsockname(s, (struct sockaddr *)&bound, &bound_len) == 0) {
+        iocpi_format_addr((struct sockaddr *)&bound, e->address, sizeof e->address);
+        e->bound_port = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset in v6 */
+    }
+    rc = iocpi_load_extensions(e, s, &sys);
+    if (rc == IOCP_OK)
+        rc = iocpi_associate(e, s, &sys);
+    if (rc != IOCP_OK) {
+        iocpi_error_set(err, rc, sys, "cannot prepare the listener on %s", want);
+        goto fail;
+    }
+    e->accept_retry_timer = CreateThreadpoolTimer(retry_cb, e, NULL);
+    e->accepts = calloc(e->config.accepts_outstanding, sizeof *e->accepts);
+    if (e->accept_retry_timer == NULL || e->accepts == NULL) {
+        rc = IOCP_E_NO_MEMORY;
+        iocpi_error_set(err, rc, GetLastError(), "cannot allocate the accept slots");
+        goto fail;
+    }
+    e->listen_sock = s;
+    FreeAddrInfoW(ai);
+    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
+        iocpi_accept *a = &e->accepts[i];
+        a->engine = e;
+        a->sock = INVALID_SOCKET;
+        a->op.done = accept_done;
+        post_accept(a);
+    }
+    return IOCP_OK;
+
+fail:
+    if (s != INVALID_SOCKET)
+        closesocket(s);
+    FreeAddrInfoW(ai);
+    return rc;
+}
+
+/* Closes the listener: its pending AcceptEx calls complete with an error and their sockets
+ * are closed in accept_done. */
+void iocpi_listener_stop(iocpi_engine *e)
+{
+    AcquireSRWLockExclusive(&e->accept_lock);
+    SOCKET s = e->listen_sock;
+    e->listen_sock = INVALID_SOCKET;
+    if (s != INVALID_SOCKET) {
+        CancelIoEx((HANDLE)s, NULL);
+        closesocket(s);
+    }
+    ReleaseSRWLockExclusive(&e->accept_lock);
+}

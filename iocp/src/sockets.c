@@ -1,0 +1,79 @@
+/* sockets.c: small socket helpers shared by the listener, the dialer and connections. */
+#include "iocpi.h"
+
+#ifndef WSA_FLAG_NO_HANDLE_INHERIT
+#define WSA_FLAG_NO_HANDLE_INHERIT 0x80
+#endif
+
+SOCKET iocpi_socket(int family)
+{
+    /* Not inheritable: a child process (a service's helper) must not keep our ports open.
+     * Windows before 7 SP1 rejects the flag; then plain overlapped is all we can ask. */
+    SOCKET s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+                          WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL)
+        s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    return s;
+}
+
+iocp_err iocpi_associate(iocpi_engine *e, SOCKET s, DWORD *sys)
+{
+    if (CreateIoCompletionPort((HANDLE)s, e->port, 0, 0) == NULL) {
+        *sys = GetLastError();
+        return iocp_err_from_sys(*sys);
+    }
+    return IOCP_OK;
+}
+
+void iocpi_format_addr(const struct sockaddr *sa, char *buf, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(buf, size, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(buf, size, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, size, "(family %d)", (int)sa->sa_family);
+    }
+}
+
+void iocpi_close_socket(SOCKET s, int abortive)
+{
+    if (s == INVALID_SOCKET)
+        return;
+    if (abortive) {
+        /* Linger 0: the peer sees a reset at once and no TIME_WAIT is left behind. */
+        struct linger lg;
+        lg.l_onoff = 1;
+        lg.l_linger = 0;
+        setsockopt(s, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
+    }
+    closesocket(s);
+}
+
+int iocpi_utf8_to_wide(const char *in, wchar_t *out, int out_len)
+{
+    return MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, in, -1, out, out_len) > 0;
+}
+
+iocp_err iocpi_load_extensions(iocpi_engine *e, SOCKET s, DWORD *sys)
+{
+    GUID accept_guid = WSAID_ACCEPTEX;
+    GUID addrs_guid = WSAID_GETACCEPTEXSOCKADDRS;
+    GUID connect_guid = WSAID_CONNECTEX;
+    DWORD bytes = 0;
+    if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &accept_guid, sizeof accept_guid,
+                 &e->accept_ex, sizeof e->accept_ex, &bytes, NULL, NULL) != 0 ||
+        WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &addrs_guid, sizeof addrs_guid,
+                 &e->get_accept_addrs, sizeof e->get_accept_addrs, &bytes, NULL, NULL) != 0 ||
+        WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &connect_guid, sizeof connect_guid,
+                 &e->connect_ex, sizeof e->connect_ex, &bytes, NULL, NULL) != 0) {
+        *sys = (DWORD)WSAGetLastError();
+        return iocp_err_from_sys(*sys);
+    }
+    return IOCP_OK;
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Native checks of the framing module (plain C, so it builds on Linux too), into
+# build/native-fuzz:
+#   (a) tests/test_framing.c built with gcc and with clang, -fsanitize=address,undefined, and
+#       every case run;
+#   (b) the libFuzzer target tests/fuzz/fuzz_framing.c run for FUZZ_SECONDS (default 60) with a
+#       fixed seed, on a copy of the committed seed corpus (new inputs never land in it);
+#   (c) every file in tests/fuzz/regressions/ replayed through the fuzzer binary.
+# A crash input the fuzzer finds is written to build/native-fuzz/crashes/: fix the bug, then
+# copy the input to tests/fuzz/regressions/ so it is replayed from then on.
+# Installs clang and libclang-rt-14-dev when missing. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+# libFuzzer and the sanitizer runtimes come with Debian's libclang-rt package.
+fuzz_probe() {
+    echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)
+          { (void)d; (void)n; return 0; }' >"$out/probe.c"
+    clang -fsanitize=fuzzer,address,undefined "$out/probe.c" -o "$out/probe" >/dev/null 2>&1
+}
+out=build/native-fuzz
+mkdir -p "$out"
+if ! fuzz_probe; then
+    echo "fuzz: installing libclang-rt-14-dev (libFuzzer)"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_cmd[@]}" apt-get update -qq
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends libclang-rt-14-dev >/dev/null
+    fuzz_probe || { echo "fuzz: clang -fsanitize=fuzzer still does not link" >&2; exit 1; }
+fi
+
+warn=(-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror)
+san=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
+# The harness uses clock_gettime/nanosleep on Linux: POSIX, not in strict C11.
+inc=(-D_POSIX_C_SOURCE=200809L -Iiocp/include -Itests)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+echo "== fuzz: unit tests, native, ASan+UBSan (gcc and clang)"
+cases=""
+for cc in gcc clang; do
+    "$cc" "${warn[@]}" "${san[@]}" "${inc[@]}" tests/test_framing.c tests/harness.c \
+        iocp/src/framing.c -o "$out/test_framing_$cc"
+    "$out/test_framing_$cc" >"$out/test_framing_$cc.log" 2>&1 || {
+        cat "$out/test_framing_$cc.log"
+        echo "fuzz: test_framing ($cc) failed" >&2
+        exit 1
+    }
+    tail -n 1 "$out/test_framing_$cc.log"
+    cases=$(tail -n 1 "$out/test_framing_$cc.log" | cut -d' ' -f1)
+done
+
+echo "== fuzz: build the libFuzzer target"
+clang "${warn[@]}" "${san[@]}" -fsanitize=fuzzer -Iiocp/include tests/fuzz/fuzz_framing.c iocp/src/framing.c -o "$out/fuzz_framing"
+
+echo "== fuzz: replay tests/fuzz/regressions"
+mapfile -t regressions < <(find tests/fuzz/regressions -type f ! -name README.md | sort)
+if [ ${#regressions[@]} -gt 0 ]; then
+    "$out/fuzz_framing" "${regressions[@]}" >"$out/regressions.log" 2>&1 || {
+        tail -n 40 "$out/regressions.log"
+        echo "fuzz: a regression input fails again" >&2
+        exit 1
+    }
+fi
+echo "replayed ${#regressions[@]} regression inputs"
+
+seconds=${FUZZ_SECONDS:-60}
+echo "== fuzz: fuzz_framing for ${seconds}s (seed 1)"
+rm -rf "$out/corpus" "$out/crashes"
+mkdir -p "$out/corpus" "$out/crashes"
+cp tests/fuzz/corpus/* "$out/corpus/"
+status=0
+"$out/fuzz_framing" -seed=1 -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$out/crashes/" "$out/corpus" >"$out/fuzz.log" 2>&1 || status=$?
+grep -E '^#[0-9]+.*(INITED|DONE)' "$out/fuzz.log" | tail -n 2 || true
+stats=$(grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' "$out/fuzz.log" |
+    sed 's/^stat:://' | tr '\n' ' ')
+cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$out/fuzz.log" | tail -n 1 || true)
+if [ "$status" -ne 0 ] || [ -n "$(ls -A "$out/crashes")" ]; then
+    tail -n 60 "$out/fuzz.log"
+    echo "fuzz: FAILED (exit $status); crash inputs: $(ls "$out/crashes" | tr '\n' ' ')" >&2
+    echo "fuzz: keep each one in tests/fuzz/regressions/ once fixed" >&2
+    exit 1
+fi
+
+# Source coverage of framing.c reached by the corpus the run grew (report only, not a gate).
+lines="n/a"
+if command -v llvm-profdata >/dev/null && command -v llvm-cov >/dev/null; then
+    clang -std=c11 -g -O1 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
+        -Iiocp/include tests/fuzz/fuzz_framing.c iocp/src/framing.c -o "$out/fuzz_framing_cov"
+    LLVM_PROFILE_FILE="$out/cov.profraw" "$out/fuzz_framing_cov" -runs=0 "$out/corpus" \
+        >"$out/cov.log" 2>&1
+    llvm-profdata merge -sparse "$out/cov.profraw" -o "$out/cov.profdata"
+    llvm-cov report "$out/fuzz_framing_cov" -instr-profile="$out/cov.profdata" \
+        iocp/src/framing.c >"$out/coverage.txt"
+    # TOTAL row: regions, missed, cover, functions, missed, executed, lines, missed, cover, ...
+    lines=$(awk '/^TOTAL/ {print "lines " $10 ", regions " $4 ", branches " $13}' "$out/coverage.txt")
+fi
+stats=$(echo "$stats" | tr -s ' ')
+echo "fuzz: ok: test_framing $cases cases (gcc, clang), ${#regressions[@]} regressions," \
+    "${seconds}s fuzz: ${stats}${cov}; framing.c coverage: ${lines}"

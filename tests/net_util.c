@@ -1,0 +1,136 @@
+/* net_util.c: test-side sockets and engine helpers (see net_util.h). */
+#include "net_util.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+SOCKET tn_connect(const char *host, uint16_t port, uint32_t timeout_ms)
+{
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    struct addrinfo hints, *list = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, service, &hints, &list) != 0)
+        return INVALID_SOCKET;
+    SOCKET s = INVALID_SOCKET;
+    for (struct addrinfo *ai = list; ai != NULL && s == INVALID_SOCKET; ai = ai->ai_next) {
+        s = socket(ai->ai_family, SOCK_STREAM, IPPROTO_TCP);
+        if (s == INVALID_SOCKET)
+            continue;
+        DWORD tmo = timeout_ms;
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&tmo, sizeof tmo);
+        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, (const char *)&tmo, sizeof tmo);
+        if (connect(s, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
+            closesocket(s);
+            s = INVALID_SOCKET;
+        }
+    }
+    freeaddrinfo(list);
+    return s;
+}
+
+int tn_send_all(SOCKET s, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        int chunk = len > 1u << 20 ? 1 << 20 : (int)len;
+        int n = send(s, p, chunk, 0);
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+size_t tn_recv_exact(SOCKET s, void *data, size_t len)
+{
+    char *p = data;
+    size_t got = 0;
+    while (got < len) {
+        size_t want = len - got;
+        int n = recv(s, p + got, want > 1u << 20 ? 1 << 20 : (int)want, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+int tn_wait_closed(SOCKET s, uint32_t timeout_ms)
+{
+    DWORD tmo = timeout_ms;
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&tmo, sizeof tmo);
+    char buf[4096];
+    for (;;) {
+        int n = recv(s, buf, sizeof buf, 0);
+        if (n == 0)
+            return 1;
+        if (n < 0)
+            return WSAGetLastError() != WSAETIMEDOUT;
+    }
+}
+
+void tn_reset(SOCKET s)
+{
+    struct linger lg = {1, 0};
+    setsockopt(s, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
+    closesocket(s);
+}
+
+iocp_engine *tn_start(iocp_config *cfg, const iocp_handlers *handlers, void *user)
+{
+    iocp_config local;
+    if (cfg == NULL) {
+        iocp_config_init(&local);
+        cfg = &local;
+    }
+    cfg->port = 0;
+    iocp_engine *e = NULL;
+    iocp_error_info err;
+    iocp_err rc = iocp_engine_start(cfg, handlers, user, &e, &err);
+    CHECK_MSG(rc == IOCP_OK, "iocp_engine_start: %s", err.message);
+    CHECK(iocp_engine_port(e) != 0);
+    return e;
+}
+
+typedef struct stat_wait {
+    iocp_engine *e;
+    size_t offset;
+    uint64_t value;
+} stat_wait;
+
+static int stat_reached(void *arg)
+{
+    stat_wait *w = arg;
+    iocp_stats st;
+    iocp_engine_stats(w->e, &st);
+    uint64_t v;
+    memcpy(&v, (const char *)&st + w->offset, sizeof v);
+    return v == w->value;
+}
+
+int tn_wait_stat(iocp_engine *e, size_t offset, uint64_t value, uint32_t timeout_ms)
+{
+    stat_wait w = {e, offset, value};
+    return test_wait_until(stat_reached, &w, timeout_ms);
+}
+
+void tn_stop_clean(iocp_engine *e)
+{
+    CHECK_OK(iocp_engine_stop(e, 5000));
+    CHECK_OK(iocp_engine_wait(e, 0));
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.contexts_in_use, 0);
+    CHECK_EQ_U(st.active, 0);
+    CHECK_EQ_U(st.ops_in_flight, 0);
+    CHECK_EQ_U(st.bytes_queued, 0);
+    CHECK_EQ_U(st.heap_chunks, 0);
+    iocp_engine_destroy(e);
+}

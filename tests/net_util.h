@@ -1,0 +1,34 @@
+/*
+ * net_util.h: a plain blocking Winsock client for tests, and engine helpers: start an engine
+ * on port 0, wait for its counters with a deadline, assert nothing is left in use.
+ */
+#ifndef TESTS_NET_UTIL_H
+#define TESTS_NET_UTIL_H
+
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+
+#include "iocp/iocp.h"
+
+/* Connects to host:port ("127.0.0.1", "::1") with receive/send timeouts of timeout_ms.
+ * Returns INVALID_SOCKET on failure. */
+SOCKET tn_connect(const char *host, uint16_t port, uint32_t timeout_ms);
+/* Sends everything; 0 on success. */
+int tn_send_all(SOCKET s, const void *data, size_t len);
+/* Receives exactly len bytes; returns the count received before EOF/error/timeout. */
+size_t tn_recv_exact(SOCKET s, void *data, size_t len);
+/* Reads until EOF/error; returns 1 if the peer closed (EOF or reset) within timeout_ms. */
+int tn_wait_closed(SOCKET s, uint32_t timeout_ms);
+/* Closes with a reset (linger 0). */
+void tn_reset(SOCKET s);
+
+/* Starts an engine on 127.0.0.1/[::] port 0 with the given config (NULL = defaults). */
+iocp_engine *tn_start(iocp_config *cfg, const iocp_handlers *handlers, void *user);
+/* Waits until stats field at byte offset `offset` (use offsetof(iocp_stats, x)) == value. */
+int tn_wait_stat(iocp_engine *e, size_t offset, uint64_t value, uint32_t timeout_ms);
+/* Stops (drain 5 s), checks every context, operation, queued byte and heap chunk came back,
+ * then destroys. */
+void tn_stop_clean(iocp_engine *e);
+
+#endif

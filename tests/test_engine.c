@@ -1,0 +1,584 @@
+/*
+ * test_engine.c: the engine as a server: echo, many clients, limits, resets, push, timeouts
+ * and stopping. Every case ends with tn_stop_clean: nothing left in use.
+ */
+#include "harness.h"
+#include "net_util.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ST(field) offsetof(iocp_stats, field)
+
+static void echo_small(void)
+{
+    iocp_engine *e = tn_start(NULL, NULL, NULL);
+    SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(s != INVALID_SOCKET);
+    CHECK(tn_send_all(s, "hello", 5) == 0);
+    char buf[5];
+    CHECK_EQ_U(tn_recv_exact(s, buf, 5), 5);
+    CHECK(memcmp(buf, "hello", 5) == 0);
+    closesocket(s);
+    CHECK(tn_wait_stat(e, ST(active), 0, 5000));
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.accepted, 1);
+    CHECK_EQ_U(st.bytes_in, 5);
+    CHECK_EQ_U(st.bytes_out, 5);
+    CHECK_EQ_U(st.closed[IOCP_CLOSE_PEER], 1);
+    tn_stop_clean(e);
+}
+
+/* A sender thread writes the payload in random splits (1-byte writes included) while the
+ * test reads the echo: a payload larger than the socket buffers cannot deadlock. */
+typedef struct sender {
+    SOCKET s;
+    const uint8_t *data;
+    size_t len;
+    uint64_t seed;
+    int failed;
+} sender;
+
+static DWORD WINAPI sender_main(LPVOID arg)
+{
+    sender *sd = arg;
+    size_t off = 0;
+    while (off < sd->len) {
+        uint64_t r = test_rand(&sd->seed);
+        size_t n;
+        switch (r % 4) {
+        case 0:
+            n = 1;
+            break;
+        case 1:
+            n = 1 + (size_t)(r >> 8) % 100;
+            break;
+        case 2:
+            n = 1 + (size_t)(r >> 8) % 20000;
+            break;
+        default:
+            n = 1 + (size_t)(r >> 8) % 300000;
+            break;
+        }
+        if (n > sd->len - off)
+            n = sd->len - off;
+        if (tn_send_all(sd->s, sd->data + off, n) != 0) {
+            sd->failed = 1;
+            return 1;
+        }
+        off += n;
+    }
+    return 0;
+}
+
+static void echo_random_splits(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.buffer_size = 4096; /* payloads much larger than the buffer */
+    cfg.send_queue_cap = 64 * 1024;
+    iocp_engine *e = tn_start(&cfg, NULL, NULL);
+    uint64_t seed = 42;
+    static const size_t sizes[] = {1, 2, 17, 4095, 4096, 4097, 65536, 100000, 1u << 20};
+    size_t total = 0;
+    uint8_t *back = malloc(1u << 20);
+    uint8_t *data = malloc(1u << 20);
+    CHECK(back != NULL && data != NULL);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t len = sizes[i];
+        test_fill_random(&seed, data, len);
+        SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 10000);
+        CHECK(s != INVALID_SOCKET);
+        sender sd = {s, data, len, seed + i, 0};
+        HANDLE t = CreateThread(NULL, 0, sender_main, &sd, 0, NULL);
+        CHECK(t != NULL);
+        size_t got = tn_recv_exact(s, back, len);
+        WaitForSingleObject(t, INFINITE);
+        CloseHandle(t);
+        CHECK(!sd.failed);
+        CHECK_MSG(got == len, "payload %zu: echoed %zu bytes", len, got);
+        CHECK_MSG(memcmp(back, data, len) == 0, "payload %zu: echo differs", len);
+        closesocket(s);
+        total += len;
+    }
+    CHECK(tn_wait_stat(e, ST(active), 0, 5000));
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.bytes_in, total);
+    CHECK_EQ_U(st.bytes_out, total);
+    free(back);
+    free(data);
+    tn_stop_clean(e);
+}
+
+static void ipv4_and_ipv6_on_dual_stack(void)
+{
+    iocp_engine *e = tn_start(NULL, NULL, NULL);
+    CHECK(strncmp(iocp_engine_address(e), "[::]:", 5) == 0);
+    const char *hosts[] = {"127.0.0.1", "::1"};
+    for (int i = 0; i < 2; i++) {
+        SOCKET s = tn_connect(hosts[i], iocp_engine_port(e), 5000);
+        CHECK_MSG(s != INVALID_SOCKET, "connect to %s", hosts[i]);
+        CHECK(tn_send_all(s, "dual", 4) == 0);
+        char buf[4];
+        CHECK_EQ_U(tn_recv_exact(s, buf, 4), 4);
+        CHECK(memcmp(buf, "dual", 4) == 0);
+        closesocket(s);
+    }
+    tn_stop_clean(e);
+}
+
+/* ---- many clients, through the engine's own dialer ------------------------------------ */
+
+typedef struct many_state {
+    volatile LONG opened, echoed, failed, mismatched, closed;
+} many_state;
+
+static void many_open(iocp_conn *c)
+{
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "client %llu", (unsigned long long)iocp_conn_get_id(c));
+    iocp_conn_send(c, msg, (size_t)n);
+    InterlockedIncrement(&((many_state *)iocp_engine_user(iocp_conn_engine(c)))->opened);
+}
+
+static void many_data(iocp_conn *c, const void *data, size_t len)
+{
+    many_state *m = iocp_engine_user(iocp_conn_engine(c));
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "client %llu", (unsigned long long)iocp_conn_get_id(c));
+    /* Loopback delivers these few bytes in one read; a split would show as a mismatch. */
+    if (len != (size_t)n || memcmp(data, msg, len) != 0)
+        InterlockedIncrement(&m->mismatched);
+    InterlockedIncrement(&m->echoed);
+    iocp_conn_close(c, 1);
+}
+
+static void many_close(iocp_conn *c, iocp_close_reason reason, unsigned long sys)
+{
+    (void)reason;
+    (void)sys;
+    InterlockedIncrement(&((many_state *)iocp_engine_user(iocp_conn_engine(c)))->closed);
+}
+
+static void many_failed(iocp_engine *e, void *user, iocp_err err, unsigned long sys)
+{
+    (void)user;
+    (void)err;
+    (void)sys;
+    InterlockedIncrement(&((many_state *)iocp_engine_user(e))->failed);
+}
+
+static int many_done(void *arg)
+{
+    many_state *m = arg;
+    return m->closed + m->failed >= 1000;
+}
+
+static void thousand_clients(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.max_connections = 1100;
+    cfg.buffer_size = 1024;
+    iocp_engine *server = tn_start(&cfg, NULL, NULL);
+
+    many_state m = {0};
+    iocp_config ccfg;
+    iocp_config_init(&ccfg);
+    ccfg.listen = 0;
+    ccfg.max_connections = 1000;
+    ccfg.buffer_size = 1024;
+    iocp_handlers h = {many_open, many_data, many_close, many_failed};
+    iocp_engine *client = NULL;
+    iocp_error_info err;
+    CHECK_MSG(iocp_engine_start(&ccfg, &h, &m, &client, &err) == IOCP_OK, "%s", err.message);
+    for (int i = 0; i < 1000; i++)
+        CHECK_OK(iocp_engine_connect(client, "127.0.0.1", iocp_engine_port(server), 20000, NULL));
+    CHECK(test_wait_until(many_done, &m, 60000));
+    CHECK_EQ_U(m.failed, 0);
+    CHECK_EQ_U(m.opened, 1000);
+    CHECK_EQ_U(m.echoed, 1000);
+    CHECK_EQ_U(m.mismatched, 0);
+    CHECK(tn_wait_stat(server, ST(active), 0, 10000));
+    iocp_stats st;
+    iocp_engine_stats(server, &st);
+    CHECK_EQ_U(st.accepted, 1000);
+    CHECK_EQ_U(st.rejected, 0);
+    tn_stop_clean(client);
+    tn_stop_clean(server);
+}
+
+/* ---- the connection limit ------------------------------------------------------------- */
+
+static void connection_limit(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.max_connections = 20;
+    iocp_engine *e = tn_start(&cfg, NULL, NULL);
+    SOCKET s[70];
+    for (int i = 0; i < 70; i++) {
+        s[i] = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+        CHECK(s[i] != INVALID_SOCKET);
+    }
+    CHECK(tn_wait_stat(e, ST(rejected), 50, 10000));
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.accepted, 20);
+    CHECK_EQ_U(st.active, 20);
+    /* Exactly the served 20 echo; the other 50 were reset. */
+    int served = 0;
+    for (int i = 0; i < 70; i++) {
+        char c = 'x';
+        if (send(s[i], &c, 1, 0) == 1 && tn_recv_exact(s[i], &c, 1) == 1 && c == 'x')
+            served++;
+    }
+    CHECK_EQ_U(served, 20);
+    /* Service resumes when some close. */
+    for (int i = 0; i < 70; i++)
+        closesocket(s[i]);
+    CHECK(tn_wait_stat(e, ST(active), 0, 10000));
+    SOCKET again = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(again != INVALID_SOCKET);
+    char c = 'y';
+    CHECK(send(again, &c, 1, 0) == 1 && tn_recv_exact(again, &c, 1) == 1 && c == 'y');
+    closesocket(again);
+    tn_stop_clean(e);
+}
+
+/* ---- resets and closes ---------------------------------------------------------------- */
+
+static void peer_reset_mid_transfer(void)
+{
+    iocp_engine *e = tn_start(NULL, NULL, NULL);
+    uint8_t *big = calloc(1, 8u << 20);
+    CHECK(big != NULL);
+    for (int round = 0; round < 5; round++) {
+        SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+        CHECK(s != INVALID_SOCKET);
+        /* Send a lot without reading, then reset: the echo is mid-flight both ways. */
+        u_long nb = 1;
+        ioctlsocket(s, FIONBIO, &nb);
+        size_t off = 0;
+        uint64_t deadline = test_now_ms() + 2000;
+        while (off < (8u << 20) && test_now_ms() < deadline) {
+            int n = send(s, (const char *)big + off, 65536, 0);
+            if (n > 0)
+                off += (size_t)n;
+            else
+                test_pause();
+        }
+        tn_reset(s);
+    }
+    CHECK(tn_wait_stat(e, ST(active), 0, 10000));
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 10000));
+    free(big);
+    tn_stop_clean(e);
+}
+
+static void client_closes_with_recv_pending(void)
+{
+    iocp_engine *e = tn_start(NULL, NULL, NULL);
+    for (int i = 0; i < 20; i++) {
+        SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+        CHECK(s != INVALID_SOCKET);
+        CHECK(tn_wait_stat(e, ST(active), 1, 5000));
+        if (i % 2)
+            tn_reset(s);
+        else
+            closesocket(s);
+        CHECK(tn_wait_stat(e, ST(active), 0, 5000));
+    }
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.closed[IOCP_CLOSE_PEER] + st.closed[IOCP_CLOSE_RESET], 20);
+    tn_stop_clean(e);
+}
+
+/* ---- push, broadcast, stale ids -------------------------------------------------------- */
+
+typedef struct push_state {
+    volatile LONG64 ids[8];
+    volatile LONG count;
+} push_state;
+
+static void push_open(iocp_conn *c)
+{
+    push_state *p = iocp_engine_user(iocp_conn_engine(c));
+    LONG i = InterlockedIncrement(&p->count) - 1;
+    if (i < 8)
+        p->ids[i] = (LONG64)iocp_conn_get_id(c);
+}
+
+static void push_data(iocp_conn *c, const void *data, size_t len)
+{
+    (void)c;
+    (void)data;
+    (void)len; /* this server never answers: everything it sends is pushed */
+}
+
+static int push_count_is_3(void *arg)
+{
+    return ((push_state *)arg)->count == 3;
+}
+
+static void push_broadcast_stale_id(void)
+{
+    push_state p = {{0}, 0};
+    iocp_handlers h = {push_open, push_data, NULL, NULL};
+    iocp_engine *e = tn_start(NULL, &h, &p);
+    SOCKET s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(test_wait_until(push_count_is_3, &p, 5000));
+    /* Push to one connection, from this (non-worker) thread, without any request. */
+    CHECK_OK(iocp_send(e, (iocp_conn_id)p.ids[1], "pushed", 6));
+    /* Find which socket is ids[1]: the one with bytes to read. */
+    int owner = -1;
+    uint64_t deadline = test_now_ms() + 5000;
+    while (owner < 0 && test_now_ms() < deadline) {
+        for (int k = 0; k < 3 && owner < 0; k++) {
+            u_long avail = 0;
+            ioctlsocket(s[k], FIONREAD, &avail);
+            if (avail > 0)
+                owner = k;
+        }
+        if (owner < 0)
+            test_pause();
+    }
+    CHECK(owner >= 0);
+    char buf[16];
+    CHECK_EQ_U(tn_recv_exact(s[owner], buf, 6), 6);
+    CHECK(memcmp(buf, "pushed", 6) == 0);
+    /* Broadcast reaches all three. */
+    CHECK_EQ_U(iocp_broadcast(e, "all", 3), 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_U(tn_recv_exact(s[i], buf, 3), 3);
+        CHECK(memcmp(buf, "all", 3) == 0);
+    }
+    /* After close, the old id is stale: an error, never another connection's data. */
+    closesocket(s[owner]);
+    CHECK(tn_wait_stat(e, ST(active), 2, 5000));
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 2, 5000));
+    SOCKET fresh = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(tn_wait_stat(e, ST(active), 3, 5000));
+    CHECK(iocp_send(e, (iocp_conn_id)p.ids[1], "stale", 5) == IOCP_E_NOT_CONNECTED);
+    CHECK(iocp_close(e, (iocp_conn_id)p.ids[1], 1) == IOCP_E_NOT_CONNECTED);
+    CHECK(iocp_send(e, 0, "zero", 4) == IOCP_E_NOT_CONNECTED);
+    u_long avail = 0;
+    ioctlsocket(fresh, FIONREAD, &avail);
+    CHECK_EQ_U(avail, 0);
+    closesocket(fresh);
+    for (int i = 0; i < 3; i++)
+        if (i != owner)
+            closesocket(s[i]);
+    tn_stop_clean(e);
+}
+
+/* A peer that never reads while the server pushes: the cap holds. */
+static void never_reading_peer_cap_holds(void)
+{
+    push_state p = {{0}, 0};
+    iocp_handlers h = {push_open, push_data, NULL, NULL};
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.buffer_size = 4096;
+    cfg.send_queue_cap = 256 * 1024;
+    iocp_engine *e = tn_start(&cfg, &h, &p);
+    SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(s != INVALID_SOCKET);
+    DWORD small = 4096;
+    setsockopt(s, SOL_SOCKET, SO_RCVBUF, (const char *)&small, sizeof small);
+    CHECK(tn_wait_stat(e, ST(active), 1, 5000));
+    static uint8_t block[65536];
+    int full = 0;
+    uint64_t pushed = 0;
+    /* Loopback buffers autotune (WINE.md): push up to 256 MiB to find the cap. */
+    for (int i = 0; i < 4096 && !full; i++) {
+        iocp_err rc = iocp_send(e, (iocp_conn_id)p.ids[0], block, sizeof block);
+        if (rc == IOCP_E_QUEUE_FULL)
+            full = 1;
+        else
+            CHECK_OK(rc);
+        pushed += sizeof block;
+        iocp_stats st;
+        iocp_engine_stats(e, &st);
+        CHECK(st.bytes_queued <= cfg.send_queue_cap);
+    }
+    CHECK_MSG(full, "pushed %llu bytes without hitting the cap", (unsigned long long)pushed);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK(st.bytes_queued <= cfg.send_queue_cap);
+    CHECK(st.heap_chunks <= cfg.send_queue_cap / cfg.buffer_size + 1);
+    tn_reset(s);
+    tn_stop_clean(e);
+}
+
+/* ---- idle timeout --------------------------------------------------------------------- */
+
+static void idle_timeout_closes_only_idle(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.idle_timeout_ms = 400;
+    iocp_engine *e = tn_start(&cfg, NULL, NULL);
+    SOCKET idle = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    SOCKET busy = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(idle != INVALID_SOCKET && busy != INVALID_SOCKET);
+    uint64_t t0 = test_now_ms();
+    /* The busy one talks every 100 ms for 1.2 s; the idle one must be closed meanwhile. */
+    while (test_now_ms() - t0 < 1200) {
+        char c = 'b';
+        CHECK(send(busy, &c, 1, 0) == 1);
+        CHECK_EQ_U(tn_recv_exact(busy, &c, 1), 1);
+        Sleep(100); /* pacing the traffic itself, not a synchronisation */
+    }
+    CHECK(tn_wait_closed(idle, 2000));
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.closed[IOCP_CLOSE_IDLE_TIMEOUT], 1);
+    CHECK_EQ_U(st.active, 1);
+    char c = 'z';
+    CHECK(send(busy, &c, 1, 0) == 1 && tn_recv_exact(busy, &c, 1) == 1 && c == 'z');
+    closesocket(idle);
+    closesocket(busy);
+    tn_stop_clean(e);
+}
+
+/* ---- stopping ------------------------------------------------------------------------- */
+
+typedef struct load_thread {
+    uint16_t port;
+    volatile LONG stop;
+} load_thread;
+
+static DWORD WINAPI chatter_main(LPVOID arg)
+{
+    load_thread *lt = arg;
+    while (!lt->stop) {
+        SOCKET s = tn_connect("127.0.0.1", lt->port, 2000);
+        if (s == INVALID_SOCKET)
+            continue;
+        char buf[512];
+        memset(buf, 'c', sizeof buf);
+        for (int i = 0; i < 20 && !lt->stop; i++) {
+            if (tn_send_all(s, buf, sizeof buf) != 0 || tn_recv_exact(s, buf, 512) != 512)
+                break;
+        }
+        closesocket(s);
+    }
+    return 0;
+}
+
+static void stop_under_load_repeated(void)
+{
+    for (int round = 0; round < 10; round++) {
+        iocp_config cfg;
+        iocp_config_init(&cfg);
+        cfg.max_connections = 64;
+        iocp_engine *e = tn_start(&cfg, NULL, NULL);
+        load_thread lt = {iocp_engine_port(e), 0};
+        HANDLE t[4];
+        for (int i = 0; i < 4; i++)
+            t[i] = CreateThread(NULL, 0, chatter_main, &lt, 0, NULL);
+        SOCKET idle[8];
+        for (int i = 0; i < 8; i++)
+            idle[i] = tn_connect("127.0.0.1", lt.port, 2000);
+        Sleep(round * 10); /* vary where in the traffic the stop lands */
+        uint64_t t0 = test_now_ms();
+        tn_stop_clean(e);
+        CHECK_MSG(test_now_ms() - t0 < 6000, "stop took %llu ms",
+                  (unsigned long long)(test_now_ms() - t0));
+        lt.stop = 1;
+        for (int i = 0; i < 4; i++) {
+            WaitForSingleObject(t[i], INFINITE);
+            CloseHandle(t[i]);
+        }
+        for (int i = 0; i < 8; i++)
+            if (idle[i] != INVALID_SOCKET)
+                closesocket(idle[i]);
+    }
+}
+
+static void stop_with_only_accepts_pending(void)
+{
+    for (int i = 0; i < 20; i++) {
+        iocp_engine *e = tn_start(NULL, NULL, NULL);
+        tn_stop_clean(e);
+    }
+}
+
+static void stopper_data(iocp_conn *c, const void *data, size_t len)
+{
+    if (len >= 4 && memcmp(data, "stop", 4) == 0) {
+        CHECK_OK(iocp_engine_stop(iocp_conn_engine(c), 2000));
+        return;
+    }
+    iocp_conn_send(c, data, len);
+}
+
+static void stop_from_inside_callback(void)
+{
+    iocp_handlers h = {NULL, stopper_data, NULL, NULL};
+    iocp_engine *e = tn_start(NULL, &h, NULL);
+    SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    SOCKET other = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(s != INVALID_SOCKET && other != INVALID_SOCKET);
+    CHECK(tn_send_all(s, "stop", 4) == 0);
+    CHECK_OK(iocp_engine_wait(e, 10000));
+    CHECK(tn_wait_closed(s, 5000));
+    CHECK(tn_wait_closed(other, 5000));
+    closesocket(s);
+    closesocket(other);
+    tn_stop_clean(e);
+}
+
+static void bad_config_rejected(void)
+{
+    iocp_config cfg;
+    iocp_engine *e = NULL;
+    iocp_error_info err;
+    iocp_config_init(&cfg);
+    cfg.max_connections = 0;
+    CHECK(iocp_engine_start(&cfg, NULL, NULL, &e, &err) == IOCP_E_INVALID_ARG);
+    CHECK(e == NULL);
+    CHECK_MSG(strstr(err.message, "max_connections 0") != NULL, "%s", err.message);
+    iocp_config_init(&cfg);
+    cfg.framing = IOCP_FRAMING_LENGTH;
+    cfg.send_queue_cap = 1000;
+    CHECK(iocp_engine_start(&cfg, NULL, NULL, &e, &err) == IOCP_E_INVALID_ARG);
+    CHECK_MSG(strstr(err.message, "send_queue_cap 1000 is too small") != NULL, "%s", err.message);
+    iocp_config_init(&cfg);
+    cfg.bind_address = "no-such-host.invalid";
+    CHECK(iocp_engine_start(&cfg, NULL, NULL, &e, &err) == IOCP_E_RESOLVE);
+    CHECK_MSG(strstr(err.message, "no-such-host.invalid") != NULL, "%s", err.message);
+    /* The same port twice: the second says so, with the raw code. */
+    iocp_engine *first = tn_start(NULL, NULL, NULL);
+    iocp_config_init(&cfg);
+    cfg.port = iocp_engine_port(first);
+    CHECK(iocp_engine_start(&cfg, NULL, NULL, &e, &err) == IOCP_E_ADDR_IN_USE);
+    CHECK_MSG(strstr(err.message, "address in use (WSA 100") != NULL, "%s", err.message);
+    tn_stop_clean(first);
+}
+
+static const test_case cases[] = {
+    {"echo_small", echo_small},
+    {"echo_random_splits", echo_random_splits},
+    {"ipv4_and_ipv6_on_dual_stack", ipv4_and_ipv6_on_dual_stack},
+    {"thousand_clients", thousand_clients},
+    {"connection_limit", connection_limit},
+    {"peer_reset_mid_transfer", peer_reset_mid_transfer},
+    {"client_closes_with_recv_pending", client_closes_with_recv_pending},
+    {"push_broadcast_stale_id", push_broadcast_stale_id},
+    {"never_reading_peer_cap_holds", never_reading_peer_cap_holds},
+    {"idle_timeout_closes_only_idle", idle_timeout_closes_only_idle},
+    {"stop_under_load_repeated", stop_under_load_repeated},
+    {"stop_with_only_accepts_pending", stop_with_only_accepts_pending},
+    {"stop_from_inside_callback", stop_from_inside_callback},
+    {"bad_config_rejected", bad_config_rejected},
+};
+
+TEST_MAIN(cases)
