@@ -19,4 +19,7 @@ for preset in mingw-wine mingw-wine-clang; do
     ctest --preset "$preset" || status=1
 done
 
+echo "== framing parser: native sanitizer tests and a bounded fuzz run (fixed seed)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh || status=1
+
 exit $status
