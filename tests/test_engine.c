@@ -21,7 +21,7 @@ static void echo_small(void)
     CHECK_EQ_U(tn_recv_exact(s, buf, 5), 5);
     CHECK(memcmp(buf, "hello", 5) == 0);
     closesocket(s);
-    CHECK(tn_wait_stat(e, ST(active), 0, 5000));
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 5000));
     iocp_stats st;
     iocp_engine_stats(e, &st);
     CHECK_EQ_U(st.accepted, 1);
@@ -103,7 +103,7 @@ static void echo_random_splits(void)
         closesocket(s);
         total += len;
     }
-    CHECK(tn_wait_stat(e, ST(active), 0, 5000));
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 5000));
     iocp_stats st;
     iocp_engine_stats(e, &st);
     CHECK_EQ_U(st.bytes_in, total);
@@ -202,7 +202,7 @@ static void thousand_clients(void)
     CHECK_EQ_U(m.opened, 1000);
     CHECK_EQ_U(m.echoed, 1000);
     CHECK_EQ_U(m.mismatched, 0);
-    CHECK(tn_wait_stat(server, ST(active), 0, 10000));
+    CHECK(tn_wait_stat(server, ST(contexts_in_use), 0, 10000));
     iocp_stats st;
     iocp_engine_stats(server, &st);
     CHECK_EQ_U(st.accepted, 1000);
@@ -225,6 +225,7 @@ static void connection_limit(void)
         CHECK(s[i] != INVALID_SOCKET);
     }
     CHECK(tn_wait_stat(e, ST(rejected), 50, 10000));
+    CHECK(tn_wait_stat(e, ST(accepted), 20, 5000));
     iocp_stats st;
     iocp_engine_stats(e, &st);
     CHECK_EQ_U(st.accepted, 20);
@@ -240,7 +241,7 @@ static void connection_limit(void)
     /* Service resumes when some close. */
     for (int i = 0; i < 70; i++)
         closesocket(s[i]);
-    CHECK(tn_wait_stat(e, ST(active), 0, 10000));
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 10000));
     SOCKET again = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
     CHECK(again != INVALID_SOCKET);
     char c = 'y';
@@ -273,7 +274,7 @@ static void peer_reset_mid_transfer(void)
         }
         tn_reset(s);
     }
-    CHECK(tn_wait_stat(e, ST(active), 0, 10000));
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 10000));
     CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 10000));
     free(big);
     tn_stop_clean(e);
@@ -290,7 +291,7 @@ static void client_closes_with_recv_pending(void)
             tn_reset(s);
         else
             closesocket(s);
-        CHECK(tn_wait_stat(e, ST(active), 0, 5000));
+        CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 5000));
     }
     iocp_stats st;
     iocp_engine_stats(e, &st);
@@ -437,6 +438,7 @@ static void idle_timeout_closes_only_idle(void)
         Sleep(100); /* pacing the traffic itself, not a synchronisation */
     }
     CHECK(tn_wait_closed(idle, 2000));
+    CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_IDLE_TIMEOUT]), 1, 5000));
     iocp_stats st;
     iocp_engine_stats(e, &st);
     CHECK_EQ_U(st.closed[IOCP_CLOSE_IDLE_TIMEOUT], 1);

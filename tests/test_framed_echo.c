@@ -107,7 +107,7 @@ static void echo_in_mode(iocp_framing mode)
     CHECK_MSG(got == in.len, "%s: echoed %zu of %zu bytes", iocp_framing_name(mode), got, in.len);
     CHECK_MSG(memcmp(back, in.data, in.len) == 0, "%s: echo differs", iocp_framing_name(mode));
     closesocket(s);
-    CHECK(tn_wait_stat(e, ST(active), 0, 5000));
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 5000));
     iocp_stats st;
     iocp_engine_stats(e, &st);
     if (mode != IOCP_FRAMING_RAW) {
@@ -166,7 +166,7 @@ static void oversized_frame_closes_only_that_connection(iocp_framing mode, const
     CHECK(memcmp(back, frame, n) == 0);
     closesocket(good);
     closesocket(evil);
-    CHECK(tn_wait_stat(e, ST(active), 0, 5000));
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 5000));
     iocp_stats st;
     iocp_engine_stats(e, &st);
     CHECK_EQ_U(st.closed[IOCP_CLOSE_PROTOCOL], 1);
