@@ -83,6 +83,69 @@ void tn_reset(SOCKET s)
     closesocket(s);
 }
 
+typedef struct split_sender {
+    SOCKET s;
+    const uint8_t *data;
+    size_t len;
+    uint64_t seed;
+} split_sender;
+
+static DWORD WINAPI split_sender_main(LPVOID arg)
+{
+    split_sender *sd = arg;
+    size_t off = 0;
+    while (off < sd->len) {
+        uint64_t r = test_rand(&sd->seed);
+        size_t n;
+        switch (r % 4) {
+        case 0:
+            n = 1;
+            break;
+        case 1:
+            n = 1 + (size_t)(r >> 8) % 100;
+            break;
+        case 2:
+            n = 1 + (size_t)(r >> 8) % 20000;
+            break;
+        default:
+            n = 1 + (size_t)(r >> 8) % 300000;
+            break;
+        }
+        if (n > sd->len - off)
+            n = sd->len - off;
+        if (tn_send_all(sd->s, sd->data + off, n) != 0)
+            return 1;
+        off += n;
+    }
+    return 0;
+}
+
+size_t tn_echo_split(SOCKET s, const void *data, size_t len, uint64_t seed)
+{
+    split_sender sd = {s, data, len, seed};
+    HANDLE t = CreateThread(NULL, 0, split_sender_main, &sd, 0, NULL);
+    CHECK(t != NULL);
+    uint8_t buf[65536];
+    size_t matched = 0;
+    while (matched < len) {
+        size_t want = len - matched < sizeof buf ? len - matched : sizeof buf;
+        int n = recv(s, (char *)buf, (int)want, 0);
+        if (n <= 0)
+            break;
+        if (memcmp(buf, (const uint8_t *)data + matched, (size_t)n) != 0) {
+            for (int i = 0; i < n && buf[i] == ((const uint8_t *)data)[matched]; i++)
+                matched++;
+            break;
+        }
+        matched += (size_t)n;
+    }
+    if (matched < len)
+        shutdown(s, SD_BOTH); /* unblock the sender */
+    WaitForSingleObject(t, INFINITE);
+    CloseHandle(t);
+    return matched;
+}
+
 iocp_engine *tn_start(iocp_config *cfg, const iocp_handlers *handlers, void *user)
 {
     iocp_config local;

@@ -23,6 +23,11 @@ int tn_wait_closed(SOCKET s, uint32_t timeout_ms);
 /* Closes with a reset (linger 0). */
 void tn_reset(SOCKET s);
 
+/* Sends data on s from a thread of its own in pseudo-random splits (1-byte writes among
+ * them) while this thread reads the echo; returns the number of echoed bytes that matched
+ * before the first difference, EOF or error (len when the whole echo was exact). */
+size_t tn_echo_split(SOCKET s, const void *data, size_t len, uint64_t seed);
+
 /* Starts an engine on 127.0.0.1/[::] port 0 with the given config (NULL = defaults). */
 iocp_engine *tn_start(iocp_config *cfg, const iocp_handlers *handlers, void *user);
 /* Waits until stats field at byte offset `offset` (use offsetof(iocp_stats, x)) == value. */

@@ -146,7 +146,7 @@ static void send_pump_locked(iocp_conn *c)
         memset(&c->send_op.ov, 0, sizeof c->send_op.ov);
         InterlockedIncrement64(&e->c.ops_in_flight);
         DWORD sent = 0;
-        int rc = WSASend(c->sock, c->send_bufs, nbufs, &sent, 0, &c->send_op.ov, NULL);
+        int rc = IOCPI_WSASEND(e, c->sock, c->send_bufs, nbufs, &sent, 0, &c->send_op.ov);
         DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
         if (error == WSA_IO_PENDING || (rc == 0 && !e->skip_on_success))
             return; /* the completion packet finishes it */
@@ -362,7 +362,7 @@ static void recv_run(iocp_conn *c)
         DWORD flags = 0, got = 0;
         memset(&c->recv_op.ov, 0, sizeof c->recv_op.ov);
         InterlockedIncrement64(&e->c.ops_in_flight);
-        int rc = WSARecv(c->sock, &buf, 1, &got, &flags, &c->recv_op.ov, NULL);
+        int rc = IOCPI_WSARECV(e, c->sock, &buf, 1, &got, &flags, &c->recv_op.ov);
         DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
         ReleaseSRWLockExclusive(&c->lock);
         if (error == WSA_IO_PENDING || (rc == 0 && !e->skip_on_success))
@@ -471,6 +471,13 @@ iocp_conn *iocpi_conn_lookup(iocpi_engine *e, iocp_conn_id id)
     return c;
 }
 
+/* Milliseconds from then to now; 0 when then is later (a worker stamped the connection after
+ * the sweep read the clock: unsigned wrap-around would make it look idle for ages). */
+static uint64_t elapsed(uint64_t now, LONG64 then)
+{
+    return (uint64_t)then < now ? now - (uint64_t)then : 0;
+}
+
 /* From the sweep timer's thread: any state. */
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
 {
@@ -479,20 +486,21 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
     int drop = 0;
     AcquireSRWLockExclusive(&c->lock);
     if (c->state == CONN_OPEN) {
-        uint64_t last = (uint64_t)c->last_activity_ms;
-        uint64_t started = (uint64_t)c->message_started_ms;
-        if (cfg->idle_timeout_ms && now - last >= cfg->idle_timeout_ms) {
+        uint64_t idle = elapsed(now, c->last_activity_ms);
+        LONG64 started = c->message_started_ms;
+        if (cfg->idle_timeout_ms && idle >= cfg->idle_timeout_ms) {
             iocpi_log(e, IOCP_LOG_DEBUG, "%s idle for %llu ms: closing", c->peer,
-                      (unsigned long long)(now - last));
+                      (unsigned long long)idle);
             drop = close_locked(c, IOCP_CLOSE_IDLE_TIMEOUT, 0, 1);
-        } else if (cfg->message_timeout_ms && started && now - started >= cfg->message_timeout_ms) {
+        } else if (cfg->message_timeout_ms && started != 0 &&
+                   elapsed(now, started) >= cfg->message_timeout_ms) {
             iocpi_log(e, IOCP_LOG_INFO, "%s sent part of a message %llu ms ago: closing", c->peer,
-                      (unsigned long long)(now - started));
+                      (unsigned long long)elapsed(now, started));
             drop = close_locked(c, IOCP_CLOSE_MESSAGE_TIMEOUT, 0, 1);
         }
     } else if (c->state == CONN_CLOSING) {
         uint64_t linger = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : DEFAULT_CLOSE_LINGER_MS;
-        if (now - (uint64_t)c->closing_since_ms >= linger)
+        if (elapsed(now, c->closing_since_ms) >= linger)
             drop = close_locked(c, c->close_reason, c->close_sys, 0);
     } else if (c->state == CONN_DIALING) {
         if (c->dial_deadline_ms && now >= (uint64_t)c->dial_deadline_ms) {

@@ -291,6 +291,9 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
     if (err != NULL)
         memset(err, 0, sizeof *err);
     InitOnceExecuteOnce(&tls_once, tls_init, NULL, NULL);
+#ifdef IOCP_FAULT_INJECTION
+    iocpi_fault_init();
+#endif
 
     WSADATA wsa;
     int wsa_rc = WSAStartup(MAKEWORD(2, 2), &wsa);

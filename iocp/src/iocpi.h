@@ -233,6 +233,20 @@ iocp_err iocpi_associate(iocpi_engine *e, SOCKET s, DWORD *sys);
 void iocpi_format_addr(const struct sockaddr *sa, char *buf, size_t size);
 void iocpi_close_socket(SOCKET s, int abortive);
 
+/* fault.c: the test build's fault injection (IOCP_FAULT_INJECTION); see fault.c. */
+#ifdef IOCP_FAULT_INJECTION
+void iocpi_fault_init(void);
+int iocpi_fault_wsarecv(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD got,
+                        LPDWORD flags, LPWSAOVERLAPPED ov);
+int iocpi_fault_wsasend(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD sent,
+                        DWORD flags, LPWSAOVERLAPPED ov);
+#define IOCPI_WSARECV(e, s, b, n, got, fl, ov)  iocpi_fault_wsarecv(e, s, b, n, got, fl, ov)
+#define IOCPI_WSASEND(e, s, b, n, sent, fl, ov) iocpi_fault_wsasend(e, s, b, n, sent, fl, ov)
+#else
+#define IOCPI_WSARECV(e, s, b, n, got, fl, ov)  WSARecv(s, b, n, got, fl, ov, NULL)
+#define IOCPI_WSASEND(e, s, b, n, sent, fl, ov) WSASend(s, b, n, sent, fl, ov, NULL)
+#endif
+
 /* Fills an iocp_error_info: "what failed: text (WSA n)". info may be NULL. */
 void iocpi_error_set(iocp_error_info *info, iocp_err code, unsigned long sys_code, const char *fmt,
                      ...);

@@ -1,0 +1,126 @@
+/*
+ * fault.c: fault injection for the test build (compiled only with IOCP_FAULT_INJECTION).
+ *
+ * Environment, read at engine start:
+ *   IOCP_FAULT_SHORT=1           every WSARecv and WSASend moves at most one byte
+ *   IOCP_FAULT_FAIL_PERMILLE=N   N in 1000 calls fail: half at once (WSAECONNRESET), half as
+ *                                a completion carrying one of the "connection gone" statuses
+ *                                Windows and Wine report (reset and network name deleted:
+ *                                64, cancelled: 995, invalid handle: 6, aborted: 1236)
+ *   IOCP_FAULT_SEED=N            the pseudo-random sequence (default 1)
+ */
+#include "iocpi.h"
+
+#ifdef IOCP_FAULT_INJECTION
+
+static int fault_short;
+static unsigned fault_permille;
+static volatile LONG64 fault_counter;
+static uint64_t fault_seed = 1;
+
+static unsigned env_uint(const char *name, unsigned fallback)
+{
+    char value[32];
+    DWORD n = GetEnvironmentVariableA(name, value, sizeof value);
+    if (n == 0 || n >= sizeof value)
+        return fallback;
+    return (unsigned)strtoul(value, NULL, 10);
+}
+
+void iocpi_fault_init(void)
+{
+    fault_short = env_uint("IOCP_FAULT_SHORT", 0) != 0;
+    fault_permille = env_uint("IOCP_FAULT_FAIL_PERMILLE", 0);
+    fault_seed = env_uint("IOCP_FAULT_SEED", 1);
+}
+
+/* splitmix64 of a shared counter: thread-safe, and the same sequence for the same seed. */
+static uint64_t fault_rand(void)
+{
+    uint64_t z =
+        (uint64_t)InterlockedIncrement64(&fault_counter) + fault_seed * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Returns 1 when this call is to fail; then the caller returns what *rc says. */
+static int maybe_fail(SOCKET s, LPWSAOVERLAPPED ov, int *rc)
+{
+    static const LONG gone[] = {
+        (LONG)0xC000020DL, /* STATUS_CONNECTION_RESET */
+        (LONG)0xC0000120L, /* STATUS_CANCELLED: 995 */
+        (LONG)0xC0000008L, /* STATUS_INVALID_HANDLE: 6 */
+        (LONG)0xC00000C9L, /* STATUS_NETWORK_NAME_DELETED: 64 */
+        (LONG)0xC0000241L, /* STATUS_CONNECTION_ABORTED: 1236 */
+    };
+    if (fault_permille == 0)
+        return 0;
+    uint64_t r = fault_rand();
+    if (r % 1000 >= fault_permille)
+        return 0;
+    if ((r >> 20) & 1) {
+        WSASetLastError(WSAECONNRESET);
+        *rc = SOCKET_ERROR;
+        return 1;
+    }
+    /* Pending, then a completion with an error status: the way a reset reaches an operation
+     * that was already posted. */
+    LONG status = gone[(r >> 24) % (sizeof gone / sizeof gone[0])];
+    (void)s;
+    memset(ov, 0, sizeof *ov);
+    ov->Internal = (ULONG_PTR)status;
+    WSASetLastError(WSA_IO_PENDING);
+    *rc = SOCKET_ERROR;
+    return 2;
+}
+
+int iocpi_fault_wsarecv(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD got,
+                        LPDWORD flags, LPWSAOVERLAPPED ov)
+{
+    int rc = 0;
+    switch (maybe_fail(s, ov, &rc)) {
+    case 1:
+        return rc;
+    case 2:
+        PostQueuedCompletionStatus(e->port, 0, 0, ov);
+        return rc;
+    default:
+        break;
+    }
+    WSABUF one = bufs[0];
+    if (fault_short && one.len > 1) {
+        one.len = 1;
+        bufs = &one;
+        n = 1;
+    }
+    return WSARecv(s, bufs, n, got, flags, ov, NULL);
+}
+
+int iocpi_fault_wsasend(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD sent,
+                        DWORD flags, LPWSAOVERLAPPED ov)
+{
+    int rc = 0;
+    switch (maybe_fail(s, ov, &rc)) {
+    case 1:
+        return rc;
+    case 2:
+        PostQueuedCompletionStatus(e->port, 0, 0, ov);
+        return rc;
+    default:
+        break;
+    }
+    WSABUF one = bufs[0];
+    if (fault_short && one.len > 1) {
+        one.len = 1;
+        bufs = &one;
+        n = 1;
+    }
+    return WSASend(s, bufs, n, sent, flags, ov, NULL);
+}
+
+#else
+
+typedef int iocpi_fault_injection_not_built;
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * test_faults.c: the engine built with fault injection (iocp_faulty). Receives and sends that
+ * move one byte at a time must still echo exactly; calls that fail with the codes Windows and
+ * Wine use for a lost connection end that connection only, and every context comes back.
+ */
+#include "harness.h"
+#include "net_util.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ST(field) offsetof(iocp_stats, field)
+
+static void short_io_echo_exact(void)
+{
+    SetEnvironmentVariableA("IOCP_FAULT_SHORT", "1");
+    iocp_engine *e = tn_start(NULL, NULL, NULL);
+    uint64_t seed = 5;
+    static const size_t sizes[] = {1, 100, 5000, 70000};
+    uint8_t *data = malloc(70000);
+    CHECK(data != NULL);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        test_fill_random(&seed, data, sizes[i]);
+        SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 20000);
+        CHECK(s != INVALID_SOCKET);
+        size_t same = tn_echo_split(s, data, sizes[i], seed);
+        CHECK_MSG(same == sizes[i], "payload %zu: matched %zu", sizes[i], same);
+        closesocket(s);
+    }
+    iocp_stats st;
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 10000));
+    iocp_engine_stats(e, &st);
+    /* One byte per call: at least as many reads as bytes. */
+    CHECK(st.messages_in >= 1 + 100 + 5000 + 70000);
+    free(data);
+    tn_stop_clean(e);
+}
+
+static void short_io_length_framing(void)
+{
+    SetEnvironmentVariableA("IOCP_FAULT_SHORT", "1");
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.framing = IOCP_FRAMING_LENGTH;
+    iocp_engine *e = tn_start(&cfg, NULL, NULL);
+    uint8_t frames[3 * (4 + 300)];
+    size_t n = 0;
+    uint64_t seed = 11;
+    for (int i = 0; i < 3; i++) {
+        size_t len = (size_t)(i * 150);
+        n += iocp_frame_prefix(IOCP_FRAMING_LENGTH, len, frames + n);
+        test_fill_random(&seed, frames + n, len);
+        n += len;
+    }
+    SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 20000);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ_U(tn_echo_split(s, frames, n, 3), n);
+    closesocket(s);
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 10000));
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.messages_in, 3);
+    tn_stop_clean(e);
+}
+
+typedef struct client_result {
+    uint16_t port;
+    int index;
+    int exact;   /* rounds whose echo matched */
+    int cut;     /* 1 if the connection ended early (allowed) */
+    int corrupt; /* wrong bytes: never allowed */
+} client_result;
+
+static DWORD WINAPI faulty_client(LPVOID arg)
+{
+    client_result *r = arg;
+    SOCKET s = tn_connect("127.0.0.1", r->port, 20000);
+    if (s == INVALID_SOCKET) {
+        r->cut = 1;
+        return 0;
+    }
+    uint64_t seed = 1000 + (uint64_t)r->index;
+    uint8_t msg[700], back[700];
+    for (int round = 0; round < 100; round++) {
+        size_t len = 1 + (size_t)(test_rand(&seed) % sizeof msg);
+        test_fill_random(&seed, msg, len);
+        if (tn_send_all(s, msg, len) != 0) {
+            r->cut = 1;
+            break;
+        }
+        size_t got = tn_recv_exact(s, back, len);
+        if (memcmp(back, msg, got) != 0)
+            r->corrupt = 1;
+        if (got < len) {
+            r->cut = 1;
+            break;
+        }
+        r->exact++;
+    }
+    closesocket(s);
+    return 0;
+}
+
+static void random_failures_end_only_their_connection(void)
+{
+    SetEnvironmentVariableA("IOCP_FAULT_SHORT", "0");
+    SetEnvironmentVariableA("IOCP_FAULT_FAIL_PERMILLE", "3");
+    SetEnvironmentVariableA("IOCP_FAULT_SEED", "7");
+    iocp_engine *e = tn_start(NULL, NULL, NULL);
+    enum { CLIENTS = 40 };
+    client_result r[CLIENTS];
+    HANDLE t[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].port = iocp_engine_port(e);
+        r[i].index = i;
+        t[i] = CreateThread(NULL, 0, faulty_client, &r[i], 0, NULL);
+        CHECK(t[i] != NULL);
+    }
+    int cut = 0, whole = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        WaitForSingleObject(t[i], INFINITE);
+        CloseHandle(t[i]);
+        CHECK_MSG(!r[i].corrupt, "client %d received bytes that differ from what it sent", i);
+        cut += r[i].cut;
+        whole += r[i].exact == 100;
+    }
+    /* 40 x 100 echoes at 3 per mille per call: some connections must have been hit, and
+     * every other one must have finished whole. */
+    CHECK_MSG(cut > 0, "no injected failure reached a client");
+    CHECK_EQ_U(cut + whole, CLIENTS);
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 10000));
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK(st.closed[IOCP_CLOSE_RESET] + st.closed[IOCP_CLOSE_ERROR] >= (uint64_t)cut);
+    SetEnvironmentVariableA("IOCP_FAULT_FAIL_PERMILLE", "0");
+    tn_stop_clean(e);
+}
+
+static const test_case cases[] = {
+    {"short_io_echo_exact", short_io_echo_exact},
+    {"short_io_length_framing", short_io_length_framing},
+    {"random_failures_end_only_their_connection", random_failures_end_only_their_connection},
+};
+
+TEST_MAIN(cases)
