@@ -17,6 +17,8 @@ for preset in mingw-wine mingw-wine-clang; do
     cmake --build --preset "$preset"
     echo "== $preset: test"
     ctest --preset "$preset" || status=1
+    echo "== $preset: reliability summary"
+    python3 scripts/reliability-table.py "build/$preset/Testing/Temporary/LastTest.log" || status=1
 done
 
 echo "== framing parser: native sanitizer tests and a bounded fuzz run (fixed seed)"

