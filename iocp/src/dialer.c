@@ -104,6 +104,19 @@ static void try_next(iocp_conn *c)
     iocpi_dialer_fail(c, e->stopping ? WSAECONNABORTED : last);
 }
 
+/* Dialling a local port nobody listens on can end in TCP's simultaneous open: the kernel
+ * picked that very port for our bind(0), and the socket is connected to itself. Nobody is
+ * listening, so that is a refusal. */
+static int connected_to_itself(SOCKET s)
+{
+    SOCKADDR_STORAGE local, peer;
+    int local_len = sizeof local, peer_len = sizeof peer;
+    if (getsockname(s, (struct sockaddr *)&local, &local_len) != 0 ||
+        getpeername(s, (struct sockaddr *)&peer, &peer_len) != 0)
+        return 0;
+    return local_len == peer_len && memcmp(&local, &peer, (size_t)local_len) == 0;
+}
+
 /* Entered from the port when ConnectEx finishes: DIALING (succeeded, failed, cancelled by the
  * sweep's timeout or by the stop). */
 static void connect_done(iocpi_op *op, DWORD bytes, DWORD error)
@@ -118,8 +131,17 @@ static void connect_done(iocpi_op *op, DWORD bytes, DWORD error)
     if (error != 0 && c->dial_timed_out)
         error = WSAETIMEDOUT;
     ReleaseSRWLockExclusive(&c->lock);
+    if (error != 0 && !c->dial_timed_out) {
+        /* The port reports ERROR_CONNECTION_REFUSED (1225) and the like; the socket is still
+         * ours, so ask Winsock for the code people know (WSAECONNREFUSED, 10061). */
+        DWORD moved = 0, flags = 0;
+        if (!WSAGetOverlappedResult(s, &c->connect_op.ov, &moved, FALSE, &flags))
+            error = (DWORD)WSAGetLastError();
+    }
     if (error == 0 && setsockopt(s, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0)
         error = (DWORD)WSAGetLastError();
+    if (error == 0 && connected_to_itself(s))
+        error = WSAECONNREFUSED;
     if (error == 0 && e->stopping)
         error = WSAECONNABORTED;
     if (error != 0) {
