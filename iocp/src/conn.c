@@ -13,8 +13,6 @@
  */
 #include "iocpi.h"
 
-/* Immediate receive completions handled in one go before yielding to other connections. */
-#define RECV_TURN_CAP 16
 /* A graceful close waits this long for the peer to take the queued bytes (no idle timeout). */
 #define DEFAULT_CLOSE_LINGER_MS 30000
 
@@ -340,51 +338,56 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
     return c->state == CONN_OPEN;
 }
 
-/* Posts receives until one is pending, the connection stops, backpressure pauses it, or the
- * turn is used up. The caller holds the receive chain's reference; this passes it on to the
- * posted WSARecv or resume packet, or drops it. Runs on a worker only. */
+/* Posts the next receive, unless the connection stops or backpressure pauses it. The caller
+ * holds the receive chain's reference; this passes it on to the posted WSARecv (or, when the
+ * receive completes at once, to the worker's ready list), or drops it. Workers only. */
 static void recv_run(iocp_conn *c)
 {
     iocpi_engine *e = c->engine;
-    for (int turn = 0;; turn++) {
-        AcquireSRWLockExclusive(&c->lock);
-        if (c->state != CONN_OPEN) {
-            c->recv_pending = 0;
-            ReleaseSRWLockExclusive(&c->lock);
-            unref_on_worker(c);
-            return;
-        }
-        if (c->queued >= e->high_mark) {
-            c->recv_pending = 0;
-            c->recv_paused = 1; /* send_done resumes below the low mark */
-            ReleaseSRWLockExclusive(&c->lock);
-            unref_on_worker(c);
-            return;
-        }
-        if (turn == RECV_TURN_CAP) {
-            /* Let other connections' packets go first; the reference rides the packet. */
-            ReleaseSRWLockExclusive(&c->lock);
-            iocpi_post(e, &c->resume_op);
-            return;
-        }
-        c->recv_pending = 1;
-        WSABUF buf;
-        buf.buf = (char *)c->recv_buf;
-        buf.len = e->config.buffer_size;
-        DWORD flags = 0, got = 0;
-        memset(&c->recv_op.ov, 0, sizeof c->recv_op.ov);
-        InterlockedIncrement64(&e->c.ops_in_flight);
-        int rc = IOCPI_WSARECV(e, c->sock, &buf, 1, &got, &flags, &c->recv_op.ov);
-        DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
+    AcquireSRWLockExclusive(&c->lock);
+    if (c->state != CONN_OPEN) {
+        c->recv_pending = 0;
         ReleaseSRWLockExclusive(&c->lock);
-        if (error == WSA_IO_PENDING || (rc == 0 && !e->skip_on_success))
-            return;
-        InterlockedDecrement64(&e->c.ops_in_flight);
-        if (!recv_handle(c, got, error)) {
-            unref_on_worker(c);
-            return;
-        }
+        unref_on_worker(c);
+        return;
     }
+    if (c->queued >= e->high_mark) {
+        c->recv_pending = 0;
+        c->recv_paused = 1; /* send_done resumes below the low mark */
+        ReleaseSRWLockExclusive(&c->lock);
+        unref_on_worker(c);
+        return;
+    }
+    c->recv_pending = 1;
+    WSABUF buf;
+    buf.buf = (char *)c->recv_buf;
+    buf.len = e->config.buffer_size;
+    DWORD flags = 0, got = 0;
+    memset(&c->recv_op.ov, 0, sizeof c->recv_op.ov);
+    InterlockedIncrement64(&e->c.ops_in_flight);
+    int rc = IOCPI_WSARECV(e, c->sock, &buf, 1, &got, &flags, &c->recv_op.ov);
+    DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
+    ReleaseSRWLockExclusive(&c->lock);
+    if (error == WSA_IO_PENDING || (rc == 0 && !e->skip_on_success))
+        return;
+    InterlockedDecrement64(&e->c.ops_in_flight);
+    if (error != 0) {
+        recv_handle(c, 0, error); /* closes it */
+        unref_on_worker(c);
+        return;
+    }
+    /* Completed at once, and no packet will come: the data waits for this connection's
+     * turn in the worker's round, never recursion or an unbounded loop here. */
+    iocpi_defer_recv(c, got);
+}
+
+/* A turn from the worker's ready list: as if the receive had completed from the port. */
+void iocpi_conn_recv_turn(iocp_conn *c, DWORD bytes)
+{
+    if (recv_handle(c, bytes, 0))
+        recv_run(c);
+    else
+        unref_on_worker(c);
 }
 
 /* Entered from a posted WSARecv's completion: OPEN, CLOSING or CLOSED. */

@@ -148,21 +148,72 @@ void iocpi_post(iocpi_engine *e, iocpi_op *op)
 
 #define EXIT_KEY ((ULONG_PTR)1)
 #define BATCH    64
+/* Deferred receives kept by one worker before it hands the rest back to the port, so one
+ * busy worker does not hoard the work while the other one sleeps. */
+#define READY_MAX 64
+
+/* A worker's round-robin list of connections whose last receive completed at once (with
+ * FILE_SKIP_COMPLETION_PORT_ON_SUCCESS no packet comes for those). Each gets one turn per
+ * round, between polls of the port: a connection that always has data cannot starve the
+ * others, and no extra system call is spent to be fair. */
+typedef struct ready_list {
+    iocp_conn *head, *tail;
+    uint32_t count;
+} ready_list;
+
+void iocpi_defer_recv(iocp_conn *c, DWORD bytes)
+{
+    ready_list *r = TlsGetValue(tls_worker);
+    if (r->count >= READY_MAX) {
+        /* Give it to whichever worker is free: as if the receive had completed pending. */
+        memset(&c->recv_op.ov, 0, sizeof c->recv_op.ov);
+        InterlockedIncrement64(&c->engine->c.ops_in_flight);
+        PostQueuedCompletionStatus(c->engine->port, bytes, 0, &c->recv_op.ov);
+        return;
+    }
+    c->ready_next = NULL;
+    c->ready_bytes = bytes;
+    if (r->tail != NULL)
+        r->tail->ready_next = c;
+    else
+        r->head = c;
+    r->tail = c;
+    r->count++;
+}
+
+/* One turn for each connection that was ready when the round began. */
+static void ready_round(ready_list *r)
+{
+    uint32_t n = r->count;
+    while (n-- > 0) {
+        iocp_conn *c = r->head;
+        r->head = c->ready_next;
+        if (r->head == NULL)
+            r->tail = NULL;
+        r->count--;
+        iocpi_conn_recv_turn(c, c->ready_bytes);
+    }
+}
 
 static DWORD WINAPI worker_main(LPVOID arg)
 {
     iocpi_engine *e = arg;
-    TlsSetValue(tls_worker, (LPVOID)1);
+    ready_list ready = {NULL, NULL, 0};
+    TlsSetValue(tls_worker, &ready);
     OVERLAPPED_ENTRY entries[BATCH];
     for (;;) {
         ULONG n = 0;
-        if (!GetQueuedCompletionStatusEx(e->port, entries, BATCH, &n, INFINITE, FALSE)) {
+        /* With connections waiting for their turn, only poll the port. */
+        DWORD wait = ready.count > 0 ? 0 : INFINITE;
+        if (!GetQueuedCompletionStatusEx(e->port, entries, BATCH, &n, wait, FALSE)) {
             DWORD error = GetLastError();
-            iocpi_log(e, IOCP_LOG_ERROR, "GetQueuedCompletionStatusEx failed (Win32 %lu)",
-                      (unsigned long)error);
-            if (error == ERROR_ABANDONED_WAIT_0 || error == ERROR_INVALID_HANDLE)
-                return 1;
-            continue;
+            n = 0;
+            if (error != WAIT_TIMEOUT) {
+                iocpi_log(e, IOCP_LOG_ERROR, "GetQueuedCompletionStatusEx failed (Win32 %lu)",
+                          (unsigned long)error);
+                if (error == ERROR_ABANDONED_WAIT_0 || error == ERROR_INVALID_HANDLE)
+                    return 1;
+            }
         }
         /* One batch can hold several workers' exit packets: this worker takes one and
          * passes the others on, after finishing every real completion in the batch. */
@@ -177,7 +228,11 @@ static DWORD WINAPI worker_main(LPVOID arg)
             InterlockedDecrement64(&e->c.ops_in_flight);
             op->done(op, entries[i].dwNumberOfBytesTransferred, iocpi_op_error(&op->ov));
         }
+        ready_round(&ready);
         if (exits > 0) {
+            /* Exit packets come only once the engine is idle: nothing is left to run. */
+            while (ready.count > 0)
+                ready_round(&ready);
             while (--exits > 0)
                 PostQueuedCompletionStatus(e->port, 0, EXIT_KEY, NULL);
             return 0;

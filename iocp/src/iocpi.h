@@ -101,6 +101,10 @@ struct iocp_conn {
     int send_pending;
     WSABUF send_bufs[IOCPI_SEND_BUFS];
 
+    /* a worker's ready list: a receive that completed at once waits here for its turn */
+    iocp_conn *ready_next;
+    DWORD ready_bytes;
+
     /* posted to ourselves: resume reading after backpressure, finish the release */
     iocpi_op resume_op;
     iocpi_op final_op;
@@ -200,6 +204,7 @@ void iocpi_log(iocpi_engine *e, iocp_log_level level, const char *fmt, ...);
 uint64_t iocpi_now_ms(void);
 DWORD iocpi_op_error(const OVERLAPPED *ov);
 void iocpi_post(iocpi_engine *e, iocpi_op *op);
+void iocpi_defer_recv(iocp_conn *c, DWORD bytes);
 
 /* pool.c */
 iocp_err iocpi_pool_init(iocpi_engine *e, iocp_error_info *err);
@@ -216,6 +221,7 @@ void iocpi_conn_ref(iocp_conn *c);
 void iocpi_conn_unref(iocp_conn *c);
 iocp_conn *iocpi_conn_lookup(iocpi_engine *e, iocp_conn_id id); /* locked on success */
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now);
+void iocpi_conn_recv_turn(iocp_conn *c, DWORD bytes);
 
 /* listener.c */
 iocp_err iocpi_listener_start(iocpi_engine *e, iocp_error_info *err);
