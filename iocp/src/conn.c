@@ -52,12 +52,12 @@ static iocp_conn_id conn_id(const iocp_conn *c)
  * Entered from CONN_CLOSING with the lock held. */
 static void teardown_locked(iocp_conn *c)
 {
-    /* Cancel first: under Wine a WSASend pending towards a peer that does not read would
-     * otherwise keep the socket alive until the peer drains. With nothing posted (the
-     * common close after the peer's EOF) there is nothing to cancel. A graceful close needs
-     * no shutdown(SD_SEND) either: closesocket with the default linger sends the queued
-     * bytes and the FIN in the background. */
-    if (c->recv_pending || c->send_pending)
+    /* closesocket cancels a pending receive by itself (Windows: 995; Wine: 676). A pending
+     * WSASend needs CancelIoEx first: under Wine, towards a peer that does not read, it would
+     * otherwise keep the socket alive until the peer drains. A graceful close needs no
+     * shutdown(SD_SEND) either: closesocket with the default linger sends the queued bytes
+     * and the FIN in the background. */
+    if (c->send_pending)
         CancelIoEx((HANDLE)c->sock, NULL);
     iocpi_close_socket(c->sock, !c->close_graceful);
     c->sock = INVALID_SOCKET;
@@ -122,7 +122,11 @@ static void consume_locked(iocp_conn *c, size_t n, int sent)
             c->send_tail = NULL;
         h->next = NULL;
         h->off = h->len = 0;
-        if (h->from_cache)
+        if (h->kind == CHUNK_SMALL)
+            c->small_busy = 0;
+        else if (h->kind == CHUNK_SLAB)
+            c->slab_busy = 0;
+        else
             iocpi_chunk_give(e, h);
     }
 }
@@ -195,10 +199,15 @@ static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const 
             iocpi_chunk *t = c->send_tail;
             if (t == NULL || t->len == t->cap) {
                 iocpi_chunk *n;
-                if (c->send_head == NULL)
-                    n = &c->first_chunk; /* free whenever the queue is empty */
-                else
+                if (!c->small_busy) {
+                    n = &c->small_chunk;
+                    c->small_busy = 1;
+                } else if (!c->slab_busy) {
+                    n = &c->slab_chunk;
+                    c->slab_busy = 1;
+                } else {
                     n = iocpi_chunk_take(e);
+                }
                 if (n == NULL) {
                     /* Part of a message is queued: the stream is broken, so end it. */
                     drop_queue_locked(c);
@@ -300,8 +309,6 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
     iocpi_engine *e = c->engine;
     if (c->state != CONN_OPEN)
         return 0; /* closing: the receive was cancelled or its data is not wanted */
-    if (error != 0 || bytes == 0)
-        c->recv_pending = 0; /* the chain ends here: a close need not cancel anything */
     if (error != 0) {
         iocpi_conn_close(c, reason_for_error(error), error, 0);
         return 0;
@@ -346,19 +353,16 @@ static void recv_run(iocp_conn *c)
     iocpi_engine *e = c->engine;
     AcquireSRWLockExclusive(&c->lock);
     if (c->state != CONN_OPEN) {
-        c->recv_pending = 0;
         ReleaseSRWLockExclusive(&c->lock);
         unref_on_worker(c);
         return;
     }
     if (c->queued >= e->high_mark) {
-        c->recv_pending = 0;
         c->recv_paused = 1; /* send_done resumes below the low mark */
         ReleaseSRWLockExclusive(&c->lock);
         unref_on_worker(c);
         return;
     }
-    c->recv_pending = 1;
     WSABUF buf;
     buf.buf = (char *)c->recv_buf;
     buf.len = e->config.buffer_size;
@@ -424,7 +428,8 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     c->refs = 2; /* the connection itself and its receive chain */
     c->queued = 0;
     c->send_head = c->send_tail = NULL;
-    c->send_pending = c->recv_pending = c->recv_paused = 0;
+    c->send_pending = c->recv_paused = 0;
+    c->small_busy = c->slab_busy = 0;
     c->close_reason = IOCP_CLOSE_PEER;
     c->close_sys = 0;
     c->close_graceful = 1;

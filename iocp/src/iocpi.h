@@ -43,16 +43,21 @@ struct iocpi_op {
 
 typedef struct iocpi_engine iocpi_engine;
 
-/* A piece of the send queue. The first chunk of every connection lives in the slab; more come
- * from the engine's chunk cache (heap, recycled) while the queue is longer than one buffer. */
+/* A piece of the send queue. Every connection owns two: a small one inside its context (a
+ * short echo touches no other memory) and one of buffer_size in the slab; more come from the
+ * engine's chunk cache (heap, recycled) while the queue is longer than those. */
+typedef enum iocpi_chunk_kind { CHUNK_SMALL, CHUNK_SLAB, CHUNK_CACHE } iocpi_chunk_kind;
+
 typedef struct iocpi_chunk {
     struct iocpi_chunk *next;
     uint8_t *data;
     size_t off; /* first byte not yet sent */
     size_t len; /* bytes written */
     size_t cap;
-    int from_cache;
+    iocpi_chunk_kind kind;
 } iocpi_chunk;
+
+#define IOCPI_SMALL_CHUNK 512
 
 /* A cached heap chunk: the SLIST entry heads the allocation (16-byte aligned). */
 typedef struct iocpi_cached_chunk {
@@ -88,14 +93,15 @@ struct iocp_conn {
     /* receive: one WSARecv at a time, into this slab buffer */
     iocpi_op recv_op;
     uint8_t *recv_buf;
-    int recv_pending;
     int recv_paused; /* backpressure: queue above the high mark */
     iocp_decoder decoder;
     volatile LONG64 message_started_ms; /* 0 = no message half-received */
 
     /* send: one WSASend at a time over the chunk list */
     iocpi_op send_op;
-    iocpi_chunk first_chunk; /* slab-backed */
+    iocpi_chunk small_chunk, slab_chunk;
+    int small_busy, slab_busy; /* in the queue now */
+    uint8_t small_data[IOCPI_SMALL_CHUNK];
     iocpi_chunk *send_head, *send_tail;
     size_t queued;
     int send_pending;

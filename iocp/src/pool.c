@@ -3,10 +3,11 @@
  * SocketAsyncEventArgsPool and BufferManager), and the cache of overflow send chunks.
  *
  * At start: one array of max_connections contexts and one slab of 2 x buffer_size per
- * context (a receive buffer and the first send chunk), both from VirtualAlloc, both held
- * until destroy. Free contexts sit on a lock-free SLIST. A send queue longer than one buffer
- * borrows buffer_size chunks from the heap; they are recycled through a second SLIST, so a
- * busy server stops allocating once warm.
+ * context (a receive buffer and a send chunk), both from VirtualAlloc, both held until
+ * destroy. Pages are touched as they are used, so idle capacity costs address space only. Free
+ * contexts sit on a lock-free SLIST. A send queue longer than one buffer borrows buffer_size chunks
+ * from the heap; they are recycled through a second SLIST, so a busy server stops allocating once
+ * warm.
  */
 #include "iocpi.h"
 
@@ -40,8 +41,12 @@ iocp_err iocpi_pool_init(iocpi_engine *e, iocp_error_info *err)
         c->state = CONN_FREE;
         InitializeSRWLock(&c->lock);
         c->recv_buf = e->slab + (size_t)i * 2 * buf;
-        c->first_chunk.data = c->recv_buf + buf;
-        c->first_chunk.cap = buf;
+        c->slab_chunk.data = c->recv_buf + buf;
+        c->slab_chunk.cap = buf;
+        c->slab_chunk.kind = CHUNK_SLAB;
+        c->small_chunk.data = c->small_data;
+        c->small_chunk.cap = IOCPI_SMALL_CHUNK;
+        c->small_chunk.kind = CHUNK_SMALL;
         iocp_decoder_init(&c->decoder, e->config.framing, e->config.max_message);
         InterlockedPushEntrySList(&e->free_conns, &c->pool_entry);
     }
@@ -90,7 +95,7 @@ iocpi_chunk *iocpi_chunk_take(iocpi_engine *e)
             return NULL;
         cc->chunk.data = (uint8_t *)(cc + 1);
         cc->chunk.cap = e->config.buffer_size;
-        cc->chunk.from_cache = 1;
+        cc->chunk.kind = CHUNK_CACHE;
     }
     cc->chunk.next = NULL;
     cc->chunk.off = cc->chunk.len = 0;
