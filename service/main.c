@@ -1,11 +1,70 @@
-/* iocp-service: placeholder until the service issue lands. */
-#include <stdio.h>
+/*
+ * main.c: iocp-service, the echo server as a console program and as a Windows service.
+ * Reads the command line (UTF-16, converted to UTF-8 once here), then hands over to the one
+ * file that does the command. Exit codes: the table in svc.h and README.md.
+ */
+#include "svc.h"
 
-#include "iocp/iocp.h"
+#include <shellapi.h>
+#include <stdlib.h>
+#include <string.h>
 
 int main(void)
 {
     iocp_install_crash_guard();
-    fprintf(stderr, "iocp-service: not built yet\n");
-    return 2;
+
+    int argc = 0;
+    wchar_t **wargv = CommandLineToArgvW(GetCommandLineW(), &argc);
+    if (wargv == NULL) {
+        fprintf(stderr, "iocp-service: cannot read the command line (Win32 %lu)\n",
+                (unsigned long)GetLastError());
+        return SVC_EXIT_SYSTEM;
+    }
+    char **argv = calloc((size_t)argc + 1, sizeof *argv);
+    for (int i = 0; argv != NULL && i < argc; i++) {
+        int n = WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, NULL, 0, NULL, NULL);
+        argv[i] = malloc(n > 0 ? (size_t)n : 1);
+        if (argv[i] == NULL) {
+            argv = NULL;
+            break;
+        }
+        argv[i][0] = '\0';
+        if (n > 0)
+            WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, argv[i], n, NULL, NULL);
+    }
+    LocalFree(wargv);
+    if (argv == NULL) {
+        fprintf(stderr, "iocp-service: out of memory\n");
+        return SVC_EXIT_SYSTEM;
+    }
+
+    static svc_options opt; /* large: not on the stack */
+    char err[400];
+    if (svc_options_parse(argc, argv, &opt, err, sizeof err) != 0) {
+        fprintf(stderr, "iocp-service: %s\nrun 'iocp-service --help' for usage\n", err);
+        return SVC_EXIT_USAGE;
+    }
+
+    switch (opt.command) {
+    case SVC_CMD_SERVICE:
+        return svc_service_dispatch(&opt);
+    case SVC_CMD_RUN:
+        return svc_console_run(&opt);
+    case SVC_CMD_INSTALL:
+        return svc_scm_install(&opt);
+    case SVC_CMD_UNINSTALL:
+        return svc_scm_uninstall(&opt);
+    case SVC_CMD_START:
+        return svc_scm_start(&opt);
+    case SVC_CMD_STOP:
+        return svc_scm_stop(&opt);
+    case SVC_CMD_STATUS:
+        return svc_scm_status(&opt);
+    case SVC_CMD_HELP:
+        svc_usage(stdout);
+        return SVC_EXIT_OK;
+    default:
+        svc_usage(stderr);
+        return SVC_EXIT_USAGE;
+    }
 }

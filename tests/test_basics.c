@@ -58,7 +58,7 @@ static void crash_guard_exit_code(void)
     CHECK(GetModuleFileNameW(NULL, self, MAX_PATH) > 0);
     for (int i = 0; i < 8; i++) {
         wchar_t cmd[MAX_PATH + 32];
-        _snwprintf(cmd, MAX_PATH + 32, L"\"%ls\" child:crash", self);
+        swprintf(cmd, MAX_PATH + 32, L"\"%ls\" child:crash", self);
         STARTUPINFOW si = {.cb = sizeof si};
         PROCESS_INFORMATION pi;
         CHECK(CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi));

@@ -282,11 +282,10 @@ void tc_write_temp(const void *data, size_t len, wchar_t path[260], char utf8[52
         CHECK(WideCharToMultiByte(CP_UTF8, 0, path, -1, utf8, 520, NULL, NULL) > 0);
 }
 
-/* The client built next to the tests: IOCP_CLIENT_EXE from CMake. A Unix path (a Linux
- * cross-build run under Wine) is reached through Wine's Z: drive. */
-static void client_path(wchar_t *out, size_t size)
+/* A program built next to the tests (IOCP_CLIENT_EXE and the like, from CMake). A Unix path
+ * (a Linux cross-build run under Wine) is reached through Wine's Z: drive. */
+static void program_path(const char *exe, wchar_t *out, size_t size)
 {
-    const char *exe = IOCP_CLIENT_EXE;
     char buf[MAX_PATH * 2];
     snprintf(buf, sizeof buf, "%s%s", exe[0] == '/' ? "Z:" : "", exe);
     for (char *c = buf; *c; c++) {
@@ -309,9 +308,14 @@ static HANDLE open_inheritable(const wchar_t *path, int write)
 
 void tc_client_start(tc_run *r, const char *args, const wchar_t *stdin_path)
 {
+    tc_program_start(r, IOCP_CLIENT_EXE, args, stdin_path);
+}
+
+void tc_program_start(tc_run *r, const char *program, const char *args, const wchar_t *stdin_path)
+{
     memset(r, 0, sizeof *r);
     wchar_t exe[MAX_PATH];
-    client_path(exe, MAX_PATH);
+    program_path(program, exe, MAX_PATH);
     size_t wargs_len = strlen(args) + 1;
     wchar_t *wargs = malloc(wargs_len * sizeof *wargs);
     CHECK(wargs != NULL);
@@ -319,7 +323,7 @@ void tc_client_start(tc_run *r, const char *args, const wchar_t *stdin_path)
     size_t cmd_len = wcslen(exe) + wcslen(wargs) + 8;
     wchar_t *cmd = malloc(cmd_len * sizeof *cmd);
     CHECK(cmd != NULL);
-    _snwprintf(cmd, cmd_len, L"\"%ls\" %ls", exe, wargs);
+    swprintf(cmd, cmd_len, L"\"%ls\" %ls", exe, wargs);
     cmd[cmd_len - 1] = L'\0';
 
     tc_temp_file(r->out_path);

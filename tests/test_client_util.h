@@ -36,6 +36,8 @@ void tc_write_temp(const void *data, size_t len, wchar_t path[260], char utf8[52
 /* Starts iocp-client with `args` (the command line after the program name); standard input
  * from stdin_path (NULL = empty input). */
 void tc_client_start(tc_run *r, const char *args, const wchar_t *stdin_path);
+/* The same for any program (a path as CMake gives it, e.g. IOCP_SERVICE_EXE). */
+void tc_program_start(tc_run *r, const char *program, const char *args, const wchar_t *stdin_path);
 /* Waits up to timeout_ms (fails the test after), then collects exit code and output. */
 void tc_client_finish(tc_run *r, uint32_t timeout_ms);
 /* Both of the above. */

@@ -220,7 +220,7 @@ static void suspended_peer_idles_out(void)
     SetEnvironmentVariableA("IOCP_TEST_PORT", port);
     wchar_t self[MAX_PATH], cmd[MAX_PATH + 40];
     CHECK(GetModuleFileNameW(NULL, self, MAX_PATH) > 0);
-    _snwprintf(cmd, MAX_PATH + 40, L"\"%ls\" child:connect_and_hang", self);
+    swprintf(cmd, MAX_PATH + 40, L"\"%ls\" child:connect_and_hang", self);
     STARTUPINFOW si = {.cb = sizeof si};
     PROCESS_INFORMATION pi;
     CHECK(CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi));

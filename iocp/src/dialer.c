@@ -167,8 +167,7 @@ static VOID CALLBACK resolve_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
-    _snwprintf(wport, 8, L"%u", (unsigned)c->dial_port);
-    wport[7] = L'\0';
+    swprintf(wport, 8, L"%u", (unsigned)c->dial_port);
     int rc = WSAHOST_NOT_FOUND;
     if (iocpi_utf8_to_wide(c->dial_host, whost, 256))
         rc = GetAddrInfoW(whost, wport, &hints, &list);

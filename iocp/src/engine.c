@@ -181,17 +181,27 @@ void iocpi_defer_recv(iocp_conn *c, DWORD bytes)
     r->count++;
 }
 
-/* One turn for each connection that was ready when the round began. */
-static void ready_round(ready_list *r)
+/* Turns given to ready connections between two polls of the port: round after round, one
+ * turn each, until none is ready or the budget is spent. A budget keeps a worker from
+ * ignoring the port's queue; polling after every round would cost a system call per echo. */
+#ifndef READY_BUDGET
+#define READY_BUDGET 64
+#endif
+
+static void ready_rounds(ready_list *r)
 {
-    uint32_t n = r->count;
-    while (n-- > 0) {
-        iocp_conn *c = r->head;
-        r->head = c->ready_next;
-        if (r->head == NULL)
-            r->tail = NULL;
-        r->count--;
-        iocpi_conn_recv_turn(c, c->ready_bytes);
+    uint32_t budget = READY_BUDGET;
+    while (r->count > 0 && budget > 0) {
+        uint32_t n = r->count < budget ? r->count : budget;
+        budget -= n;
+        while (n-- > 0) {
+            iocp_conn *c = r->head;
+            r->head = c->ready_next;
+            if (r->head == NULL)
+                r->tail = NULL;
+            r->count--;
+            iocpi_conn_recv_turn(c, c->ready_bytes);
+        }
     }
 }
 
@@ -228,11 +238,11 @@ static DWORD WINAPI worker_main(LPVOID arg)
             InterlockedDecrement64(&e->c.ops_in_flight);
             op->done(op, entries[i].dwNumberOfBytesTransferred, iocpi_op_error(&op->ov));
         }
-        ready_round(&ready);
+        ready_rounds(&ready);
         if (exits > 0) {
             /* Exit packets come only once the engine is idle: nothing is left to run. */
             while (ready.count > 0)
-                ready_round(&ready);
+                ready_rounds(&ready);
             while (--exits > 0)
                 PostQueuedCompletionStatus(e->port, 0, EXIT_KEY, NULL);
             return 0;

@@ -190,8 +190,7 @@ static iocp_err resolve_bind(iocpi_engine *e, ADDRINFOW **out, iocp_error_info *
             return IOCP_E_INVALID_ARG;
         }
     }
-    _snwprintf(wport, 8, L"%u", (unsigned)e->config.port);
-    wport[7] = L'\0';
+    swprintf(wport, 8, L"%u", (unsigned)e->config.port);
     ADDRINFOW hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;

@@ -1,0 +1,188 @@
+/*
+ * native_echo.c: a small native Linux echo server (epoll, one event loop per thread) for the
+ * benchmark's calibration row: loadgen against the fastest peer this machine has, to show
+ * that the load generator is not what limits the Wine numbers.
+ *
+ *   native_echo [--port P] [--threads N] [--buffer-size BYTES]
+ *
+ * Prints "native-echo: listening on 127.0.0.1:PORT" once ready; SIGINT/SIGTERM stop it.
+ * Each thread waits on the shared listener (EPOLLEXCLUSIVE), accepts, and serves its own
+ * connections: read what is there, write it back; a short write keeps the rest and stops
+ * reading that connection until it drains (one buffer of at most BYTES per connection).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct conn {
+    int fd;
+    size_t off, len; /* unsent echo bytes: buf[off, len) */
+    unsigned char buf[];
+} conn;
+
+static int g_listener;
+static size_t g_bufsize = 16384;
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void conn_free(int ep, conn *c)
+{
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    free(c);
+}
+
+/* Writes the pending bytes; 1 = all written, 0 = would block, -1 = gone. */
+static int conn_drain(conn *c)
+{
+    while (c->off < c->len) {
+        ssize_t n = send(c->fd, c->buf + c->off, c->len - c->off, MSG_NOSIGNAL);
+        if (n > 0)
+            c->off += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        else
+            return -1;
+    }
+    c->off = c->len = 0;
+    return 1;
+}
+
+static void *loop(void *arg)
+{
+    (void)arg;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) {
+        perror("native-echo: epoll_create1");
+        exit(1);
+    }
+    struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = NULL};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, g_listener, &le) != 0) {
+        perror("native-echo: epoll_ctl listener");
+        exit(1);
+    }
+    struct epoll_event evs[128];
+    while (!g_stop) {
+        int n = epoll_wait(ep, evs, 128, 100);
+        for (int i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (!c) {
+                for (int k = 0; k < 64; k++) {
+                    int fd = accept4(g_listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                    if (fd < 0)
+                        break;
+                    int one = 1;
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    conn *nc = malloc(sizeof *nc + g_bufsize);
+                    if (!nc) {
+                        close(fd);
+                        continue;
+                    }
+                    nc->fd = fd;
+                    nc->off = nc->len = 0;
+                    struct epoll_event e = {.events = EPOLLIN, .data.ptr = nc};
+                    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0) {
+                        close(fd);
+                        free(nc);
+                    }
+                }
+                continue;
+            }
+            if (c->len > 0) { /* waiting to drain */
+                int r = conn_drain(c);
+                if (r < 0) {
+                    conn_free(ep, c);
+                } else if (r > 0) {
+                    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+                }
+                continue;
+            }
+            ssize_t got = recv(c->fd, c->buf, g_bufsize, 0);
+            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                continue;
+            if (got <= 0) {
+                conn_free(ep, c);
+                continue;
+            }
+            c->off = 0;
+            c->len = (size_t)got;
+            int r = conn_drain(c);
+            if (r < 0) {
+                conn_free(ep, c);
+            } else if (r == 0) {
+                struct epoll_event e = {.events = EPOLLOUT, .data.ptr = c};
+                epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+            }
+        }
+    }
+    close(ep); /* connections are closed by the process exit */
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int port = 0;
+    long threads = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--port"))
+            port = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--threads"))
+            threads = atol(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--buffer-size"))
+            g_bufsize = (size_t)atol(argv[++i]);
+        else {
+            fprintf(stderr, "usage: native_echo [--port P] [--threads N] [--buffer-size B]\n");
+            return 2;
+        }
+    }
+    if (threads < 1)
+        threads = 1;
+    if (g_bufsize < 1)
+        g_bufsize = 16384;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    g_listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    if (g_listener < 0 || bind(g_listener, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(g_listener, 4096) != 0 || getsockname(g_listener, (struct sockaddr *)&a, &alen)) {
+        perror("native-echo: listen");
+        return 1;
+    }
+    printf("native-echo: listening on 127.0.0.1:%u (threads %ld, buffer %zu)\n", ntohs(a.sin_port),
+           threads, g_bufsize);
+    fflush(stdout);
+
+    pthread_t *t = calloc((size_t)threads, sizeof *t);
+    for (long i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, loop, NULL);
+    for (long i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    printf("native-echo: stopped\n");
+    return 0;
+}

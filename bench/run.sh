@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# bench/run.sh: side-by-side benchmark of our server (iocp-service) against a standalone-asio
+# echo server, both under the same Wine prefix, driven by a native Linux load generator.
+#
+#   bench/run.sh                       # 3 rounds of 10 s per workload, all workloads
+#   BENCH_SECONDS=3 BENCH_ROUNDS=1 bench/run.sh
+#
+# Environment:
+#   BENCH_ROUNDS (3)       rounds per workload; the servers alternate which goes first
+#   BENCH_SECONDS (10)     length of one timed run
+#   BENCH_WORKERS (nproc)  worker threads of every server (ours --workers, asio --threads)
+#   BENCH_WORKLOADS        subset of: pingpong pipelined bulk many churn scale
+#   BENCH_IMPLS            subset of: ours asio native (native = the calibration row)
+#   BENCH_SCALE_CONNECTIONS (10000), BENCH_CHURN_SLOTS (32)
+#   BENCH_SKIP_BUILD=1     use the binaries as they are (no cmake build of ours)
+#   BENCH_OURS_ARGS        more options for ours (e.g. "--drain-timeout 2")
+#   BENCH_OUT              the JSON results (default bench/results/latest.json)
+#   BENCH_RETRIES (1)      repeats of a run whose server stopped before the bench stopped it
+#   BENCH_WINEPREFIX       the prefix both servers share (default build/bench/wineprefix, a copy
+#                          of the project's build/wineprefix, so that a test run elsewhere in
+#                          the project's prefix does not share the wineserver with the bench)
+#
+# Workloads (loadgen: every echoed byte is verified; timing starts after every connection is
+# established and has echoed once):
+#   1 pingpong   1 connection, 64 B, depth 1           -> msg/s, latency
+#   2 pipelined  100 connections, 64 B, depth 4        -> msg/s
+#   3 bulk       100 connections, 4 KiB, depth 4       -> msg/s (and MB/s)
+#   4 many       1000 connections, 64 B, depth 1       -> msg/s
+#   5 churn      32 slots of connect, one echo, close  -> connections/s
+#   6 scale      10,000 connections, then all echo once; server VmRSS (+ wineserver) per
+#                connection from /proc, and the time of a graceful stop (Ctrl+C) holding them
+# Output: a table on stdout, bench/results/latest.json, logs in build/bench/logs/.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=$root/build/bench
+logs=$out/logs
+results_file=${BENCH_OUT:-$root/bench/results/latest.json}
+results_dir=$(dirname "$results_file")
+mkdir -p "$out" "$logs" "$results_dir"
+
+ROUNDS=${BENCH_ROUNDS:-3}
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+WORKERS=${BENCH_WORKERS:-$(nproc)}
+WORKLOADS=${BENCH_WORKLOADS:-pingpong pipelined bulk many churn scale}
+IMPLS=${BENCH_IMPLS:-ours asio native}
+SCALE_CONNECTIONS=${BENCH_SCALE_CONNECTIONS:-10000}
+CHURN_SLOTS=${BENCH_CHURN_SLOTS:-32}
+RETRIES=${BENCH_RETRIES:-1}
+BUFFER_SIZE=16384
+OURS_MAX_CONNECTIONS=$((SCALE_CONNECTIONS + 1024))
+
+OURS_EXE=$root/build/mingw-wine/service/iocp-service.exe
+ASIO_EXE=$out/asio_echo.exe
+LOADGEN=$out/loadgen
+NATIVE=$out/native_echo
+RUNS=$out/runs.jsonl
+
+export WINEDEBUG=-all
+export IOCP_WINEPREFIX=${BENCH_WINEPREFIX:-$out/wineprefix}
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+    log "bench: $*"
+    exit 1
+}
+
+# ---- cleanup: only what this script started ------------------------------------------------
+SRV_PID=
+LG_PID=
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ -n "$LG_PID" ] && kill -0 "$LG_PID" 2>/dev/null; then
+        kill -TERM "$LG_PID" 2>/dev/null || true
+    fi
+    if [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; then
+        kill -INT "$SRV_PID" 2>/dev/null || true
+        for _ in $(seq 50); do
+            proc_alive "$SRV_PID" || break
+            sleep 0.1
+        done
+        kill -KILL "$SRV_PID" 2>/dev/null || true
+    fi
+    wait 2>/dev/null || true
+    exit $rc
+}
+trap cleanup EXIT
+trap 'log "bench: interrupted"; exit 130' INT TERM
+
+# Alive and not a zombie (a child stays a zombie until waited for).
+proc_alive() {
+    local st
+    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# The wineserver of our prefix: its working directory is server-<dev>-<inode> of the prefix.
+wineserver_pid() {
+    local want p dev ino
+    read -r dev ino < <(stat -L -c '%d %i' "$IOCP_WINEPREFIX")
+    want=$(printf 'server-%x-%x' "$dev" "$ino")
+    for p in $(pgrep -x wineserver64 2>/dev/null; pgrep -x wineserver 2>/dev/null); do
+        case $(readlink "/proc/$p/cwd" 2>/dev/null) in
+        */"$want") echo "$p" && return 0 ;;
+        esac
+    done
+    return 1
+}
+
+# ---- build -------------------------------------------------------------------------------
+build_native() {
+    local cflags="-std=c11 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes"
+    log "bench: building loadgen and native_echo (native, gcc -O2)"
+    # shellcheck disable=SC2086
+    gcc $cflags -I"$root/iocp/include" "$root/bench/loadgen.c" "$root/iocp/src/histogram.c" \
+        -o "$LOADGEN" -lpthread -lm
+    # shellcheck disable=SC2086
+    gcc $cflags "$root/bench/native_echo.c" -o "$NATIVE" -lpthread
+}
+
+build_asio() {
+    if [ ! -f /usr/include/asio.hpp ]; then
+        log "bench: installing libasio-dev (standalone asio headers)"
+        if [ "$(id -u)" = 0 ]; then
+            apt-get install -y libasio-dev >/dev/null 2>&1 ||
+                { apt-get update >/dev/null 2>&1 && apt-get install -y libasio-dev >/dev/null; }
+        else
+            sudo apt-get install -y libasio-dev >/dev/null
+        fi
+    fi
+    [ -f /usr/include/asio.hpp ] || die "standalone asio headers missing (apt-get install libasio-dev)"
+    # Only asio itself on the include path: all of /usr/include would mix glibc headers in.
+    mkdir -p "$out/asio-include"
+    ln -sfn /usr/include/asio.hpp "$out/asio-include/asio.hpp"
+    ln -sfn /usr/include/asio "$out/asio-include/asio"
+    local src=$root/bench/asio-echo/asio_echo.cpp
+    if [ ! -f "$ASIO_EXE" ] || [ "$src" -nt "$ASIO_EXE" ] || [ /usr/include/asio/version.hpp -nt "$ASIO_EXE" ]; then
+        log "bench: building asio_echo.exe (MinGW g++ -O2, standalone asio)"
+        x86_64-w64-mingw32-g++-posix -O2 -std=c++17 -Wall -Wextra -DASIO_STANDALONE \
+            -D_WIN32_WINNT=0x0601 -isystem "$out/asio-include" "$src" -o "$ASIO_EXE" \
+            -static -lws2_32 -lmswsock
+    fi
+}
+
+OURS_NOTE=
+build_ours() {
+    if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+        log "bench: building ours (cmake --preset mingw-wine && cmake --build --preset mingw-wine)"
+        if ! (cd "$root" && cmake --preset mingw-wine >"$logs/build-ours.log" 2>&1 &&
+            cmake --build --preset mingw-wine >>"$logs/build-ours.log" 2>&1); then
+            if [ -f "$OURS_EXE" ]; then
+                OURS_NOTE="build failed (see $logs/build-ours.log): measured the existing, possibly stale exe"
+            else
+                OURS_NOTE="build failed (see $logs/build-ours.log)"
+            fi
+            log "bench: WARNING: ours: $OURS_NOTE"
+        fi
+    fi
+    if [ ! -f "$OURS_EXE" ]; then
+        OURS_NOTE=${OURS_NOTE:-"not built"}
+        log "bench: SKIPPING ours: $OURS_EXE does not exist ($OURS_NOTE)"
+        return 1
+    fi
+    return 0
+}
+
+prepare_prefix() {
+    if [ ! -f "$IOCP_WINEPREFIX/system.reg" ] && [ -f "$root/build/wineprefix/system.reg" ] &&
+        [ "$IOCP_WINEPREFIX" != "$root/build/wineprefix" ]; then
+        log "bench: copying the project's Wine prefix to $IOCP_WINEPREFIX"
+        mkdir -p "$(dirname "$IOCP_WINEPREFIX")"
+        cp -a "$root/build/wineprefix" "$IOCP_WINEPREFIX"
+    fi
+    # Boots the prefix if needed (wine-run.sh does it once) and warms Wine up.
+    "$root/cmake/wine-run.sh" cmd /c exit 0 >/dev/null 2>&1 || true
+}
+
+# ---- servers -----------------------------------------------------------------------------
+SRV_PORT=
+SRV_HOST=
+SRV_LOG=
+# start_server KIND TAG: starts it in the background, waits for "listening on ADDR:PORT".
+start_server() {
+    local kind=$1 tag=$2
+    SRV_LOG=$logs/$tag.$kind.log
+    case $kind in
+    ours)
+        # --max-connections: the default (1024) would refuse most of the scale workload;
+        # --bind: the same loopback listener as asio's (ours defaults to dual-stack [::]).
+        # shellcheck disable=SC2086
+        "$root/cmake/wine-run.sh" "$OURS_EXE" run --port 0 --workers "$WORKERS" \
+            --buffer-size "$BUFFER_SIZE" --max-connections "$OURS_MAX_CONNECTIONS" \
+            --bind 127.0.0.1 --name iocp-bench ${BENCH_OURS_ARGS:-} >"$SRV_LOG" 2>&1 &
+        ;;
+    asio)
+        "$root/cmake/wine-run.sh" "$ASIO_EXE" --port 0 --threads "$WORKERS" \
+            --buffer-size "$BUFFER_SIZE" >"$SRV_LOG" 2>&1 &
+        ;;
+    native)
+        "$NATIVE" --port 0 --threads "$WORKERS" --buffer-size "$BUFFER_SIZE" >"$SRV_LOG" 2>&1 &
+        ;;
+    esac
+    SRV_PID=$!
+    local line="" deadline=$(($(now_ms) + 60000))
+    while [ "$(now_ms)" -lt $deadline ]; do
+        line=$(grep -m1 -oE 'listening on [^ ]*:[0-9]+' "$SRV_LOG" 2>/dev/null || true)
+        [ -n "$line" ] && break
+        proc_alive "$SRV_PID" || break
+        sleep 0.05
+    done
+    if [ -z "$line" ]; then
+        log "bench: $kind did not start (log $SRV_LOG):"
+        sed 's/^/    /' "$SRV_LOG" | head -20 >&2
+        stop_server
+        return 1
+    fi
+    SRV_PORT=${line##*:}
+    local addr=${line#listening on }
+    addr=${addr%:*}
+    case $addr in
+    0.0.0.0 | "[::]" | "*" | "") SRV_HOST=127.0.0.1 ;;
+    "[::1]") SRV_HOST=::1 ;;
+    \[*\]) SRV_HOST=${addr#[} && SRV_HOST=${SRV_HOST%]} ;;
+    *) SRV_HOST=$addr ;;
+    esac
+    case $SRV_HOST in
+    127.* | ::1 | localhost) ;;
+    *) SRV_HOST=127.0.0.1 ;; # loopback only, whatever the server says it bound
+    esac
+    return 0
+}
+
+# stop_server: Ctrl+C (SIGINT: Wine turns it into CTRL_C_EVENT), then waits for the process to
+# be gone. Sets STOP_MS (or "killed" when it took over 30 s: then SIGKILL) and STOP_RC.
+STOP_TIMEOUT_MS=30000
+STOP_MS=
+STOP_RC=
+stop_server() {
+    STOP_MS=
+    STOP_RC=
+    [ -n "$SRV_PID" ] || return 0
+    local t0 t1
+    t0=$(now_ms)
+    kill -INT "$SRV_PID" 2>/dev/null || true
+    while proc_alive "$SRV_PID"; do
+        if [ $(($(now_ms) - t0)) -gt $STOP_TIMEOUT_MS ]; then
+            kill -KILL "$SRV_PID" 2>/dev/null || true
+            break
+        fi
+        sleep 0.01
+    done
+    t1=$(now_ms)
+    STOP_RC=0
+    wait "$SRV_PID" 2>/dev/null || STOP_RC=$?
+    STOP_MS=$((t1 - t0))
+    [ "$STOP_MS" -le $STOP_TIMEOUT_MS ] || STOP_MS=killed
+    SRV_PID=
+}
+
+# ---- workloads ---------------------------------------------------------------------------
+loadgen_args() {
+    case $1 in
+    pingpong) echo "--connections 1 --depth 1 --size 64 --duration $SECONDS_PER_RUN" ;;
+    pipelined) echo "--connections 100 --depth 4 --size 64 --duration $SECONDS_PER_RUN" ;;
+    bulk) echo "--connections 100 --depth 4 --size 4096 --duration $SECONDS_PER_RUN" ;;
+    many) echo "--connections 1000 --depth 1 --size 64 --duration $SECONDS_PER_RUN" ;;
+    churn) echo "--churn --connections $CHURN_SLOTS --size 64 --duration $SECONDS_PER_RUN" ;;
+    scale) echo "--idle-connections $SCALE_CONNECTIONS --hold 300" ;;
+    esac
+}
+
+# run_one WORKLOAD IMPL ROUND: one server start, one loadgen run, one stop; appends a JSON line.
+run_one() {
+    local wl=$1 impl=$2 round=$3 tag="$1.r$3" load
+    if [ "$wl" = scale ] && [ "$impl" != native ]; then
+        # A fresh wineserver for each scale run: it keeps the memory it has grown to, so a
+        # warm one would hide its share of the per-connection cost. -w only waits for the
+        # prefix's wineserver to exit on its own (a few seconds after its last process).
+        timeout 60 env WINEPREFIX="$IOCP_WINEPREFIX" wineserver -w 2>/dev/null || true
+    fi
+    # The machine is shared: the load average before the run goes into the record.
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    if ! start_server "$impl" "$tag"; then
+        printf '{"workload":"%s","impl":"%s","round":%s,"failed":"server did not start"}\n' \
+            "$wl" "$impl" "$round" >>"$RUNS"
+        return 1
+    fi
+    local lg_json=$logs/$tag.$impl.loadgen.json lg_err=$logs/$tag.$impl.loadgen.err
+    local lg_rc=0 extra="" gone_early=false
+    # shellcheck disable=SC2046
+    if [ "$wl" != scale ]; then
+        timeout -s TERM $((SECONDS_PER_RUN + 180)) "$LOADGEN" --host "$SRV_HOST" --port "$SRV_PORT" \
+            $(loadgen_args "$wl") --json >"$lg_json" 2>"$lg_err" || lg_rc=$?
+        server_gone_early && gone_early=true
+    else
+        # Baseline memory of the idle server, then 10,000 connections held by loadgen.
+        sleep 1
+        local ws rss0 ws0 rss1 ws1
+        ws=$(wineserver_pid || true)
+        rss0=$(rss_kb "$SRV_PID")
+        ws0=0
+        [ "$impl" != native ] && [ -n "$ws" ] && ws0=$(rss_kb "$ws")
+        "$LOADGEN" --host "$SRV_HOST" --port "$SRV_PORT" $(loadgen_args "$wl") --json \
+            >"$lg_json" 2>"$lg_err" &
+        LG_PID=$!
+        local deadline=$(($(now_ms) + 600000))
+        while ! grep -q 'loadgen: ready' "$lg_err" 2>/dev/null; do
+            if ! kill -0 "$LG_PID" 2>/dev/null || [ "$(now_ms)" -gt $deadline ]; then
+                break
+            fi
+            sleep 0.1
+        done
+        sleep 1
+        ws=$(wineserver_pid || true)
+        rss1=$(rss_kb "$SRV_PID")
+        ws1=0
+        [ "$impl" != native ] && [ -n "$ws" ] && ws1=$(rss_kb "$ws")
+        server_gone_early && gone_early=true
+        stop_server
+        # loadgen ends when the server has closed every connection (or at once if it died).
+        for _ in $(seq 100); do
+            kill -0 "$LG_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -TERM "$LG_PID" 2>/dev/null || true
+        wait "$LG_PID" || lg_rc=$?
+        LG_PID=
+        extra=$(printf ',"rss_server_kb_before":%s,"rss_server_kb":%s,"rss_wineserver_kb_before":%s,"rss_wineserver_kb":%s,"stop_ms":"%s","server_exit":%s' \
+            "${rss0:-0}" "${rss1:-0}" "${ws0:-0}" "${ws1:-0}" "$STOP_MS" "$STOP_RC")
+    fi
+    if [ "$wl" != scale ]; then
+        stop_server
+        extra=$(printf ',"stop_ms":"%s","server_exit":%s' "$STOP_MS" "$STOP_RC")
+    fi
+    local lg
+    lg=$(tail -n1 "$lg_json" 2>/dev/null || true)
+    case $lg in
+    \{*\}) ;;
+    *) lg='{}' ;;
+    esac
+    printf '{"workload":"%s","impl":"%s","round":%s,"loadavg_before":%s,"server_gone_early":%s,"loadgen_exit":%s%s,"loadgen":%s}\n' \
+        "$wl" "$impl" "$round" "$load" "$gone_early" "$lg_rc" "$extra" "$lg" >>"$RUNS"
+    local summary
+    summary=$(python3 -c 'import json,sys
+r=json.loads(sys.argv[1]); lg=r.get("loadgen") or {}
+if r["workload"]=="scale":
+    print("echo %.0f ms, server %s kB (+wineserver %s kB), stop %s ms" % (lg.get("echo_ms",-1), r.get("rss_server_kb"), r.get("rss_wineserver_kb"), r.get("stop_ms")))
+else:
+    print("%.0f %s, p99 %s us, errors %s" % (lg.get("rate",0), "conn/s" if r["workload"]=="churn" else "msg/s", (lg.get("lat_us") or {}).get("p99"), lg.get("errors")))' \
+        "$(tail -n1 "$RUNS")" 2>/dev/null || echo "?")
+    log "bench:   $wl round $round $impl: $summary (loadgen exit $lg_rc)"
+    if [ "$lg_rc" != 0 ]; then
+        sed 's/^/    /' "$lg_err" | grep -v '^    loadgen: ready' | head -8 >&2 || true
+    fi
+    if [ "$gone_early" = true ]; then
+        log "bench:   $wl round $round $impl: the server stopped or exited before the bench stopped it (log $SRV_LOG)"
+        return 3
+    fi
+    return 0
+}
+
+# The server stopped before we asked (it exited, or its log says it is stopping): a crash, or
+# a stop from outside (on a shared machine another session's broad kill can reach it).
+server_gone_early() {
+    ! proc_alive "$SRV_PID" || grep -qiE 'stopping|asio-echo: stopped' "$SRV_LOG" 2>/dev/null
+}
+
+# ---- main --------------------------------------------------------------------------------
+build_native
+build_asio
+have_ours=1
+case " $IMPLS " in *" ours "*) build_ours || have_ours=0 ;; *) have_ours=0 ;; esac
+prepare_prefix
+
+: >"$RUNS"
+log "bench: rounds $ROUNDS, $SECONDS_PER_RUN s per run, $WORKERS server worker threads, prefix $IOCP_WINEPREFIX"
+for wl in $WORKLOADS; do
+    for round in $(seq "$ROUNDS"); do
+        order="ours asio"
+        [ $((round % 2)) = 0 ] && order="asio ours"
+        for impl in $order native; do
+            case " $IMPLS " in *" $impl "*) ;; *) continue ;; esac
+            [ "$impl" = ours ] && [ "$have_ours" = 0 ] && continue
+            rc=0
+            run_one "$wl" "$impl" "$round" || rc=$?
+            tries=0
+            while [ $rc = 3 ] && [ $tries -lt "$RETRIES" ]; do
+                tries=$((tries + 1))
+                log "bench:   repeating $wl round $round $impl (the record above stays, marked)"
+                rc=0
+                run_one "$wl" "$impl" "$round" || rc=$?
+            done
+            if [ $rc = 1 ] && [ "$impl" = ours ]; then
+                # It never printed its listening line: no point in trying it again.
+                have_ours=0
+                OURS_NOTE="did not start: $(head -c 300 "$SRV_LOG" | tr '\n' ' ')"
+                log "bench: SKIPPING ours from here on ($OURS_NOTE)"
+            fi
+        done
+    done
+done
+
+python3 "$root/bench/report.py" --runs "$RUNS" --out "$results_file" \
+    --rounds "$ROUNDS" --seconds "$SECONDS_PER_RUN" --workers "$WORKERS" \
+    --scale-connections "$SCALE_CONNECTIONS" --churn-slots "$CHURN_SLOTS" \
+    --ours-note "${OURS_NOTE:-}" --have-ours "$have_ours" --prefix "$IOCP_WINEPREFIX"

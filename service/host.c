@@ -1,0 +1,248 @@
+/*
+ * host.c: the server as console and service both run it. Start order: log file, instance
+ * mutex, engine (the listener accepts from here on), status pipe. Stop order is the reverse:
+ * drain the engine (the pipe still answers, saying "draining"), close the pipe, free the
+ * engine, record the final statistics, release the mutex. The caller reports
+ * SERVICE_STOPPED only after svc_host_stop returns, so every resource is gone by then.
+ */
+#include "svc.h"
+
+#include <string.h>
+
+#include "messages.h"
+
+#define SUMMARY_INTERVAL_MS 60000u /* protocol-error summary: at most once a minute */
+
+static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, size_t size,
+                           int *close_after)
+{
+    svc_host *h = user;
+    svc_request r = svc_proto_parse_request(req, len);
+    if (r == SVC_REQ_MALFORMED) {
+        *close_after = 1;
+        return svc_proto_format_error("malformed request", resp, size);
+    }
+    svc_status_info info;
+    iocp_stats st;
+    memset(&info, 0, sizeof info);
+    snprintf(info.name, sizeof info.name, "%s", h->opt.name);
+    snprintf(info.mode, sizeof info.mode, "%s", h->mode);
+    snprintf(info.address, sizeof info.address, "%s", iocp_engine_address(h->engine));
+    info.pid = GetCurrentProcessId();
+    info.draining = h->draining != 0;
+    /* The engine outlives the pipe (svc_host_stop closes the pipe first). */
+    iocp_engine_stats(h->engine, &st);
+    info.uptime_ms = svc_now_ms() - h->started_ms;
+    info.active = st.active;
+    info.accepted = st.accepted;
+    info.rejected = st.rejected;
+    info.bytes_in = st.bytes_in;
+    info.bytes_out = st.bytes_out;
+    info.messages_in = st.messages_in;
+    info.messages_out = st.messages_out;
+    info.protocol_errors = st.protocol_errors;
+    return svc_proto_format(r, &info, resp, size);
+}
+
+static void step(svc_progress_fn progress, void *user)
+{
+    if (progress != NULL)
+        progress(user);
+}
+
+int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_progress_fn progress,
+                   void *user, DWORD *win32_exit)
+{
+    char why[700];
+    char text[300];
+    int rc = SVC_EXIT_CANNOT_START;
+    memset(h, 0, sizeof *h);
+    h->opt = *opt;
+    h->mode = mode;
+    *win32_exit = NO_ERROR;
+
+    if (opt->server.log_file[0] != '\0') {
+        DWORD e = svc_log_open_file(opt->server.log_file);
+        if (e != NO_ERROR) {
+            snprintf(why, sizeof why, "cannot open the log file %s: %s", opt->server.log_file,
+                     svc_win32_text(e, text, sizeof text));
+            *win32_exit = e;
+            goto fail;
+        }
+    }
+    step(progress, user);
+
+    char holder[200];
+    DWORD sys = 0;
+    wchar_t wmutex[SVC_NAME_MAX + 40];
+    char mutex_name[SVC_NAME_MAX + 40];
+    svc_instance_mutex_name(opt->name, wmutex, sizeof wmutex / sizeof wmutex[0]);
+    svc_narrow(wmutex, mutex_name, sizeof mutex_name);
+    switch (svc_instance_lock(&h->instance, opt->name, mode, holder, sizeof holder, &sys)) {
+    case SVC_LOCK_OK:
+        break;
+    case SVC_LOCK_ABANDONED:
+        snprintf(why, sizeof why,
+                 "took over the abandoned instance mutex %s: its previous holder, %s, ended "
+                 "without releasing it (killed?)",
+                 mutex_name, holder);
+        svc_event(IOCP_LOG_WARN, MSG_MUTEX_ABANDONED, why);
+        break;
+    case SVC_LOCK_HELD:
+        snprintf(why, sizeof why, "another instance named '%s' is already running: %s (holds %s)",
+                 opt->name, holder, mutex_name);
+        *win32_exit = ERROR_SERVICE_ALREADY_RUNNING;
+        rc = SVC_EXIT_ALREADY_RUNNING;
+        goto fail;
+    default:
+        snprintf(why, sizeof why, "cannot create the instance mutex %s: %s", mutex_name,
+                 svc_win32_text(sys, text, sizeof text));
+        *win32_exit = sys;
+        rc = SVC_EXIT_SYSTEM;
+        goto fail;
+    }
+    h->locked = 1;
+    step(progress, user);
+
+    iocp_config config;
+    iocp_error_info err;
+    memset(&err, 0, sizeof err);
+    svc_server_config(&opt->server, &config);
+    config.log = svc_log_engine;
+    iocp_err e = iocp_engine_start(&config, NULL, h, &h->engine, &err);
+    if (e != IOCP_OK) {
+        snprintf(why, sizeof why, "cannot start the server on %s port %u: %s",
+                 opt->server.bind[0] ? opt->server.bind : "[::]", (unsigned)opt->server.port,
+                 err.message[0] ? err.message : iocp_strerror(e));
+        *win32_exit = svc_win32_from_iocp(&err);
+        h->engine = NULL;
+        goto fail;
+    }
+    svc_instance_set_address(&h->instance, iocp_engine_address(h->engine));
+    h->started_ms = svc_now_ms();
+    h->summary_ms = h->started_ms;
+    step(progress, user);
+
+    DWORD pe = svc_pipe_server_start(opt->name, pipe_handler, h, &h->pipe);
+    if (pe != NO_ERROR) {
+        /* ACCESS_DENIED / PIPE_BUSY here: another process owns the pipe name. A status
+         * pipe that answers for someone else is worse than none: refuse to start. */
+        snprintf(why, sizeof why, "cannot create the status pipe \\\\.\\pipe\\iocp-service-%s: %s",
+                 opt->name, svc_win32_text(pe, text, sizeof text));
+        *win32_exit = pe;
+        goto fail;
+    }
+    step(progress, user);
+
+    snprintf(why, sizeof why,
+             "listening on %s (%s, process %lu; %s framing, up to %lu connections, drain "
+             "timeout %lu s)",
+             iocp_engine_address(h->engine), mode, (unsigned long)GetCurrentProcessId(),
+             iocp_framing_name(opt->server.framing), (unsigned long)opt->server.max_connections,
+             (unsigned long)opt->server.drain_timeout_s);
+    svc_event(IOCP_LOG_INFO, MSG_STARTED, why);
+    return SVC_EXIT_OK;
+
+fail:
+    svc_event(IOCP_LOG_ERROR, MSG_START_FAILED, why);
+    if (h->pipe != NULL)
+        svc_pipe_server_stop(h->pipe);
+    h->pipe = NULL;
+    if (h->engine != NULL)
+        iocp_engine_destroy(h->engine);
+    h->engine = NULL;
+    if (h->locked)
+        svc_instance_unlock(&h->instance);
+    h->locked = 0;
+    return rc;
+}
+
+int svc_host_tick(svc_host *h)
+{
+    uint64_t now = svc_now_ms();
+    if (now - h->summary_ms >= SUMMARY_INTERVAL_MS) {
+        iocp_stats st;
+        iocp_engine_stats(h->engine, &st);
+        if (st.protocol_errors > h->summary_errors) {
+            char text[200];
+            snprintf(text, sizeof text, "%llu in the last %llu s (%llu since start)",
+                     (unsigned long long)(st.protocol_errors - h->summary_errors),
+                     (unsigned long long)((now - h->summary_ms) / 1000),
+                     (unsigned long long)st.protocol_errors);
+            svc_event(IOCP_LOG_WARN, MSG_PROTOCOL_ERRORS, text);
+        }
+        h->summary_errors = st.protocol_errors;
+        h->summary_ms = now;
+    }
+    /* The engine stops only when told to: if it has, something went wrong. */
+    return iocp_engine_wait(h->engine, 0) == IOCP_OK ? -1 : 0;
+}
+
+/* Reports progress about every 500 ms while the host thread is busy draining. */
+typedef struct ticker {
+    HANDLE done;
+    svc_progress_fn fn;
+    void *user;
+} ticker;
+
+static DWORD WINAPI ticker_main(void *arg)
+{
+    ticker *t = arg;
+    while (WaitForSingleObject(t->done, 500) == WAIT_TIMEOUT)
+        t->fn(t->user);
+    return 0;
+}
+
+void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user)
+{
+    uint64_t t0 = svc_now_ms();
+    InterlockedExchange(&h->draining, 1);
+    svc_log(IOCP_LOG_INFO,
+            "stopping: accepting no more connections; open ones get up to %lu s to finish",
+            (unsigned long)h->opt.server.drain_timeout_s);
+    /* The drain runs here, on the thread that started the engine and will destroy it; a
+     * helper thread keeps the service's STOP_PENDING checkpoints coming meanwhile. */
+    ticker t = {NULL, progress, user};
+    HANDLE thread = NULL;
+    if (progress != NULL && (t.done = CreateEventW(NULL, TRUE, FALSE, NULL)) != NULL)
+        thread = CreateThread(NULL, 0, ticker_main, &t, 0, NULL);
+    iocp_engine_stop(h->engine, h->opt.server.drain_timeout_s * 1000u);
+    if (thread != NULL) {
+        SetEvent(t.done);
+        WaitForSingleObject(thread, INFINITE);
+        CloseHandle(thread);
+    }
+    if (t.done != NULL)
+        CloseHandle(t.done);
+    step(progress, user);
+    svc_pipe_server_stop(h->pipe);
+    h->pipe = NULL;
+
+    iocp_stats st;
+    iocp_engine_stats(h->engine, &st);
+    iocp_engine_destroy(h->engine);
+    h->engine = NULL;
+    step(progress, user);
+
+    svc_log(IOCP_LOG_INFO,
+            "final statistics: accepted=%llu rejected=%llu bytes_in=%llu bytes_out=%llu "
+            "messages_in=%llu messages_out=%llu protocol_errors=%llu closed_by_stop=%llu "
+            "drain_ms=%llu",
+            (unsigned long long)st.accepted, (unsigned long long)st.rejected,
+            (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+            (unsigned long long)st.messages_in, (unsigned long long)st.messages_out,
+            (unsigned long long)st.protocol_errors, (unsigned long long)st.closed[IOCP_CLOSE_STOP],
+            (unsigned long long)(svc_now_ms() - t0));
+    char text[400];
+    snprintf(text, sizeof text,
+             "served %llu connections (%llu rejected), %llu bytes in and %llu out, %llu "
+             "protocol errors; up %llu s",
+             (unsigned long long)st.accepted, (unsigned long long)st.rejected,
+             (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+             (unsigned long long)st.protocol_errors,
+             (unsigned long long)((svc_now_ms() - h->started_ms) / 1000));
+    svc_event(IOCP_LOG_INFO, MSG_STOPPED, text);
+    if (h->locked)
+        svc_instance_unlock(&h->instance);
+    h->locked = 0;
+}

@@ -1,0 +1,466 @@
+/* options.c: the command line: commands, options, validation, usage text. */
+#include "svc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MIB (1024u * 1024u)
+
+/* The server options, in the order of the usage text. Both `run` and `install` take them;
+ * `install` stores each under Parameters with the value name given here. */
+#define FIELD(f) offsetof(svc_server_options, f), sizeof(((svc_server_options *)0)->f)
+
+const svc_server_opt svc_server_opts[] = {
+    {"--port", L"Port", SVC_OPT_NUMBER, 0, 65535, FIELD(port),
+     "TCP port (default 9000; 0 = any free port)"},
+    {"--bind", L"Bind", SVC_OPT_TEXT, 0, SVC_TEXT_MAX - 1, FIELD(bind),
+     "address to listen on (default [::], dual-stack)"},
+    {"--max-connections", L"MaxConnections", SVC_OPT_NUMBER, 1, 1000000, FIELD(max_connections),
+     "connections served at once (default 1024)"},
+    {"--buffer-size", L"BufferSize", SVC_OPT_NUMBER, 512, 16 * MIB, FIELD(buffer_size),
+     "receive buffer per connection, bytes (default 16384)"},
+    {"--framing", L"Framing", SVC_OPT_FRAMING, 0, 0, FIELD(framing),
+     "raw | line | length (default raw)"},
+    {"--max-message", L"MaxMessage", SVC_OPT_NUMBER, 1, 256 * MIB, FIELD(max_message),
+     "largest message in line/length framing, bytes (default 1048576)"},
+    {"--idle-timeout", L"IdleTimeout", SVC_OPT_NUMBER, 0, 4294967, FIELD(idle_timeout_s),
+     "close a connection idle this many seconds (default 0 = never)"},
+    {"--workers", L"Workers", SVC_OPT_NUMBER, 0, 256, FIELD(workers),
+     "worker threads (default 0 = one per processor)"},
+    {"--drain-timeout", L"DrainTimeout", SVC_OPT_NUMBER, 0, 3600, FIELD(drain_timeout_s),
+     "seconds a stop lets connections finish (default 10)"},
+    {"--log-file", L"LogFile", SVC_OPT_TEXT, 0, SVC_PATH_MAX - 1, FIELD(log_file),
+     "append log lines to this file (default none)"},
+};
+const size_t svc_server_opt_count = sizeof svc_server_opts / sizeof svc_server_opts[0];
+
+static void *opt_field(svc_server_options *o, const svc_server_opt *def, size_t *size)
+{
+    *size = def->size;
+    return (char *)o + def->offset;
+}
+
+void svc_server_options_init(svc_server_options *o)
+{
+    iocp_config c;
+    iocp_config_init(&c);
+    memset(o, 0, sizeof *o);
+    o->port = SVC_DEFAULT_PORT;
+    o->max_connections = c.max_connections;
+    o->buffer_size = c.buffer_size;
+    o->workers = c.workers;
+    o->framing = c.framing;
+    o->max_message = c.max_message;
+    o->idle_timeout_s = 0;
+    o->drain_timeout_s = SVC_DEFAULT_DRAIN_S;
+}
+
+void svc_options_init(svc_options *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", SVC_DEFAULT_NAME);
+    svc_server_options_init(&o->server);
+    o->start_type = SVC_START_DEMAND;
+    snprintf(o->account, sizeof o->account, "%s", SVC_DEFAULT_ACCOUNT);
+    o->restart_delay_s = SVC_DEFAULT_RESTART_S;
+}
+
+int svc_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > SVC_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* Decimal digits only: no sign, no spaces, no hex, no overflow. */
+static int parse_u32(const char *s, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '\0')
+        return -1;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > UINT32_MAX)
+            return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int svc_server_opt_set_number(svc_server_options *o, const svc_server_opt *def, uint32_t v,
+                              char *err, size_t err_size)
+{
+    size_t size;
+    void *field = opt_field(o, def, &size);
+    if (def->kind != SVC_OPT_NUMBER || field == NULL) {
+        snprintf(err, err_size, "%s takes text, not a number", def->flag);
+        return -1;
+    }
+    if (v < def->min || v > def->max) {
+        snprintf(err, err_size, "%s %lu is out of range %lu..%lu", def->flag, (unsigned long)v,
+                 (unsigned long)def->min, (unsigned long)def->max);
+        return -1;
+    }
+    if (size == sizeof(uint16_t)) {
+        uint16_t v16 = (uint16_t)v;
+        memcpy(field, &v16, sizeof v16);
+    } else {
+        memcpy(field, &v, sizeof v);
+    }
+    return 0;
+}
+
+int svc_server_opt_set(svc_server_options *o, const svc_server_opt *def, const char *text,
+                       char *err, size_t err_size)
+{
+    size_t size;
+    void *field = opt_field(o, def, &size);
+    if (field == NULL) {
+        snprintf(err, err_size, "unknown option");
+        return -1;
+    }
+    switch (def->kind) {
+    case SVC_OPT_NUMBER: {
+        uint32_t v;
+        if (parse_u32(text, &v) != 0) {
+            snprintf(err, err_size, "%s needs a whole number %lu..%lu, not '%.64s'", def->flag,
+                     (unsigned long)def->min, (unsigned long)def->max, text);
+            return -1;
+        }
+        return svc_server_opt_set_number(o, def, v, err, err_size);
+    }
+    case SVC_OPT_FRAMING: {
+        iocp_framing f;
+        if (iocp_framing_parse(text, &f) != 0) {
+            snprintf(err, err_size, "%s must be raw, line or length, not '%.64s'", def->flag, text);
+            return -1;
+        }
+        o->framing = f;
+        return 0;
+    }
+    case SVC_OPT_TEXT:
+        if (strlen(text) > def->max) {
+            snprintf(err, err_size, "%s is longer than %lu bytes", def->flag,
+                     (unsigned long)def->max);
+            return -1;
+        }
+        for (const char *p = text; *p != '\0'; p++) {
+            if ((unsigned char)*p < 0x20) {
+                snprintf(err, err_size, "%s contains a control character", def->flag);
+                return -1;
+            }
+        }
+        snprintf((char *)field, size, "%s", text);
+        return 0;
+    }
+    return -1;
+}
+
+void svc_server_opt_get(const svc_server_options *o, const svc_server_opt *def, char *out,
+                        size_t size)
+{
+    size_t field_size;
+    const void *field = opt_field((svc_server_options *)o, def, &field_size);
+    if (field == NULL) {
+        snprintf(out, size, "?");
+    } else if (def->kind == SVC_OPT_FRAMING) {
+        snprintf(out, size, "%s", iocp_framing_name(o->framing));
+    } else if (def->kind == SVC_OPT_TEXT) {
+        snprintf(out, size, "%s", (const char *)field);
+    } else if (field_size == sizeof(uint16_t)) {
+        uint16_t v;
+        memcpy(&v, field, sizeof v);
+        snprintf(out, size, "%u", (unsigned)v);
+    } else {
+        uint32_t v;
+        memcpy(&v, field, sizeof v);
+        snprintf(out, size, "%lu", (unsigned long)v);
+    }
+}
+
+const char *svc_start_type_name(svc_start_type t)
+{
+    switch (t) {
+    case SVC_START_AUTO:
+        return "auto";
+    case SVC_START_DELAYED:
+        return "delayed";
+    default:
+        return "demand";
+    }
+}
+
+void svc_server_config(const svc_server_options *o, iocp_config *config)
+{
+    iocp_config_init(config);
+    config->bind_address = o->bind[0] != '\0' ? o->bind : NULL;
+    config->port = o->port;
+    config->max_connections = o->max_connections;
+    config->buffer_size = o->buffer_size;
+    config->workers = o->workers;
+    config->framing = o->framing;
+    config->max_message = o->max_message;
+    config->idle_timeout_ms = o->idle_timeout_s * 1000u;
+    /* The engine needs room for two reads' worth of echo per connection (a whole message in
+     * line/length framing): raise the cap for large messages rather than refuse them. */
+    size_t per_read = o->buffer_size;
+    if (o->framing != IOCP_FRAMING_RAW)
+        per_read += (size_t)o->max_message + IOCP_LENGTH_HEADER_SIZE;
+    if (config->send_queue_cap < 2 * per_read)
+        config->send_queue_cap = 2 * per_read;
+}
+
+/* ---- the command line ----------------------------------------------------------------- */
+
+/* Which commands take which options (bits by command). */
+#define FOR(cmd)    (1u << (cmd))
+#define SERVER_CMDS (FOR(SVC_CMD_RUN) | FOR(SVC_CMD_INSTALL))
+#define NAME_CMDS                                                                                  \
+    (FOR(SVC_CMD_RUN) | FOR(SVC_CMD_INSTALL) | FOR(SVC_CMD_UNINSTALL) | FOR(SVC_CMD_START) |       \
+     FOR(SVC_CMD_STOP) | FOR(SVC_CMD_STATUS) | FOR(SVC_CMD_SERVICE))
+#define WAIT_CMDS (FOR(SVC_CMD_UNINSTALL) | FOR(SVC_CMD_START) | FOR(SVC_CMD_STOP))
+
+static const struct {
+    const char *word;
+    svc_command cmd;
+} commands[] = {
+    {"run", SVC_CMD_RUN},         {"install", SVC_CMD_INSTALL}, {"uninstall", SVC_CMD_UNINSTALL},
+    {"start", SVC_CMD_START},     {"stop", SVC_CMD_STOP},       {"status", SVC_CMD_STATUS},
+    {"service", SVC_CMD_SERVICE}, {"help", SVC_CMD_HELP},
+};
+
+static const char *command_word(svc_command cmd)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (commands[i].cmd == cmd)
+            return commands[i].word;
+    return "?";
+}
+
+/* "--flag=value" or "--flag value": returns the value or NULL (err set). */
+static const char *take_value(int argc, char **argv, int *i, const char *flag, size_t flag_len,
+                              char *err, size_t err_size)
+{
+    const char *arg = argv[*i];
+    if (arg[flag_len] == '=')
+        return arg + flag_len + 1;
+    if (*i + 1 >= argc) {
+        snprintf(err, err_size, "%s needs a value", flag);
+        return NULL;
+    }
+    (*i)++;
+    return argv[*i];
+}
+
+/* Matches "--flag" and "--flag=...". */
+static int is_flag(const char *arg, const char *flag, size_t *flag_len)
+{
+    size_t n = strlen(flag);
+    if (strncmp(arg, flag, n) != 0 || (arg[n] != '\0' && arg[n] != '='))
+        return 0;
+    *flag_len = n;
+    return 1;
+}
+
+static int set_text(char *dst, size_t size, const char *flag, const char *v, char *err,
+                    size_t err_size)
+{
+    if (strlen(v) >= size) {
+        snprintf(err, err_size, "%s is longer than %zu bytes", flag, size - 1);
+        return -1;
+    }
+    snprintf(dst, size, "%s", v);
+    return 0;
+}
+
+int svc_options_parse(int argc, char **argv, svc_options *out, char *err, size_t err_size)
+{
+    svc_options_init(out);
+    err[0] = '\0';
+    if (argc < 2)
+        return 0; /* SVC_CMD_NONE: usage */
+    const char *word = argv[1];
+    if (strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0 || strcmp(word, "/?") == 0) {
+        out->command = SVC_CMD_HELP;
+        return 0;
+    }
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+        if (strcmp(word, commands[c].word) == 0)
+            out->command = commands[c].cmd;
+    if (out->command == SVC_CMD_NONE) {
+        snprintf(err, err_size, "unknown command '%.64s'", word);
+        return -1;
+    }
+    uint32_t me = FOR(out->command);
+    int display_set = 0;
+
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        size_t fl;
+        const char *v;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            out->command = SVC_CMD_HELP;
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, err_size, "unexpected argument '%.64s'", arg);
+            return -1;
+        }
+        int matched = 0;
+        for (size_t k = 0; k < svc_server_opt_count && !matched; k++) {
+            const svc_server_opt *def = &svc_server_opts[k];
+            if (!is_flag(arg, def->flag, &fl))
+                continue;
+            matched = 1;
+            if (!(me & SERVER_CMDS))
+                goto not_here;
+            if ((v = take_value(argc, argv, &i, def->flag, fl, err, err_size)) == NULL)
+                return -1;
+            if (svc_server_opt_set(&out->server, def, v, err, err_size) != 0)
+                return -1;
+        }
+        if (matched)
+            continue;
+
+        if (is_flag(arg, "--name", &fl)) {
+            if (!(me & NAME_CMDS))
+                goto not_here;
+            if ((v = take_value(argc, argv, &i, "--name", fl, err, err_size)) == NULL)
+                return -1;
+            if (!svc_name_valid(v)) {
+                snprintf(err, err_size,
+                         "--name '%.64s' is not valid: use 1 to %d letters, digits, '.', '_' "
+                         "or '-'",
+                         v, SVC_NAME_MAX);
+                return -1;
+            }
+            snprintf(out->name, sizeof out->name, "%s", v);
+        } else if (is_flag(arg, "--timeout", &fl)) {
+            if (!(me & WAIT_CMDS))
+                goto not_here;
+            if ((v = take_value(argc, argv, &i, "--timeout", fl, err, err_size)) == NULL)
+                return -1;
+            if (parse_u32(v, &out->timeout_s) != 0 || out->timeout_s < 1 || out->timeout_s > 3600) {
+                snprintf(err, err_size, "--timeout needs seconds 1..3600, not '%.64s'", v);
+                return -1;
+            }
+        } else if (is_flag(arg, "--display-name", &fl) || is_flag(arg, "--description", &fl) ||
+                   is_flag(arg, "--account", &fl) || is_flag(arg, "--password", &fl) ||
+                   is_flag(arg, "--start", &fl) || is_flag(arg, "--restart-delay", &fl)) {
+            char flag[32];
+            snprintf(flag, sizeof flag, "%.*s", (int)fl, arg);
+            if (me != FOR(SVC_CMD_INSTALL))
+                goto not_here;
+            if ((v = take_value(argc, argv, &i, flag, fl, err, err_size)) == NULL)
+                return -1;
+            int rc = 0;
+            if (strcmp(flag, "--display-name") == 0) {
+                rc = set_text(out->display_name, sizeof out->display_name, flag, v, err, err_size);
+                display_set = 1;
+            } else if (strcmp(flag, "--description") == 0) {
+                rc = set_text(out->description, sizeof out->description, flag, v, err, err_size);
+            } else if (strcmp(flag, "--account") == 0) {
+                rc = set_text(out->account, sizeof out->account, flag, v, err, err_size);
+            } else if (strcmp(flag, "--password") == 0) {
+                rc = set_text(out->password, sizeof out->password, flag, v, err, err_size);
+            } else if (strcmp(flag, "--start") == 0) {
+                if (strcmp(v, "demand") == 0 || strcmp(v, "manual") == 0) {
+                    out->start_type = SVC_START_DEMAND;
+                } else if (strcmp(v, "auto") == 0) {
+                    out->start_type = SVC_START_AUTO;
+                } else if (strcmp(v, "delayed") == 0) {
+                    out->start_type = SVC_START_DELAYED;
+                } else {
+                    snprintf(err, err_size,
+                             "--start must be demand, auto or delayed, not "
+                             "'%.64s'",
+                             v);
+                    rc = -1;
+                }
+            } else {
+                if (parse_u32(v, &out->restart_delay_s) != 0 || out->restart_delay_s > 86400) {
+                    snprintf(err, err_size, "--restart-delay needs seconds 0..86400, not '%.64s'",
+                             v);
+                    rc = -1;
+                }
+            }
+            if (rc != 0)
+                return -1;
+        } else {
+            snprintf(err, err_size, "unknown option '%.64s'", arg);
+            return -1;
+        }
+        continue;
+    not_here:
+        snprintf(err, err_size, "'%s' does not take %.*s", command_word(out->command), (int)fl,
+                 arg);
+        return -1;
+    }
+
+    if (out->command == SVC_CMD_INSTALL) {
+        if (!display_set)
+            snprintf(out->display_name, sizeof out->display_name, "IOCP echo server (%s)",
+                     out->name);
+        if (out->description[0] == '\0')
+            snprintf(out->description, sizeof out->description,
+                     "TCP echo server on I/O completion ports. Parameters are under "
+                     "HKLM\\SYSTEM\\CurrentControlSet\\Services\\%s\\Parameters.",
+                     out->name);
+    }
+    return 0;
+}
+
+void svc_usage(FILE *to)
+{
+    fprintf(to,
+            "usage: iocp-service <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  run         run the server in this console; Ctrl+C or Ctrl+Break stops it\n"
+            "  install     register the Windows service (administrator)\n"
+            "  uninstall   stop and remove the service, its parameters and Event Log source\n"
+            "  start       start the service and wait until it is running\n"
+            "  stop        stop the service and wait until it has stopped\n"
+            "  status      the service's state and, while running, its live statistics\n"
+            "\n"
+            "every command:\n"
+            "  --name NAME           service / instance name (default %s)\n"
+            "\n"
+            "run and install (install stores them under the service's Parameters key):\n",
+            SVC_DEFAULT_NAME);
+    for (size_t i = 0; i < svc_server_opt_count; i++) {
+        const svc_server_opt *d = &svc_server_opts[i];
+        char left[40];
+        snprintf(left, sizeof left, "%s %s", d->flag,
+                 d->kind == SVC_OPT_NUMBER ? "N" : (d->kind == SVC_OPT_FRAMING ? "MODE" : "TEXT"));
+        fprintf(to, "  %-21s %s\n", left, d->help);
+    }
+    fprintf(to,
+            "\n"
+            "install:\n"
+            "  --display-name TEXT   name shown in services.msc\n"
+            "  --description TEXT    description shown in services.msc\n"
+            "  --start demand|auto|delayed   start type (default demand)\n"
+            "  --account NAME        account to run as (default %s)\n"
+            "  --password TEXT       the account's password (not for the built-in accounts)\n"
+            "  --restart-delay N     restart this many seconds after a failure (default %d)\n"
+            "\n"
+            "start, stop, uninstall:\n"
+            "  --timeout N           seconds to wait for the state (default: start 30,\n"
+            "                        stop the drain timeout + 30)\n"
+            "\n"
+            "exit codes: 0 ok (status: running), 1 usage, 2 cannot start, 3 already running,\n"
+            "4 needs administrator, 5 no such service (install: exists), 6 timed out,\n"
+            "7 not running (status), 8 other system error, 70 crashed\n",
+            SVC_DEFAULT_ACCOUNT, SVC_DEFAULT_RESTART_S);
+}

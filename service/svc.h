@@ -1,0 +1,296 @@
+/*
+ * svc.h: the private header of iocp-service, and the only place its Win32 headers are
+ * included (winsock2 before windows, as in the engine).
+ *
+ * Files, one job each:
+ *   main.c          command line to command: the dispatch
+ *   options.c       command-line options: parsing, validation, usage text
+ *   params.c        the server options stored under the service's Parameters registry key
+ *   console.c       `run`: the server in the foreground, Ctrl+C / Ctrl+Break stop it
+ *   svc.c           the service process: dispatcher, ServiceMain, control handler
+ *   host.c          what console and service share: mutex, engine, status pipe, drain, events
+ *   scm.c           install / uninstall / start / stop / status (the SCM client side)
+ *   instance.c      the named mutex Global\iocp-service-<name> and who holds it
+ *   status_pipe.c   the local named pipe: server (in the instance) and client (`status`)
+ *   status_proto.c  the pipe's requests and answers (plain C, no Win32)
+ *   log.c           log file, stderr, and the Event Log (messages.mc)
+ *   util.c          UTF-8 / UTF-16 conversion, Win32 error text
+ */
+#ifndef IOCP_SERVICE_SVC_H
+#define IOCP_SERVICE_SVC_H
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT 0x0601 /* Windows 7: preshutdown, delayed auto-start, RegDeleteTreeW */
+#endif
+
+#include <winsock2.h>
+#include <windows.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "iocp/iocp.h"
+#include "status_proto.h"
+
+/* ---- exit codes (the table in service/README.md; scripts depend on these numbers) ------- */
+
+enum {
+    SVC_EXIT_OK = 0,              /* done; for `status`: the service is running */
+    SVC_EXIT_USAGE = 1,           /* bad command line or option value */
+    SVC_EXIT_CANNOT_START = 2,    /* the server could not start: port in use, bad parameter */
+    SVC_EXIT_ALREADY_RUNNING = 3, /* another instance with this name holds the mutex */
+    SVC_EXIT_ACCESS_DENIED = 4,   /* needs administrator rights */
+    SVC_EXIT_NAME = 5,            /* no service by that name (or, for install: it exists) */
+    SVC_EXIT_TIMEOUT = 6,         /* the service did not reach the state in time */
+    SVC_EXIT_NOT_RUNNING = 7,     /* `status`: installed but not running */
+    SVC_EXIT_SYSTEM = 8           /* any other Win32 failure (the message has the code) */
+};
+
+/* ---- options ---------------------------------------------------------------------------- */
+
+#define SVC_DEFAULT_NAME      "iocp-echo"
+#define SVC_DEFAULT_PORT      9000
+#define SVC_DEFAULT_ACCOUNT   "NT AUTHORITY\\LocalService"
+#define SVC_DEFAULT_DRAIN_S   10
+#define SVC_DEFAULT_RESTART_S 10
+#define SVC_NAME_MAX          64
+#define SVC_TEXT_MAX          256
+#define SVC_PATH_MAX          1024
+
+typedef enum svc_command {
+    SVC_CMD_NONE = 0,
+    SVC_CMD_HELP,
+    SVC_CMD_RUN,
+    SVC_CMD_INSTALL,
+    SVC_CMD_UNINSTALL,
+    SVC_CMD_START,
+    SVC_CMD_STOP,
+    SVC_CMD_STATUS,
+    SVC_CMD_SERVICE /* started by the SCM (the ImagePath says so); not for people */
+} svc_command;
+
+typedef enum svc_start_type {
+    SVC_START_DEMAND = 0,
+    SVC_START_AUTO,
+    SVC_START_DELAYED
+} svc_start_type;
+
+/* What the server needs: the options of `run`, stored by `install` in the registry. */
+typedef struct svc_server_options {
+    uint16_t port;
+    char bind[SVC_TEXT_MAX]; /* "" = dual-stack [::] */
+    uint32_t max_connections;
+    uint32_t buffer_size;
+    uint32_t workers; /* 0 = one per processor */
+    iocp_framing framing;
+    uint32_t max_message;
+    uint32_t idle_timeout_s;  /* 0 = none */
+    uint32_t drain_timeout_s; /* how long a stop lets connections finish */
+    char log_file[SVC_PATH_MAX];
+} svc_server_options;
+
+typedef struct svc_options {
+    svc_command command;
+    char name[SVC_NAME_MAX + 1];
+    svc_server_options server;
+    /* install */
+    char display_name[SVC_TEXT_MAX];
+    char description[SVC_TEXT_MAX * 2];
+    svc_start_type start_type;
+    char account[SVC_TEXT_MAX];
+    char password[SVC_TEXT_MAX];
+    uint32_t restart_delay_s;
+    /* start / stop / uninstall: how long to wait for the state; 0 = the default */
+    uint32_t timeout_s;
+} svc_options;
+
+/* One server option: its flag, its registry value, its range. Shared by the command line and
+ * the registry so both validate the same way. */
+typedef enum svc_opt_kind {
+    SVC_OPT_NUMBER, /* stored as REG_DWORD */
+    SVC_OPT_TEXT,   /* REG_SZ */
+    SVC_OPT_FRAMING /* REG_SZ: raw | line | length */
+} svc_opt_kind;
+
+typedef struct svc_server_opt {
+    const char *flag;     /* "--port" */
+    const wchar_t *value; /* L"Port" under Parameters */
+    svc_opt_kind kind;
+    uint32_t min, max;   /* numbers: range; text: max length in bytes */
+    size_t offset, size; /* the field in svc_server_options */
+    const char *help;
+} svc_server_opt;
+
+extern const svc_server_opt svc_server_opts[];
+extern const size_t svc_server_opt_count;
+
+void svc_server_options_init(svc_server_options *o);
+void svc_options_init(svc_options *o);
+/* Sets one server option from text, validated. Returns 0, or -1 with err set. */
+int svc_server_opt_set(svc_server_options *o, const svc_server_opt *def, const char *text,
+                       char *err, size_t err_size);
+/* Numbers only (the registry's REG_DWORD path). */
+int svc_server_opt_set_number(svc_server_options *o, const svc_server_opt *def, uint32_t v,
+                              char *err, size_t err_size);
+/* The option's value as text ("9000", "line", a path). */
+void svc_server_opt_get(const svc_server_options *o, const svc_server_opt *def, char *out,
+                        size_t size);
+/* 1 for letters, digits, '.', '_', '-', 1 to SVC_NAME_MAX characters. */
+int svc_name_valid(const char *name);
+
+/* Parses argv[1..]; returns 0, or -1 with err set (exit SVC_EXIT_USAGE). */
+int svc_options_parse(int argc, char **argv, svc_options *out, char *err, size_t err_size);
+void svc_usage(FILE *to);
+const char *svc_start_type_name(svc_start_type t);
+
+/* The engine configuration for these options (log callback set by the caller). */
+void svc_server_config(const svc_server_options *o, iocp_config *config);
+
+/* ---- registry parameters ------------------------------------------------------------------ */
+
+/* HKLM\SYSTEM\CurrentControlSet\Services\<name>\Parameters */
+void svc_params_path(const char *name, wchar_t *out, size_t count);
+/* Writes every server option under root\path (created if missing). Win32 code. */
+DWORD svc_params_write(HKEY root, const wchar_t *path, const svc_server_options *o);
+/* Reads them over the defaults. Missing values keep the default. A value of the wrong type or
+ * out of range gives ERROR_INVALID_PARAMETER with err saying which; a missing key gives
+ * ERROR_FILE_NOT_FOUND. */
+DWORD svc_params_read(HKEY root, const wchar_t *path, svc_server_options *o, char *err,
+                      size_t err_size);
+/* Removes root\path and everything under it; a missing key is success. */
+DWORD svc_params_delete(HKEY root, const wchar_t *path);
+
+/* ---- the instance mutex ------------------------------------------------------------------- */
+
+typedef enum svc_lock_result {
+    SVC_LOCK_OK = 0,
+    SVC_LOCK_ABANDONED, /* ours now; the previous holder ended without releasing it */
+    SVC_LOCK_HELD,      /* another process holds it: holder says who */
+    SVC_LOCK_ERROR      /* *sys_code says why */
+} svc_lock_result;
+
+/* Who holds (or last held) an instance name: kept in a small file, the holder marker. */
+typedef struct svc_holder {
+    uint32_t magic;
+    uint32_t pid;
+    char mode[16];
+    FILETIME since;
+    char address[80];
+} svc_holder;
+
+typedef struct svc_instance {
+    HANDLE mutex;
+    wchar_t marker[MAX_PATH]; /* %ProgramData%\iocp-service\<name>.holder; "" if unusable */
+    svc_holder me;
+} svc_instance;
+
+/* Takes Global\iocp-service-<name> without waiting. On SVC_LOCK_HELD, holder describes the
+ * holder ("process 1234 (service, since 2024-05-01 10:00:00, listening on [::]:9000)"); on
+ * SVC_LOCK_ABANDONED, the previous holder that ended without releasing it. Must be released
+ * by the same thread. */
+svc_lock_result svc_instance_lock(svc_instance *inst, const char *name, const char *mode,
+                                  char *holder, size_t holder_size, DWORD *sys_code);
+/* Records the listener address in the holder information (for the next one's message). */
+void svc_instance_set_address(svc_instance *inst, const char *address);
+void svc_instance_unlock(svc_instance *inst);
+void svc_instance_mutex_name(const char *name, wchar_t *out, size_t count);
+
+/* ---- status pipe ---------------------------------------------------------------------------- */
+
+/* Answers one request: writes the answer into resp (at most resp_size bytes) and returns its
+ * length; *close_after = 1 makes the server close the pipe once the answer is read. */
+typedef size_t (*svc_pipe_handler)(void *user, const char *req, size_t len, char *resp,
+                                   size_t resp_size, int *close_after);
+
+typedef struct svc_pipe_server svc_pipe_server;
+
+void svc_pipe_name(const char *name, wchar_t *out, size_t count);
+/* Creates the pipe's instances and its thread. Win32 code (ERROR_PIPE_BUSY / ACCESS_DENIED:
+ * another process already owns that pipe name). */
+DWORD svc_pipe_server_start(const char *name, svc_pipe_handler fn, void *user,
+                            svc_pipe_server **out);
+void svc_pipe_server_stop(svc_pipe_server *s);
+/* Client: one request, one answer (NUL-terminated in resp), within timeout_ms. Win32 code. */
+DWORD svc_pipe_request(const char *name, const char *req, size_t len, char *resp, size_t resp_size,
+                       size_t *resp_len, uint32_t timeout_ms);
+
+/* ---- logging -------------------------------------------------------------------------------- */
+
+/* name: the Event Log source (NULL = no Event Log); to_stderr: console mode. */
+void svc_log_init(const char *name, int to_stderr);
+/* Opens (appends to) the log file. Win32 code. */
+DWORD svc_log_open_file(const char *path);
+void svc_log_close(void);
+void svc_log(iocp_log_level level, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* The engine's log callback. */
+void svc_log_engine(void *user, iocp_log_level level, const char *message);
+/* An Event Log event (message id from messages.mc, inserts %2.. after the service name as
+ * %1), and the same text as a log line. */
+void svc_event(iocp_log_level level, DWORD message_id, const char *text);
+
+DWORD svc_eventlog_register(const char *name, const wchar_t *exe_path);
+DWORD svc_eventlog_unregister(const char *name);
+
+/* ---- pieces run by main ------------------------------------------------------------------- */
+
+int svc_console_run(const svc_options *opt);
+int svc_service_dispatch(const svc_options *opt);
+int svc_scm_install(const svc_options *opt);
+int svc_scm_uninstall(const svc_options *opt);
+int svc_scm_start(const svc_options *opt);
+int svc_scm_stop(const svc_options *opt);
+int svc_scm_status(const svc_options *opt);
+
+/* ---- the host: what console and service share --------------------------------------------- */
+
+/* Called between start steps and about every 500 ms while stopping (service checkpoints). */
+typedef void (*svc_progress_fn)(void *user);
+
+typedef struct svc_host {
+    svc_options opt;
+    const char *mode; /* "console" or "service" */
+    svc_instance instance;
+    int locked;
+    iocp_engine *engine;
+    svc_pipe_server *pipe;
+    uint64_t started_ms;
+    uint64_t summary_ms;     /* when the last protocol-error summary was taken */
+    uint64_t summary_errors; /* protocol_errors at that moment */
+    volatile LONG draining;  /* 1 once the stop began (the pipe reports it) */
+} svc_host;
+
+/* Starts everything: log file, mutex, engine, status pipe. Returns SVC_EXIT_OK, or an exit
+ * code with *win32_exit set (the code a service reports with SERVICE_STOPPED) and the reason
+ * already logged and written to the Event Log. */
+int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_progress_fn progress,
+                   void *user, DWORD *win32_exit);
+/* Periodic work while running (about once a second): the protocol-error summary. Returns 0,
+ * or -1 if the engine has stopped on its own. */
+int svc_host_tick(svc_host *h);
+/* Drains (stops accepting, lets connections finish, up to the drain timeout), then releases
+ * everything, logs "stopped", releases the mutex. Same thread as svc_host_start. */
+void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user);
+
+/* ---- utilities ---------------------------------------------------------------------------- */
+
+/* UTF-8 to UTF-16 into a fixed buffer (always terminated; truncates). */
+void svc_widen(const char *s, wchar_t *out, size_t count);
+void svc_narrow(const wchar_t *s, char *out, size_t size);
+/* "The parameter is incorrect (Win32 87)": the system's text, one line, and the code. */
+const char *svc_win32_text(DWORD code, char *buf, size_t size);
+uint64_t svc_now_ms(void);
+/* The Win32 code a service reports for an engine start failure. */
+DWORD svc_win32_from_iocp(const iocp_error_info *err);
+/* The exit code (table above) for a Win32 code a service stopped with. */
+int svc_exit_from_win32(DWORD code);
+
+#endif

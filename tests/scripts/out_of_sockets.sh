@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Fault suite scenario 7, out of sockets: the server runs in a Wine prefix whose wineserver
+# (which holds the Unix descriptor of every socket in the prefix) has a small descriptor
+# limit. Native clients connect until the server cannot take more. Then:
+#   - the server logs the shortage once, not once per attempt;
+#   - accepting backs off instead of spinning: server + wineserver CPU stays low while starved;
+#   - when clients leave, accepting resumes and a new client is echoed.
+# Usage: out_of_sockets.sh SERVICE_EXE WORKDIR      (Linux host, cross-built exe under Wine)
+set -euo pipefail
+exe=$1
+work=$2
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+limit=${OOS_FD_LIMIT:-96}
+mkdir -p "$work"
+export WINEDEBUG=-all
+export IOCP_WINEPREFIX=$work/prefix
+if [ ! -f "$IOCP_WINEPREFIX/system.reg" ]; then
+    # A copy of the project's prefix (booted by the other tests) is ready in under a second.
+    if [ -f "$root/build/wineprefix/system.reg" ]; then
+        cp -a "$root/build/wineprefix" "$IOCP_WINEPREFIX"
+    else
+        mkdir -p "$IOCP_WINEPREFIX"
+        WINEPREFIX=$IOCP_WINEPREFIX wineboot -i >/dev/null 2>&1
+        WINEPREFIX=$IOCP_WINEPREFIX wineserver -w
+    fi
+fi
+WINEPREFIX=$IOCP_WINEPREFIX wineserver -k 2>/dev/null || true
+WINEPREFIX=$IOCP_WINEPREFIX wineserver -w 2>/dev/null || true
+# The small limit applies to the wineserver alone (it is inherited by nothing else here).
+(ulimit -n "$limit" && WINEPREFIX=$IOCP_WINEPREFIX setsid wineserver -p)
+log=$work/server.log
+"$root/cmake/wine-run.sh" "$exe" run --port 0 --name "oos-$$" --max-connections 1000 \
+    --workers 2 >"$log" 2>&1 &
+server=$!
+cleanup() {
+    kill -INT "$server" 2>/dev/null || true
+    sleep 1
+    kill -9 "$server" 2>/dev/null || true
+    WINEPREFIX=$IOCP_WINEPREFIX wineserver -k 2>/dev/null || true
+}
+trap cleanup EXIT
+port=
+for _ in $(seq 1 300); do
+    port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)\r\{0,1\}$/\1/p' "$log" | head -n 1)
+    [ -n "$port" ] && break
+    kill -0 "$server" 2>/dev/null || break
+    sleep 0.1
+done
+[ -n "$port" ] || { cat "$log"; echo "FAIL: the server did not start"; exit 1; }
+ws=$(for p in $(pgrep -x wineserver64; pgrep -x wineserver); do
+    case $(readlink /proc/$p/cwd) in
+    */"$(printf 'server-%x-%x' $(stat -L -c '%d %i' "$IOCP_WINEPREFIX"))") echo "$p" ;;
+    esac
+done | head -n 1)
+srv=$(pgrep -f "iocp-service.exe run --port 0 --name oos-$$" | head -n 1)
+
+python3 - "$port" "$srv" "$ws" "$log" <<'PY'
+import os, socket, sys, time
+port, srv, ws, log = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+HZ = os.sysconf("SC_CLK_TCK")
+
+def cpu(pid):
+    if not pid:
+        return 0
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+def echo(s, payload=b"x"):
+    s.sendall(payload)
+    return s.recv(16) == payload
+
+held, served = [], 0
+for i in range(400):
+    s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    s.settimeout(2)
+    try:
+        ok = echo(s)
+    except OSError:
+        ok = False
+    if not ok:
+        held.append(s)  # stays in the backlog: the server cannot accept it now
+        break
+    held.append(s)
+    served += 1
+print(f"served {served} connections before the server ran out of sockets")
+if served >= 399:
+    print("FAIL: never ran out of sockets; the descriptor limit did not apply")
+    sys.exit(1)
+
+# Starved: the listener must back off, not spin.
+c0, t0 = cpu(srv) + cpu(ws), time.time()
+time.sleep(3)
+used = (cpu(srv) + cpu(ws) - c0) / HZ / (time.time() - t0)
+print(f"CPU while starved: {used * 100:.1f}% of one core (server + wineserver)")
+text = open(log, errors="replace").read()
+shortage = text.count("cannot create a socket for the next accept") + text.count("out of sockets")
+print(f"shortage log lines: {shortage}")
+
+# Clients leave; accepting resumes and a new client is served.
+for s in held[: len(held) // 2]:
+    s.close()
+deadline, resumed = time.time() + 15, False
+while time.time() < deadline and not resumed:
+    try:
+        n = socket.create_connection(("127.0.0.1", port), timeout=2)
+        n.settimeout(3)
+        resumed = echo(n, b"again")
+        held.append(n)
+    except OSError:
+        time.sleep(0.2)
+print(f"accepting resumed after clients left: {resumed}")
+for s in held:
+    s.close()
+failed = []
+if used > 0.30:
+    failed.append("the listener spins while out of sockets")
+if shortage < 1:
+    failed.append("no log line says the server ran out of sockets")
+if shortage > 3:
+    failed.append(f"{shortage} shortage lines: the log is flooded")
+if not resumed:
+    failed.append("accepting did not resume")
+print(f"METRIC scenario=out_of_sockets connections={served + 1} faults=1 bad_inputs=0 "
+      f"bytes_lost=0 contexts_leaked=0")
+if failed:
+    print("FAIL: " + "; ".join(failed))
+    sys.exit(1)
+print("1 passed, 0 failed")
+PY

@@ -1,0 +1,1057 @@
+/*
+ * test_service.c: iocp-service end to end: install / start / status / stop / uninstall
+ * through the real executable and the real Service Control Manager, the console `run`, the
+ * instance mutex between console and service, a start that fails, a stop under load, and the
+ * status pipe under abuse.
+ *
+ * Every case uses its own names (with this process's id), so cases run in parallel, and
+ * removes its service at exit even when a CHECK fails (atexit). Under Wine, CTest runs these
+ * cases in a prefix of their own with a persistent wineserver (service/wine-services.sh):
+ * see service/README.md.
+ */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <ws2tcpip.h>
+#include <shlobj.h>
+
+#include "svc.h"
+
+#ifndef IOCP_SERVICE_EXE
+#error "IOCP_SERVICE_EXE must name iocp-service.exe (set by tests/CMakeLists.txt)"
+#endif
+
+/* ---- running iocp-service ----------------------------------------------------------------- */
+
+typedef struct child {
+    HANDLE process;
+    HANDLE out; /* read end: the child's stdout and stderr together */
+    DWORD pid;
+    char text[65536];
+    size_t len;
+} child;
+
+#define MAX_CHILDREN 16
+static void cleanup(void);
+static child *children[MAX_CHILDREN]; /* killed at exit if still running */
+static char cleanup_names[4][64];     /* services uninstalled at exit */
+
+static void exe_path(wchar_t *out, size_t count)
+{
+    wchar_t env[MAX_PATH];
+    DWORD n = GetEnvironmentVariableW(L"IOCP_SERVICE_EXE", env, MAX_PATH);
+    if (n > 0 && n < MAX_PATH)
+        swprintf(out, count, L"%ls", env);
+    else
+        svc_widen(IOCP_SERVICE_EXE, out, count);
+    /* Absolute (CreateProcess does no search for a path with a directory). */
+    wchar_t full[MAX_PATH];
+    if (GetFullPathNameW(out, MAX_PATH, full, NULL) > 0)
+        swprintf(out, count, L"%ls", full);
+    out[count - 1] = L'\0';
+}
+
+static void child_start(child *c, const char *args)
+{
+    wchar_t exe[MAX_PATH], wargs[1024], cmd[MAX_PATH + 1100];
+    memset(c, 0, sizeof *c);
+    exe_path(exe, MAX_PATH);
+    svc_widen(args, wargs, 1024);
+    swprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" %ls", exe, wargs);
+    cmd[sizeof cmd / sizeof cmd[0] - 1] = L'\0';
+
+    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+    HANDLE write_end;
+    CHECK(CreatePipe(&c->out, &write_end, &sa, 1 << 16));
+    CHECK(SetHandleInformation(c->out, HANDLE_FLAG_INHERIT, 0));
+    STARTUPINFOW si;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
+    si.hStdOutput = write_end;
+    si.hStdError = write_end;
+    PROCESS_INFORMATION pi;
+    BOOL ok =
+        CreateProcessW(exe, cmd, NULL, NULL, TRUE, CREATE_NEW_PROCESS_GROUP, NULL, NULL, &si, &pi);
+    CloseHandle(write_end);
+    CHECK_MSG(ok, "cannot start %ls", cmd);
+    CloseHandle(pi.hThread);
+    c->process = pi.hProcess;
+    c->pid = pi.dwProcessId;
+    static int registered;
+    if (!registered) {
+        registered = 1;
+        atexit(cleanup);
+    }
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (children[i] == NULL) {
+            children[i] = c;
+            break;
+        }
+    }
+}
+
+/* Moves whatever the child printed into c->text, without blocking. */
+static void child_drain(child *c)
+{
+    DWORD avail = 0;
+    while (PeekNamedPipe(c->out, NULL, 0, NULL, &avail, NULL) && avail > 0) {
+        DWORD room = (DWORD)(sizeof c->text - 1 - c->len), n = 0;
+        if (room == 0)
+            break;
+        if (!ReadFile(c->out, c->text + c->len, avail < room ? avail : room, &n, NULL) || n == 0)
+            break;
+        c->len += n;
+        c->text[c->len] = '\0';
+    }
+}
+
+/* Where a line of the output starts with prefix, or NULL. */
+static const char *find_line(const char *text, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (const char *p = text; p != NULL && *p != '\0';) {
+        if (strncmp(p, prefix, n) == 0)
+            return p;
+        p = strchr(p, '\n');
+        if (p != NULL)
+            p++;
+    }
+    return NULL;
+}
+
+/* Waits until a line starting with prefix appears (e.g. "listening on", which `run` prints on
+ * stdout once the listener and the status pipe are ready). */
+static int child_wait_line(child *c, const char *prefix, uint32_t timeout_ms)
+{
+    uint64_t deadline = test_now_ms() + timeout_ms;
+    for (;;) {
+        child_drain(c);
+        if (find_line(c->text, prefix) != NULL)
+            return 1;
+        if (test_now_ms() >= deadline || WaitForSingleObject(c->process, 0) == WAIT_OBJECT_0) {
+            child_drain(c);
+            return find_line(c->text, prefix) != NULL;
+        }
+        Sleep(10);
+    }
+}
+
+static void child_forget(child *c)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (children[i] == c)
+            children[i] = NULL;
+    CloseHandle(c->process);
+    CloseHandle(c->out);
+    c->process = c->out = NULL;
+}
+
+/* Waits for the exit (bounded), collects the output, returns the exit code. */
+static DWORD child_finish(child *c, uint32_t timeout_ms)
+{
+    uint64_t deadline = test_now_ms() + timeout_ms;
+    while (WaitForSingleObject(c->process, 10) == WAIT_TIMEOUT) {
+        child_drain(c);
+        if (test_now_ms() >= deadline) {
+            TerminateProcess(c->process, 99);
+            CHECK_MSG(0, "iocp-service did not finish in %lu ms; it printed:\n%s",
+                      (unsigned long)timeout_ms, c->text);
+        }
+    }
+    child_drain(c);
+    DWORD code = 0;
+    GetExitCodeProcess(c->process, &code);
+    child_forget(c);
+    return code;
+}
+
+static void child_kill(child *c)
+{
+    TerminateProcess(c->process, 1);
+    WaitForSingleObject(c->process, 10000);
+    child_drain(c);
+    child_forget(c);
+}
+
+/* Runs one command to its end. The output stays in *c for the checks. */
+static DWORD run(child *c, const char *fmt, ...)
+{
+    char args[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    child_start(c, args);
+    DWORD code = child_finish(c, 90000);
+    printf("$ iocp-service %s  -> %lu\n%s", args, (unsigned long)code, c->text);
+    return code;
+}
+
+#define CHECK_OUT(c, want)                                                                         \
+    CHECK_MSG(strstr((c)->text, want) != NULL, "no '%s' in:\n%s", want, (c)->text)
+#define CHECK_RUN(c, want, ...)                                                                    \
+    do {                                                                                           \
+        DWORD code_ = run(c, __VA_ARGS__);                                                         \
+        CHECK_MSG(code_ == (DWORD)(want), "exit code %lu, wanted %d", (unsigned long)code_,        \
+                  (int)(want));                                                                    \
+    } while (0)
+
+/* ---- names, files, cleanup -------------------------------------------------------------- */
+
+/* Uninstalls a service left behind by a failed case (quietly, bounded). */
+static void uninstall_quietly(const char *name)
+{
+    static child c;
+    char args[200];
+    snprintf(args, sizeof args, "uninstall --timeout 20 --name %s", name);
+    child_start(&c, args);
+    WaitForSingleObject(c.process, 60000);
+    child_drain(&c);
+    child_forget(&c);
+}
+
+static void cleanup(void)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (children[i] != NULL) {
+            TerminateProcess(children[i]->process, 1);
+            WaitForSingleObject(children[i]->process, 5000);
+            children[i] = NULL;
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        if (cleanup_names[i][0] != '\0') {
+            uninstall_quietly(cleanup_names[i]);
+            cleanup_names[i][0] = '\0';
+        }
+    }
+    /* The holder markers that killed instances of this process's names left behind. */
+    wchar_t dir[MAX_PATH], pattern[MAX_PATH], path[MAX_PATH];
+    if (SHGetFolderPathW(NULL, CSIDL_COMMON_APPDATA, NULL, SHGFP_TYPE_CURRENT, dir) == S_OK) {
+        swprintf(pattern, MAX_PATH, L"%ls\\iocp-service\\iocpt-*-%lu.holder", dir,
+                 (unsigned long)GetCurrentProcessId());
+        WIN32_FIND_DATAW fd;
+        HANDLE f = FindFirstFileW(pattern, &fd);
+        if (f != INVALID_HANDLE_VALUE) {
+            do {
+                swprintf(path, MAX_PATH, L"%ls\\iocp-service\\%ls", dir, fd.cFileName);
+                DeleteFileW(path);
+            } while (FindNextFileW(f, &fd));
+            FindClose(f);
+        }
+    }
+}
+
+/* A service name for this case, removed at exit whatever happens. */
+static void service_name(char *out, size_t size, const char *tag)
+{
+    snprintf(out, size, "iocpt-%s-%lu", tag, (unsigned long)GetCurrentProcessId());
+    for (int i = 0; i < 4; i++) {
+        if (cleanup_names[i][0] == '\0') {
+            snprintf(cleanup_names[i], sizeof cleanup_names[i], "%s", out);
+            break;
+        }
+    }
+}
+
+/* A log file the service account can write: %ProgramData%\iocp-service-tests\<name>.log. */
+static void log_path(char *out, size_t size, const char *name)
+{
+    wchar_t base[MAX_PATH], dir[MAX_PATH];
+    if (SHGetFolderPathW(NULL, CSIDL_COMMON_APPDATA, NULL, SHGFP_TYPE_CURRENT, base) != S_OK)
+        GetTempPathW(MAX_PATH, base);
+    swprintf(dir, MAX_PATH, L"%ls\\iocp-service-tests", base);
+    CreateDirectoryW(dir, NULL);
+    char narrow[MAX_PATH * 3];
+    svc_narrow(dir, narrow, sizeof narrow);
+    snprintf(out, size, "%s\\%s.log", narrow, name);
+    wchar_t wide[MAX_PATH];
+    svc_widen(out, wide, MAX_PATH);
+    DeleteFileW(wide);
+}
+
+static void read_file(const char *path, char *out, size_t size)
+{
+    wchar_t wide[MAX_PATH];
+    svc_widen(path, wide, MAX_PATH);
+    out[0] = '\0';
+    HANDLE f =
+        CreateFileW(wide, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    NULL, OPEN_EXISTING, 0, NULL);
+    if (f == INVALID_HANDLE_VALUE)
+        return;
+    DWORD n = 0;
+    ReadFile(f, out, (DWORD)(size - 1), &n, NULL);
+    out[n] = '\0';
+    CloseHandle(f);
+}
+
+static int log_has(const char *path, const char *text, uint32_t timeout_ms)
+{
+    static char buf[1 << 17];
+    uint64_t deadline = test_now_ms() + timeout_ms;
+    for (;;) {
+        read_file(path, buf, sizeof buf);
+        if (strstr(buf, text) != NULL)
+            return 1;
+        if (test_now_ms() >= deadline)
+            return 0;
+        Sleep(20);
+    }
+}
+
+/* The port of "listening on [::]:50123" in the output. */
+static uint16_t port_of(const child *c)
+{
+    const char *p = find_line(c->text, "listening on ");
+    CHECK_MSG(p != NULL, "no line 'listening on' in:\n%s", c->text);
+    const char *end = strchr(p, '\n');
+    if (end == NULL)
+        end = p + strlen(p);
+    const char *colon = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == ':')
+            colon = q;
+    CHECK(colon != NULL);
+    long port = strtol(colon + 1, NULL, 10);
+    CHECK_MSG(port > 0 && port < 65536, "port %ld", port);
+    return (uint16_t)port;
+}
+
+/* A number printed after `label` (e.g. "connections: " then "3 open"). */
+static unsigned long long number_after(const char *text, const char *label)
+{
+    const char *p = strstr(text, label);
+    CHECK_MSG(p != NULL, "no '%s' in:\n%s", label, text);
+    return strtoull(p + strlen(label), NULL, 10);
+}
+
+/* ---- a plain Winsock echo client ---------------------------------------------------------- */
+
+static SOCKET connect_local(uint16_t port)
+{
+    SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(s != INVALID_SOCKET);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(s, (struct sockaddr *)&a, sizeof a) == 0);
+    DWORD ms = 20000;
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&ms, sizeof ms);
+    return s;
+}
+
+static void send_all(SOCKET s, const char *data, size_t len)
+{
+    while (len > 0) {
+        int n = send(s, data, (int)len, 0);
+        CHECK(n > 0);
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+static void recv_exactly(SOCKET s, char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        int n = recv(s, buf + got, (int)(len - got), 0);
+        CHECK_MSG(n > 0, "recv returned %d after %zu of %zu bytes", n, got, len);
+        got += (size_t)n;
+    }
+}
+
+static void echo_once(SOCKET s, const char *msg)
+{
+    char back[256];
+    size_t len = strlen(msg);
+    send_all(s, msg, len);
+    recv_exactly(s, back, len);
+    CHECK(memcmp(back, msg, len) == 0);
+}
+
+/* ---- cases -------------------------------------------------------------------------------- */
+
+static void usage_and_exit_codes(void)
+{
+    child c;
+    CHECK_RUN(&c, 1, "");
+    CHECK_OUT(&c, "usage: iocp-service");
+    CHECK_RUN(&c, 0, "--help");
+    CHECK_OUT(&c, "exit codes:");
+    CHECK_RUN(&c, 1, "run --port 70000");
+    CHECK_OUT(&c, "out of range");
+    CHECK_RUN(&c, 1, "stop --framing line");
+    CHECK_RUN(&c, 1, "service");
+    CHECK_OUT(&c, "use 'run'");
+    CHECK_RUN(&c, 5, "status --name iocpt-nothing-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK_RUN(&c, 5, "start --name iocpt-nothing-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK_RUN(&c, 5, "stop --name iocpt-nothing-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK_RUN(&c, 5, "uninstall --name iocpt-nothing-%lu", (unsigned long)GetCurrentProcessId());
+}
+
+/* install, start, echo, status with live counters, stop, uninstall, gone: twice. */
+static void lifecycle(void)
+{
+    char name[64], log[MAX_PATH * 3];
+    static child c;
+    service_name(name, sizeof name, "life");
+    log_path(log, sizeof log, name);
+    for (int round = 0; round < 2; round++) {
+        CHECK_RUN(&c, 0,
+                  "install --name %s --port 0 --framing line --drain-timeout 5 "
+                  "--log-file \"%s\"",
+                  name, log);
+        CHECK_OUT(&c, "installed service");
+        CHECK_RUN(&c, 7, "status --name %s", name);
+        CHECK_OUT(&c, "STOPPED");
+
+        CHECK_RUN(&c, 0, "start --name %s", name);
+        CHECK_OUT(&c, "is running (pid");
+        uint16_t port = port_of(&c);
+
+        SOCKET s = connect_local(port);
+        echo_once(s, "hello\n");
+        echo_once(s, "second line\n");
+        echo_once(s, "x\n");
+        CHECK_RUN(&c, 0, "status --name %s", name);
+        CHECK_OUT(&c, "RUNNING (pid");
+        CHECK_EQ_U(number_after(c.text, "connections: "), 1); /* open */
+        CHECK_EQ_U(number_after(c.text, "open, "), 1);        /* accepted */
+        CHECK_EQ_U(number_after(c.text, "bytes: "), 20);      /* in */
+        CHECK_EQ_U(number_after(c.text, "in, "), 20);         /* out */
+        CHECK_EQ_U(number_after(c.text, "messages: "), 3);
+        CHECK_OUT(&c, "uptime: ");
+        closesocket(s);
+        /* Starting it again is no error, and says where it listens. */
+        CHECK_RUN(&c, 0, "start --name %s", name);
+        CHECK_OUT(&c, "already running");
+        CHECK(port_of(&c) == port);
+
+        if (round == 0) {
+            CHECK_RUN(&c, 0, "stop --name %s", name);
+            CHECK_OUT(&c, "stopped");
+            CHECK_RUN(&c, 7, "status --name %s", name);
+            CHECK_RUN(&c, 0, "uninstall --name %s", name);
+            CHECK_OUT(&c, "is not running");
+        } else {
+            /* uninstall stops a running service first. */
+            CHECK_RUN(&c, 0, "uninstall --name %s", name);
+            CHECK_OUT(&c, "stopped");
+        }
+        CHECK_OUT(&c, "removed");
+        CHECK(log_has(log, "final statistics: accepted=1", 1000));
+        CHECK(log_has(log, "messages_in=3 messages_out=3", 1000));
+        CHECK_RUN(&c, 5, "status --name %s", name);
+        CHECK_OUT(&c, "no service named");
+        /* The parameters and the Event Log source went with it. */
+        wchar_t key[200], wname[64];
+        svc_widen(name, wname, 64);
+        svc_params_path(name, key, 200);
+        HKEY h;
+        CHECK(RegOpenKeyExW(HKEY_LOCAL_MACHINE, key, 0, KEY_READ, &h) == ERROR_FILE_NOT_FOUND);
+        swprintf(key, 200, L"SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\%ls",
+                 wname);
+        CHECK(RegOpenKeyExW(HKEY_LOCAL_MACHINE, key, 0, KEY_READ, &h) == ERROR_FILE_NOT_FOUND);
+    }
+}
+
+/* What Wine cannot show (failure-action restarts, delayed start, the Event Log's contents)
+ * is checked as "the configuration calls succeed, or say the system lacks them". */
+static void install_configuration(void)
+{
+    char name[64];
+    static child c;
+    service_name(name, sizeof name, "cfg");
+    CHECK_RUN(&c, 0,
+              "install --name %s --port 0 --start delayed --restart-delay 3 "
+              "--max-connections 50 --framing length --description \"test service\"",
+              name);
+    CHECK_OUT(&c, "description: set");
+    CHECK_OUT(&c, "failure actions (restart after 3 s, twice a day): set");
+    CHECK_OUT(&c, "preshutdown timeout: set");
+    CHECK_MSG(strstr(c.text, "delayed auto-start: set") != NULL ||
+                  strstr(c.text, "delayed auto-start: not supported by this system") != NULL,
+              "%s", c.text);
+    CHECK_OUT(&c, "start: delayed, account: NT AUTHORITY\\LocalService");
+    CHECK_OUT(&c, "event log source: Application\\");
+
+    /* The Parameters key holds what the service will read. */
+    wchar_t key[200];
+    char err[300];
+    svc_params_path(name, key, 200);
+    svc_server_options o;
+    svc_server_options_init(&o);
+    CHECK_MSG(svc_params_read(HKEY_LOCAL_MACHINE, key, &o, err, sizeof err) == 0, "%s", err);
+    CHECK_EQ_U(o.port, 0);
+    CHECK_EQ_U(o.max_connections, 50);
+    CHECK(o.framing == IOCP_FRAMING_LENGTH);
+    /* The Event Log source points at the executable with the message table. */
+    wchar_t wname[64], src[200], file[MAX_PATH];
+    DWORD size = sizeof file;
+    svc_widen(name, wname, 64);
+    swprintf(src, 200, L"SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\%ls", wname);
+    CHECK(RegGetValueW(HKEY_LOCAL_MACHINE, src, L"EventMessageFile",
+                       RRF_RT_REG_EXPAND_SZ | RRF_NOEXPAND, NULL, file, &size) == ERROR_SUCCESS);
+    CHECK(wcsstr(file, L"iocp-service.exe") != NULL);
+    /* The message table is really in it. */
+    HMODULE m = LoadLibraryExW(file, NULL, LOAD_LIBRARY_AS_DATAFILE);
+    CHECK(m != NULL);
+    CHECK(FindResourceW(m, MAKEINTRESOURCEW(1), MAKEINTRESOURCEW(11) /* RT_MESSAGETABLE */) !=
+          NULL);
+    FreeLibrary(m);
+
+    CHECK_RUN(&c, 5, "install --name %s", name);
+    CHECK_OUT(&c, "already exists");
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+    CHECK_RUN(&c, 5, "uninstall --name %s", name);
+}
+
+/* A second console instance with the same name is refused and told who holds it; once the
+ * holder is killed, the next one takes the abandoned mutex over and logs it. */
+static void second_instance_console(void)
+{
+    char name[64], log[MAX_PATH * 3], want[80];
+    static child a, b, c;
+    snprintf(name, sizeof name, "iocpt-con-%lu", (unsigned long)GetCurrentProcessId());
+    log_path(log, sizeof log, name);
+    char args[600];
+    snprintf(args, sizeof args, "run --port 0 --name %s --log-file \"%s\"", name, log);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    CHECK_RUN(&b, 3, "run --port 0 --name %s", name);
+    CHECK_OUT(&b, "already running");
+    snprintf(want, sizeof want, "process %lu (console", (unsigned long)a.pid);
+    CHECK_OUT(&b, want);
+
+    child_kill(&a);
+    child_start(&c, args);
+    CHECK_MSG(child_wait_line(&c, "listening on", 20000), "%s", c.text);
+    CHECK_OUT(&c, "abandoned");
+    CHECK(log_has(log, "ended without releasing it", 2000));
+    child_kill(&c);
+}
+
+/* Console against service, both ways, and the abandoned mutex taken over by the service. */
+static void second_instance_service(void)
+{
+    char name[64], log[MAX_PATH * 3], want[80], args[600];
+    static child a, c;
+    service_name(name, sizeof name, "mix");
+    log_path(log, sizeof log, name);
+    CHECK_RUN(&c, 0, "install --name %s --port 0 --drain-timeout 2 --log-file \"%s\"", name, log);
+
+    /* A console instance holds the name: the service refuses to start, and says why. */
+    snprintf(args, sizeof args, "run --port 0 --name %s", name);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    CHECK_RUN(&c, 3, "start --name %s", name);
+    CHECK_OUT(&c, "failed to start");
+    CHECK_OUT(&c, "1056"); /* ERROR_SERVICE_ALREADY_RUNNING */
+    snprintf(want, sizeof want, "already running: process %lu (console", (unsigned long)a.pid);
+    CHECK_MSG(log_has(log, want, 2000), "log lacks '%s'", want);
+    CHECK_RUN(&c, 7, "status --name %s", name);
+    CHECK_OUT(&c, "last exit");
+
+    /* The holder is killed: the service takes the abandoned mutex over. */
+    child_kill(&a);
+    CHECK_RUN(&c, 0, "start --name %s", name);
+    CHECK(log_has(log, "ended without releasing it", 2000));
+
+    /* Now the service holds it: a console instance is refused, naming the service. */
+    CHECK_RUN(&c, 3, "run --port 0 --name %s", name);
+    CHECK_OUT(&c, "(service");
+
+    CHECK_RUN(&c, 0, "stop --name %s", name);
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
+/* The port is taken: start fails with the reason, status shows the exit code. */
+static void port_in_use(void)
+{
+    char name[64], log[MAX_PATH * 3];
+    static child c;
+    service_name(name, sizeof name, "port");
+    log_path(log, sizeof log, name);
+
+    SOCKET l = socket(AF_INET6, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(l != INVALID_SOCKET);
+    DWORD off = 0;
+    CHECK(setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&off, sizeof off) == 0);
+    struct sockaddr_in6 a;
+    memset(&a, 0, sizeof a);
+    a.sin6_family = AF_INET6;
+    CHECK(bind(l, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(listen(l, 8) == 0);
+    int alen = sizeof a;
+    CHECK(getsockname(l, (struct sockaddr *)&a, &alen) == 0);
+    unsigned port = ntohs(a.sin6_port);
+
+    CHECK_RUN(&c, 0, "install --name %s --port %u --log-file \"%s\"", name, port, log);
+    CHECK_RUN(&c, 2, "start --name %s", name);
+    CHECK_OUT(&c, "failed to start");
+    CHECK_OUT(&c, "10048"); /* WSAEADDRINUSE */
+    CHECK(log_has(log, "cannot start the server", 2000));
+    CHECK_RUN(&c, 7, "status --name %s", name);
+    CHECK_OUT(&c, "10048");
+    closesocket(l);
+
+    /* The console says the same, with exit code 2. */
+    l = socket(AF_INET6, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&off, sizeof off) == 0);
+    CHECK(bind(l, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(listen(l, 8) == 0);
+    CHECK_RUN(&c, 2, "run --name %s-c --port %u", name, port);
+    CHECK_OUT(&c, "cannot start the server");
+    closesocket(l);
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
+/* A bad value in the registry: the service stops with ERROR_INVALID_PARAMETER and says which. */
+static void bad_parameter(void)
+{
+    char name[64], log[MAX_PATH * 3];
+    static child c;
+    service_name(name, sizeof name, "param");
+    log_path(log, sizeof log, name);
+    CHECK_RUN(&c, 0, "install --name %s --port 0 --log-file \"%s\"", name, log);
+    wchar_t key[200];
+    HKEY h;
+    svc_params_path(name, key, 200);
+    CHECK(RegOpenKeyExW(HKEY_LOCAL_MACHINE, key, 0, KEY_SET_VALUE, &h) == ERROR_SUCCESS);
+    CHECK(RegSetValueExW(h, L"Framing", 0, REG_SZ, (const BYTE *)L"xml", 8) == ERROR_SUCCESS);
+    RegCloseKey(h);
+    CHECK_RUN(&c, 2, "start --name %s", name);
+    CHECK_OUT(&c, "(Win32 87)");
+    CHECK(log_has(log, "parameter Framing", 2000));
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
+/* ---- stop under load ------------------------------------------------------------------- */
+
+#define LOAD_CLIENTS 100
+
+typedef struct load_client {
+    uint16_t port;
+    int id;
+    volatile LONG echoed; /* whole lines that came back, all checked */
+    int eof;              /* the connection ended with a clean FIN */
+    int reset;            /* ... or with a reset while no echo was due in part */
+    int error;            /* why it failed, 0 if it did not */
+    char what[160];
+} load_client;
+
+static volatile LONG load_started;
+
+/* Ping-pong of numbered lines until the server closes. Every line that comes back must be the
+ * one sent, whole; the connection must end cleanly, not in the middle of a line. */
+static DWORD WINAPI load_main(void *arg)
+{
+    load_client *lc = arg;
+    SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(lc->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (s == INVALID_SOCKET || connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        lc->error = 1;
+        snprintf(lc->what, sizeof lc->what, "connect failed (WSA %d)", WSAGetLastError());
+        return 0;
+    }
+    DWORD ms = 30000;
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&ms, sizeof ms);
+    InterlockedIncrement(&load_started);
+    for (unsigned seq = 0;; seq++) {
+        char line[64], back[64];
+        int len = snprintf(line, sizeof line, "client-%03d-line-%07u\n", lc->id, seq);
+        if (send(s, line, len, 0) != len)
+            break; /* the server is gone: what came back so far is checked */
+        int got = 0;
+        while (got < len) {
+            int n = recv(s, back + got, len - got, 0);
+            if (n == 0) {
+                lc->eof = 1;
+                if (got != 0) {
+                    lc->error = 1;
+                    snprintf(lc->what, sizeof lc->what, "EOF inside line %u after %d bytes", seq,
+                             got);
+                }
+                goto done;
+            }
+            if (n < 0) {
+                int e = WSAGetLastError();
+                /* A reset before any byte of this line's echo: the server closed without
+                 * reading the line (it never received it), which is allowed; whether any
+                 * received line went missing is checked against its counters. */
+                if ((e == WSAECONNRESET || e == WSAECONNABORTED) && got == 0) {
+                    lc->reset = 1;
+                } else {
+                    lc->error = 1;
+                    snprintf(lc->what, sizeof lc->what,
+                             "recv failed (WSA %d) in line %u after "
+                             "%d bytes",
+                             e, seq, got);
+                }
+                goto done;
+            }
+            got += n;
+        }
+        if (memcmp(line, back, (size_t)len) != 0) {
+            lc->error = 1;
+            snprintf(lc->what, sizeof lc->what, "line %u came back as '%.*s'", seq, len, back);
+            goto done;
+        }
+        InterlockedIncrement(&lc->echoed);
+    }
+    /* send failed: read what is left; no partial line may follow. */
+    {
+        char rest[64];
+        int n = recv(s, rest, sizeof rest, 0);
+        if (n > 0) {
+            lc->error = 1;
+            snprintf(lc->what, sizeof lc->what, "%d stray bytes after a failed send", n);
+        } else if (n == 0) {
+            lc->eof = 1;
+        } else {
+            lc->reset = 1;
+        }
+    }
+done:
+    closesocket(s);
+    return 0;
+}
+
+static unsigned long long log_number(const char *text, const char *key)
+{
+    const char *p = strstr(text, "final statistics:");
+    CHECK_MSG(p != NULL, "no final statistics in the log:\n%s", text);
+    p = strstr(p, key);
+    CHECK_MSG(p != NULL, "no %s in the final statistics", key);
+    return strtoull(p + strlen(key), NULL, 10);
+}
+
+static void stop_under_load(void)
+{
+    char name[64], log[MAX_PATH * 3];
+    static child c;
+    static load_client lc[LOAD_CLIENTS];
+    HANDLE threads[LOAD_CLIENTS];
+    const unsigned drain_s = 10;
+    service_name(name, sizeof name, "drain");
+    log_path(log, sizeof log, name);
+    CHECK_RUN(&c, 0,
+              "install --name %s --port 0 --framing line --drain-timeout %u "
+              "--log-file \"%s\"",
+              name, drain_s, log);
+    CHECK_RUN(&c, 0, "start --name %s", name);
+    uint16_t port = port_of(&c);
+
+    for (int i = 0; i < LOAD_CLIENTS; i++) {
+        lc[i].port = port;
+        lc[i].id = i;
+        threads[i] = CreateThread(NULL, 64 * 1024, load_main, &lc[i], 0, NULL);
+        CHECK(threads[i] != NULL);
+    }
+    /* All connected and echoing for a moment. */
+    uint64_t deadline = test_now_ms() + 20000;
+    while (load_started < LOAD_CLIENTS && test_now_ms() < deadline)
+        Sleep(10);
+    CHECK_EQ_U(load_started, LOAD_CLIENTS);
+    Sleep(1000);
+
+    uint64_t t0 = test_now_ms();
+    CHECK_RUN(&c, 0, "stop --name %s", name);
+    uint64_t stop_ms = test_now_ms() - t0;
+    CHECK_MSG(stop_ms < (drain_s + 5) * 1000u, "stop took %llu ms (drain timeout %u s)",
+              (unsigned long long)stop_ms, drain_s);
+
+    for (int i = 0; i < LOAD_CLIENTS; i++) {
+        CHECK(WaitForSingleObject(threads[i], 30000) == WAIT_OBJECT_0);
+        CloseHandle(threads[i]);
+    }
+    unsigned long long echoed = 0;
+    int clean = 0, resets = 0;
+    for (int i = 0; i < LOAD_CLIENTS; i++) {
+        echoed += (unsigned long long)lc[i].echoed;
+        clean += lc[i].eof;
+        resets += lc[i].reset;
+    }
+    static char text[1 << 17];
+    CHECK(log_has(log, "final statistics", 5000));
+    read_file(log, text, sizeof text);
+    unsigned long long in = log_number(text, "messages_in=");
+    unsigned long long out = log_number(text, "messages_out=");
+    printf("%d clients, %llu lines echoed, server in %llu out %llu, %d clean closes, %d "
+           "resets, stop %llu ms\n",
+           LOAD_CLIENTS, echoed, in, out, clean, resets, (unsigned long long)stop_ms);
+    for (int i = 0; i < LOAD_CLIENTS; i++)
+        CHECK_MSG(!lc[i].error, "client %d: %s", i, lc[i].what);
+    /* Every message the server received went back, and the clients got every one of them. */
+    CHECK_EQ_U(in, out);
+    CHECK_EQ_U(echoed, out);
+    CHECK_EQ_U(clean + resets, LOAD_CLIENTS);
+    CHECK_EQ_U(log_number(text, "accepted="), LOAD_CLIENTS);
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
+/* A peer that stops reading cannot hold a stop: after the drain timeout its connection is
+ * closed anyway, and the stop finishes. */
+typedef struct stuck_client {
+    uint16_t port;
+    volatile LONG sending;
+} stuck_client;
+
+static DWORD WINAPI stuck_main(void *arg)
+{
+    stuck_client *sc = arg;
+    SOCKET s = connect_local(sc->port);
+    static char chunk[1 << 20];
+    memset(chunk, 'z', sizeof chunk);
+    InterlockedExchange(&sc->sending, 1);
+    /* Send without ever reading: the echo backs up until the server stops reading too. */
+    for (int i = 0; i < 256; i++)
+        if (send(s, chunk, (int)sizeof chunk, 0) <= 0)
+            break;
+    closesocket(s);
+    return 0;
+}
+
+static void stop_with_stuck_client(void)
+{
+    char name[64], log[MAX_PATH * 3];
+    static child c;
+    static stuck_client sc;
+    const unsigned drain_s = 2;
+    service_name(name, sizeof name, "stuck");
+    log_path(log, sizeof log, name);
+    CHECK_RUN(&c, 0, "install --name %s --port 0 --drain-timeout %u --log-file \"%s\"", name,
+              drain_s, log);
+    CHECK_RUN(&c, 0, "start --name %s", name);
+    sc.port = port_of(&c);
+    HANDLE t = CreateThread(NULL, 0, stuck_main, &sc, 0, NULL);
+    CHECK(t != NULL);
+    while (!sc.sending)
+        Sleep(10);
+    Sleep(1500); /* let the buffers fill */
+
+    uint64_t t0 = test_now_ms();
+    CHECK_RUN(&c, 0, "stop --name %s", name);
+    uint64_t stop_ms = test_now_ms() - t0;
+    printf("stop took %llu ms with a peer that does not read (drain timeout %u s)\n",
+           (unsigned long long)stop_ms, drain_s);
+    CHECK_MSG(stop_ms >= (drain_s - 1) * 1000u, "stop did not wait for the drain: %llu ms",
+              (unsigned long long)stop_ms);
+    CHECK_MSG(stop_ms < (drain_s + 8) * 1000u, "stop took %llu ms", (unsigned long long)stop_ms);
+    CHECK(WaitForSingleObject(t, 60000) == WAIT_OBJECT_0);
+    CloseHandle(t);
+    CHECK(log_has(log, "final statistics: accepted=1", 2000));
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
+/* A peer that breaks the framing is closed and counted; the count shows in status and in
+ * the "stopped" event. */
+static void protocol_errors_counted(void)
+{
+    char name[64], log[MAX_PATH * 3];
+    static child c;
+    service_name(name, sizeof name, "proto");
+    log_path(log, sizeof log, name);
+    CHECK_RUN(&c, 0,
+              "install --name %s --port 0 --framing line --max-message 16 "
+              "--log-file \"%s\"",
+              name, log);
+    CHECK_RUN(&c, 0, "start --name %s", name);
+    uint16_t port = port_of(&c);
+    SOCKET s = connect_local(port);
+    echo_once(s, "short\n");
+    send_all(s, "this line is far longer than sixteen bytes\n", 44);
+    char buf[64];
+    int n;
+    while ((n = recv(s, buf, sizeof buf, 0)) > 0)
+        ;
+    CHECK(n == 0 || WSAGetLastError() == WSAECONNRESET); /* closed by the server */
+    closesocket(s);
+    CHECK_RUN(&c, 0, "status --name %s", name);
+    CHECK_EQ_U(number_after(c.text, "protocol errors: "), 1);
+    CHECK_RUN(&c, 0, "stop --name %s", name);
+    CHECK(log_has(log, "1 protocol errors", 2000));
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
+/* ---- the status pipe under abuse ---------------------------------------------------------- */
+
+static HANDLE pipe_open(const char *name)
+{
+    wchar_t path[200];
+    svc_pipe_name(name, path, 200);
+    HANDLE h = INVALID_HANDLE_VALUE;
+    for (int i = 0; i < 200 && h == INVALID_HANDLE_VALUE; i++) {
+        h = CreateFileW(path, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                        FILE_FLAG_OVERLAPPED, NULL);
+        if (h == INVALID_HANDLE_VALUE) {
+            CHECK_MSG(GetLastError() == ERROR_PIPE_BUSY, "open %ls: Win32 %lu", path,
+                      (unsigned long)GetLastError());
+            WaitNamedPipeW(path, 100);
+        }
+    }
+    CHECK(h != INVALID_HANDLE_VALUE);
+    DWORD mode = PIPE_READMODE_MESSAGE;
+    CHECK(SetNamedPipeHandleState(h, &mode, NULL, NULL));
+    return h;
+}
+
+/* One overlapped operation, bounded. Returns the Win32 result; *n the bytes. */
+static DWORD pipe_io(HANDLE h, int write, void *buf, DWORD len, DWORD *n, uint32_t timeout_ms)
+{
+    OVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    BOOL ok = write ? WriteFile(h, buf, len, NULL, &ov) : ReadFile(h, buf, len, NULL, &ov);
+    DWORD err = ok ? NO_ERROR : GetLastError();
+    *n = 0;
+    if (ok || err == ERROR_IO_PENDING || err == ERROR_MORE_DATA) {
+        if (WaitForSingleObject(ov.hEvent, timeout_ms) != WAIT_OBJECT_0) {
+            CancelIoEx(h, &ov);
+            GetOverlappedResult(h, &ov, n, TRUE);
+            CloseHandle(ov.hEvent);
+            return WAIT_TIMEOUT;
+        }
+        err = GetOverlappedResult(h, &ov, n, FALSE) ? NO_ERROR : GetLastError();
+    }
+    CloseHandle(ov.hEvent);
+    return err;
+}
+
+/* Sends a request on a fresh connection, expects `answer`, then a closed pipe. */
+static void abuse_once(const char *name, const void *req, DWORD len, const char *answer)
+{
+    char buf[SVC_PROTO_ANSWER_MAX + 1];
+    DWORD n;
+    printf("request of %lu bytes, expecting %s", (unsigned long)len, answer);
+    HANDLE h = pipe_open(name);
+    CHECK_EQ_U(pipe_io(h, 1, (void *)req, len, &n, 5000), 0);
+    DWORD e = pipe_io(h, 0, buf, sizeof buf - 1, &n, 5000);
+    CHECK_MSG(e == 0, "read: Win32 %lu", (unsigned long)e);
+    buf[n] = '\0';
+    CHECK_MSG(strcmp(buf, answer) == 0, "answer '%s', wanted '%s'", buf, answer);
+    /* Then the server closes the pipe (within its linger time). */
+    e = pipe_io(h, 0, buf, sizeof buf - 1, &n, 10000);
+    CHECK_MSG(e == ERROR_BROKEN_PIPE || e == ERROR_PIPE_NOT_CONNECTED || e == ERROR_NO_DATA,
+              "after the error the pipe is still open (Win32 %lu)", (unsigned long)e);
+    CloseHandle(h);
+}
+
+typedef struct pipe_worker {
+    const char *name;
+    int ok, failed;
+    char what[200];
+} pipe_worker;
+
+static DWORD WINAPI pipe_worker_main(void *arg)
+{
+    pipe_worker *w = arg;
+    for (int i = 0; i < 25; i++) {
+        char answer[SVC_PROTO_ANSWER_MAX];
+        size_t len;
+        svc_status_info info;
+        DWORD e = svc_pipe_request(w->name, "STATS", 5, answer, sizeof answer, &len, 20000);
+        if (e == NO_ERROR &&
+            svc_proto_parse_answer(answer, len, &info, w->what, sizeof w->what) == 0 &&
+            info.pid != 0) {
+            w->ok++;
+        } else {
+            w->failed++;
+            if (e != NO_ERROR)
+                snprintf(w->what, sizeof w->what, "request failed: Win32 %lu", (unsigned long)e);
+        }
+    }
+    return 0;
+}
+
+static void status_pipe_abuse(void)
+{
+    char name[64], args[200];
+    static child a, c;
+    snprintf(name, sizeof name, "iocpt-pipe-%lu", (unsigned long)GetCurrentProcessId());
+    snprintf(args, sizeof args, "run --port 0 --name %s", name);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+
+    /* Malformed: unknown word, lower case, binary, trailing junk, empty. */
+    abuse_once(name, "HELLO", 5, "ERR malformed request\n");
+    abuse_once(name, "stats", 5, "ERR malformed request\n");
+    abuse_once(name, "\0\xff\x01STATS", 8, "ERR malformed request\n");
+    abuse_once(name, "STATS\nSTATS\n", 12, "ERR malformed request\n");
+    /* Oversized: one byte past the limit, and far past it. */
+    static char big[100000];
+    memset(big, 'A', sizeof big);
+    abuse_once(name, big, SVC_PROTO_REQUEST_MAX + 1, "ERR request too large\n");
+    abuse_once(name, big, (DWORD)sizeof big, "ERR request too large\n");
+
+    /* Valid requests keep the connection; a bad one after them still closes it. */
+    HANDLE h = pipe_open(name);
+    char buf[SVC_PROTO_ANSWER_MAX + 1];
+    DWORD n;
+    CHECK_EQ_U(pipe_io(h, 1, "PING", 4, &n, 5000), 0);
+    CHECK_EQ_U(pipe_io(h, 0, buf, sizeof buf - 1, &n, 5000), 0);
+    CHECK(n == 3 && memcmp(buf, "OK\n", 3) == 0);
+    CHECK_EQ_U(pipe_io(h, 1, "INFO\n", 5, &n, 5000), 0);
+    CHECK_EQ_U(pipe_io(h, 0, buf, sizeof buf - 1, &n, 5000), 0);
+    buf[n] = '\0';
+    CHECK_MSG(strstr(buf, "mode=console\n") != NULL, "%s", buf);
+    CHECK_EQ_U(pipe_io(h, 1, "BYE", 3, &n, 5000), 0);
+    CHECK_EQ_U(pipe_io(h, 0, buf, sizeof buf - 1, &n, 5000), 0);
+    CloseHandle(h);
+
+    /* A client that connects and says nothing is let go after the idle time. */
+    h = pipe_open(name);
+    DWORD e = pipe_io(h, 0, buf, sizeof buf - 1, &n, 15000);
+    CHECK_MSG(e == ERROR_BROKEN_PIPE || e == ERROR_PIPE_NOT_CONNECTED,
+              "idle client still connected (Win32 %lu)", (unsigned long)e);
+    CloseHandle(h);
+
+    /* Many at once: more clients than pipe instances; every request is answered. */
+    enum { WORKERS = 24 };
+    static pipe_worker w[WORKERS];
+    HANDLE t[WORKERS];
+    for (int i = 0; i < WORKERS; i++) {
+        w[i].name = name;
+        t[i] = CreateThread(NULL, 0, pipe_worker_main, &w[i], 0, NULL);
+        CHECK(t[i] != NULL);
+    }
+    for (int i = 0; i < WORKERS; i++) {
+        CHECK(WaitForSingleObject(t[i], 120000) == WAIT_OBJECT_0);
+        CloseHandle(t[i]);
+        CHECK_MSG(w[i].failed == 0, "worker %d: %d failed: %s", i, w[i].failed, w[i].what);
+        CHECK_EQ_U(w[i].ok, 25);
+    }
+
+    /* And the instance is alive and well. */
+    CHECK(WaitForSingleObject(a.process, 0) == WAIT_TIMEOUT);
+    CHECK_RUN(&c, 0, "status --name %s", name);
+    CHECK_OUT(&c, "a console instance is running");
+    child_kill(&a);
+}
+
+static const test_case cases[] = {
+    {"usage_and_exit_codes", usage_and_exit_codes},
+    {"lifecycle", lifecycle},
+    {"install_configuration", install_configuration},
+    {"second_instance_console", second_instance_console},
+    {"second_instance_service", second_instance_service},
+    {"port_in_use", port_in_use},
+    {"bad_parameter", bad_parameter},
+    {"stop_under_load", stop_under_load},
+    {"stop_with_stuck_client", stop_with_stuck_client},
+    {"protocol_errors_counted", protocol_errors_counted},
+    {"status_pipe_abuse", status_pipe_abuse},
+};
+
+TEST_MAIN(cases)

@@ -1,0 +1,393 @@
+/* test_service_unit.c: the pieces of iocp-service that need no service and no engine run:
+ * command-line options, the Parameters registry round trip (under HKCU), the status pipe
+ * protocol, and the instance mutex (threads stand in for processes). */
+#include "harness.h"
+
+#include <string.h>
+
+#include "svc.h"
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+static int parse(svc_options *o, char *err, size_t err_size, const char *a1, const char *a2,
+                 const char *a3, const char *a4, const char *a5)
+{
+    char *argv[7] = {"iocp-service", (char *)a1, (char *)a2, (char *)a3,
+                     (char *)a4,     (char *)a5, NULL};
+    int argc = 1;
+    while (argc < 6 && argv[argc] != NULL)
+        argc++;
+    return svc_options_parse(argc, argv, o, err, err_size);
+}
+
+#define PARSE_OK(o, ...)                                                                           \
+    do {                                                                                           \
+        char err_[400];                                                                            \
+        CHECK_MSG(parse(o, err_, sizeof err_, __VA_ARGS__) == 0, "%s", err_);                      \
+    } while (0)
+
+/* Fails unless parsing fails with an error containing `want`. */
+static void parse_fails(const char *want, const char *a1, const char *a2, const char *a3,
+                        const char *a4)
+{
+    svc_options o;
+    char err[400];
+    CHECK_MSG(parse(&o, err, sizeof err, a1, a2, a3, a4, NULL) != 0, "accepted %s %s %s %s", a1,
+              a2 ? a2 : "", a3 ? a3 : "", a4 ? a4 : "");
+    CHECK_MSG(strstr(err, want) != NULL, "error '%s' lacks '%s'", err, want);
+}
+
+static void options_defaults(void)
+{
+    svc_options o;
+    PARSE_OK(&o, "run", NULL, NULL, NULL, NULL);
+    CHECK(o.command == SVC_CMD_RUN);
+    CHECK(strcmp(o.name, "iocp-echo") == 0);
+    CHECK_EQ_U(o.server.port, 9000);
+    CHECK(o.server.bind[0] == '\0');
+    CHECK_EQ_U(o.server.max_connections, 1024);
+    CHECK_EQ_U(o.server.buffer_size, 16384);
+    CHECK(o.server.framing == IOCP_FRAMING_RAW);
+    CHECK_EQ_U(o.server.max_message, IOCP_DEFAULT_MAX_MESSAGE);
+    CHECK_EQ_U(o.server.idle_timeout_s, 0);
+    CHECK_EQ_U(o.server.workers, 0);
+    CHECK_EQ_U(o.server.drain_timeout_s, 10);
+    CHECK(o.server.log_file[0] == '\0');
+
+    PARSE_OK(&o, "install", NULL, NULL, NULL, NULL);
+    CHECK(o.start_type == SVC_START_DEMAND);
+    CHECK(strcmp(o.account, "NT AUTHORITY\\LocalService") == 0);
+    CHECK(strstr(o.display_name, "iocp-echo") != NULL);
+    CHECK(strstr(o.description, "Parameters") != NULL);
+
+    PARSE_OK(&o, NULL, NULL, NULL, NULL, NULL);
+    CHECK(o.command == SVC_CMD_NONE);
+    PARSE_OK(&o, "--help", NULL, NULL, NULL, NULL);
+    CHECK(o.command == SVC_CMD_HELP);
+    PARSE_OK(&o, "status", "--help", NULL, NULL, NULL);
+    CHECK(o.command == SVC_CMD_HELP);
+}
+
+static void options_every_server_option(void)
+{
+    char *argv[] = {"iocp-service",
+                    "run",
+                    "--port",
+                    "0",
+                    "--bind",
+                    "127.0.0.1",
+                    "--max-connections",
+                    "10",
+                    "--buffer-size=512",
+                    "--framing",
+                    "length",
+                    "--max-message",
+                    "65536",
+                    "--idle-timeout",
+                    "30",
+                    "--workers",
+                    "3",
+                    "--drain-timeout=2",
+                    "--log-file",
+                    "C:\\x y\\z.log",
+                    "--name",
+                    "a.b_c-1"};
+    svc_options o;
+    char err[400];
+    CHECK_MSG(svc_options_parse((int)(sizeof argv / sizeof argv[0]), argv, &o, err, sizeof err) ==
+                  0,
+              "%s", err);
+    CHECK_EQ_U(o.server.port, 0);
+    CHECK(strcmp(o.server.bind, "127.0.0.1") == 0);
+    CHECK_EQ_U(o.server.max_connections, 10);
+    CHECK_EQ_U(o.server.buffer_size, 512);
+    CHECK(o.server.framing == IOCP_FRAMING_LENGTH);
+    CHECK_EQ_U(o.server.max_message, 65536);
+    CHECK_EQ_U(o.server.idle_timeout_s, 30);
+    CHECK_EQ_U(o.server.workers, 3);
+    CHECK_EQ_U(o.server.drain_timeout_s, 2);
+    CHECK(strcmp(o.server.log_file, "C:\\x y\\z.log") == 0);
+    CHECK(strcmp(o.name, "a.b_c-1") == 0);
+
+    /* The engine configuration follows, with a send cap large enough for the messages. */
+    iocp_config c;
+    svc_server_config(&o.server, &c);
+    CHECK(c.port == 0 && strcmp(c.bind_address, "127.0.0.1") == 0);
+    CHECK_EQ_U(c.idle_timeout_ms, 30000);
+    CHECK(c.framing == IOCP_FRAMING_LENGTH);
+    CHECK(c.send_queue_cap >= 2u * (512u + 65536u + 4u));
+}
+
+static void options_install_only(void)
+{
+    svc_options o;
+    PARSE_OK(&o, "install", "--start", "delayed", "--restart-delay", "5");
+    CHECK(o.start_type == SVC_START_DELAYED);
+    CHECK_EQ_U(o.restart_delay_s, 5);
+    PARSE_OK(&o, "install", "--account", "NT AUTHORITY\\NetworkService", "--display-name", "X");
+    CHECK(strcmp(o.account, "NT AUTHORITY\\NetworkService") == 0);
+    CHECK(strcmp(o.display_name, "X") == 0);
+    PARSE_OK(&o, "install", "--start=auto", NULL, NULL, NULL);
+    CHECK(o.start_type == SVC_START_AUTO);
+    PARSE_OK(&o, "stop", "--timeout", "7", "--name", "n1");
+    CHECK_EQ_U(o.timeout_s, 7);
+    CHECK(strcmp(o.name, "n1") == 0);
+}
+
+static void options_rejected(void)
+{
+    parse_fails("unknown command", "frobnicate", NULL, NULL, NULL);
+    parse_fails("needs a whole number", "run", "--port", "abc", NULL);
+    parse_fails("out of range", "run", "--port", "65536", NULL);
+    parse_fails("needs a whole number", "run", "--port", "-1", NULL);
+    parse_fails("needs a whole number", "run", "--port", "", NULL);
+    parse_fails("needs a whole number", "run", "--workers", "99999999999", NULL);
+    parse_fails("out of range", "run", "--buffer-size", "511", NULL);
+    parse_fails("out of range", "run", "--max-connections", "0", NULL);
+    parse_fails("out of range", "run", "--drain-timeout", "3601", NULL);
+    parse_fails("raw, line or length", "run", "--framing", "xml", NULL);
+    parse_fails("needs a value", "run", "--port", NULL, NULL);
+    parse_fails("unknown option", "run", "--prot", "1", NULL);
+    parse_fails("unexpected argument", "run", "9000", NULL, NULL);
+    parse_fails("'stop' does not take --port", "stop", "--port", "1", NULL);
+    parse_fails("'run' does not take --start", "run", "--start", "auto", NULL);
+    parse_fails("'status' does not take --timeout", "status", "--timeout", "3", NULL);
+    parse_fails("demand, auto or delayed", "install", "--start", "sometimes", NULL);
+    parse_fails("not valid", "run", "--name", "a/b", NULL);
+    parse_fails("not valid", "run", "--name", "", NULL);
+    parse_fails("not valid", "run", "--name", "has space", NULL);
+    parse_fails("seconds 1..3600", "start", "--timeout", "0", NULL);
+    parse_fails("control character", "run", "--bind", "a\tb", NULL);
+    CHECK(svc_name_valid("iocp-echo"));
+    CHECK(!svc_name_valid("0123456789012345678901234567890123456789012345678901234567890123x"));
+}
+
+/* ---- registry parameters ------------------------------------------------------------------ */
+
+static void params_path_for(wchar_t *path, size_t count)
+{
+    swprintf(path, count, L"Software\\iocp-service-test-%lu\\Parameters",
+             (unsigned long)GetCurrentProcessId());
+    path[count - 1] = L'\0';
+}
+
+static void params_round_trip(void)
+{
+    wchar_t path[200];
+    char err[400];
+    params_path_for(path, sizeof path / sizeof path[0]);
+    svc_server_options in, out;
+    svc_server_options_init(&in);
+    in.port = 4321;
+    snprintf(in.bind, sizeof in.bind, "::1");
+    in.max_connections = 77;
+    in.buffer_size = 1024;
+    in.framing = IOCP_FRAMING_LINE;
+    in.max_message = 999;
+    in.idle_timeout_s = 12;
+    in.workers = 2;
+    in.drain_timeout_s = 4;
+    snprintf(in.log_file, sizeof in.log_file, "C:\\logs\\\xc3\xa9t\xc3\xa9.log"); /* été */
+    CHECK_EQ_U(svc_params_write(HKEY_CURRENT_USER, path, &in), 0);
+    svc_server_options_init(&out);
+    CHECK_MSG(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(&in, &out, sizeof in) == 0);
+
+    /* A value the service cannot use is named in the error. */
+    HKEY key;
+    CHECK(RegOpenKeyExW(HKEY_CURRENT_USER, path, 0, KEY_SET_VALUE, &key) == ERROR_SUCCESS);
+    const wchar_t bad[] = L"xml";
+    CHECK(RegSetValueExW(key, L"Framing", 0, REG_SZ, (const BYTE *)bad, sizeof bad) == 0);
+    svc_server_options_init(&out);
+    CHECK_EQ_U(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err),
+               ERROR_INVALID_PARAMETER);
+    CHECK_MSG(strstr(err, "Framing") != NULL && strstr(err, "xml") != NULL, "%s", err);
+
+    CHECK(RegSetValueExW(key, L"Framing", 0, REG_SZ, (const BYTE *)L"raw", 8) == 0);
+    DWORD big = 70000;
+    CHECK(RegSetValueExW(key, L"Port", 0, REG_DWORD, (const BYTE *)&big, sizeof big) == 0);
+    CHECK_EQ_U(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err),
+               ERROR_INVALID_PARAMETER);
+    CHECK_MSG(strstr(err, "Port") != NULL && strstr(err, "70000") != NULL, "%s", err);
+
+    CHECK(RegSetValueExW(key, L"Port", 0, REG_SZ, (const BYTE *)L"80", 6) == 0);
+    CHECK_EQ_U(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err),
+               ERROR_INVALID_PARAMETER);
+    CHECK_MSG(strstr(err, "REG_DWORD") != NULL, "%s", err);
+
+    /* Missing values keep their defaults. */
+    CHECK(RegDeleteValueW(key, L"Port") == 0);
+    svc_server_options_init(&out);
+    CHECK_EQ_U(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err), 0);
+    CHECK_EQ_U(out.port, 9000);
+    CHECK_EQ_U(out.max_connections, 77);
+    RegCloseKey(key);
+
+    wchar_t parent[200];
+    swprintf(parent, 200, L"Software\\iocp-service-test-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK_EQ_U(svc_params_delete(HKEY_CURRENT_USER, parent), 0);
+    CHECK_EQ_U(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err),
+               ERROR_FILE_NOT_FOUND);
+    CHECK_EQ_U(svc_params_delete(HKEY_CURRENT_USER, parent), 0); /* already gone: fine */
+}
+
+/* ---- status protocol ------------------------------------------------------------------ */
+
+static void proto_requests(void)
+{
+    CHECK(svc_proto_parse_request("STATS", 5) == SVC_REQ_STATS);
+    CHECK(svc_proto_parse_request("STATS\n", 6) == SVC_REQ_STATS);
+    CHECK(svc_proto_parse_request("INFO\r\n", 6) == SVC_REQ_INFO);
+    CHECK(svc_proto_parse_request("PING", 4) == SVC_REQ_PING);
+    CHECK(svc_proto_parse_request("stats", 5) == SVC_REQ_MALFORMED);
+    CHECK(svc_proto_parse_request("STATS ", 6) == SVC_REQ_MALFORMED);
+    CHECK(svc_proto_parse_request("STATSX", 6) == SVC_REQ_MALFORMED);
+    CHECK(svc_proto_parse_request("STAT", 4) == SVC_REQ_MALFORMED);
+    CHECK(svc_proto_parse_request("\n", 1) == SVC_REQ_MALFORMED);
+    CHECK(svc_proto_parse_request("", 0) == SVC_REQ_MALFORMED);
+    CHECK(svc_proto_parse_request(NULL, 3) == SVC_REQ_MALFORMED);
+    CHECK(svc_proto_parse_request("STATS\0\0\0", 8) == SVC_REQ_MALFORMED);
+    char big[SVC_PROTO_REQUEST_MAX + 1];
+    memset(big, ' ', sizeof big);
+    memcpy(big, "STATS", 5);
+    CHECK(svc_proto_parse_request(big, sizeof big) == SVC_REQ_MALFORMED);
+}
+
+static void proto_answers(void)
+{
+    svc_status_info in, out;
+    char text[SVC_PROTO_ANSWER_MAX], err[200];
+    memset(&in, 0, sizeof in);
+    snprintf(in.name, sizeof in.name, "iocp-echo");
+    snprintf(in.mode, sizeof in.mode, "service");
+    snprintf(in.address, sizeof in.address, "[::]:9000");
+    in.pid = 1234;
+    in.draining = 1;
+    in.uptime_ms = 5;
+    in.active = 1;
+    in.accepted = 2;
+    in.rejected = 3;
+    in.bytes_in = UINT64_MAX;
+    in.bytes_out = 5;
+    in.messages_in = 6;
+    in.messages_out = 7;
+    in.protocol_errors = 8;
+    size_t len = svc_proto_format(SVC_REQ_STATS, &in, text, sizeof text);
+    CHECK(len > 0 && len == strlen(text));
+    CHECK_MSG(svc_proto_parse_answer(text, len, &out, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(&in, &out, sizeof in) == 0);
+
+    len = svc_proto_format(SVC_REQ_PING, &in, text, sizeof text);
+    CHECK(strcmp(text, "OK\n") == 0 && len == 3);
+    len = svc_proto_format(SVC_REQ_INFO, &in, text, sizeof text);
+    CHECK(strstr(text, "address=[::]:9000\n") != NULL && strstr(text, "bytes_in") == NULL);
+
+    len = svc_proto_format_error("malformed request", text, sizeof text);
+    CHECK(svc_proto_parse_answer(text, len, &out, err, sizeof err) != 0);
+    CHECK_MSG(strstr(err, "malformed request") != NULL, "%s", err);
+    CHECK(svc_proto_parse_answer("garbage", 7, &out, err, sizeof err) != 0);
+    CHECK(svc_proto_parse_answer("OK\nactive=12x\n", 14, &out, err, sizeof err) != 0);
+    CHECK(svc_proto_parse_answer("OK\nactive=1", 11, &out, err, sizeof err) != 0);
+    CHECK(svc_proto_parse_answer("OK\nnoequals\n", 12, &out, err, sizeof err) != 0);
+    CHECK(svc_proto_parse_answer("OK\nactive=99999999999999999999999\n", 34, &out, err,
+                                 sizeof err) != 0);
+    /* Unknown keys are for newer servers: ignored. */
+    CHECK(svc_proto_parse_answer("OK\nfuture=1\nactive=4\n", 21, &out, err, sizeof err) == 0);
+    CHECK_EQ_U(out.active, 4);
+    /* A tiny buffer truncates but stays terminated. */
+    len = svc_proto_format(SVC_REQ_STATS, &in, text, 16);
+    CHECK(len < 16 && text[len] == '\0');
+}
+
+/* ---- instance mutex ----------------------------------------------------------------------- */
+
+typedef struct lock_job {
+    char name[64];
+    svc_lock_result result;
+    char holder[200];
+    int release; /* release before the thread ends (else: abandon it) */
+} lock_job;
+
+static DWORD WINAPI lock_thread(void *arg)
+{
+    lock_job *j = arg;
+    svc_instance inst;
+    DWORD sys;
+    j->result = svc_instance_lock(&inst, j->name, "console", j->holder, sizeof j->holder, &sys);
+    if (j->release && (j->result == SVC_LOCK_OK || j->result == SVC_LOCK_ABANDONED))
+        svc_instance_unlock(&inst);
+    /* Not released: the thread ends owning the mutex, which abandons it. The handle stays
+     * open (leaked on purpose) so the mutex object survives for the next one. */
+    return 0;
+}
+
+static svc_lock_result run_lock(const char *name, int release, char *holder, size_t size)
+{
+    lock_job j;
+    memset(&j, 0, sizeof j);
+    snprintf(j.name, sizeof j.name, "%s", name);
+    j.release = release;
+    HANDLE t = CreateThread(NULL, 0, lock_thread, &j, 0, NULL);
+    CHECK(t != NULL);
+    CHECK(WaitForSingleObject(t, 10000) == WAIT_OBJECT_0);
+    CloseHandle(t);
+    if (holder != NULL)
+        snprintf(holder, size, "%s", j.holder);
+    return j.result;
+}
+
+static void mutex_one_holder(void)
+{
+    char name[64], holder[200];
+    svc_instance inst;
+    DWORD sys;
+    snprintf(name, sizeof name, "unit-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK(svc_instance_lock(&inst, name, "console", holder, sizeof holder, &sys) == SVC_LOCK_OK);
+    svc_instance_set_address(&inst, "[::]:1234");
+    /* Another thread is refused, and told who holds it. */
+    CHECK(run_lock(name, 1, holder, sizeof holder) == SVC_LOCK_HELD);
+    char want[64];
+    snprintf(want, sizeof want, "process %lu (console", (unsigned long)GetCurrentProcessId());
+    CHECK_MSG(strstr(holder, want) != NULL, "holder: %s", holder);
+    CHECK_MSG(strstr(holder, "listening on [::]:1234") != NULL, "holder: %s", holder);
+    svc_instance_unlock(&inst);
+    /* Released: the next one gets it cleanly. */
+    CHECK(run_lock(name, 1, NULL, 0) == SVC_LOCK_OK);
+}
+
+static void mutex_abandoned_is_taken_over(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "unit-ab-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK(run_lock(name, 0, NULL, 0) == SVC_LOCK_OK); /* its thread ends holding it */
+    CHECK(run_lock(name, 1, NULL, 0) == SVC_LOCK_ABANDONED);
+    CHECK(run_lock(name, 1, NULL, 0) == SVC_LOCK_OK);
+}
+
+static void win32_text_keeps_code(void)
+{
+    char buf[300];
+    svc_win32_text(ERROR_ACCESS_DENIED, buf, sizeof buf);
+    CHECK_MSG(strstr(buf, "(Win32 5)") != NULL, "%s", buf);
+    svc_win32_text(WSAEADDRINUSE, buf, sizeof buf);
+    CHECK_MSG(strstr(buf, "(WSA 10048)") != NULL, "%s", buf);
+    CHECK(svc_exit_from_win32(ERROR_SERVICE_ALREADY_RUNNING) == SVC_EXIT_ALREADY_RUNNING);
+    CHECK(svc_exit_from_win32(WSAEADDRINUSE) == SVC_EXIT_CANNOT_START);
+    CHECK(svc_exit_from_win32(ERROR_INVALID_PARAMETER) == SVC_EXIT_CANNOT_START);
+    CHECK(svc_exit_from_win32(ERROR_ACCESS_DENIED) == SVC_EXIT_ACCESS_DENIED);
+}
+
+static const test_case cases[] = {
+    {"options_defaults", options_defaults},
+    {"options_every_server_option", options_every_server_option},
+    {"options_install_only", options_install_only},
+    {"options_rejected", options_rejected},
+    {"params_round_trip", params_round_trip},
+    {"proto_requests", proto_requests},
+    {"proto_answers", proto_answers},
+    {"mutex_one_holder", mutex_one_holder},
+    {"mutex_abandoned_is_taken_over", mutex_abandoned_is_taken_over},
+    {"win32_text_keeps_code", win32_text_keeps_code},
+};
+
+TEST_MAIN(cases)
