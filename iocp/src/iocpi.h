@@ -183,7 +183,8 @@ struct iocpi_engine {
     SRWLOCK accept_lock;
     PTP_TIMER accept_retry_timer;
     uint32_t accept_backoff_ms;
-    int accept_starved; /* logged "out of sockets" once for this episode */
+    int accept_starved;           /* out of sockets: logged once, slots wait for the timer */
+    uint32_t accept_error_streak; /* failed accepts in a row */
 
     /* timers */
     PTP_TIMER sweep_timer;

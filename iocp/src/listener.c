@@ -12,23 +12,52 @@
 #define ADDR_LEN          (sizeof(SOCKADDR_STORAGE) + 16)
 #define BACKOFF_FIRST_MS  50
 #define BACKOFF_MAX_MS    2000
+#define PROBE_WINDOW_MS   50
 #define ERROR_STREAK_SLOW 64 /* this many failed accepts in a row: back off too */
 
 static void accept_done(iocpi_op *op, DWORD bytes, DWORD error);
 
+static void timer_in(iocpi_engine *e, uint32_t ms)
+{
+    ULARGE_INTEGER due;
+    due.QuadPart = (ULONGLONG)(-(LONGLONG)ms * 10000);
+    FILETIME ft;
+    ft.dwLowDateTime = due.LowPart;
+    ft.dwHighDateTime = due.HighPart;
+    if (e->accept_retry_timer != NULL)
+        SetThreadpoolTimer(e->accept_retry_timer, &ft, 0, 0);
+}
+
+/* The next try after a growing delay. */
 static void retry_later(iocpi_engine *e)
 {
     if (e->accept_backoff_ms == 0)
         e->accept_backoff_ms = BACKOFF_FIRST_MS;
     else if (e->accept_backoff_ms < BACKOFF_MAX_MS)
         e->accept_backoff_ms *= 2;
-    ULARGE_INTEGER due;
-    due.QuadPart = (ULONGLONG)(-(LONGLONG)e->accept_backoff_ms * 10000);
-    FILETIME ft;
-    ft.dwLowDateTime = due.LowPart;
-    ft.dwHighDateTime = due.HighPart;
-    if (e->accept_retry_timer != NULL)
-        SetThreadpoolTimer(e->accept_retry_timer, &ft, 0, 0);
+    timer_in(e, e->accept_backoff_ms);
+}
+
+/* Out of sockets (or accepts failing in a row): say so once, take back the accepts still
+ * posted and let the timer own the slots from now on. While starved the timer alternates:
+ * post the accepts for a short probe window, take them back, wait longer. Under Wine a
+ * pending AcceptEx that the wineserver cannot complete (no descriptor to spare) is retried in
+ * a busy loop by Wine itself; the probe keeps that to a sliver of the time. Under
+ * accept_lock. */
+static void starve_locked(iocpi_engine *e, DWORD sys)
+{
+    if (e->accept_starved)
+        return; /* the timer is already set */
+    char why[96];
+    iocpi_log(e, IOCP_LOG_WARN,
+              "cannot accept: %s; accepting backs off and resumes when sockets are free",
+              iocp_format_error(iocp_err_from_sys(sys), sys, why, sizeof why));
+    e->accept_starved = 1;
+    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
+        if (e->accepts[i].posted && e->listen_sock != INVALID_SOCKET)
+            CancelIoEx((HANDLE)e->listen_sock, &e->accepts[i].op.ov);
+    }
+    retry_later(e);
 }
 
 /* Posts AcceptEx on an idle slot. Returns 1 when posted. Takes accept_lock. */
@@ -40,16 +69,7 @@ static int post_accept(iocpi_accept *a)
     while (!e->stopping && e->listen_sock != INVALID_SOCKET && !a->posted) {
         a->sock = iocpi_socket(e->family);
         if (a->sock == INVALID_SOCKET) {
-            DWORD sys = (DWORD)WSAGetLastError();
-            if (!e->accept_starved) {
-                char why[96];
-                iocpi_log(e, IOCP_LOG_WARN,
-                          "cannot create a socket for the next accept: %s; accepting backs "
-                          "off and resumes when sockets are free",
-                          iocp_format_error(iocp_err_from_sys(sys), sys, why, sizeof why));
-                e->accept_starved = 1;
-            }
-            retry_later(e);
+            starve_locked(e, (DWORD)WSAGetLastError());
             break;
         }
         memset(&a->op.ov, 0, sizeof a->op.ov);
@@ -73,8 +93,7 @@ static int post_accept(iocpi_accept *a)
         a->sock = INVALID_SOCKET;
         InterlockedIncrement64(&e->c.accept_errors);
         if (sys != WSAECONNRESET) {
-            iocpi_log(e, IOCP_LOG_WARN, "AcceptEx failed (WSA %lu); retrying", (unsigned long)sys);
-            retry_later(e);
+            starve_locked(e, sys);
             break;
         }
     }
@@ -87,15 +106,28 @@ static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
     (void)inst;
     (void)timer;
     iocpi_engine *e = ctx;
-    uint32_t idle = 0;
-    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
-        if (!e->accepts[i].posted && !post_accept(&e->accepts[i]))
-            idle++;
+    AcquireSRWLockExclusive(&e->accept_lock);
+    if (e->accept_starved) {
+        int probing = 0;
+        for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
+            if (e->accepts[i].posted && e->listen_sock != INVALID_SOCKET) {
+                probing = 1;
+                CancelIoEx((HANDLE)e->listen_sock, &e->accepts[i].op.ov);
+            }
+        }
+        if (probing) {
+            /* The probe window passed without an accept: take them back, wait longer. */
+            retry_later(e);
+            ReleaseSRWLockExclusive(&e->accept_lock);
+            return;
+        }
+        timer_in(e, PROBE_WINDOW_MS);
     }
-    if (idle == 0 && e->accept_starved) {
-        iocpi_log(e, IOCP_LOG_INFO, "accepting resumed");
-        e->accept_starved = 0;
-        e->accept_backoff_ms = 0;
+    ReleaseSRWLockExclusive(&e->accept_lock);
+    /* Still starved until an accept succeeds (accept_done says so then). */
+    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
+        if (!e->accepts[i].posted)
+            post_accept(&e->accepts[i]);
     }
 }
 

@@ -3,14 +3,16 @@
 # (which holds the Unix descriptor of every socket in the prefix) has a small descriptor
 # limit. Native clients connect until the server cannot take more. Then:
 #   - the server logs the shortage once, not once per attempt;
-#   - accepting backs off instead of spinning: server + wineserver CPU stays low while starved;
+#   - accepting backs off instead of spinning: server + wineserver CPU stays low while starved
+#     (measured with the backlog empty: under Wine a connection the wineserver cannot accept
+#     makes the wineserver itself poll in a loop, which no program can prevent; it is reported);
 #   - when clients leave, accepting resumes and a new client is echoed.
 # Usage: out_of_sockets.sh SERVICE_EXE WORKDIR      (Linux host, cross-built exe under Wine)
 set -euo pipefail
 exe=$1
-work=$2
+mkdir -p "$2"; work=$(cd "$2" && pwd)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-limit=${OOS_FD_LIMIT:-96}
+limit=${OOS_FD_LIMIT:-256}
 mkdir -p "$work"
 export WINEDEBUG=-all
 export IOCP_WINEPREFIX=$work/prefix
@@ -88,12 +90,38 @@ if served >= 399:
     sys.exit(1)
 
 # Starved: the listener must back off, not spin.
-c0, t0 = cpu(srv) + cpu(ws), time.time()
+def threads(pid):
+    out = {}
+    for t in os.listdir(f"/proc/{pid}/task"):
+        f = open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()
+        out[t] = (int(f[11]) + int(f[12]), open(f"/proc/{pid}/task/{t}/comm").read().strip())
+    return out
+th0 = threads(srv)
+s0, w0, t0 = cpu(srv), cpu(ws), time.time()
 time.sleep(3)
-used = (cpu(srv) + cpu(ws) - c0) / HZ / (time.time() - t0)
-print(f"CPU while starved: {used * 100:.1f}% of one core (server + wineserver)")
+dt = time.time() - t0
+s_used, w_used = (cpu(srv) - s0) / HZ / dt, (cpu(ws) - w0) / HZ / dt
+used = s_used + w_used
+th1 = threads(srv)
+if os.environ.get("OOS_VERBOSE"):
+    for t, (v, name) in th1.items():
+        print("  thread", t, name, v - th0.get(t, (0, ""))[0])
+print(f"CPU while starved, one connection in the backlog: server {s_used * 100:.1f}%, "
+      f"wineserver {w_used * 100:.1f}% of one core (Wine's own loop, see below)")
+# Wine's own busy loop: while a connection waits in the backlog that the wineserver cannot
+# accept (no descriptor), the wineserver polls the listening socket without pause and wakes
+# the process, whatever the process does (the numbers above include it). With that connection
+# gone, the server is still out of sockets, and its own accept path must be idle: its slots
+# wait for the back-off timer.
+held.pop().close()
+time.sleep(0.5)
+a0, b0, t1 = cpu(srv), cpu(ws), time.time()
+time.sleep(3)
+dt = time.time() - t1
+own = (cpu(srv) - a0) / HZ / dt + (cpu(ws) - b0) / HZ / dt
+print(f"CPU while starved, backlog empty: {own * 100:.1f}% of one core (server + wineserver)")
 text = open(log, errors="replace").read()
-shortage = text.count("cannot create a socket for the next accept") + text.count("out of sockets")
+shortage = text.count("cannot accept:")
 print(f"shortage log lines: {shortage}")
 
 # Clients leave; accepting resumes and a new client is served.
@@ -112,8 +140,8 @@ print(f"accepting resumed after clients left: {resumed}")
 for s in held:
     s.close()
 failed = []
-if used > 0.30:
-    failed.append("the listener spins while out of sockets")
+if own > 0.15:
+    failed.append("the accept path spins while out of sockets")
 if shortage < 1:
     failed.append("no log line says the server ran out of sockets")
 if shortage > 3:
