@@ -100,19 +100,6 @@ void client_args_free(client_args *args)
     args->message_count = 0;
 }
 
-const char *client_framing_name(iocp_framing framing)
-{
-    switch (framing) {
-    case IOCP_FRAMING_RAW:
-        return "raw";
-    case IOCP_FRAMING_LINE:
-        return "line";
-    case IOCP_FRAMING_LENGTH:
-        return "length";
-    }
-    return "?";
-}
-
 static int set_err(char *err, size_t size, const char *fmt, ...)
 {
     va_list ap;

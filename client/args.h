@@ -89,9 +89,6 @@ void client_args_free(client_args *args);
  * needs, like snprintf. */
 size_t client_args_help(char *buf, size_t size);
 
-/* "raw", "line", "length". */
-const char *client_framing_name(iocp_framing framing);
-
 /* "123", "64k", "10M", "1g" (binary multiples). Returns 0 or -1. Exposed for the tests. */
 int client_parse_size(const char *text, uint64_t *out);
 

@@ -740,7 +740,7 @@ int client_run_load(const client_args *a)
     memset(&s, 0, sizeof s);
     s.host = a->host;
     s.port = a->port;
-    s.framing = client_framing_name(a->framing);
+    s.framing = iocp_framing_name(a->framing);
     s.connections = a->connections;
     s.depth = a->depth;
     s.size = a->size;

@@ -54,7 +54,7 @@ static int load_messages(const client_args *a, message **out, size_t *largest)
         }
         if (a->framing != IOCP_FRAMING_RAW && (uint64_t)m[i].len > 0x7fffffffu) {
             client_errorf("message %zu is %zu bytes; %s framing carries at most 2 GiB - 1", i + 1,
-                          m[i].len, client_framing_name(a->framing));
+                          m[i].len, iocp_framing_name(a->framing));
             free_messages(m, a->message_count);
             return CLIENT_EXIT_USAGE;
         }

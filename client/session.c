@@ -297,7 +297,7 @@ static int describe_loss(session *s, size_t got, size_t want, int log)
         code = CLIENT_EXIT_MISMATCH;
         if (log)
             client_errorf("echo from %s broke the %s framing %s: %s", s->where,
-                          client_framing_name(s->args->framing), progress,
+                          iocp_framing_name(s->args->framing), progress,
                           iocp_close_reason_str(reason));
         break;
     default:

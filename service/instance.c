@@ -27,34 +27,6 @@ void svc_instance_mutex_name(const char *name, wchar_t *out, size_t count)
     out[count - 1] = L'\0';
 }
 
-/* Full control for local system, administrators and the account this process runs as (the
- * service account or the console user): the mutex. */
-static PSECURITY_DESCRIPTOR mutex_sd(void)
-{
-    HANDLE token = NULL;
-    PSECURITY_DESCRIPTOR sd = NULL;
-    wchar_t *sid_text = NULL;
-    union {
-        TOKEN_USER user;
-        BYTE raw[256];
-    } info;
-    DWORD len = 0;
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
-        return NULL;
-    if (GetTokenInformation(token, TokenUser, &info, sizeof info, &len) &&
-        ConvertSidToStringSidW(info.user.User.Sid, &sid_text)) {
-        wchar_t sddl[300];
-        swprintf(sddl, sizeof sddl / sizeof sddl[0], L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;%ls)",
-                 sid_text);
-        sddl[sizeof sddl / sizeof sddl[0] - 1] = L'\0';
-        if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL))
-            sd = NULL;
-        LocalFree(sid_text);
-    }
-    CloseHandle(token);
-    return sd;
-}
-
 /* %ProgramData%\iocp-service\<name>.holder; the folder is made on first use: system,
  * administrators and the service accounts may change it, other users read and add. */
 static void marker_path(const char *name, wchar_t *out, size_t count)
@@ -148,7 +120,7 @@ svc_lock_result svc_instance_lock(svc_instance *inst, const char *name, const ch
     svc_instance_mutex_name(name, wname, sizeof wname / sizeof wname[0]);
     marker_path(name, inst->marker, sizeof inst->marker / sizeof inst->marker[0]);
 
-    PSECURITY_DESCRIPTOR sd = mutex_sd();
+    PSECURITY_DESCRIPTOR sd = svc_private_sd();
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
     /* Not owned at creation: the wait below tells "free", "held" and "abandoned" apart the
      * same way whether this call created the mutex or opened it. */

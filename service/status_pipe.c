@@ -76,34 +76,6 @@ void svc_pipe_name(const char *name, wchar_t *out, size_t count)
     out[count - 1] = L'\0';
 }
 
-static PSECURITY_DESCRIPTOR pipe_sd(void)
-{
-    HANDLE token = NULL;
-    PSECURITY_DESCRIPTOR sd = NULL;
-    wchar_t *sid_text = NULL;
-    union {
-        TOKEN_USER user;
-        BYTE raw[256];
-    } info;
-    DWORD len = 0;
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
-        return NULL;
-    if (GetTokenInformation(token, TokenUser, &info, sizeof info, &len) &&
-        ConvertSidToStringSidW(info.user.User.Sid, &sid_text)) {
-        wchar_t sddl[300];
-        /* P: no inherited entries. SY local system, BA administrators, and this process's
-         * account: the service account (LocalService by default) or the console user. */
-        swprintf(sddl, sizeof sddl / sizeof sddl[0], L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;%ls)",
-                 sid_text);
-        sddl[sizeof sddl / sizeof sddl[0] - 1] = L'\0';
-        if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL))
-            sd = NULL;
-        LocalFree(sid_text);
-    }
-    CloseHandle(token);
-    return sd;
-}
-
 static HANDLE create_instance(svc_pipe_server *s, int first)
 {
     SECURITY_ATTRIBUTES sa = {sizeof sa, s->sd, FALSE};
@@ -355,7 +327,7 @@ DWORD svc_pipe_server_start(const char *name, svc_pipe_handler fn, void *user,
     svc_pipe_name(name, s->name, sizeof s->name / sizeof s->name[0]);
     s->fn = fn;
     s->user = user;
-    s->sd = pipe_sd();
+    s->sd = svc_private_sd();
     if (s->sd == NULL) {
         err = GetLastError() ? GetLastError() : ERROR_INVALID_SECURITY_DESCR;
         goto fail;

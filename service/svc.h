@@ -285,6 +285,9 @@ void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user);
 /* UTF-8 to UTF-16 into a fixed buffer (always terminated; truncates). */
 void svc_widen(const char *s, wchar_t *out, size_t count);
 void svc_narrow(const wchar_t *s, char *out, size_t size);
+/* Full control for local system, administrators and this process's account only: the
+ * instance mutex and the status pipe. NULL on failure; LocalFree it. */
+PSECURITY_DESCRIPTOR svc_private_sd(void);
 /* "The parameter is incorrect (Win32 87)": the system's text, one line, and the code. */
 const char *svc_win32_text(DWORD code, char *buf, size_t size);
 uint64_t svc_now_ms(void);

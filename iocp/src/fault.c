@@ -75,25 +75,36 @@ static int maybe_fail(SOCKET s, LPWSAOVERLAPPED ov, int *rc)
     return 2;
 }
 
+/* Applies the configured faults to one call. Returns 1 when the call is not to be made (then
+ * *rc is its result); otherwise it may have cut the buffers down to one byte. */
+static int inject(iocpi_engine *e, SOCKET s, LPWSABUF *bufs, DWORD *n, WSABUF *one,
+                  LPWSAOVERLAPPED ov, int *rc)
+{
+    switch (maybe_fail(s, ov, rc)) {
+    case 1:
+        return 1;
+    case 2:
+        PostQueuedCompletionStatus(e->port, 0, 0, ov);
+        return 1;
+    default:
+        break;
+    }
+    if (fault_short && (*bufs)[0].len > 1) {
+        *one = (*bufs)[0];
+        one->len = 1;
+        *bufs = one;
+        *n = 1;
+    }
+    return 0;
+}
+
 int iocpi_fault_wsarecv(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD got,
                         LPDWORD flags, LPWSAOVERLAPPED ov)
 {
     int rc = 0;
-    switch (maybe_fail(s, ov, &rc)) {
-    case 1:
+    WSABUF one;
+    if (inject(e, s, &bufs, &n, &one, ov, &rc))
         return rc;
-    case 2:
-        PostQueuedCompletionStatus(e->port, 0, 0, ov);
-        return rc;
-    default:
-        break;
-    }
-    WSABUF one = bufs[0];
-    if (fault_short && one.len > 1) {
-        one.len = 1;
-        bufs = &one;
-        n = 1;
-    }
     return WSARecv(s, bufs, n, got, flags, ov, NULL);
 }
 
@@ -101,21 +112,9 @@ int iocpi_fault_wsasend(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWO
                         DWORD flags, LPWSAOVERLAPPED ov)
 {
     int rc = 0;
-    switch (maybe_fail(s, ov, &rc)) {
-    case 1:
+    WSABUF one;
+    if (inject(e, s, &bufs, &n, &one, ov, &rc))
         return rc;
-    case 2:
-        PostQueuedCompletionStatus(e->port, 0, 0, ov);
-        return rc;
-    default:
-        break;
-    }
-    WSABUF one = bufs[0];
-    if (fault_short && one.len > 1) {
-        one.len = 1;
-        bufs = &one;
-        n = 1;
-    }
     return WSASend(s, bufs, n, sent, flags, ov, NULL);
 }
 
