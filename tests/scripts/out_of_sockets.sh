@@ -12,7 +12,7 @@ set -euo pipefail
 exe=$1
 mkdir -p "$2"; work=$(cd "$2" && pwd)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-limit=${OOS_FD_LIMIT:-256}
+limit=${OOS_FD_LIMIT:-320}
 mkdir -p "$work"
 export WINEDEBUG=-all
 export IOCP_WINEPREFIX=$work/prefix
@@ -30,6 +30,10 @@ if [ ! -f "$IOCP_WINEPREFIX/system.reg" ]; then
     fi
 fi
 WINEPREFIX=$IOCP_WINEPREFIX wineserver -k 2>/dev/null || true
+WINEPREFIX=$IOCP_WINEPREFIX wineserver -w 2>/dev/null || true
+# Let Wine finish any prefix update (it starts several helper processes, each holding
+# descriptors) under an unlimited wineserver first, so the limited one only has the server.
+WINEPREFIX=$IOCP_WINEPREFIX wineboot -u >/dev/null 2>&1 || true
 WINEPREFIX=$IOCP_WINEPREFIX wineserver -w 2>/dev/null || true
 # The small limit applies to the wineserver alone (it is inherited by nothing else here).
 (ulimit -n "$limit" && WINEPREFIX=$IOCP_WINEPREFIX setsid wineserver -p)
