@@ -129,5 +129,13 @@ int test_main(int argc, char **argv, const test_case *cases, size_t count)
         return 2;
     }
     printf("%zu passed, 0 failed\n", ran);
+#ifdef _WIN32
+    /* Every engine is destroyed and checked by now. Under Wine the process's own exit (DLL
+     * detach, thread-pool teardown) hangs about once in a few hundred runs (seen as a CTest
+     * timeout after the closing line), so end here without it. */
+    fflush(stdout);
+    fflush(stderr);
+    TerminateProcess(GetCurrentProcess(), 0);
+#endif
     return 0;
 }
