@@ -28,6 +28,9 @@ void tn_reset(SOCKET s);
  * before the first difference, EOF or error (len when the whole echo was exact). */
 size_t tn_echo_split(SOCKET s, const void *data, size_t len, uint64_t seed);
 
+/* Frames text with mode, sends it on s and checks the echo comes back byte for byte. */
+void tn_echo_message(SOCKET s, iocp_framing mode, const char *text);
+
 /* Starts an engine on 127.0.0.1/[::] port 0 with the given config (NULL = defaults). */
 iocp_engine *tn_start(iocp_config *cfg, const iocp_handlers *handlers, void *user);
 /* Waits until stats field at byte offset `offset` (use offsetof(iocp_stats, x)) == value. */

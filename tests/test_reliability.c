@@ -42,24 +42,6 @@ static void finish(const char *scenario, uint64_t held, uint64_t faults, uint64_
     tn_stop_clean(e);
 }
 
-/* A neighbour that must keep being served: one echo round trip. */
-static void neighbour_echoes(iocp_engine *e, SOCKET s, iocp_framing mode)
-{
-    uint8_t frame[32];
-    size_t n = iocp_frame_prefix(mode, 9, frame);
-    memcpy(frame + n, "neighbour", 9);
-    n += 9;
-    size_t sl;
-    const uint8_t *suffix = iocp_frame_suffix(mode, &sl);
-    memcpy(frame + n, suffix, sl);
-    n += sl;
-    (void)e;
-    CHECK(tn_send_all(s, frame, n) == 0);
-    uint8_t back[32];
-    CHECK_EQ_U(tn_recv_exact(s, back, n), n);
-    CHECK(memcmp(back, frame, n) == 0);
-}
-
 /* 1. Slowloris: a length-framed message dribbled a byte at a time is closed when the
  * whole-message deadline passes, although bytes keep arriving. */
 static void slowloris_message_deadline(void)
@@ -80,7 +62,7 @@ static void slowloris_message_deadline(void)
         uint8_t b = i < 4 ? header[i] : 'x';
         if (send(slow, (const char *)&b, 1, 0) != 1)
             closed = 1;
-        neighbour_echoes(e, good, IOCP_FRAMING_LENGTH);
+        tn_echo_message(good, IOCP_FRAMING_LENGTH, "neighbour");
         iocp_stats st;
         iocp_engine_stats(e, &st);
         closed = closed || st.closed[IOCP_CLOSE_MESSAGE_TIMEOUT] == 1;
@@ -90,7 +72,7 @@ static void slowloris_message_deadline(void)
     CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_MESSAGE_TIMEOUT]), 1, 5000));
     CHECK(tn_wait_closed(slow, 5000));
     CHECK_MSG(took < 3000, "closed after %llu ms", (unsigned long long)took);
-    neighbour_echoes(e, good, IOCP_FRAMING_LENGTH);
+    tn_echo_message(good, IOCP_FRAMING_LENGTH, "neighbour");
     closesocket(slow);
     closesocket(good);
     finish("slowloris", 2, 0, 1, 0, e);
@@ -117,7 +99,7 @@ static void silent_clients_idle_out(void)
     /* Accepting carries on: a talking client is served at once. */
     SOCKET talker = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
     CHECK(talker != INVALID_SOCKET);
-    neighbour_echoes(e, talker, IOCP_FRAMING_RAW);
+    tn_echo_message(talker, IOCP_FRAMING_RAW, "neighbour");
     closesocket(talker);
     CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_IDLE_TIMEOUT]), (uint64_t)n, 20000));
     for (int i = 0; i < n; i++)
@@ -144,7 +126,7 @@ static void reset_before_accept(void)
     }
     SOCKET after = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
     CHECK(after != INVALID_SOCKET);
-    neighbour_echoes(e, after, IOCP_FRAMING_RAW);
+    tn_echo_message(after, IOCP_FRAMING_RAW, "neighbour");
     closesocket(after);
     finish("reset_before_accept", (uint64_t)n + 1, (uint64_t)n, 0, 0, e);
 }
@@ -188,7 +170,7 @@ static void flood_without_reading(void)
     iocp_engine_stats(e, &st);
     CHECK(st.bytes_queued <= cfg.send_queue_cap);
     CHECK(st.heap_chunks <= cfg.send_queue_cap / cfg.buffer_size + 1);
-    neighbour_echoes(e, good, IOCP_FRAMING_RAW);
+    tn_echo_message(good, IOCP_FRAMING_RAW, "neighbour");
     tn_reset(flood);
     closesocket(good);
     finish("flood_no_read", 2, 0, 0, 0, e);
@@ -258,7 +240,7 @@ static void garbage_in_every_mode(void)
             shutdown(evil, SD_SEND);
             CHECK(tn_wait_closed(evil, 5000));
             closesocket(evil);
-            neighbour_echoes(e, good, (iocp_framing)mode);
+            tn_echo_message(good, (iocp_framing)mode, "neighbour");
         }
         closesocket(good);
         iocp_stats st;
@@ -350,7 +332,7 @@ static void resets_mid_transfer(void)
         CloseHandle(t[i]);
     }
     SOCKET after = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
-    neighbour_echoes(e, after, IOCP_FRAMING_RAW);
+    tn_echo_message(after, IOCP_FRAMING_RAW, "neighbour");
     closesocket(after);
     finish("resets_mid_transfer", (uint64_t)THREADS * (uint64_t)per, (uint64_t)THREADS * per, 0, 0,
            e);
