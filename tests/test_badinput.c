@@ -66,16 +66,21 @@ static int documented(unsigned long code, const unsigned long *ok, size_t n)
     return 0;
 }
 
+/* Silent when the run behaves: the log of a failure then shows the one that did not. */
 static void check_run(const char *program, const char *args, const unsigned long *ok, size_t n)
 {
     tc_run r;
     tc_program_start(&r, program, args, NULL);
-    tc_client_finish(&r, 30000);
+    int exited = tc_program_wait(&r, 30000);
+    CHECK_MSG(exited, "still running after 30 s on: %s\nstdout: %s\nstderr: %s", args, r.out,
+              r.err);
     CHECK_MSG(r.exit_code != 70, "crashed on: %s\nstderr: %s", args, r.err);
-    CHECK_MSG(documented(r.exit_code, ok, n), "exit code %lu (undocumented) on: %s\nstderr: %s",
-              r.exit_code, args, r.err);
+    CHECK_MSG(documented(r.exit_code, ok, n),
+              "exit code %lu (undocumented) on: %s\nstdout: %s\nstderr: %s", r.exit_code, args,
+              r.out, r.err);
     if (r.exit_code != 0)
-        CHECK_MSG(r.err_len > 0, "exit code %lu but no message on: %s", r.exit_code, args);
+        CHECK_MSG(r.err_len > 0, "exit code %lu but no message on: %s\nstdout: %s", r.exit_code,
+                  args, r.out);
     tc_run_free(&r);
 }
 

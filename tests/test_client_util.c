@@ -378,7 +378,7 @@ static char *slurp(const wchar_t *path, size_t *len)
     return buf;
 }
 
-void tc_client_finish(tc_run *r, uint32_t timeout_ms)
+int tc_program_wait(tc_run *r, uint32_t timeout_ms)
 {
     DWORD w = WaitForSingleObject(r->process, timeout_ms);
     if (w != WAIT_OBJECT_0) {
@@ -394,12 +394,17 @@ void tc_client_finish(tc_run *r, uint32_t timeout_ms)
     r->err = slurp(r->err_path, &r->err_len);
     DeleteFileW(r->out_path);
     DeleteFileW(r->err_path);
+    return w == WAIT_OBJECT_0;
+}
+
+void tc_client_finish(tc_run *r, uint32_t timeout_ms)
+{
+    int exited = tc_program_wait(r, timeout_ms);
     /* What the client said, for the test log. */
-    printf("  iocp-client exit %lu; stderr:\n%s", code, r->err);
+    printf("  iocp-client exit %lu; stderr:\n%s", r->exit_code, r->err);
     if (r->out_len < 2000)
         printf("  stdout:\n%s\n", r->out);
-    CHECK_MSG(w == WAIT_OBJECT_0, "iocp-client still running after %lu ms",
-              (unsigned long)timeout_ms);
+    CHECK_MSG(exited, "iocp-client still running after %lu ms", (unsigned long)timeout_ms);
 }
 
 void tc_client(tc_run *r, const char *args, const wchar_t *stdin_path, uint32_t timeout_ms)

@@ -40,6 +40,9 @@ void tc_client_start(tc_run *r, const char *args, const wchar_t *stdin_path);
 void tc_program_start(tc_run *r, const char *program, const char *args, const wchar_t *stdin_path);
 /* Waits up to timeout_ms (fails the test after), then collects exit code and output. */
 void tc_client_finish(tc_run *r, uint32_t timeout_ms);
+/* Waits for a started program (killing it after timeout_ms), collects its exit code and
+ * output, prints nothing; returns 0 when it had to be killed. */
+int tc_program_wait(tc_run *r, uint32_t timeout_ms);
 /* Both of the above. */
 void tc_client(tc_run *r, const char *args, const wchar_t *stdin_path, uint32_t timeout_ms);
 void tc_run_free(tc_run *r);
