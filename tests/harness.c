@@ -98,6 +98,24 @@ int test_wait_until(int (*pred)(void *arg), void *arg, uint32_t timeout_ms)
     }
 }
 
+#ifdef _WIN32
+int test_create_process(const wchar_t *app, wchar_t *cmd, int inherit, unsigned long flags,
+                        STARTUPINFOW *si, PROCESS_INFORMATION *pi)
+{
+    for (int attempt = 1;; attempt++) {
+        if (CreateProcessW(app, cmd, NULL, NULL, inherit ? TRUE : FALSE, flags, NULL, NULL, si, pi))
+            return 1;
+        DWORD error = GetLastError();
+        if (error != ERROR_INTERNAL_ERROR || attempt == 5)
+            return 0;
+        fprintf(stderr, "note: starting a process failed with Win32 1359 (attempt %d): again\n",
+                attempt);
+        Sleep(100u * (DWORD)attempt); /* a back-off, not a synchronisation */
+        SetLastError(error);
+    }
+}
+#endif
+
 int test_main(int argc, char **argv, const test_case *cases, size_t count)
 {
 #ifdef _WIN32

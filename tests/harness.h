@@ -71,4 +71,15 @@ void test_pause(void);
 /* Polls pred(arg) until it is true or timeout_ms passes; returns its last value. */
 int test_wait_until(int (*pred)(void *arg), void *arg, uint32_t timeout_ms);
 
+#ifdef _WIN32
+struct _STARTUPINFOW;
+struct _PROCESS_INFORMATION;
+/* CreateProcessW for tests. Under Wine a start can fail with Win32 1359 (ERROR_INTERNAL_ERROR:
+ * the new process died before it was initialised) when the machine is busy; such a start is
+ * tried again a few times, saying so, instead of failing the case. Returns CreateProcessW's
+ * result; GetLastError() holds the last failure. */
+int test_create_process(const wchar_t *app, wchar_t *cmd, int inherit, unsigned long flags,
+                        struct _STARTUPINFOW *si, struct _PROCESS_INFORMATION *pi);
+#endif
+
 #endif

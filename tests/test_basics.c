@@ -61,7 +61,7 @@ static void crash_guard_exit_code(void)
         swprintf(cmd, MAX_PATH + 32, L"\"%ls\" child:crash", self);
         STARTUPINFOW si = {.cb = sizeof si};
         PROCESS_INFORMATION pi;
-        CHECK(CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi));
+        CHECK(test_create_process(NULL, cmd, 0, 0, &si, &pi));
         CHECK(WaitForSingleObject(pi.hProcess, 30000) == WAIT_OBJECT_0);
         DWORD code = 0;
         CHECK(GetExitCodeProcess(pi.hProcess, &code));

@@ -344,8 +344,7 @@ void tc_program_start(tc_run *r, const char *program, const char *args, const wc
     si.hStdOutput = out;
     si.hStdError = err;
     PROCESS_INFORMATION pi;
-    CHECK_MSG(CreateProcessW(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi),
-              "cannot start %ls", cmd);
+    CHECK_MSG(test_create_process(NULL, cmd, 1, 0, &si, &pi), "cannot start %ls", cmd);
     CloseHandle(pi.hThread);
     CloseHandle(in);
     CloseHandle(out);

@@ -205,7 +205,7 @@ static void suspended_peer_idles_out(void)
     swprintf(cmd, MAX_PATH + 40, L"\"%ls\" child:connect_and_hang", self);
     STARTUPINFOW si = {.cb = sizeof si};
     PROCESS_INFORMATION pi;
-    CHECK(CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi));
+    CHECK(test_create_process(NULL, cmd, 0, 0, &si, &pi));
     CHECK(tn_wait_stat(e, ST(accepted), 1, 10000));
     CHECK(tn_wait_stat(e, ST(bytes_out), 1, 10000));
     CHECK(SuspendThread(pi.hThread) != (DWORD)-1);

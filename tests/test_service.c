@@ -74,8 +74,7 @@ static void child_start(child *c, const char *args)
     si.hStdOutput = write_end;
     si.hStdError = write_end;
     PROCESS_INFORMATION pi;
-    BOOL ok =
-        CreateProcessW(exe, cmd, NULL, NULL, TRUE, CREATE_NEW_PROCESS_GROUP, NULL, NULL, &si, &pi);
+    BOOL ok = test_create_process(exe, cmd, 1, CREATE_NEW_PROCESS_GROUP, &si, &pi);
     CloseHandle(write_end);
     CHECK_MSG(ok, "cannot start %ls", cmd);
     CloseHandle(pi.hThread);
