@@ -208,7 +208,10 @@ start_server() {
     SRV_PID=$!
     local line="" deadline=$(($(now_ms) + 60000))
     while [ "$(now_ms)" -lt $deadline ]; do
-        line=$(grep -m1 -oE 'listening on [^ ]*:[0-9]+' "$SRV_LOG" 2>/dev/null || true)
+        # "(^|: )": not the "... listening on ADDR" inside ours' warning about a killed
+        # previous holder of the instance name, which names that holder's old port.
+        line=$(grep -m1 -oE '(^|: )listening on [^ ]*:[0-9]+' "$SRV_LOG" 2>/dev/null || true)
+        line=${line#: }
         [ -n "$line" ] && break
         proc_alive "$SRV_PID" || break
         sleep 0.05
