@@ -348,7 +348,7 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
 /* Posts the next receive, unless the connection stops or backpressure pauses it. The caller
  * holds the receive chain's reference; this passes it on to the posted WSARecv (or, when the
  * receive completes at once, to the worker's ready list), or drops it. Workers only. */
-static void recv_run(iocp_conn *c)
+void iocpi_conn_post_recv(iocp_conn *c)
 {
     iocpi_engine *e = c->engine;
     AcquireSRWLockExclusive(&c->lock);
@@ -389,7 +389,7 @@ static void recv_run(iocp_conn *c)
 void iocpi_conn_recv_turn(iocp_conn *c, DWORD bytes)
 {
     if (recv_handle(c, bytes, 0))
-        recv_run(c);
+        iocpi_defer_post(c);
     else
         unref_on_worker(c);
 }
@@ -399,7 +399,7 @@ static void recv_done(iocpi_op *op, DWORD bytes, DWORD error)
 {
     iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, recv_op);
     if (recv_handle(c, bytes, error))
-        recv_run(c);
+        iocpi_defer_post(c);
     else
         unref_on_worker(c);
 }
@@ -409,7 +409,7 @@ static void resume_done(iocpi_op *op, DWORD bytes, DWORD error)
 {
     (void)bytes;
     (void)error;
-    recv_run(CONTAINING_RECORD(op, iocp_conn, resume_op));
+    iocpi_conn_post_recv(CONTAINING_RECORD(op, iocp_conn, resume_op));
 }
 
 /* ---- open and release ------------------------------------------------------------------ */
@@ -448,7 +448,7 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     } else if (e->handlers.on_open != NULL) {
         e->handlers.on_open(c);
     }
-    recv_run(c);
+    iocpi_conn_post_recv(c);
 }
 
 /* Entered from our own packet once the last reference is gone: CLOSED. */

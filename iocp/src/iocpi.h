@@ -107,7 +107,8 @@ struct iocp_conn {
     int send_pending;
     WSABUF send_bufs[IOCPI_SEND_BUFS];
 
-    /* a worker's ready list: a receive that completed at once waits here for its turn */
+    /* a worker's lists: a receive that completed at once waits here for its turn, and a
+     * handled one for its next receive to be posted (one list at a time) */
     iocp_conn *ready_next;
     DWORD ready_bytes;
 
@@ -192,6 +193,7 @@ struct iocpi_engine {
     /* workers and stopping */
     HANDLE *workers;
     uint32_t worker_count;
+    volatile LONG idle_workers; /* blocked in the port's wait: a busy one shares its work */
     volatile LONG stopping;
     volatile LONG stop_started;
     volatile LONG dials_resolving;
@@ -212,6 +214,7 @@ uint64_t iocpi_now_ms(void);
 DWORD iocpi_op_error(const OVERLAPPED *ov);
 void iocpi_post(iocpi_engine *e, iocpi_op *op);
 void iocpi_defer_recv(iocp_conn *c, DWORD bytes);
+void iocpi_defer_post(iocp_conn *c);
 
 /* pool.c */
 iocp_err iocpi_pool_init(iocpi_engine *e, iocp_error_info *err);
@@ -229,6 +232,7 @@ void iocpi_conn_unref(iocp_conn *c);
 iocp_conn *iocpi_conn_lookup(iocpi_engine *e, iocp_conn_id id); /* locked on success */
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now);
 void iocpi_conn_recv_turn(iocp_conn *c, DWORD bytes);
+void iocpi_conn_post_recv(iocp_conn *c);
 
 /* listener.c */
 iocp_err iocpi_listener_start(iocpi_engine *e, iocp_error_info *err);
