@@ -123,6 +123,7 @@ def main():
     ap.add_argument("--ours-note", default="")
     ap.add_argument("--have-ours", default="1")
     ap.add_argument("--prefix", default="")
+    ap.add_argument("--busy-cpus", type=int, default=0)
     a = ap.parse_args()
 
     runs = []
@@ -144,6 +145,7 @@ def main():
             "server_threads": a.workers,
             "buffer_size": 16384,
             "wineprefix": a.prefix,
+            "busy_loops_nice19": a.busy_cpus,
             "ours": "build/mingw-wine/service/iocp-service.exe run --port 0 --workers N "
             "--buffer-size 16384",
             "asio": "build/bench/asio_echo.exe --threads N --buffer-size 16384 (standalone asio, "
@@ -230,6 +232,11 @@ def main():
         print(
             f"1-min load average before the runs: {min(loads):.2f}..{max(loads):.2f} "
             f"(the servers, wineserver and loadgen share the CPUs with anything else running)"
+        )
+    if a.busy_cpus:
+        print(
+            f"EXPERIMENT: {a.busy_cpus} busy loop(s) at nice 19 kept the CPUs out of idle "
+            f"(BENCH_BUSY_CPUS); not comparable with a normal run"
         )
     if not meta["ours_measured"]:
         print(f"ours: NOT MEASURED ({meta['ours_note']})")

@@ -16,6 +16,10 @@
 #   BENCH_OURS_ARGS        more options for ours (e.g. "--drain-timeout 2")
 #   BENCH_OUT              the JSON results (default bench/results/latest.json)
 #   BENCH_RETRIES (1)      repeats of a run whose server stopped before the bench stopped it
+#   BENCH_BUSY_CPUS (0)    busy loops at nice 19 kept running during the runs: they take only
+#                          idle CPU time, so no CPU sleeps and a wake-up costs no idle exit.
+#                          An experiment, not the benchmark: it shows how much of a latency-
+#                          bound workload (ping-pong) is the machine waking CPUs up.
 #   BENCH_WINEPREFIX       the prefix both servers share (default build/bench/wineprefix, a copy
 #                          of the project's build/wineprefix, so that a test run elsewhere in
 #                          the project's prefix does not share the wineserver with the bench)
@@ -68,9 +72,11 @@ die() {
 # ---- cleanup: only what this script started ------------------------------------------------
 SRV_PID=
 LG_PID=
+BUSY_PIDS=()
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    [ ${#BUSY_PIDS[@]} -gt 0 ] && kill "${BUSY_PIDS[@]}" 2>/dev/null
     if [ -n "$LG_PID" ] && kill -0 "$LG_PID" 2>/dev/null; then
         kill -TERM "$LG_PID" 2>/dev/null || true
     fi
@@ -382,6 +388,13 @@ prepare_prefix
 
 : >"$RUNS"
 log "bench: rounds $ROUNDS, $SECONDS_PER_RUN s per run, $WORKERS server worker threads, prefix $IOCP_WINEPREFIX"
+BUSY_CPUS=${BENCH_BUSY_CPUS:-0}
+for ((i = 0; i < BUSY_CPUS; i++)); do
+    nice -n 19 sh -c 'while :; do :; done' &
+    BUSY_PIDS+=($!)
+done
+[ "$BUSY_CPUS" -gt 0 ] && log "bench: $BUSY_CPUS busy loop(s) at nice 19 keep the CPUs awake"
+
 for wl in $WORKLOADS; do
     for round in $(seq "$ROUNDS"); do
         order="ours asio"
@@ -411,4 +424,5 @@ done
 python3 "$root/bench/report.py" --runs "$RUNS" --out "$results_file" \
     --rounds "$ROUNDS" --seconds "$SECONDS_PER_RUN" --workers "$WORKERS" \
     --scale-connections "$SCALE_CONNECTIONS" --churn-slots "$CHURN_SLOTS" \
-    --ours-note "${OURS_NOTE:-}" --have-ours "$have_ours" --prefix "$IOCP_WINEPREFIX"
+    --ours-note "${OURS_NOTE:-}" --have-ours "$have_ours" --prefix "$IOCP_WINEPREFIX" \
+    --busy-cpus "$BUSY_CPUS"
