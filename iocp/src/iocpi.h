@@ -195,6 +195,7 @@ struct iocpi_engine {
     uint32_t worker_count;
     volatile LONG idle_workers; /* blocked in the port's wait: a busy one shares its work */
     volatile LONG stopping;
+    int lost_ops; /* the stop gave up on operations the system never completed */
     volatile LONG stop_started;
     volatile LONG dials_resolving;
     uint32_t drain_ms;

@@ -55,6 +55,11 @@ iocp_err iocpi_pool_init(iocpi_engine *e, iocp_error_info *err)
 
 void iocpi_pool_fini(iocpi_engine *e)
 {
+    if (e->lost_ops) {
+        /* An operation may still complete into a context and its buffer: keep them. */
+        e->conns = NULL;
+        e->slab = NULL;
+    }
     if (e->conns != NULL) {
         for (uint32_t i = 0; i < e->config.max_connections; i++)
             iocp_decoder_fini(&e->conns[i].decoder);
