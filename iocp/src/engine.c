@@ -160,10 +160,25 @@ void iocpi_post(iocpi_engine *e, iocpi_op *op)
  * FILE_SKIP_COMPLETION_PORT_ON_SUCCESS no packet comes for those). Each gets one turn per
  * round, between polls of the port: a connection that always has data cannot starve the
  * others, and no extra system call is spent to be fair. */
-typedef struct ready_list {
+/* A FIFO of connections linked through ready_next (a connection is in one at most). */
+typedef struct conn_queue {
     iocp_conn *head, *tail;
+} conn_queue;
+
+static void queue_push(conn_queue *q, iocp_conn *c)
+{
+    c->ready_next = NULL;
+    if (q->tail != NULL)
+        q->tail->ready_next = c;
+    else
+        q->head = c;
+    q->tail = c;
+}
+
+typedef struct ready_list {
+    conn_queue ready;
     uint32_t count;
-    iocp_conn *post_head, *post_tail; /* handled receives whose next one is not posted yet */
+    conn_queue post; /* handled receives whose next one is not posted yet */
 } ready_list;
 
 void iocpi_defer_recv(iocp_conn *c, DWORD bytes)
@@ -177,35 +192,25 @@ void iocpi_defer_recv(iocp_conn *c, DWORD bytes)
         PostQueuedCompletionStatus(e->port, bytes, 0, &c->recv_op.ov);
         return;
     }
-    c->ready_next = NULL;
     c->ready_bytes = bytes;
-    if (r->tail != NULL)
-        r->tail->ready_next = c;
-    else
-        r->head = c;
-    r->tail = c;
+    queue_push(&r->ready, c);
     r->count++;
 }
 
-/* The next receive of a handled connection is posted after the worker's whole batch and
- * round, not at once: by then the peer has often answered the echo, so the receive completes
- * at once (three cheap calls under Wine) instead of going pending (an APC to this thread, a
+/* The next receive of a handled connection is posted after the worker's batch or round, not
+ * at once: by then the peer has often answered the echo, so the receive completes at once
+ * (three cheap calls under Wine) instead of going pending (an APC to this thread, a
  * completion packet, another wait). Alone on the worker, a connection waits for nothing. */
 void iocpi_defer_post(iocp_conn *c)
 {
     ready_list *r = TlsGetValue(tls_worker);
-    c->ready_next = NULL;
-    if (r->post_tail != NULL)
-        r->post_tail->ready_next = c;
-    else
-        r->post_head = c;
-    r->post_tail = c;
+    queue_push(&r->post, c);
 }
 
 static void post_deferred(ready_list *r)
 {
-    iocp_conn *c = r->post_head;
-    r->post_head = r->post_tail = NULL;
+    iocp_conn *c = r->post.head;
+    r->post.head = r->post.tail = NULL;
     while (c != NULL) {
         iocp_conn *next = c->ready_next;
         iocpi_conn_post_recv(c);
@@ -227,10 +232,10 @@ static void ready_rounds(ready_list *r)
         uint32_t n = r->count < budget ? r->count : budget;
         budget -= n;
         while (n-- > 0) {
-            iocp_conn *c = r->head;
-            r->head = c->ready_next;
-            if (r->head == NULL)
-                r->tail = NULL;
+            iocp_conn *c = r->ready.head;
+            r->ready.head = c->ready_next;
+            if (r->ready.head == NULL)
+                r->ready.tail = NULL;
             r->count--;
             iocpi_conn_recv_turn(c, c->ready_bytes);
         }
@@ -241,7 +246,7 @@ static void ready_rounds(ready_list *r)
 static DWORD WINAPI worker_main(LPVOID arg)
 {
     iocpi_engine *e = arg;
-    ready_list ready = {NULL, NULL, 0, NULL, NULL};
+    ready_list ready = {{NULL, NULL}, 0, {NULL, NULL}};
     TlsSetValue(tls_worker, &ready);
     OVERLAPPED_ENTRY entries[BATCH];
     for (;;) {
