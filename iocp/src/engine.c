@@ -156,10 +156,6 @@ void iocpi_post(iocpi_engine *e, iocpi_op *op)
  * twice the mean latency with 1,000 connections). */
 #define READY_SHARE 8
 
-/* A worker's round-robin list of connections whose last receive completed at once (with
- * FILE_SKIP_COMPLETION_PORT_ON_SUCCESS no packet comes for those). Each gets one turn per
- * round, between polls of the port: a connection that always has data cannot starve the
- * others, and no extra system call is spent to be fair. */
 /* A FIFO of connections linked through ready_next (a connection is in one at most). */
 typedef struct conn_queue {
     iocp_conn *head, *tail;
@@ -175,6 +171,10 @@ static void queue_push(conn_queue *q, iocp_conn *c)
     q->tail = c;
 }
 
+/* A worker's round-robin list of connections whose last receive completed at once (with
+ * FILE_SKIP_COMPLETION_PORT_ON_SUCCESS no packet comes for those). Each gets one turn per
+ * round, between polls of the port: a connection that always has data cannot starve the
+ * others, and no extra system call is spent to be fair. */
 typedef struct ready_list {
     conn_queue ready;
     uint32_t count;
