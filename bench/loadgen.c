@@ -457,16 +457,24 @@ static void churn_next(worker *w, conn *c)
     conn_start(w, c);
 }
 
+/* A connect finished: the first `want` messages go out at once. */
+static void conn_started(worker *w, conn *c, unsigned want)
+{
+    if (conn_connected(w, c) != 0)
+        return;
+    uint64_t now = now_ns();
+    w->last_progress = now;
+    if (want > 0) {
+        conn_queue(c, want, now);
+        conn_flush(w, c);
+    }
+}
+
 static void churn_event(worker *w, conn *c, uint32_t ev)
 {
     uint64_t now;
     if (c->state == C_CONNECTING) {
-        if (conn_connected(w, c) != 0)
-            return;
-        now = now_ns();
-        w->last_progress = now;
-        conn_queue(c, 1, now);
-        conn_flush(w, c);
+        conn_started(w, c, 1);
         return;
     }
     if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
@@ -492,14 +500,7 @@ static void echo_event(worker *w, conn *c, uint32_t ev, unsigned want)
 {
     uint64_t now;
     if (c->state == C_CONNECTING) {
-        if (conn_connected(w, c) != 0)
-            return;
-        now = now_ns();
-        w->last_progress = now;
-        if (want > 0) {
-            conn_queue(c, want, now);
-            conn_flush(w, c);
-        }
+        conn_started(w, c, want);
         return;
     }
     if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {

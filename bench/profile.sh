@@ -59,8 +59,11 @@ for f in "$loadgen" "$exe"; do
 done
 
 export WINEPREFIX=${BENCH_WINEPREFIX:-$root/build/bench/wineprefix}
+export IOCP_WINEPREFIX=$WINEPREFIX
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 export WINEDLLOVERRIDES="mscoree,mshtml="
-[ -f "$WINEPREFIX/system.reg" ] || IOCP_WINEPREFIX=$WINEPREFIX "$root/cmake/wine-run.sh" cmd /c exit 0 >/dev/null 2>&1 || true
+[ -f "$WINEPREFIX/system.reg" ] || "$root/cmake/wine-run.sh" cmd /c exit 0 >/dev/null 2>&1 || true
 work=$(mktemp -d)
 srv_pid=
 cleanup() {
@@ -81,8 +84,8 @@ start_server() {
     srv_pid=$!
     port=
     for _ in $(seq 600); do
-        port=$(grep -h -m1 -oE '(^|: )listening on [^ ]*:[0-9]+' "$work/srv.out" "$work/srv.log" 2>/dev/null |
-            head -n1 | sed 's/.*://' || true)
+        port=$(listening_line "$work/srv.out" "$work/srv.log")
+        port=${port##*:}
         [ -n "$port" ] && return 0
         kill -0 "$srv_pid" 2>/dev/null || break
         sleep 0.1
@@ -96,14 +99,6 @@ stop_server() {
     wait "$srv_pid" 2>/dev/null || true
     srv_pid=
 }
-# The wineserver of this prefix: its working directory is server-<dev>-<inode of the prefix>.
-wineserver_pid() {
-    local dir p
-    dir=server-$(printf '%x-%x' $(stat -c '%d %i' "$WINEPREFIX"))
-    for p in $(pgrep wineserver); do
-        case $(readlink "/proc/$p/cwd" 2>/dev/null) in */"$dir") echo "$p" && return ;; esac
-    done
-}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 hz=$(getconf CLK_TCK)
 
@@ -112,7 +107,7 @@ start_server -all
 "$loadgen" --host 127.0.0.1 --port "$port" "${args[@]}" --messages 500 >"$work/lg0.out" 2>&1 ||
     fail "the load generator's warm-up failed" "$work/lg0.out"
 server_proc=$(pgrep -f "^$exe" | head -n1)
-ws=$(wineserver_pid)
+ws=$(wineserver_pid || true)
 s0=$(cpu_ticks "$server_proc")
 w0=$(cpu_ticks "$ws")
 t0=$(date +%s%N)

@@ -105,18 +105,8 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# The wineserver of our prefix: its working directory is server-<dev>-<inode> of the prefix.
-wineserver_pid() {
-    local want p dev ino
-    read -r dev ino < <(stat -L -c '%d %i' "$IOCP_WINEPREFIX")
-    want=$(printf 'server-%x-%x' "$dev" "$ino")
-    for p in $(pgrep -x wineserver64 2>/dev/null; pgrep -x wineserver 2>/dev/null); do
-        case $(readlink "/proc/$p/cwd" 2>/dev/null) in
-        */"$want") echo "$p" && return 0 ;;
-        esac
-    done
-    return 1
-}
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 # ---- build -------------------------------------------------------------------------------
 build_native() {
@@ -214,10 +204,7 @@ start_server() {
     SRV_PID=$!
     local line="" deadline=$(($(now_ms) + 60000))
     while [ "$(now_ms)" -lt $deadline ]; do
-        # "(^|: )": not the "... listening on ADDR" inside ours' warning about a killed
-        # previous holder of the instance name, which names that holder's old port.
-        line=$(grep -m1 -oE '(^|: )listening on [^ ]*:[0-9]+' "$SRV_LOG" 2>/dev/null || true)
-        line=${line#: }
+        line=$(listening_line "$SRV_LOG")
         [ -n "$line" ] && break
         proc_alive "$SRV_PID" || break
         sleep 0.05
