@@ -144,10 +144,39 @@ static void random_failures_end_only_their_connection(void)
     tn_stop_clean(e);
 }
 
+/* A receive whose completion never comes, even after its socket is closed (Wine lost one
+ * that way under load): the stop gives up on it after the abort and its wait, says so with
+ * IOCP_E_TIMEOUT, and leaves that context in use (its memory is never freed) instead of
+ * hanging; destroying the engine afterwards is safe. */
+static void stop_gives_up_on_a_lost_receive(void)
+{
+    SetEnvironmentVariableA("IOCP_FAULT_LOSE_RECV", "1");
+    iocp_engine *e = tn_start(NULL, NULL, NULL);
+    SetEnvironmentVariableA("IOCP_FAULT_LOSE_RECV", NULL);
+    SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 10000);
+    CHECK(s != INVALID_SOCKET);
+    CHECK(tn_wait_stat(e, ST(accepted), 1, 10000));
+    uint64_t t0 = test_now_ms();
+    iocp_err err = iocp_engine_stop(e, 200);
+    uint64_t took = test_now_ms() - t0;
+    CHECK_MSG(err == IOCP_E_TIMEOUT, "stop returned %d (%s), not IOCP_E_TIMEOUT", (int)err,
+              iocp_strerror(err));
+    /* 200 ms drain, then the 10 s wait for operations of closed sockets. */
+    CHECK_MSG(took >= 10000 && took < 20000, "stop took %llu ms", (unsigned long long)took);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.contexts_in_use, 1);
+    CHECK_EQ_U(st.ops_in_flight, 1);
+    CHECK(iocp_engine_stop(e, 200) == IOCP_E_TIMEOUT); /* a second call says the same */
+    iocp_engine_destroy(e);
+    closesocket(s);
+}
+
 static const test_case cases[] = {
     {"short_io_echo_exact", short_io_echo_exact},
     {"short_io_length_framing", short_io_length_framing},
     {"random_failures_end_only_their_connection", random_failures_end_only_their_connection},
+    {"stop_gives_up_on_a_lost_receive", stop_gives_up_on_a_lost_receive},
 };
 
 TEST_MAIN(cases)

@@ -8,12 +8,16 @@
  *                                Windows and Wine report (reset and network name deleted:
  *                                64, cancelled: 995, invalid handle: 6, aborted: 1236)
  *   IOCP_FAULT_SEED=N            the pseudo-random sequence (default 1)
+ *   IOCP_FAULT_LOSE_RECV=1       every WSARecv says "pending" and never completes, not even
+ *                                when its socket is closed: what Wine was seen to do, rarely,
+ *                                under load (the stop must not hang on it)
  */
 #include "iocpi.h"
 
 #ifdef IOCP_FAULT_INJECTION
 
 static int fault_short;
+static int fault_lose_recv;
 static unsigned fault_permille;
 static volatile LONG64 fault_counter;
 static uint64_t fault_seed = 1;
@@ -32,6 +36,7 @@ void iocpi_fault_init(void)
     fault_short = env_uint("IOCP_FAULT_SHORT", 0) != 0;
     fault_permille = env_uint("IOCP_FAULT_FAIL_PERMILLE", 0);
     fault_seed = env_uint("IOCP_FAULT_SEED", 1);
+    fault_lose_recv = env_uint("IOCP_FAULT_LOSE_RECV", 0) != 0;
 }
 
 /* splitmix64 of a shared counter: thread-safe, and the same sequence for the same seed. */
@@ -103,6 +108,10 @@ int iocpi_fault_wsarecv(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWO
 {
     int rc = 0;
     WSABUF one;
+    if (fault_lose_recv) {
+        WSASetLastError(WSA_IO_PENDING);
+        return SOCKET_ERROR;
+    }
     if (inject(e, s, &bufs, &n, &one, ov, &rc))
         return rc;
     return WSARecv(s, bufs, n, got, flags, ov, NULL);
