@@ -24,13 +24,14 @@ SUITES = (
 
 
 def parse(path):
-    tests = []
+    # By name, the last run wins: scripts/test.sh appends the log of a re-run to the first.
+    tests = {}
     current = None
     for line in open(path, encoding="utf-8", errors="replace"):
         m = re.match(r"^\d+/\d+ Test: (\S+)", line)
         if m:
             current = {"name": m.group(1), "metrics": [], "passed": None}
-            tests.append(current)
+            tests[current["name"]] = current
             continue
         if current is None:
             continue
@@ -41,7 +42,7 @@ def parse(path):
             current["passed"] = True
         elif line.startswith("Test Failed") or line.startswith("Test Fail Reason"):
             current["passed"] = False
-    return [t for t in tests if t["name"].startswith(SUITES) or t["metrics"]]
+    return [t for t in tests.values() if t["name"].startswith(SUITES) or t["metrics"]]
 
 
 def main():
