@@ -17,7 +17,7 @@ WORKLOADS = [
     ("churn", "5 churn: {slots} slots connect/echo/close", "conn/s"),
     ("scale", "6 scale: {scale} conns, all echo once", ""),
 ]
-IMPLS = ("ours", "asio", "native")
+IMPLS = ("ours", "asio", "minimal", "native")
 
 
 def stats(values):
@@ -150,6 +150,8 @@ def main():
             "--buffer-size 16384",
             "asio": "build/bench/asio_echo.exe --threads N --buffer-size 16384 (standalone asio, "
             "MinGW g++ -O2)",
+            "minimal": "build/bench/minimal_echo.exe --threads N --buffer-size 16384 (the floor: "
+            "the least an IOCP echo loop can do; MinGW gcc -O2)",
             "native": "build/bench/native_echo (Linux epoll, calibration of the load generator)",
             "ours_note": a.ours_note if a.have_ours == "1" else (a.ours_note or "not built"),
             "ours_measured": a.have_ours == "1",
@@ -161,7 +163,8 @@ def main():
     hdr = (
         f"{'workload':44} {'metric':9} | {'ours median [min..max]':27} | "
         f"{'asio median [min..max]':27} | {'ours/asio':9} | {'p99 us ours':11} | "
-        f"{'p99 us asio':11} | {'native (calibration)':27}"
+        f"{'p99 us asio':11} | {'minimal (floor)':27} | {'ours/min':8} | "
+        f"{'native (calibration)':27}"
     )
     lines.append(hdr)
     lines.append("-" * len(hdr))
@@ -184,17 +187,21 @@ def main():
                 1 for r in wl_runs if r["impl"] == impl and not run_ok(r)
             )
         entry.update(per_impl)
-        o, s, n = (per_impl.get(i, {}) for i in IMPLS)
+        o, s, mn, n = (per_impl.get(i, {}) for i in IMPLS)
         if key != "scale":
             entry["unit"] = unit
             entry["ratio_ours_asio"] = ratio(o.get("rate"), s.get("rate"))
             entry["ratio_ours_asio_p99"] = ratio(o.get("p99_us"), s.get("p99_us"))
+            entry["ratio_ours_minimal"] = ratio(o.get("rate"), mn.get("rate"))
+            entry["ratio_minimal_asio"] = ratio(mn.get("rate"), s.get("rate"))
             r = entry["ratio_ours_asio"]
+            rm = entry["ratio_ours_minimal"]
             lines.append(
                 f"{title:44} {unit:9} | {fmt_stats(o.get('rate')):27} | "
                 f"{fmt_stats(s.get('rate')):27} | {(f'{r:.2f}' if r else '-'):9} | "
                 f"{fmt((o.get('p99_us') or {}).get('median')):11} | "
                 f"{fmt((s.get('p99_us') or {}).get('median')):11} | "
+                f"{fmt_stats(mn.get('rate')):27} | {(f'{rm:.2f}' if rm else '-'):8} | "
                 f"{fmt_stats(n.get('rate')):27}"
             )
         else:
@@ -224,7 +231,8 @@ def main():
     meta["loadavg_before_runs"] = stats(loads)
     print()
     print(
-        f"Echo benchmark: ours vs asio, both under {meta['wine'] or 'Wine'} in one prefix; "
+        f"Echo benchmark: ours vs asio (and the minimal IOCP loop), all under "
+        f"{meta['wine'] or 'Wine'} in one prefix; "
         f"loadgen native; {a.rounds} round(s) x {a.seconds:g} s; {a.workers} server threads; "
         f"{meta['cpus']} CPUs"
     )

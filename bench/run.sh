@@ -10,7 +10,8 @@
 #   BENCH_SECONDS (10)     length of one timed run
 #   BENCH_WORKERS (nproc)  worker threads of every server (ours --workers, asio --threads)
 #   BENCH_WORKLOADS        subset of: pingpong pipelined bulk many churn scale
-#   BENCH_IMPLS            subset of: ours asio native (native = the calibration row)
+#   BENCH_IMPLS            subset of: ours asio minimal native (minimal = the floor: the least
+#                          an IOCP echo loop can do; native = the load generator's calibration)
 #   BENCH_SCALE_CONNECTIONS (10000), BENCH_CHURN_SLOTS (32)
 #   BENCH_SKIP_BUILD=1     use the binaries as they are (no cmake build of ours)
 #   BENCH_OURS_ARGS        more options for ours (e.g. "--drain-timeout 2")
@@ -47,7 +48,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 WORKERS=${BENCH_WORKERS:-$(nproc)}
 WORKLOADS=${BENCH_WORKLOADS:-pingpong pipelined bulk many churn scale}
-IMPLS=${BENCH_IMPLS:-ours asio native}
+IMPLS=${BENCH_IMPLS:-ours asio minimal native}
 SCALE_CONNECTIONS=${BENCH_SCALE_CONNECTIONS:-10000}
 CHURN_SLOTS=${BENCH_CHURN_SLOTS:-32}
 RETRIES=${BENCH_RETRIES:-1}
@@ -56,6 +57,7 @@ OURS_MAX_CONNECTIONS=$((SCALE_CONNECTIONS + 1024))
 
 OURS_EXE=$root/build/mingw-wine/service/iocp-service.exe
 ASIO_EXE=$out/asio_echo.exe
+MINIMAL_EXE=$out/minimal_echo.exe
 LOADGEN=$out/loadgen
 NATIVE=$out/native_echo
 RUNS=$out/runs.jsonl
@@ -143,6 +145,15 @@ build_asio() {
     fi
 }
 
+build_minimal() {
+    local src=$root/bench/minimal-iocp/minimal_echo.c
+    if [ ! -f "$MINIMAL_EXE" ] || [ "$src" -nt "$MINIMAL_EXE" ]; then
+        log "bench: building minimal_echo.exe (MinGW gcc -O2)"
+        x86_64-w64-mingw32-gcc -O2 -std=c11 -Wall -Wextra -Wpedantic -Wshadow "$src" \
+            -o "$MINIMAL_EXE" -lws2_32 -lmswsock
+    fi
+}
+
 OURS_NOTE=
 build_ours() {
     if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
@@ -195,6 +206,10 @@ start_server() {
         ;;
     asio)
         "$root/cmake/wine-run.sh" "$ASIO_EXE" --port 0 --threads "$WORKERS" \
+            --buffer-size "$BUFFER_SIZE" >"$SRV_LOG" 2>&1 &
+        ;;
+    minimal)
+        "$root/cmake/wine-run.sh" "$MINIMAL_EXE" --port 0 --threads "$WORKERS" \
             --buffer-size "$BUFFER_SIZE" >"$SRV_LOG" 2>&1 &
         ;;
     native)
@@ -369,6 +384,7 @@ server_gone_early() {
 # ---- main --------------------------------------------------------------------------------
 build_native
 build_asio
+build_minimal
 have_ours=1
 case " $IMPLS " in *" ours "*) build_ours || have_ours=0 ;; *) have_ours=0 ;; esac
 prepare_prefix
@@ -386,8 +402,10 @@ for wl in $WORKLOADS; do
     for round in $(seq "$ROUNDS"); do
         order="ours asio"
         [ $((round % 2)) = 0 ] && order="asio ours"
-        for impl in $order native; do
+        for impl in $order minimal native; do
             case " $IMPLS " in *" $impl "*) ;; *) continue ;; esac
+            # The floor has no graceful stop, and its memory is not what scale compares.
+            [ "$impl" = minimal ] && [ "$wl" = scale ] && continue
             [ "$impl" = ours ] && [ "$have_ours" = 0 ] && continue
             rc=0
             run_one "$wl" "$impl" "$round" || rc=$?
