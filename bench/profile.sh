@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# bench/profile.sh: where an echo's time goes under Wine, for ours or asio.
+# bench/profile.sh: where an echo's time goes under Wine, for ours, asio or the minimal loop.
 #
-#   bench/profile.sh ours|asio WORKLOAD [COUNT]
+#   bench/profile.sh ours|asio|minimal WORKLOAD [COUNT]
 #
 # WORKLOAD is one of bench/run.sh's: pingpong pipelined bulk many churn; COUNT is the number
 # of echoes (connections for churn) to measure, default 20000 (3000 for churn). Two runs:
@@ -9,13 +9,14 @@
 #      load generator spent, per echo (utime+stime from /proc);
 #   2. traced (WINEDEBUG=+server, much slower): the wineserver requests the server made, per
 #      echo, by request type. Every Winsock call under Wine is one or more such requests.
-# Needs what bench/run.sh builds (build/bench/loadgen, asio_echo.exe, ours' build); it uses
-# the bench's Wine prefix. Prints a small table; nothing is written into the repository.
+# Needs what bench/run.sh builds (build/bench/loadgen, asio_echo.exe, minimal_echo.exe, ours'
+# build); it uses the bench's Wine prefix. Prints a small table; nothing is written into the
+# repository.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-kind=${1:?usage: bench/profile.sh ours|asio WORKLOAD [COUNT]}
-workload=${2:?usage: bench/profile.sh ours|asio WORKLOAD [COUNT]}
+kind=${1:?usage: bench/profile.sh ours|asio|minimal WORKLOAD [COUNT]}
+workload=${2:?usage: bench/profile.sh ours|asio|minimal WORKLOAD [COUNT]}
 case $workload in
 pingpong) args=(--connections 1 --depth 1 --size 64) ;;
 pipelined) args=(--connections 100 --depth 4 --size 64) ;;
@@ -46,8 +47,12 @@ asio)
     exe=$root/build/bench/asio_echo.exe
     srv_args=(--port 0 --threads 2 --buffer-size 16384)
     ;;
+minimal)
+    exe=$root/build/bench/minimal_echo.exe
+    srv_args=(--port 0 --threads 2 --buffer-size 16384)
+    ;;
 *)
-    echo "profile: the first argument is ours or asio, not '$kind'" >&2
+    echo "profile: the first argument is ours, asio or minimal, not '$kind'" >&2
     exit 2
     ;;
 esac
