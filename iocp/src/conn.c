@@ -346,43 +346,52 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
 }
 
 /* Posts the next receive, unless the connection stops or backpressure pauses it. The caller
- * holds the receive chain's reference; this passes it on to the posted WSARecv (or, when the
- * receive completes at once, to the worker's ready list), or drops it. Workers only. */
-void iocpi_conn_post_recv(iocp_conn *c)
+ * holds the receive chain's reference; this passes it on to the posted WSARecv, or drops it.
+ * Returns 1 when the receive completed at once with *got bytes (no packet will come): the
+ * caller still holds the reference and must handle them. Workers only. */
+static int start_recv(iocp_conn *c, DWORD *got)
 {
     iocpi_engine *e = c->engine;
     AcquireSRWLockExclusive(&c->lock);
     if (c->state != CONN_OPEN) {
         ReleaseSRWLockExclusive(&c->lock);
         unref_on_worker(c);
-        return;
+        return 0;
     }
     if (c->queued >= e->high_mark) {
         c->recv_paused = 1; /* send_done resumes below the low mark */
         ReleaseSRWLockExclusive(&c->lock);
         unref_on_worker(c);
-        return;
+        return 0;
     }
     WSABUF buf;
     buf.buf = (char *)c->recv_buf;
     buf.len = e->config.buffer_size;
-    DWORD flags = 0, got = 0;
+    DWORD flags = 0;
+    *got = 0;
     memset(&c->recv_op.ov, 0, sizeof c->recv_op.ov);
     InterlockedIncrement64(&e->c.ops_in_flight);
-    int rc = IOCPI_WSARECV(e, c->sock, &buf, 1, &got, &flags, &c->recv_op.ov);
+    int rc = IOCPI_WSARECV(e, c->sock, &buf, 1, got, &flags, &c->recv_op.ov);
     DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
     ReleaseSRWLockExclusive(&c->lock);
     if (error == WSA_IO_PENDING || (rc == 0 && !e->skip_on_success))
-        return;
+        return 0;
     InterlockedDecrement64(&e->c.ops_in_flight);
     if (error != 0) {
         recv_handle(c, 0, error); /* closes it */
         unref_on_worker(c);
-        return;
+        return 0;
     }
-    /* Completed at once, and no packet will come: the data waits for this connection's
-     * turn in the worker's round, never recursion or an unbounded loop here. */
-    iocpi_defer_recv(c, got);
+    return 1;
+}
+
+/* The next receive of a handled connection. One that completes at once waits for this
+ * connection's turn in the worker's round: never recursion or an unbounded loop here. */
+void iocpi_conn_post_recv(iocp_conn *c)
+{
+    DWORD got;
+    if (start_recv(c, &got))
+        iocpi_defer_recv(c, got);
 }
 
 /* A turn from the worker's ready list: as if the receive had completed from the port. */
@@ -448,7 +457,11 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     } else if (e->handlers.on_open != NULL) {
         e->handlers.on_open(c);
     }
-    iocpi_conn_post_recv(c);
+    /* The first receive is handled at once when its data is already there (a client that
+     * connects and sends right away): it has waited for the accept, not for a turn. */
+    DWORD got;
+    if (start_recv(c, &got))
+        iocpi_conn_recv_turn(c, got);
 }
 
 /* Entered from our own packet once the last reference is gone: CLOSED. */

@@ -60,18 +60,30 @@ static void starve_locked(iocpi_engine *e, DWORD sys)
     retry_later(e);
 }
 
-/* Posts AcceptEx on an idle slot. Returns 1 when posted. Takes accept_lock. */
+/* Posts AcceptEx on an idle slot. Returns 1 when posted. Takes accept_lock, but creates the
+ * socket before: two workers re-arming accepts at once wait for each other only for the
+ * AcceptEx call (which must not meet a listener being closed), not for the socket too. */
 static int post_accept(iocpi_accept *a)
 {
     iocpi_engine *e = a->engine;
-    int posted = 0;
-    AcquireSRWLockExclusive(&e->accept_lock);
-    while (!e->stopping && e->listen_sock != INVALID_SOCKET && !a->posted) {
-        a->sock = iocpi_socket(e->family);
-        if (a->sock == INVALID_SOCKET) {
-            starve_locked(e, (DWORD)WSAGetLastError());
-            break;
+    for (;;) {
+        if (e->stopping)
+            return 0; /* checked again under the lock; this only saves a socket */
+        SOCKET s = iocpi_socket(e->family);
+        DWORD sys = s == INVALID_SOCKET ? (DWORD)WSAGetLastError() : 0;
+        AcquireSRWLockExclusive(&e->accept_lock);
+        if (e->stopping || e->listen_sock == INVALID_SOCKET || a->posted) {
+            ReleaseSRWLockExclusive(&e->accept_lock);
+            if (s != INVALID_SOCKET)
+                closesocket(s);
+            return 0;
         }
+        if (s == INVALID_SOCKET) {
+            starve_locked(e, sys);
+            ReleaseSRWLockExclusive(&e->accept_lock);
+            return 0;
+        }
+        a->sock = s;
         memset(&a->op.ov, 0, sizeof a->op.ov);
         a->posted = 1;
         InterlockedIncrement(&e->accepts_posted);
@@ -80,25 +92,24 @@ static int post_accept(iocpi_accept *a)
         if (e->accept_ex(e->listen_sock, a->sock, a->addrs, 0, ADDR_LEN, ADDR_LEN, &got,
                          &a->op.ov) ||
             WSAGetLastError() == ERROR_IO_PENDING) {
-            posted = 1; /* the listener is not in skip mode: a packet always comes */
-            break;
+            ReleaseSRWLockExclusive(&e->accept_lock);
+            return 1; /* the listener is not in skip mode: a packet always comes */
         }
         /* Failed at once: no packet will come. A peer that reset in the backlog is worth
          * another try straight away; anything else waits for the timer. */
-        DWORD sys = (DWORD)WSAGetLastError();
+        sys = (DWORD)WSAGetLastError();
         InterlockedDecrement64(&e->c.ops_in_flight);
         InterlockedDecrement(&e->accepts_posted);
         a->posted = 0;
         closesocket(a->sock);
         a->sock = INVALID_SOCKET;
         InterlockedIncrement64(&e->c.accept_errors);
-        if (sys != WSAECONNRESET) {
+        if (sys != WSAECONNRESET)
             starve_locked(e, sys);
-            break;
-        }
+        ReleaseSRWLockExclusive(&e->accept_lock);
+        if (sys != WSAECONNRESET)
+            return 0;
     }
-    ReleaseSRWLockExclusive(&e->accept_lock);
-    return posted;
 }
 
 static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER timer)
