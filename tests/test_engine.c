@@ -400,6 +400,92 @@ static void idle_timeout_closes_only_idle(void)
     tn_stop_clean(e);
 }
 
+/* ---- graceful close ------------------------------------------------------------------- */
+
+#define REPLY_BYTES (16u << 20)
+
+static uint8_t reply_byte(size_t offset)
+{
+    return (uint8_t)(offset % 251);
+}
+
+/* The first message gets a large reply, then the server closes gracefully. */
+static void reply_then_close(iocp_conn *c, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    if (iocp_conn_user(c) != NULL)
+        return;
+    iocp_conn_set_user(c, c);
+    static uint8_t *reply;
+    if (reply == NULL) {
+        reply = malloc(REPLY_BYTES);
+        CHECK(reply != NULL);
+        for (size_t i = 0; i < REPLY_BYTES; i++)
+            reply[i] = reply_byte(i);
+    }
+    CHECK_OK(iocp_conn_send(c, reply, REPLY_BYTES));
+    CHECK_OK(iocp_conn_close(c, 1));
+}
+
+typedef struct flood {
+    SOCKET s;
+    volatile LONG stop;
+    volatile LONG64 sent;
+} flood;
+
+static DWORD WINAPI flood_main(LPVOID arg)
+{
+    flood *f = arg;
+    static char junk[1024];
+    while (!f->stop && f->sent < (64 << 20)) {
+        int n = send(f->s, junk, sizeof junk, 0);
+        if (n <= 0)
+            break;
+        f->sent += n;
+    }
+    return 0;
+}
+
+/* A peer that keeps sending while the server closes gracefully still reads the whole reply
+ * and then EOF, never a reset: closing a socket that has unread data resets the connection,
+ * and the reset throws away whatever of the reply the peer has not received yet. */
+static void graceful_close_with_peer_still_sending(void)
+{
+    iocp_handlers h = {NULL, reply_then_close, NULL, NULL};
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.send_queue_cap = 2 * REPLY_BYTES;
+    iocp_engine *e = tn_start(&cfg, &h, NULL);
+    SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 10000);
+    CHECK(s != INVALID_SOCKET);
+    CHECK(tn_send_all(s, "go", 2) == 0);
+    flood f = {s, 0, 0};
+    HANDLE sender = CreateThread(NULL, 0, flood_main, &f, 0, NULL);
+    CHECK(sender != NULL);
+    static uint8_t buf[65536];
+    uint64_t got = 0;
+    int n, wrong = 0;
+    while ((n = recv(s, (char *)buf, sizeof buf, 0)) > 0) {
+        for (int i = 0; i < n && !wrong; i++)
+            wrong = buf[i] != reply_byte(got + (uint64_t)i);
+        CHECK_MSG(!wrong, "reply byte %llu differs", (unsigned long long)got);
+        got += (uint64_t)n;
+    }
+    int wsa = WSAGetLastError();
+    f.stop = 1;
+    CHECK(WaitForSingleObject(sender, 20000) == WAIT_OBJECT_0);
+    CloseHandle(sender);
+    CHECK_MSG(n == 0 && got == REPLY_BYTES,
+              "the reply ended with %s (WSA %d) after %llu of %u bytes, the peer having sent "
+              "%lld bytes meanwhile",
+              n == 0 ? "EOF" : "an error", n == 0 ? 0 : wsa, (unsigned long long)got, REPLY_BYTES,
+              (long long)f.sent);
+    closesocket(s);
+    CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_LOCAL]), 1, 10000));
+    tn_stop_clean(e);
+}
+
 /* ---- stopping ------------------------------------------------------------------------- */
 
 typedef struct load_thread {
@@ -527,6 +613,7 @@ static const test_case cases[] = {
     {"push_broadcast_stale_id", push_broadcast_stale_id},
     {"never_reading_peer_cap_holds", never_reading_peer_cap_holds},
     {"idle_timeout_closes_only_idle", idle_timeout_closes_only_idle},
+    {"graceful_close_with_peer_still_sending", graceful_close_with_peer_still_sending},
     {"stop_under_load_repeated", stop_under_load_repeated},
     {"stop_with_only_accepts_pending", stop_with_only_accepts_pending},
     {"stop_from_inside_callback", stop_from_inside_callback},

@@ -15,6 +15,8 @@
 
 /* A graceful close waits this long for the peer to take the queued bytes (no idle timeout). */
 #define DEFAULT_CLOSE_LINGER_MS 30000
+/* Once our FIN is out, this long for the peer's (see finish_graceful_locked). */
+#define LINGER_READ_MS 5000
 
 static void recv_done(iocpi_op *op, DWORD bytes, DWORD error);
 static void send_done(iocpi_op *op, DWORD bytes, DWORD error);
@@ -54,14 +56,36 @@ static void teardown_locked(iocp_conn *c)
 {
     /* closesocket cancels a pending receive by itself (Windows: 995; Wine: 676). A pending
      * WSASend needs CancelIoEx first: under Wine, towards a peer that does not read, it would
-     * otherwise keep the socket alive until the peer drains. A graceful close needs no
-     * shutdown(SD_SEND) either: closesocket with the default linger sends the queued bytes
-     * and the FIN in the background. */
+     * otherwise keep the socket alive until the peer drains. */
     if (c->send_pending)
         CancelIoEx((HANDLE)c->sock, NULL);
     iocpi_close_socket(c->sock, !c->close_graceful);
     c->sock = INVALID_SOCKET;
     c->state = CONN_CLOSED;
+}
+
+/* A graceful close whose queue is empty. If the peer may still send, our FIN goes out now
+ * (shutdown SD_SEND) and the receive chain goes on reading and discarding until the peer's
+ * FIN, for LINGER_READ_MS at most: closing a socket that has unread bytes, or that receives
+ * some afterwards, makes the system reset the connection, and a reset can destroy echoes the
+ * peer has not read yet. Returns 1 when the socket was closed (drop the open reference). */
+static int finish_graceful_locked(iocp_conn *c)
+{
+    if (c->lingering)
+        return 0; /* the receive chain ends it */
+    if (!c->peer_closed && shutdown(c->sock, SD_SEND) == 0) {
+        c->lingering = 1;
+        c->closing_since_ms = (LONG64)iocpi_now_ms();
+        if (c->recv_paused) {
+            /* Backpressure had stopped the receive chain: reading is all that is left. */
+            c->recv_paused = 0;
+            iocpi_conn_ref(c);
+            iocpi_post(c->engine, &c->resume_op);
+        }
+        return 0;
+    }
+    teardown_locked(c);
+    return 1;
 }
 
 /* Returns 1 when the socket was closed and the caller must drop the open reference. */
@@ -79,8 +103,11 @@ static int close_locked(iocp_conn *c, iocp_close_reason reason, DWORD sys, int g
     } else {
         return 0;
     }
-    if (c->close_graceful && (c->send_pending || c->queued > 0))
-        return 0; /* send_done finishes the close once the queue is empty */
+    if (c->close_graceful) {
+        if (c->send_pending || c->queued > 0)
+            return 0; /* send_done finishes the close once the queue is empty */
+        return finish_graceful_locked(c);
+    }
     teardown_locked(c);
     return 1;
 }
@@ -273,8 +300,7 @@ static void send_done(iocpi_op *op, DWORD bytes, DWORD error)
         if (c->queued > 0)
             send_pump_locked(c);
         if (c->state == CONN_CLOSING && c->close_graceful && !c->send_pending && c->queued == 0) {
-            teardown_locked(c);
-            drop = 1;
+            drop = finish_graceful_locked(c);
         } else if (c->state == CONN_OPEN && c->recv_paused && c->queued <= e->low_mark) {
             /* Backpressure over: the receive chain restarts on a worker of its own turn. */
             c->recv_paused = 0;
@@ -303,12 +329,44 @@ static int deliver_message(void *user, const uint8_t *msg, size_t len)
     return c->state != CONN_OPEN;
 }
 
+/* Whether the receive chain goes on: while open, and through a graceful close (see
+ * finish_graceful_locked; its send queue cannot grow any more). Read without the lock:
+ * start_recv looks again under it. */
+static int keeps_reading(const iocp_conn *c)
+{
+    return c->state == CONN_OPEN || (c->state == CONN_CLOSING && c->close_graceful);
+}
+
+/* A receive finished while the connection closes gracefully: its data is not wanted (the
+ * close said so), but the chain reads on until the peer's FIN, which ends a lingering close.
+ * Returns 1 to post the next one. */
+static int recv_while_closing(iocp_conn *c, DWORD bytes, DWORD error)
+{
+    int more = 0, drop = 0;
+    AcquireSRWLockExclusive(&c->lock);
+    if (c->state == CONN_CLOSING && c->close_graceful) {
+        if (error == 0 && bytes > 0) {
+            more = 1;
+        } else {
+            c->peer_closed = 1;
+            if (c->lingering) {
+                teardown_locked(c);
+                drop = 1;
+            } /* else send_done closes once the queue is empty */
+        }
+    }
+    ReleaseSRWLockExclusive(&c->lock);
+    if (drop)
+        iocpi_conn_unref(c); /* not the last: the receive chain still holds one */
+    return more;
+}
+
 /* Handles one finished receive. Returns 1 to post the next one. */
 static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
 {
     iocpi_engine *e = c->engine;
     if (c->state != CONN_OPEN)
-        return 0; /* closing: the receive was cancelled or its data is not wanted */
+        return recv_while_closing(c, bytes, error);
     if (error != 0) {
         iocpi_conn_close(c, reason_for_error(error), error, 0);
         return 0;
@@ -317,7 +375,12 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
         /* The peer shut down its side: flush what we owe it, then close. */
         if (iocp_decoder_finish(&c->decoder) != IOCP_FRAME_OK)
             iocpi_log(e, IOCP_LOG_DEBUG, "%s closed in the middle of a message", c->peer);
-        iocpi_conn_close(c, IOCP_CLOSE_PEER, 0, 1);
+        AcquireSRWLockExclusive(&c->lock);
+        c->peer_closed = 1;
+        int drop = close_locked(c, IOCP_CLOSE_PEER, 0, 1);
+        ReleaseSRWLockExclusive(&c->lock);
+        if (drop)
+            iocpi_conn_unref(c);
         return 0;
     }
     uint64_t now = iocpi_now_ms();
@@ -335,14 +398,14 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
             iocpi_log(e, IOCP_LOG_WARN, "protocol error from %s: %s; closing it", c->peer,
                       c->decoder.error);
             iocpi_conn_close(c, IOCP_CLOSE_PROTOCOL, 0, 1);
-            return 0;
+            return keeps_reading(c);
         }
         if (!iocp_decoder_in_message(&c->decoder))
             c->message_started_ms = 0;
         else if (c->message_started_ms == 0)
             c->message_started_ms = (LONG64)now;
     }
-    return c->state == CONN_OPEN;
+    return keeps_reading(c); /* a handler's graceful close reads on to the peer's FIN */
 }
 
 /* Posts the next receive, unless the connection stops or backpressure pauses it. The caller
@@ -353,12 +416,12 @@ static int start_recv(iocp_conn *c, DWORD *got)
 {
     iocpi_engine *e = c->engine;
     AcquireSRWLockExclusive(&c->lock);
-    if (c->state != CONN_OPEN) {
+    if (!keeps_reading(c)) {
         ReleaseSRWLockExclusive(&c->lock);
         unref_on_worker(c);
         return 0;
     }
-    if (c->queued >= e->high_mark) {
+    if (c->state == CONN_OPEN && c->queued >= e->high_mark) {
         c->recv_paused = 1; /* send_done resumes below the low mark */
         ReleaseSRWLockExclusive(&c->lock);
         unref_on_worker(c);
@@ -442,6 +505,7 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     c->close_reason = IOCP_CLOSE_PEER;
     c->close_sys = 0;
     c->close_graceful = 1;
+    c->lingering = c->peer_closed = 0;
     c->message_started_ms = 0;
     c->last_activity_ms = (LONG64)iocpi_now_ms();
     if (e->skip_on_success)
@@ -529,10 +593,14 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
                    elapsed(now, started) >= cfg->message_timeout_ms) {
             iocpi_log(e, IOCP_LOG_INFO, "%s sent part of a message %llu ms ago: closing", c->peer,
                       (unsigned long long)elapsed(now, started));
-            drop = close_locked(c, IOCP_CLOSE_MESSAGE_TIMEOUT, 0, 1);
+            /* Abortive: a peer dribbling a message this slowly is broken or hostile, and a
+             * graceful close would go on reading from it (finish_graceful_locked). */
+            drop = close_locked(c, IOCP_CLOSE_MESSAGE_TIMEOUT, 0, 0);
         }
     } else if (c->state == CONN_CLOSING) {
         uint64_t linger = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : DEFAULT_CLOSE_LINGER_MS;
+        if (c->lingering && linger > LINGER_READ_MS)
+            linger = LINGER_READ_MS;
         if (elapsed(now, c->closing_since_ms) >= linger)
             drop = close_locked(c, c->close_reason, c->close_sys, 0);
     } else if (c->state == CONN_DIALING) {

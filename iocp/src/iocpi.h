@@ -120,6 +120,8 @@ struct iocp_conn {
     iocp_close_reason close_reason;
     DWORD close_sys;
     int close_graceful;
+    int lingering;   /* graceful: our FIN is sent, reading (and discarding) until the peer's */
+    int peer_closed; /* a receive saw the peer's FIN (or an error): nothing more will come */
     volatile LONG64 closing_since_ms;
 
     volatile LONG64 last_activity_ms;
