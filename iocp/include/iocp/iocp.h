@@ -96,7 +96,7 @@ typedef struct iocp_config {
     /* Timeouts, in milliseconds; 0 = none. */
     uint32_t idle_timeout_ms;    /* no traffic in either direction for this long: close */
     uint32_t message_timeout_ms; /* a framed message not complete this long after its
-                                    first byte: close (slowloris guard) */
+                                    first byte: reset it (slowloris guard) */
 
     /* Framing, shared by every connection of the engine. */
     iocp_framing framing; /* default IOCP_FRAMING_RAW */
@@ -205,7 +205,9 @@ iocp_err iocp_send_message(iocp_engine *engine, iocp_conn_id id, const void *dat
 /* Sends one framed message to every open connection. Returns how many accepted it. */
 size_t iocp_broadcast(iocp_engine *engine, const void *data, size_t len);
 
-/* Closes a connection: graceful = send what is queued then shut down; otherwise reset. */
+/* Closes a connection: graceful = send what is queued, shut down our side, and read (and
+ * discard) until the peer shuts down its own, 5 s at most; otherwise reset. No more messages
+ * are delivered either way; on_close follows once the connection is gone. */
 iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, int graceful);
 
 /* ---- inside callbacks ------------------------------------------------------------------ */
