@@ -130,8 +130,17 @@ echoes=$(grep -m1 -oE '^ *[0-9]+ (messages|connections)' "$work/lg.out" | grep -
     exit 1
 }
 
-# 2. traced run: wineserver requests per echo. The server's own log is quiet by then (the
-# warm-up's connections closed): what the log gains during the measured run is its work.
+# 2. traced run: wineserver requests per echo. The wineserver writes the trace, and only one
+# started with WINEDEBUG=+server does: wait for the plain run's to exit (it lingers a few
+# seconds after its last process), so that the traced server starts a fresh one.
+timeout 60 wineserver -w 2>/dev/null || true
+if ws=$(wineserver_pid); then
+    echo "profile: a wineserver (pid $ws) is still running in $WINEPREFIX (another Wine program" \
+        "in the prefix?): the traced run needs a fresh one" >&2
+    exit 1
+fi
+# The server's own log is quiet after the warm-up (its connections closed): what the log
+# gains during the measured run is its work.
 start_server +server
 "$loadgen" --host 127.0.0.1 --port "$port" "${args[@]}" --messages 200 >"$work/lg0.out" 2>&1 ||
     fail "the load generator's warm-up failed" "$work/lg0.out"
@@ -151,7 +160,11 @@ stop_server
 # A request is logged as "tid: name( args )" and its reply as "tid: name() = STATUS": count calls.
 tail -c +"$((size + 1))" "$work/srv.log" | grep -vE '^[0-9a-f]{4}: [a-z_]+\(\) = ' |
     grep -oE '^[0-9a-f]{4}: [a-z_]+\(' |
-    awk '{print $2}' | sort | uniq -c | sort -rn >"$work/requests"
+    awk '{print $2}' | sort | uniq -c | sort -rn >"$work/requests" || true
+if [ ! -s "$work/requests" ]; then
+    echo "profile: the traced run logged no wineserver requests (log: $(stat -c %s "$work/srv.log") bytes)" >&2
+    exit 1
+fi
 
 awk -v kind="$kind" -v wl="$workload" -v n="$echoes" -v ns="$((t1 - t0))" -v hz="$hz" \
     -v s="$((s1 - s0))" -v w="$((w1 - w0))" -v lu="$lg_user" -v ls="$lg_sys" '
