@@ -337,6 +337,22 @@ static int keeps_reading(const iocp_conn *c)
     return c->state == CONN_OPEN || (c->state == CONN_CLOSING && c->close_graceful);
 }
 
+/* The peer's FIN (or a receive error while closing gracefully): nothing more will come. An
+ * open connection closes gracefully (what we owe the peer is flushed first); a lingering
+ * close is over. Decided under the lock: the state may have changed since the receive chain
+ * looked at it (a close from another thread). Returns 1 when the socket was closed. */
+static int peer_finished_locked(iocp_conn *c)
+{
+    c->peer_closed = 1;
+    if (c->state == CONN_OPEN)
+        return close_locked(c, IOCP_CLOSE_PEER, 0, 1);
+    if (c->state == CONN_CLOSING && c->lingering) {
+        teardown_locked(c);
+        return 1;
+    }
+    return 0; /* abortive, or still flushing: send_done closes once the queue is empty */
+}
+
 /* A receive finished while the connection closes gracefully: its data is not wanted (the
  * close said so), but the chain reads on until the peer's FIN, which ends a lingering close.
  * Returns 1 to post the next one. */
@@ -345,15 +361,10 @@ static int recv_while_closing(iocp_conn *c, DWORD bytes, DWORD error)
     int more = 0, drop = 0;
     AcquireSRWLockExclusive(&c->lock);
     if (c->state == CONN_CLOSING && c->close_graceful) {
-        if (error == 0 && bytes > 0) {
+        if (error == 0 && bytes > 0)
             more = 1;
-        } else {
-            c->peer_closed = 1;
-            if (c->lingering) {
-                teardown_locked(c);
-                drop = 1;
-            } /* else send_done closes once the queue is empty */
-        }
+        else
+            drop = peer_finished_locked(c);
     }
     ReleaseSRWLockExclusive(&c->lock);
     if (drop)
@@ -376,8 +387,7 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
         if (iocp_decoder_finish(&c->decoder) != IOCP_FRAME_OK)
             iocpi_log(e, IOCP_LOG_DEBUG, "%s closed in the middle of a message", c->peer);
         AcquireSRWLockExclusive(&c->lock);
-        c->peer_closed = 1;
-        int drop = close_locked(c, IOCP_CLOSE_PEER, 0, 1);
+        int drop = peer_finished_locked(c);
         ReleaseSRWLockExclusive(&c->lock);
         if (drop)
             iocpi_conn_unref(c);
