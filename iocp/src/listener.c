@@ -39,8 +39,7 @@ static void retry_later(iocpi_engine *e)
 }
 
 /* Out of sockets (or accepts failing in a row): say so once, take back the accepts still
- * posted and let the timer own the slots from now on. While starved the timer alternates:
- * post the accepts for a short probe window, take them back, wait longer. Under Wine a
+ * posted and let the timer own the slots from now on (retry_cb). Under Wine a
  * pending AcceptEx that the wineserver cannot complete (no descriptor to spare) is retried in
  * a busy loop by Wine itself; the probe keeps that to a sliver of the time. Under
  * accept_lock. */
@@ -49,8 +48,7 @@ static void starve_locked(iocpi_engine *e, DWORD sys)
     if (e->accept_starved)
         return; /* the timer is already set */
     char why[96];
-    iocpi_log(e, IOCP_LOG_WARN,
-              "cannot accept: %s; accepting backs off and resumes when sockets are free",
+    iocpi_log(e, IOCP_LOG_WARN, "cannot accept: %s; accepting backs off until an accept succeeds",
               iocp_format_error(iocp_err_from_sys(sys), sys, why, sizeof why));
     e->accept_starved = 1;
     for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
@@ -112,15 +110,33 @@ static int post_accept(iocpi_accept *a)
     }
 }
 
+/* Arms every idle slot. Returns 1 when every slot has an AcceptEx posted afterwards. */
+static int arm_idle_slots(iocpi_engine *e)
+{
+    int all = 1;
+    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
+        if (!e->accepts[i].posted && !post_accept(&e->accepts[i]))
+            all = 0;
+    }
+    return all;
+}
+
+/* The back-off timer. While starved it alternates: post the accepts for a probe window, take
+ * them back, wait longer. The shortage ends when an accept has succeeded (release_slot says
+ * so) and then every slot can be armed: one accept that got through at the edge of the
+ * limit does not end it, or the listener would flap in and out (and log each time). */
 static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER timer)
 {
     (void)inst;
     (void)timer;
     iocpi_engine *e = ctx;
+    int try_resume = 0;
     AcquireSRWLockExclusive(&e->accept_lock);
     if (e->accept_starved) {
+        try_resume = e->accept_ok_while_starved;
+        e->accept_ok_while_starved = 0;
         int probing = 0;
-        for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
+        for (uint32_t i = 0; !try_resume && i < e->config.accepts_outstanding; i++) {
             if (e->accepts[i].posted && e->listen_sock != INVALID_SOCKET) {
                 probing = 1;
                 CancelIoEx((HANDLE)e->listen_sock, &e->accepts[i].op.ov);
@@ -135,10 +151,14 @@ static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
         timer_in(e, PROBE_WINDOW_MS);
     }
     ReleaseSRWLockExclusive(&e->accept_lock);
-    /* Still starved until an accept succeeds (accept_done says so then). */
-    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
-        if (!e->accepts[i].posted)
-            post_accept(&e->accepts[i]);
+    if (arm_idle_slots(e) && try_resume) {
+        AcquireSRWLockExclusive(&e->accept_lock);
+        if (e->accept_starved) {
+            e->accept_starved = 0;
+            e->accept_backoff_ms = 0;
+            iocpi_log(e, IOCP_LOG_INFO, "accepting resumed");
+        }
+        ReleaseSRWLockExclusive(&e->accept_lock);
     }
 }
 
@@ -152,16 +172,48 @@ static void reject(iocpi_engine *e, SOCKET s, const char *peer)
     iocpi_close_socket(s, 1);
 }
 
+/* A finished AcceptEx gives its slot back; the caller has read the slot's address buffer
+ * (retry_cb may post a free slot at any time). Returns whether to re-arm it now: not while
+ * starved (the timer owns the slots then: a success there has retry_cb try to end the
+ * shortage at once), and not after ERROR_STREAK_SLOW failures in a row (say, Wine failing
+ * accepts for want of descriptors, or a storm of clients that reset in the backlog), which
+ * back off as a shortage does. */
+static int release_slot(iocpi_engine *e, iocpi_accept *a, DWORD error)
+{
+    int rearm = 0;
+    AcquireSRWLockExclusive(&e->accept_lock);
+    a->sock = INVALID_SOCKET;
+    a->posted = 0;
+    if (e->stopping) {
+        rearm = 0;
+    } else if (error == 0) {
+        e->accept_error_streak = 0;
+        if (e->accept_starved) {
+            e->accept_ok_while_starved = 1;
+            timer_in(e, 1);
+        } else {
+            rearm = 1;
+        }
+    } else if (!e->accept_starved) {
+        if (++e->accept_error_streak >= ERROR_STREAK_SLOW) {
+            e->accept_error_streak = 0;
+            starve_locked(e, error);
+        } else {
+            rearm = 1;
+        }
+    }
+    ReleaseSRWLockExclusive(&e->accept_lock);
+    return rearm;
+}
+
 /* Entered from the port when a posted AcceptEx finishes: succeeded, failed, or cancelled by
- * the stop (the listener closed). */
+ * the stop (the listener closed) or by the shortage's probe. */
 static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
 {
     (void)bytes;
     iocpi_accept *a = CONTAINING_RECORD(op, iocpi_accept, op);
     iocpi_engine *e = a->engine;
     SOCKET s = a->sock;
-    a->sock = INVALID_SOCKET;
-    a->posted = 0;
     char peer[64] = "?";
 
     if (error == 0 && !e->stopping) {
@@ -177,14 +229,17 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
         if (remote != NULL)
             iocpi_format_addr(remote, peer, sizeof peer);
     }
+    int rearm = release_slot(e, a, error);
     if (e->stopping) {
         iocpi_close_socket(s, 1);
     } else if (error != 0) {
         /* e.g. the client reset before the accept completed: this slot just goes on. */
         InterlockedIncrement64(&e->c.accept_errors);
-        iocpi_log(e, IOCP_LOG_DEBUG, "accept failed (Win32 %lu); re-arming", (unsigned long)error);
+        iocpi_log(e, IOCP_LOG_DEBUG, "accept failed (Win32 %lu)%s", (unsigned long)error,
+                  rearm ? "; re-arming" : "");
         iocpi_close_socket(s, 1);
-        post_accept(a);
+        if (rearm)
+            post_accept(a);
     } else {
         iocp_conn *c = iocpi_pool_take(e);
         DWORD sys = 0;

@@ -144,6 +144,15 @@ while time.time() < deadline and not resumed:
     except OSError:
         time.sleep(0.2)
 print(f"accepting resumed after clients left: {resumed}")
+# The shortage is over once an accept succeeds: the listener must say so and leave its
+# probing mode (before, it never did, and went on cancelling its accepts every back-off).
+resumed_logged = False
+deadline = time.time() + 5
+while time.time() < deadline and not resumed_logged:
+    resumed_logged = "accepting resumed" in open(log, errors="replace").read()
+    if not resumed_logged:
+        time.sleep(0.1)
+print(f"log says accepting resumed: {resumed_logged}")
 for s in held:
     s.close()
 failed = []
@@ -155,6 +164,8 @@ if shortage > 3:
     failed.append(f"{shortage} shortage lines: the log is flooded")
 if not resumed:
     failed.append("accepting did not resume")
+if resumed and not resumed_logged:
+    failed.append("no log line says accepting resumed: the listener stayed in its shortage mode")
 print(f"METRIC scenario=out_of_sockets connections={served + 1} faults=1 bad_inputs=0 "
       f"bytes_lost=0 contexts_leaked=0")
 if failed:
