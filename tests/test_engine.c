@@ -488,6 +488,31 @@ static void graceful_close_with_peer_still_sending(void)
 
 /* ---- stopping ------------------------------------------------------------------------- */
 
+/* A stop does not wait for quiet peers' FINs: one that never sent anything and one that
+ * echoed and then went quiet (an interactive client waiting on its user) get EOF at once,
+ * not after the 5 s a lingering close gives a peer that may still be sending. */
+static void stop_does_not_wait_for_quiet_peers(void)
+{
+    iocp_engine *e = tn_start(NULL, NULL, NULL);
+    uint16_t port = iocp_engine_port(e);
+    SOCKET silent = tn_connect("127.0.0.1", port, 5000);
+    SOCKET quiet = tn_connect("127.0.0.1", port, 5000);
+    CHECK(silent != INVALID_SOCKET && quiet != INVALID_SOCKET);
+    tn_echo_message(quiet, IOCP_FRAMING_RAW, "hello");
+    CHECK(tn_wait_stat(e, ST(active), 2, 5000));
+    Sleep(1500); /* not a wait for an event: the state under test is "quiet for over 1 s" */
+    uint64_t t0 = test_now_ms();
+    CHECK_OK(iocp_engine_stop(e, 10000));
+    uint64_t took = test_now_ms() - t0;
+    CHECK_MSG(took < 2500, "the stop took %llu ms: it waited for quiet peers to close",
+              (unsigned long long)took);
+    CHECK(tn_wait_closed(silent, 1000));
+    CHECK(tn_wait_closed(quiet, 1000));
+    closesocket(silent);
+    closesocket(quiet);
+    tn_stop_clean(e);
+}
+
 typedef struct load_thread {
     uint16_t port;
     volatile LONG stop;
@@ -614,6 +639,7 @@ static const test_case cases[] = {
     {"never_reading_peer_cap_holds", never_reading_peer_cap_holds},
     {"idle_timeout_closes_only_idle", idle_timeout_closes_only_idle},
     {"graceful_close_with_peer_still_sending", graceful_close_with_peer_still_sending},
+    {"stop_does_not_wait_for_quiet_peers", stop_does_not_wait_for_quiet_peers},
     {"stop_under_load_repeated", stop_under_load_repeated},
     {"stop_with_only_accepts_pending", stop_with_only_accepts_pending},
     {"stop_from_inside_callback", stop_from_inside_callback},

@@ -17,9 +17,18 @@
 #define DEFAULT_CLOSE_LINGER_MS 30000
 /* Once our FIN is out, this long for the peer's (see finish_graceful_locked). */
 #define LINGER_READ_MS 5000
+/* A peer that sent nothing for this long is not lingered for (see finish_graceful_locked). */
+#define LINGER_QUIET_MS 1000
 
 static void recv_done(iocpi_op *op, DWORD bytes, DWORD error);
 static void send_done(iocpi_op *op, DWORD bytes, DWORD error);
+
+/* Milliseconds from then to now; 0 when then is later (a worker stamped the connection after
+ * the sweep read the clock: unsigned wrap-around would make it look idle for ages). */
+static uint64_t elapsed(uint64_t now, LONG64 then)
+{
+    return (uint64_t)then < now ? now - (uint64_t)then : 0;
+}
 static void resume_done(iocpi_op *op, DWORD bytes, DWORD error);
 static void final_done(iocpi_op *op, DWORD bytes, DWORD error);
 
@@ -64,16 +73,27 @@ static void teardown_locked(iocp_conn *c)
     c->state = CONN_CLOSED;
 }
 
-/* A graceful close whose queue is empty. If the peer may still send, our FIN goes out now
- * (shutdown SD_SEND) and the receive chain goes on reading and discarding until the peer's
- * FIN, for LINGER_READ_MS at most: closing a socket that has unread bytes, or that receives
- * some afterwards, makes the system reset the connection, and a reset can destroy echoes the
- * peer has not read yet. Returns 1 when the socket was closed (drop the open reference). */
+/* Whether the peer may still be sending: it sent something in the last LINGER_QUIET_MS.
+ * nginx's lingering_close makes the same guess: a peer quiet that long (or silent from the
+ * start, or idle for the idle timeout) is not in the middle of a message, and waiting for
+ * its FIN would only hold a stop back (an interactive client waits on its user, not us). */
+static int peer_may_be_sending(const iocp_conn *c)
+{
+    LONG64 last = c->last_recv_ms;
+    return last != 0 && elapsed(iocpi_now_ms(), last) < LINGER_QUIET_MS;
+}
+
+/* A graceful close whose queue is empty. If the peer may still be sending, our FIN goes out
+ * now (shutdown SD_SEND) and the receive chain goes on reading and discarding until the
+ * peer's FIN, for LINGER_READ_MS at most: closing a socket that has unread bytes, or that
+ * receives some afterwards, makes the system reset the connection, and a reset can destroy
+ * replies the peer has not read yet. Otherwise closesocket sends the FIN at once. Returns 1
+ * when the socket was closed (drop the open reference). */
 static int finish_graceful_locked(iocp_conn *c)
 {
     if (c->lingering)
         return 0; /* the receive chain ends it */
-    if (!c->peer_closed && shutdown(c->sock, SD_SEND) == 0) {
+    if (!c->peer_closed && peer_may_be_sending(c) && shutdown(c->sock, SD_SEND) == 0) {
         c->lingering = 1;
         c->closing_since_ms = (LONG64)iocpi_now_ms();
         if (c->recv_paused) {
@@ -394,7 +414,7 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
         return 0;
     }
     uint64_t now = iocpi_now_ms();
-    c->last_activity_ms = (LONG64)now;
+    c->last_activity_ms = c->last_recv_ms = (LONG64)now;
     InterlockedAdd64(&e->c.bytes_in, bytes);
     if (e->config.framing == IOCP_FRAMING_RAW) {
         InterlockedIncrement64(&e->c.messages_in);
@@ -516,6 +536,7 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     c->close_sys = 0;
     c->close_graceful = 1;
     c->lingering = c->peer_closed = 0;
+    c->last_recv_ms = 0;
     c->message_started_ms = 0;
     c->last_activity_ms = (LONG64)iocpi_now_ms();
     if (e->skip_on_success)
@@ -576,13 +597,6 @@ iocp_conn *iocpi_conn_lookup(iocpi_engine *e, iocp_conn_id id)
         return NULL;
     }
     return c;
-}
-
-/* Milliseconds from then to now; 0 when then is later (a worker stamped the connection after
- * the sweep read the clock: unsigned wrap-around would make it look idle for ages). */
-static uint64_t elapsed(uint64_t now, LONG64 then)
-{
-    return (uint64_t)then < now ? now - (uint64_t)then : 0;
 }
 
 /* From the sweep timer's thread: any state. */

@@ -125,6 +125,7 @@ struct iocp_conn {
     volatile LONG64 closing_since_ms;
 
     volatile LONG64 last_activity_ms;
+    volatile LONG64 last_recv_ms; /* 0: nothing received yet */
     char peer[64];
 
     /* dialling (outgoing connections) */
