@@ -76,9 +76,10 @@ def metrics_of(r):
     m["total_bytes_per_conn"] = (
         ((srv1 - srv0) + ((ws1 or 0) - (ws0 or 0))) * 1024 / conns if ok and conns and srv1 else None
     )
-    m["stop_ms"] = num(r.get("stop_ms"))
-    m["closed_by_server"] = lg.get("closed_by_server")
-    m["reset_by_server"] = lg.get("reset_by_server")
+    # The stop of a run that did not hold every connection is not the same measurement.
+    m["stop_ms"] = num(r.get("stop_ms")) if ok else None
+    m["closed_by_server"] = lg.get("closed_by_server") if ok else None
+    m["reset_by_server"] = lg.get("reset_by_server") if ok else None
     return m
 
 
