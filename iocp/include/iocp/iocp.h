@@ -206,10 +206,12 @@ iocp_err iocp_send_message(iocp_engine *engine, iocp_conn_id id, const void *dat
 size_t iocp_broadcast(iocp_engine *engine, const void *data, size_t len);
 
 /* Closes a connection: graceful = send what is queued (for as long as the idle timeout, 30 s
- * without one), shut down our side, then read and discard until the peer shuts down its own
- * (about 5 s at most: the timeout sweep checks once a second); otherwise reset. Nothing is
- * delivered after it returns, except data a worker was already handing to on_data at that
- * moment (a call from another thread); on_close follows once the connection is gone. */
+ * without one), then close; if the peer sent anything in the last second, shut down our side
+ * first and read and discard until the peer shuts down its own (about 5 s at most: the
+ * timeout sweep checks once a second), so that its late bytes cannot make the system reset
+ * the connection under our reply. Otherwise reset. Nothing is delivered after it returns,
+ * except data a worker was already handing to on_data at that moment (a call from another
+ * thread); on_close follows once the connection is gone. */
 iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, int graceful);
 
 /* ---- inside callbacks ------------------------------------------------------------------ */
