@@ -188,7 +188,7 @@ struct iocpi_engine {
     PTP_TIMER accept_retry_timer;
     uint32_t accept_backoff_ms;
     int accept_starved;           /* out of sockets: logged once, slots wait for the timer */
-    int accept_ok_while_starved;  /* an accept succeeded since the timer last looked */
+    int accept_ok_while_starved;  /* an accept succeeded during this shortage */
     uint32_t accept_error_streak; /* failed accepts in a row */
 
     /* timers */

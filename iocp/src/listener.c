@@ -51,6 +51,7 @@ static void starve_locked(iocpi_engine *e, DWORD sys)
     iocpi_log(e, IOCP_LOG_WARN, "cannot accept: %s; accepting backs off until an accept succeeds",
               iocp_format_error(iocp_err_from_sys(sys), sys, why, sizeof why));
     e->accept_starved = 1;
+    e->accept_ok_while_starved = 0;
     for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
         if (e->accepts[i].posted && e->listen_sock != INVALID_SOCKET)
             CancelIoEx((HANDLE)e->listen_sock, &e->accepts[i].op.ov);
@@ -122,36 +123,36 @@ static int arm_idle_slots(iocpi_engine *e)
 }
 
 /* The back-off timer. While starved it alternates: post the accepts for a probe window, take
- * them back, wait longer. The shortage ends when an accept has succeeded (release_slot says
- * so) and then every slot can be armed: one accept that got through at the edge of the
- * limit does not end it, or the listener would flap in and out (and log each time). */
+ * them back, wait longer. The shortage ends at the start of a probe once an accept has
+ * succeeded during it (release_slot says so) and every slot can be armed: one accept that
+ * got through at the edge of the limit does not end it, or the listener would flap in and
+ * out (and log each time). */
 static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER timer)
 {
     (void)inst;
     (void)timer;
     iocpi_engine *e = ctx;
-    int try_resume = 0;
+    int may_resume = 0;
     AcquireSRWLockExclusive(&e->accept_lock);
     if (e->accept_starved) {
-        try_resume = e->accept_ok_while_starved;
-        e->accept_ok_while_starved = 0;
         int probing = 0;
-        for (uint32_t i = 0; !try_resume && i < e->config.accepts_outstanding; i++) {
+        for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
             if (e->accepts[i].posted && e->listen_sock != INVALID_SOCKET) {
                 probing = 1;
                 CancelIoEx((HANDLE)e->listen_sock, &e->accepts[i].op.ov);
             }
         }
         if (probing) {
-            /* The probe window passed without an accept: take them back, wait longer. */
+            /* The probe window passed: take them back, wait longer. */
             retry_later(e);
             ReleaseSRWLockExclusive(&e->accept_lock);
             return;
         }
         timer_in(e, PROBE_WINDOW_MS);
+        may_resume = e->accept_ok_while_starved;
     }
     ReleaseSRWLockExclusive(&e->accept_lock);
-    if (arm_idle_slots(e) && try_resume) {
+    if (arm_idle_slots(e) && may_resume) {
         AcquireSRWLockExclusive(&e->accept_lock);
         if (e->accept_starved) {
             e->accept_starved = 0;
@@ -174,8 +175,8 @@ static void reject(iocpi_engine *e, SOCKET s, const char *peer)
 
 /* A finished AcceptEx gives its slot back; the caller has read the slot's address buffer
  * (retry_cb may post a free slot at any time). Returns whether to re-arm it now: not while
- * starved (the timer owns the slots then: a success there has retry_cb try to end the
- * shortage at once), and not after ERROR_STREAK_SLOW failures in a row (say, Wine failing
+ * starved (the timer owns the slots then; a success lets its next probe end the shortage),
+ * and not after ERROR_STREAK_SLOW failures in a row (say, Wine failing
  * accepts for want of descriptors, or a storm of clients that reset in the backlog), which
  * back off as a shortage does. */
 static int release_slot(iocpi_engine *e, iocpi_accept *a, DWORD error)
@@ -188,12 +189,10 @@ static int release_slot(iocpi_engine *e, iocpi_accept *a, DWORD error)
         rearm = 0;
     } else if (error == 0) {
         e->accept_error_streak = 0;
-        if (e->accept_starved) {
-            e->accept_ok_while_starved = 1;
-            timer_in(e, 1);
-        } else {
+        if (e->accept_starved)
+            e->accept_ok_while_starved = 1; /* the next probe may end the shortage */
+        else
             rearm = 1;
-        }
     } else if (!e->accept_starved) {
         if (++e->accept_error_streak >= ERROR_STREAK_SLOW) {
             e->accept_error_streak = 0;
