@@ -22,6 +22,8 @@
 
 static void recv_done(iocpi_op *op, DWORD bytes, DWORD error);
 static void send_done(iocpi_op *op, DWORD bytes, DWORD error);
+static void resume_done(iocpi_op *op, DWORD bytes, DWORD error);
+static void final_done(iocpi_op *op, DWORD bytes, DWORD error);
 
 /* Milliseconds from then to now; 0 when then is later (a worker stamped the connection after
  * the sweep read the clock: unsigned wrap-around would make it look idle for ages). */
@@ -29,8 +31,6 @@ static uint64_t elapsed(uint64_t now, LONG64 then)
 {
     return (uint64_t)then < now ? now - (uint64_t)then : 0;
 }
-static void resume_done(iocpi_op *op, DWORD bytes, DWORD error);
-static void final_done(iocpi_op *op, DWORD bytes, DWORD error);
 
 void iocpi_conn_ref(iocp_conn *c)
 {

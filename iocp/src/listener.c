@@ -176,9 +176,9 @@ static void reject(iocpi_engine *e, SOCKET s, const char *peer)
 /* A finished AcceptEx gives its slot back; the caller has read the slot's address buffer
  * (retry_cb may post a free slot at any time). Returns whether to re-arm it now: not while
  * starved (the timer owns the slots then; a success lets its next probe end the shortage),
- * and not after ERROR_STREAK_SLOW failures in a row (say, Wine failing
- * accepts for want of descriptors, or a storm of clients that reset in the backlog), which
- * back off as a shortage does. */
+ * and not after ERROR_STREAK_SLOW failures in a row (say, Wine failing accepts for want of
+ * descriptors, or a storm of clients that reset in the backlog), which back off as a
+ * shortage does. */
 static int release_slot(iocpi_engine *e, iocpi_accept *a, DWORD error)
 {
     int rearm = 0;
@@ -244,16 +244,19 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
         DWORD sys = 0;
         if (c == NULL) {
             reject(e, s, peer);
-            post_accept(a);
+            if (rearm)
+                post_accept(a);
         } else if (iocpi_associate(e, s, &sys) != IOCP_OK) {
             iocpi_log(e, IOCP_LOG_ERROR, "cannot associate %s with the port (Win32 %lu)", peer,
                       (unsigned long)sys);
             iocpi_close_socket(s, 1);
             iocpi_pool_return(e, c);
-            post_accept(a);
+            if (rearm)
+                post_accept(a);
         } else {
             memcpy(c->peer, peer, sizeof c->peer);
-            post_accept(a); /* accepting goes on while this connection starts */
+            if (rearm)
+                post_accept(a); /* accepting goes on while this connection starts */
             iocpi_conn_open(c, s, 0);
         }
     }
