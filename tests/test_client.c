@@ -273,7 +273,11 @@ static void load_churn_line(void)
     wait_idle(e);
     iocp_stats st;
     iocp_engine_stats(e, &st);
-    CHECK_EQ_U(st.accepted, (uint64_t)connects);
+    /* A dial still in flight when the run ends is cancelled by the client's stop and not
+     * counted, but the server may have accepted it already: at most one per slot. */
+    CHECK_MSG(st.accepted >= (uint64_t)connects && st.accepted <= (uint64_t)connects + 10,
+              "the server accepted %llu, the client connected %.0f times with 10 slots",
+              (unsigned long long)st.accepted, connects);
     CHECK_EQ_U(st.messages_in, (uint64_t)messages);
     tc_run_free(&r);
     tn_stop_clean(e);
