@@ -225,13 +225,14 @@ void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user)
     step(progress, user);
 
     svc_log(IOCP_LOG_INFO,
-            "final statistics: accepted=%llu rejected=%llu bytes_in=%llu bytes_out=%llu "
-            "messages_in=%llu messages_out=%llu protocol_errors=%llu closed_by_stop=%llu "
-            "drain_ms=%llu",
+            "final statistics: accepted=%llu rejected=%llu accept_errors=%llu bytes_in=%llu "
+            "bytes_out=%llu messages_in=%llu messages_out=%llu protocol_errors=%llu "
+            "closed_by_stop=%llu drain_ms=%llu",
             (unsigned long long)st.accepted, (unsigned long long)st.rejected,
-            (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
-            (unsigned long long)st.messages_in, (unsigned long long)st.messages_out,
-            (unsigned long long)st.protocol_errors, (unsigned long long)st.closed[IOCP_CLOSE_STOP],
+            (unsigned long long)st.accept_errors, (unsigned long long)st.bytes_in,
+            (unsigned long long)st.bytes_out, (unsigned long long)st.messages_in,
+            (unsigned long long)st.messages_out, (unsigned long long)st.protocol_errors,
+            (unsigned long long)st.closed[IOCP_CLOSE_STOP],
             (unsigned long long)(svc_now_ms() - t0));
     char text[400];
     snprintf(text, sizeof text,
