@@ -449,8 +449,10 @@ static DWORD WINAPI flood_main(LPVOID arg)
 
 /* A peer that keeps sending while the server closes gracefully still reads the whole reply
  * and then EOF, never a reset: closing a socket that has unread data resets the connection,
- * and the reset throws away whatever of the reply the peer has not received yet. */
-static void graceful_close_with_peer_still_sending(void)
+ * and the reset throws away whatever of the reply the peer has not received yet. The peer
+ * starts reading after read_delay_ms: a delay longer than the engine's quiet second checks
+ * that what it sends while the reply drains still counts as sending. */
+static void graceful_close_under_flood(DWORD read_delay_ms)
 {
     iocp_handlers h = {NULL, reply_then_close, NULL, NULL};
     iocp_config cfg;
@@ -463,6 +465,8 @@ static void graceful_close_with_peer_still_sending(void)
     flood f = {s, 0, 0};
     HANDLE sender = CreateThread(NULL, 0, flood_main, &f, 0, NULL);
     CHECK(sender != NULL);
+    if (read_delay_ms > 0)
+        Sleep(read_delay_ms); /* the state under test: a reply that drains for this long */
     static uint8_t buf[65536];
     uint64_t got = 0;
     int n, wrong = 0;
@@ -484,6 +488,16 @@ static void graceful_close_with_peer_still_sending(void)
     closesocket(s);
     CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_LOCAL]), 1, 10000));
     tn_stop_clean(e);
+}
+
+static void graceful_close_with_peer_still_sending(void)
+{
+    graceful_close_under_flood(0);
+}
+
+static void graceful_close_after_slow_drain(void)
+{
+    graceful_close_under_flood(1500);
 }
 
 /* ---- stopping ------------------------------------------------------------------------- */
@@ -639,6 +653,7 @@ static const test_case cases[] = {
     {"never_reading_peer_cap_holds", never_reading_peer_cap_holds},
     {"idle_timeout_closes_only_idle", idle_timeout_closes_only_idle},
     {"graceful_close_with_peer_still_sending", graceful_close_with_peer_still_sending},
+    {"graceful_close_after_slow_drain", graceful_close_after_slow_drain},
     {"stop_does_not_wait_for_quiet_peers", stop_does_not_wait_for_quiet_peers},
     {"stop_under_load_repeated", stop_under_load_repeated},
     {"stop_with_only_accepts_pending", stop_with_only_accepts_pending},

@@ -73,14 +73,16 @@ static void teardown_locked(iocp_conn *c)
     c->state = CONN_CLOSED;
 }
 
-/* Whether the peer may still be sending: it sent something in the last LINGER_QUIET_MS.
- * nginx's lingering_close makes the same guess: a peer quiet that long (or silent from the
- * start, or idle for the idle timeout) is not in the middle of a message, and waiting for
- * its FIN would only hold a stop back (an interactive client waits on its user, not us). */
+/* Whether the peer may still be sending: it sent something in the last LINGER_QUIET_MS
+ * (the receive chain stamps what it discards while the queue drains too), or backpressure
+ * stopped our reading, so whatever it sent since waits unread. nginx's lingering_close
+ * makes the same guess: a peer quiet that long (or silent from the start, or idle for the
+ * idle timeout) is not in the middle of a message, and waiting for its FIN would only hold a
+ * stop back (an interactive client waits on its user, not us). Under the lock. */
 static int peer_may_be_sending(const iocp_conn *c)
 {
     LONG64 last = c->last_recv_ms;
-    return last != 0 && elapsed(iocpi_now_ms(), last) < LINGER_QUIET_MS;
+    return c->recv_paused || (last != 0 && elapsed(iocpi_now_ms(), last) < LINGER_QUIET_MS);
 }
 
 /* A graceful close whose queue is empty. If the peer may still be sending, our FIN goes out
@@ -381,10 +383,12 @@ static int recv_while_closing(iocp_conn *c, DWORD bytes, DWORD error)
     int more = 0, drop = 0;
     AcquireSRWLockExclusive(&c->lock);
     if (c->state == CONN_CLOSING && c->close_graceful) {
-        if (error == 0 && bytes > 0)
+        if (error == 0 && bytes > 0) {
+            c->last_recv_ms = (LONG64)iocpi_now_ms(); /* still sending: see peer_may_be_sending */
             more = 1;
-        else
+        } else {
             drop = peer_finished_locked(c);
+        }
     }
     ReleaseSRWLockExclusive(&c->lock);
     if (drop)

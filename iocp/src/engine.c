@@ -548,8 +548,7 @@ static void stop_run(iocpi_engine *e)
 {
     uint64_t t0 = iocpi_now_ms();
     InterlockedExchange(&e->stopping, 1);
-    timer_close(&e->accept_retry_timer);
-    iocpi_listener_stop(e);
+    iocpi_listener_stop(e); /* and its retry timer */
     close_all(e, 1);
     if (!wait_idle(e, t0 + e->drain_ms)) {
         iocpi_log(e, IOCP_LOG_WARN, "drain timeout (%lu ms): aborting %lld connections",

@@ -146,6 +146,7 @@ typedef struct iocpi_accept {
     iocpi_engine *engine;
     SOCKET sock;
     int posted;
+    int probe; /* posted during a shortage: its success shows accepting works again */
     /* local and remote address, each sizeof(SOCKADDR_STORAGE) + 16 as AcceptEx requires */
     char addrs[2 * (sizeof(SOCKADDR_STORAGE) + 16)];
 } iocpi_accept;
@@ -188,7 +189,9 @@ struct iocpi_engine {
     PTP_TIMER accept_retry_timer;
     uint32_t accept_backoff_ms;
     int accept_starved;           /* out of sockets: logged once, slots wait for the timer */
-    int accept_ok_while_starved;  /* an accept succeeded during this shortage */
+    int accept_ok_while_starved;  /* a probe's accept succeeded during this shortage */
+    uint64_t accept_warned_ms;    /* when a shortage was last logged as a warning */
+    int accept_shortage_warned;   /* this shortage was: its end is logged too */
     uint32_t accept_error_streak; /* failed accepts in a row */
 
     /* timers */

@@ -13,7 +13,8 @@
 #define BACKOFF_FIRST_MS  50
 #define BACKOFF_MAX_MS    2000
 #define PROBE_WINDOW_MS   50
-#define ERROR_STREAK_SLOW 64 /* this many failed accepts in a row: back off too */
+#define ERROR_STREAK_SLOW 64    /* this many failed accepts in a row: back off too */
+#define SHORTAGE_WARN_MS  60000 /* at most one shortage warning a minute (then: debug) */
 
 static void accept_done(iocpi_op *op, DWORD bytes, DWORD error);
 
@@ -47,8 +48,16 @@ static void starve_locked(iocpi_engine *e, DWORD sys)
 {
     if (e->accept_starved)
         return; /* the timer is already set */
+    /* A listener at the edge of the descriptor limit can go in and out of shortages: one
+     * warning a minute, the others (and their ends) at debug level. */
+    uint64_t now = iocpi_now_ms();
+    int warn = e->accept_warned_ms == 0 || now - e->accept_warned_ms >= SHORTAGE_WARN_MS;
+    if (warn)
+        e->accept_warned_ms = now;
+    e->accept_shortage_warned = warn;
     char why[96];
-    iocpi_log(e, IOCP_LOG_WARN, "cannot accept: %s; accepting backs off until an accept succeeds",
+    iocpi_log(e, warn ? IOCP_LOG_WARN : IOCP_LOG_DEBUG,
+              "cannot accept: %s; accepting backs off until an accept succeeds",
               iocp_format_error(iocp_err_from_sys(sys), sys, why, sizeof why));
     e->accept_starved = 1;
     e->accept_ok_while_starved = 0;
@@ -85,6 +94,7 @@ static int post_accept(iocpi_accept *a)
         a->sock = s;
         memset(&a->op.ov, 0, sizeof a->op.ov);
         a->posted = 1;
+        a->probe = e->accept_starved;
         InterlockedIncrement(&e->accepts_posted);
         InterlockedIncrement64(&e->c.ops_in_flight);
         DWORD got = 0;
@@ -134,6 +144,10 @@ static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
     iocpi_engine *e = ctx;
     int may_resume = 0;
     AcquireSRWLockExclusive(&e->accept_lock);
+    if (e->stopping) {
+        ReleaseSRWLockExclusive(&e->accept_lock);
+        return;
+    }
     if (e->accept_starved) {
         int probing = 0;
         for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
@@ -157,7 +171,8 @@ static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
         if (e->accept_starved) {
             e->accept_starved = 0;
             e->accept_backoff_ms = 0;
-            iocpi_log(e, IOCP_LOG_INFO, "accepting resumed");
+            iocpi_log(e, e->accept_shortage_warned ? IOCP_LOG_INFO : IOCP_LOG_DEBUG,
+                      "accepting resumed");
         }
         ReleaseSRWLockExclusive(&e->accept_lock);
     }
@@ -189,8 +204,10 @@ static int release_slot(iocpi_engine *e, iocpi_accept *a, DWORD error)
         rearm = 0;
     } else if (error == 0) {
         e->accept_error_streak = 0;
+        /* While starved, a probe's success lets the next probe end the shortage; one posted
+         * before it began (its cancel came too late) shows nothing new. */
         if (e->accept_starved)
-            e->accept_ok_while_starved = 1; /* the next probe may end the shortage */
+            e->accept_ok_while_starved |= a->probe;
         else
             rearm = 1;
     } else if (!e->accept_starved) {
@@ -389,7 +406,11 @@ fail:
  * are closed in accept_done. */
 void iocpi_listener_stop(iocpi_engine *e)
 {
+    /* The retry timer is detached under accept_lock, where every timer_in runs: a worker in
+     * starve_locked or a running retry_cb then finds no timer, never a closed one. */
     AcquireSRWLockExclusive(&e->accept_lock);
+    PTP_TIMER timer = e->accept_retry_timer;
+    e->accept_retry_timer = NULL;
     SOCKET s = e->listen_sock;
     e->listen_sock = INVALID_SOCKET;
     if (s != INVALID_SOCKET) {
@@ -397,4 +418,9 @@ void iocpi_listener_stop(iocpi_engine *e)
         closesocket(s);
     }
     ReleaseSRWLockExclusive(&e->accept_lock);
+    if (timer != NULL) { /* outside the lock: a running retry_cb may be waiting for it */
+        SetThreadpoolTimer(timer, NULL, 0, 0);
+        WaitForThreadpoolTimerCallbacks(timer, TRUE);
+        CloseThreadpoolTimer(timer);
+    }
 }
