@@ -329,7 +329,7 @@ static void timer_start(PTP_TIMER timer, uint32_t due_ms, uint32_t period_ms)
     SetThreadpoolTimer(timer, &ft, period_ms, period_ms / 4);
 }
 
-static void timer_close(PTP_TIMER *timer)
+void iocpi_timer_close(PTP_TIMER *timer)
 {
     if (*timer == NULL)
         return;
@@ -343,8 +343,8 @@ static void timer_close(PTP_TIMER *timer)
 
 static void engine_free(iocpi_engine *e)
 {
-    timer_close(&e->sweep_timer);
-    timer_close(&e->accept_retry_timer);
+    iocpi_timer_close(&e->sweep_timer);
+    iocpi_timer_close(&e->accept_retry_timer);
     if (e->workers != NULL) {
         for (uint32_t i = 0; i < e->worker_count; i++)
             PostQueuedCompletionStatus(e->port, 0, EXIT_KEY, NULL);
@@ -574,7 +574,7 @@ static void stop_run(iocpi_engine *e)
             close_all(e, 0);
         }
     }
-    timer_close(&e->sweep_timer);
+    iocpi_timer_close(&e->sweep_timer);
     iocpi_log(e, IOCP_LOG_INFO, "stopped in %llu ms", (unsigned long long)(iocpi_now_ms() - t0));
     SetEvent(e->stopped_event);
 }

@@ -188,7 +188,7 @@ struct iocpi_engine {
     SRWLOCK accept_lock;
     PTP_TIMER accept_retry_timer;
     uint32_t accept_backoff_ms;
-    int accept_starved;           /* out of sockets: logged once, slots wait for the timer */
+    int accept_starved;           /* a shortage: the accept slots wait for the timer */
     int accept_ok_while_starved;  /* a probe's accept succeeded during this shortage */
     uint64_t accept_warned_ms;    /* when a shortage was last logged as a warning */
     int accept_shortage_warned;   /* this shortage was: its end is logged too */
@@ -219,6 +219,8 @@ struct iocpi_engine {
 int iocpi_on_worker(void);
 void iocpi_log(iocpi_engine *e, iocp_log_level level, const char *fmt, ...);
 uint64_t iocpi_now_ms(void);
+/* Cancels a thread-pool timer, waits for a callback that is running, closes it; NULL after. */
+void iocpi_timer_close(PTP_TIMER *timer);
 DWORD iocpi_op_error(const OVERLAPPED *ov);
 void iocpi_post(iocpi_engine *e, iocpi_op *op);
 void iocpi_defer_recv(iocp_conn *c, DWORD bytes);

@@ -39,7 +39,7 @@ static void retry_later(iocpi_engine *e)
     timer_in(e, e->accept_backoff_ms);
 }
 
-/* Out of sockets (or accepts failing in a row): say so once, take back the accepts still
+/* Out of sockets (or accepts failing in a row): say so, take back the accepts still
  * posted and let the timer own the slots from now on (retry_cb). Under Wine a
  * pending AcceptEx that the wineserver cannot complete (no descriptor to spare) is retried in
  * a busy loop by Wine itself; the probe keeps that to a sliver of the time. Under
@@ -201,7 +201,7 @@ static int release_slot(iocpi_engine *e, iocpi_accept *a, DWORD error)
     a->sock = INVALID_SOCKET;
     a->posted = 0;
     if (e->stopping) {
-        rearm = 0;
+        /* the stop takes the slots back */
     } else if (error == 0) {
         e->accept_error_streak = 0;
         /* While starved, a probe's success lets the next probe end the shortage; one posted
@@ -418,9 +418,5 @@ void iocpi_listener_stop(iocpi_engine *e)
         closesocket(s);
     }
     ReleaseSRWLockExclusive(&e->accept_lock);
-    if (timer != NULL) { /* outside the lock: a running retry_cb may be waiting for it */
-        SetThreadpoolTimer(timer, NULL, 0, 0);
-        WaitForThreadpoolTimerCallbacks(timer, TRUE);
-        CloseThreadpoolTimer(timer);
-    }
+    iocpi_timer_close(&timer); /* outside the lock: a running retry_cb may be waiting for it */
 }

@@ -144,8 +144,9 @@ while time.time() < deadline and not resumed:
     except OSError:
         time.sleep(0.2)
 print(f"accepting resumed after clients left: {resumed}")
-# The shortage is over once an accept succeeds: the listener must say so and leave its
-# probing mode (before, it never did, and went on cancelling its accepts every back-off).
+# The shortage is over once a probe's accept has succeeded and every accept slot can be armed
+# again: the listener must say so and leave its probing mode (it once never did, and went on
+# cancelling its accepts every back-off).
 resumed_logged = False
 deadline = time.time() + 5
 while time.time() < deadline and not resumed_logged:

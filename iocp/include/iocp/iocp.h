@@ -159,14 +159,14 @@ const iocp_handlers *iocp_echo_handlers(void);
 iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handlers, void *user,
                            iocp_engine **out, iocp_error_info *err);
 
-/* Stops accepting, closes every connection gracefully (as iocp_close does: queued bytes, our
- * FIN, then the peer's), aborts the ones still open after drain_timeout_ms, and waits until every
- * operation has completed and every context is back in the pool. Safe from any thread. From inside
- * a callback it only begins the stop and returns IOCP_OK; the stop then finishes on its own and
- * iocp_engine_destroy (from a non-worker thread) waits for it. Calling it twice is harmless.
- * IOCP_E_TIMEOUT: after the abort, some operation on a closed socket never completed (never
- * on Windows; seen under Wine): the stop finished without it, logged an error, and the
- * engine's contexts and buffers stay allocated after iocp_engine_destroy. */
+/* Stops accepting, closes every connection gracefully (as iocp_close does), aborts the ones still
+ * open after drain_timeout_ms, and waits until every operation has completed and every context is
+ * back in the pool. Safe from any thread. From inside a callback it only begins the stop and
+ * returns IOCP_OK; the stop then finishes on its own and iocp_engine_destroy (from a non-worker
+ * thread) waits for it. Calling it twice is harmless. IOCP_E_TIMEOUT: after the abort, some
+ * operation on a closed socket never completed (never on Windows; seen under Wine): the stop
+ * finished without it, logged an error, and the engine's contexts and buffers stay allocated after
+ * iocp_engine_destroy. */
 iocp_err iocp_engine_stop(iocp_engine *engine, uint32_t drain_timeout_ms);
 
 /* Blocks until the engine has stopped (someone called iocp_engine_stop) or timeout_ms passes
