@@ -3,9 +3,13 @@
 
 #include <string.h>
 
-static const char text_alphabet[64] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                      "0123456789+-";
-static const char hex_digits[16] = "0123456789abcdef";
+/* Sized by their strings (an array one short of the NUL is C4295 for MSVC and an error for
+ * GCC 15 -Wextra); the masks below index 64 and 16 of them. */
+static const char text_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                    "0123456789+-";
+static const char hex_digits[] = "0123456789abcdef";
+_Static_assert(sizeof text_alphabet == 64 + 1, "text_alphabet: 64 symbols");
+_Static_assert(sizeof hex_digits == 16 + 1, "hex_digits: 16 symbols");
 
 /* splitmix64: a seed that changes in every bit when stream, seq or len changes. */
 static uint64_t mix(uint32_t stream, uint64_t seq, size_t len)

@@ -96,7 +96,7 @@ static out out_start(char *buf, size_t size)
 }
 
 /* A JSON number: finite, '.' as the separator (the C locale is never changed here). */
-static double finite(double v)
+static double json_finite(double v)
 {
     return isfinite(v) ? v : 0.0;
 }
@@ -133,17 +133,17 @@ size_t report_json(const client_summary *s, char *buf, size_t size)
         "\"elapsed_s\":%.3f,\"messages\":%llu,\"bytes_sent\":%llu,\"bytes_received\":%llu,"
         "\"messages_per_s\":%.1f,\"mb_per_s\":%.3f,",
         (unsigned long)s->connections, (unsigned long)s->depth, (unsigned long)s->size,
-        s->churn ? "true" : "false", finite(s->connect_rate), finite(s->elapsed_s),
+        s->churn ? "true" : "false", json_finite(s->connect_rate), json_finite(s->elapsed_s),
         (unsigned long long)s->messages, (unsigned long long)s->bytes_sent,
-        (unsigned long long)s->bytes_received, finite(report_rate(s->messages, s->elapsed_s)),
-        finite(report_rate(s->bytes_received, s->elapsed_s) / 1e6));
+        (unsigned long long)s->bytes_received, json_finite(report_rate(s->messages, s->elapsed_s)),
+        json_finite(report_rate(s->bytes_received, s->elapsed_s) / 1e6));
     const client_latency *l = &s->latency;
     put(&o,
         "\"latency_us\":{\"count\":%llu,\"min\":%llu,\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,"
         "\"p99_9\":%llu,\"max\":%llu,\"mean\":%.1f},",
         (unsigned long long)l->count, (unsigned long long)l->min, (unsigned long long)l->p50,
         (unsigned long long)l->p90, (unsigned long long)l->p99, (unsigned long long)l->p999,
-        (unsigned long long)l->max, finite(l->mean));
+        (unsigned long long)l->max, json_finite(l->mean));
     put(&o,
         "\"connects\":%llu,\"connect_failures\":%llu,\"reconnects\":%llu,"
         "\"lost_in_flight\":%llu,\"mismatches\":%llu,\"errors\":{",
@@ -168,19 +168,19 @@ size_t report_text(const client_summary *s, char *buf, size_t size)
         v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)s->port, s->framing ? s->framing : "?",
         (unsigned long)s->connections, (unsigned long)s->depth, (unsigned long)s->size,
         s->churn ? ", churn" : "");
-    put(&o, "  elapsed      %.2f s\n", finite(s->elapsed_s));
+    put(&o, "  elapsed      %.2f s\n", json_finite(s->elapsed_s));
     put(&o, "  messages     %llu (%.1f/s)\n", (unsigned long long)s->messages,
-        finite(report_rate(s->messages, s->elapsed_s)));
+        json_finite(report_rate(s->messages, s->elapsed_s)));
     put(&o, "  bytes        %llu sent, %llu received (%.3f MB/s)\n",
         (unsigned long long)s->bytes_sent, (unsigned long long)s->bytes_received,
-        finite(report_rate(s->bytes_received, s->elapsed_s) / 1e6));
+        json_finite(report_rate(s->bytes_received, s->elapsed_s) / 1e6));
     if (l->count > 0)
         put(&o,
             "  latency us   p50 %llu, p90 %llu, p99 %llu, p99.9 %llu, max %llu (min %llu, "
             "mean %.1f)\n",
             (unsigned long long)l->p50, (unsigned long long)l->p90, (unsigned long long)l->p99,
             (unsigned long long)l->p999, (unsigned long long)l->max, (unsigned long long)l->min,
-            finite(l->mean));
+            json_finite(l->mean));
     else
         put(&o, "  latency us   none recorded\n");
     put(&o, "  connections  %llu opened, %llu connect failures, %llu reconnects\n",
@@ -210,8 +210,8 @@ size_t report_progress(char *buf, size_t size, double t_s, double msg_per_s, dou
                        uint64_t active, uint64_t errors)
 {
     out o = out_start(buf, size);
-    put(&o, "[%5.0f s] %10.0f msg/s %9.3f MB/s %7llu active %6llu errors", finite(t_s),
-        finite(msg_per_s), finite(mb_per_s), (unsigned long long)active,
+    put(&o, "[%5.0f s] %10.0f msg/s %9.3f MB/s %7llu active %6llu errors", json_finite(t_s),
+        json_finite(msg_per_s), json_finite(mb_per_s), (unsigned long long)active,
         (unsigned long long)errors);
     return o.len;
 }

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <io.h>
+#include <share.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +115,8 @@ int client_read_file(const char *path, uint8_t **data, size_t *len, char *err, s
         snprintf(err, err_size, "cannot read %s: bad file name", path);
         return -1;
     }
-    FILE *f = _wfopen(wpath, L"rb");
+    /* _wfsopen: _wfopen is C4996 for MSVC, and _wfopen_s opens without sharing. */
+    FILE *f = _wfsopen(wpath, L"rb", _SH_DENYNO);
     if (f == NULL) {
         unsigned long code = GetLastError();
         char why[128];

@@ -2,9 +2,11 @@
 # Runs a Windows program under Wine in the project's own prefix (never ~/.wine).
 # CTest uses this as CMAKE_CROSSCOMPILING_EMULATOR; the exit code passes through.
 # IOCP_WINEPREFIX overrides the prefix; the default lives in the build tree's parent.
+# With cmake/wine10-bin first on PATH, the prefix gets a "-wine10" suffix (cmake/wine-tag.sh).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export WINEPREFIX=${IOCP_WINEPREFIX:-$here/build/wineprefix}
+source "$here/cmake/wine-tag.sh"
+export WINEPREFIX=${IOCP_WINEPREFIX:-$here/build/wineprefix}${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}
 export WINEDEBUG=-all
 export WINEDLLOVERRIDES=${WINEDLLOVERRIDES:-mscoree,mshtml=}
 if [ ! -f "$WINEPREFIX/system.reg" ]; then

@@ -1,43 +1,83 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, checks formatting, builds with MinGW GCC and
-# with clang (both warnings-as-errors), and runs the whole CTest suite under Wine with each.
+# The test command: installs what is missing (the Wine 10 tree too, scripts/wine10.sh),
+# checks formatting, builds with MinGW GCC and with clang (both warnings-as-errors), runs the
+# whole CTest suite of each build under Wine 8 and under Wine 10, checks every C file in
+# clang's MSVC mode (scripts/msvc-check.py), and fuzzes the framing parser.
 # Exits non-zero on any failure.
+#   TEST_WINES="8 10"   the Wines to run the suites under (default both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+wines=${TEST_WINES:-8 10}
 
 echo "== format check (.clang-format)"
 mapfile -t sources < <(git ls-files '*.c' '*.h' 2>/dev/null || find iocp client service tests bench -name '*.[ch]')
 clang-format --dry-run --Werror "${sources[@]}"
 
+if [[ " $wines " == *" 10 "* ]]; then
+    echo "== Wine 10: the Debian 13 tree (scripts/wine10.sh)"
+    scripts/wine10.sh up
+    trap 'scripts/wine10.sh down' EXIT
+fi
+
 status=0
-for preset in mingw-wine mingw-wine-clang; do
-    echo "== $preset: configure and build"
-    cmake --preset "$preset" >/dev/null
-    cmake --build --preset "$preset"
-    echo "== $preset: test"
-    log=build/$preset/Testing/Temporary/LastTest.log
-    if ! ctest --preset "$preset"; then
+summary=()
+
+# run_suite BUILD-PRESET WINE: the build's CTest suite under that Wine, then its reliability
+# table. The log is kept as build/PRESET/Testing/Temporary/LastTest-wineN.log.
+run_suite() {
+    local preset=$1 wine=$2 test_preset=$1
+    [ "$wine" = 10 ] && test_preset=$preset-wine10
+    local dir=build/$preset/Testing/Temporary
+    local log=$dir/LastTest.log
+    local label="$preset under Wine $wine"
+    echo "== $label: test"
+    local ok=1
+    if ! ctest --preset "$test_preset"; then
         # A failure that printed nothing at all is a Wine process that never ran the test
         # (scripts/unstarted-tests.py): those, and only when they are all that failed, run
         # once more. Anything that printed a line stays a failure.
         mapfile -t unstarted < <(python3 scripts/unstarted-tests.py "$log")
-        failed=$(grep -c . "build/$preset/Testing/Temporary/LastTestsFailed.log" || true)
+        local failed
+        failed=$(grep -c . "$dir/LastTestsFailed.log" || true)
         if [ "${#unstarted[@]}" -gt 0 ] && [ "${#unstarted[@]}" -eq "$failed" ]; then
-            echo "== $preset: ${unstarted[*]}: failed with no output at all (Wine did not start the program); running once more"
+            echo "== $label: ${unstarted[*]}: failed with no output at all (Wine did not start the program); running once more"
             cp "$log" "$log.first"
+            local regex
             regex="^($(IFS='|'; echo "${unstarted[*]}"))\$"
-            ctest --preset "$preset" -R "$regex" || status=1
+            ctest --preset "$test_preset" -R "$regex" || ok=0
             cat "$log.first" "$log" >"$log.all" && mv "$log.all" "$log"
         else
-            status=1
+            ok=0
         fi
     fi
-    echo "== $preset: reliability summary"
-    python3 scripts/reliability-table.py "$log" || status=1
+    cp "$log" "$dir/LastTest-wine$wine.log"
+    echo "== $label: reliability summary"
+    python3 scripts/reliability-table.py "$log" || ok=0
+    if [ $ok = 1 ]; then summary+=("passed: $label"); else summary+=("FAILED: $label"); status=1; fi
+}
+
+for preset in mingw-wine mingw-wine-clang; do
+    echo "== $preset: configure and build"
+    cmake --preset "$preset" >/dev/null
+    cmake --build --preset "$preset"
+    for wine in $wines; do
+        run_suite "$preset" "$wine"
+    done
 done
 
-echo "== framing parser: native sanitizer tests and a bounded fuzz run (fixed seed)"
-FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh || status=1
+echo "== MSVC dialect: every C file in clang's MSVC mode, and GCC -std=c11 -pedantic"
+if python3 scripts/msvc-check.py build/mingw-wine; then summary+=("passed: MSVC-dialect gate"); else
+    summary+=("FAILED: MSVC-dialect gate")
+    status=1
+fi
 
+echo "== framing parser: native sanitizer tests and a bounded fuzz run (fixed seed)"
+if FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh; then summary+=("passed: fuzz"); else
+    summary+=("FAILED: fuzz")
+    status=1
+fi
+
+echo "== summary"
+printf '%s\n' "${summary[@]}"
 exit $status

@@ -22,8 +22,10 @@
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
-#ifndef _WIN32_WINNT
-#define _WIN32_WINNT 0x0601 /* Windows 7: preshutdown, delayed auto-start, RegDeleteTreeW */
+/* _WIN32_WINNT and WINVER come from CMakeLists.txt, the same for every file. */
+#if !defined(_WIN32_WINNT) || _WIN32_WINNT < 0x0601
+/* Windows 7: preshutdown, delayed auto-start, RegDeleteTreeW */
+#error "_WIN32_WINNT 0x0601 (Windows 7) or later is needed"
 #endif
 
 #include <winsock2.h>
@@ -227,7 +229,9 @@ void svc_log_init(const char *name, int to_stderr);
 DWORD svc_log_open_file(const char *path);
 void svc_log_close(void);
 void svc_log(iocp_log_level level, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__MINGW_PRINTF_FORMAT) /* MinGW's stdio is its own (C99 formats) */
+    __attribute__((format(__MINGW_PRINTF_FORMAT, 2, 3)))
+#elif defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;

@@ -10,10 +10,11 @@
 # exits with 2), and ending it afterwards (`wineserver -k`) kills every process of the prefix:
 # in the shared prefix either would race with the other tests running in parallel. In a prefix
 # only these cases use, `up` and `down` are safe. cmake/wine-run.sh runs the cases in it
-# (IOCP_WINEPREFIX, set per test).
+# (IOCP_WINEPREFIX, set per test; both add the same suffix for Wine 10: cmake/wine-tag.sh).
 set -u
 action=${1:?usage: wine-services.sh up|down PREFIX}
-export WINEPREFIX=${2:?usage: wine-services.sh up|down PREFIX}
+source "$(dirname "${BASH_SOURCE[0]}")/../cmake/wine-tag.sh"
+export WINEPREFIX=${2:?usage: wine-services.sh up|down PREFIX}${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}
 export WINEDEBUG=-all
 export WINEDLLOVERRIDES=${WINEDLLOVERRIDES:-mscoree,mshtml=}
 

@@ -47,6 +47,15 @@ void test_fail_err(const char *file, int line, const char *expr, int err, unsign
         }                                                                                          \
     } while (0)
 
+/* A path that must not be reached: fails with the message (no constant condition, which
+ * MSVC's /W4 reports as C4127). */
+#define FAIL_MSG(...)                                                                              \
+    do {                                                                                           \
+        char detail_[512];                                                                         \
+        snprintf(detail_, sizeof detail_, __VA_ARGS__);                                            \
+        test_fail(__FILE__, __LINE__, "unreachable", detail_);                                     \
+    } while (0)
+
 /* For calls returning an iocp_err: fails with the error's text when it is not IOCP_OK. */
 #define CHECK_OK(call)                                                                             \
     do {                                                                                           \

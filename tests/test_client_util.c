@@ -440,7 +440,7 @@ uint16_t tc_free_port(void)
         if (ok)
             return port;
     }
-    CHECK_MSG(0, "no free port in 20000..29999");
+    FAIL_MSG("no free port in 20000..29999");
     return 0;
 }
 

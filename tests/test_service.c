@@ -157,8 +157,8 @@ static DWORD child_finish(child *c, uint32_t timeout_ms)
         child_drain(c);
         if (test_now_ms() >= deadline) {
             TerminateProcess(c->process, 99);
-            CHECK_MSG(0, "iocp-service did not finish in %lu ms; it printed:\n%s",
-                      (unsigned long)timeout_ms, c->text);
+            FAIL_MSG("iocp-service did not finish in %lu ms; it printed:\n%s",
+                     (unsigned long)timeout_ms, c->text);
         }
     }
     child_drain(c);

@@ -187,7 +187,8 @@ static void params_round_trip(void)
     in.idle_timeout_s = 12;
     in.workers = 2;
     in.drain_timeout_s = 4;
-    snprintf(in.log_file, sizeof in.log_file, "C:\\logs\\\xc3\xa9t\xc3\xa9.log"); /* été */
+    /* "ete" with both e acute, in UTF-8 */
+    snprintf(in.log_file, sizeof in.log_file, "C:\\logs\\\xc3\xa9t\xc3\xa9.log");
     CHECK_EQ_U(svc_params_write(HKEY_CURRENT_USER, path, &in), 0);
     svc_server_options_init(&out);
     CHECK_MSG(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err) == 0, "%s", err);

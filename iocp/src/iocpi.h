@@ -8,8 +8,10 @@
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
-#ifndef _WIN32_WINNT
-#define _WIN32_WINNT 0x0601 /* Windows 7: GetQueuedCompletionStatusEx, CancelIoEx, ... */
+/* _WIN32_WINNT and WINVER come from CMakeLists.txt, the same for every file. */
+#if !defined(_WIN32_WINNT) || _WIN32_WINNT < 0x0601
+/* Windows 7: GetQueuedCompletionStatusEx, CancelIoEx */
+#error "_WIN32_WINNT 0x0601 (Windows 7) or later is needed"
 #endif
 
 #include <winsock2.h>

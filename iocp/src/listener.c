@@ -288,7 +288,7 @@ static iocp_err resolve_bind(iocpi_engine *e, ADDRINFOW **out, iocp_error_info *
         host == NULL || host[0] == '\0' || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0;
     wchar_t whost[256], wport[8];
     if (dual) {
-        wcscpy(whost, L"::");
+        memcpy(whost, L"::", sizeof L"::");
     } else {
         char trimmed[256];
         size_t n = strlen(host);

@@ -15,28 +15,32 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 limit=${OOS_FD_LIMIT:-320}
 mkdir -p "$work"
 export WINEDEBUG=-all
+# cmake/wine-run.sh runs the server in IOCP_WINEPREFIX plus the Wine's suffix; $prefix is
+# that folder, for the wineserver commands here (cmake/wine-tag.sh).
+source "$root/cmake/wine-tag.sh"
 export IOCP_WINEPREFIX=$work/prefix
-if [ ! -f "$IOCP_WINEPREFIX/system.reg" ]; then
+prefix=$IOCP_WINEPREFIX${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}
+if [ ! -f "$prefix/system.reg" ]; then
     # A copy of the project's prefix (booted by the other tests) is ready in under a second;
     # files that other tests delete while it is copied do not matter.
-    if [ -f "$root/build/wineprefix/system.reg" ]; then
-        cp -a "$root/build/wineprefix" "$IOCP_WINEPREFIX" 2>/dev/null || true
+    if [ -f "$root/build/wineprefix${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}/system.reg" ]; then
+        cp -a "$root/build/wineprefix${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}" "$prefix" 2>/dev/null || true
     fi
-    if [ ! -f "$IOCP_WINEPREFIX/system.reg" ]; then
-        rm -rf "$IOCP_WINEPREFIX"
-        mkdir -p "$IOCP_WINEPREFIX"
-        WINEPREFIX=$IOCP_WINEPREFIX wineboot -i >/dev/null 2>&1
-        WINEPREFIX=$IOCP_WINEPREFIX wineserver -w
+    if [ ! -f "$prefix/system.reg" ]; then
+        rm -rf "$prefix"
+        mkdir -p "$prefix"
+        WINEPREFIX=$prefix wineboot -i >/dev/null 2>&1
+        WINEPREFIX=$prefix wineserver -w
     fi
 fi
-WINEPREFIX=$IOCP_WINEPREFIX wineserver -k 2>/dev/null || true
-WINEPREFIX=$IOCP_WINEPREFIX wineserver -w 2>/dev/null || true
+WINEPREFIX=$prefix wineserver -k 2>/dev/null || true
+WINEPREFIX=$prefix wineserver -w 2>/dev/null || true
 # Let Wine finish any prefix update (it starts several helper processes, each holding
 # descriptors) under an unlimited wineserver first, so the limited one only has the server.
-WINEPREFIX=$IOCP_WINEPREFIX wineboot -u >/dev/null 2>&1 || true
-WINEPREFIX=$IOCP_WINEPREFIX wineserver -w 2>/dev/null || true
+WINEPREFIX=$prefix wineboot -u >/dev/null 2>&1 || true
+WINEPREFIX=$prefix wineserver -w 2>/dev/null || true
 # The small limit applies to the wineserver alone (it is inherited by nothing else here).
-(ulimit -n "$limit" && WINEPREFIX=$IOCP_WINEPREFIX setsid wineserver -p)
+(ulimit -n "$limit" && WINEPREFIX=$prefix setsid wineserver -p)
 log=$work/server.log
 "$root/cmake/wine-run.sh" "$exe" run --port 0 --name "oos-$$" --max-connections 1000 \
     --workers 2 >"$log" 2>&1 &
@@ -45,7 +49,7 @@ cleanup() {
     kill -INT "$server" 2>/dev/null || true
     sleep 1
     kill -9 "$server" 2>/dev/null || true
-    WINEPREFIX=$IOCP_WINEPREFIX wineserver -k 2>/dev/null || true
+    WINEPREFIX=$prefix wineserver -k 2>/dev/null || true
 }
 trap cleanup EXIT
 port=
@@ -58,7 +62,7 @@ done
 [ -n "$port" ] || { cat "$log"; echo "FAIL: the server did not start"; exit 1; }
 ws=$(for p in $(pgrep -x wineserver64; pgrep -x wineserver); do
     case $(readlink /proc/$p/cwd) in
-    */"$(printf 'server-%x-%x' $(stat -L -c '%d %i' "$IOCP_WINEPREFIX"))") echo "$p" ;;
+    */"$(printf 'server-%x-%x' $(stat -L -c '%d %i' "$prefix"))") echo "$p" ;;
     esac
 done | head -n 1)
 srv=$(pgrep -f "iocp-service.exe run --port 0 --name oos-$$" | head -n 1)
