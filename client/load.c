@@ -140,6 +140,7 @@ static client_error_kind kind_for_close(iocp_close_reason reason, unsigned long 
         return CLIENT_ERR_CLOSED;
     case IOCP_CLOSE_IDLE_TIMEOUT:
     case IOCP_CLOSE_MESSAGE_TIMEOUT:
+    case IOCP_CLOSE_SEND_TIMEOUT:
         return CLIENT_ERR_TIMEOUT;
     case IOCP_CLOSE_PROTOCOL:
         return CLIENT_ERR_PROTOCOL;

@@ -288,6 +288,7 @@ static int describe_loss(session *s, size_t got, size_t want, int log)
         break;
     case IOCP_CLOSE_IDLE_TIMEOUT:
     case IOCP_CLOSE_MESSAGE_TIMEOUT:
+    case IOCP_CLOSE_SEND_TIMEOUT:
         code = CLIENT_EXIT_TIMEOUT;
         if (log)
             client_errorf("connection to %s timed out %s (%s)", s->where, progress,

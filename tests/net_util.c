@@ -34,6 +34,29 @@ SOCKET tn_connect(const char *host, uint16_t port, uint32_t timeout_ms)
     return s;
 }
 
+size_t tn_send_until_stalled(SOCKET s, const void *data, size_t len, size_t chunk,
+                             uint32_t stall_ms, uint32_t max_ms, int *stalled)
+{
+    DWORD tmo = stall_ms;
+    CHECK(setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, (const char *)&tmo, sizeof tmo) == 0);
+    const char *p = data;
+    size_t sent = 0;
+    int timed_out = 0;
+    uint64_t deadline = test_now_ms() + max_ms;
+    while (sent < len && test_now_ms() < deadline) {
+        size_t want = len - sent < chunk ? len - sent : chunk;
+        int n = send(s, p + sent, (int)want, 0);
+        if (n <= 0) {
+            timed_out = WSAGetLastError() == WSAETIMEDOUT;
+            break;
+        }
+        sent += (size_t)n;
+    }
+    if (stalled != NULL)
+        *stalled = timed_out;
+    return sent;
+}
+
 int tn_send_all(SOCKET s, const void *data, size_t len)
 {
     const char *p = data;

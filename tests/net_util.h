@@ -22,6 +22,14 @@ size_t tn_recv_exact(SOCKET s, void *data, size_t len);
 int tn_wait_closed(SOCKET s, uint32_t timeout_ms);
 /* Closes with a reset (linger 0). */
 void tn_reset(SOCKET s);
+/* Sends data[0..len) in blocking sends of `chunk` bytes until all is sent, a send makes no
+ * progress for stall_ms (the peer stopped reading: SO_SNDTIMEO), or max_ms pass. Returns the
+ * bytes sent; *stalled (may be NULL) says whether a send timed out. Blocking, not
+ * non-blocking: under Wine 10 a short non-blocking write goes on in the background and keeps
+ * the socket alive past a reset's closesocket, so no reset would reach the server
+ * (docs/wine.md). After a stall the socket is only good for closing. */
+size_t tn_send_until_stalled(SOCKET s, const void *data, size_t len, size_t chunk,
+                             uint32_t stall_ms, uint32_t max_ms, int *stalled);
 
 /* Sends data on s from a thread of its own in pseudo-random splits (1-byte writes among
  * them) while this thread reads the echo; returns the number of echoed bytes that matched

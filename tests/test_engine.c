@@ -211,20 +211,9 @@ static void peer_reset_mid_transfer(void)
         SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
         CHECK(s != INVALID_SOCKET);
         /* Send a lot without reading, then reset: the echo is mid-flight both ways. */
-        u_long nb = 1;
-        ioctlsocket(s, FIONBIO, &nb);
-        size_t off = 0;
-        uint64_t deadline = test_now_ms() + 2000;
-        while (off < (8u << 20) && test_now_ms() < deadline) {
-            int n = send(s, (const char *)big + off, 65536, 0);
-            if (n > 0)
-                off += (size_t)n;
-            else
-                test_pause();
-        }
+        tn_send_until_stalled(s, big, 8u << 20, 65536, 500, 2000, NULL);
         tn_reset(s);
     }
-    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 10000));
     CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 10000));
     free(big);
     tn_stop_clean(e);
@@ -365,6 +354,87 @@ static void never_reading_peer_cap_holds(void)
     CHECK(st.bytes_queued <= cfg.send_queue_cap);
     CHECK(st.heap_chunks <= cfg.send_queue_cap / cfg.buffer_size + 1);
     tn_reset(s);
+    tn_stop_clean(e);
+}
+
+/* ---- send timeout --------------------------------------------------------------------- */
+
+static int push_count_is(push_state *p, LONG n)
+{
+    uint64_t deadline = test_now_ms() + 5000;
+    while (p->count != n && test_now_ms() < deadline)
+        test_pause();
+    return p->count == n;
+}
+
+/* Pushes a byte pattern to a connection until its queue is full; returns the bytes queued. */
+static uint64_t push_until_full(iocp_engine *e, iocp_conn_id id)
+{
+    static uint8_t block[65536];
+    uint64_t pushed = 0;
+    for (int i = 0; i < 4096; i++) {
+        for (size_t k = 0; k < sizeof block; k++)
+            block[k] = (uint8_t)((pushed + k) * 7 + 3);
+        iocp_err rc = iocp_send(e, id, block, sizeof block);
+        if (rc == IOCP_E_QUEUE_FULL)
+            return pushed;
+        CHECK_OK(rc);
+        pushed += sizeof block;
+    }
+    FAIL_MSG("pushed %llu bytes without filling the queue", (unsigned long long)pushed);
+    return 0;
+}
+
+/* A peer that stopped reading is reset once it has taken nothing for send_timeout_ms; a slow
+ * reader that keeps taking bytes is not, however long its backlog lasts, and loses nothing. */
+static void send_timeout_resets_only_stopped_readers(void)
+{
+    push_state p = {{0}, 0};
+    iocp_handlers h = {push_open, push_data, NULL, NULL};
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.send_timeout_ms = 1000; /* the queue: 4 MiB, most of the backlog beyond the system's */
+    iocp_engine *e = tn_start(&cfg, &h, &p);
+    SOCKET stopped = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(stopped != INVALID_SOCKET && push_count_is(&p, 1));
+    SOCKET slow = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(slow != INVALID_SOCKET && push_count_is(&p, 2));
+    uint64_t t0 = test_now_ms();
+    push_until_full(e, (iocp_conn_id)p.ids[0]);
+    uint64_t total = push_until_full(e, (iocp_conn_id)p.ids[1]);
+    /* The slow reader takes its backlog in 500 steps 10 ms apart (the pace of a slow peer, not
+     * a synchronisation): 5 s at least, so our queue drains over several send timeouts.
+     * Every byte is checked. */
+    static uint8_t buf[65536];
+    size_t step = (size_t)(total / 500) + 1;
+    if (step > sizeof buf)
+        step = sizeof buf;
+    uint64_t got = 0;
+    while (got < total) {
+        size_t want = total - got < step ? (size_t)(total - got) : step;
+        int n = recv(slow, (char *)buf, (int)want, 0);
+        CHECK_MSG(n > 0, "the slow reader lost its connection after %llu of %llu bytes",
+                  (unsigned long long)got, (unsigned long long)total);
+        for (int k = 0; k < n; k++)
+            CHECK_MSG(buf[k] == (uint8_t)((got + (uint64_t)k) * 7 + 3), "byte %llu differs",
+                      (unsigned long long)(got + (uint64_t)k));
+        got += (uint64_t)n;
+        Sleep(10);
+    }
+    uint64_t slow_ms = test_now_ms() - t0;
+    CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_SEND_TIMEOUT]), 1, 10000));
+    uint64_t reset_ms = test_now_ms() - t0;
+    CHECK(tn_wait_closed(stopped, 5000));
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.active, 1); /* the slow reader is still connected */
+    CHECK_MSG(reset_ms >= cfg.send_timeout_ms, "reset after %llu ms", (unsigned long long)reset_ms);
+    CHECK_MSG(slow_ms >= 3 * cfg.send_timeout_ms, "the slow read took only %llu ms",
+              (unsigned long long)slow_ms);
+    printf("slow reader took %llu bytes in %llu ms; the stopped one was reset by %llu ms\n",
+           (unsigned long long)total, (unsigned long long)slow_ms, (unsigned long long)reset_ms);
+    closesocket(stopped);
+    closesocket(slow);
     tn_stop_clean(e);
 }
 
@@ -651,6 +721,7 @@ static const test_case cases[] = {
     {"client_closes_with_recv_pending", client_closes_with_recv_pending},
     {"push_broadcast_stale_id", push_broadcast_stale_id},
     {"never_reading_peer_cap_holds", never_reading_peer_cap_holds},
+    {"send_timeout_resets_only_stopped_readers", send_timeout_resets_only_stopped_readers},
     {"idle_timeout_closes_only_idle", idle_timeout_closes_only_idle},
     {"graceful_close_with_peer_still_sending", graceful_close_with_peer_still_sending},
     {"graceful_close_after_slow_drain", graceful_close_after_slow_drain},

@@ -143,28 +143,21 @@ static void flood_without_reading(void)
     SOCKET flood = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
     SOCKET good = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
     CHECK(flood != INVALID_SOCKET && good != INVALID_SOCKET);
-    u_long nb = 1;
-    ioctlsocket(flood, FIONBIO, &nb);
     static char block[65536];
     uint64_t sent = 0, t0 = test_now_ms();
-    /* Loopback buffers autotune (WINE.md): keep pushing until the flood stalls. */
+    /* Loopback buffers autotune (docs/wine.md): keep pushing until the flood stalls, a block
+     * at a time, checking the cap after each. */
     int stalled = 0;
-    while (test_now_ms() - t0 < 8000 && sent < (256ull << 20)) {
-        int n = send(flood, block, sizeof block, 0);
-        if (n > 0) {
-            sent += (uint64_t)n;
-            stalled = 0;
-        } else if (++stalled > 300) {
-            break; /* 300 ms without progress: the server stopped reading */
-        } else {
-            test_pause();
-        }
+    while (!stalled && test_now_ms() - t0 < 8000 && sent < (256ull << 20)) {
+        /* 300 ms without progress: the server stopped reading */
+        sent +=
+            tn_send_until_stalled(flood, block, sizeof block, sizeof block, 300, 8000, &stalled);
         iocp_stats st;
         iocp_engine_stats(e, &st);
         CHECK_MSG(st.bytes_queued <= cfg.send_queue_cap, "queued %llu > cap",
                   (unsigned long long)st.bytes_queued);
     }
-    CHECK_MSG(stalled > 300, "the server kept reading %llu bytes from a peer that never reads",
+    CHECK_MSG(stalled, "the server kept reading %llu bytes from a peer that never reads",
               (unsigned long long)sent);
     iocp_stats st;
     iocp_engine_stats(e, &st);

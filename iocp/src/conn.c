@@ -159,6 +159,10 @@ static void consume_locked(iocp_conn *c, size_t n, int sent)
     if (sent)
         InterlockedAdd64(&e->c.bytes_out, (LONG64)n);
     c->queued -= n;
+    if (c->queued == 0)
+        c->send_stalled_ms = 0;
+    else if (sent && n > 0)
+        c->send_stalled_ms = (LONG64)iocpi_now_ms(); /* the peer took some: a new window */
     while (n > 0 && c->send_head != NULL) {
         iocpi_chunk *h = c->send_head;
         size_t take = h->len - h->off < n ? h->len - h->off : n;
@@ -241,6 +245,8 @@ static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const 
         return IOCP_E_QUEUE_FULL;
     if (total == 0)
         return IOCP_OK;
+    if (c->queued == 0)
+        c->send_stalled_ms = (LONG64)iocpi_now_ms(); /* see iocpi_conn_sweep */
     for (int i = 0; i < nparts; i++) {
         const uint8_t *p = parts[i];
         size_t left = lens[i];
@@ -533,6 +539,7 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     c->outgoing = outgoing;
     c->refs = 2; /* the connection itself and its receive chain */
     c->queued = 0;
+    c->send_stalled_ms = 0;
     c->send_head = c->send_tail = NULL;
     c->send_pending = c->recv_paused = 0;
     c->small_busy = c->slab_busy = 0;
@@ -613,7 +620,17 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
     if (c->state == CONN_OPEN) {
         uint64_t idle = elapsed(now, c->last_activity_ms);
         LONG64 started = c->message_started_ms;
-        if (cfg->idle_timeout_ms && idle >= cfg->idle_timeout_ms) {
+        LONG64 stalled = c->send_stalled_ms;
+        if (cfg->send_timeout_ms && stalled != 0 && elapsed(now, stalled) >= cfg->send_timeout_ms) {
+            /* The peer stopped reading, or vanished without a FIN or a reset reaching us: a
+             * pending WSASend then never completes, and with reading paused by backpressure
+             * nothing else would ever end this connection. Abortive: a graceful close would
+             * wait for the same queue. */
+            iocpi_log(e, IOCP_LOG_INFO, "%s took none of %llu queued bytes for %llu ms: resetting",
+                      c->peer, (unsigned long long)c->queued,
+                      (unsigned long long)elapsed(now, stalled));
+            drop = close_locked(c, IOCP_CLOSE_SEND_TIMEOUT, 0, 0);
+        } else if (cfg->idle_timeout_ms && idle >= cfg->idle_timeout_ms) {
             iocpi_log(e, IOCP_LOG_DEBUG, "%s idle for %llu ms: closing", c->peer,
                       (unsigned long long)idle);
             drop = close_locked(c, IOCP_CLOSE_IDLE_TIMEOUT, 0, 1);

@@ -61,6 +61,7 @@ void iocp_config_init(iocp_config *config)
     config->max_connections = 1024;
     config->buffer_size = 16384;
     config->send_queue_cap = 4u * 1024u * 1024u;
+    config->send_timeout_ms = 60000; /* nginx's send_timeout */
     config->framing = IOCP_FRAMING_RAW;
     config->max_message = IOCP_DEFAULT_MAX_MESSAGE;
     config->log_level = IOCP_LOG_INFO;
@@ -316,6 +317,8 @@ static uint32_t sweep_period_ms(const iocp_config *c)
         shortest = c->idle_timeout_ms / 8;
     if (c->message_timeout_ms && c->message_timeout_ms / 8 < shortest)
         shortest = c->message_timeout_ms / 8;
+    if (c->send_timeout_ms && c->send_timeout_ms / 8 < shortest)
+        shortest = c->send_timeout_ms / 8;
     return shortest < 10 ? 10 : shortest;
 }
 

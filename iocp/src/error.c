@@ -101,6 +101,7 @@ static const char *const close_text[IOCP_CLOSE_REASON_COUNT_] = {
     [IOCP_CLOSE_LOCAL] = "closed locally",
     [IOCP_CLOSE_IDLE_TIMEOUT] = "idle timeout",
     [IOCP_CLOSE_MESSAGE_TIMEOUT] = "message timeout",
+    [IOCP_CLOSE_SEND_TIMEOUT] = "send timeout",
     [IOCP_CLOSE_PROTOCOL] = "protocol error",
     [IOCP_CLOSE_SEND_OVERFLOW] = "send queue overflow",
     [IOCP_CLOSE_STOP] = "engine stopping",

@@ -106,6 +106,7 @@ struct iocp_conn {
     uint8_t small_data[IOCPI_SMALL_CHUNK];
     iocpi_chunk *send_head, *send_tail;
     size_t queued;
+    volatile LONG64 send_stalled_ms; /* queued bytes and none taken since; 0 = queue empty */
     int send_pending;
     WSABUF send_bufs[IOCPI_SEND_BUFS];
 

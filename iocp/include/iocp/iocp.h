@@ -97,6 +97,9 @@ typedef struct iocp_config {
     uint32_t idle_timeout_ms;    /* no traffic in either direction for this long: close */
     uint32_t message_timeout_ms; /* a framed message not complete this long after its
                                     first byte: reset it (slowloris guard) */
+    uint32_t send_timeout_ms;    /* bytes are queued for the peer and it took none of them
+                                    for this long: reset it (it stopped reading, or is gone
+                                    without a word); default 60000 */
 
     /* Framing, shared by every connection of the engine. */
     iocp_framing framing; /* default IOCP_FRAMING_RAW */
@@ -123,6 +126,7 @@ typedef enum iocp_close_reason {
     IOCP_CLOSE_LOCAL,           /* a handler or caller closed it */
     IOCP_CLOSE_IDLE_TIMEOUT,    /* no traffic for idle_timeout_ms */
     IOCP_CLOSE_MESSAGE_TIMEOUT, /* a message stayed incomplete for message_timeout_ms */
+    IOCP_CLOSE_SEND_TIMEOUT,    /* the peer took none of our queued bytes for send_timeout_ms */
     IOCP_CLOSE_PROTOCOL,        /* framing violated (oversized frame, line too long) */
     IOCP_CLOSE_SEND_OVERFLOW,   /* the echo could not be queued: peer not reading */
     IOCP_CLOSE_STOP,            /* the engine is stopping */
