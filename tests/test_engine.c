@@ -336,7 +336,7 @@ static void never_reading_peer_cap_holds(void)
     static uint8_t block[65536];
     int full = 0;
     uint64_t pushed = 0;
-    /* Loopback buffers autotune (WINE.md): push up to 256 MiB to find the cap. */
+    /* Loopback buffers autotune (docs/wine.md): push up to 256 MiB to find the cap. */
     for (int i = 0; i < 4096 && !full; i++) {
         iocp_err rc = iocp_send(e, (iocp_conn_id)p.ids[0], block, sizeof block);
         if (rc == IOCP_E_QUEUE_FULL)

@@ -1,6 +1,6 @@
 /*
  * test_reliability.c: what the network and bad clients do to a server, in short form.
- * Each case prints one "METRIC" line that scripts/reliability-table.sh gathers into the
+ * Each case prints one "METRIC" line that scripts/reliability-table.py gathers into the
  * summary table (connections held, faults injected, bad inputs, bytes lost, contexts leaked).
  * The long versions of the same scenarios run from scripts/soak.sh.
  */

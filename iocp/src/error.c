@@ -53,7 +53,7 @@ iocp_err iocp_err_from_sys(unsigned long sys_code)
     case ERROR_SEM_TIMEOUT:
     case WAIT_TIMEOUT:
         return IOCP_E_TIMEOUT;
-    /* Every way Windows and Wine say "the connection is gone" (see WINE.md): a reset, an
+    /* Every way Windows and Wine say "the connection is gone" (docs/wine.md): a reset, an
      * abort, a cancelled or closed-under-us operation, a dropped network name. */
     case WSAECONNRESET:
     case WSAECONNABORTED:
