@@ -10,7 +10,7 @@
  * sequence number and connection id, and a pattern that differs per connection and per
  * message; every echoed byte is compared with what was sent (a mismatch is reported with its
  * place and ends the run with exit code 2). Per-message latency (send to full echo, in
- * microseconds) goes into the project's histogram (iocp/histogram.h). Timing starts only after
+ * microseconds) goes into the project's histogram (client/histogram.h). Timing starts only after
  * every connection is established and has echoed one message (the warm-up echo).
  *
  * Churn mode (--churn): each of the N connection slots repeats connect, one echo, close; the
@@ -45,7 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "iocp/histogram.h"
+#include "histogram.h"
 
 /* ---- options ---------------------------------------------------------------------------- */
 

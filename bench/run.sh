@@ -115,7 +115,7 @@ build_native() {
     local cflags="-std=c11 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes"
     log "bench: building loadgen and native_echo (native, gcc -O2)"
     # shellcheck disable=SC2086
-    gcc $cflags -I"$root/iocp/include" "$root/bench/loadgen.c" "$root/iocp/src/histogram.c" \
+    gcc $cflags -I"$root/iocp/include" -I"$root/client" "$root/bench/loadgen.c" "$root/client/histogram.c" \
         -o "$LOADGEN" -lpthread -lm
     # shellcheck disable=SC2086
     gcc $cflags "$root/bench/native_echo.c" -o "$NATIVE" -lpthread

@@ -34,7 +34,7 @@
 #include "report.h"
 #include "sys.h"
 
-#include "iocp/histogram.h"
+#include "histogram.h"
 #include "iocp/iocp.h"
 
 #define STRIPES            64u
@@ -219,7 +219,7 @@ static int send_next(slot *sl, iocp_conn *conn)
             record_error(r, CLIENT_ERR_OTHER, "cannot send to %s on connection %lu: %s", r->where,
                          (unsigned long)sl->index, iocp_format_error(err, 0, why, sizeof why));
             sl->closing = 1;
-            iocp_conn_close(conn, 0);
+            iocp_conn_close(conn, IOCP_ABORT);
         }
         return -1;
     }
@@ -247,7 +247,7 @@ static void complete(slot *sl, iocp_conn *conn, uint64_t now_us)
     InterlockedIncrement64(&r->completed);
     if (a->churn) {
         sl->closing = 1;
-        iocp_conn_close(conn, 1);
+        iocp_conn_close(conn, IOCP_GRACEFUL);
     } else {
         send_next(sl, conn);
     }
@@ -290,7 +290,7 @@ static void mismatch(slot *sl, iocp_conn *conn, const uint8_t *data, size_t n, s
                          (unsigned long)a->size, what);
     }
     sl->closing = 1;
-    iocp_conn_close(conn, 0);
+    iocp_conn_close(conn, IOCP_ABORT);
 }
 
 /* ---- handlers, on engine workers ------------------------------------------------------- */
@@ -316,7 +316,7 @@ static void on_open(iocp_conn *conn)
         sent++;
     if (sent == 0 && !sl->closing) { /* the run is over: nothing to do here */
         sl->closing = 1;
-        iocp_conn_close(conn, 1);
+        iocp_conn_close(conn, IOCP_GRACEFUL);
     }
 }
 
@@ -483,7 +483,7 @@ static void kill_stalled(load_run *r, uint64_t now_us)
                      "timed out waiting for an echo from %s on connection %lu: nothing for %lu "
                      "ms",
                      r->where, (unsigned long)i, (unsigned long)a->timeout_ms);
-        iocp_close(r->engine, id, 0);
+        iocp_close(r->engine, id, IOCP_ABORT);
     }
 }
 

@@ -434,7 +434,7 @@ int session_close(session *s)
     EnterCriticalSection(&s->lock);
     iocp_conn_id id = s->state == CONN_OPEN ? s->id : 0;
     LeaveCriticalSection(&s->lock);
-    if (id != 0 && iocp_close(s->engine, id, 1) == IOCP_OK) {
+    if (id != 0 && iocp_close(s->engine, id, IOCP_GRACEFUL) == IOCP_OK) {
         EnterCriticalSection(&s->lock);
         wait_while_state(s, CONN_OPEN, 2000);
         LeaveCriticalSection(&s->lock);

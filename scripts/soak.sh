@@ -25,7 +25,7 @@ status=0
 
 cmake --preset mingw-wine >/dev/null
 cmake --build --preset mingw-wine >/dev/null
-gcc -O2 -std=c11 -Iiocp/include bench/loadgen.c iocp/src/histogram.c \
+gcc -O2 -std=c11 -Iiocp/include -Iclient bench/loadgen.c client/histogram.c \
     -o "$out/loadgen" -lpthread -lm
 
 echo "== 1. reliability scenarios, ten times their test.sh size"

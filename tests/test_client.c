@@ -358,13 +358,13 @@ static void usage_errors(void)
 static void half_echo_then_close(iocp_conn *conn, const void *data, size_t len)
 {
     iocp_conn_send(conn, data, len / 2);
-    iocp_conn_close(conn, 1);
+    iocp_conn_close(conn, IOCP_GRACEFUL);
 }
 
 static void half_echo_then_reset(iocp_conn *conn, const void *data, size_t len)
 {
     iocp_conn_send(conn, data, len / 2);
-    iocp_conn_close(conn, 0);
+    iocp_conn_close(conn, IOCP_ABORT);
 }
 
 static void corrupt_echo(iocp_conn *conn, const void *data, size_t len)

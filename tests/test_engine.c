@@ -103,7 +103,7 @@ static void many_data(iocp_conn *c, const void *data, size_t len)
     if (len != (size_t)n || memcmp(data, msg, len) != 0)
         InterlockedIncrement(&m->mismatched);
     InterlockedIncrement(&m->echoed);
-    iocp_conn_close(c, 1);
+    iocp_conn_close(c, IOCP_GRACEFUL);
 }
 
 static void many_close(iocp_conn *c, iocp_close_reason reason, unsigned long sys)
@@ -306,7 +306,7 @@ static void push_broadcast_stale_id(void)
     SOCKET fresh = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
     CHECK(tn_wait_stat(e, ST(active), 3, 5000));
     CHECK(iocp_send(e, (iocp_conn_id)p.ids[1], "stale", 5) == IOCP_E_NOT_CONNECTED);
-    CHECK(iocp_close(e, (iocp_conn_id)p.ids[1], 1) == IOCP_E_NOT_CONNECTED);
+    CHECK(iocp_close(e, (iocp_conn_id)p.ids[1], IOCP_GRACEFUL) == IOCP_E_NOT_CONNECTED);
     CHECK(iocp_send(e, 0, "zero", 4) == IOCP_E_NOT_CONNECTED);
     u_long avail = 0;
     ioctlsocket(fresh, FIONREAD, &avail);
@@ -495,7 +495,7 @@ static void reply_then_close(iocp_conn *c, const void *data, size_t len)
             reply[i] = reply_byte(i);
     }
     CHECK_OK(iocp_conn_send(c, reply, REPLY_BYTES));
-    CHECK_OK(iocp_conn_close(c, 1));
+    CHECK_OK(iocp_conn_close(c, IOCP_GRACEFUL));
 }
 
 typedef struct flood {

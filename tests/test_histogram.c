@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iocp/histogram.h"
+#include "histogram.h"
 
 /* The histogram is ~15 KiB: keep it off the stack of the test thread. */
 static iocp_histogram h1, h2, h3;

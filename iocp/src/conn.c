@@ -111,16 +111,16 @@ static int finish_graceful_locked(iocp_conn *c)
 }
 
 /* Returns 1 when the socket was closed and the caller must drop the open reference. */
-static int close_locked(iocp_conn *c, iocp_close_reason reason, DWORD sys, int graceful)
+static int close_locked(iocp_conn *c, iocp_close_reason reason, DWORD sys, iocp_close_mode how)
 {
     if (c->state == CONN_OPEN) {
         c->state = CONN_CLOSING;
         c->close_reason = reason;
         c->close_sys = sys;
-        c->close_graceful = graceful;
+        c->close_graceful = how == IOCP_GRACEFUL;
         c->closing_since_ms = (LONG64)iocpi_now_ms();
         InterlockedDecrement64(&c->engine->c.active);
-    } else if (c->state == CONN_CLOSING && !graceful && c->close_graceful) {
+    } else if (c->state == CONN_CLOSING && how == IOCP_ABORT && c->close_graceful) {
         c->close_graceful = 0; /* escalate: stop waiting for the queue to drain */
     } else {
         return 0;
@@ -134,10 +134,10 @@ static int close_locked(iocp_conn *c, iocp_close_reason reason, DWORD sys, int g
     return 1;
 }
 
-void iocpi_conn_close(iocp_conn *c, iocp_close_reason reason, DWORD sys, int graceful)
+void iocpi_conn_close(iocp_conn *c, iocp_close_reason reason, DWORD sys, iocp_close_mode how)
 {
     AcquireSRWLockExclusive(&c->lock);
-    int drop = close_locked(c, reason, sys, graceful);
+    int drop = close_locked(c, reason, sys, how);
     ReleaseSRWLockExclusive(&c->lock);
     if (drop)
         iocpi_conn_unref(c);
@@ -222,7 +222,7 @@ static void send_pump_locked(iocp_conn *c)
         c->send_pending = 0;
         if (error != 0) {
             drop_queue_locked(c);
-            if (close_locked(c, reason_for_error(error), error, 0))
+            if (close_locked(c, reason_for_error(error), error, IOCP_ABORT))
                 iocpi_conn_unref(c); /* may be the last: the release is posted */
             return;
         }
@@ -266,7 +266,7 @@ static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const 
                 if (n == NULL) {
                     /* Part of a message is queued: the stream is broken, so end it. */
                     drop_queue_locked(c);
-                    if (close_locked(c, IOCP_CLOSE_ERROR, ERROR_NOT_ENOUGH_MEMORY, 0))
+                    if (close_locked(c, IOCP_CLOSE_ERROR, ERROR_NOT_ENOUGH_MEMORY, IOCP_ABORT))
                         iocpi_conn_unref(c);
                     return IOCP_E_NO_MEMORY;
                 }
@@ -318,10 +318,12 @@ static void send_done(iocpi_op *op, DWORD bytes, DWORD error)
     iocpi_engine *e = c->engine;
     int drop = 0;
     AcquireSRWLockExclusive(&c->lock);
+    IOCPI_ASSERT(c->state == CONN_OPEN || c->state == CONN_CLOSING || c->state == CONN_CLOSED);
+    IOCPI_ASSERT(c->send_pending && c->refs >= 1);
     c->send_pending = 0;
     if (error != 0 || c->state == CONN_CLOSED) {
         drop_queue_locked(c);
-        drop = close_locked(c, reason_for_error(error), error, 0);
+        drop = close_locked(c, reason_for_error(error), error, IOCP_ABORT);
     } else {
         c->last_activity_ms = (LONG64)iocpi_now_ms();
         consume_locked(c, bytes, 1);
@@ -373,7 +375,7 @@ static int peer_finished_locked(iocp_conn *c)
 {
     c->peer_closed = 1;
     if (c->state == CONN_OPEN)
-        return close_locked(c, IOCP_CLOSE_PEER, 0, 1);
+        return close_locked(c, IOCP_CLOSE_PEER, 0, IOCP_GRACEFUL);
     if (c->state == CONN_CLOSING && c->lingering) {
         teardown_locked(c);
         return 1;
@@ -409,7 +411,7 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
     if (c->state != CONN_OPEN)
         return recv_while_closing(c, bytes, error);
     if (error != 0) {
-        iocpi_conn_close(c, reason_for_error(error), error, 0);
+        iocpi_conn_close(c, reason_for_error(error), error, IOCP_ABORT);
         return 0;
     }
     if (bytes == 0) {
@@ -437,7 +439,7 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
             InterlockedIncrement64(&e->c.protocol_errors);
             iocpi_log(e, IOCP_LOG_WARN, "protocol error from %s: %s; closing it", c->peer,
                       c->decoder.error);
-            iocpi_conn_close(c, IOCP_CLOSE_PROTOCOL, 0, 1);
+            iocpi_conn_close(c, IOCP_CLOSE_PROTOCOL, 0, IOCP_GRACEFUL);
             return keeps_reading(c);
         }
         if (!iocp_decoder_in_message(&c->decoder))
@@ -490,38 +492,35 @@ static int start_recv(iocp_conn *c, DWORD *got)
 
 /* The next receive of a handled connection. One that completes at once waits for this
  * connection's turn in the worker's round: never recursion or an unbounded loop here. */
-void iocpi_conn_post_recv(iocp_conn *c)
+static void post_next_recv(iocp_conn *c)
 {
     DWORD got;
     if (start_recv(c, &got))
-        iocpi_defer_recv(c, got);
+        iocpi_defer_turn(c->engine, &c->recv_op, got);
 }
 
-/* A turn from the worker's ready list: as if the receive had completed from the port. */
-void iocpi_conn_recv_turn(iocp_conn *c, DWORD bytes)
-{
-    if (recv_handle(c, bytes, 0))
-        iocpi_defer_post(c);
-    else
-        unref_on_worker(c);
-}
-
-/* Entered from a posted WSARecv's completion: OPEN, CLOSING or CLOSED. */
+/* Entered from a WSARecv's completion (a packet, or a turn of the worker's round for one that
+ * completed at once): OPEN, CLOSING or CLOSED, the receive chain's reference held. */
 static void recv_done(iocpi_op *op, DWORD bytes, DWORD error)
 {
     iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, recv_op);
+    IOCPI_ASSERT(c->state == CONN_OPEN || c->state == CONN_CLOSING || c->state == CONN_CLOSED);
+    IOCPI_ASSERT(c->refs >= 1);
     if (recv_handle(c, bytes, error))
-        iocpi_defer_post(c);
+        iocpi_defer_after_round(&c->resume_op); /* the next receive, after the round */
     else
         unref_on_worker(c);
 }
 
-/* Entered from our own packet: a yielded or unpaused receive chain, any state. */
+/* Entered from our own packet or the worker's after-round list: the receive chain goes on
+ * (after a handled receive, or once backpressure is over). Any state but FREE and DIALING. */
 static void resume_done(iocpi_op *op, DWORD bytes, DWORD error)
 {
     (void)bytes;
     (void)error;
-    iocpi_conn_post_recv(CONTAINING_RECORD(op, iocp_conn, resume_op));
+    iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, resume_op);
+    IOCPI_ASSERT(c->state != CONN_FREE && c->state != CONN_DIALING && c->refs >= 1);
+    post_next_recv(c);
 }
 
 /* ---- open and release ------------------------------------------------------------------ */
@@ -531,10 +530,8 @@ static void resume_done(iocpi_op *op, DWORD bytes, DWORD error)
 void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
 {
     iocpi_engine *e = c->engine;
-    c->recv_op.done = recv_done;
-    c->send_op.done = send_done;
-    c->resume_op.done = resume_done;
-    c->final_op.done = final_done;
+    IOCPI_ASSERT(c->state == CONN_FREE || c->state == CONN_DIALING);
+    IOCPI_ASSERT(c->queued == 0 && c->send_head == NULL && !c->send_pending);
     c->sock = sock;
     c->outgoing = outgoing;
     c->refs = 2; /* the connection itself and its receive chain */
@@ -559,7 +556,7 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     InterlockedIncrement64(&e->c.active);
     c->state = CONN_OPEN;
     if (e->stopping) {
-        iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, 0);
+        iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, IOCP_ABORT);
     } else if (e->handlers.on_open != NULL) {
         e->handlers.on_open(c);
     }
@@ -567,7 +564,16 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
      * connects and sends right away): it has waited for the accept, not for a turn. */
     DWORD got;
     if (start_recv(c, &got))
-        iocpi_conn_recv_turn(c, got);
+        recv_done(&c->recv_op, got, 0);
+}
+
+/* Once, when the engine makes the context: every op bound to its done for good. */
+void iocpi_conn_init(iocp_conn *c)
+{
+    iocpi_op_init(&c->recv_op, recv_done);
+    iocpi_op_init(&c->send_op, send_done);
+    iocpi_op_init(&c->resume_op, resume_done);
+    iocpi_op_init(&c->final_op, final_done);
 }
 
 /* Entered from our own packet once the last reference is gone: CLOSED. */
@@ -577,6 +583,9 @@ static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
     (void)error;
     iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, final_op);
     iocpi_engine *e = c->engine;
+    /* The release (libuv's endgame): the last reference is gone, so no operation is left. */
+    IOCPI_ASSERT(c->refs == 0 && c->state == CONN_CLOSED && c->sock == INVALID_SOCKET);
+    IOCPI_ASSERT(!c->send_pending);
     InterlockedIncrement64(&e->c.closed[c->close_reason]);
     if (e->handlers.on_close != NULL)
         e->handlers.on_close(c, c->close_reason, c->close_sys);
@@ -589,6 +598,7 @@ static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
     InterlockedIncrement(&c->generation);
     if (c->generation == 0)
         c->generation = 1; /* ids are never 0 */
+    IOCPI_ASSERT(c->queued == 0 && c->send_head == NULL && !c->small_busy && !c->slab_busy);
     c->state = CONN_FREE;
     ReleaseSRWLockExclusive(&c->lock);
     iocpi_pool_return(e, c);
@@ -629,25 +639,25 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
             iocpi_log(e, IOCP_LOG_INFO, "%s took none of %llu queued bytes for %llu ms: resetting",
                       c->peer, (unsigned long long)c->queued,
                       (unsigned long long)elapsed(now, stalled));
-            drop = close_locked(c, IOCP_CLOSE_SEND_TIMEOUT, 0, 0);
+            drop = close_locked(c, IOCP_CLOSE_SEND_TIMEOUT, 0, IOCP_ABORT);
         } else if (cfg->idle_timeout_ms && idle >= cfg->idle_timeout_ms) {
             iocpi_log(e, IOCP_LOG_DEBUG, "%s idle for %llu ms: closing", c->peer,
                       (unsigned long long)idle);
-            drop = close_locked(c, IOCP_CLOSE_IDLE_TIMEOUT, 0, 1);
+            drop = close_locked(c, IOCP_CLOSE_IDLE_TIMEOUT, 0, IOCP_GRACEFUL);
         } else if (cfg->message_timeout_ms && started != 0 &&
                    elapsed(now, started) >= cfg->message_timeout_ms) {
             iocpi_log(e, IOCP_LOG_INFO, "%s sent part of a message %llu ms ago: closing", c->peer,
                       (unsigned long long)elapsed(now, started));
             /* Abortive: a peer dribbling a message this slowly is broken or hostile, and a
              * graceful close would go on reading from it (finish_graceful_locked). */
-            drop = close_locked(c, IOCP_CLOSE_MESSAGE_TIMEOUT, 0, 0);
+            drop = close_locked(c, IOCP_CLOSE_MESSAGE_TIMEOUT, 0, IOCP_ABORT);
         }
     } else if (c->state == CONN_CLOSING) {
         uint64_t linger = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : DEFAULT_CLOSE_LINGER_MS;
         if (c->lingering && linger > LINGER_READ_MS)
             linger = LINGER_READ_MS;
         if (elapsed(now, c->closing_since_ms) >= linger)
-            drop = close_locked(c, c->close_reason, c->close_sys, 0);
+            drop = close_locked(c, c->close_reason, c->close_sys, IOCP_ABORT);
     } else if (c->state == CONN_DIALING) {
         if (c->dial_deadline_ms && now >= (uint64_t)c->dial_deadline_ms) {
             c->dial_timed_out = 1;
@@ -720,11 +730,19 @@ iocp_err iocp_conn_send_message(iocp_conn *conn, const void *data, size_t len)
     return rc;
 }
 
-iocp_err iocp_conn_close(iocp_conn *conn, int graceful)
+iocp_err iocp_conn_close(iocp_conn *conn, iocp_close_mode how)
 {
-    if (conn == NULL)
+    if (conn == NULL || (how != IOCP_ABORT && how != IOCP_GRACEFUL))
         return IOCP_E_INVALID_ARG;
-    iocpi_conn_close(conn, IOCP_CLOSE_LOCAL, 0, graceful);
+    iocpi_conn_close(conn, IOCP_CLOSE_LOCAL, 0, how);
+    return IOCP_OK;
+}
+
+iocp_err iocp_conn_abort(iocp_conn *conn, iocp_close_reason reason)
+{
+    if (conn == NULL || (unsigned)reason >= IOCP_CLOSE_REASON_COUNT_)
+        return IOCP_E_INVALID_ARG;
+    iocpi_conn_close(conn, reason, 0, IOCP_ABORT);
     return IOCP_OK;
 }
 
@@ -774,12 +792,14 @@ size_t iocp_broadcast(iocp_engine *engine, const void *data, size_t len)
     return sent;
 }
 
-iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, int graceful)
+iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, iocp_close_mode how)
 {
+    if (how != IOCP_ABORT && how != IOCP_GRACEFUL)
+        return IOCP_E_INVALID_ARG;
     iocp_conn *c = iocpi_conn_lookup(IOCPI_ENGINE(engine), id);
     if (c == NULL)
         return IOCP_E_NOT_CONNECTED;
-    int drop = close_locked(c, IOCP_CLOSE_LOCAL, 0, graceful);
+    int drop = close_locked(c, IOCP_CLOSE_LOCAL, 0, how);
     ReleaseSRWLockExclusive(&c->lock);
     if (drop)
         iocpi_conn_unref(c);

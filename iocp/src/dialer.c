@@ -11,12 +11,18 @@
 static void connect_done(iocpi_op *op, DWORD bytes, DWORD error);
 static void failed_done(iocpi_op *op, DWORD bytes, DWORD error);
 
+/* Once, when the engine makes the context. */
+void iocpi_dialer_init(iocp_conn *c)
+{
+    iocpi_op_init(&c->connect_op, connect_done);
+    iocpi_op_init(&c->dial_failed_op, failed_done);
+}
+
 /* Reports the failure on a worker (user code never runs on the resolver's thread). */
 void iocpi_dialer_fail(iocp_conn *c, DWORD error)
 {
     c->dial_last_error = error ? error : WSAECONNREFUSED;
-    c->connect_op.done = failed_done;
-    iocpi_post(c->engine, &c->connect_op);
+    iocpi_post(c->engine, &c->dial_failed_op);
 }
 
 /* Entered from our own packet: DIALING, every address tried. */
@@ -24,8 +30,9 @@ static void failed_done(iocpi_op *op, DWORD bytes, DWORD error)
 {
     (void)bytes;
     (void)error;
-    iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, connect_op);
+    iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, dial_failed_op);
     iocpi_engine *e = c->engine;
+    IOCPI_ASSERT(c->state == CONN_DIALING && c->sock == INVALID_SOCKET);
     DWORD sys = c->dial_last_error;
     iocp_err err = e->stopping ? IOCP_E_STOPPED : iocp_err_from_sys(sys);
     if (c->dial_addrs != NULL)
@@ -83,7 +90,6 @@ static void try_next(iocp_conn *c)
         c->sock = s;
         c->dial_timed_out = 0;
         c->dial_deadline_ms = (LONG64)(iocpi_now_ms() + c->dial_timeout_ms);
-        c->connect_op.done = connect_done;
         memset(&c->connect_op.ov, 0, sizeof c->connect_op.ov);
         InterlockedIncrement64(&e->c.ops_in_flight);
         /* The socket is not in skip mode yet: a packet comes even on immediate success. */
@@ -125,6 +131,7 @@ static void connect_done(iocpi_op *op, DWORD bytes, DWORD error)
     iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, connect_op);
     iocpi_engine *e = c->engine;
     AcquireSRWLockExclusive(&c->lock);
+    IOCPI_ASSERT(c->state == CONN_DIALING && c->sock != INVALID_SOCKET);
     SOCKET s = c->sock;
     c->sock = INVALID_SOCKET;
     c->dial_deadline_ms = 0;

@@ -1,15 +1,15 @@
 /* echo.c: the default handler set, the seed's echo server: what arrives goes back, re-framed
- * in line and length modes. */
-#include "iocpi.h"
+ * in line and length modes. Written with the public API only, as any handler would be. */
+#include "iocp/iocp.h"
 
 static void echo_data(iocp_conn *conn, const void *data, size_t len)
 {
     iocp_err rc = iocp_conn_send_message(conn, data, len);
     if (rc == IOCP_E_QUEUE_FULL) {
         /* Reading pauses at half the cap, so only a peer that stopped reading gets here. */
-        iocpi_log(conn->engine, IOCP_LOG_WARN, "%s does not read its echoes: closing it",
-                  conn->peer);
-        iocpi_conn_close(conn, IOCP_CLOSE_SEND_OVERFLOW, 0, 0);
+        iocp_engine_log(iocp_conn_engine(conn), IOCP_LOG_WARN,
+                        "%s does not read its echoes: closing it", iocp_conn_peer(conn));
+        iocp_conn_abort(conn, IOCP_CLOSE_SEND_OVERFLOW);
     }
 }
 

@@ -1,55 +1,12 @@
 /*
- * engine.c: the engine's lifecycle (configure, start, stop, destroy), the worker loop that
- * drains the completion port, the sweep timer, statistics and logging.
+ * engine.c: the engine's lifecycle (configure, start, stop, destroy), the sweep timer and
+ * statistics. The workers are in worker.c, the shared helpers in support.c.
  *
  * Stopping, in order: refuse new work (stopping = 1), close the listener so its AcceptEx calls
  * complete, close every connection gracefully, wait for the contexts to come home, abort the
  * stragglers after the drain timeout, then post one exit packet per worker and join them.
  */
 #include "iocpi.h"
-
-static DWORD tls_worker = TLS_OUT_OF_INDEXES;
-static INIT_ONCE tls_once = INIT_ONCE_STATIC_INIT;
-
-static BOOL CALLBACK tls_init(PINIT_ONCE once, PVOID param, PVOID *ctx)
-{
-    (void)once;
-    (void)param;
-    (void)ctx;
-    tls_worker = TlsAlloc();
-    return tls_worker != TLS_OUT_OF_INDEXES;
-}
-
-int iocpi_on_worker(void)
-{
-    return tls_worker != TLS_OUT_OF_INDEXES && TlsGetValue(tls_worker) != NULL;
-}
-
-uint64_t iocpi_now_ms(void)
-{
-    return GetTickCount64();
-}
-
-/* ---- logging --------------------------------------------------------------------------- */
-
-void iocp_log_stderr(void *user, iocp_log_level level, const char *message)
-{
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    (void)user;
-    fprintf(stderr, "iocp: %s: %s\n", names[(unsigned)level < 4 ? level : 3], message);
-}
-
-void iocpi_log(iocpi_engine *e, iocp_log_level level, const char *fmt, ...)
-{
-    if (level > e->config.log_level)
-        return;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    e->config.log(e->config.log_user, level, line);
-}
 
 /* ---- configuration --------------------------------------------------------------------- */
 
@@ -105,196 +62,6 @@ static iocp_err config_check(iocp_config *c, iocp_error_info *err)
 #undef REJECT
 }
 
-/* ---- the worker loop ------------------------------------------------------------------- */
-
-typedef LONG(NTAPI *nt_to_dos_fn)(LONG status);
-static nt_to_dos_fn nt_to_dos;
-static INIT_ONCE nt_once = INIT_ONCE_STATIC_INIT;
-
-static BOOL CALLBACK nt_init(PINIT_ONCE once, PVOID param, PVOID *ctx)
-{
-    (void)once;
-    (void)param;
-    (void)ctx;
-    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-    if (ntdll != NULL)
-        nt_to_dos = (nt_to_dos_fn)(void (*)(void))GetProcAddress(ntdll, "RtlNtStatusToDosError");
-    return TRUE;
-}
-
-/* The Win32 error of a completed operation. The port hands back the NTSTATUS in
- * OVERLAPPED.Internal; the socket may already be closed, so WSAGetOverlappedResult is no
- * option here. */
-DWORD iocpi_op_error(const OVERLAPPED *ov)
-{
-    LONG status = (LONG)ov->Internal;
-    if (status == 0)
-        return 0;
-    InitOnceExecuteOnce(&nt_once, nt_init, NULL, NULL);
-    DWORD code = nt_to_dos ? (DWORD)nt_to_dos(status) : ERROR_GEN_FAILURE;
-    return code ? code : ERROR_GEN_FAILURE;
-}
-
-void iocpi_post(iocpi_engine *e, iocpi_op *op)
-{
-    memset(&op->ov, 0, sizeof op->ov);
-    InterlockedIncrement64(&e->c.ops_in_flight);
-    if (!PostQueuedCompletionStatus(e->port, 0, 0, &op->ov)) {
-        /* Only fails when the system is out of memory; nothing sensible remains. */
-        iocpi_log(e, IOCP_LOG_ERROR, "PostQueuedCompletionStatus failed (Win32 %lu)",
-                  (unsigned long)GetLastError());
-        abort();
-    }
-}
-
-#define EXIT_KEY ((ULONG_PTR)1)
-#define BATCH    64
-/* A worker that has at least this many connections waiting for their turn gives further
- * ones to the port while another worker sleeps in it: the sleeper wakes and takes them on.
- * Without a sleeper, a worker keeps all its ready connections: handing them to the port
- * costs a post and a dequeue per echo and puts them behind everyone queued there, so the
- * connections kept in the list would get two turns for the others' one (measured: p99
- * twice the mean latency with 1,000 connections). */
-#define READY_SHARE 8
-
-/* A FIFO of connections linked through ready_next (a connection is in one at most). */
-typedef struct conn_queue {
-    iocp_conn *head, *tail;
-} conn_queue;
-
-static void queue_push(conn_queue *q, iocp_conn *c)
-{
-    c->ready_next = NULL;
-    if (q->tail != NULL)
-        q->tail->ready_next = c;
-    else
-        q->head = c;
-    q->tail = c;
-}
-
-/* A worker's round-robin list of connections whose last receive completed at once (with
- * FILE_SKIP_COMPLETION_PORT_ON_SUCCESS no packet comes for those). Each gets one turn per
- * round, between polls of the port: a connection that always has data cannot starve the
- * others, and no extra system call is spent to be fair. */
-typedef struct ready_list {
-    conn_queue ready;
-    uint32_t count;
-    conn_queue post; /* handled receives whose next one is not posted yet */
-} ready_list;
-
-void iocpi_defer_recv(iocp_conn *c, DWORD bytes)
-{
-    ready_list *r = TlsGetValue(tls_worker);
-    iocpi_engine *e = c->engine;
-    if (r->count >= READY_SHARE && e->idle_workers > 0) {
-        /* As if the receive had completed pending: the sleeping worker gets it. */
-        memset(&c->recv_op.ov, 0, sizeof c->recv_op.ov);
-        InterlockedIncrement64(&e->c.ops_in_flight);
-        PostQueuedCompletionStatus(e->port, bytes, 0, &c->recv_op.ov);
-        return;
-    }
-    c->ready_bytes = bytes;
-    queue_push(&r->ready, c);
-    r->count++;
-}
-
-/* The next receive of a handled connection is posted after the worker's batch or round, not
- * at once: by then the peer has often answered the echo, so the receive completes at once
- * (three cheap calls under Wine) instead of going pending (an APC to this thread, a
- * completion packet, another wait). Alone on the worker, a connection waits for nothing. */
-void iocpi_defer_post(iocp_conn *c)
-{
-    ready_list *r = TlsGetValue(tls_worker);
-    queue_push(&r->post, c);
-}
-
-static void post_deferred(ready_list *r)
-{
-    iocp_conn *c = r->post.head;
-    r->post.head = r->post.tail = NULL;
-    while (c != NULL) {
-        iocp_conn *next = c->ready_next;
-        iocpi_conn_post_recv(c);
-        c = next;
-    }
-}
-
-/* Turns given to ready connections between two polls of the port: round after round, one
- * turn each, until none is ready or the budget is spent. A budget keeps a worker from
- * ignoring the port's queue; polling after every round would cost a system call per echo. */
-#ifndef READY_BUDGET
-#define READY_BUDGET 64
-#endif
-
-static void ready_rounds(ready_list *r)
-{
-    uint32_t budget = READY_BUDGET;
-    while (r->count > 0 && budget > 0) {
-        uint32_t n = r->count < budget ? r->count : budget;
-        budget -= n;
-        while (n-- > 0) {
-            iocp_conn *c = r->ready.head;
-            r->ready.head = c->ready_next;
-            if (r->ready.head == NULL)
-                r->ready.tail = NULL;
-            r->count--;
-            iocpi_conn_recv_turn(c, c->ready_bytes);
-        }
-        post_deferred(r);
-    }
-}
-
-static DWORD WINAPI worker_main(LPVOID arg)
-{
-    iocpi_engine *e = arg;
-    ready_list ready = {{NULL, NULL}, 0, {NULL, NULL}};
-    TlsSetValue(tls_worker, &ready);
-    OVERLAPPED_ENTRY entries[BATCH];
-    for (;;) {
-        ULONG n = 0;
-        /* With connections waiting for their turn, only poll the port. */
-        DWORD wait = ready.count > 0 ? 0 : INFINITE;
-        if (wait == INFINITE)
-            InterlockedIncrement(&e->idle_workers);
-        BOOL got = GetQueuedCompletionStatusEx(e->port, entries, BATCH, &n, wait, FALSE);
-        if (wait == INFINITE)
-            InterlockedDecrement(&e->idle_workers);
-        if (!got) {
-            DWORD error = GetLastError();
-            n = 0;
-            if (error != WAIT_TIMEOUT) {
-                iocpi_log(e, IOCP_LOG_ERROR, "GetQueuedCompletionStatusEx failed (Win32 %lu)",
-                          (unsigned long)error);
-                if (error == ERROR_ABANDONED_WAIT_0 || error == ERROR_INVALID_HANDLE)
-                    return 1;
-            }
-        }
-        /* One batch can hold several workers' exit packets: this worker takes one and
-         * passes the others on, after finishing every real completion in the batch. */
-        ULONG exits = 0;
-        for (ULONG i = 0; i < n; i++) {
-            if (entries[i].lpOverlapped == NULL) {
-                if (entries[i].lpCompletionKey == EXIT_KEY)
-                    exits++;
-                continue;
-            }
-            iocpi_op *op = CONTAINING_RECORD(entries[i].lpOverlapped, iocpi_op, ov);
-            InterlockedDecrement64(&e->c.ops_in_flight);
-            op->done(op, entries[i].dwNumberOfBytesTransferred, iocpi_op_error(&op->ov));
-        }
-        post_deferred(&ready);
-        ready_rounds(&ready);
-        if (exits > 0) {
-            /* Exit packets come only once the engine is idle: nothing is left to run. */
-            while (ready.count > 0)
-                ready_rounds(&ready);
-            while (--exits > 0)
-                PostQueuedCompletionStatus(e->port, 0, EXIT_KEY, NULL);
-            return 0;
-        }
-    }
-}
-
 /* ---- the sweep: idle, message and connect timeouts ------------------------------------- */
 
 static VOID CALLBACK sweep_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER timer)
@@ -322,26 +89,6 @@ static uint32_t sweep_period_ms(const iocp_config *c)
     return shortest < 10 ? 10 : shortest;
 }
 
-static void timer_start(PTP_TIMER timer, uint32_t due_ms, uint32_t period_ms)
-{
-    ULARGE_INTEGER due;
-    due.QuadPart = (ULONGLONG)(-(LONGLONG)due_ms * 10000); /* relative, 100 ns units */
-    FILETIME ft;
-    ft.dwLowDateTime = due.LowPart;
-    ft.dwHighDateTime = due.HighPart;
-    SetThreadpoolTimer(timer, &ft, period_ms, period_ms / 4);
-}
-
-void iocpi_timer_close(PTP_TIMER *timer)
-{
-    if (*timer == NULL)
-        return;
-    SetThreadpoolTimer(*timer, NULL, 0, 0);
-    WaitForThreadpoolTimerCallbacks(*timer, TRUE);
-    CloseThreadpoolTimer(*timer);
-    *timer = NULL;
-}
-
 /* ---- start ----------------------------------------------------------------------------- */
 
 static void engine_free(iocpi_engine *e)
@@ -350,7 +97,7 @@ static void engine_free(iocpi_engine *e)
     iocpi_timer_close(&e->accept_retry_timer);
     if (e->workers != NULL) {
         for (uint32_t i = 0; i < e->worker_count; i++)
-            PostQueuedCompletionStatus(e->port, 0, EXIT_KEY, NULL);
+            PostQueuedCompletionStatus(e->port, 0, IOCPI_EXIT_KEY, NULL);
         for (uint32_t i = 0; i < e->worker_count; i++) {
             WaitForSingleObject(e->workers[i], INFINITE);
             CloseHandle(e->workers[i]);
@@ -402,7 +149,7 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
     *out = NULL;
     if (err != NULL)
         memset(err, 0, sizeof *err);
-    InitOnceExecuteOnce(&tls_once, tls_init, NULL, NULL);
+    iocpi_workers_prepare();
 #ifdef IOCP_FAULT_INJECTION
     iocpi_fault_init();
 #endif
@@ -466,7 +213,7 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
         goto fail;
     }
     for (uint32_t i = 0; i < e->worker_count; i++) {
-        e->workers[i] = CreateThread(NULL, 0, worker_main, e, 0, NULL);
+        e->workers[i] = CreateThread(NULL, 0, iocpi_worker_main, e, 0, NULL);
         if (e->workers[i] == NULL) {
             DWORD sys = GetLastError();
             rc = iocp_err_from_sys(sys);
@@ -491,7 +238,7 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
             goto fail;
         }
     }
-    timer_start(e->sweep_timer, sweep_period_ms(&e->config), sweep_period_ms(&e->config));
+    iocpi_timer_set(e->sweep_timer, sweep_period_ms(&e->config), sweep_period_ms(&e->config));
     if (e->config.listen)
         iocpi_log(e, IOCP_LOG_INFO, "listening on %s (%lu contexts, %lu workers, %s framing)",
                   e->address, (unsigned long)e->config.max_connections,
@@ -519,13 +266,13 @@ static uint64_t busy_count(iocpi_engine *e)
            (uint64_t)e->dials_resolving;
 }
 
-static void close_all(iocpi_engine *e, int graceful)
+static void close_all(iocpi_engine *e, iocp_close_mode how)
 {
     for (uint32_t i = 0; i < e->config.max_connections; i++) {
         iocp_conn *c = &e->conns[i];
         LONG state = c->state;
         if (state == CONN_OPEN || state == CONN_CLOSING)
-            iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, graceful);
+            iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, how);
         else if (state == CONN_DIALING)
             iocpi_dialer_cancel(c);
     }
@@ -552,11 +299,11 @@ static void stop_run(iocpi_engine *e)
     uint64_t t0 = iocpi_now_ms();
     InterlockedExchange(&e->stopping, 1);
     iocpi_listener_stop(e); /* and its retry timer */
-    close_all(e, 1);
+    close_all(e, IOCP_GRACEFUL);
     if (!wait_idle(e, t0 + e->drain_ms)) {
         iocpi_log(e, IOCP_LOG_WARN, "drain timeout (%lu ms): aborting %lld connections",
                   (unsigned long)e->drain_ms, (long long)e->c.contexts_in_use);
-        close_all(e, 0);
+        close_all(e, IOCP_ABORT);
         /* Every socket is closed now and its sends cancelled, so each operation completes at
          * once by the Win32 contract. Wine has been seen to lose the completion of a pending
          * WSARecv at closesocket under heavy load (CancelIoEx first did not help): the stop
@@ -574,7 +321,7 @@ static void stop_run(iocpi_engine *e)
                 e->lost_ops = 1;
                 break;
             }
-            close_all(e, 0);
+            close_all(e, IOCP_ABORT);
         }
     }
     iocpi_timer_close(&e->sweep_timer);

@@ -34,14 +34,30 @@
 /* ---- operations and the worker loop -----------------------------------------------------
  *
  * Every overlapped call, and every packet the engine posts to itself, is an iocpi_op with its
- * OVERLAPPED embedded and the function that finishes it. The worker loop recovers the op with
- * CONTAINING_RECORD and calls done(op, bytes, error); it knows nothing about protocols. */
+ * OVERLAPPED embedded and the function that finishes it, bound once when the context is made
+ * (iocpi_op_init). The worker loop recovers the op with CONTAINING_RECORD and calls
+ * done(op, bytes, error); it knows nothing about protocols. An op that finished at once (no
+ * packet comes with FILE_SKIP_COMPLETION_PORT_ON_SUCCESS) can be deferred to the worker's
+ * lists instead (iocpi_defer_turn, iocpi_defer_after_round): its done then runs exactly as
+ * if a packet had come. */
 typedef struct iocpi_op iocpi_op;
 typedef void (*iocpi_done_fn)(iocpi_op *op, DWORD bytes, DWORD error);
 struct iocpi_op {
     OVERLAPPED ov;
     iocpi_done_fn done;
+    iocpi_op *deferred_next; /* a worker's list (engine.c); in one list at most */
+    DWORD deferred_bytes;
 };
+
+/* Checks of the states the code relies on (the entry state of a done handler, a release).
+ * On in every test, sanitizer and fault build (IOCP_ASSERTIONS, set by the build for them);
+ * a failed one prints what and where and aborts, which the crash guard reports. */
+#ifdef IOCP_ASSERTIONS
+void iocpi_assert_failed(const char *expr, const char *file, int line);
+#define IOCPI_ASSERT(expr) ((expr) ? (void)0 : iocpi_assert_failed(#expr, __FILE__, __LINE__))
+#else
+#define IOCPI_ASSERT(expr) ((void)0)
+#endif
 
 typedef struct iocpi_engine iocpi_engine;
 
@@ -110,11 +126,6 @@ struct iocp_conn {
     int send_pending;
     WSABUF send_bufs[IOCPI_SEND_BUFS];
 
-    /* a worker's lists: a receive that completed at once waits here for its turn, and a
-     * handled one for its next receive to be posted (one list at a time) */
-    iocp_conn *ready_next;
-    DWORD ready_bytes;
-
     /* posted to ourselves: resume reading after backpressure, finish the release */
     iocpi_op resume_op;
     iocpi_op final_op;
@@ -133,6 +144,7 @@ struct iocp_conn {
 
     /* dialling (outgoing connections) */
     iocpi_op connect_op;
+    iocpi_op dial_failed_op; /* reports a dial that failed, on a worker */
     ADDRINFOW *dial_addrs, *dial_next;
     char dial_host[128];
     uint16_t dial_port;
@@ -218,16 +230,27 @@ struct iocpi_engine {
 #define IOCPI_ENGINE(pub) ((iocpi_engine *)(pub))
 #define IOCPI_PUBLIC(eng) ((iocp_engine *)(eng))
 
-/* engine.c */
-int iocpi_on_worker(void);
+/* support.c */
 void iocpi_log(iocpi_engine *e, iocp_log_level level, const char *fmt, ...);
 uint64_t iocpi_now_ms(void);
+/* Starts a thread-pool timer: first after due_ms, then every period_ms (0 = once). */
+void iocpi_timer_set(PTP_TIMER timer, uint32_t due_ms, uint32_t period_ms);
 /* Cancels a thread-pool timer, waits for a callback that is running, closes it; NULL after. */
 void iocpi_timer_close(PTP_TIMER *timer);
 DWORD iocpi_op_error(const OVERLAPPED *ov);
+void iocpi_op_init(iocpi_op *op, iocpi_done_fn done);
 void iocpi_post(iocpi_engine *e, iocpi_op *op);
-void iocpi_defer_recv(iocp_conn *c, DWORD bytes);
-void iocpi_defer_post(iocp_conn *c);
+
+/* worker.c */
+#define IOCPI_EXIT_KEY ((ULONG_PTR)1) /* a packet with this key and no op ends a worker */
+void iocpi_workers_prepare(void);
+DWORD WINAPI iocpi_worker_main(LPVOID engine);
+int iocpi_on_worker(void);
+/* Workers only. op finished at once with bytes: its done runs in one of this worker's next
+ * turns, round-robin with the other such ops (or on another worker, through the port). */
+void iocpi_defer_turn(iocpi_engine *e, iocpi_op *op, DWORD bytes);
+/* Workers only. op's done (bytes 0, error 0) runs once this worker's batch or round is over. */
+void iocpi_defer_after_round(iocpi_op *op);
 
 /* pool.c */
 iocp_err iocpi_pool_init(iocpi_engine *e, iocp_error_info *err);
@@ -239,19 +262,19 @@ void iocpi_chunk_give(iocpi_engine *e, iocpi_chunk *chunk);
 
 /* conn.c */
 void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing);
-void iocpi_conn_close(iocp_conn *c, iocp_close_reason reason, DWORD sys, int graceful);
+void iocpi_conn_close(iocp_conn *c, iocp_close_reason reason, DWORD sys, iocp_close_mode how);
 void iocpi_conn_ref(iocp_conn *c);
 void iocpi_conn_unref(iocp_conn *c);
 iocp_conn *iocpi_conn_lookup(iocpi_engine *e, iocp_conn_id id); /* locked on success */
+void iocpi_conn_init(iocp_conn *c);
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now);
-void iocpi_conn_recv_turn(iocp_conn *c, DWORD bytes);
-void iocpi_conn_post_recv(iocp_conn *c);
 
 /* listener.c */
 iocp_err iocpi_listener_start(iocpi_engine *e, iocp_error_info *err);
 void iocpi_listener_stop(iocpi_engine *e);
 
 /* dialer.c */
+void iocpi_dialer_init(iocp_conn *c);
 void iocpi_dialer_fail(iocp_conn *c, DWORD error);
 void iocpi_dialer_cancel(iocp_conn *c);
 

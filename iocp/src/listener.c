@@ -20,13 +20,8 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error);
 
 static void timer_in(iocpi_engine *e, uint32_t ms)
 {
-    ULARGE_INTEGER due;
-    due.QuadPart = (ULONGLONG)(-(LONGLONG)ms * 10000);
-    FILETIME ft;
-    ft.dwLowDateTime = due.LowPart;
-    ft.dwHighDateTime = due.HighPart;
     if (e->accept_retry_timer != NULL)
-        SetThreadpoolTimer(e->accept_retry_timer, &ft, 0, 0);
+        iocpi_timer_set(e->accept_retry_timer, ms, 0);
 }
 
 /* The next try after a growing delay. */
@@ -230,6 +225,7 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
     iocpi_accept *a = CONTAINING_RECORD(op, iocpi_accept, op);
     iocpi_engine *e = a->engine;
     SOCKET s = a->sock;
+    IOCPI_ASSERT(a->posted && s != INVALID_SOCKET);
     char peer[64] = "?";
 
     if (error == 0 && !e->stopping) {
@@ -389,8 +385,8 @@ iocp_err iocpi_listener_start(iocpi_engine *e, iocp_error_info *err)
     for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
         iocpi_accept *a = &e->accepts[i];
         a->engine = e;
+        iocpi_op_init(&a->op, accept_done);
         a->sock = INVALID_SOCKET;
-        a->op.done = accept_done;
         post_accept(a);
     }
     return IOCP_OK;

@@ -40,6 +40,8 @@ iocp_err iocpi_pool_init(iocpi_engine *e, iocp_error_info *err)
         c->sock = INVALID_SOCKET;
         c->state = CONN_FREE;
         InitializeSRWLock(&c->lock);
+        iocpi_conn_init(c);
+        iocpi_dialer_init(c);
         c->recv_buf = e->slab + (size_t)i * 2 * buf;
         c->slab_chunk.data = c->recv_buf + buf;
         c->slab_chunk.cap = buf;

@@ -77,6 +77,18 @@ typedef void (*iocp_log_fn)(void *user, iocp_log_level level, const char *messag
 /* The default log function: "iocp: warn: message" on stderr. */
 void iocp_log_stderr(void *user, iocp_log_level level, const char *message);
 
+typedef struct iocp_engine iocp_engine;
+
+/* A line (printf format) through the engine's log function, when level passes its
+ * log_level: handlers log where the engine does. */
+void iocp_engine_log(iocp_engine *engine, iocp_log_level level, const char *fmt, ...)
+#if defined(__MINGW_PRINTF_FORMAT)
+    __attribute__((format(__MINGW_PRINTF_FORMAT, 3, 4)))
+#elif defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* ---- configuration --------------------------------------------------------------------- */
 
 typedef struct iocp_config {
@@ -116,7 +128,6 @@ void iocp_config_init(iocp_config *config);
 
 /* ---- connections and handlers ---------------------------------------------------------- */
 
-typedef struct iocp_engine iocp_engine;
 typedef struct iocp_conn iocp_conn;
 typedef uint64_t iocp_conn_id; /* never 0 for a real connection */
 
@@ -209,14 +220,20 @@ iocp_err iocp_send_message(iocp_engine *engine, iocp_conn_id id, const void *dat
 /* Sends one framed message to every open connection. Returns how many accepted it. */
 size_t iocp_broadcast(iocp_engine *engine, const void *data, size_t len);
 
-/* Closes a connection: graceful = send what is queued (for as long as the idle timeout, 30 s
+/* How a connection is closed. */
+typedef enum iocp_close_mode {
+    IOCP_ABORT = 0,   /* reset now: what is queued is dropped */
+    IOCP_GRACEFUL = 1 /* send what is queued first (see iocp_close) */
+} iocp_close_mode;
+
+/* Closes a connection: IOCP_GRACEFUL = send what is queued (for as long as the idle timeout, 30 s
  * without one), then close; if the peer sent anything in the last second, shut down our side
  * first and read and discard until the peer shuts down its own (about 5 s at most: the
  * timeout sweep checks once a second), so that its late bytes cannot make the system reset
  * the connection under our reply. Otherwise reset. Nothing is delivered after it returns,
  * except data a worker was already handing to on_data at that moment (a call from another
  * thread); on_close follows once the connection is gone. */
-iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, int graceful);
+iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, iocp_close_mode how);
 
 /* ---- inside callbacks ------------------------------------------------------------------ */
 
@@ -230,7 +247,10 @@ int iocp_conn_is_outgoing(const iocp_conn *conn);
 const char *iocp_conn_peer(const iocp_conn *conn);
 iocp_err iocp_conn_send(iocp_conn *conn, const void *data, size_t len);
 iocp_err iocp_conn_send_message(iocp_conn *conn, const void *data, size_t len);
-iocp_err iocp_conn_close(iocp_conn *conn, int graceful);
+iocp_err iocp_conn_close(iocp_conn *conn, iocp_close_mode how);
+/* Resets the connection now, as IOCP_ABORT does, and reports `reason` (on_close, the
+ * statistics) instead of IOCP_CLOSE_LOCAL: a handler that ends a misbehaving peer says why. */
+iocp_err iocp_conn_abort(iocp_conn *conn, iocp_close_reason reason);
 /* Bytes queued for sending and not yet completed. */
 size_t iocp_conn_queued(const iocp_conn *conn);
 

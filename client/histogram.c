@@ -9,7 +9,7 @@
  * error bound comes from. The last group has m = 63 and ends at UINT64_MAX, so every uint64_t
  * value has a bucket and no index computation overflows.
  */
-#include "iocp/histogram.h"
+#include "histogram.h"
 
 #include <math.h>
 #include <string.h>
