@@ -15,6 +15,8 @@
 #   BENCH_SCALE_CONNECTIONS (10000), BENCH_CHURN_SLOTS (32)
 #   BENCH_SKIP_BUILD=1     use the binaries as they are (no cmake build of ours)
 #   BENCH_OURS_ARGS        more options for ours (e.g. "--drain-timeout 2")
+#   BENCH_OURS_EXE         measure this iocp-service.exe as ours (another build or commit,
+#                          for an A/B comparison; use with BENCH_SKIP_BUILD=1 and BENCH_OUT)
 #   BENCH_OUT              the JSON results (default bench/results/latest.json)
 #   BENCH_RETRIES (1)      repeats of a run whose server stopped before the bench stopped it
 #   BENCH_BUSY_CPUS (0)    busy loops at nice 19 kept running during the runs: they take only
@@ -55,7 +57,7 @@ RETRIES=${BENCH_RETRIES:-1}
 BUFFER_SIZE=16384
 OURS_MAX_CONNECTIONS=$((SCALE_CONNECTIONS + 1024))
 
-OURS_EXE=$root/build/mingw-wine/service/iocp-service.exe
+OURS_EXE=${BENCH_OURS_EXE:-$root/build/mingw-wine/service/iocp-service.exe}
 ASIO_EXE=$out/asio_echo.exe
 MINIMAL_EXE=$out/minimal_echo.exe
 LOADGEN=$out/loadgen
@@ -167,6 +169,9 @@ build_ours() {
             fi
             log "bench: WARNING: ours: $OURS_NOTE"
         fi
+    fi
+    if [ -n "${BENCH_OURS_EXE:-}" ]; then
+        OURS_NOTE="${OURS_NOTE:+$OURS_NOTE; }ours is $BENCH_OURS_EXE"
     fi
     if [ ! -f "$OURS_EXE" ]; then
         OURS_NOTE=${OURS_NOTE:-"not built"}

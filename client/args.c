@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,28 +192,67 @@ static int find_option(const char *name, size_t name_len)
 }
 
 /* Applies one option with its value (NULL for flags). */
-static int apply(client_args *a, int id, const char *v, char *err, size_t es, uint32_t *seen)
+/* How each option's value is read and where it goes. Numbers are range-checked; the error
+ * says what was expected ("'x' is not <what>"). */
+typedef enum value_kind {
+    V_FLAG,   /* no value: the int field becomes 1 */
+    V_U32,    /* a decimal count in [min, max] */
+    V_U64,    /* the same, 64-bit */
+    V_SIZE,   /* a size with k/M/G suffixes in [min, max], into a uint32_t */
+    V_DOUBLE, /* a decimal number in [min, max] */
+    V_SPECIAL /* apply_special */
+} value_kind;
+
+typedef struct value_rule {
+    value_kind kind;
+    size_t field; /* offsetof(client_args, ...) */
+    double min, max;
+    const char *what;
+} value_rule;
+
+#define FIELD(f) offsetof(client_args, f)
+static const value_rule rules[OPT_COUNT_] = {
+    [OPT_FRAMING] = {V_SPECIAL, 0, 0, 0, NULL},
+    [OPT_TIMEOUT] = {V_U32, FIELD(timeout_ms), 1, UINT32_MAX - 1, "a number of milliseconds > 0"},
+    [OPT_FILE] = {V_SPECIAL, 0, 0, 0, NULL},
+    [OPT_MAX_MESSAGE] = {V_SIZE, FIELD(max_message), 1, 0x7fffffff, "a size from 1 to 2G-1"},
+    [OPT_RECONNECT] = {V_FLAG, FIELD(reconnect), 0, 0, NULL},
+    [OPT_BACKOFF] = {V_U32, FIELD(backoff_ms), 1, 3600000,
+                     "a number of milliseconds from 1 to 3600000"},
+    [OPT_BACKOFF_MAX] = {V_U32, FIELD(backoff_max_ms), 1, 3600000,
+                         "a number of milliseconds from 1 to 3600000"},
+    [OPT_ATTEMPTS] = {V_U32, FIELD(attempts), 0, UINT32_MAX, "a count"},
+    [OPT_LOAD] = {V_SPECIAL, 0, 0, 0, NULL},
+    [OPT_CONNECTIONS] = {V_U32, FIELD(connections), 1, 1000000, "a count from 1 to 1000000"},
+    [OPT_DEPTH] = {V_U32, FIELD(depth), 1, 65536, "a count from 1 to 65536"},
+    [OPT_SIZE] = {V_SIZE, FIELD(size), 0, 1u << 30, "a size from 0 to 1G"},
+    [OPT_DURATION] = {V_DOUBLE, FIELD(duration_s), 0.001, 1e7, "a number of seconds > 0"},
+    [OPT_MESSAGES] = {V_U64, FIELD(messages_limit), 0, 0, "a count"},
+    [OPT_CONNECT_RATE] = {V_DOUBLE, FIELD(connect_rate), 0, 1e9, "a rate >= 0"},
+    [OPT_CHURN] = {V_FLAG, FIELD(churn), 0, 0, NULL},
+    [OPT_THREADS] = {V_U32, FIELD(threads), 0, 256, "a count from 0 to 256"},
+    [OPT_JSON] = {V_FLAG, FIELD(json), 0, 0, NULL},
+    [OPT_QUIET] = {V_FLAG, FIELD(quiet), 0, 0, NULL},
+    [OPT_HELP] = {V_FLAG, FIELD(help), 0, 0, NULL},
+    [OPT_VERSION] = {V_FLAG, FIELD(version), 0, 0, NULL},
+};
+#undef FIELD
+
+/* The options that are not a plain value in a field. */
+static int apply_special(client_args *a, int id, const char *v, char *err, size_t es)
 {
     const char *name = client_options[id].name;
-    uint64_t n = 0;
-    double d = 0;
-    *seen |= 1u << id;
     switch (id) {
-    case OPT_FRAMING:
-        if (strcmp(v, "raw") == 0)
-            a->framing = IOCP_FRAMING_RAW;
-        else if (strcmp(v, "line") == 0)
-            a->framing = IOCP_FRAMING_LINE;
-        else if (strcmp(v, "length") == 0)
-            a->framing = IOCP_FRAMING_LENGTH;
-        else
-            return set_err(err, es, "%s: '%s' is not raw, line or length", name, v);
-        return 0;
-    case OPT_TIMEOUT:
-        if (parse_u64(v, UINT32_MAX - 1, &n) != 0 || n == 0)
-            return set_err(err, es, "%s: '%s' is not a number of milliseconds > 0", name, v);
-        a->timeout_ms = (uint32_t)n;
-        return 0;
+    case OPT_FRAMING: {
+        iocp_framing modes[] = {IOCP_FRAMING_RAW, IOCP_FRAMING_LINE, IOCP_FRAMING_LENGTH};
+        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+            if (strcmp(v, iocp_framing_name(modes[i])) == 0) {
+                a->framing = modes[i];
+                return 0;
+            }
+        }
+        return set_err(err, es, "%s: '%s' is not raw, line or length", name, v);
+    }
     case OPT_FILE: {
         client_payload *grown = realloc(a->messages, (a->message_count + 1) * sizeof *a->messages);
         if (grown == NULL)
@@ -224,85 +264,49 @@ static int apply(client_args *a, int id, const char *v, char *err, size_t es, ui
         a->message_count++;
         return 0;
     }
-    case OPT_MAX_MESSAGE:
-        if (client_parse_size(v, &n) != 0 || n == 0 || n > 0x7fffffffu)
-            return set_err(err, es, "%s: '%s' is not a size from 1 to 2G-1", name, v);
-        a->max_message = (uint32_t)n;
-        return 0;
-    case OPT_RECONNECT:
-        a->reconnect = 1;
-        return 0;
-    case OPT_BACKOFF:
-    case OPT_BACKOFF_MAX:
-        if (parse_u64(v, 3600000, &n) != 0 || n == 0)
-            return set_err(err, es, "%s: '%s' is not a number of milliseconds from 1 to 3600000",
-                           name, v);
-        if (id == OPT_BACKOFF)
-            a->backoff_ms = (uint32_t)n;
-        else
-            a->backoff_max_ms = (uint32_t)n;
-        return 0;
-    case OPT_ATTEMPTS:
-        if (parse_u64(v, UINT32_MAX, &n) != 0)
-            return set_err(err, es, "%s: '%s' is not a count", name, v);
-        a->attempts = (uint32_t)n;
-        return 0;
     case OPT_LOAD:
         a->mode = CLIENT_MODE_LOAD;
-        return 0;
-    case OPT_CONNECTIONS:
-        if (parse_u64(v, 1000000, &n) != 0 || n == 0)
-            return set_err(err, es, "%s: '%s' is not a count from 1 to 1000000", name, v);
-        a->connections = (uint32_t)n;
-        return 0;
-    case OPT_DEPTH:
-        if (parse_u64(v, 65536, &n) != 0 || n == 0)
-            return set_err(err, es, "%s: '%s' is not a count from 1 to 65536", name, v);
-        a->depth = (uint32_t)n;
-        return 0;
-    case OPT_SIZE:
-        if (client_parse_size(v, &n) != 0 || n > (1u << 30))
-            return set_err(err, es, "%s: '%s' is not a size from 0 to 1G", name, v);
-        a->size = (uint32_t)n;
-        return 0;
-    case OPT_DURATION:
-        if (parse_double(v, 0.001, 1e7, &d) != 0)
-            return set_err(err, es, "%s: '%s' is not a number of seconds > 0", name, v);
-        a->duration_s = d;
-        return 0;
-    case OPT_MESSAGES:
-        if (parse_u64(v, UINT64_MAX, &n) != 0)
-            return set_err(err, es, "%s: '%s' is not a count", name, v);
-        a->messages_limit = n;
-        return 0;
-    case OPT_CONNECT_RATE:
-        if (parse_double(v, 0, 1e9, &d) != 0)
-            return set_err(err, es, "%s: '%s' is not a rate >= 0", name, v);
-        a->connect_rate = d;
-        return 0;
-    case OPT_CHURN:
-        a->churn = 1;
-        return 0;
-    case OPT_THREADS:
-        if (parse_u64(v, 256, &n) != 0)
-            return set_err(err, es, "%s: '%s' is not a count from 0 to 256", name, v);
-        a->threads = (uint32_t)n;
-        return 0;
-    case OPT_JSON:
-        a->json = 1;
-        return 0;
-    case OPT_QUIET:
-        a->quiet = 1;
-        return 0;
-    case OPT_HELP:
-        a->help = 1;
-        return 0;
-    case OPT_VERSION:
-        a->version = 1;
         return 0;
     default:
         return set_err(err, es, "internal error: option %d", id);
     }
+}
+
+static int apply(client_args *a, int id, const char *v, char *err, size_t es, uint32_t *seen)
+{
+    const value_rule *r = &rules[id];
+    char *field = (char *)a + r->field;
+    uint64_t n = 0;
+    double d = 0;
+    *seen |= 1u << id;
+    switch (r->kind) {
+    case V_FLAG:
+        *(int *)field = 1;
+        return 0;
+    case V_U32:
+        if (parse_u64(v, (uint64_t)r->max, &n) != 0 || n < (uint64_t)r->min)
+            break;
+        *(uint32_t *)field = (uint32_t)n;
+        return 0;
+    case V_U64:
+        if (parse_u64(v, UINT64_MAX, &n) != 0)
+            break;
+        *(uint64_t *)field = n;
+        return 0;
+    case V_SIZE:
+        if (client_parse_size(v, &n) != 0 || n < (uint64_t)r->min || n > (uint64_t)r->max)
+            break;
+        *(uint32_t *)field = (uint32_t)n;
+        return 0;
+    case V_DOUBLE:
+        if (parse_double(v, r->min, r->max, &d) != 0)
+            break;
+        *(double *)field = d;
+        return 0;
+    case V_SPECIAL:
+        return apply_special(a, id, v, err, es);
+    }
+    return set_err(err, es, "%s: '%s' is not %s", client_options[id].name, v, r->what);
 }
 
 static int add_message(client_args *a, const char *text, char *err, size_t es)

@@ -15,8 +15,8 @@ SUITES = (
     "test_reliability.",
     "test_faults.",
     "test_badinput.",
-    # the service's share: a killed holder's mutex taken over (scenario 11), the status pipe
-    # under bad requests (15), stops under load and with a peer that does not read (10)
+    # the service's share: a killed holder's mutex taken over, the status pipe under bad
+    # requests, stops under load and with a peer that does not read
     "test_service.second_instance",
     "test_service.status_pipe_abuse",
     "test_service.stop_",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long soak (fault suite scenario 14) and the long forms of the other scenarios.
+# The long soak (docs/reliability.md) and the long forms of the other scenarios.
 #
 #   scripts/soak.sh                     # 10,000 connections echoing for 10 minutes + churn
 #   SOAK_SECONDS=60 SOAK_CONNECTIONS=2000 scripts/soak.sh   # a shorter rehearsal

@@ -283,16 +283,115 @@ static int set_text(char *dst, size_t size, const char *flag, const char *v, cha
     return 0;
 }
 
-int svc_options_parse(int argc, char **argv, svc_options *out, char *err, size_t err_size)
+/* What a command-specific option's setter gets: the options being built, and whether
+ * --display-name was given (install makes one up otherwise). */
+typedef struct parse_state {
+    svc_options *out;
+    int display_set;
+} parse_state;
+
+typedef int (*opt_setter)(parse_state *ps, const char *flag, const char *v, char *err,
+                          size_t err_size);
+
+static int set_name(parse_state *ps, const char *flag, const char *v, char *err, size_t err_size)
 {
-    svc_options_init(out);
-    err[0] = '\0';
-    if (argc < 2)
-        return 0; /* SVC_CMD_NONE: usage */
-    const char *word = argv[1];
+    if (!svc_name_valid(v)) {
+        snprintf(err, err_size,
+                 "%s '%.64s' is not valid: use 1 to %d letters, digits, '.', '_' or '-'", flag, v,
+                 SVC_NAME_MAX);
+        return -1;
+    }
+    snprintf(ps->out->name, sizeof ps->out->name, "%s", v);
+    return 0;
+}
+
+static int set_timeout(parse_state *ps, const char *flag, const char *v, char *err, size_t err_size)
+{
+    uint32_t *t = &ps->out->timeout_s;
+    if (parse_u32(v, t) != 0 || *t < 1 || *t > 3600) {
+        snprintf(err, err_size, "%s needs seconds 1..3600, not '%.64s'", flag, v);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_display_name(parse_state *ps, const char *flag, const char *v, char *err,
+                            size_t err_size)
+{
+    ps->display_set = 1;
+    return set_text(ps->out->display_name, sizeof ps->out->display_name, flag, v, err, err_size);
+}
+
+static int set_description(parse_state *ps, const char *flag, const char *v, char *err,
+                           size_t err_size)
+{
+    return set_text(ps->out->description, sizeof ps->out->description, flag, v, err, err_size);
+}
+
+static int set_account(parse_state *ps, const char *flag, const char *v, char *err, size_t err_size)
+{
+    return set_text(ps->out->account, sizeof ps->out->account, flag, v, err, err_size);
+}
+
+static int set_password(parse_state *ps, const char *flag, const char *v, char *err,
+                        size_t err_size)
+{
+    return set_text(ps->out->password, sizeof ps->out->password, flag, v, err, err_size);
+}
+
+static int set_start(parse_state *ps, const char *flag, const char *v, char *err, size_t err_size)
+{
+    static const struct {
+        const char *word;
+        svc_start_type type;
+    } types[] = {{"demand", SVC_START_DEMAND},
+                 {"manual", SVC_START_DEMAND},
+                 {"auto", SVC_START_AUTO},
+                 {"delayed", SVC_START_DELAYED}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (strcmp(v, types[i].word) == 0) {
+            ps->out->start_type = types[i].type;
+            return 0;
+        }
+    }
+    snprintf(err, err_size, "%s must be demand, auto or delayed, not '%.64s'", flag, v);
+    return -1;
+}
+
+static int set_restart_delay(parse_state *ps, const char *flag, const char *v, char *err,
+                             size_t err_size)
+{
+    uint32_t *d = &ps->out->restart_delay_s;
+    if (parse_u32(v, d) != 0 || *d > 86400) {
+        snprintf(err, err_size, "%s needs seconds 0..86400, not '%.64s'", flag, v);
+        return -1;
+    }
+    return 0;
+}
+
+/* The options that are not server options: which commands take each, and its setter. */
+static const struct {
+    const char *flag;
+    uint32_t commands;
+    opt_setter set;
+} command_opts[] = {
+    {"--name", NAME_CMDS, set_name},
+    {"--timeout", WAIT_CMDS, set_timeout},
+    {"--display-name", FOR(SVC_CMD_INSTALL), set_display_name},
+    {"--description", FOR(SVC_CMD_INSTALL), set_description},
+    {"--account", FOR(SVC_CMD_INSTALL), set_account},
+    {"--password", FOR(SVC_CMD_INSTALL), set_password},
+    {"--start", FOR(SVC_CMD_INSTALL), set_start},
+    {"--restart-delay", FOR(SVC_CMD_INSTALL), set_restart_delay},
+};
+
+/* The command word (argv[1]): 0, 1 when it was a help flag (nothing more to parse), or -1
+ * with err set. */
+static int parse_command(const char *word, svc_options *out, char *err, size_t err_size)
+{
     if (strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0 || strcmp(word, "/?") == 0) {
         out->command = SVC_CMD_HELP;
-        return 0;
+        return 1;
     }
     for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
         if (strcmp(word, commands[c].word) == 0)
@@ -301,114 +400,68 @@ int svc_options_parse(int argc, char **argv, svc_options *out, char *err, size_t
         snprintf(err, err_size, "unknown command '%.64s'", word);
         return -1;
     }
-    uint32_t me = FOR(out->command);
-    int display_set = 0;
+    return 0;
+}
 
+/* One option at argv[*i] (its value may take the next one); 0, or -1 with err set. */
+static int parse_option(int argc, char **argv, int *i, parse_state *ps, char *err, size_t err_size)
+{
+    const char *arg = argv[*i];
+    uint32_t me = FOR(ps->out->command);
+    size_t fl = 0;
+    const char *v;
+    if (strncmp(arg, "--", 2) != 0) {
+        snprintf(err, err_size, "unexpected argument '%.64s'", arg);
+        return -1;
+    }
+    for (size_t k = 0; k < svc_server_opt_count; k++) {
+        const svc_server_opt *def = &svc_server_opts[k];
+        if (!is_flag(arg, def->flag, &fl))
+            continue;
+        if (!(me & SERVER_CMDS))
+            goto not_here;
+        if ((v = take_value(argc, argv, i, def->flag, fl, err, err_size)) == NULL)
+            return -1;
+        return svc_server_opt_set(&ps->out->server, def, v, err, err_size) != 0 ? -1 : 0;
+    }
+    for (size_t k = 0; k < sizeof command_opts / sizeof command_opts[0]; k++) {
+        const char *flag = command_opts[k].flag;
+        if (!is_flag(arg, flag, &fl))
+            continue;
+        if (!(me & command_opts[k].commands))
+            goto not_here;
+        if ((v = take_value(argc, argv, i, flag, fl, err, err_size)) == NULL)
+            return -1;
+        return command_opts[k].set(ps, flag, v, err, err_size) != 0 ? -1 : 0;
+    }
+    snprintf(err, err_size, "unknown option '%.64s'", arg);
+    return -1;
+not_here:
+    snprintf(err, err_size, "'%s' does not take %.*s", command_word(ps->out->command), (int)fl,
+             arg);
+    return -1;
+}
+
+int svc_options_parse(int argc, char **argv, svc_options *out, char *err, size_t err_size)
+{
+    svc_options_init(out);
+    err[0] = '\0';
+    if (argc < 2)
+        return 0; /* SVC_CMD_NONE: usage */
+    int rc = parse_command(argv[1], out, err, err_size);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    parse_state ps = {out, 0};
     for (int i = 2; i < argc; i++) {
-        const char *arg = argv[i];
-        size_t fl;
-        const char *v;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             out->command = SVC_CMD_HELP;
             return 0;
         }
-        if (strncmp(arg, "--", 2) != 0) {
-            snprintf(err, err_size, "unexpected argument '%.64s'", arg);
+        if (parse_option(argc, argv, &i, &ps, err, err_size) != 0)
             return -1;
-        }
-        int matched = 0;
-        for (size_t k = 0; k < svc_server_opt_count && !matched; k++) {
-            const svc_server_opt *def = &svc_server_opts[k];
-            if (!is_flag(arg, def->flag, &fl))
-                continue;
-            matched = 1;
-            if (!(me & SERVER_CMDS))
-                goto not_here;
-            if ((v = take_value(argc, argv, &i, def->flag, fl, err, err_size)) == NULL)
-                return -1;
-            if (svc_server_opt_set(&out->server, def, v, err, err_size) != 0)
-                return -1;
-        }
-        if (matched)
-            continue;
-
-        if (is_flag(arg, "--name", &fl)) {
-            if (!(me & NAME_CMDS))
-                goto not_here;
-            if ((v = take_value(argc, argv, &i, "--name", fl, err, err_size)) == NULL)
-                return -1;
-            if (!svc_name_valid(v)) {
-                snprintf(err, err_size,
-                         "--name '%.64s' is not valid: use 1 to %d letters, digits, '.', '_' "
-                         "or '-'",
-                         v, SVC_NAME_MAX);
-                return -1;
-            }
-            snprintf(out->name, sizeof out->name, "%s", v);
-        } else if (is_flag(arg, "--timeout", &fl)) {
-            if (!(me & WAIT_CMDS))
-                goto not_here;
-            if ((v = take_value(argc, argv, &i, "--timeout", fl, err, err_size)) == NULL)
-                return -1;
-            if (parse_u32(v, &out->timeout_s) != 0 || out->timeout_s < 1 || out->timeout_s > 3600) {
-                snprintf(err, err_size, "--timeout needs seconds 1..3600, not '%.64s'", v);
-                return -1;
-            }
-        } else if (is_flag(arg, "--display-name", &fl) || is_flag(arg, "--description", &fl) ||
-                   is_flag(arg, "--account", &fl) || is_flag(arg, "--password", &fl) ||
-                   is_flag(arg, "--start", &fl) || is_flag(arg, "--restart-delay", &fl)) {
-            char flag[32];
-            snprintf(flag, sizeof flag, "%.*s", (int)fl, arg);
-            if (me != FOR(SVC_CMD_INSTALL))
-                goto not_here;
-            if ((v = take_value(argc, argv, &i, flag, fl, err, err_size)) == NULL)
-                return -1;
-            int rc = 0;
-            if (strcmp(flag, "--display-name") == 0) {
-                rc = set_text(out->display_name, sizeof out->display_name, flag, v, err, err_size);
-                display_set = 1;
-            } else if (strcmp(flag, "--description") == 0) {
-                rc = set_text(out->description, sizeof out->description, flag, v, err, err_size);
-            } else if (strcmp(flag, "--account") == 0) {
-                rc = set_text(out->account, sizeof out->account, flag, v, err, err_size);
-            } else if (strcmp(flag, "--password") == 0) {
-                rc = set_text(out->password, sizeof out->password, flag, v, err, err_size);
-            } else if (strcmp(flag, "--start") == 0) {
-                if (strcmp(v, "demand") == 0 || strcmp(v, "manual") == 0) {
-                    out->start_type = SVC_START_DEMAND;
-                } else if (strcmp(v, "auto") == 0) {
-                    out->start_type = SVC_START_AUTO;
-                } else if (strcmp(v, "delayed") == 0) {
-                    out->start_type = SVC_START_DELAYED;
-                } else {
-                    snprintf(err, err_size,
-                             "--start must be demand, auto or delayed, not "
-                             "'%.64s'",
-                             v);
-                    rc = -1;
-                }
-            } else {
-                if (parse_u32(v, &out->restart_delay_s) != 0 || out->restart_delay_s > 86400) {
-                    snprintf(err, err_size, "--restart-delay needs seconds 0..86400, not '%.64s'",
-                             v);
-                    rc = -1;
-                }
-            }
-            if (rc != 0)
-                return -1;
-        } else {
-            snprintf(err, err_size, "unknown option '%.64s'", arg);
-            return -1;
-        }
-        continue;
-    not_here:
-        snprintf(err, err_size, "'%s' does not take %.*s", command_word(out->command), (int)fl,
-                 arg);
-        return -1;
     }
-
     if (out->command == SVC_CMD_INSTALL) {
-        if (!display_set)
+        if (!ps.display_set)
             snprintf(out->display_name, sizeof out->display_name, "IOCP echo server (%s)",
                      out->name);
         if (out->description[0] == '\0')

@@ -5,6 +5,7 @@
 #ifndef TESTS_NET_UTIL_H
 #define TESTS_NET_UTIL_H
 
+#include <stddef.h>
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <windows.h>
@@ -41,7 +42,10 @@ void tn_echo_message(SOCKET s, iocp_framing mode, const char *text);
 
 /* Starts an engine on 127.0.0.1/[::] port 0 with the given config (NULL = defaults). */
 iocp_engine *tn_start(iocp_config *cfg, const iocp_handlers *handlers, void *user);
-/* Waits until stats field at byte offset `offset` (use offsetof(iocp_stats, x)) == value. */
+/* The byte offset of an iocp_stats field, for tn_wait_stat: ST(contexts_in_use). */
+#define ST(field) offsetof(iocp_stats, field)
+
+/* Waits until stats field at byte offset `offset` (ST(field)) == value. */
 int tn_wait_stat(iocp_engine *e, size_t offset, uint64_t value, uint32_t timeout_ms);
 /* Stops (drain 5 s), checks every context, operation, queued byte and heap chunk came back,
  * then destroys. */

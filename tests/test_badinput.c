@@ -6,7 +6,7 @@
  */
 #include "harness.h"
 #include "net_util.h"
-#include "test_client_util.h"
+#include "client_runner.h"
 
 #include <stdlib.h>
 #include <string.h>

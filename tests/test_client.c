@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "net_util.h"
-#include "test_client_util.h"
+#include "client_runner.h"
 
 #include "iocp/iocp.h"
 

@@ -10,7 +10,7 @@
 #include "exit_codes.h"
 #include "payload.h"
 #include "report.h"
-#include "test_client_util.h"
+#include "client_runner.h"
 
 /* Splits a command line at spaces (no quoting) and parses it. */
 static int parse(const char *line, client_args *a, char *err, size_t es)

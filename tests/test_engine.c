@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ST(field) offsetof(iocp_stats, field)
-
 static void echo_small(void)
 {
     iocp_engine *e = tn_start(NULL, NULL, NULL);
@@ -470,6 +468,58 @@ static void idle_timeout_closes_only_idle(void)
     tn_stop_clean(e);
 }
 
+/* ---- the log function may call the engine ----------------------------------------------- */
+
+typedef struct reentry {
+    iocp_engine *volatile engine; /* NULL until iocp_engine_start returned */
+    push_state opened;
+    volatile LONG calls;
+} reentry;
+
+/* On the idle timeout's log line, close that very connection and read the statistics: the
+ * engine logged it from the sweep, which holds the connection's lock while it decides. */
+static void reentrant_log(void *user, iocp_log_level level, const char *message)
+{
+    reentry *r = user;
+    (void)level;
+    if (strstr(message, " idle for ") == NULL || r->engine == NULL)
+        return;
+    iocp_stats st;
+    iocp_engine_stats(r->engine, &st);
+    iocp_close(r->engine, (iocp_conn_id)r->opened.ids[0], IOCP_ABORT);
+    InterlockedIncrement(&r->calls);
+}
+
+static void reentry_open(iocp_conn *c)
+{
+    reentry *r = iocp_engine_user(iocp_conn_engine(c));
+    LONG i = InterlockedIncrement(&r->opened.count) - 1;
+    if (i < 8)
+        r->opened.ids[i] = (LONG64)iocp_conn_get_id(c);
+}
+
+static void log_callback_may_call_the_engine(void)
+{
+    static reentry r;
+    iocp_handlers h = {reentry_open, push_data, NULL, NULL};
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.idle_timeout_ms = 300;
+    cfg.log_level = IOCP_LOG_DEBUG;
+    cfg.log = reentrant_log;
+    cfg.log_user = &r;
+    iocp_engine *e = tn_start(&cfg, &h, &r);
+    r.engine = e;
+    SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(s != INVALID_SOCKET);
+    CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_IDLE_TIMEOUT]), 1, 5000));
+    CHECK(tn_wait_closed(s, 5000));
+    CHECK_EQ_U(r.calls, 1);
+    closesocket(s);
+    tn_stop_clean(e);
+    r.engine = NULL;
+}
+
 /* ---- graceful close ------------------------------------------------------------------- */
 
 #define REPLY_BYTES (16u << 20)
@@ -723,6 +773,7 @@ static const test_case cases[] = {
     {"never_reading_peer_cap_holds", never_reading_peer_cap_holds},
     {"send_timeout_resets_only_stopped_readers", send_timeout_resets_only_stopped_readers},
     {"idle_timeout_closes_only_idle", idle_timeout_closes_only_idle},
+    {"log_callback_may_call_the_engine", log_callback_may_call_the_engine},
     {"graceful_close_with_peer_still_sending", graceful_close_with_peer_still_sending},
     {"graceful_close_after_slow_drain", graceful_close_after_slow_drain},
     {"stop_does_not_wait_for_quiet_peers", stop_does_not_wait_for_quiet_peers},

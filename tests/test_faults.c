@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ST(field) offsetof(iocp_stats, field)
-
 static void short_io_echo_exact(void)
 {
     SetEnvironmentVariableA("IOCP_FAULT_SHORT", "1");

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ST(field)   offsetof(iocp_stats, field)
 #define MAX_MESSAGE (64u * 1024u)
 #define MESSAGES    3000
 

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ST(field) offsetof(iocp_stats, field)
-
 /* Scale: the soak sets IOCP_RELIABILITY_SCALE=10 for ten times the work. */
 static int scale(void)
 {

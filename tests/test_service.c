@@ -17,6 +17,7 @@
 #include <ws2tcpip.h>
 #include <shlobj.h>
 
+#include "net_util.h"
 #include "svc.h"
 
 #ifndef IOCP_SERVICE_EXE
@@ -329,41 +330,18 @@ static unsigned long long number_after(const char *text, const char *label)
     return strtoull(p + strlen(label), NULL, 10);
 }
 
-/* ---- a plain Winsock echo client ---------------------------------------------------------- */
+/* ---- a plain Winsock echo client (net_util.h) --------------------------------------------- */
 
 static SOCKET connect_local(uint16_t port)
 {
-    SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    SOCKET s = tn_connect("127.0.0.1", port, 20000);
     CHECK(s != INVALID_SOCKET);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(connect(s, (struct sockaddr *)&a, sizeof a) == 0);
-    DWORD ms = 20000;
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&ms, sizeof ms);
     return s;
 }
 
 static void send_all(SOCKET s, const char *data, size_t len)
 {
-    while (len > 0) {
-        int n = send(s, data, (int)len, 0);
-        CHECK(n > 0);
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
-static void recv_exactly(SOCKET s, char *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        int n = recv(s, buf + got, (int)(len - got), 0);
-        CHECK_MSG(n > 0, "recv returned %d after %zu of %zu bytes", n, got, len);
-        got += (size_t)n;
-    }
+    CHECK(tn_send_all(s, data, len) == 0);
 }
 
 static void echo_once(SOCKET s, const char *msg)
@@ -371,7 +349,7 @@ static void echo_once(SOCKET s, const char *msg)
     char back[256];
     size_t len = strlen(msg);
     send_all(s, msg, len);
-    recv_exactly(s, back, len);
+    CHECK_EQ_U(tn_recv_exact(s, back, len), len);
     CHECK(memcmp(back, msg, len) == 0);
 }
 

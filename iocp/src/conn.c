@@ -119,7 +119,7 @@ static int close_locked(iocp_conn *c, iocp_close_reason reason, DWORD sys, iocp_
         c->close_sys = sys;
         c->close_graceful = how == IOCP_GRACEFUL;
         c->closing_since_ms = (LONG64)iocpi_now_ms();
-        InterlockedDecrement64(&c->engine->c.active);
+        InterlockedDecrement64(&c->engine->counters.active);
     } else if (c->state == CONN_CLOSING && how == IOCP_ABORT && c->close_graceful) {
         c->close_graceful = 0; /* escalate: stop waiting for the queue to drain */
     } else {
@@ -154,10 +154,10 @@ static iocp_close_reason reason_for_error(DWORD error)
  * emptied chunks. */
 static void consume_locked(iocp_conn *c, size_t n, int sent)
 {
-    iocpi_engine *e = c->engine;
-    InterlockedAdd64(&e->c.bytes_queued, -(LONG64)n);
+    iocp_engine *e = c->engine;
+    InterlockedAdd64(&e->counters.bytes_queued, -(LONG64)n);
     if (sent)
-        InterlockedAdd64(&e->c.bytes_out, (LONG64)n);
+        InterlockedAdd64(&e->counters.bytes_out, (LONG64)n);
     c->queued -= n;
     if (c->queued == 0)
         c->send_stalled_ms = 0;
@@ -180,7 +180,7 @@ static void consume_locked(iocp_conn *c, size_t n, int sent)
         else if (h->kind == CHUNK_SLAB)
             c->slab_busy = 0;
         else
-            iocpi_chunk_give(e, h);
+            iocpi_chunk_return(e, h);
     }
 }
 
@@ -194,7 +194,7 @@ static void drop_queue_locked(iocp_conn *c)
  * the lock held, state OPEN or CLOSING, no send pending. */
 static void send_pump_locked(iocp_conn *c)
 {
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     for (;;) {
         DWORD nbufs = 0;
         for (iocpi_chunk *ch = c->send_head; ch != NULL && nbufs < IOCPI_SEND_BUFS; ch = ch->next) {
@@ -209,7 +209,7 @@ static void send_pump_locked(iocp_conn *c)
         c->send_pending = 1;
         iocpi_conn_ref(c);
         memset(&c->send_op.ov, 0, sizeof c->send_op.ov);
-        InterlockedIncrement64(&e->c.ops_in_flight);
+        InterlockedIncrement64(&e->counters.ops_in_flight);
         DWORD sent = 0;
         int rc = IOCPI_WSASEND(e, c->sock, c->send_bufs, nbufs, &sent, 0, &c->send_op.ov);
         DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
@@ -217,7 +217,7 @@ static void send_pump_locked(iocp_conn *c)
             return; /* the completion packet finishes it */
         /* Finished at once, and no packet will come. The open reference is held (we are
          * OPEN or CLOSING under the lock), so this cannot be the last one. */
-        InterlockedDecrement64(&e->c.ops_in_flight);
+        InterlockedDecrement64(&e->counters.ops_in_flight);
         InterlockedDecrement(&c->refs);
         c->send_pending = 0;
         if (error != 0) {
@@ -235,7 +235,7 @@ static void send_pump_locked(iocp_conn *c)
 static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const size_t *lens,
                                   int nparts)
 {
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     if (c->state != CONN_OPEN)
         return IOCP_E_NOT_CONNECTED;
     size_t total = 0;
@@ -285,8 +285,8 @@ static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const 
             left -= take;
         }
     }
-    InterlockedAdd64(&e->c.bytes_queued, (LONG64)total);
-    InterlockedIncrement64(&e->c.messages_out);
+    InterlockedAdd64(&e->counters.bytes_queued, (LONG64)total);
+    InterlockedIncrement64(&e->counters.messages_out);
     if (!c->send_pending)
         send_pump_locked(c);
     return IOCP_OK;
@@ -294,7 +294,7 @@ static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const 
 
 static iocp_err send_message_locked(iocp_conn *c, const void *data, size_t len)
 {
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     iocp_framing mode = e->config.framing;
     if (iocp_frame_check(mode, data, len, mode == IOCP_FRAMING_RAW ? 0 : e->config.max_message))
         return IOCP_E_INVALID_ARG;
@@ -315,7 +315,7 @@ static iocp_err send_message_locked(iocp_conn *c, const void *data, size_t len)
 static void send_done(iocpi_op *op, DWORD bytes, DWORD error)
 {
     iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, send_op);
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     int drop = 0;
     AcquireSRWLockExclusive(&c->lock);
     IOCPI_ASSERT(c->state == CONN_OPEN || c->state == CONN_CLOSING || c->state == CONN_CLOSED);
@@ -353,7 +353,7 @@ typedef struct deliver_ctx {
 static int deliver_message(void *user, const uint8_t *msg, size_t len)
 {
     iocp_conn *c = ((deliver_ctx *)user)->conn;
-    InterlockedIncrement64(&c->engine->c.messages_in);
+    InterlockedIncrement64(&c->engine->counters.messages_in);
     c->engine->handlers.on_data(c, msg, len);
     /* A handler that closed the connection wants no more of its messages. */
     return c->state != CONN_OPEN;
@@ -407,7 +407,7 @@ static int recv_while_closing(iocp_conn *c, DWORD bytes, DWORD error)
 /* Handles one finished receive. Returns 1 to post the next one. */
 static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
 {
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     if (c->state != CONN_OPEN)
         return recv_while_closing(c, bytes, error);
     if (error != 0) {
@@ -427,16 +427,16 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
     }
     uint64_t now = iocpi_now_ms();
     c->last_activity_ms = c->last_recv_ms = (LONG64)now;
-    InterlockedAdd64(&e->c.bytes_in, bytes);
+    InterlockedAdd64(&e->counters.bytes_in, bytes);
     if (e->config.framing == IOCP_FRAMING_RAW) {
-        InterlockedIncrement64(&e->c.messages_in);
+        InterlockedIncrement64(&e->counters.messages_in);
         e->handlers.on_data(c, c->recv_buf, bytes);
     } else {
         deliver_ctx ctx = {c};
         iocp_frame_status st =
             iocp_decoder_feed(&c->decoder, c->recv_buf, bytes, deliver_message, &ctx);
         if (st != IOCP_FRAME_OK && st != IOCP_FRAME_STOPPED) {
-            InterlockedIncrement64(&e->c.protocol_errors);
+            InterlockedIncrement64(&e->counters.protocol_errors);
             iocpi_log(e, IOCP_LOG_WARN, "protocol error from %s: %s; closing it", c->peer,
                       c->decoder.error);
             iocpi_conn_close(c, IOCP_CLOSE_PROTOCOL, 0, IOCP_GRACEFUL);
@@ -456,7 +456,7 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
  * caller still holds the reference and must handle them. Workers only. */
 static int start_recv(iocp_conn *c, DWORD *got)
 {
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     AcquireSRWLockExclusive(&c->lock);
     if (!keeps_reading(c)) {
         ReleaseSRWLockExclusive(&c->lock);
@@ -475,13 +475,13 @@ static int start_recv(iocp_conn *c, DWORD *got)
     DWORD flags = 0;
     *got = 0;
     memset(&c->recv_op.ov, 0, sizeof c->recv_op.ov);
-    InterlockedIncrement64(&e->c.ops_in_flight);
+    InterlockedIncrement64(&e->counters.ops_in_flight);
     int rc = IOCPI_WSARECV(e, c->sock, &buf, 1, got, &flags, &c->recv_op.ov);
     DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
     ReleaseSRWLockExclusive(&c->lock);
     if (error == WSA_IO_PENDING || (rc == 0 && !e->skip_on_success))
         return 0;
-    InterlockedDecrement64(&e->c.ops_in_flight);
+    InterlockedDecrement64(&e->counters.ops_in_flight);
     if (error != 0) {
         recv_handle(c, 0, error); /* closes it */
         unref_on_worker(c);
@@ -529,7 +529,7 @@ static void resume_done(iocpi_op *op, DWORD bytes, DWORD error)
  * already associated with the port. */
 void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
 {
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     IOCPI_ASSERT(c->state == CONN_FREE || c->state == CONN_DIALING);
     IOCPI_ASSERT(c->queued == 0 && c->send_head == NULL && !c->send_pending);
     c->sock = sock;
@@ -552,8 +552,8 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
                                                              FILE_SKIP_SET_EVENT_ON_HANDLE);
     BOOL nodelay = TRUE;
     setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, (const char *)&nodelay, sizeof nodelay);
-    InterlockedIncrement64(outgoing ? &e->c.connected : &e->c.accepted);
-    InterlockedIncrement64(&e->c.active);
+    InterlockedIncrement64(outgoing ? &e->counters.connected : &e->counters.accepted);
+    InterlockedIncrement64(&e->counters.active);
     c->state = CONN_OPEN;
     if (e->stopping) {
         iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, IOCP_ABORT);
@@ -567,13 +567,34 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
         recv_done(&c->recv_op, got, 0);
 }
 
-/* Once, when the engine makes the context: every op bound to its done for good. */
-void iocpi_conn_init(iocp_conn *c)
+/* Once, when the engine makes the context: its buffers, and every op bound to its done for
+ * good. */
+void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index, uint8_t *buffers)
 {
+    size_t buf = e->config.buffer_size;
+    c->engine = e;
+    c->index = index;
+    c->generation = 1;
+    c->sock = INVALID_SOCKET;
+    c->state = CONN_FREE;
+    InitializeSRWLock(&c->lock);
     iocpi_op_init(&c->recv_op, recv_done);
     iocpi_op_init(&c->send_op, send_done);
     iocpi_op_init(&c->resume_op, resume_done);
     iocpi_op_init(&c->final_op, final_done);
+    c->recv_buf = buffers;
+    c->slab_chunk.data = buffers + buf;
+    c->slab_chunk.cap = buf;
+    c->slab_chunk.kind = CHUNK_SLAB;
+    c->small_chunk.data = c->small_data;
+    c->small_chunk.cap = IOCPI_SMALL_CHUNK;
+    c->small_chunk.kind = CHUNK_SMALL;
+    iocp_decoder_init(&c->decoder, e->config.framing, e->config.max_message);
+}
+
+void iocpi_conn_fini(iocp_conn *c)
+{
+    iocp_decoder_fini(&c->decoder);
 }
 
 /* Entered from our own packet once the last reference is gone: CLOSED. */
@@ -582,11 +603,11 @@ static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
     (void)bytes;
     (void)error;
     iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, final_op);
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     /* The release (libuv's endgame): the last reference is gone, so no operation is left. */
     IOCPI_ASSERT(c->refs == 0 && c->state == CONN_CLOSED && c->sock == INVALID_SOCKET);
     IOCPI_ASSERT(!c->send_pending);
-    InterlockedIncrement64(&e->c.closed[c->close_reason]);
+    InterlockedIncrement64(&e->counters.closed[c->close_reason]);
     if (e->handlers.on_close != NULL)
         e->handlers.on_close(c, c->close_reason, c->close_sys);
     AcquireSRWLockExclusive(&c->lock);
@@ -606,7 +627,7 @@ static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
 
 /* ---- lookups and the sweep ------------------------------------------------------------- */
 
-iocp_conn *iocpi_conn_lookup(iocpi_engine *e, iocp_conn_id id)
+iocp_conn *iocpi_conn_lookup(iocp_engine *e, iocp_conn_id id)
 {
     uint32_t index = (uint32_t)id;
     if (e == NULL || index >= e->config.max_connections)
@@ -620,10 +641,11 @@ iocp_conn *iocpi_conn_lookup(iocpi_engine *e, iocp_conn_id id)
     return c;
 }
 
-/* From the sweep timer's thread: any state. */
+/* From the sweep timer's thread: OPEN or CLOSING (or anything it became since the sweep
+ * looked: the lock is taken here). */
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
 {
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     const iocp_config *cfg = &e->config;
     int drop = 0;
     AcquireSRWLockExclusive(&c->lock);
@@ -636,18 +658,18 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
              * pending WSASend then never completes, and with reading paused by backpressure
              * nothing else would ever end this connection. Abortive: a graceful close would
              * wait for the same queue. */
-            iocpi_log(e, IOCP_LOG_INFO, "%s took none of %llu queued bytes for %llu ms: resetting",
-                      c->peer, (unsigned long long)c->queued,
-                      (unsigned long long)elapsed(now, stalled));
+            iocpi_log_later(
+                e, IOCP_LOG_INFO, "%s took none of %llu queued bytes for %llu ms: resetting",
+                c->peer, (unsigned long long)c->queued, (unsigned long long)elapsed(now, stalled));
             drop = close_locked(c, IOCP_CLOSE_SEND_TIMEOUT, 0, IOCP_ABORT);
         } else if (cfg->idle_timeout_ms && idle >= cfg->idle_timeout_ms) {
-            iocpi_log(e, IOCP_LOG_DEBUG, "%s idle for %llu ms: closing", c->peer,
-                      (unsigned long long)idle);
+            iocpi_log_later(e, IOCP_LOG_DEBUG, "%s idle for %llu ms: closing", c->peer,
+                            (unsigned long long)idle);
             drop = close_locked(c, IOCP_CLOSE_IDLE_TIMEOUT, 0, IOCP_GRACEFUL);
         } else if (cfg->message_timeout_ms && started != 0 &&
                    elapsed(now, started) >= cfg->message_timeout_ms) {
-            iocpi_log(e, IOCP_LOG_INFO, "%s sent part of a message %llu ms ago: closing", c->peer,
-                      (unsigned long long)elapsed(now, started));
+            iocpi_log_later(e, IOCP_LOG_INFO, "%s sent part of a message %llu ms ago: closing",
+                            c->peer, (unsigned long long)elapsed(now, started));
             /* Abortive: a peer dribbling a message this slowly is broken or hostile, and a
              * graceful close would go on reading from it (finish_graceful_locked). */
             drop = close_locked(c, IOCP_CLOSE_MESSAGE_TIMEOUT, 0, IOCP_ABORT);
@@ -658,15 +680,9 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
             linger = LINGER_READ_MS;
         if (elapsed(now, c->closing_since_ms) >= linger)
             drop = close_locked(c, c->close_reason, c->close_sys, IOCP_ABORT);
-    } else if (c->state == CONN_DIALING) {
-        if (c->dial_deadline_ms && now >= (uint64_t)c->dial_deadline_ms) {
-            c->dial_timed_out = 1;
-            c->dial_deadline_ms = 0;
-            if (c->sock != INVALID_SOCKET)
-                CancelIoEx((HANDLE)c->sock, &c->connect_op.ov);
-        }
     }
     ReleaseSRWLockExclusive(&c->lock);
+    iocpi_log_flush();
     if (drop)
         iocpi_conn_unref(c);
 }
@@ -680,7 +696,7 @@ iocp_conn_id iocp_conn_get_id(const iocp_conn *conn)
 
 iocp_engine *iocp_conn_engine(const iocp_conn *conn)
 {
-    return IOCPI_PUBLIC(conn->engine);
+    return conn->engine;
 }
 
 void *iocp_conn_user(const iocp_conn *conn)
@@ -752,7 +768,7 @@ iocp_err iocp_send(iocp_engine *engine, iocp_conn_id id, const void *data, size_
 {
     if (data == NULL && len > 0)
         return IOCP_E_INVALID_ARG;
-    iocp_conn *c = iocpi_conn_lookup(IOCPI_ENGINE(engine), id);
+    iocp_conn *c = iocpi_conn_lookup(engine, id);
     if (c == NULL)
         return IOCP_E_NOT_CONNECTED;
     const void *parts[1] = {data};
@@ -766,7 +782,7 @@ iocp_err iocp_send_message(iocp_engine *engine, iocp_conn_id id, const void *dat
 {
     if (data == NULL && len > 0)
         return IOCP_E_INVALID_ARG;
-    iocp_conn *c = iocpi_conn_lookup(IOCPI_ENGINE(engine), id);
+    iocp_conn *c = iocpi_conn_lookup(engine, id);
     if (c == NULL)
         return IOCP_E_NOT_CONNECTED;
     iocp_err rc = send_message_locked(c, data, len);
@@ -776,7 +792,7 @@ iocp_err iocp_send_message(iocp_engine *engine, iocp_conn_id id, const void *dat
 
 size_t iocp_broadcast(iocp_engine *engine, const void *data, size_t len)
 {
-    iocpi_engine *e = IOCPI_ENGINE(engine);
+    iocp_engine *e = engine;
     size_t sent = 0;
     if (e == NULL || (data == NULL && len > 0))
         return 0;
@@ -796,7 +812,7 @@ iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, iocp_close_mode how)
 {
     if (how != IOCP_ABORT && how != IOCP_GRACEFUL)
         return IOCP_E_INVALID_ARG;
-    iocp_conn *c = iocpi_conn_lookup(IOCPI_ENGINE(engine), id);
+    iocp_conn *c = iocpi_conn_lookup(engine, id);
     if (c == NULL)
         return IOCP_E_NOT_CONNECTED;
     int drop = close_locked(c, IOCP_CLOSE_LOCAL, 0, how);

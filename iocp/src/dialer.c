@@ -31,19 +31,19 @@ static void failed_done(iocpi_op *op, DWORD bytes, DWORD error)
     (void)bytes;
     (void)error;
     iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, dial_failed_op);
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     IOCPI_ASSERT(c->state == CONN_DIALING && c->sock == INVALID_SOCKET);
     DWORD sys = c->dial_last_error;
     iocp_err err = e->stopping ? IOCP_E_STOPPED : iocp_err_from_sys(sys);
     if (c->dial_addrs != NULL)
         FreeAddrInfoW(c->dial_addrs);
     c->dial_addrs = c->dial_next = NULL;
-    InterlockedIncrement64(&e->c.connect_failures);
+    InterlockedIncrement64(&e->counters.connect_failures);
     char why[96];
     iocpi_log(e, IOCP_LOG_DEBUG, "cannot connect to %s:%u: %s", c->dial_host,
               (unsigned)c->dial_port, iocp_format_error(err, sys, why, sizeof why));
     if (e->handlers.on_connect_failed != NULL)
-        e->handlers.on_connect_failed(IOCPI_PUBLIC(e), c->dial_user, err, sys);
+        e->handlers.on_connect_failed(e, c->dial_user, err, sys);
     AcquireSRWLockExclusive(&c->lock);
     c->dial_user = NULL;
     InterlockedIncrement(&c->generation);
@@ -58,7 +58,7 @@ static void failed_done(iocpi_op *op, DWORD bytes, DWORD error)
  * Any thread. */
 static void try_next(iocp_conn *c)
 {
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     DWORD last = c->dial_last_error;
     while (c->dial_next != NULL && !e->stopping) {
         ADDRINFOW *ai = c->dial_next;
@@ -91,7 +91,7 @@ static void try_next(iocp_conn *c)
         c->dial_timed_out = 0;
         c->dial_deadline_ms = (LONG64)(iocpi_now_ms() + c->dial_timeout_ms);
         memset(&c->connect_op.ov, 0, sizeof c->connect_op.ov);
-        InterlockedIncrement64(&e->c.ops_in_flight);
+        InterlockedIncrement64(&e->counters.ops_in_flight);
         /* The socket is not in skip mode yet: a packet comes even on immediate success. */
         BOOL ok =
             e->connect_ex(s, ai->ai_addr, (int)ai->ai_addrlen, NULL, 0, NULL, &c->connect_op.ov);
@@ -100,7 +100,7 @@ static void try_next(iocp_conn *c)
             ReleaseSRWLockExclusive(&c->lock);
             return;
         }
-        InterlockedDecrement64(&e->c.ops_in_flight);
+        InterlockedDecrement64(&e->counters.ops_in_flight);
         c->sock = INVALID_SOCKET;
         c->dial_deadline_ms = 0;
         ReleaseSRWLockExclusive(&c->lock);
@@ -129,7 +129,7 @@ static void connect_done(iocpi_op *op, DWORD bytes, DWORD error)
 {
     (void)bytes;
     iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, connect_op);
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     AcquireSRWLockExclusive(&c->lock);
     IOCPI_ASSERT(c->state == CONN_DIALING && c->sock != INVALID_SOCKET);
     SOCKET s = c->sock;
@@ -167,7 +167,7 @@ static VOID CALLBACK resolve_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx)
 {
     (void)inst;
     iocp_conn *c = ctx;
-    iocpi_engine *e = c->engine;
+    iocp_engine *e = c->engine;
     wchar_t whost[256], wport[8];
     ADDRINFOW hints, *list = NULL;
     memset(&hints, 0, sizeof hints);
@@ -191,7 +191,7 @@ static VOID CALLBACK resolve_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx)
 iocp_err iocp_engine_connect(iocp_engine *engine, const char *host, uint16_t port,
                              uint32_t timeout_ms, void *user)
 {
-    iocpi_engine *e = IOCPI_ENGINE(engine);
+    iocp_engine *e = engine;
     if (e == NULL || host == NULL || host[0] == '\0' || port == 0)
         return IOCP_E_INVALID_ARG;
     size_t n = strlen(host);
@@ -225,6 +225,20 @@ iocp_err iocp_engine_connect(iocp_engine *engine, const char *host, uint16_t por
         return iocp_err_from_sys(sys);
     }
     return IOCP_OK;
+}
+
+/* From the sweep timer's thread: a ConnectEx past its deadline is cancelled; its completion
+ * reports the timeout (connect_done). */
+void iocpi_dialer_sweep(iocp_conn *c, uint64_t now)
+{
+    AcquireSRWLockExclusive(&c->lock);
+    if (c->state == CONN_DIALING && c->dial_deadline_ms && now >= (uint64_t)c->dial_deadline_ms) {
+        c->dial_timed_out = 1;
+        c->dial_deadline_ms = 0;
+        if (c->sock != INVALID_SOCKET)
+            CancelIoEx((HANDLE)c->sock, &c->connect_op.ov);
+    }
+    ReleaseSRWLockExclusive(&c->lock);
 }
 
 /* From the stop: abandon a dial in progress. Its completion reports the failure. */

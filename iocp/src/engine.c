@@ -68,11 +68,14 @@ static VOID CALLBACK sweep_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
 {
     (void)inst;
     (void)timer;
-    iocpi_engine *e = ctx;
+    iocp_engine *e = ctx;
     uint64_t now = iocpi_now_ms();
     for (uint32_t i = 0; i < e->config.max_connections; i++) {
         iocp_conn *c = &e->conns[i];
-        if (c->state != CONN_FREE)
+        LONG state = c->state; /* a hint: each sweep looks again under the lock */
+        if (state == CONN_DIALING)
+            iocpi_dialer_sweep(c, now);
+        else if (state != CONN_FREE)
             iocpi_conn_sweep(c, now);
     }
 }
@@ -91,7 +94,7 @@ static uint32_t sweep_period_ms(const iocp_config *c)
 
 /* ---- start ----------------------------------------------------------------------------- */
 
-static void engine_free(iocpi_engine *e)
+static void engine_free(iocp_engine *e)
 {
     iocpi_timer_close(&e->sweep_timer);
     iocpi_timer_close(&e->accept_retry_timer);
@@ -160,7 +163,7 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
         iocpi_error_set(err, iocp_err_from_sys((DWORD)wsa_rc), (DWORD)wsa_rc, "WSAStartup");
         return iocp_err_from_sys((DWORD)wsa_rc);
     }
-    iocpi_engine *e = calloc(1, sizeof *e);
+    iocp_engine *e = calloc(1, sizeof *e);
     if (e == NULL) {
         WSACleanup();
         iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "engine");
@@ -243,7 +246,7 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
         iocpi_log(e, IOCP_LOG_INFO, "listening on %s (%lu contexts, %lu workers, %s framing)",
                   e->address, (unsigned long)e->config.max_connections,
                   (unsigned long)e->worker_count, iocp_framing_name(e->config.framing));
-    *out = IOCPI_PUBLIC(e);
+    *out = e;
     return IOCP_OK;
 
 fail:
@@ -260,13 +263,13 @@ fail:
 
 /* ---- stop ------------------------------------------------------------------------------ */
 
-static uint64_t busy_count(iocpi_engine *e)
+static uint64_t busy_count(iocp_engine *e)
 {
-    return (uint64_t)e->c.contexts_in_use + (uint64_t)e->accepts_posted +
+    return (uint64_t)e->counters.contexts_in_use + (uint64_t)e->accepts_posted +
            (uint64_t)e->dials_resolving;
 }
 
-static void close_all(iocpi_engine *e, iocp_close_mode how)
+static void close_all(iocp_engine *e, iocp_close_mode how)
 {
     for (uint32_t i = 0; i < e->config.max_connections; i++) {
         iocp_conn *c = &e->conns[i];
@@ -280,7 +283,7 @@ static void close_all(iocpi_engine *e, iocp_close_mode how)
 
 /* Waits until the engine is idle or the deadline passes; 1 when idle. A poll with a deadline:
  * contexts come home from many threads and there is no single event to wait on. */
-static int wait_idle(iocpi_engine *e, uint64_t deadline)
+static int wait_idle(iocp_engine *e, uint64_t deadline)
 {
     for (;;) {
         if (busy_count(e) == 0)
@@ -294,7 +297,7 @@ static int wait_idle(iocpi_engine *e, uint64_t deadline)
 /* After the abort, how long a closed socket's operations may take to complete. */
 #define LOST_OP_WAIT_MS 10000
 
-static void stop_run(iocpi_engine *e)
+static void stop_run(iocp_engine *e)
 {
     uint64_t t0 = iocpi_now_ms();
     InterlockedExchange(&e->stopping, 1);
@@ -302,7 +305,7 @@ static void stop_run(iocpi_engine *e)
     close_all(e, IOCP_GRACEFUL);
     if (!wait_idle(e, t0 + e->drain_ms)) {
         iocpi_log(e, IOCP_LOG_WARN, "drain timeout (%lu ms): aborting %lld connections",
-                  (unsigned long)e->drain_ms, (long long)e->c.contexts_in_use);
+                  (unsigned long)e->drain_ms, (long long)e->counters.contexts_in_use);
         close_all(e, IOCP_ABORT);
         /* Every socket is closed now and its sends cancelled, so each operation completes at
          * once by the Win32 contract. Wine has been seen to lose the completion of a pending
@@ -316,8 +319,8 @@ static void stop_run(iocpi_engine *e)
                           "%lld operations on closed sockets never completed in %u ms (the "
                           "system lost them): stopping without %lld contexts, whose memory "
                           "stays allocated",
-                          (long long)e->c.ops_in_flight, (unsigned)LOST_OP_WAIT_MS,
-                          (long long)e->c.contexts_in_use);
+                          (long long)e->counters.ops_in_flight, (unsigned)LOST_OP_WAIT_MS,
+                          (long long)e->counters.contexts_in_use);
                 e->lost_ops = 1;
                 break;
             }
@@ -337,7 +340,7 @@ static DWORD WINAPI stopper_main(LPVOID arg)
 
 iocp_err iocp_engine_stop(iocp_engine *engine, uint32_t drain_timeout_ms)
 {
-    iocpi_engine *e = IOCPI_ENGINE(engine);
+    iocp_engine *e = engine;
     if (e == NULL)
         return IOCP_E_INVALID_ARG;
     if (InterlockedCompareExchange(&e->stop_started, 1, 0) == 0) {
@@ -364,14 +367,14 @@ iocp_err iocp_engine_stop(iocp_engine *engine, uint32_t drain_timeout_ms)
 
 iocp_err iocp_engine_wait(iocp_engine *engine, uint32_t timeout_ms)
 {
-    iocpi_engine *e = IOCPI_ENGINE(engine);
+    iocp_engine *e = engine;
     DWORD ms = timeout_ms == UINT32_MAX ? INFINITE : timeout_ms;
     return WaitForSingleObject(e->stopped_event, ms) == WAIT_OBJECT_0 ? IOCP_OK : IOCP_E_TIMEOUT;
 }
 
 void iocp_engine_destroy(iocp_engine *engine)
 {
-    iocpi_engine *e = IOCPI_ENGINE(engine);
+    iocp_engine *e = engine;
     if (e == NULL)
         return;
     iocp_engine_stop(engine, 5000);
@@ -385,23 +388,23 @@ void iocp_engine_destroy(iocp_engine *engine)
 
 uint16_t iocp_engine_port(const iocp_engine *engine)
 {
-    return IOCPI_ENGINE(engine)->bound_port;
+    return engine->bound_port;
 }
 
 const char *iocp_engine_address(const iocp_engine *engine)
 {
-    return IOCPI_ENGINE(engine)->address;
+    return engine->address;
 }
 
 void *iocp_engine_user(const iocp_engine *engine)
 {
-    return IOCPI_ENGINE(engine)->user;
+    return engine->user;
 }
 
 void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
 {
-    const iocpi_engine *e = (const iocpi_engine *)engine;
-    const iocpi_counters *c = &e->c;
+    const iocp_engine *e = (const iocp_engine *)engine;
+    const iocpi_counters *c = &e->counters;
     memset(out, 0, sizeof *out);
     out->accepted = (uint64_t)c->accepted;
     out->connected = (uint64_t)c->connected;

@@ -82,7 +82,7 @@ static int maybe_fail(SOCKET s, LPWSAOVERLAPPED ov, int *rc)
 
 /* Applies the configured faults to one call. Returns 1 when the call is not to be made (then
  * *rc is its result); otherwise it may have cut the buffers down to one byte. */
-static int inject(iocpi_engine *e, SOCKET s, LPWSABUF *bufs, DWORD *n, WSABUF *one,
+static int inject(iocp_engine *e, SOCKET s, LPWSABUF *bufs, DWORD *n, WSABUF *one,
                   LPWSAOVERLAPPED ov, int *rc)
 {
     switch (maybe_fail(s, ov, rc)) {
@@ -103,7 +103,7 @@ static int inject(iocpi_engine *e, SOCKET s, LPWSABUF *bufs, DWORD *n, WSABUF *o
     return 0;
 }
 
-int iocpi_fault_wsarecv(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD got,
+int iocpi_fault_wsarecv(iocp_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD got,
                         LPDWORD flags, LPWSAOVERLAPPED ov)
 {
     int rc = 0;
@@ -117,8 +117,8 @@ int iocpi_fault_wsarecv(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWO
     return WSARecv(s, bufs, n, got, flags, ov, NULL);
 }
 
-int iocpi_fault_wsasend(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD sent,
-                        DWORD flags, LPWSAOVERLAPPED ov)
+int iocpi_fault_wsasend(iocp_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD sent, DWORD flags,
+                        LPWSAOVERLAPPED ov)
 {
     int rc = 0;
     WSABUF one;

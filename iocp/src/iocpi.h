@@ -59,8 +59,6 @@ void iocpi_assert_failed(const char *expr, const char *file, int line);
 #define IOCPI_ASSERT(expr) ((void)0)
 #endif
 
-typedef struct iocpi_engine iocpi_engine;
-
 /* A piece of the send queue. Every connection owns two: a small one inside its context (a
  * short echo touches no other memory) and one of buffer_size in the slab; more come from the
  * engine's chunk cache (heap, recycled) while the queue is longer than those. */
@@ -98,7 +96,7 @@ typedef enum iocpi_conn_state {
  * reference (the open connection itself, and each posted operation) is dropped. */
 struct iocp_conn {
     SLIST_ENTRY pool_entry; /* first: SLIST entries need 16-byte alignment */
-    iocpi_engine *engine;
+    iocp_engine *engine;
     SRWLOCK lock; /* state, socket, send queue, flags */
     SOCKET sock;
     uint32_t index;
@@ -158,7 +156,7 @@ struct iocp_conn {
 /* One outstanding AcceptEx. */
 typedef struct iocpi_accept {
     iocpi_op op;
-    iocpi_engine *engine;
+    iocp_engine *engine;
     SOCKET sock;
     int posted;
     int probe; /* posted during a shortage: its success shows accepting works again */
@@ -173,7 +171,9 @@ typedef struct iocpi_counters {
     volatile LONG64 active, contexts_in_use, ops_in_flight, bytes_queued, heap_chunks;
 } iocpi_counters;
 
-struct iocpi_engine {
+/* The engine. The public iocp_engine is this struct, opaque outside the library, as iocp_conn
+ * is. */
+struct iocp_engine {
     iocp_config config;
     iocp_handlers handlers;
     void *user;
@@ -224,14 +224,18 @@ struct iocpi_engine {
     HANDLE stopped_event;
     HANDLE stopper_thread;
 
-    iocpi_counters c;
+    iocpi_counters counters;
 };
 
-#define IOCPI_ENGINE(pub) ((iocpi_engine *)(pub))
-#define IOCPI_PUBLIC(eng) ((iocp_engine *)(eng))
+#define pub ((iocp_engine *)(pub))
+#define eng ((iocp_engine *)(eng))
 
 /* support.c */
-void iocpi_log(iocpi_engine *e, iocp_log_level level, const char *fmt, ...);
+/* Logging: never while holding an engine lock (the log function may call the engine). Under
+ * a lock, iocpi_log_later keeps the line and iocpi_log_flush, after the unlock, writes it. */
+void iocpi_log(iocp_engine *e, iocp_log_level level, const char *fmt, ...);
+void iocpi_log_later(iocp_engine *e, iocp_log_level level, const char *fmt, ...);
+void iocpi_log_flush(void);
 uint64_t iocpi_now_ms(void);
 /* Starts a thread-pool timer: first after due_ms, then every period_ms (0 = once). */
 void iocpi_timer_set(PTP_TIMER timer, uint32_t due_ms, uint32_t period_ms);
@@ -239,7 +243,7 @@ void iocpi_timer_set(PTP_TIMER timer, uint32_t due_ms, uint32_t period_ms);
 void iocpi_timer_close(PTP_TIMER *timer);
 DWORD iocpi_op_error(const OVERLAPPED *ov);
 void iocpi_op_init(iocpi_op *op, iocpi_done_fn done);
-void iocpi_post(iocpi_engine *e, iocpi_op *op);
+void iocpi_post(iocp_engine *e, iocpi_op *op);
 
 /* worker.c */
 #define IOCPI_EXIT_KEY ((ULONG_PTR)1) /* a packet with this key and no op ends a worker */
@@ -248,51 +252,54 @@ DWORD WINAPI iocpi_worker_main(LPVOID engine);
 int iocpi_on_worker(void);
 /* Workers only. op finished at once with bytes: its done runs in one of this worker's next
  * turns, round-robin with the other such ops (or on another worker, through the port). */
-void iocpi_defer_turn(iocpi_engine *e, iocpi_op *op, DWORD bytes);
+void iocpi_defer_turn(iocp_engine *e, iocpi_op *op, DWORD bytes);
 /* Workers only. op's done (bytes 0, error 0) runs once this worker's batch or round is over. */
 void iocpi_defer_after_round(iocpi_op *op);
 
 /* pool.c */
-iocp_err iocpi_pool_init(iocpi_engine *e, iocp_error_info *err);
-void iocpi_pool_fini(iocpi_engine *e);
-iocp_conn *iocpi_pool_take(iocpi_engine *e);
-void iocpi_pool_return(iocpi_engine *e, iocp_conn *c);
-iocpi_chunk *iocpi_chunk_take(iocpi_engine *e);
-void iocpi_chunk_give(iocpi_engine *e, iocpi_chunk *chunk);
+iocp_err iocpi_pool_init(iocp_engine *e, iocp_error_info *err);
+void iocpi_pool_fini(iocp_engine *e);
+iocp_conn *iocpi_pool_take(iocp_engine *e);
+void iocpi_pool_return(iocp_engine *e, iocp_conn *c);
+iocpi_chunk *iocpi_chunk_take(iocp_engine *e);
+void iocpi_chunk_return(iocp_engine *e, iocpi_chunk *chunk);
 
 /* conn.c */
 void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing);
 void iocpi_conn_close(iocp_conn *c, iocp_close_reason reason, DWORD sys, iocp_close_mode how);
 void iocpi_conn_ref(iocp_conn *c);
 void iocpi_conn_unref(iocp_conn *c);
-iocp_conn *iocpi_conn_lookup(iocpi_engine *e, iocp_conn_id id); /* locked on success */
-void iocpi_conn_init(iocp_conn *c);
+iocp_conn *iocpi_conn_lookup(iocp_engine *e, iocp_conn_id id); /* locked on success */
+/* Makes context `index` once, at start: its two slab buffers (2 x buffer_size) at `buffers`. */
+void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index, uint8_t *buffers);
+void iocpi_conn_fini(iocp_conn *c);
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now);
 
 /* listener.c */
-iocp_err iocpi_listener_start(iocpi_engine *e, iocp_error_info *err);
-void iocpi_listener_stop(iocpi_engine *e);
+iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err);
+void iocpi_listener_stop(iocp_engine *e);
 
 /* dialer.c */
 void iocpi_dialer_init(iocp_conn *c);
 void iocpi_dialer_fail(iocp_conn *c, DWORD error);
 void iocpi_dialer_cancel(iocp_conn *c);
+void iocpi_dialer_sweep(iocp_conn *c, uint64_t now);
 
 /* sockets.c */
 SOCKET iocpi_socket(int family);
 int iocpi_utf8_to_wide(const char *in, wchar_t *out, int out_len);
-iocp_err iocpi_load_extensions(iocpi_engine *e, SOCKET s, DWORD *sys);
-iocp_err iocpi_associate(iocpi_engine *e, SOCKET s, DWORD *sys);
+iocp_err iocpi_load_extensions(iocp_engine *e, SOCKET s, DWORD *sys);
+iocp_err iocpi_associate(iocp_engine *e, SOCKET s, DWORD *sys);
 void iocpi_format_addr(const struct sockaddr *sa, char *buf, size_t size);
 void iocpi_close_socket(SOCKET s, int abortive);
 
 /* fault.c: the test build's fault injection (IOCP_FAULT_INJECTION); see fault.c. */
 #ifdef IOCP_FAULT_INJECTION
 void iocpi_fault_init(void);
-int iocpi_fault_wsarecv(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD got,
+int iocpi_fault_wsarecv(iocp_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD got,
                         LPDWORD flags, LPWSAOVERLAPPED ov);
-int iocpi_fault_wsasend(iocpi_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD sent,
-                        DWORD flags, LPWSAOVERLAPPED ov);
+int iocpi_fault_wsasend(iocp_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD sent, DWORD flags,
+                        LPWSAOVERLAPPED ov);
 #define IOCPI_WSARECV(e, s, b, n, got, fl, ov)  iocpi_fault_wsarecv(e, s, b, n, got, fl, ov)
 #define IOCPI_WSASEND(e, s, b, n, sent, fl, ov) iocpi_fault_wsasend(e, s, b, n, sent, fl, ov)
 #else

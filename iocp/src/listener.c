@@ -18,14 +18,21 @@
 
 static void accept_done(iocpi_op *op, DWORD bytes, DWORD error);
 
-static void timer_in(iocpi_engine *e, uint32_t ms)
+/* Every path out of accept_lock: what was logged under it is written now, outside it. */
+static void accept_unlock(iocp_engine *e)
+{
+    ReleaseSRWLockExclusive(&e->accept_lock);
+    iocpi_log_flush();
+}
+
+static void timer_in(iocp_engine *e, uint32_t ms)
 {
     if (e->accept_retry_timer != NULL)
         iocpi_timer_set(e->accept_retry_timer, ms, 0);
 }
 
 /* The next try after a growing delay. */
-static void retry_later(iocpi_engine *e)
+static void retry_later(iocp_engine *e)
 {
     if (e->accept_backoff_ms == 0)
         e->accept_backoff_ms = BACKOFF_FIRST_MS;
@@ -39,7 +46,7 @@ static void retry_later(iocpi_engine *e)
  * pending AcceptEx that the wineserver cannot complete (no descriptor to spare) is retried in
  * a busy loop by Wine itself; the probe keeps that to a sliver of the time. Under
  * accept_lock. */
-static void starve_locked(iocpi_engine *e, DWORD sys)
+static void starve_locked(iocp_engine *e, DWORD sys)
 {
     if (e->accept_starved)
         return; /* the timer is already set */
@@ -51,9 +58,9 @@ static void starve_locked(iocpi_engine *e, DWORD sys)
         e->accept_warned_ms = now;
     e->accept_shortage_warned = warn;
     char why[96];
-    iocpi_log(e, warn ? IOCP_LOG_WARN : IOCP_LOG_DEBUG,
-              "cannot accept: %s; accepting backs off until an accept succeeds",
-              iocp_format_error(iocp_err_from_sys(sys), sys, why, sizeof why));
+    iocpi_log_later(e, warn ? IOCP_LOG_WARN : IOCP_LOG_DEBUG,
+                    "cannot accept: %s; accepting backs off until an accept succeeds",
+                    iocp_format_error(iocp_err_from_sys(sys), sys, why, sizeof why));
     e->accept_starved = 1;
     e->accept_ok_while_starved = 0;
     for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
@@ -68,7 +75,7 @@ static void starve_locked(iocpi_engine *e, DWORD sys)
  * AcceptEx call (which must not meet a listener being closed), not for the socket too. */
 static int post_accept(iocpi_accept *a)
 {
-    iocpi_engine *e = a->engine;
+    iocp_engine *e = a->engine;
     for (;;) {
         if (e->stopping)
             return 0; /* checked again under the lock; this only saves a socket */
@@ -76,14 +83,14 @@ static int post_accept(iocpi_accept *a)
         DWORD sys = s == INVALID_SOCKET ? (DWORD)WSAGetLastError() : 0;
         AcquireSRWLockExclusive(&e->accept_lock);
         if (e->stopping || e->listen_sock == INVALID_SOCKET || a->posted) {
-            ReleaseSRWLockExclusive(&e->accept_lock);
+            accept_unlock(e);
             if (s != INVALID_SOCKET)
                 closesocket(s);
             return 0;
         }
         if (s == INVALID_SOCKET) {
             starve_locked(e, sys);
-            ReleaseSRWLockExclusive(&e->accept_lock);
+            accept_unlock(e);
             return 0;
         }
         a->sock = s;
@@ -91,33 +98,33 @@ static int post_accept(iocpi_accept *a)
         a->posted = 1;
         a->probe = e->accept_starved;
         InterlockedIncrement(&e->accepts_posted);
-        InterlockedIncrement64(&e->c.ops_in_flight);
+        InterlockedIncrement64(&e->counters.ops_in_flight);
         DWORD got = 0;
         if (e->accept_ex(e->listen_sock, a->sock, a->addrs, 0, ADDR_LEN, ADDR_LEN, &got,
                          &a->op.ov) ||
             WSAGetLastError() == ERROR_IO_PENDING) {
-            ReleaseSRWLockExclusive(&e->accept_lock);
+            accept_unlock(e);
             return 1; /* the listener is not in skip mode: a packet always comes */
         }
         /* Failed at once: no packet will come. A peer that reset in the backlog is worth
          * another try straight away; anything else waits for the timer. */
         sys = (DWORD)WSAGetLastError();
-        InterlockedDecrement64(&e->c.ops_in_flight);
+        InterlockedDecrement64(&e->counters.ops_in_flight);
         InterlockedDecrement(&e->accepts_posted);
         a->posted = 0;
         closesocket(a->sock);
         a->sock = INVALID_SOCKET;
-        InterlockedIncrement64(&e->c.accept_errors);
+        InterlockedIncrement64(&e->counters.accept_errors);
         if (sys != WSAECONNRESET)
             starve_locked(e, sys);
-        ReleaseSRWLockExclusive(&e->accept_lock);
+        accept_unlock(e);
         if (sys != WSAECONNRESET)
             return 0;
     }
 }
 
 /* Arms every idle slot. Returns 1 when every slot has an AcceptEx posted afterwards. */
-static int arm_idle_slots(iocpi_engine *e)
+static int arm_idle_slots(iocp_engine *e)
 {
     int all = 1;
     for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
@@ -136,11 +143,11 @@ static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
 {
     (void)inst;
     (void)timer;
-    iocpi_engine *e = ctx;
+    iocp_engine *e = ctx;
     int may_resume = 0;
     AcquireSRWLockExclusive(&e->accept_lock);
     if (e->stopping) {
-        ReleaseSRWLockExclusive(&e->accept_lock);
+        accept_unlock(e);
         return;
     }
     if (e->accept_starved) {
@@ -154,28 +161,28 @@ static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
         if (probing) {
             /* The probe window passed: take them back, wait longer. */
             retry_later(e);
-            ReleaseSRWLockExclusive(&e->accept_lock);
+            accept_unlock(e);
             return;
         }
         timer_in(e, PROBE_WINDOW_MS);
         may_resume = e->accept_ok_while_starved;
     }
-    ReleaseSRWLockExclusive(&e->accept_lock);
+    accept_unlock(e);
     if (arm_idle_slots(e) && may_resume) {
         AcquireSRWLockExclusive(&e->accept_lock);
         if (e->accept_starved) {
             e->accept_starved = 0;
             e->accept_backoff_ms = 0;
-            iocpi_log(e, e->accept_shortage_warned ? IOCP_LOG_INFO : IOCP_LOG_DEBUG,
-                      "accepting resumed");
+            iocpi_log_later(e, e->accept_shortage_warned ? IOCP_LOG_INFO : IOCP_LOG_DEBUG,
+                            "accepting resumed");
         }
-        ReleaseSRWLockExclusive(&e->accept_lock);
+        accept_unlock(e);
     }
 }
 
-static void reject(iocpi_engine *e, SOCKET s, const char *peer)
+static void reject(iocp_engine *e, SOCKET s, const char *peer)
 {
-    LONG64 n = InterlockedIncrement64(&e->c.rejected);
+    LONG64 n = InterlockedIncrement64(&e->counters.rejected);
     /* One line per hundred: a storm of rejects must not become a storm of log lines. */
     if (n % 100 == 1)
         iocpi_log(e, IOCP_LOG_WARN, "connection limit (%lu) reached: rejected %s (%lld so far)",
@@ -189,7 +196,7 @@ static void reject(iocpi_engine *e, SOCKET s, const char *peer)
  * and not after ERROR_STREAK_SLOW failures in a row (say, Wine failing accepts for want of
  * descriptors, or a storm of clients that reset in the backlog), which back off as a
  * shortage does. */
-static int release_slot(iocpi_engine *e, iocpi_accept *a, DWORD error)
+static int release_slot(iocp_engine *e, iocpi_accept *a, DWORD error)
 {
     int rearm = 0;
     AcquireSRWLockExclusive(&e->accept_lock);
@@ -213,7 +220,7 @@ static int release_slot(iocpi_engine *e, iocpi_accept *a, DWORD error)
             rearm = 1;
         }
     }
-    ReleaseSRWLockExclusive(&e->accept_lock);
+    accept_unlock(e);
     return rearm;
 }
 
@@ -223,7 +230,7 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
 {
     (void)bytes;
     iocpi_accept *a = CONTAINING_RECORD(op, iocpi_accept, op);
-    iocpi_engine *e = a->engine;
+    iocp_engine *e = a->engine;
     SOCKET s = a->sock;
     IOCPI_ASSERT(a->posted && s != INVALID_SOCKET);
     char peer[64] = "?";
@@ -246,7 +253,7 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
         iocpi_close_socket(s, 1);
     } else if (error != 0) {
         /* e.g. the client reset before the accept completed: this slot just goes on. */
-        InterlockedIncrement64(&e->c.accept_errors);
+        InterlockedIncrement64(&e->counters.accept_errors);
         iocpi_log(e, IOCP_LOG_DEBUG, "accept failed (Win32 %lu)%s", (unsigned long)error,
                   rearm ? "; re-arming" : "");
         iocpi_close_socket(s, 1);
@@ -277,7 +284,7 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
     InterlockedDecrement(&e->accepts_posted);
 }
 
-static iocp_err resolve_bind(iocpi_engine *e, ADDRINFOW **out, iocp_error_info *err)
+static iocp_err resolve_bind(iocp_engine *e, ADDRINFOW **out, iocp_error_info *err)
 {
     const char *host = e->config.bind_address;
     int dual =
@@ -319,7 +326,7 @@ static iocp_err resolve_bind(iocpi_engine *e, ADDRINFOW **out, iocp_error_info *
     return IOCP_OK;
 }
 
-iocp_err iocpi_listener_start(iocpi_engine *e, iocp_error_info *err)
+iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err)
 {
     ADDRINFOW *ai = NULL;
     iocp_err rc = resolve_bind(e, &ai, err);
@@ -400,7 +407,7 @@ fail:
 
 /* Closes the listener: its pending AcceptEx calls complete with an error and their sockets
  * are closed in accept_done. */
-void iocpi_listener_stop(iocpi_engine *e)
+void iocpi_listener_stop(iocp_engine *e)
 {
     /* The retry timer is detached under accept_lock, where every timer_in runs: a worker in
      * starve_locked or a running retry_cb then finds no timer, never a closed one. */
@@ -413,6 +420,6 @@ void iocpi_listener_stop(iocpi_engine *e)
         CancelIoEx((HANDLE)s, NULL);
         closesocket(s);
     }
-    ReleaseSRWLockExclusive(&e->accept_lock);
+    accept_unlock(e);
     iocpi_timer_close(&timer); /* outside the lock: a running retry_cb may be waiting for it */
 }

@@ -14,7 +14,7 @@
 /* Chunks kept for reuse at most: enough for bursts, bounded so a spike does not pin memory. */
 #define CHUNK_CACHE_MAX 1024
 
-iocp_err iocpi_pool_init(iocpi_engine *e, iocp_error_info *err)
+iocp_err iocpi_pool_init(iocp_engine *e, iocp_error_info *err)
 {
     uint32_t n = e->config.max_connections;
     size_t buf = e->config.buffer_size;
@@ -34,28 +34,14 @@ iocp_err iocpi_pool_init(iocpi_engine *e, iocp_error_info *err)
     /* Pushed in reverse so the pool hands out index 0 first: easier to read in a debugger. */
     for (uint32_t i = n; i-- > 0;) {
         iocp_conn *c = &e->conns[i];
-        c->engine = e;
-        c->index = i;
-        c->generation = 1;
-        c->sock = INVALID_SOCKET;
-        c->state = CONN_FREE;
-        InitializeSRWLock(&c->lock);
-        iocpi_conn_init(c);
+        iocpi_conn_init(c, e, i, e->slab + (size_t)i * 2 * buf);
         iocpi_dialer_init(c);
-        c->recv_buf = e->slab + (size_t)i * 2 * buf;
-        c->slab_chunk.data = c->recv_buf + buf;
-        c->slab_chunk.cap = buf;
-        c->slab_chunk.kind = CHUNK_SLAB;
-        c->small_chunk.data = c->small_data;
-        c->small_chunk.cap = IOCPI_SMALL_CHUNK;
-        c->small_chunk.kind = CHUNK_SMALL;
-        iocp_decoder_init(&c->decoder, e->config.framing, e->config.max_message);
         InterlockedPushEntrySList(&e->free_conns, &c->pool_entry);
     }
     return IOCP_OK;
 }
 
-void iocpi_pool_fini(iocpi_engine *e)
+void iocpi_pool_fini(iocp_engine *e)
 {
     if (e->lost_ops) {
         /* An operation may still complete into a context and its buffer: keep them. */
@@ -64,7 +50,7 @@ void iocpi_pool_fini(iocpi_engine *e)
     }
     if (e->conns != NULL) {
         for (uint32_t i = 0; i < e->config.max_connections; i++)
-            iocp_decoder_fini(&e->conns[i].decoder);
+            iocpi_conn_fini(&e->conns[i]);
         VirtualFree(e->conns, 0, MEM_RELEASE);
     }
     if (e->slab != NULL)
@@ -74,22 +60,22 @@ void iocpi_pool_fini(iocpi_engine *e)
         _aligned_free(CONTAINING_RECORD(entry, iocpi_cached_chunk, entry));
 }
 
-iocp_conn *iocpi_pool_take(iocpi_engine *e)
+iocp_conn *iocpi_pool_take(iocp_engine *e)
 {
     PSLIST_ENTRY entry = InterlockedPopEntrySList(&e->free_conns);
     if (entry == NULL)
         return NULL;
-    InterlockedIncrement64(&e->c.contexts_in_use);
+    InterlockedIncrement64(&e->counters.contexts_in_use);
     return CONTAINING_RECORD(entry, iocp_conn, pool_entry);
 }
 
-void iocpi_pool_return(iocpi_engine *e, iocp_conn *c)
+void iocpi_pool_return(iocp_engine *e, iocp_conn *c)
 {
     InterlockedPushEntrySList(&e->free_conns, &c->pool_entry);
-    InterlockedDecrement64(&e->c.contexts_in_use);
+    InterlockedDecrement64(&e->counters.contexts_in_use);
 }
 
-iocpi_chunk *iocpi_chunk_take(iocpi_engine *e)
+iocpi_chunk *iocpi_chunk_take(iocp_engine *e)
 {
     iocpi_cached_chunk *cc;
     PSLIST_ENTRY entry = InterlockedPopEntrySList(&e->chunk_cache);
@@ -106,14 +92,14 @@ iocpi_chunk *iocpi_chunk_take(iocpi_engine *e)
     }
     cc->chunk.next = NULL;
     cc->chunk.off = cc->chunk.len = 0;
-    InterlockedIncrement64(&e->c.heap_chunks);
+    InterlockedIncrement64(&e->counters.heap_chunks);
     return &cc->chunk;
 }
 
-void iocpi_chunk_give(iocpi_engine *e, iocpi_chunk *chunk)
+void iocpi_chunk_return(iocp_engine *e, iocpi_chunk *chunk)
 {
     iocpi_cached_chunk *cc = CONTAINING_RECORD(chunk, iocpi_cached_chunk, chunk);
-    InterlockedDecrement64(&e->c.heap_chunks);
+    InterlockedDecrement64(&e->counters.heap_chunks);
     if (InterlockedIncrement(&e->cached_chunks) <= CHUNK_CACHE_MAX) {
         InterlockedPushEntrySList(&e->chunk_cache, &cc->entry);
         return;

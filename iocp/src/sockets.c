@@ -16,7 +16,7 @@ SOCKET iocpi_socket(int family)
     return s;
 }
 
-iocp_err iocpi_associate(iocpi_engine *e, SOCKET s, DWORD *sys)
+iocp_err iocpi_associate(iocp_engine *e, SOCKET s, DWORD *sys)
 {
     if (CreateIoCompletionPort((HANDLE)s, e->port, 0, 0) == NULL) {
         *sys = GetLastError();
@@ -60,7 +60,7 @@ int iocpi_utf8_to_wide(const char *in, wchar_t *out, int out_len)
     return MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, in, -1, out, out_len) > 0;
 }
 
-iocp_err iocpi_load_extensions(iocpi_engine *e, SOCKET s, DWORD *sys)
+iocp_err iocpi_load_extensions(iocp_engine *e, SOCKET s, DWORD *sys)
 {
     GUID accept_guid = WSAID_ACCEPTEX;
     GUID addrs_guid = WSAID_GETACCEPTEXSOCKADDRS;

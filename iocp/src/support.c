@@ -18,7 +18,7 @@ void iocp_log_stderr(void *user, iocp_log_level level, const char *message)
     fprintf(stderr, "iocp: %s: %s\n", names[(unsigned)level < 4 ? level : 3], message);
 }
 
-static void log_line(iocpi_engine *e, iocp_log_level level, const char *fmt, va_list ap)
+static void log_line(iocp_engine *e, iocp_log_level level, const char *fmt, va_list ap)
 {
     if (level > e->config.log_level)
         return;
@@ -27,12 +27,45 @@ static void log_line(iocpi_engine *e, iocp_log_level level, const char *fmt, va_
     e->config.log(e->config.log_user, level, line);
 }
 
-void iocpi_log(iocpi_engine *e, iocp_log_level level, const char *fmt, ...)
+void iocpi_log(iocp_engine *e, iocp_log_level level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     log_line(e, level, fmt, ap);
     va_end(ap);
+}
+
+/* Lines written under an engine lock wait here, per thread, for iocpi_log_flush: the log
+ * function is the user's, and may call back into the engine (iocp_close takes the
+ * connection's lock, iocp_engine_stop the listener's). */
+#define LATER_LINES 4
+typedef struct later_line {
+    iocp_engine *engine;
+    iocp_log_level level;
+    char text[256];
+} later_line;
+static _Thread_local later_line later[LATER_LINES];
+static _Thread_local unsigned later_count;
+
+void iocpi_log_later(iocp_engine *e, iocp_log_level level, const char *fmt, ...)
+{
+    if (level > e->config.log_level || later_count >= LATER_LINES)
+        return; /* more than a few lines under one lock: the rest are dropped, not blocked */
+    later_line *l = &later[later_count++];
+    l->engine = e;
+    l->level = level;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->text, sizeof l->text, fmt, ap);
+    va_end(ap);
+}
+
+void iocpi_log_flush(void)
+{
+    for (unsigned i = 0; i < later_count; i++)
+        later[i].engine->config.log(later[i].engine->config.log_user, later[i].level,
+                                    later[i].text);
+    later_count = 0;
 }
 
 void iocp_engine_log(iocp_engine *engine, iocp_log_level level, const char *fmt, ...)
@@ -41,7 +74,7 @@ void iocp_engine_log(iocp_engine *engine, iocp_log_level level, const char *fmt,
         return;
     va_list ap;
     va_start(ap, fmt);
-    log_line(IOCPI_ENGINE(engine), level, fmt, ap);
+    log_line(engine, level, fmt, ap);
     va_end(ap);
 }
 
@@ -90,10 +123,10 @@ void iocpi_assert_failed(const char *expr, const char *file, int line)
 }
 #endif
 
-void iocpi_post(iocpi_engine *e, iocpi_op *op)
+void iocpi_post(iocp_engine *e, iocpi_op *op)
 {
     memset(&op->ov, 0, sizeof op->ov);
-    InterlockedIncrement64(&e->c.ops_in_flight);
+    InterlockedIncrement64(&e->counters.ops_in_flight);
     if (!PostQueuedCompletionStatus(e->port, 0, 0, &op->ov)) {
         /* Only fails when the system is out of memory; nothing sensible remains. */
         iocpi_log(e, IOCP_LOG_ERROR, "PostQueuedCompletionStatus failed (Win32 %lu)",

@@ -83,14 +83,14 @@ typedef struct worker_lists {
     op_queue after_round;
 } worker_lists;
 
-void iocpi_defer_turn(iocpi_engine *e, iocpi_op *op, DWORD bytes)
+void iocpi_defer_turn(iocp_engine *e, iocpi_op *op, DWORD bytes)
 {
     worker_lists *w = TlsGetValue(tls_worker);
     IOCPI_ASSERT(w != NULL);
     if (w->turn_count >= READY_SHARE && e->idle_workers > 0) {
         /* As if the op had completed pending: the sleeping worker gets it. */
         memset(&op->ov, 0, sizeof op->ov);
-        InterlockedIncrement64(&e->c.ops_in_flight);
+        InterlockedIncrement64(&e->counters.ops_in_flight);
         PostQueuedCompletionStatus(e->port, bytes, 0, &op->ov);
         return;
     }
@@ -144,7 +144,7 @@ static void turn_rounds(worker_lists *w)
 
 DWORD WINAPI iocpi_worker_main(LPVOID arg)
 {
-    iocpi_engine *e = arg;
+    iocp_engine *e = arg;
     worker_lists lists = {{NULL, NULL}, 0, {NULL, NULL}};
     TlsSetValue(tls_worker, &lists);
     OVERLAPPED_ENTRY entries[BATCH];
@@ -177,7 +177,7 @@ DWORD WINAPI iocpi_worker_main(LPVOID arg)
                 continue;
             }
             iocpi_op *op = CONTAINING_RECORD(entries[i].lpOverlapped, iocpi_op, ov);
-            InterlockedDecrement64(&e->c.ops_in_flight);
+            InterlockedDecrement64(&e->counters.ops_in_flight);
             op->done(op, entries[i].dwNumberOfBytesTransferred, iocpi_op_error(&op->ov));
         }
         run_after_round(&lists);

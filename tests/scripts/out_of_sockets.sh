@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault suite scenario 7, out of sockets: the server runs in a Wine prefix whose wineserver
+# Out of sockets (docs/reliability.md): the server runs in a Wine prefix whose wineserver
 # (which holds the Unix descriptor of every socket in the prefix) has a small descriptor
 # limit. Native clients connect until the server cannot take more. Then:
 #   - the server logs the shortage once, not once per attempt;

@@ -117,7 +117,9 @@ typedef struct iocp_config {
     iocp_framing framing; /* default IOCP_FRAMING_RAW */
     uint32_t max_message; /* default 1 MiB; line and length modes */
 
-    /* Logging; NULL log = iocp_log_stderr. */
+    /* Logging; NULL log = iocp_log_stderr. The log function runs on the thread that logs (a
+     * worker, a timer's thread, the caller of start or stop) and may call any engine function:
+     * the engine never logs while it holds one of its locks. */
     iocp_log_fn log;
     void *log_user;
     iocp_log_level log_level; /* default IOCP_LOG_INFO */

@@ -1,10 +1,10 @@
 /*
- * test_client_util.h: helpers for the iocp-client tests: a small JSON reader (to check the
+ * client_runner.h: helpers for the iocp-client tests: a small JSON reader (to check the
  * --json summary parses and to read its numbers) and running iocp-client as a child process
  * with its standard streams captured in files.
  */
-#ifndef TESTS_TEST_CLIENT_UTIL_H
-#define TESTS_TEST_CLIENT_UTIL_H
+#ifndef TESTS_CLIENT_RUNNER_H
+#define TESTS_CLIENT_RUNNER_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
-/* test_client_util.c: a JSON reader and a child-process runner for the client tests. */
-#include "test_client_util.h"
+/* client_runner.c: a JSON reader and a child-process runner for the client tests. */
+#include "client_runner.h"
 
 #include <ctype.h>
 #include <stdio.h>
