@@ -24,7 +24,13 @@ const svc_server_opt svc_server_opts[] = {
     {"--max-message", L"MaxMessage", SVC_OPT_NUMBER, 1, 256 * MIB, FIELD(max_message),
      "largest message in line/length framing, bytes (default 1048576)"},
     {"--idle-timeout", L"IdleTimeout", SVC_OPT_NUMBER, 0, 4294967, FIELD(idle_timeout_s),
-     "close a connection idle this many seconds (default 0 = never)"},
+     "close a connection idle this many seconds (default 300; 0 = never)"},
+    {"--message-timeout", L"MessageTimeout", SVC_OPT_NUMBER, 0, 4294967, FIELD(message_timeout_s),
+     "line/length framing: reset a peer whose message is not whole this many seconds after "
+     "its first byte, the slowloris guard (default 60; 0 = never)"},
+    {"--send-timeout", L"SendTimeout", SVC_OPT_NUMBER, 0, 4294967, FIELD(send_timeout_s),
+     "reset a peer that takes none of its queued echo for this many seconds (default 60; "
+     "0 = never)"},
     {"--workers", L"Workers", SVC_OPT_NUMBER, 0, 256, FIELD(workers),
      "worker threads (default 0 = one per processor)"},
     {"--drain-timeout", L"DrainTimeout", SVC_OPT_NUMBER, 0, 3600, FIELD(drain_timeout_s),
@@ -51,7 +57,12 @@ void svc_server_options_init(svc_server_options *o)
     o->workers = c.workers;
     o->framing = c.framing;
     o->max_message = c.max_message;
-    o->idle_timeout_s = 0;
+    /* A public server's defaults: a silent connection is closed after 5 minutes, a message
+     * must be whole within a minute of its first byte, and a peer that reads nothing for a
+     * minute is reset (nginx's client_body_timeout and send_timeout are 60 s). */
+    o->idle_timeout_s = SVC_DEFAULT_IDLE_S;
+    o->message_timeout_s = SVC_DEFAULT_MESSAGE_S;
+    o->send_timeout_s = c.send_timeout_ms / 1000u;
     o->drain_timeout_s = SVC_DEFAULT_DRAIN_S;
 }
 
@@ -211,6 +222,8 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
     config->framing = o->framing;
     config->max_message = o->max_message;
     config->idle_timeout_ms = o->idle_timeout_s * 1000u;
+    config->message_timeout_ms = o->message_timeout_s * 1000u; /* raw framing: no messages */
+    config->send_timeout_ms = o->send_timeout_s * 1000u;
     /* The engine needs room for two reads' worth of echo per connection (a whole message in
      * line/length framing): raise the cap for large messages rather than refuse them. */
     size_t per_read = o->buffer_size;

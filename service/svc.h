@@ -59,6 +59,8 @@ enum {
 #define SVC_DEFAULT_PORT      9000
 #define SVC_DEFAULT_ACCOUNT   "NT AUTHORITY\\LocalService"
 #define SVC_DEFAULT_DRAIN_S   10
+#define SVC_DEFAULT_IDLE_S    300
+#define SVC_DEFAULT_MESSAGE_S 60
 #define SVC_DEFAULT_RESTART_S 10
 #define SVC_NAME_MAX          64
 #define SVC_TEXT_MAX          256
@@ -91,8 +93,10 @@ typedef struct svc_server_options {
     uint32_t workers; /* 0 = one per processor */
     iocp_framing framing;
     uint32_t max_message;
-    uint32_t idle_timeout_s;  /* 0 = none */
-    uint32_t drain_timeout_s; /* how long a stop lets connections finish */
+    uint32_t idle_timeout_s;    /* 0 = none */
+    uint32_t message_timeout_s; /* a framed message's first byte to its last; 0 = none */
+    uint32_t send_timeout_s;    /* the peer took none of our queued bytes; 0 = none */
+    uint32_t drain_timeout_s;   /* how long a stop lets connections finish */
     char log_file[SVC_PATH_MAX];
 } svc_server_options;
 

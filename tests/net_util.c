@@ -223,6 +223,58 @@ int tn_wait_stat(iocp_engine *e, size_t offset, uint64_t value, uint32_t timeout
     return test_wait_until(stat_reached, &w, timeout_ms);
 }
 
+uint64_t tn_stop_counting_leaks(iocp_engine *e)
+{
+    iocp_err rc = iocp_engine_stop(e, 5000);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_MSG(rc == IOCP_OK || st.contexts_in_use > 0, "stop: %s", iocp_strerror(rc));
+    return st.contexts_in_use;
+}
+
+void tn_echo_counted(SOCKET s, iocp_framing mode, const char *text, tn_ledger *ledger)
+{
+    uint8_t frame[128], back[128];
+    size_t len = strlen(text), suffix_len;
+    CHECK(len + IOCP_LENGTH_HEADER_SIZE + 1 <= sizeof frame);
+    size_t n = iocp_frame_prefix(mode, len, frame);
+    memcpy(frame + n, text, len);
+    n += len;
+    const uint8_t *suffix = iocp_frame_suffix(mode, &suffix_len);
+    memcpy(frame + n, suffix, suffix_len);
+    n += suffix_len;
+    ledger->sent += n;
+    if (tn_send_all(s, frame, n) != 0)
+        return;
+    size_t got = tn_recv_exact(s, back, n), same = 0;
+    while (same < got && back[same] == frame[same])
+        same++;
+    ledger->back += same;
+}
+
+static void put_figure(const char *name, int64_t value)
+{
+    if (value == TN_NOT_MEASURED)
+        printf(" %s=-", name);
+    else
+        printf(" %s=%lld", name, (long long)value);
+}
+
+void tn_metric(const char *scenario, int64_t connections, int64_t faults, int64_t bad_inputs,
+               int64_t bytes_lost, int64_t leaked, int64_t intended_leaks)
+{
+    printf("METRIC scenario=%s", scenario);
+    put_figure("connections", connections);
+    put_figure("faults", faults);
+    put_figure("bad_inputs", bad_inputs);
+    put_figure("bytes_lost", bytes_lost);
+    put_figure("contexts_leaked", leaked);
+    if (intended_leaks > 0)
+        put_figure("intended_leaks", intended_leaks);
+    printf("\n");
+    fflush(stdout);
+}
+
 void tn_stop_clean(iocp_engine *e)
 {
     CHECK_OK(iocp_engine_stop(e, 5000));

@@ -50,5 +50,28 @@ int tn_wait_stat(iocp_engine *e, size_t offset, uint64_t value, uint32_t timeout
 /* Stops (drain 5 s), checks every context, operation, queued byte and heap chunk came back,
  * then destroys. */
 void tn_stop_clean(iocp_engine *e);
+/* The same, but returns the contexts still in use after the stop (for the reliability table)
+ * before checking anything. */
+uint64_t tn_stop_counting_leaks(iocp_engine *e);
+
+/* ---- the reliability table (scripts/reliability-table.py) ------------------------------ */
+
+/* Bytes a scenario's clients sent to be echoed, and how many of them came back equal. */
+typedef struct tn_ledger {
+    uint64_t sent, back;
+} tn_ledger;
+
+/* As tn_echo_message, but the result goes into the ledger instead of failing the case: the
+ * caller prints it (tn_metric), then checks it. */
+void tn_echo_counted(SOCKET s, iocp_framing mode, const char *text, tn_ledger *ledger);
+
+/* A figure a scenario does not measure: "-" in the table. */
+#define TN_NOT_MEASURED (-1)
+
+/* The scenario's line: connections it held, faults it injected, bad inputs it tried, bytes
+ * its clients sent that did not come back, contexts in use after its stop. Each one what was
+ * measured, or TN_NOT_MEASURED. intended_leaks: contexts the scenario keeps on purpose. */
+void tn_metric(const char *scenario, int64_t connections, int64_t faults, int64_t bad_inputs,
+               int64_t bytes_lost, int64_t leaked, int64_t intended_leaks);
 
 #endif

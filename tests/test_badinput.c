@@ -121,9 +121,8 @@ static void client_random_command_lines(void)
     check_run(IOCP_CLIENT_EXE, huge, ok, COUNT(ok));
     free(huge);
     runs++;
-    printf("METRIC scenario=client_command_lines connections=0 faults=0 bad_inputs=%d "
-           "bytes_lost=0 contexts_leaked=0\n",
-           runs);
+    tn_metric("client_command_lines", TN_NOT_MEASURED, TN_NOT_MEASURED, runs, TN_NOT_MEASURED,
+              TN_NOT_MEASURED, 0);
 }
 
 /* iocp-service: random commands and options. `run` always ends with --port of a listener
@@ -158,9 +157,8 @@ static void service_random_command_lines(void)
         runs++;
     }
     tn_stop_clean(holder);
-    printf("METRIC scenario=service_command_lines connections=0 faults=0 bad_inputs=%d "
-           "bytes_lost=0 contexts_leaked=0\n",
-           runs);
+    tn_metric("service_command_lines", TN_NOT_MEASURED, TN_NOT_MEASURED, runs, TN_NOT_MEASURED,
+              TN_NOT_MEASURED, 0);
 }
 
 static const test_case cases[] = {

@@ -119,17 +119,20 @@ static void many_failed(iocp_engine *e, void *user, iocp_err err, unsigned long 
     InterlockedIncrement(&((many_state *)iocp_engine_user(e))->failed);
 }
 
+/* Past the seed's famous failure near 1,300 connections. */
+#define MANY_CLIENTS 2000
+
 static int many_done(void *arg)
 {
     many_state *m = arg;
-    return m->closed + m->failed >= 1000;
+    return m->closed + m->failed >= MANY_CLIENTS;
 }
 
-static void thousand_clients(void)
+static void two_thousand_clients(void)
 {
     iocp_config cfg;
     iocp_config_init(&cfg);
-    cfg.max_connections = 1100;
+    cfg.max_connections = MANY_CLIENTS + 100;
     cfg.buffer_size = 1024;
     iocp_engine *server = tn_start(&cfg, NULL, NULL);
 
@@ -137,24 +140,32 @@ static void thousand_clients(void)
     iocp_config ccfg;
     iocp_config_init(&ccfg);
     ccfg.listen = 0;
-    ccfg.max_connections = 1000;
+    ccfg.max_connections = MANY_CLIENTS;
     ccfg.buffer_size = 1024;
     iocp_handlers h = {many_open, many_data, many_close, many_failed};
     iocp_engine *client = NULL;
     iocp_error_info err;
     CHECK_MSG(iocp_engine_start(&ccfg, &h, &m, &client, &err) == IOCP_OK, "%s", err.message);
-    for (int i = 0; i < 1000; i++)
+    for (int i = 0; i < MANY_CLIENTS; i++)
         CHECK_OK(iocp_engine_connect(client, "127.0.0.1", iocp_engine_port(server), 20000, NULL));
     CHECK(test_wait_until(many_done, &m, 60000));
     CHECK_EQ_U(m.failed, 0);
-    CHECK_EQ_U(m.opened, 1000);
-    CHECK_EQ_U(m.echoed, 1000);
+    CHECK_EQ_U(m.opened, MANY_CLIENTS);
+    CHECK_EQ_U(m.echoed, MANY_CLIENTS);
     CHECK_EQ_U(m.mismatched, 0);
     CHECK(tn_wait_stat(server, ST(contexts_in_use), 0, 10000));
+    CHECK(tn_wait_stat(client, ST(contexts_in_use), 0, 10000));
+    /* Exactly one close each, on both sides: the clients closed, the server saw their FIN. */
+    CHECK_EQ_U(m.closed, MANY_CLIENTS);
     iocp_stats st;
     iocp_engine_stats(server, &st);
-    CHECK_EQ_U(st.accepted, 1000);
+    CHECK_EQ_U(st.accepted, MANY_CLIENTS);
     CHECK_EQ_U(st.rejected, 0);
+    uint64_t closes = 0;
+    for (int r = 0; r < IOCP_CLOSE_REASON_COUNT_; r++)
+        closes += st.closed[r];
+    CHECK_EQ_U(closes, MANY_CLIENTS);
+    CHECK_EQ_U(st.closed[IOCP_CLOSE_PEER], MANY_CLIENTS);
     tn_stop_clean(client);
     tn_stop_clean(server);
 }
@@ -468,6 +479,126 @@ static void idle_timeout_closes_only_idle(void)
     tn_stop_clean(e);
 }
 
+/* ---- an accepted socket is a full socket ------------------------------------------------ */
+
+typedef struct accepted_checks {
+    volatile LONG opened;
+    int local_port, peer_port, keepalive_set, keepalive_read, shut_down;
+} accepted_checks;
+
+static int port_of(const struct sockaddr_storage *a)
+{
+    return a->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)a)->sin6_port)
+                                    : ntohs(((const struct sockaddr_in *)a)->sin_port);
+}
+
+/* What Windows allows only after SO_UPDATE_ACCEPT_CONTEXT (Wine allows it anyway). */
+static void accepted_open(iocp_conn *c)
+{
+    accepted_checks *a = iocp_engine_user(iocp_conn_engine(c));
+    SOCKET s = (SOCKET)iocp_conn_socket(c);
+    struct sockaddr_storage addr;
+    int len = sizeof addr;
+    a->local_port = getsockname(s, (struct sockaddr *)&addr, &len) == 0 ? port_of(&addr) : -1;
+    len = sizeof addr;
+    a->peer_port = getpeername(s, (struct sockaddr *)&addr, &len) == 0 ? port_of(&addr) : -1;
+    BOOL on = TRUE;
+    a->keepalive_set = setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, (const char *)&on, sizeof on) == 0;
+    DWORD got = 0;
+    len = sizeof got;
+    a->keepalive_read = getsockopt(s, SOL_SOCKET, SO_KEEPALIVE, (char *)&got, &len) == 0 && got;
+    InterlockedIncrement(&a->opened);
+}
+
+/* Echo, then shut our side: the peer reads the echo and then the end of the stream. */
+static void accepted_data(iocp_conn *c, const void *data, size_t len)
+{
+    accepted_checks *a = iocp_engine_user(iocp_conn_engine(c));
+    iocp_conn_send(c, data, len);
+    while (iocp_conn_queued(c) > 0)
+        Sleep(1); /* a few bytes to loopback: the send completes at once */
+    a->shut_down = shutdown((SOCKET)iocp_conn_socket(c), SD_SEND) == 0;
+}
+
+static void accepted_socket_is_a_full_socket(void)
+{
+    static accepted_checks a;
+    iocp_handlers h = {accepted_open, accepted_data, NULL, NULL};
+    iocp_engine *e = tn_start(NULL, &h, &a);
+    SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(s != INVALID_SOCKET);
+    struct sockaddr_storage mine;
+    int len = sizeof mine;
+    CHECK(getsockname(s, (struct sockaddr *)&mine, &len) == 0);
+    CHECK(tn_send_all(s, "ping", 4) == 0);
+    char buf[4];
+    CHECK_EQ_U(tn_recv_exact(s, buf, 4), 4);
+    CHECK(memcmp(buf, "ping", 4) == 0);
+    CHECK(tn_wait_closed(s, 5000)); /* the server's shutdown(SD_SEND) */
+    CHECK_EQ_U(a.opened, 1);
+    CHECK_EQ_U(a.local_port, iocp_engine_port(e));
+    CHECK_EQ_U(a.peer_port, port_of(&mine));
+    CHECK(a.keepalive_set && a.keepalive_read && a.shut_down);
+    closesocket(s);
+    tn_stop_clean(e);
+}
+
+/* ---- allocations ------------------------------------------------------------------------ */
+
+static uint64_t allocations(iocp_engine *e)
+{
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    return st.allocations;
+}
+
+/* Connect, echo one small message, close, and wait for the context to come back. */
+static void small_echo_cycles(iocp_engine *e, iocp_framing mode, int n)
+{
+    for (int i = 0; i < n; i++) {
+        SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+        CHECK(s != INVALID_SOCKET);
+        tn_echo_message(s, mode, "a small message, warm");
+        closesocket(s);
+        CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 5000));
+    }
+}
+
+/* Once warm, accepting, receiving, echoing and closing allocate nothing, in every framing
+ * mode; a message longer than the receive buffer does (its assembly buffer, its queue). */
+static void warm_echo_allocates_nothing(void)
+{
+    const iocp_framing modes[] = {IOCP_FRAMING_RAW, IOCP_FRAMING_LINE, IOCP_FRAMING_LENGTH};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        iocp_config cfg;
+        iocp_config_init(&cfg);
+        cfg.framing = modes[m];
+        cfg.buffer_size = 512;
+        cfg.max_message = 64 * 1024;
+        iocp_engine *e = tn_start(&cfg, NULL, NULL);
+        small_echo_cycles(e, modes[m], 10); /* warm-up */
+        uint64_t warm = allocations(e);
+        small_echo_cycles(e, modes[m], 100);
+        CHECK_MSG(allocations(e) == warm, "%s framing: %llu allocations in 100 small echoes",
+                  iocp_framing_name(modes[m]), (unsigned long long)(allocations(e) - warm));
+        if (modes[m] == IOCP_FRAMING_LINE) {
+            /* The counter counts: 4000 bytes in one line, over a 512-byte receive buffer. */
+            static char line[4001], back[4001];
+            memset(line, 'x', 4000);
+            line[4000] = '\n';
+            SOCKET s = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
+            CHECK(s != INVALID_SOCKET);
+            CHECK(tn_send_all(s, line, sizeof line) == 0);
+            CHECK_EQ_U(tn_recv_exact(s, back, sizeof back), sizeof back);
+            CHECK(memcmp(line, back, sizeof line) == 0);
+            closesocket(s);
+            CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 5000));
+            CHECK_MSG(allocations(e) > warm, "a 4000-byte line allocated nothing");
+        }
+        tn_stop_clean(e);
+    }
+}
+
 /* ---- the log function may call the engine ----------------------------------------------- */
 
 typedef struct reentry {
@@ -765,7 +896,7 @@ static const test_case cases[] = {
     {"echo_small", echo_small},
     {"echo_random_splits", echo_random_splits},
     {"ipv4_and_ipv6_on_dual_stack", ipv4_and_ipv6_on_dual_stack},
-    {"thousand_clients", thousand_clients},
+    {"two_thousand_clients", two_thousand_clients},
     {"connection_limit", connection_limit},
     {"peer_reset_mid_transfer", peer_reset_mid_transfer},
     {"client_closes_with_recv_pending", client_closes_with_recv_pending},
@@ -774,6 +905,8 @@ static const test_case cases[] = {
     {"send_timeout_resets_only_stopped_readers", send_timeout_resets_only_stopped_readers},
     {"idle_timeout_closes_only_idle", idle_timeout_closes_only_idle},
     {"log_callback_may_call_the_engine", log_callback_may_call_the_engine},
+    {"warm_echo_allocates_nothing", warm_echo_allocates_nothing},
+    {"accepted_socket_is_a_full_socket", accepted_socket_is_a_full_socket},
     {"graceful_close_with_peer_still_sending", graceful_close_with_peer_still_sending},
     {"graceful_close_after_slow_drain", graceful_close_after_slow_drain},
     {"stop_does_not_wait_for_quiet_peers", stop_does_not_wait_for_quiet_peers},

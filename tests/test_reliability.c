@@ -20,23 +20,16 @@ static int scale(void)
     return s < 1 ? 1 : s;
 }
 
-static void metric(const char *scenario, uint64_t held, uint64_t faults, uint64_t bad,
-                   uint64_t lost, iocp_engine *e)
+/* Stops, prints the scenario's table line with what it measured (echoed: NULL when it
+ * checks no echo; leaked: the contexts still in use after the stop), then checks that no
+ * byte was lost and no context, operation, queued byte or chunk is left. */
+static void finish(const char *scenario, int64_t held, int64_t faults, int64_t bad,
+                   const tn_ledger *echoed, iocp_engine *e)
 {
-    iocp_stats st;
-    iocp_engine_stats(e, &st);
-    printf("METRIC scenario=%s connections=%llu faults=%llu bad_inputs=%llu bytes_lost=%llu "
-           "contexts_leaked=%llu\n",
-           scenario, (unsigned long long)held, (unsigned long long)faults, (unsigned long long)bad,
-           (unsigned long long)lost, (unsigned long long)st.contexts_in_use);
-}
-
-/* Stops, and checks no context, operation, queued byte or chunk is left. */
-static void finish(const char *scenario, uint64_t held, uint64_t faults, uint64_t bad,
-                   uint64_t lost, iocp_engine *e)
-{
-    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 20000));
-    metric(scenario, held, faults, bad, lost, e);
+    uint64_t leaked = tn_stop_counting_leaks(e);
+    int64_t lost = echoed != NULL ? (int64_t)(echoed->sent - echoed->back) : TN_NOT_MEASURED;
+    tn_metric(scenario, held, faults, bad, lost, (int64_t)leaked, 0);
+    CHECK_MSG(lost <= 0, "%lld echoed bytes did not come back", (long long)lost);
     tn_stop_clean(e);
 }
 
@@ -44,6 +37,7 @@ static void finish(const char *scenario, uint64_t held, uint64_t faults, uint64_
  * whole-message deadline passes, although bytes keep arriving. */
 static void slowloris_message_deadline(void)
 {
+    tn_ledger echoed = {0, 0};
     iocp_config cfg;
     iocp_config_init(&cfg);
     cfg.framing = IOCP_FRAMING_LENGTH;
@@ -60,7 +54,7 @@ static void slowloris_message_deadline(void)
         uint8_t b = i < 4 ? header[i] : 'x';
         if (send(slow, (const char *)&b, 1, 0) != 1)
             closed = 1;
-        tn_echo_message(good, IOCP_FRAMING_LENGTH, "neighbour");
+        tn_echo_counted(good, IOCP_FRAMING_LENGTH, "neighbour", &echoed);
         iocp_stats st;
         iocp_engine_stats(e, &st);
         closed = closed || st.closed[IOCP_CLOSE_MESSAGE_TIMEOUT] == 1;
@@ -70,15 +64,16 @@ static void slowloris_message_deadline(void)
     CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_MESSAGE_TIMEOUT]), 1, 5000));
     CHECK(tn_wait_closed(slow, 5000));
     CHECK_MSG(took < 3000, "closed after %llu ms", (unsigned long long)took);
-    tn_echo_message(good, IOCP_FRAMING_LENGTH, "neighbour");
+    tn_echo_counted(good, IOCP_FRAMING_LENGTH, "neighbour", &echoed);
     closesocket(slow);
     closesocket(good);
-    finish("slowloris", 2, 0, 1, 0, e);
+    finish("slowloris", 2, 0, 1, &echoed, e);
 }
 
 /* 2. Clients that connect and never send do not block accepting; idle timeout closes them. */
 static void silent_clients_idle_out(void)
 {
+    tn_ledger echoed = {0, 0};
     int n = 100 * scale();
     if (n > 2000)
         n = 2000;
@@ -97,18 +92,19 @@ static void silent_clients_idle_out(void)
     /* Accepting carries on: a talking client is served at once. */
     SOCKET talker = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
     CHECK(talker != INVALID_SOCKET);
-    tn_echo_message(talker, IOCP_FRAMING_RAW, "neighbour");
+    tn_echo_counted(talker, IOCP_FRAMING_RAW, "neighbour", &echoed);
     closesocket(talker);
     CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_IDLE_TIMEOUT]), (uint64_t)n, 20000));
     for (int i = 0; i < n; i++)
         closesocket(s[i]);
     free(s);
-    finish("silent_clients", (uint64_t)n + 1, 0, 0, 0, e);
+    finish("silent_clients", n + 1, 0, 0, &echoed, e);
 }
 
 /* 3. Connect, then reset before the server's accept completes, many times over. */
 static void reset_before_accept(void)
 {
+    tn_ledger echoed = {0, 0};
     int n = 2000 * scale();
     iocp_engine *e = tn_start(NULL, NULL, NULL);
     struct sockaddr_in to;
@@ -124,15 +120,16 @@ static void reset_before_accept(void)
     }
     SOCKET after = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
     CHECK(after != INVALID_SOCKET);
-    tn_echo_message(after, IOCP_FRAMING_RAW, "neighbour");
+    tn_echo_counted(after, IOCP_FRAMING_RAW, "neighbour", &echoed);
     closesocket(after);
-    finish("reset_before_accept", (uint64_t)n + 1, (uint64_t)n, 0, 0, e);
+    finish("reset_before_accept", n + 1, n, 0, &echoed, e);
 }
 
 /* 4. A client that sends at full speed and never reads: reading pauses, memory stays under
  * the cap, a neighbour keeps its echo. */
 static void flood_without_reading(void)
 {
+    tn_ledger echoed = {0, 0};
     iocp_config cfg;
     iocp_config_init(&cfg);
     cfg.buffer_size = 4096;
@@ -161,10 +158,10 @@ static void flood_without_reading(void)
     iocp_engine_stats(e, &st);
     CHECK(st.bytes_queued <= cfg.send_queue_cap);
     CHECK(st.heap_chunks <= cfg.send_queue_cap / cfg.buffer_size + 1);
-    tn_echo_message(good, IOCP_FRAMING_RAW, "neighbour");
+    tn_echo_counted(good, IOCP_FRAMING_RAW, "neighbour", &echoed);
     tn_reset(flood);
     closesocket(good);
-    finish("flood_no_read", 2, 0, 0, 0, e);
+    finish("flood_no_read", 2, 0, 0, &echoed, e);
 }
 
 /* 5. A silent peer: a child process that connects and is then suspended (the Windows twin of
@@ -205,7 +202,7 @@ static void suspended_peer_idles_out(void)
     WaitForSingleObject(pi.hProcess, 5000);
     CloseHandle(pi.hThread);
     CloseHandle(pi.hProcess);
-    finish("suspended_peer", 1, 0, 0, 0, e);
+    finish("suspended_peer", 1, 0, 0, NULL, e);
 }
 
 /* 6. Garbage in each framing mode: the connection may be closed with a protocol error (or
@@ -219,6 +216,7 @@ static void garbage_in_every_mode(void)
         cfg.framing = (iocp_framing)mode;
         cfg.max_message = 4096;
         iocp_engine *e = tn_start(&cfg, NULL, NULL);
+        tn_ledger echoed = {0, 0};
         SOCKET good = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
         CHECK(good != INVALID_SOCKET);
         for (int round = 0; round < 20; round++) {
@@ -231,7 +229,7 @@ static void garbage_in_every_mode(void)
             shutdown(evil, SD_SEND);
             CHECK(tn_wait_closed(evil, 5000));
             closesocket(evil);
-            tn_echo_message(good, (iocp_framing)mode, "neighbour");
+            tn_echo_counted(good, (iocp_framing)mode, "neighbour", &echoed);
         }
         closesocket(good);
         iocp_stats st;
@@ -244,7 +242,7 @@ static void garbage_in_every_mode(void)
         finish(mode == IOCP_FRAMING_RAW    ? "garbage_raw"
                : mode == IOCP_FRAMING_LINE ? "garbage_line"
                                            : "garbage_length",
-               21, 0, 20, 0, e);
+               21, 0, 20, &echoed, e);
     }
 }
 
@@ -271,11 +269,13 @@ static void limit_plus_many(void)
         if (send(s[i], &c, 1, 0) == 1 && tn_recv_exact(s[i], &c, 1) == 1 && c == 'q')
             served++;
     }
-    CHECK_EQ_U(served, 50);
+    CHECK_MSG(served <= 50, "%d served past the limit of 50", served);
     for (int i = 0; i < total; i++)
         closesocket(s[i]);
     free(s);
-    finish("limit_plus_many", (uint64_t)total, 0, 0, 0, e);
+    /* The 50 accepted ones each sent a byte to be echoed; the rejected ones were reset. */
+    tn_ledger echoed = {50, (uint64_t)served};
+    finish("limit_plus_many", total, 0, 0, &echoed, e);
 }
 
 /* 9. Clients reset in the middle of transfers: every context back in the pool. */
@@ -306,6 +306,7 @@ static DWORD WINAPI resetter_main(LPVOID arg)
 
 static void resets_mid_transfer(void)
 {
+    tn_ledger echoed = {0, 0};
     enum { THREADS = 8 };
     int per = 25 * scale();
     iocp_engine *e = tn_start(NULL, NULL, NULL);
@@ -323,10 +324,9 @@ static void resets_mid_transfer(void)
         CloseHandle(t[i]);
     }
     SOCKET after = tn_connect("127.0.0.1", iocp_engine_port(e), 5000);
-    tn_echo_message(after, IOCP_FRAMING_RAW, "neighbour");
+    tn_echo_counted(after, IOCP_FRAMING_RAW, "neighbour", &echoed);
     closesocket(after);
-    finish("resets_mid_transfer", (uint64_t)THREADS * (uint64_t)per, (uint64_t)THREADS * per, 0, 0,
-           e);
+    finish("resets_mid_transfer", (int64_t)THREADS * per, (int64_t)THREADS * per, 0, &echoed, e);
 }
 
 /* 12. Half-close: a client sends, shuts down its sending side, gets every byte back, then
@@ -344,16 +344,18 @@ static void half_close_gets_everything(void)
     /* 3 MiB fits in the loopback buffers plus the server's queue: send all, then FIN. */
     CHECK(tn_send_all(s, data, LEN) == 0);
     CHECK(shutdown(s, SD_SEND) == 0);
-    size_t got = tn_recv_exact(s, back, LEN);
-    CHECK_EQ_U(got, LEN);
-    CHECK(memcmp(back, data, LEN) == 0);
+    size_t got = tn_recv_exact(s, back, LEN), same = 0;
+    while (same < got && back[same] == data[same])
+        same++;
+    tn_ledger echoed = {LEN, same};
     char extra;
-    CHECK(recv(s, &extra, 1, 0) == 0); /* EOF: a clean close */
+    int eof = got == LEN && recv(s, &extra, 1, 0) == 0; /* EOF: a clean close */
     closesocket(s);
     CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_PEER]), 1, 5000));
     free(data);
     free(back);
-    finish("half_close", 1, 0, 0, 0, e);
+    finish("half_close", 1, 0, 0, &echoed, e);
+    CHECK_MSG(eof, "no clean end of stream after the echo");
 }
 
 /* 10. Stop under full load, again and again: no crash, no hang past the drain timeout. */
@@ -388,6 +390,8 @@ static int echoing(void *arg)
 static void stop_under_full_load(void)
 {
     int rounds = 10 * scale();
+    uint64_t leaked = 0;
+    int failed_stops = 0;
     for (int round = 0; round < rounds; round++) {
         iocp_engine *e = tn_start(NULL, NULL, NULL);
         volatile LONG stop = 0;
@@ -397,23 +401,25 @@ static void stop_under_full_load(void)
             t[i] = CreateThread(NULL, 0, pounder_main, &p, 0, NULL);
         CHECK(test_wait_until(echoing, e, 5000)); /* the stop lands in full traffic */
         uint64_t t0 = test_now_ms();
-        CHECK_OK(iocp_engine_stop(e, 1000));
+        failed_stops += iocp_engine_stop(e, 1000) != IOCP_OK;
         uint64_t took = test_now_ms() - t0;
-        CHECK_MSG(took < 1000 + 3000, "stop took %llu ms", (unsigned long long)took);
         iocp_stats st;
         iocp_engine_stats(e, &st);
-        CHECK_EQ_U(st.contexts_in_use, 0);
-        CHECK_EQ_U(st.ops_in_flight, 0);
+        leaked += st.contexts_in_use; /* a stop that gave up left them (and says so) */
         iocp_engine_destroy(e);
+        /* The bound holds whatever happened: the give-up is 10 s after the drain. */
+        CHECK_MSG(took < 1000 + 3000 || failed_stops, "stop took %llu ms",
+                  (unsigned long long)took);
         stop = 1;
         for (int i = 0; i < 6; i++) {
             WaitForSingleObject(t[i], INFINITE);
             CloseHandle(t[i]);
         }
     }
-    printf("METRIC scenario=stop_under_load connections=%d faults=0 bad_inputs=0 bytes_lost=0 "
-           "contexts_leaked=0\n",
-           rounds * 6);
+    /* Echoes cut by the stop are the point of the scenario, not a loss: bytes not measured. */
+    tn_metric("stop_under_load", rounds * 6, 0, 0, TN_NOT_MEASURED, (int64_t)leaked, 0);
+    CHECK_EQ_U(leaked, 0);
+    CHECK_EQ_U(failed_stops, 0);
 }
 
 static const test_case cases[] = {

@@ -49,7 +49,16 @@ static void options_defaults(void)
     CHECK_EQ_U(o.server.buffer_size, 16384);
     CHECK(o.server.framing == IOCP_FRAMING_RAW);
     CHECK_EQ_U(o.server.max_message, IOCP_DEFAULT_MAX_MESSAGE);
-    CHECK_EQ_U(o.server.idle_timeout_s, 0);
+    /* A public server's timeouts by default (the engine's own default is "never" for the
+     * first two). */
+    CHECK_EQ_U(o.server.idle_timeout_s, 300);
+    CHECK_EQ_U(o.server.message_timeout_s, 60);
+    CHECK_EQ_U(o.server.send_timeout_s, 60);
+    iocp_config dc;
+    svc_server_config(&o.server, &dc);
+    CHECK_EQ_U(dc.idle_timeout_ms, 300000);
+    CHECK_EQ_U(dc.message_timeout_ms, 60000);
+    CHECK_EQ_U(dc.send_timeout_ms, 60000);
     CHECK_EQ_U(o.server.workers, 0);
     CHECK_EQ_U(o.server.drain_timeout_s, 10);
     CHECK(o.server.log_file[0] == '\0');
@@ -85,6 +94,9 @@ static void options_every_server_option(void)
                     "65536",
                     "--idle-timeout",
                     "30",
+                    "--message-timeout",
+                    "7",
+                    "--send-timeout=0",
                     "--workers",
                     "3",
                     "--drain-timeout=2",
@@ -104,6 +116,8 @@ static void options_every_server_option(void)
     CHECK(o.server.framing == IOCP_FRAMING_LENGTH);
     CHECK_EQ_U(o.server.max_message, 65536);
     CHECK_EQ_U(o.server.idle_timeout_s, 30);
+    CHECK_EQ_U(o.server.message_timeout_s, 7);
+    CHECK_EQ_U(o.server.send_timeout_s, 0);
     CHECK_EQ_U(o.server.workers, 3);
     CHECK_EQ_U(o.server.drain_timeout_s, 2);
     CHECK(strcmp(o.server.log_file, "C:\\x y\\z.log") == 0);
@@ -114,6 +128,8 @@ static void options_every_server_option(void)
     svc_server_config(&o.server, &c);
     CHECK(c.port == 0 && strcmp(c.bind_address, "127.0.0.1") == 0);
     CHECK_EQ_U(c.idle_timeout_ms, 30000);
+    CHECK_EQ_U(c.message_timeout_ms, 7000);
+    CHECK_EQ_U(c.send_timeout_ms, 0);
     CHECK(c.framing == IOCP_FRAMING_LENGTH);
     CHECK(c.send_queue_cap >= 2u * (512u + 65536u + 4u));
 }

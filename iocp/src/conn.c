@@ -433,8 +433,11 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
         e->handlers.on_data(c, c->recv_buf, bytes);
     } else {
         deliver_ctx ctx = {c};
+        uint64_t allocs = c->decoder.allocations;
         iocp_frame_status st =
             iocp_decoder_feed(&c->decoder, c->recv_buf, bytes, deliver_message, &ctx);
+        if (c->decoder.allocations != allocs)
+            InterlockedAdd64(&e->counters.allocations, (LONG64)(c->decoder.allocations - allocs));
         if (st != IOCP_FRAME_OK && st != IOCP_FRAME_STOPPED) {
             InterlockedIncrement64(&e->counters.protocol_errors);
             iocpi_log(e, IOCP_LOG_WARN, "protocol error from %s: %s; closing it", c->peer,
@@ -555,7 +558,13 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     InterlockedIncrement64(outgoing ? &e->counters.connected : &e->counters.accepted);
     InterlockedIncrement64(&e->counters.active);
     c->state = CONN_OPEN;
-    if (e->stopping) {
+#ifdef IOCP_FAULT_INJECTION
+    iocpi_fault_open_delay();
+#endif
+    /* Opened while the engine stops: closed at once, and the handler never hears of it
+     * (on_close only follows an on_open; a dial reports on_connect_failed instead). */
+    c->announced = !e->stopping;
+    if (!c->announced) {
         iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, IOCP_ABORT);
     } else if (e->handlers.on_open != NULL) {
         e->handlers.on_open(c);
@@ -608,12 +617,18 @@ static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
     IOCPI_ASSERT(c->refs == 0 && c->state == CONN_CLOSED && c->sock == INVALID_SOCKET);
     IOCPI_ASSERT(!c->send_pending);
     InterlockedIncrement64(&e->counters.closed[c->close_reason]);
-    if (e->handlers.on_close != NULL)
+    if (c->announced && e->handlers.on_close != NULL)
         e->handlers.on_close(c, c->close_reason, c->close_sys);
+    else if (!c->announced && c->outgoing && e->handlers.on_connect_failed != NULL)
+        e->handlers.on_connect_failed(e, c->user, IOCP_E_STOPPED, WSAECONNABORTED);
+    c->announced = 0;
     AcquireSRWLockExclusive(&c->lock);
     drop_queue_locked(c);
     iocp_decoder_reset(&c->decoder);
+    uint64_t allocs = c->decoder.allocations;
     iocp_decoder_trim(&c->decoder, e->config.buffer_size);
+    if (c->decoder.allocations != allocs)
+        InterlockedAdd64(&e->counters.allocations, (LONG64)(c->decoder.allocations - allocs));
     c->user = NULL;
     c->peer[0] = '\0';
     InterlockedIncrement(&c->generation);
@@ -722,6 +737,11 @@ const char *iocp_conn_peer(const iocp_conn *conn)
 size_t iocp_conn_queued(const iocp_conn *conn)
 {
     return conn->queued;
+}
+
+uintptr_t iocp_conn_socket(const iocp_conn *conn)
+{
+    return conn->state == CONN_OPEN ? (uintptr_t)conn->sock : (uintptr_t)INVALID_SOCKET;
 }
 
 iocp_err iocp_conn_send(iocp_conn *conn, const void *data, size_t len)

@@ -216,6 +216,7 @@ iocp_err iocp_engine_connect(iocp_engine *engine, const char *host, uint16_t por
     c->dial_deadline_ms = 0;
     c->sock = INVALID_SOCKET;
     c->state = CONN_DIALING;
+    InterlockedIncrement64(&e->counters.allocations); /* GetAddrInfoW's address list */
     InterlockedIncrement(&e->dials_resolving);
     if (!TrySubmitThreadpoolCallback(resolve_cb, c, NULL)) {
         DWORD sys = GetLastError();

@@ -424,5 +424,6 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->ops_in_flight = (uint64_t)c->ops_in_flight;
     out->bytes_queued = (uint64_t)c->bytes_queued;
     out->heap_chunks = (uint64_t)c->heap_chunks;
+    out->allocations = (uint64_t)c->allocations;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
 }

@@ -11,6 +11,9 @@
  *   IOCP_FAULT_LOSE_RECV=1       every WSARecv says "pending" and never completes, not even
  *                                when its socket is closed: what Wine was seen to do, rarely,
  *                                under load (the stop must not hang on it)
+ *   IOCP_FAULT_OPEN_DELAY_MS=N   a connection being opened (accepted or dialled) waits N ms
+ *                                before it looks whether the engine is stopping: a stop that
+ *                                races an accept or a dial, made certain
  */
 #include "iocpi.h"
 
@@ -18,6 +21,7 @@
 
 static int fault_short;
 static int fault_lose_recv;
+static unsigned fault_open_delay_ms;
 static unsigned fault_permille;
 static volatile LONG64 fault_counter;
 static uint64_t fault_seed = 1;
@@ -37,6 +41,13 @@ void iocpi_fault_init(void)
     fault_permille = env_uint("IOCP_FAULT_FAIL_PERMILLE", 0);
     fault_seed = env_uint("IOCP_FAULT_SEED", 1);
     fault_lose_recv = env_uint("IOCP_FAULT_LOSE_RECV", 0) != 0;
+    fault_open_delay_ms = env_uint("IOCP_FAULT_OPEN_DELAY_MS", 0);
+}
+
+void iocpi_fault_open_delay(void)
+{
+    if (fault_open_delay_ms > 0)
+        Sleep(fault_open_delay_ms);
 }
 
 /* splitmix64 of a shared counter: thread-safe, and the same sequence for the same seed. */

@@ -112,6 +112,7 @@ void iocp_decoder_trim(iocp_decoder *d, size_t keep_bytes)
     size_t cap = d->buf_len > keep_bytes ? d->buf_len : keep_bytes;
     if (cap < d->buf_cap) {
         uint8_t *p = realloc(d->buf, cap);
+        d->allocations++;
         if (p != NULL) {
             d->buf = p;
             d->buf_cap = cap;
@@ -147,6 +148,7 @@ static iocp_frame_status reserve(iocp_decoder *d, size_t need, size_t limit)
     if (cap > limit)
         cap = limit; /* >= need */
     uint8_t *p = realloc(d->buf, cap);
+    d->allocations++;
     if (p == NULL) {
         snprintf(d->error, sizeof d->error,
                  "cannot grow the message buffer from %llu to %llu bytes",

@@ -104,6 +104,7 @@ struct iocp_conn {
     volatile LONG state;      /* iocpi_conn_state */
     volatile LONG refs;
     int outgoing;
+    int announced; /* on_open ran (or would have, with no on_open): on_close is owed */
     void *user;
 
     /* receive: one WSARecv at a time, into this slab buffer */
@@ -169,6 +170,7 @@ typedef struct iocpi_counters {
     volatile LONG64 closed[IOCP_CLOSE_REASON_COUNT_];
     volatile LONG64 bytes_in, bytes_out, messages_in, messages_out, protocol_errors;
     volatile LONG64 active, contexts_in_use, ops_in_flight, bytes_queued, heap_chunks;
+    volatile LONG64 allocations; /* see iocp_stats */
 } iocpi_counters;
 
 /* The engine. The public iocp_engine is this struct, opaque outside the library, as iocp_conn
@@ -296,6 +298,7 @@ void iocpi_close_socket(SOCKET s, int abortive);
 /* fault.c: the test build's fault injection (IOCP_FAULT_INJECTION); see fault.c. */
 #ifdef IOCP_FAULT_INJECTION
 void iocpi_fault_init(void);
+void iocpi_fault_open_delay(void);
 int iocpi_fault_wsarecv(iocp_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD got,
                         LPDWORD flags, LPWSAOVERLAPPED ov);
 int iocpi_fault_wsasend(iocp_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD sent, DWORD flags,

@@ -84,6 +84,7 @@ iocpi_chunk *iocpi_chunk_take(iocp_engine *e)
         cc = CONTAINING_RECORD(entry, iocpi_cached_chunk, entry);
     } else {
         cc = _aligned_malloc(sizeof *cc + e->config.buffer_size, MEMORY_ALLOCATION_ALIGNMENT);
+        InterlockedIncrement64(&e->counters.allocations);
         if (cc == NULL)
             return NULL;
         cc->chunk.data = (uint8_t *)(cc + 1);

@@ -61,8 +61,9 @@ typedef struct iocp_decoder {
     uint8_t header[IOCP_LENGTH_HEADER_SIZE];
     uint32_t header_len;
     uint32_t expected;
-    int in_message;  /* 1 while a message has begun and not ended */
-    char error[160]; /* what was wrong, for the log line, after a non-OK status */
+    int in_message;       /* 1 while a message has begun and not ended */
+    uint64_t allocations; /* calls to the allocator for buf so far (for statistics) */
+    char error[160];      /* what was wrong, for the log line, after a non-OK status */
 } iocp_decoder;
 
 /* max_message 0 means IOCP_DEFAULT_MAX_MESSAGE. */

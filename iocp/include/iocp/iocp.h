@@ -151,7 +151,9 @@ typedef enum iocp_close_reason {
 const char *iocp_close_reason_str(iocp_close_reason reason);
 
 typedef struct iocp_handlers {
-    /* A connection is established (accepted or dialled). May set user data, send, close. */
+    /* A connection is established (accepted or dialled). May set user data, send, close.
+       One accepted or dialled while the engine stops is closed at once instead, and neither
+       on_open nor on_close runs for it (a dial then ends in on_connect_failed). */
     void (*on_open)(iocp_conn *conn);
     /* Raw mode: bytes as they arrive. Line and length modes: one whole message, unframed.
        The data is valid only during the call. NULL handler set = echo. */
@@ -159,7 +161,9 @@ typedef struct iocp_handlers {
     /* The connection is gone; called exactly once per on_open, after all its I/O finished.
        sys_code is the raw Win32/WSA code behind the reason, 0 if none. */
     void (*on_close)(iocp_conn *conn, iocp_close_reason reason, unsigned long sys_code);
-    /* A dial started with iocp_engine_connect failed before a connection existed. */
+    /* A dial started with iocp_engine_connect failed before a connection existed (or the
+       engine stopped while it connected: IOCP_E_STOPPED). Each dial ends in exactly one of
+       on_open and on_connect_failed. */
     void (*on_connect_failed)(iocp_engine *engine, void *user, iocp_err err,
                               unsigned long sys_code);
 } iocp_handlers;
@@ -255,6 +259,10 @@ iocp_err iocp_conn_close(iocp_conn *conn, iocp_close_mode how);
 iocp_err iocp_conn_abort(iocp_conn *conn, iocp_close_reason reason);
 /* Bytes queued for sending and not yet completed. */
 size_t iocp_conn_queued(const iocp_conn *conn);
+/* The connection's SOCKET (as uintptr_t, so this header needs no winsock2.h), for
+ * setsockopt, getsockname, getpeername or shutdown(SD_SEND) inside a callback. Never close it
+ * or start I/O on it: the engine owns both. INVALID_SOCKET once the connection is closing. */
+uintptr_t iocp_conn_socket(const iocp_conn *conn);
 
 /* ---- statistics ------------------------------------------------------------------------ */
 
@@ -274,6 +282,9 @@ typedef struct iocp_stats {
     uint64_t ops_in_flight;   /* overlapped operations posted and not completed */
     uint64_t bytes_queued;    /* send bytes queued on all connections */
     uint64_t heap_chunks;     /* overflow send chunks allocated now (beyond the slab) */
+    uint64_t allocations;     /* heap allocations since start: send chunks the cache did not
+                                 have, growing (or trimming) a message assembly buffer, one
+                                 address list per dial; 0 for small echoes once warm */
     uint64_t uptime_ms;
 } iocp_stats;
 
