@@ -535,11 +535,14 @@ static void accepted_socket_is_a_full_socket(void)
     CHECK_EQ_U(tn_recv_exact(s, buf, 4), 4);
     CHECK(memcmp(buf, "ping", 4) == 0);
     CHECK(tn_wait_closed(s, 5000)); /* the server's shutdown(SD_SEND) */
+    closesocket(s);
+    /* Its release comes after on_data has returned: every check is written by then (the
+     * client sees the end of the stream while on_data may still be storing the last). */
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 5000));
     CHECK_EQ_U(a.opened, 1);
     CHECK_EQ_U(a.local_port, iocp_engine_port(e));
     CHECK_EQ_U(a.peer_port, port_of(&mine));
     CHECK(a.keepalive_set && a.keepalive_read && a.shut_down);
-    closesocket(s);
     tn_stop_clean(e);
 }
 
@@ -629,6 +632,11 @@ static void reentry_open(iocp_conn *c)
         r->opened.ids[i] = (LONG64)iocp_conn_get_id(c);
 }
 
+static int reentry_called(void *arg)
+{
+    return ((reentry *)arg)->calls >= 1;
+}
+
 static void log_callback_may_call_the_engine(void)
 {
     static reentry r;
@@ -645,6 +653,8 @@ static void log_callback_may_call_the_engine(void)
     CHECK(s != INVALID_SOCKET);
     CHECK(tn_wait_stat(e, ST(closed[IOCP_CLOSE_IDLE_TIMEOUT]), 1, 5000));
     CHECK(tn_wait_closed(s, 5000));
+    /* The log function runs on the sweep's thread, beside the close it reports. */
+    CHECK(test_wait_until(reentry_called, &r, 5000));
     CHECK_EQ_U(r.calls, 1);
     closesocket(s);
     tn_stop_clean(e);
