@@ -243,12 +243,97 @@ static void stop_racing_opens_pairs_callbacks(void)
     }
 }
 
+/* Every address a name resolves to is tried in turn: with a refusing address put first
+ * (IOCP_FAULT_REFUSING_FIRST), a dial still reaches the server, by address and by name (a
+ * server on 127.0.0.1 only, the client given "localhost"); with nothing listening behind
+ * either, it fails as refused, once. */
+typedef struct dial_outcome {
+    volatile LONG opened, failed;
+    volatile LONG last_err;
+} dial_outcome;
+
+static void outcome_open(iocp_conn *c)
+{
+    dial_outcome *d = iocp_engine_user(iocp_conn_engine(c));
+    InterlockedIncrement(&d->opened);
+    iocp_conn_close(c, IOCP_GRACEFUL);
+}
+
+static void outcome_data(iocp_conn *c, const void *data, size_t len)
+{
+    (void)c;
+    (void)data;
+    (void)len;
+}
+
+static void outcome_failed(iocp_engine *e, void *user, iocp_err err, unsigned long sys)
+{
+    dial_outcome *d = iocp_engine_user(e);
+    (void)user;
+    (void)sys;
+    d->last_err = (LONG)err;
+    InterlockedIncrement(&d->failed);
+}
+
+static int outcome_done(void *arg)
+{
+    dial_outcome *d = arg;
+    return d->opened + d->failed >= 1;
+}
+
+static void dial_falls_back_past_a_refusing_address(void)
+{
+    iocp_config scfg;
+    iocp_config_init(&scfg);
+    scfg.bind_address = "127.0.0.1";
+    iocp_engine *server = tn_start(&scfg, NULL, NULL);
+    static const char *const hosts[] = {"127.0.0.1", "localhost"};
+    for (size_t h = 0; h < sizeof hosts / sizeof hosts[0]; h++) {
+        dial_outcome d = {0, 0, 0};
+        iocp_config ccfg;
+        iocp_config_init(&ccfg);
+        ccfg.listen = 0;
+        iocp_handlers handlers = {outcome_open, outcome_data, NULL, outcome_failed};
+        iocp_engine *client = NULL;
+        iocp_error_info err;
+        SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", "1");
+        CHECK_MSG(iocp_engine_start(&ccfg, &handlers, &d, &client, &err) == IOCP_OK, "%s",
+                  err.message);
+        SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", NULL);
+        CHECK_OK(iocp_engine_connect(client, hosts[h], iocp_engine_port(server), 5000, NULL));
+        CHECK(test_wait_until(outcome_done, &d, 10000));
+        CHECK_MSG(d.opened == 1 && d.failed == 0, "%s: %ld opened, %ld failed (%s)", hosts[h],
+                  d.opened, d.failed, iocp_strerror((iocp_err)d.last_err));
+        tn_stop_clean(client);
+    }
+    /* Nothing behind either address (port 1: nobody here listens there): refused, reported
+     * once. */
+    tn_stop_clean(server);
+    dial_outcome d = {0, 0, 0};
+    iocp_config ccfg;
+    iocp_config_init(&ccfg);
+    ccfg.listen = 0;
+    iocp_handlers handlers = {outcome_open, outcome_data, NULL, outcome_failed};
+    iocp_engine *client = NULL;
+    iocp_error_info err;
+    SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", "1");
+    CHECK_MSG(iocp_engine_start(&ccfg, &handlers, &d, &client, &err) == IOCP_OK, "%s", err.message);
+    SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", NULL);
+    CHECK_OK(iocp_engine_connect(client, "127.0.0.1", 1, 5000, NULL));
+    CHECK(test_wait_until(outcome_done, &d, 10000));
+    CHECK_MSG(d.failed == 1 && d.opened == 0 && d.last_err == IOCP_E_REFUSED,
+              "%ld opened, %ld failed (%s)", d.opened, d.failed,
+              iocp_strerror((iocp_err)d.last_err));
+    tn_stop_clean(client);
+}
+
 static const test_case cases[] = {
     {"short_io_echo_exact", short_io_echo_exact},
     {"short_io_length_framing", short_io_length_framing},
     {"random_failures_end_only_their_connection", random_failures_end_only_their_connection},
     {"stop_gives_up_on_a_lost_receive", stop_gives_up_on_a_lost_receive},
     {"stop_racing_opens_pairs_callbacks", stop_racing_opens_pairs_callbacks},
+    {"dial_falls_back_past_a_refusing_address", dial_falls_back_past_a_refusing_address},
 };
 
 TEST_MAIN(cases)

@@ -181,7 +181,10 @@ static VOID CALLBACK resolve_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx)
     if (rc != 0) {
         iocpi_dialer_fail(c, (DWORD)rc);
     } else {
-        c->dial_addrs = c->dial_next = list;
+        c->dial_addrs = c->dial_next = list; /* dial_addrs: what FreeAddrInfoW gets back */
+#ifdef IOCP_FAULT_INJECTION
+        c->dial_next = iocpi_fault_first_address(c, list);
+#endif
         c->dial_last_error = WSAECONNREFUSED;
         try_next(c);
     }

@@ -14,6 +14,9 @@
  *   IOCP_FAULT_OPEN_DELAY_MS=N   a connection being opened (accepted or dialled) waits N ms
  *                                before it looks whether the engine is stopping: a stop that
  *                                races an accept or a dial, made certain
+ *   IOCP_FAULT_REFUSING_FIRST=1  every dial's resolved addresses get 127.0.0.1 port 1 (where
+ *                                nothing listens) in front: a name whose first address
+ *                                refuses, which no hosts file here provides
  */
 #include "iocpi.h"
 
@@ -22,6 +25,7 @@
 static int fault_short;
 static int fault_lose_recv;
 static unsigned fault_open_delay_ms;
+static int fault_refusing_first;
 static unsigned fault_permille;
 static volatile LONG64 fault_counter;
 static uint64_t fault_seed = 1;
@@ -42,6 +46,25 @@ void iocpi_fault_init(void)
     fault_seed = env_uint("IOCP_FAULT_SEED", 1);
     fault_lose_recv = env_uint("IOCP_FAULT_LOSE_RECV", 0) != 0;
     fault_open_delay_ms = env_uint("IOCP_FAULT_OPEN_DELAY_MS", 0);
+    fault_refusing_first = env_uint("IOCP_FAULT_REFUSING_FIRST", 0) != 0;
+}
+
+ADDRINFOW *iocpi_fault_first_address(iocp_conn *c, ADDRINFOW *resolved)
+{
+    if (!fault_refusing_first)
+        return resolved;
+    memset(&c->fault_addr, 0, sizeof c->fault_addr);
+    c->fault_addr.sin_family = AF_INET;
+    c->fault_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->fault_addr.sin_port = htons(1);
+    memset(&c->fault_first, 0, sizeof c->fault_first);
+    c->fault_first.ai_family = AF_INET;
+    c->fault_first.ai_socktype = SOCK_STREAM;
+    c->fault_first.ai_protocol = IPPROTO_TCP;
+    c->fault_first.ai_addrlen = sizeof c->fault_addr;
+    c->fault_first.ai_addr = (struct sockaddr *)&c->fault_addr;
+    c->fault_first.ai_next = resolved;
+    return &c->fault_first;
 }
 
 void iocpi_fault_open_delay(void)

@@ -144,6 +144,10 @@ struct iocp_conn {
     /* dialling (outgoing connections) */
     iocpi_op connect_op;
     iocpi_op dial_failed_op; /* reports a dial that failed, on a worker */
+#ifdef IOCP_FAULT_INJECTION
+    ADDRINFOW fault_first; /* fault.c: an address put before the resolved ones */
+    SOCKADDR_IN fault_addr;
+#endif
     ADDRINFOW *dial_addrs, *dial_next;
     char dial_host[128];
     uint16_t dial_port;
@@ -299,6 +303,7 @@ void iocpi_close_socket(SOCKET s, int abortive);
 #ifdef IOCP_FAULT_INJECTION
 void iocpi_fault_init(void);
 void iocpi_fault_open_delay(void);
+ADDRINFOW *iocpi_fault_first_address(iocp_conn *c, ADDRINFOW *resolved);
 int iocpi_fault_wsarecv(iocp_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD got,
                         LPDWORD flags, LPWSAOVERLAPPED ov);
 int iocpi_fault_wsasend(iocp_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD sent, DWORD flags,
