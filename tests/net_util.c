@@ -171,18 +171,10 @@ size_t tn_echo_split(SOCKET s, const void *data, size_t len, uint64_t seed)
 
 void tn_echo_message(SOCKET s, iocp_framing mode, const char *text)
 {
-    uint8_t frame[128], back[128];
-    size_t len = strlen(text), suffix_len;
-    CHECK(len + IOCP_LENGTH_HEADER_SIZE + 1 <= sizeof frame);
-    size_t n = iocp_frame_prefix(mode, len, frame);
-    memcpy(frame + n, text, len);
-    n += len;
-    const uint8_t *suffix = iocp_frame_suffix(mode, &suffix_len);
-    memcpy(frame + n, suffix, suffix_len);
-    n += suffix_len;
-    CHECK(tn_send_all(s, frame, n) == 0);
-    CHECK_EQ_U(tn_recv_exact(s, back, n), n);
-    CHECK(memcmp(back, frame, n) == 0);
+    tn_ledger ledger = {0, 0};
+    tn_echo_counted(s, mode, text, &ledger);
+    CHECK_MSG(ledger.back == ledger.sent, "echo of '%s': %llu of %llu bytes came back equal", text,
+              (unsigned long long)ledger.back, (unsigned long long)ledger.sent);
 }
 
 iocp_engine *tn_start(iocp_config *cfg, const iocp_handlers *handlers, void *user)

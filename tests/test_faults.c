@@ -281,6 +281,21 @@ static int outcome_done(void *arg)
     return d->opened + d->failed >= 1;
 }
 
+/* A client-only engine whose dials all get a refusing address first. */
+static iocp_engine *refusing_first_client(dial_outcome *d)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.listen = 0;
+    static const iocp_handlers handlers = {outcome_open, outcome_data, NULL, outcome_failed};
+    iocp_engine *client = NULL;
+    iocp_error_info err;
+    SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", "1");
+    CHECK_MSG(iocp_engine_start(&cfg, &handlers, d, &client, &err) == IOCP_OK, "%s", err.message);
+    SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", NULL);
+    return client;
+}
+
 static void dial_falls_back_past_a_refusing_address(void)
 {
     iocp_config scfg;
@@ -290,16 +305,7 @@ static void dial_falls_back_past_a_refusing_address(void)
     static const char *const hosts[] = {"127.0.0.1", "localhost"};
     for (size_t h = 0; h < sizeof hosts / sizeof hosts[0]; h++) {
         dial_outcome d = {0, 0, 0};
-        iocp_config ccfg;
-        iocp_config_init(&ccfg);
-        ccfg.listen = 0;
-        iocp_handlers handlers = {outcome_open, outcome_data, NULL, outcome_failed};
-        iocp_engine *client = NULL;
-        iocp_error_info err;
-        SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", "1");
-        CHECK_MSG(iocp_engine_start(&ccfg, &handlers, &d, &client, &err) == IOCP_OK, "%s",
-                  err.message);
-        SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", NULL);
+        iocp_engine *client = refusing_first_client(&d);
         CHECK_OK(iocp_engine_connect(client, hosts[h], iocp_engine_port(server), 5000, NULL));
         CHECK(test_wait_until(outcome_done, &d, 10000));
         CHECK_MSG(d.opened == 1 && d.failed == 0, "%s: %ld opened, %ld failed (%s)", hosts[h],
@@ -310,15 +316,7 @@ static void dial_falls_back_past_a_refusing_address(void)
      * once. */
     tn_stop_clean(server);
     dial_outcome d = {0, 0, 0};
-    iocp_config ccfg;
-    iocp_config_init(&ccfg);
-    ccfg.listen = 0;
-    iocp_handlers handlers = {outcome_open, outcome_data, NULL, outcome_failed};
-    iocp_engine *client = NULL;
-    iocp_error_info err;
-    SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", "1");
-    CHECK_MSG(iocp_engine_start(&ccfg, &handlers, &d, &client, &err) == IOCP_OK, "%s", err.message);
-    SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", NULL);
+    iocp_engine *client = refusing_first_client(&d);
     CHECK_OK(iocp_engine_connect(client, "127.0.0.1", 1, 5000, NULL));
     CHECK(test_wait_until(outcome_done, &d, 10000));
     CHECK_MSG(d.failed == 1 && d.opened == 0 && d.last_err == IOCP_E_REFUSED,
