@@ -21,7 +21,7 @@ void iocpi_dialer_init(iocp_conn *c)
 /* Reports the failure on a worker (user code never runs on the resolver's thread). */
 void iocpi_dialer_fail(iocp_conn *c, DWORD error)
 {
-    c->dial_last_error = error ? error : WSAECONNREFUSED;
+    c->dial->last_error = error ? error : WSAECONNREFUSED;
     iocpi_post(c->engine, &c->dial_failed_op);
 }
 
@@ -33,24 +33,26 @@ static void failed_done(iocpi_op *op, DWORD bytes, DWORD error)
     iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, dial_failed_op);
     iocp_engine *e = c->engine;
     IOCPI_ASSERT(c->state == CONN_DIALING && c->sock == INVALID_SOCKET);
-    DWORD sys = c->dial_last_error;
+    DWORD sys = c->dial->last_error;
     iocp_err err = e->stopping ? IOCP_E_STOPPED : iocp_err_from_sys(sys);
-    if (c->dial_addrs != NULL)
-        FreeAddrInfoW(c->dial_addrs);
-    c->dial_addrs = c->dial_next = NULL;
+    if (c->dial->addrs != NULL)
+        FreeAddrInfoW(c->dial->addrs);
+    c->dial->addrs = c->dial->next = NULL;
     InterlockedIncrement64(&e->counters.connect_failures);
     char why[96];
-    iocpi_log(e, IOCP_LOG_DEBUG, "cannot connect to %s:%u: %s", c->dial_host,
-              (unsigned)c->dial_port, iocp_format_error(err, sys, why, sizeof why));
+    iocpi_log(e, IOCP_LOG_DEBUG, "cannot connect to %s:%u: %s", c->dial->host,
+              (unsigned)c->dial->port, iocp_format_error(err, sys, why, sizeof why));
     if (e->handlers.on_connect_failed != NULL)
-        e->handlers.on_connect_failed(e, c->dial_user, err, sys);
+        e->handlers.on_connect_failed(e, c->dial->user, err, sys);
     AcquireSRWLockExclusive(&c->lock);
-    c->dial_user = NULL;
+    iocpi_dial *dial = c->dial;
+    c->dial = NULL;
     InterlockedIncrement(&c->generation);
     if (c->generation == 0)
         c->generation = 1;
     c->state = CONN_FREE;
     ReleaseSRWLockExclusive(&c->lock);
+    free(dial);
     iocpi_pool_return(e, c);
 }
 
@@ -59,10 +61,10 @@ static void failed_done(iocpi_op *op, DWORD bytes, DWORD error)
 static void try_next(iocp_conn *c)
 {
     iocp_engine *e = c->engine;
-    DWORD last = c->dial_last_error;
-    while (c->dial_next != NULL && !e->stopping) {
-        ADDRINFOW *ai = c->dial_next;
-        c->dial_next = ai->ai_next;
+    DWORD last = c->dial->last_error;
+    while (c->dial->next != NULL && !e->stopping) {
+        ADDRINFOW *ai = c->dial->next;
+        c->dial->next = ai->ai_next;
         SOCKET s = iocpi_socket(ai->ai_family);
         if (s == INVALID_SOCKET) {
             last = (DWORD)WSAGetLastError();
@@ -88,8 +90,8 @@ static void try_next(iocp_conn *c)
         iocpi_format_addr(ai->ai_addr, c->peer, sizeof c->peer);
         AcquireSRWLockExclusive(&c->lock);
         c->sock = s;
-        c->dial_timed_out = 0;
-        c->dial_deadline_ms = (LONG64)(iocpi_now_ms() + c->dial_timeout_ms);
+        c->dial->timed_out = 0;
+        c->dial->deadline_ms = (LONG64)(iocpi_now_ms() + c->dial->timeout_ms);
         memset(&c->connect_op.ov, 0, sizeof c->connect_op.ov);
         InterlockedIncrement64(&e->counters.ops_in_flight);
         /* The socket is not in skip mode yet: a packet comes even on immediate success. */
@@ -102,7 +104,7 @@ static void try_next(iocp_conn *c)
         }
         InterlockedDecrement64(&e->counters.ops_in_flight);
         c->sock = INVALID_SOCKET;
-        c->dial_deadline_ms = 0;
+        c->dial->deadline_ms = 0;
         ReleaseSRWLockExclusive(&c->lock);
         closesocket(s);
         last = error;
@@ -134,11 +136,11 @@ static void connect_done(iocpi_op *op, DWORD bytes, DWORD error)
     IOCPI_ASSERT(c->state == CONN_DIALING && c->sock != INVALID_SOCKET);
     SOCKET s = c->sock;
     c->sock = INVALID_SOCKET;
-    c->dial_deadline_ms = 0;
-    if (error != 0 && c->dial_timed_out)
+    c->dial->deadline_ms = 0;
+    if (error != 0 && c->dial->timed_out)
         error = WSAETIMEDOUT;
     ReleaseSRWLockExclusive(&c->lock);
-    if (error != 0 && !c->dial_timed_out) {
+    if (error != 0 && !c->dial->timed_out) {
         /* The port reports ERROR_CONNECTION_REFUSED (1225) and the like; the socket is still
          * ours, so ask Winsock for the code people know (WSAECONNREFUSED, 10061). */
         DWORD moved = 0, flags = 0;
@@ -153,13 +155,17 @@ static void connect_done(iocpi_op *op, DWORD bytes, DWORD error)
         error = WSAECONNABORTED;
     if (error != 0) {
         iocpi_close_socket(s, 1);
-        c->dial_last_error = error;
+        c->dial->last_error = error;
         try_next(c);
         return;
     }
-    FreeAddrInfoW(c->dial_addrs);
-    c->dial_addrs = c->dial_next = NULL;
-    c->user = c->dial_user;
+    FreeAddrInfoW(c->dial->addrs);
+    c->user = c->dial->user;
+    AcquireSRWLockExclusive(&c->lock); /* the sweep reads it under the lock */
+    iocpi_dial *dial = c->dial;
+    c->dial = NULL;
+    ReleaseSRWLockExclusive(&c->lock);
+    free(dial);
     iocpi_conn_open(c, s, 1);
 }
 
@@ -174,18 +180,18 @@ static VOID CALLBACK resolve_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
-    swprintf(wport, 8, L"%u", (unsigned)c->dial_port);
+    swprintf(wport, 8, L"%u", (unsigned)c->dial->port);
     int rc = WSAHOST_NOT_FOUND;
-    if (iocpi_utf8_to_wide(c->dial_host, whost, 256))
+    if (iocpi_utf8_to_wide(c->dial->host, whost, 256))
         rc = GetAddrInfoW(whost, wport, &hints, &list);
     if (rc != 0) {
         iocpi_dialer_fail(c, (DWORD)rc);
     } else {
-        c->dial_addrs = c->dial_next = list; /* dial_addrs: what FreeAddrInfoW gets back */
+        c->dial->addrs = c->dial->next = list; /* dial_addrs: what FreeAddrInfoW gets back */
 #ifdef IOCP_FAULT_INJECTION
-        c->dial_next = iocpi_fault_first_address(c, list);
+        c->dial->next = iocpi_fault_first_address(c, list);
 #endif
-        c->dial_last_error = WSAECONNREFUSED;
+        c->dial->last_error = WSAECONNREFUSED;
         try_next(c);
     }
     InterlockedDecrement(&e->dials_resolving);
@@ -198,32 +204,41 @@ iocp_err iocp_engine_connect(iocp_engine *engine, const char *host, uint16_t por
     if (e == NULL || host == NULL || host[0] == '\0' || port == 0)
         return IOCP_E_INVALID_ARG;
     size_t n = strlen(host);
-    if (n >= sizeof e->conns[0].dial_host)
+    if (n >= sizeof((iocpi_dial *)0)->host)
         return IOCP_E_INVALID_ARG;
     if (e->stopping)
         return IOCP_E_STOPPED;
+    iocpi_dial *dial = calloc(1, sizeof *dial);
+    if (dial == NULL)
+        return IOCP_E_NO_MEMORY;
     iocp_conn *c = iocpi_pool_take(e);
-    if (c == NULL)
+    if (c == NULL) {
+        free(dial);
         return IOCP_E_NO_RESOURCES;
+    }
+    c->dial = dial;
     /* "[::1]" names the same host as "::1". */
     if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-        memcpy(c->dial_host, host + 1, n - 2);
-        c->dial_host[n - 2] = '\0';
+        memcpy(c->dial->host, host + 1, n - 2);
+        c->dial->host[n - 2] = '\0';
     } else {
-        memcpy(c->dial_host, host, n + 1);
+        memcpy(c->dial->host, host, n + 1);
     }
-    c->dial_port = port;
-    c->dial_timeout_ms = timeout_ms ? timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
-    c->dial_user = user;
-    c->dial_addrs = c->dial_next = NULL;
-    c->dial_deadline_ms = 0;
+    c->dial->port = port;
+    c->dial->timeout_ms = timeout_ms ? timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    c->dial->user = user;
+    c->dial->addrs = c->dial->next = NULL;
+    c->dial->deadline_ms = 0;
     c->sock = INVALID_SOCKET;
     c->state = CONN_DIALING;
-    InterlockedIncrement64(&e->counters.allocations); /* GetAddrInfoW's address list */
+    /* The dial's state, and GetAddrInfoW's address list. */
+    InterlockedAdd64(&e->counters.allocations, 2);
     InterlockedIncrement(&e->dials_resolving);
     if (!TrySubmitThreadpoolCallback(resolve_cb, c, NULL)) {
         DWORD sys = GetLastError();
         InterlockedDecrement(&e->dials_resolving);
+        c->dial = NULL;
+        free(dial);
         c->state = CONN_FREE;
         iocpi_pool_return(e, c);
         return iocp_err_from_sys(sys);
@@ -236,9 +251,10 @@ iocp_err iocp_engine_connect(iocp_engine *engine, const char *host, uint16_t por
 void iocpi_dialer_sweep(iocp_conn *c, uint64_t now)
 {
     AcquireSRWLockExclusive(&c->lock);
-    if (c->state == CONN_DIALING && c->dial_deadline_ms && now >= (uint64_t)c->dial_deadline_ms) {
-        c->dial_timed_out = 1;
-        c->dial_deadline_ms = 0;
+    iocpi_dial *dial = c->state == CONN_DIALING ? c->dial : NULL;
+    if (dial != NULL && dial->deadline_ms && now >= (uint64_t)dial->deadline_ms) {
+        dial->timed_out = 1;
+        dial->deadline_ms = 0;
         if (c->sock != INVALID_SOCKET)
             CancelIoEx((HANDLE)c->sock, &c->connect_op.ov);
     }

@@ -53,18 +53,18 @@ ADDRINFOW *iocpi_fault_first_address(iocp_conn *c, ADDRINFOW *resolved)
 {
     if (!fault_refusing_first)
         return resolved;
-    memset(&c->fault_addr, 0, sizeof c->fault_addr);
-    c->fault_addr.sin_family = AF_INET;
-    c->fault_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    c->fault_addr.sin_port = htons(1);
-    memset(&c->fault_first, 0, sizeof c->fault_first);
-    c->fault_first.ai_family = AF_INET;
-    c->fault_first.ai_socktype = SOCK_STREAM;
-    c->fault_first.ai_protocol = IPPROTO_TCP;
-    c->fault_first.ai_addrlen = sizeof c->fault_addr;
-    c->fault_first.ai_addr = (struct sockaddr *)&c->fault_addr;
-    c->fault_first.ai_next = resolved;
-    return &c->fault_first;
+    memset(&c->dial->fault_addr, 0, sizeof c->dial->fault_addr);
+    c->dial->fault_addr.sin_family = AF_INET;
+    c->dial->fault_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->dial->fault_addr.sin_port = htons(1);
+    memset(&c->dial->fault_first, 0, sizeof c->dial->fault_first);
+    c->dial->fault_first.ai_family = AF_INET;
+    c->dial->fault_first.ai_socktype = SOCK_STREAM;
+    c->dial->fault_first.ai_protocol = IPPROTO_TCP;
+    c->dial->fault_first.ai_addrlen = sizeof c->dial->fault_addr;
+    c->dial->fault_first.ai_addr = (struct sockaddr *)&c->dial->fault_addr;
+    c->dial->fault_first.ai_next = resolved;
+    return &c->dial->fault_first;
 }
 
 void iocpi_fault_open_delay(void)

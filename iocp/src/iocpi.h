@@ -141,22 +141,28 @@ struct iocp_conn {
     volatile LONG64 last_recv_ms; /* 0: nothing received yet */
     char peer[64];
 
-    /* dialling (outgoing connections) */
+    /* dialling (outgoing connections): the ops live here, the dial's state in `dial` */
     iocpi_op connect_op;
     iocpi_op dial_failed_op; /* reports a dial that failed, on a worker */
+    struct iocpi_dial *dial; /* while DIALING (dialer.c) */
+};
+
+/* A dial in progress: made by iocp_engine_connect, freed when the dial ends (dialer.c), so
+ * that a context does not carry it while it serves an accepted connection. */
+typedef struct iocpi_dial {
+    ADDRINFOW *addrs, *next; /* what GetAddrInfoW gave (freed with it); the next to try */
+    char host[128];
+    uint16_t port;
+    uint32_t timeout_ms;
+    volatile LONG64 deadline_ms; /* of the ConnectEx in progress; 0 = none */
+    int timed_out;
+    DWORD last_error;
+    void *user;
 #ifdef IOCP_FAULT_INJECTION
     ADDRINFOW fault_first; /* fault.c: an address put before the resolved ones */
     SOCKADDR_IN fault_addr;
 #endif
-    ADDRINFOW *dial_addrs, *dial_next;
-    char dial_host[128];
-    uint16_t dial_port;
-    uint32_t dial_timeout_ms;
-    volatile LONG64 dial_deadline_ms;
-    int dial_timed_out;
-    DWORD dial_last_error;
-    void *dial_user;
-};
+} iocpi_dial;
 
 /* One outstanding AcceptEx. */
 typedef struct iocpi_accept {

@@ -283,8 +283,9 @@ typedef struct iocp_stats {
     uint64_t bytes_queued;    /* send bytes queued on all connections */
     uint64_t heap_chunks;     /* overflow send chunks allocated now (beyond the slab) */
     uint64_t allocations;     /* heap allocations since start: send chunks the cache did not
-                                 have, growing (or trimming) a message assembly buffer, one
-                                 address list per dial; 0 for small echoes once warm */
+                                 have, growing (or trimming) a message assembly buffer, two
+                                 per dial (its state, the resolver's address list); 0 for
+                                 small echoes once warm */
     uint64_t uptime_ms;
 } iocp_stats;
 
