@@ -325,6 +325,31 @@ static void dial_falls_back_past_a_refusing_address(void)
     tn_stop_clean(client);
 }
 
+/* PostQueuedCompletionStatus failing (the system out of memory for the packet): the engine
+ * posts again instead of aborting or dropping the packet, and says so. A failed dial's report
+ * is such a packet. */
+static void refused_posts_are_retried(void)
+{
+    dial_outcome d = {0, 0, 0};
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.listen = 0;
+    static const iocp_handlers handlers = {outcome_open, outcome_data, NULL, outcome_failed};
+    iocp_engine *client = NULL;
+    iocp_error_info err;
+    SetEnvironmentVariableA("IOCP_FAULT_POST_FAILS", "3");
+    CHECK_MSG(iocp_engine_start(&cfg, &handlers, &d, &client, &err) == IOCP_OK, "%s", err.message);
+    SetEnvironmentVariableA("IOCP_FAULT_POST_FAILS", NULL);
+    CHECK_OK(iocp_engine_connect(client, "127.0.0.1", 1, 5000, NULL));
+    CHECK(test_wait_until(outcome_done, &d, 10000));
+    CHECK_MSG(d.failed == 1 && d.last_err == IOCP_E_REFUSED, "%ld failed (%s)", d.failed,
+              iocp_strerror((iocp_err)d.last_err));
+    iocp_stats st;
+    iocp_engine_stats(client, &st);
+    CHECK_EQ_U(st.post_retries, 3);
+    tn_stop_clean(client);
+}
+
 static const test_case cases[] = {
     {"short_io_echo_exact", short_io_echo_exact},
     {"short_io_length_framing", short_io_length_framing},
@@ -332,6 +357,7 @@ static const test_case cases[] = {
     {"stop_gives_up_on_a_lost_receive", stop_gives_up_on_a_lost_receive},
     {"stop_racing_opens_pairs_callbacks", stop_racing_opens_pairs_callbacks},
     {"dial_falls_back_past_a_refusing_address", dial_falls_back_past_a_refusing_address},
+    {"refused_posts_are_retried", refused_posts_are_retried},
 };
 
 TEST_MAIN(cases)

@@ -78,6 +78,14 @@ static VOID CALLBACK sweep_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
         else if (state != CONN_FREE)
             iocpi_conn_sweep(c, now);
     }
+    /* Posts retried where nothing may be logged (iocpi_post_packet): said here. */
+    LONG64 retries = e->counters.post_retries;
+    LONG64 seen = InterlockedExchange64(&e->post_retries_logged, retries);
+    if (retries > seen)
+        iocpi_log(e, IOCP_LOG_WARN,
+                  "the completion port refused %lld packets (the system is short of memory); "
+                  "each was posted again",
+                  (long long)(retries - seen));
 }
 
 static uint32_t sweep_period_ms(const iocp_config *c)
@@ -100,7 +108,7 @@ static void engine_free(iocp_engine *e)
     iocpi_timer_close(&e->accept_retry_timer);
     if (e->workers != NULL) {
         for (uint32_t i = 0; i < e->worker_count; i++)
-            PostQueuedCompletionStatus(e->port, 0, IOCPI_EXIT_KEY, NULL);
+            iocpi_post_packet(e, 0, IOCPI_EXIT_KEY, NULL);
         for (uint32_t i = 0; i < e->worker_count; i++) {
             WaitForSingleObject(e->workers[i], INFINITE);
             CloseHandle(e->workers[i]);
@@ -425,5 +433,6 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->bytes_queued = (uint64_t)c->bytes_queued;
     out->heap_chunks = (uint64_t)c->heap_chunks;
     out->allocations = (uint64_t)c->allocations;
+    out->post_retries = (uint64_t)c->post_retries;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
 }

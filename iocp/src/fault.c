@@ -14,6 +14,8 @@
  *   IOCP_FAULT_OPEN_DELAY_MS=N   a connection being opened (accepted or dialled) waits N ms
  *                                before it looks whether the engine is stopping: a stop that
  *                                races an accept or a dial, made certain
+ *   IOCP_FAULT_POST_FAILS=N      the first N PostQueuedCompletionStatus calls fail, as they do
+ *                                when the system is out of memory for the packet
  *   IOCP_FAULT_REFUSING_FIRST=1  every dial's resolved addresses get 127.0.0.1 port 1 (where
  *                                nothing listens) in front: a name whose first address
  *                                refuses, which no hosts file here provides
@@ -26,6 +28,7 @@ static int fault_short;
 static int fault_lose_recv;
 static unsigned fault_open_delay_ms;
 static int fault_refusing_first;
+static volatile LONG fault_post_fails;
 static unsigned fault_permille;
 static volatile LONG64 fault_counter;
 static uint64_t fault_seed = 1;
@@ -47,6 +50,16 @@ void iocpi_fault_init(void)
     fault_lose_recv = env_uint("IOCP_FAULT_LOSE_RECV", 0) != 0;
     fault_open_delay_ms = env_uint("IOCP_FAULT_OPEN_DELAY_MS", 0);
     fault_refusing_first = env_uint("IOCP_FAULT_REFUSING_FIRST", 0) != 0;
+    fault_post_fails = (LONG)env_uint("IOCP_FAULT_POST_FAILS", 0);
+}
+
+BOOL iocpi_fault_post(HANDLE port, DWORD bytes, ULONG_PTR key, OVERLAPPED *ov)
+{
+    if (fault_post_fails > 0 && InterlockedDecrement(&fault_post_fails) >= 0) {
+        SetLastError(ERROR_NO_SYSTEM_RESOURCES);
+        return FALSE;
+    }
+    return PostQueuedCompletionStatus(port, bytes, key, ov);
 }
 
 ADDRINFOW *iocpi_fault_first_address(iocp_conn *c, ADDRINFOW *resolved)

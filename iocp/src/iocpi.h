@@ -180,7 +180,8 @@ typedef struct iocpi_counters {
     volatile LONG64 closed[IOCP_CLOSE_REASON_COUNT_];
     volatile LONG64 bytes_in, bytes_out, messages_in, messages_out, protocol_errors;
     volatile LONG64 active, contexts_in_use, ops_in_flight, bytes_queued, heap_chunks;
-    volatile LONG64 allocations; /* see iocp_stats */
+    volatile LONG64 allocations;  /* see iocp_stats */
+    volatile LONG64 post_retries; /* see iocp_stats */
 } iocpi_counters;
 
 /* The engine. The public iocp_engine is this struct, opaque outside the library, as iocp_conn
@@ -223,6 +224,7 @@ struct iocp_engine {
 
     /* timers */
     PTP_TIMER sweep_timer;
+    volatile LONG64 post_retries_logged; /* the sweep's last report of post_retries */
 
     /* workers and stopping */
     HANDLE *workers;
@@ -256,6 +258,8 @@ void iocpi_timer_close(PTP_TIMER *timer);
 DWORD iocpi_op_error(const OVERLAPPED *ov);
 void iocpi_op_init(iocpi_op *op, iocpi_done_fn done);
 void iocpi_post(iocp_engine *e, iocpi_op *op);
+/* PostQueuedCompletionStatus that never gives up (see support.c). */
+void iocpi_post_packet(iocp_engine *e, DWORD bytes, ULONG_PTR key, OVERLAPPED *ov);
 
 /* worker.c */
 #define IOCPI_EXIT_KEY ((ULONG_PTR)1) /* a packet with this key and no op ends a worker */
@@ -314,9 +318,12 @@ int iocpi_fault_wsarecv(iocp_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWOR
                         LPDWORD flags, LPWSAOVERLAPPED ov);
 int iocpi_fault_wsasend(iocp_engine *e, SOCKET s, LPWSABUF bufs, DWORD n, LPDWORD sent, DWORD flags,
                         LPWSAOVERLAPPED ov);
+#define IOCPI_POST(port, bytes, key, ov) iocpi_fault_post(port, bytes, key, ov)
+BOOL iocpi_fault_post(HANDLE port, DWORD bytes, ULONG_PTR key, OVERLAPPED *ov);
 #define IOCPI_WSARECV(e, s, b, n, got, fl, ov)  iocpi_fault_wsarecv(e, s, b, n, got, fl, ov)
 #define IOCPI_WSASEND(e, s, b, n, sent, fl, ov) iocpi_fault_wsasend(e, s, b, n, sent, fl, ov)
 #else
+#define IOCPI_POST(port, bytes, key, ov)        PostQueuedCompletionStatus(port, bytes, key, ov)
 #define IOCPI_WSARECV(e, s, b, n, got, fl, ov)  WSARecv(s, b, n, got, fl, ov, NULL)
 #define IOCPI_WSASEND(e, s, b, n, sent, fl, ov) WSASend(s, b, n, sent, fl, ov, NULL)
 #endif

@@ -123,16 +123,27 @@ void iocpi_assert_failed(const char *expr, const char *file, int line)
 }
 #endif
 
+/* PostQueuedCompletionStatus fails only when the system cannot allocate the packet. Dropping
+ * it would leak what it carries (an op holds its connection's reference; an exit packet is
+ * a worker's only way out), and abort() would end every other connection: try again, a
+ * little later each time. Counted in post_retries, which the sweep logs: this may run under
+ * a connection's lock, where nothing is logged. */
+void iocpi_post_packet(iocp_engine *e, DWORD bytes, ULONG_PTR key, OVERLAPPED *ov)
+{
+    DWORD wait_ms = 1;
+    while (!IOCPI_POST(e->port, bytes, key, ov)) {
+        InterlockedIncrement64(&e->counters.post_retries);
+        Sleep(wait_ms);
+        if (wait_ms < 64)
+            wait_ms *= 2;
+    }
+}
+
 void iocpi_post(iocp_engine *e, iocpi_op *op)
 {
     memset(&op->ov, 0, sizeof op->ov);
     InterlockedIncrement64(&e->counters.ops_in_flight);
-    if (!PostQueuedCompletionStatus(e->port, 0, 0, &op->ov)) {
-        /* Only fails when the system is out of memory; nothing sensible remains. */
-        iocpi_log(e, IOCP_LOG_ERROR, "PostQueuedCompletionStatus failed (Win32 %lu)",
-                  (unsigned long)GetLastError());
-        abort();
-    }
+    iocpi_post_packet(e, 0, 0, &op->ov);
 }
 
 /* ---- timers ---------------------------------------------------------------------------- */

@@ -91,7 +91,7 @@ void iocpi_defer_turn(iocp_engine *e, iocpi_op *op, DWORD bytes)
         /* As if the op had completed pending: the sleeping worker gets it. */
         memset(&op->ov, 0, sizeof op->ov);
         InterlockedIncrement64(&e->counters.ops_in_flight);
-        PostQueuedCompletionStatus(e->port, bytes, 0, &op->ov);
+        iocpi_post_packet(e, bytes, 0, &op->ov);
         return;
     }
     op->deferred_bytes = bytes;
@@ -187,7 +187,7 @@ DWORD WINAPI iocpi_worker_main(LPVOID arg)
             while (lists.turn_count > 0)
                 turn_rounds(&lists);
             while (--exits > 0)
-                PostQueuedCompletionStatus(e->port, 0, IOCPI_EXIT_KEY, NULL);
+                iocpi_post_packet(e, 0, IOCPI_EXIT_KEY, NULL);
             return 0;
         }
     }

@@ -286,6 +286,8 @@ typedef struct iocp_stats {
                                  have, growing (or trimming) a message assembly buffer, two
                                  per dial (its state, the resolver's address list); 0 for
                                  small echoes once warm */
+    uint64_t post_retries;    /* packets the completion port refused (the system was out of
+                                 memory) and the engine posted again */
     uint64_t uptime_ms;
 } iocp_stats;
 
