@@ -281,8 +281,8 @@ static int outcome_done(void *arg)
     return d->opened + d->failed >= 1;
 }
 
-/* A client-only engine whose dials all get a refusing address first. */
-static iocp_engine *refusing_first_client(dial_outcome *d)
+/* A client-only engine reporting into d, started with one fault set (name=value). */
+static iocp_engine *client_with_fault(dial_outcome *d, const char *fault, const char *value)
 {
     iocp_config cfg;
     iocp_config_init(&cfg);
@@ -290,10 +290,16 @@ static iocp_engine *refusing_first_client(dial_outcome *d)
     static const iocp_handlers handlers = {outcome_open, outcome_data, NULL, outcome_failed};
     iocp_engine *client = NULL;
     iocp_error_info err;
-    SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", "1");
+    SetEnvironmentVariableA(fault, value);
     CHECK_MSG(iocp_engine_start(&cfg, &handlers, d, &client, &err) == IOCP_OK, "%s", err.message);
-    SetEnvironmentVariableA("IOCP_FAULT_REFUSING_FIRST", NULL);
+    SetEnvironmentVariableA(fault, NULL);
     return client;
+}
+
+/* A client-only engine whose dials all get a refusing address first. */
+static iocp_engine *refusing_first_client(dial_outcome *d)
+{
+    return client_with_fault(d, "IOCP_FAULT_REFUSING_FIRST", "1");
 }
 
 static void dial_falls_back_past_a_refusing_address(void)
@@ -331,15 +337,7 @@ static void dial_falls_back_past_a_refusing_address(void)
 static void refused_posts_are_retried(void)
 {
     dial_outcome d = {0, 0, 0};
-    iocp_config cfg;
-    iocp_config_init(&cfg);
-    cfg.listen = 0;
-    static const iocp_handlers handlers = {outcome_open, outcome_data, NULL, outcome_failed};
-    iocp_engine *client = NULL;
-    iocp_error_info err;
-    SetEnvironmentVariableA("IOCP_FAULT_POST_FAILS", "3");
-    CHECK_MSG(iocp_engine_start(&cfg, &handlers, &d, &client, &err) == IOCP_OK, "%s", err.message);
-    SetEnvironmentVariableA("IOCP_FAULT_POST_FAILS", NULL);
+    iocp_engine *client = client_with_fault(&d, "IOCP_FAULT_POST_FAILS", "3");
     CHECK_OK(iocp_engine_connect(client, "127.0.0.1", 1, 5000, NULL));
     CHECK(test_wait_until(outcome_done, &d, 10000));
     CHECK_MSG(d.failed == 1 && d.last_err == IOCP_E_REFUSED, "%ld failed (%s)", d.failed,
