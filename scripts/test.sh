@@ -34,14 +34,15 @@ run_suite() {
     echo "== $label: test"
     local ok=1
     if ! ctest --preset "$test_preset"; then
-        # A failure that printed nothing at all is a Wine process that never ran the test
-        # (scripts/unstarted-tests.py): those, and only when they are all that failed, run
-        # once more. Anything that printed a line stays a failure.
+        # A failure that printed nothing at all (Wine never ran the program), or a timeout after
+        # the test printed its passing verdict (the process did not end), is Wine's, not the
+        # test's (scripts/unstarted-tests.py): those, and only when they are all that failed,
+        # run once more, and must pass. Any other failure stays a failure.
         mapfile -t unstarted < <(python3 scripts/unstarted-tests.py "$log")
         local failed
         failed=$(grep -c . "$dir/LastTestsFailed.log" || true)
         if [ "${#unstarted[@]}" -gt 0 ] && [ "${#unstarted[@]}" -eq "$failed" ]; then
-            echo "== $label: ${unstarted[*]}: failed with no output at all (Wine did not start the program); running once more"
+            echo "== $label: ${unstarted[*]}: Wine did not start the program, or it did not end after passing; running once more"
             cp "$log" "$log.first"
             local regex
             regex="^($(IFS='|'; echo "${unstarted[*]}"))\$"
