@@ -53,7 +53,7 @@ static void step(svc_progress_fn progress, void *user)
 int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_progress_fn progress,
                    void *user, DWORD *win32_exit)
 {
-    char why[700];
+    char why[1200];
     char text[300];
     int rc = SVC_EXIT_CANNOT_START;
     memset(h, 0, sizeof *h);
@@ -72,23 +72,26 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     }
     step(progress, user);
 
-    char holder[200];
+    char holder[700];
     DWORD sys = 0;
     wchar_t wmutex[SVC_NAME_MAX + 40];
     char mutex_name[SVC_NAME_MAX + 40];
+    if (strcmp(mode, "service") == 0)
+        svc_identity_set_service(opt->name);
     svc_instance_mutex_name(opt->name, wmutex, sizeof wmutex / sizeof wmutex[0]);
     svc_narrow(wmutex, mutex_name, sizeof mutex_name);
-    switch (svc_instance_lock(&h->instance, opt->name, mode, holder, sizeof holder, &sys)) {
+    switch (svc_instance_lock(&h->instance, opt->name, &sys)) {
     case SVC_LOCK_OK:
         break;
     case SVC_LOCK_ABANDONED:
         snprintf(why, sizeof why,
-                 "took over the abandoned instance mutex %s: its previous holder, %s, ended "
-                 "without releasing it (killed?)",
-                 mutex_name, holder);
+                 "took over the abandoned instance mutex %s: its previous holder ended without "
+                 "releasing it (killed?)",
+                 mutex_name);
         svc_event(IOCP_LOG_WARN, MSG_MUTEX_ABANDONED, why);
         break;
     case SVC_LOCK_HELD:
+        svc_instance_describe_holder(opt->name, holder, sizeof holder);
         snprintf(why, sizeof why, "another instance named '%s' is already running: %s (holds %s)",
                  opt->name, holder, mutex_name);
         *win32_exit = ERROR_SERVICE_ALREADY_RUNNING;
@@ -118,19 +121,25 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
         h->engine = NULL;
         goto fail;
     }
-    svc_instance_set_address(&h->instance, iocp_engine_address(h->engine));
     h->started_ms = svc_now_ms();
     h->summary_ms = h->started_ms;
     step(progress, user);
 
     DWORD pe = svc_pipe_server_start(opt->name, pipe_handler, h, &h->pipe);
     if (pe != NO_ERROR) {
-        /* ACCESS_DENIED / PIPE_BUSY here: another process owns the pipe name. A status
-         * pipe that answers for someone else is worse than none: refuse to start. */
-        snprintf(why, sizeof why, "cannot create the status pipe \\\\.\\pipe\\iocp-service-%s: %s",
-                 opt->name, svc_win32_text(pe, text, sizeof text));
-        *win32_exit = pe;
-        goto fail;
+        /* ACCESS_DENIED / PIPE_BUSY: another process made the pipe name first. That must not
+         * keep the server down; `status` checks who answers and ignores a stranger. */
+        char warn[600];
+        snprintf(warn, sizeof warn,
+                 "serving without a status pipe: cannot create \\\\.\\pipe\\iocp-service-%s "
+                 "(%s)%s; `status` cannot report statistics until the instance is restarted "
+                 "with the name free",
+                 opt->name, svc_win32_text(pe, text, sizeof text),
+                 pe == ERROR_ACCESS_DENIED || pe == ERROR_PIPE_BUSY
+                     ? ": another program has taken the name"
+                     : "");
+        svc_event(IOCP_LOG_WARN, MSG_WARNING, warn);
+        h->pipe = NULL;
     }
     step(progress, user);
 

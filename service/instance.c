@@ -2,22 +2,23 @@
  * instance.c: one server per name. The listener runs only while the process holds the mutex
  * Global\iocp-service-<name>, whether it runs in a console or as the service.
  *
- * A mutex does not say who holds it, and a killed holder's mutex is reported abandoned only
- * to a process that had it open at that moment: when nobody had, the object simply goes
- * away with the holder and the next one creates a fresh one. So the holder also leaves a
- * marker file, %ProgramData%\iocp-service\<name>.holder (pid, console or service, since when,
- * address), written once it holds the mutex and deleted just before it releases it. A refused
- * second instance reads the marker to name the holder; a new holder that finds a marker (or
- * gets WAIT_ABANDONED) knows the previous one ended without releasing, and says so. The mutex
- * is the lock; the marker only informs (anyone who may write the folder can fake one).
+ * A mutex does not say who holds it. The holder says so itself, on its status pipe
+ * \\.\pipe\iocp-service-<name> (pid, console or service, address); nothing is written to disk,
+ * so there is no shared file a local user could redirect. Any local user may create either
+ * name first, so an answer on the pipe counts only from a pipe whose owner is the mutex's
+ * owner (the account that holds the name made both), or whose server is the process the SCM
+ * started for the service of that name. Everything else is reported as what it is: a name
+ * taken by another program, with the way to free it.
+ *
+ * A killed holder's mutex is reported abandoned (WAIT_ABANDONED) to a process that had it
+ * open at that moment; when nobody had, the object goes away with the holder and the next one
+ * simply creates a fresh one.
  */
 #include "svc.h"
 
-#include <sddl.h>
-#include <shlobj.h>
 #include <string.h>
 
-#define HOLDER_MAGIC 0x494f4350u /* "IOCP" */
+#define HOLDER_WAIT_MS 2000 /* a holder creates its pipe a moment after taking the mutex */
 
 void svc_instance_mutex_name(const char *name, wchar_t *out, size_t count)
 {
@@ -27,98 +28,12 @@ void svc_instance_mutex_name(const char *name, wchar_t *out, size_t count)
     out[count - 1] = L'\0';
 }
 
-/* %ProgramData%\iocp-service\<name>.holder; the folder is made on first use: system,
- * administrators and the service accounts may change it, other users read and add. */
-static void marker_path(const char *name, wchar_t *out, size_t count)
-{
-    wchar_t base[MAX_PATH], dir[MAX_PATH], wname[SVC_NAME_MAX + 1];
-    out[0] = L'\0';
-    /* The folder, not %ProgramData%: a service's environment need not have it (Wine's). */
-    if (SHGetFolderPathW(NULL, CSIDL_COMMON_APPDATA, NULL, SHGFP_TYPE_CURRENT, base) != S_OK ||
-        wcslen(base) >= MAX_PATH - SVC_NAME_MAX - 40)
-        return;
-    swprintf(dir, MAX_PATH, L"%ls\\iocp-service", base);
-    dir[MAX_PATH - 1] = L'\0';
-    PSECURITY_DESCRIPTOR sd = NULL;
-    if (ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;LS)(A;OICI;FA;;;NS)"
-            L"(A;OICI;0x1301bf;;;AU)",
-            SDDL_REVISION_1, &sd, NULL)) {
-        SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
-        CreateDirectoryW(dir, &sa); /* ERROR_ALREADY_EXISTS is the usual answer */
-        LocalFree(sd);
-    } else {
-        CreateDirectoryW(dir, NULL);
-    }
-    svc_widen(name, wname, sizeof wname / sizeof wname[0]);
-    swprintf(out, count, L"%ls\\%ls.holder", dir, wname);
-    out[count - 1] = L'\0';
-}
-
-static int read_marker(const wchar_t *path, svc_holder *r)
-{
-    if (path[0] == L'\0')
-        return -1;
-    HANDLE f =
-        CreateFileW(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                    NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
-    if (f == INVALID_HANDLE_VALUE)
-        return -1;
-    DWORD n = 0;
-    BOOL ok = ReadFile(f, r, sizeof *r, &n, NULL);
-    CloseHandle(f);
-    if (!ok || n != sizeof *r || r->magic != HOLDER_MAGIC)
-        return -1;
-    /* Anyone who may write the folder wrote this: terminate and clean the texts. */
-    r->mode[sizeof r->mode - 1] = '\0';
-    r->address[sizeof r->address - 1] = '\0';
-    for (char *p = r->mode; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-            *p = '?';
-    for (char *p = r->address; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-            *p = '?';
-    return 0;
-}
-
-static void write_marker(const svc_instance *inst)
-{
-    if (inst->marker[0] == L'\0')
-        return;
-    HANDLE f = CreateFileW(inst->marker, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE, NULL,
-                           CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
-    if (f == INVALID_HANDLE_VALUE) {
-        svc_log(IOCP_LOG_DEBUG, "holder marker not written (Win32 %lu)",
-                (unsigned long)GetLastError());
-        return;
-    }
-    DWORD n;
-    WriteFile(f, &inst->me, sizeof inst->me, &n, NULL);
-    CloseHandle(f);
-}
-
-static void describe(const svc_holder *r, char *out, size_t size)
-{
-    SYSTEMTIME utc, local;
-    char when[40] = "";
-    if (FileTimeToSystemTime(&r->since, &utc) &&
-        SystemTimeToTzSpecificLocalTime(NULL, &utc, &local))
-        snprintf(when, sizeof when, ", since %04u-%02u-%02u %02u:%02u:%02u", local.wYear,
-                 local.wMonth, local.wDay, local.wHour, local.wMinute, local.wSecond);
-    snprintf(out, size, "process %lu (%s%s%s%s)", (unsigned long)r->pid, r->mode, when,
-             r->address[0] ? ", listening on " : "", r->address);
-}
-
-svc_lock_result svc_instance_lock(svc_instance *inst, const char *name, const char *mode,
-                                  char *holder, size_t holder_size, DWORD *sys_code)
+svc_lock_result svc_instance_lock(svc_instance *inst, const char *name, DWORD *sys_code)
 {
     wchar_t wname[SVC_NAME_MAX + 40];
-    svc_holder prev;
     memset(inst, 0, sizeof *inst);
     *sys_code = 0;
-    holder[0] = '\0';
     svc_instance_mutex_name(name, wname, sizeof wname / sizeof wname[0]);
-    marker_path(name, inst->marker, sizeof inst->marker / sizeof inst->marker[0]);
 
     PSECURITY_DESCRIPTOR sd = svc_private_sd();
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
@@ -128,71 +43,158 @@ svc_lock_result svc_instance_lock(svc_instance *inst, const char *name, const ch
     DWORD create_err = GetLastError();
     if (sd != NULL)
         LocalFree(sd);
-    DWORD w = WAIT_FAILED;
-    if (inst->mutex != NULL) {
-        w = WaitForSingleObject(inst->mutex, 0);
-        if (w == WAIT_FAILED)
-            create_err = GetLastError();
-    } else if (create_err == ERROR_ACCESS_DENIED) {
-        /* It exists and its security keeps us out: a holder of another account. */
-        w = WAIT_TIMEOUT;
+    if (inst->mutex == NULL) {
+        *sys_code = create_err;
+        /* It exists and its security keeps us out: a holder of another account, or a
+         * squatter; svc_instance_describe_holder tells which it can. */
+        return create_err == ERROR_ACCESS_DENIED ? SVC_LOCK_HELD : SVC_LOCK_ERROR;
     }
-
-    switch (w) {
+    switch (WaitForSingleObject(inst->mutex, 0)) {
     case WAIT_OBJECT_0:
-    case WAIT_ABANDONED: {
-        int had_marker = read_marker(inst->marker, &prev) == 0;
-        if (had_marker)
-            describe(&prev, holder, holder_size);
-        else if (w == WAIT_ABANDONED)
-            snprintf(holder, holder_size, "a process that did not say who it was");
-        inst->me.magic = HOLDER_MAGIC;
-        inst->me.pid = GetCurrentProcessId();
-        snprintf(inst->me.mode, sizeof inst->me.mode, "%s", mode);
-        GetSystemTimeAsFileTime(&inst->me.since);
-        write_marker(inst);
-        return (w == WAIT_ABANDONED || had_marker) ? SVC_LOCK_ABANDONED : SVC_LOCK_OK;
-    }
+        return SVC_LOCK_OK;
+    case WAIT_ABANDONED:
+        return SVC_LOCK_ABANDONED;
     case WAIT_TIMEOUT:
-        /* The holder writes its marker a moment after taking the mutex: retry a little. */
-        for (int attempt = 0; attempt < 20; attempt++) {
-            if (read_marker(inst->marker, &prev) == 0) {
-                describe(&prev, holder, holder_size);
-                break;
-            }
-            Sleep(50);
-        }
-        if (holder[0] == '\0')
-            snprintf(holder, holder_size, "a process that did not say who it is");
-        if (inst->mutex != NULL)
-            CloseHandle(inst->mutex);
-        inst->mutex = NULL;
         *sys_code = ERROR_SERVICE_ALREADY_RUNNING;
+        CloseHandle(inst->mutex);
+        inst->mutex = NULL;
         return SVC_LOCK_HELD;
     default:
-        if (inst->mutex != NULL)
-            CloseHandle(inst->mutex);
+        *sys_code = GetLastError();
+        CloseHandle(inst->mutex);
         inst->mutex = NULL;
-        *sys_code = create_err;
         return SVC_LOCK_ERROR;
     }
 }
 
-void svc_instance_set_address(svc_instance *inst, const char *address)
-{
-    snprintf(inst->me.address, sizeof inst->me.address, "%s", address);
-    write_marker(inst);
-}
-
 void svc_instance_unlock(svc_instance *inst)
 {
-    /* The marker goes first: a marker without a live holder means "ended without releasing". */
-    if (inst->marker[0] != L'\0' && inst->me.magic == HOLDER_MAGIC)
-        DeleteFileW(inst->marker);
     if (inst->mutex != NULL) {
         ReleaseMutex(inst->mutex);
         CloseHandle(inst->mutex);
         inst->mutex = NULL;
     }
-    memset(&inst->me, 0, sizeof inst->me);
+}
+
+/* The owner of the instance mutex: 0; -1 when there is no mutex; -2 when its security keeps
+ * this account out; -3 when it records no owner (Wine's objects made without a descriptor). */
+static int mutex_owner(const char *name, BYTE *sid, DWORD size)
+{
+    wchar_t wname[SVC_NAME_MAX + 40];
+    svc_instance_mutex_name(name, wname, sizeof wname / sizeof wname[0]);
+    HANDLE m = OpenMutexW(READ_CONTROL, FALSE, wname);
+    if (m == NULL)
+        return GetLastError() == ERROR_ACCESS_DENIED ? -2 : -1;
+    int rc = svc_object_owner(m, sid, size) == 0 ? 0 : -3;
+    CloseHandle(m);
+    return rc;
+}
+
+/* The process the SCM runs for the service of this name, or 0. */
+static DWORD service_pid(const char *name)
+{
+    wchar_t wname[SVC_NAME_MAX + 1];
+    SERVICE_STATUS_PROCESS st;
+    DWORD n = 0, pid = 0;
+    svc_widen(name, wname, sizeof wname / sizeof wname[0]);
+    SC_HANDLE scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+    if (scm == NULL)
+        return 0;
+    SC_HANDLE svc = OpenServiceW(scm, wname, SERVICE_QUERY_STATUS);
+    if (svc != NULL) {
+        if (QueryServiceStatusEx(svc, SC_STATUS_PROCESS_INFO, (BYTE *)&st, sizeof st, &n) &&
+            st.dwCurrentState != SERVICE_STOPPED)
+            pid = st.dwProcessId;
+        CloseServiceHandle(svc);
+    }
+    CloseServiceHandle(scm);
+    return pid;
+}
+
+int svc_instance_trust(const svc_pipe_peer *peer, const BYTE *mutex_sid, DWORD service_pid,
+                       uint32_t claimed_pid, char *why, size_t why_size)
+{
+    char who[300];
+    if (peer->pid == 0 || claimed_pid != peer->pid) {
+        snprintf(why, why_size, "the pipe's server (process %lu) answered for process %lu",
+                 (unsigned long)peer->pid, (unsigned long)claimed_pid);
+        return 0;
+    }
+    if (service_pid != 0 && peer->pid == service_pid)
+        return 1;
+    if (peer->has_owner && mutex_sid != NULL && EqualSid((PSID)peer->owner, (PSID)mutex_sid))
+        return 1;
+    if (peer->has_owner)
+        svc_sid_name(peer->owner, who, sizeof who);
+    else
+        snprintf(who, sizeof who, "an account this one may not see");
+    if (mutex_sid == NULL)
+        snprintf(why, why_size,
+                 "the pipe is served by process %lu (%s), not known to hold the instance mutex",
+                 (unsigned long)peer->pid, who);
+    else
+        snprintf(why, why_size,
+                 "the pipe is served by process %lu (%s), not by the account that holds the "
+                 "instance mutex",
+                 (unsigned long)peer->pid, who);
+    return 0;
+}
+
+int svc_instance_ask(const char *name, const char *req, uint32_t timeout_ms, svc_status_info *info,
+                     char *err, size_t err_size)
+{
+    char answer[SVC_PROTO_ANSWER_MAX], text[300];
+    size_t len;
+    svc_pipe_peer peer;
+    BYTE owner[SECURITY_MAX_SID_SIZE];
+    DWORD e =
+        svc_pipe_request(name, req, strlen(req), answer, sizeof answer, &len, timeout_ms, &peer);
+    if (e != NO_ERROR) {
+        snprintf(err, err_size, "%s", svc_win32_text(e, text, sizeof text));
+        return -1;
+    }
+    if (svc_proto_parse_answer(answer, len, info, err, err_size) != 0)
+        return -1;
+    int have_owner = mutex_owner(name, owner, sizeof owner) == 0;
+    char why[400];
+    if (!svc_instance_trust(&peer, have_owner ? owner : NULL, service_pid(name), info->pid, why,
+                            sizeof why)) {
+        snprintf(err, err_size, "answer ignored: %s (another program has taken the name?)", why);
+        memset(info, 0, sizeof *info);
+        return -1;
+    }
+    return 0;
+}
+
+void svc_instance_describe_holder(const char *name, char *out, size_t size)
+{
+    svc_status_info info;
+    char err[500], account[300];
+    BYTE owner[SECURITY_MAX_SID_SIZE];
+    uint64_t deadline = svc_now_ms() + HOLDER_WAIT_MS;
+    int r;
+    /* The holder answers once its engine is up: ask again for a little while. */
+    while ((r = svc_instance_ask(name, "INFO", 1000, &info, err, sizeof err)) != 0 &&
+           svc_now_ms() < deadline)
+        Sleep(100);
+    int m = mutex_owner(name, owner, sizeof owner);
+    if (m == 0)
+        svc_sid_name(owner, account, sizeof account);
+    if (r == 0) {
+        char where[120] = "";
+        if (info.address[0] != '\0')
+            snprintf(where, sizeof where, ", listening on %s", info.address);
+        snprintf(out, size, "process %lu (%s%s%s%s)", (unsigned long)info.pid, info.mode,
+                 m == 0 ? ", account " : "", m == 0 ? account : "", where);
+        return;
+    }
+    const char *who = m == 0    ? "a process of account "
+                      : m == -2 ? "a process of another account (the mutex's security keeps "
+                                  "this account out)"
+                                : "a process";
+    snprintf(out, size,
+             "%s%s, which does not answer as an instance on \\\\.\\pipe\\iocp-service-%s (%s). "
+             "If no instance named '%s' is running, another program has taken the name: end it "
+             "(Sysinternals: handle.exe -a iocp-service-%s finds it) or use another --name",
+             who, m == 0 ? account : "", name, err, name, name);
 }

@@ -219,6 +219,9 @@ int svc_scm_install(const svc_options *opt)
      * notification; the SCM drops the others from its token. */
     static wchar_t privileges[] = L"SeChangeNotifyPrivilege\0";
     SERVICE_REQUIRED_PRIVILEGES_INFOW priv = {privileges};
+    /* NT SERVICE\<name> in the token: the mutex and the pipe admit this service alone, not
+     * every service that runs as LocalService. */
+    SERVICE_SID_INFO sid_type = {SERVICE_SID_TYPE_UNRESTRICTED};
     char what[120];
     snprintf(what, sizeof what, "failure actions (restart after %lu s, twice a day)",
              (unsigned long)opt->restart_delay_s);
@@ -226,6 +229,7 @@ int svc_scm_install(const svc_options *opt)
         config2(svc, SERVICE_CONFIG_FAILURE_ACTIONS, &failure, what) != 0 ||
         config2(svc, SERVICE_CONFIG_PRESHUTDOWN_INFO, &pre, "preshutdown timeout") != 0 ||
         config2(svc, SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, &priv, "required privileges") != 0 ||
+        config2(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid_type, "per-service SID") != 0 ||
         (opt->start_type == SVC_START_DELAYED &&
          config2(svc, SERVICE_CONFIG_DELAYED_AUTO_START_INFO, &delayed, "delayed auto-start") !=
              0)) {
@@ -408,20 +412,11 @@ out:
 
 /* ---- start ----------------------------------------------------------------------------- */
 
-/* Asks the running instance for its address (best effort). */
+/* Asks the running instance (best effort); only an answer from the instance itself counts. */
 static int fetch_info(const char *name, const char *req, svc_status_info *info, char *err,
                       size_t err_size)
 {
-    char answer[SVC_PROTO_ANSWER_MAX];
-    size_t len;
-    DWORD e =
-        svc_pipe_request(name, req, strlen(req), answer, sizeof answer, &len, PIPE_TIMEOUT_MS);
-    if (e != NO_ERROR) {
-        char text[300];
-        snprintf(err, err_size, "%s", svc_win32_text(e, text, sizeof text));
-        return -1;
-    }
-    return svc_proto_parse_answer(answer, len, info, err, err_size);
+    return svc_instance_ask(name, req, PIPE_TIMEOUT_MS, info, err, err_size);
 }
 
 int svc_scm_start(const svc_options *opt)
@@ -537,6 +532,8 @@ int svc_scm_status(const svc_options *opt)
             return SVC_EXIT_OK;
         }
         printf("no service named '%s' is installed\n", opt->name);
+        if (strstr(err, "answer ignored") != NULL) /* someone else answers on the pipe */
+            printf("(the status pipe: %s)\n", err);
         return SVC_EXIT_NAME;
     }
     if (query(svc, &st) != 0) {

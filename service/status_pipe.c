@@ -18,9 +18,10 @@
  * longer one ends its read with ERROR_MORE_DATA and is answered "ERR request too large".
  *
  * Security: local clients only (PIPE_REJECT_REMOTE_CLIENTS), and a DACL for local system,
- * administrators and the account the instance runs as (the service account). The first
- * instance is created with FILE_FLAG_FIRST_PIPE_INSTANCE, so another process cannot have
- * squatted on the name.
+ * administrators and the instance's own SID (svc_private_sd). The first instance is created
+ * with FILE_FLAG_FIRST_PIPE_INSTANCE: when another process has taken the name first, the
+ * server does not start (the host logs it and serves on without a status pipe), and clients
+ * check who answers (svc_instance_ask).
  */
 #include "svc.h"
 
@@ -396,7 +397,7 @@ static DWORD wait_io(HANDLE h, OVERLAPPED *ov, BOOL started, DWORD *n, uint64_t 
 }
 
 DWORD svc_pipe_request(const char *name, const char *req, size_t len, char *resp, size_t resp_size,
-                       size_t *resp_len, uint32_t timeout_ms)
+                       size_t *resp_len, uint32_t timeout_ms, svc_pipe_peer *peer)
 {
     wchar_t wname[SVC_NAME_MAX + 40];
     uint64_t deadline = svc_now_ms() + timeout_ms;
@@ -420,6 +421,14 @@ DWORD svc_pipe_request(const char *name, const char *req, size_t len, char *resp
         /* All instances busy: wait for one (bounded), then race for it again. */
         DWORD left = (DWORD)(deadline - now);
         WaitNamedPipeW(wname, left < 250 ? left : 250);
+    }
+    if (peer != NULL) {
+        /* Anyone may have created this name: the caller decides whether to believe it. */
+        memset(peer, 0, sizeof *peer);
+        ULONG pid = 0;
+        if (GetNamedPipeServerProcessId(h, &pid))
+            peer->pid = pid;
+        peer->has_owner = svc_object_owner(h, peer->owner, sizeof peer->owner) == 0;
     }
     DWORD mode = PIPE_READMODE_MESSAGE;
     DWORD err = NO_ERROR;

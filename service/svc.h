@@ -180,30 +180,24 @@ typedef enum svc_lock_result {
     SVC_LOCK_ERROR      /* *sys_code says why */
 } svc_lock_result;
 
-/* Who holds (or last held) an instance name: kept in a small file, the holder marker. */
-typedef struct svc_holder {
-    uint32_t magic;
-    uint32_t pid;
-    char mode[16];
-    FILETIME since;
-    char address[80];
-} svc_holder;
-
 typedef struct svc_instance {
     HANDLE mutex;
-    wchar_t marker[MAX_PATH]; /* %ProgramData%\iocp-service\<name>.holder; "" if unusable */
-    svc_holder me;
 } svc_instance;
 
-/* Takes Global\iocp-service-<name> without waiting. On SVC_LOCK_HELD, holder describes the
- * holder ("process 1234 (service, since 2024-05-01 10:00:00, listening on [::]:9000)"); on
- * SVC_LOCK_ABANDONED, the previous holder that ended without releasing it. Must be released
- * by the same thread. */
-svc_lock_result svc_instance_lock(svc_instance *inst, const char *name, const char *mode,
-                                  char *holder, size_t holder_size, DWORD *sys_code);
-/* Records the listener address in the holder information (for the next one's message). */
-void svc_instance_set_address(svc_instance *inst, const char *address);
+/* Takes Global\iocp-service-<name> without waiting. SVC_LOCK_HELD also when the mutex exists
+ * and its security keeps this account out (*sys_code ERROR_ACCESS_DENIED). Must be released by
+ * the same thread. */
+svc_lock_result svc_instance_lock(svc_instance *inst, const char *name, DWORD *sys_code);
 void svc_instance_unlock(svc_instance *inst);
+/* For a refused second instance: "process 1234 (service, account NT AUTHORITY\LocalService,
+ * listening on [::]:9000)", or, when no trusted instance answers, who owns the name and how to
+ * free it. Waits up to 2 s for a holder that is still starting. */
+void svc_instance_describe_holder(const char *name, char *out, size_t size);
+/* Asks the instance of this name over its status pipe (req: "INFO" or "STATS"). The answer
+ * counts only from a pipe whose owner is the instance mutex's owner, or whose server is the
+ * service's process; otherwise -1 with err saying who answered. */
+int svc_instance_ask(const char *name, const char *req, uint32_t timeout_ms, svc_status_info *info,
+                     char *err, size_t err_size);
 void svc_instance_mutex_name(const char *name, wchar_t *out, size_t count);
 
 /* ---- status pipe ---------------------------------------------------------------------------- */
@@ -215,15 +209,23 @@ typedef size_t (*svc_pipe_handler)(void *user, const char *req, size_t len, char
 
 typedef struct svc_pipe_server svc_pipe_server;
 
+/* Who serves a pipe the client opened: its process and the pipe's owner. */
+typedef struct svc_pipe_peer {
+    DWORD pid; /* 0 if unknown */
+    int has_owner;
+    BYTE owner[SECURITY_MAX_SID_SIZE];
+} svc_pipe_peer;
+
 void svc_pipe_name(const char *name, wchar_t *out, size_t count);
 /* Creates the pipe's instances and its thread. Win32 code (ERROR_PIPE_BUSY / ACCESS_DENIED:
  * another process already owns that pipe name). */
 DWORD svc_pipe_server_start(const char *name, svc_pipe_handler fn, void *user,
                             svc_pipe_server **out);
 void svc_pipe_server_stop(svc_pipe_server *s);
-/* Client: one request, one answer (NUL-terminated in resp), within timeout_ms. Win32 code. */
+/* Client: one request, one answer (NUL-terminated in resp), within timeout_ms; *peer (may be
+ * NULL) says who answered. Win32 code. */
 DWORD svc_pipe_request(const char *name, const char *req, size_t len, char *resp, size_t resp_size,
-                       size_t *resp_len, uint32_t timeout_ms);
+                       size_t *resp_len, uint32_t timeout_ms, svc_pipe_peer *peer);
 
 /* ---- logging -------------------------------------------------------------------------------- */
 
@@ -293,9 +295,25 @@ void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user);
 /* UTF-8 to UTF-16 into a fixed buffer (always terminated; truncates). */
 void svc_widen(const char *s, wchar_t *out, size_t count);
 void svc_narrow(const wchar_t *s, char *out, size_t size);
-/* Full control for local system, administrators and this process's account only: the
- * instance mutex and the status pipe. NULL on failure; LocalFree it. */
+/* ---- identity (identity.c) ------------------------------------------------------------------ */
+
+/* Running as the service of this name: the private DACL names NT SERVICE\<name>. */
+void svc_identity_set_service(const char *name);
+/* NT SERVICE\<name>, computed (S-1-5-80-<SHA-1 of the upper-case name>). 0 or -1. */
+int svc_service_sid(const char *name, BYTE *sid, DWORD size);
+/* Full control for local system, administrators and this instance's own SID only (the
+ * per-service SID, else the process's user): the instance mutex and the status pipe. NULL on
+ * failure; LocalFree it. */
 PSECURITY_DESCRIPTOR svc_private_sd(void);
+/* The owner of a kernel object (a mutex, a pipe). 0 or -1. */
+int svc_object_owner(HANDLE h, BYTE *sid, DWORD size);
+/* "NT AUTHORITY\LocalService", or the SID as text. */
+void svc_sid_name(const BYTE *sid, char *out, size_t size);
+/* Whether an answer on the status pipe comes from the instance: its server's pid is the pid
+ * it claims, and it is the service's process or the pipe's owner is the mutex's owner
+ * (mutex_sid NULL: no mutex). 1, or 0 with why set. */
+int svc_instance_trust(const svc_pipe_peer *peer, const BYTE *mutex_sid, DWORD service_pid,
+                       uint32_t claimed_pid, char *why, size_t why_size);
 /* "The parameter is incorrect (Win32 87)": the system's text, one line, and the code. */
 const char *svc_win32_text(DWORD code, char *buf, size_t size);
 uint64_t svc_now_ms(void);

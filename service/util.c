@@ -1,7 +1,6 @@
 /* util.c: UTF-8 / UTF-16 conversion, Win32 error text, and the error-code mappings. */
 #include "svc.h"
 
-#include <sddl.h>
 #include <string.h>
 
 void svc_widen(const char *s, wchar_t *out, size_t count)
@@ -135,33 +134,4 @@ int svc_exit_from_win32(DWORD code)
         /* Port in use, bad parameter, any other reason the server did not start. */
         return SVC_EXIT_CANNOT_START;
     }
-}
-
-/* Full control for local system, administrators and the account this process runs as (the
- * service account, LocalService by default, or the console user), nobody else; P: no
- * inherited entries. For the instance mutex and the status pipe. LocalFree the result. */
-PSECURITY_DESCRIPTOR svc_private_sd(void)
-{
-    HANDLE token = NULL;
-    PSECURITY_DESCRIPTOR sd = NULL;
-    wchar_t *sid_text = NULL;
-    union {
-        TOKEN_USER user;
-        BYTE raw[256];
-    } info;
-    DWORD len = 0;
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
-        return NULL;
-    if (GetTokenInformation(token, TokenUser, &info, sizeof info, &len) &&
-        ConvertSidToStringSidW(info.user.User.Sid, &sid_text)) {
-        wchar_t sddl[300];
-        swprintf(sddl, sizeof sddl / sizeof sddl[0], L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;%ls)",
-                 sid_text);
-        sddl[sizeof sddl / sizeof sddl[0] - 1] = L'\0';
-        if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL))
-            sd = NULL;
-        LocalFree(sid_text);
-    }
-    CloseHandle(token);
-    return sd;
 }

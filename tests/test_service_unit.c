@@ -7,6 +7,8 @@
 
 #include "svc.h"
 
+#include <sddl.h> /* after svc.h: it needs windows.h first */
+
 /* ---- options ------------------------------------------------------------------------------ */
 
 static int parse(svc_options *o, char *err, size_t err_size, const char *a1, const char *a2,
@@ -316,12 +318,12 @@ static void proto_answers(void)
     CHECK(len < 16 && text[len] == '\0');
 }
 
-/* ---- instance mutex ----------------------------------------------------------------------- */
+/* ---- instance mutex and who holds it ---------------------------------------------------- */
 
 typedef struct lock_job {
     char name[64];
     svc_lock_result result;
-    char holder[200];
+    DWORD sys;
     int release; /* release before the thread ends (else: abandon it) */
 } lock_job;
 
@@ -329,8 +331,7 @@ static DWORD WINAPI lock_thread(void *arg)
 {
     lock_job *j = arg;
     svc_instance inst;
-    DWORD sys;
-    j->result = svc_instance_lock(&inst, j->name, "console", j->holder, sizeof j->holder, &sys);
+    j->result = svc_instance_lock(&inst, j->name, &j->sys);
     if (j->release && (j->result == SVC_LOCK_OK || j->result == SVC_LOCK_ABANDONED))
         svc_instance_unlock(&inst);
     /* Not released: the thread ends owning the mutex, which abandons it. The handle stays
@@ -338,7 +339,7 @@ static DWORD WINAPI lock_thread(void *arg)
     return 0;
 }
 
-static svc_lock_result run_lock(const char *name, int release, char *holder, size_t size)
+static svc_lock_result run_lock(const char *name, int release, DWORD *sys)
 {
     lock_job j;
     memset(&j, 0, sizeof j);
@@ -348,37 +349,147 @@ static svc_lock_result run_lock(const char *name, int release, char *holder, siz
     CHECK(t != NULL);
     CHECK(WaitForSingleObject(t, 10000) == WAIT_OBJECT_0);
     CloseHandle(t);
-    if (holder != NULL)
-        snprintf(holder, size, "%s", j.holder);
+    if (sys != NULL)
+        *sys = j.sys;
     return j.result;
 }
 
+/* The status pipe of a pretend instance: INFO answered with the pid it is told to claim. */
+static uint32_t claimed_pid;
+
+static size_t info_handler(void *user, const char *req, size_t len, char *resp, size_t size,
+                           int *close_after)
+{
+    (void)user;
+    (void)close_after;
+    svc_status_info info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.mode, sizeof info.mode, "console");
+    snprintf(info.address, sizeof info.address, "[::]:1234");
+    info.pid = claimed_pid;
+    return svc_proto_format(svc_proto_parse_request(req, len), &info, resp, size);
+}
+
+/* A second instance is refused and told who holds the name, from the holder's own pipe. */
 static void mutex_one_holder(void)
 {
-    char name[64], holder[200];
+    char name[64], holder[800], want[64];
     svc_instance inst;
+    svc_pipe_server *pipe = NULL;
     DWORD sys;
     snprintf(name, sizeof name, "unit-%lu", (unsigned long)GetCurrentProcessId());
-    CHECK(svc_instance_lock(&inst, name, "console", holder, sizeof holder, &sys) == SVC_LOCK_OK);
-    svc_instance_set_address(&inst, "[::]:1234");
-    /* Another thread is refused, and told who holds it. */
-    CHECK(run_lock(name, 1, holder, sizeof holder) == SVC_LOCK_HELD);
-    char want[64];
+    CHECK(svc_instance_lock(&inst, name, &sys) == SVC_LOCK_OK);
+    claimed_pid = GetCurrentProcessId();
+    CHECK(svc_pipe_server_start(name, info_handler, NULL, &pipe) == NO_ERROR);
+    CHECK(run_lock(name, 1, &sys) == SVC_LOCK_HELD);
+    CHECK(sys == ERROR_SERVICE_ALREADY_RUNNING);
+    svc_instance_describe_holder(name, holder, sizeof holder);
     snprintf(want, sizeof want, "process %lu (console", (unsigned long)GetCurrentProcessId());
     CHECK_MSG(strstr(holder, want) != NULL, "holder: %s", holder);
     CHECK_MSG(strstr(holder, "listening on [::]:1234") != NULL, "holder: %s", holder);
+
+    /* A pipe that claims to be another process is not believed. */
+    claimed_pid = GetCurrentProcessId() + 4;
+    svc_status_info info;
+    char err[500];
+    CHECK(svc_instance_ask(name, "INFO", 5000, &info, err, sizeof err) != 0);
+    CHECK_MSG(strstr(err, "answer ignored") != NULL, "err: %s", err);
+    svc_pipe_server_stop(pipe);
     svc_instance_unlock(&inst);
     /* Released: the next one gets it cleanly. */
-    CHECK(run_lock(name, 1, NULL, 0) == SVC_LOCK_OK);
+    CHECK(run_lock(name, 1, NULL) == SVC_LOCK_OK);
 }
 
 static void mutex_abandoned_is_taken_over(void)
 {
     char name[64];
     snprintf(name, sizeof name, "unit-ab-%lu", (unsigned long)GetCurrentProcessId());
-    CHECK(run_lock(name, 0, NULL, 0) == SVC_LOCK_OK); /* its thread ends holding it */
-    CHECK(run_lock(name, 1, NULL, 0) == SVC_LOCK_ABANDONED);
-    CHECK(run_lock(name, 1, NULL, 0) == SVC_LOCK_OK);
+    CHECK(run_lock(name, 0, NULL) == SVC_LOCK_OK); /* its thread ends holding it */
+    CHECK(run_lock(name, 1, NULL) == SVC_LOCK_ABANDONED);
+    CHECK(run_lock(name, 1, NULL) == SVC_LOCK_OK);
+}
+
+/* Another program made the mutex first: refused, and the message says the name is taken and
+ * how to free it, whether the squatter's mutex admits us or not. */
+static void mutex_squatted_is_named(void)
+{
+    char name[64], holder[800];
+    wchar_t wname[128];
+    DWORD sys;
+    snprintf(name, sizeof name, "unit-sq-%lu", (unsigned long)GetCurrentProcessId());
+    svc_instance_mutex_name(name, wname, 128);
+    HANDLE squat = CreateMutexW(NULL, TRUE, wname);
+    CHECK(squat != NULL);
+    CHECK(run_lock(name, 1, &sys) == SVC_LOCK_HELD);
+    svc_instance_describe_holder(name, holder, sizeof holder);
+    CHECK_MSG(strstr(holder, "another program has taken the name") != NULL, "holder: %s", holder);
+    CHECK_MSG(strstr(holder, "handle.exe -a iocp-service-unit-sq-") != NULL, "holder: %s", holder);
+    CloseHandle(squat);
+
+    /* A mutex whose DACL admits nobody. */
+    snprintf(name, sizeof name, "unit-sq2-%lu", (unsigned long)GetCurrentProcessId());
+    svc_instance_mutex_name(name, wname, 128);
+    PSECURITY_DESCRIPTOR sd = NULL;
+    CHECK(ConvertStringSecurityDescriptorToSecurityDescriptorW(L"D:P", SDDL_REVISION_1, &sd, NULL));
+    SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
+    squat = CreateMutexW(&sa, TRUE, wname);
+    CHECK(squat != NULL);
+    LocalFree(sd);
+    svc_lock_result r = run_lock(name, 1, &sys);
+    CHECK_MSG(r == SVC_LOCK_HELD, "result %d, Win32 %lu", (int)r, (unsigned long)sys);
+    svc_instance_describe_holder(name, holder, sizeof holder);
+    CHECK_MSG(strstr(holder, "another program has taken the name") != NULL, "holder: %s", holder);
+    printf("the locked-out case: Win32 %lu; %s\n", (unsigned long)sys, holder);
+    CloseHandle(squat);
+}
+
+/* The rules for believing the pipe, with made-up SIDs and pids. */
+static void pipe_trust_rules(void)
+{
+    BYTE a[SECURITY_MAX_SID_SIZE], b[SECURITY_MAX_SID_SIZE];
+    DWORD n = sizeof a;
+    CHECK(CreateWellKnownSid(WinLocalServiceSid, NULL, (PSID)a, &n));
+    n = sizeof b;
+    CHECK(CreateWellKnownSid(WinWorldSid, NULL, (PSID)b, &n));
+    svc_pipe_peer peer;
+    memset(&peer, 0, sizeof peer);
+    peer.pid = 100;
+    peer.has_owner = 1;
+    CopySid(sizeof peer.owner, (PSID)peer.owner, (PSID)a);
+    char why[400];
+    CHECK(svc_instance_trust(&peer, a, 0, 100, why, sizeof why) == 1);   /* same owner */
+    CHECK(svc_instance_trust(&peer, b, 100, 100, why, sizeof why) == 1); /* the service */
+    CHECK(svc_instance_trust(&peer, a, 0, 101, why, sizeof why) == 0);   /* claims another pid */
+    CHECK_MSG(strstr(why, "answered for process 101") != NULL, "%s", why);
+    CHECK(svc_instance_trust(&peer, b, 0, 100, why, sizeof why) == 0); /* another account */
+    CHECK_MSG(strstr(why, "not by the account that holds the instance mutex") != NULL, "%s", why);
+    CHECK(svc_instance_trust(&peer, NULL, 0, 100, why, sizeof why) == 0); /* no instance */
+    CHECK_MSG(strstr(why, "not known to hold the instance mutex") != NULL, "%s", why);
+}
+
+/* NT SERVICE\<name> is computed as Windows does (sc showsid TrustedInstaller). */
+static void service_sid_is_windows_one(void)
+{
+    BYTE sid[SECURITY_MAX_SID_SIZE];
+    wchar_t *text = NULL;
+    CHECK(svc_service_sid("TrustedInstaller", sid, sizeof sid) == 0);
+    CHECK(ConvertSidToStringSidW((PSID)sid, &text));
+    CHECK_MSG(wcscmp(text, L"S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464") == 0,
+              "%ls", text);
+    LocalFree(text);
+    BYTE lower[SECURITY_MAX_SID_SIZE];
+    CHECK(svc_service_sid("trustedinstaller", lower, sizeof lower) == 0);
+    CHECK(EqualSid((PSID)sid, (PSID)lower));
+    /* The private DACL of a service whose token has its SID would name it; a console's names
+     * its user and never LocalService. */
+    PSECURITY_DESCRIPTOR sd = svc_private_sd();
+    CHECK(sd != NULL);
+    CHECK(ConvertSecurityDescriptorToStringSecurityDescriptorW(
+        sd, SDDL_REVISION_1, DACL_SECURITY_INFORMATION, &text, NULL));
+    CHECK_MSG(wcsstr(text, L";;;LS)") == NULL && wcsstr(text, L"S-1-5-19") == NULL, "%ls", text);
+    printf("console DACL: %ls\n", text);
+    LocalFree(text);
+    LocalFree(sd);
 }
 
 static void win32_text_keeps_code(void)
@@ -404,6 +515,9 @@ static const test_case cases[] = {
     {"proto_answers", proto_answers},
     {"mutex_one_holder", mutex_one_holder},
     {"mutex_abandoned_is_taken_over", mutex_abandoned_is_taken_over},
+    {"mutex_squatted_is_named", mutex_squatted_is_named},
+    {"pipe_trust_rules", pipe_trust_rules},
+    {"service_sid_is_windows_one", service_sid_is_windows_one},
     {"win32_text_keeps_code", win32_text_keeps_code},
 };
 
