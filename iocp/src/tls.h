@@ -1,0 +1,107 @@
+/*
+ * tls.h: TLS through Schannel (SSPI), with no socket in it. A session consumes the bytes the
+ * peer sent and produces the bytes to send back; the connection moves them. The same code runs
+ * the start-up self-check, where two sessions talk to each other in memory.
+ *
+ *   tls_creds.c   credentials: a server certificate (PFX file or certificate store), the
+ *                 client role, and freeing what the PFX import persisted
+ *   tls.c         a session: handshake, records in and out, close_notify, the peer's
+ *                 certificate checked by the Windows chain engine, and the self-check
+ */
+#ifndef IOCP_TLS_H
+#define IOCP_TLS_H
+
+#include "iocpi.h"
+
+#define SECURITY_WIN32
+/* SCH_CREDENTIALS (the structure that can enable TLS 1.3) needs this and UNICODE_STRING. */
+#define SCHANNEL_USE_BLACKLISTS
+#include <subauth.h>
+#include <wincrypt.h>
+#include <schannel.h>
+#include <security.h>
+
+/* ---- credentials ---------------------------------------------------------------------------- */
+
+typedef struct iocpi_tls_creds {
+    CredHandle handle;
+    int has_handle;
+    int server;
+    PCCERT_CONTEXT cert;  /* server: the certificate with its key */
+    HCERTSTORE pfx_store; /* server from a PFX: the imported store (its keys deleted at free) */
+    HCERTSTORE extra_ca;  /* client: the --tls-ca certificates, or NULL */
+    int insecure;         /* client: accept any certificate */
+    int tls13;            /* 1 when the credentials were made with SCH_CREDENTIALS (1.2 and 1.3) */
+} iocpi_tls_creds;
+
+/* Server credentials from a PFX file and its password. 0, or -1 with err naming the cause
+ * (file, password, no certificate with a private key, Schannel). */
+int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *password, char *err,
+                             size_t err_size);
+/* Server credentials from the certificate with this SHA-1 thumbprint (hex, spaces allowed)
+ * in LocalMachine\My (machine = 1) or CurrentUser\My. */
+int iocpi_tls_creds_from_store(iocpi_tls_creds *c, const char *thumbprint, int machine, char *err,
+                               size_t err_size);
+/* Client credentials; ca_file (NULL = none): extra trusted certificates (PEM or DER, one or
+ * more); insecure: no validation at all. */
+int iocpi_tls_creds_client(iocpi_tls_creds *c, const char *ca_file, int insecure, char *err,
+                           size_t err_size);
+void iocpi_tls_creds_free(iocpi_tls_creds *c);
+
+/* ---- sessions ------------------------------------------------------------------------------- */
+
+typedef enum iocpi_tls_status {
+    IOCPI_TLS_NEED_MORE, /* the input ends inside a record: keep it, read more */
+    IOCPI_TLS_PROGRESS,  /* handshake bytes consumed; output may be waiting */
+    IOCPI_TLS_DATA,      /* application bytes, decrypted in place inside the input */
+    IOCPI_TLS_CLOSED,    /* the peer sent close_notify */
+    IOCPI_TLS_FAILED     /* err and status say why; send the output (an alert), then close */
+} iocpi_tls_status;
+
+typedef struct iocpi_tls {
+    iocpi_tls_creds *creds;
+    CtxtHandle ctx;
+    int has_ctx;
+    int established;
+    int shut_down; /* our close_notify is made */
+    SecPkgContext_StreamSizes sizes;
+    wchar_t server_name[256]; /* client: SNI and the name the certificate must carry */
+    /* Bytes to send (handshake tokens, alerts, close_notify): the caller takes them. */
+    char *out;
+    size_t out_len, out_cap;
+    SECURITY_STATUS status; /* the last failure */
+    DWORD chain_error;      /* client: the certificate's chain policy error, or 0 */
+    char err[200];
+} iocpi_tls;
+
+/* A session for these credentials; server_name only for the client role. 0 or -1. */
+int iocpi_tls_init(iocpi_tls *t, iocpi_tls_creds *creds, const char *server_name);
+void iocpi_tls_fini(iocpi_tls *t);
+/* Client: makes the ClientHello (in out). */
+iocpi_tls_status iocpi_tls_begin(iocpi_tls *t);
+/* Consumes the front of in[0..len): one handshake message group or one record. *consumed says
+ * how much; for IOCPI_TLS_DATA, *plain and *plain_len point into in. Call again with the rest
+ * while it returns PROGRESS or DATA. */
+iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *consumed, char **plain,
+                                 size_t *plain_len);
+/* The largest plaintext one record carries, and the bytes a record adds around it. */
+size_t iocpi_tls_max_record(const iocpi_tls *t);
+size_t iocpi_tls_overhead(const iocpi_tls *t);
+/* Encrypts len (<= iocpi_tls_max_record) bytes into out (room for len + overhead); 0 with
+ * *out_len set, or -1. */
+int iocpi_tls_encrypt(iocpi_tls *t, const void *plain, size_t len, char *out, size_t *out_len);
+/* Appends close_notify to the output. 0 or -1. */
+int iocpi_tls_shutdown(iocpi_tls *t);
+/* "TLS 1.2, AES-256-GCM" (after the handshake). */
+void iocpi_tls_describe(iocpi_tls *t, char *out, size_t size);
+/* Takes the output: the caller sends out[0..out_len) and then calls this. */
+void iocpi_tls_output_taken(iocpi_tls *t);
+
+/* In memory, before listening: a client session against a session of these server
+ * credentials, a record each way. 0, or -1 with err naming the cause. */
+int iocpi_tls_self_check(iocpi_tls_creds *server, char *err, size_t err_size);
+
+/* "SEC_E_UNSUPPORTED_FUNCTION (0x80090302)": the names of the codes this layer meets. */
+const char *iocpi_tls_status_name(SECURITY_STATUS s, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,383 @@
+/*
+ * tls_creds.c: Schannel credentials for both roles.
+ *
+ * Protocols: TLS 1.2 and 1.3 where the system offers them. SCH_CREDENTIALS (Windows 10 1809
+ * and later) is the structure that can enable 1.3; an older system (or one that rejects the
+ * structure) gets SCHANNEL_CRED limited to 1.2. SSL 3, TLS 1.0 and 1.1 are never enabled.
+ *
+ * A PFX import persists the private key in a key container (Schannel runs in LSASS and cannot
+ * use an ephemeral key), so freeing server credentials deletes the containers the import made:
+ * nothing piles up across restarts.
+ */
+#include "tls.h"
+
+#include <ncrypt.h>
+
+#ifndef SP_PROT_TLS1_3_SERVER
+#define SP_PROT_TLS1_3_SERVER 0x00001000
+#define SP_PROT_TLS1_3_CLIENT 0x00002000
+#endif
+
+#define PFX_MAX (1024 * 1024) /* a PFX is a few KiB; refuse to read a huge file */
+
+static void widen(const char *s, wchar_t *out, size_t count)
+{
+    if (MultiByteToWideChar(CP_UTF8, 0, s, -1, out, (int)count) == 0)
+        out[0] = L'\0';
+    out[count - 1] = L'\0';
+}
+
+static const char *win32_text(DWORD code, char *buf, size_t size)
+{
+    char text[200];
+    DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, code,
+                             MAKELANGID(LANG_NEUTRAL, SUBLANG_DEFAULT), text, sizeof text, NULL);
+    while (n > 0 &&
+           (text[n - 1] == '\r' || text[n - 1] == '\n' || text[n - 1] == '.' || text[n - 1] == ' '))
+        text[--n] = '\0';
+    snprintf(buf, size, "%s (0x%08lx)", n > 0 ? text : "error", (unsigned long)code);
+    return buf;
+}
+
+/* Reads a whole small file. The caller frees *data. */
+static int read_file(const char *path, BYTE **data, DWORD *len, char *err, size_t err_size)
+{
+    wchar_t wpath[MAX_PATH * 2];
+    char text[260];
+    widen(path, wpath, sizeof wpath / sizeof wpath[0]);
+    HANDLE f = CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
+                           FILE_ATTRIBUTE_NORMAL, NULL);
+    if (f == INVALID_HANDLE_VALUE) {
+        snprintf(err, err_size, "cannot open %s: %s", path,
+                 win32_text(GetLastError(), text, sizeof text));
+        return -1;
+    }
+    LARGE_INTEGER size;
+    int rc = -1;
+    *data = NULL;
+    if (!GetFileSizeEx(f, &size) || size.QuadPart <= 0 || size.QuadPart > PFX_MAX) {
+        snprintf(err, err_size, "%s is empty or larger than %d bytes", path, PFX_MAX);
+    } else if ((*data = malloc((size_t)size.QuadPart)) == NULL) {
+        snprintf(err, err_size, "out of memory reading %s", path);
+    } else if (!ReadFile(f, *data, (DWORD)size.QuadPart, len, NULL) ||
+               *len != (DWORD)size.QuadPart) {
+        snprintf(err, err_size, "cannot read %s: %s", path,
+                 win32_text(GetLastError(), text, sizeof text));
+    } else {
+        rc = 0;
+    }
+    CloseHandle(f);
+    if (rc != 0) {
+        free(*data);
+        *data = NULL;
+    }
+    return rc;
+}
+
+static int has_private_key(PCCERT_CONTEXT cert)
+{
+    DWORD size = 0;
+    return CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, NULL, &size) &&
+           size > 0;
+}
+
+/* Schannel credentials for one role; tries SCH_CREDENTIALS (1.2 and 1.3) first. */
+static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
+{
+    TimeStamp expiry;
+    SECURITY_STATUS s;
+    DWORD flags = c->server ? 0
+                            : SCH_CRED_MANUAL_CRED_VALIDATION | SCH_CRED_NO_DEFAULT_CREDS |
+                                  SCH_CRED_NO_SERVERNAME_CHECK;
+    ULONG use = c->server ? SECPKG_CRED_INBOUND : SECPKG_CRED_OUTBOUND;
+
+    TLS_PARAMETERS params;
+    memset(&params, 0, sizeof params);
+    /* Everything but 1.2 and 1.3 is disabled (the field lists what is NOT allowed). */
+    params.grbitDisabledProtocols =
+        ~(DWORD)(c->server ? (SP_PROT_TLS1_2_SERVER | SP_PROT_TLS1_3_SERVER)
+                           : (SP_PROT_TLS1_2_CLIENT | SP_PROT_TLS1_3_CLIENT));
+    SCH_CREDENTIALS sch;
+    memset(&sch, 0, sizeof sch);
+    sch.dwVersion = SCH_CREDENTIALS_VERSION;
+    sch.dwFlags = flags | SCH_USE_STRONG_CRYPTO;
+    sch.cTlsParameters = 1;
+    sch.pTlsParameters = &params;
+    if (c->cert != NULL) {
+        sch.cCreds = 1;
+        sch.paCred = &c->cert;
+    }
+    s = AcquireCredentialsHandleW(NULL, (SEC_WCHAR *)UNISP_NAME_W, use, NULL, &sch, NULL, NULL,
+                                  &c->handle, &expiry);
+    if (s == SEC_E_OK) {
+        c->tls13 = 1;
+        c->has_handle = 1;
+        return 0;
+    }
+    SCHANNEL_CRED old;
+    memset(&old, 0, sizeof old);
+    old.dwVersion = SCHANNEL_CRED_VERSION;
+    old.dwFlags = flags | SCH_USE_STRONG_CRYPTO;
+    old.grbitEnabledProtocols = c->server ? SP_PROT_TLS1_2_SERVER : SP_PROT_TLS1_2_CLIENT;
+    if (c->cert != NULL) {
+        old.cCreds = 1;
+        old.paCred = &c->cert;
+    }
+    s = AcquireCredentialsHandleW(NULL, (SEC_WCHAR *)UNISP_NAME_W, use, NULL, &old, NULL, NULL,
+                                  &c->handle, &expiry);
+    if (s != SEC_E_OK) {
+        char name[80];
+        snprintf(err, err_size, "Schannel refused the %s credentials: %s",
+                 c->server ? "server" : "client", iocpi_tls_status_name(s, name, sizeof name));
+        return -1;
+    }
+    c->has_handle = 1;
+    return 0;
+}
+
+int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *password, char *err,
+                             size_t err_size)
+{
+    BYTE *data = NULL;
+    DWORD len = 0;
+    char text[260];
+    memset(c, 0, sizeof *c);
+    c->server = 1;
+    if (read_file(path, &data, &len, err, err_size) != 0)
+        return -1;
+    CRYPT_DATA_BLOB blob = {len, data};
+    wchar_t wpass[512];
+    widen(password != NULL ? password : "", wpass, sizeof wpass / sizeof wpass[0]);
+    if (!PFXIsPFXBlob(&blob)) {
+        snprintf(err, err_size, "%s is not a PFX (PKCS #12) file", path);
+        free(data);
+        return -1;
+    }
+    c->pfx_store = PFXImportCertStore(&blob, wpass, 0);
+    DWORD import_error = GetLastError();
+    SecureZeroMemory(wpass, sizeof wpass);
+    SecureZeroMemory(data, len);
+    free(data);
+    if (c->pfx_store == NULL) {
+        if (import_error == ERROR_INVALID_PASSWORD || import_error == (DWORD)NTE_BAD_DATA)
+            snprintf(err, err_size, "cannot open %s: wrong password (%s)", path,
+                     win32_text(import_error, text, sizeof text));
+        else if (import_error == 0) /* Wine says nothing more */
+            snprintf(err, err_size,
+                     "cannot open %s: wrong password, or a PFX this system cannot decrypt", path);
+        else
+            snprintf(err, err_size, "cannot import %s: %s", path,
+                     win32_text(import_error, text, sizeof text));
+        return -1;
+    }
+    PCCERT_CONTEXT cert = NULL;
+    while ((cert = CertEnumCertificatesInStore(c->pfx_store, cert)) != NULL) {
+        if (has_private_key(cert)) {
+            c->cert = CertDuplicateCertificateContext(cert);
+            CertFreeCertificateContext(cert);
+            break;
+        }
+    }
+    if (c->cert == NULL) {
+        snprintf(err, err_size,
+                 "%s holds no certificate with its private key (export it with the key)", path);
+        iocpi_tls_creds_free(c);
+        return -1;
+    }
+    if (acquire(c, err, err_size) != 0) {
+        iocpi_tls_creds_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int iocpi_tls_creds_from_store(iocpi_tls_creds *c, const char *thumbprint, int machine, char *err,
+                               size_t err_size)
+{
+    BYTE hash[20];
+    size_t n = 0;
+    int half = -1;
+    char text[260];
+    memset(c, 0, sizeof *c);
+    c->server = 1;
+    /* Copied from the certificate dialog: hex pairs, perhaps with spaces (and the invisible
+     * left-to-right mark that dialog puts first, which is not ASCII and skipped). */
+    for (const char *p = thumbprint; *p != '\0'; p++) {
+        if (*p == ' ' || *p == ':' || (unsigned char)*p >= 0x80)
+            continue;
+        int d = hex_digit(*p);
+        if (d < 0 || n == sizeof hash) {
+            n = sizeof hash + 1;
+            break;
+        }
+        if (half < 0) {
+            half = d;
+        } else {
+            hash[n++] = (BYTE)(half << 4 | d);
+            half = -1;
+        }
+    }
+    if (n != sizeof hash || half >= 0) {
+        snprintf(err, err_size, "'%s' is not a certificate thumbprint (40 hex digits)", thumbprint);
+        return -1;
+    }
+    const char *where = machine ? "LocalMachine\\My" : "CurrentUser\\My";
+    HCERTSTORE store =
+        CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0,
+                      (machine ? CERT_SYSTEM_STORE_LOCAL_MACHINE : CERT_SYSTEM_STORE_CURRENT_USER) |
+                          CERT_STORE_READONLY_FLAG,
+                      L"MY");
+    if (store == NULL) {
+        snprintf(err, err_size, "cannot open the certificate store %s: %s", where,
+                 win32_text(GetLastError(), text, sizeof text));
+        return -1;
+    }
+    CRYPT_HASH_BLOB blob = {sizeof hash, hash};
+    PCCERT_CONTEXT cert = CertFindCertificateInStore(store, X509_ASN_ENCODING | PKCS_7_ASN_ENCODING,
+                                                     0, CERT_FIND_SHA1_HASH, &blob, NULL);
+    CertCloseStore(store, 0);
+    if (cert == NULL) {
+        snprintf(err, err_size, "no certificate with thumbprint %s in %s", thumbprint, where);
+        return -1;
+    }
+    if (!has_private_key(cert)) {
+        snprintf(err, err_size, "the certificate %s in %s has no private key", thumbprint, where);
+        CertFreeCertificateContext(cert);
+        return -1;
+    }
+    c->cert = cert;
+    if (acquire(c, err, err_size) != 0) {
+        iocpi_tls_creds_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+int iocpi_tls_creds_client(iocpi_tls_creds *c, const char *ca_file, int insecure, char *err,
+                           size_t err_size)
+{
+    memset(c, 0, sizeof *c);
+    c->insecure = insecure;
+    if (ca_file != NULL && ca_file[0] != '\0') {
+        wchar_t wpath[MAX_PATH * 2];
+        char text[260];
+        widen(ca_file, wpath, sizeof wpath / sizeof wpath[0]);
+        /* CryptQueryObject reads PEM (one certificate) or DER; a PEM bundle goes through
+         * the loop below. */
+        c->extra_ca = CertOpenStore(CERT_STORE_PROV_MEMORY, 0, 0, 0, NULL);
+        BYTE *data = NULL;
+        DWORD len = 0;
+        if (c->extra_ca == NULL || read_file(ca_file, &data, &len, err, err_size) != 0) {
+            iocpi_tls_creds_free(c);
+            return -1;
+        }
+        int added = 0;
+        const char *begin = "-----BEGIN CERTIFICATE-----";
+        const char *end = "-----END CERTIFICATE-----";
+        char *text_data = (char *)data;
+        size_t pos = 0;
+        while (pos < len) {
+            char *b = NULL;
+            for (size_t i = pos; i + strlen(begin) <= len; i++)
+                if (memcmp(text_data + i, begin, strlen(begin)) == 0) {
+                    b = text_data + i;
+                    break;
+                }
+            if (b == NULL)
+                break;
+            char *e = NULL;
+            for (size_t i = (size_t)(b - text_data); i + strlen(end) <= len; i++)
+                if (memcmp(text_data + i, end, strlen(end)) == 0) {
+                    e = text_data + i + strlen(end);
+                    break;
+                }
+            if (e == NULL)
+                break;
+            BYTE der[16384];
+            DWORD der_len = sizeof der;
+            if (CryptStringToBinaryA(b, (DWORD)(e - b), CRYPT_STRING_BASE64HEADER, der, &der_len,
+                                     NULL, NULL) &&
+                CertAddEncodedCertificateToStore(c->extra_ca, X509_ASN_ENCODING, der, der_len,
+                                                 CERT_STORE_ADD_REPLACE_EXISTING, NULL))
+                added++;
+            pos = (size_t)(e - text_data);
+        }
+        if (added == 0 &&
+            CertAddEncodedCertificateToStore(c->extra_ca, X509_ASN_ENCODING, data, len,
+                                             CERT_STORE_ADD_REPLACE_EXISTING, NULL))
+            added++;
+        free(data);
+        if (added == 0) {
+            snprintf(err, err_size, "%s holds no certificate (PEM or DER): %s", ca_file,
+                     win32_text(GetLastError(), text, sizeof text));
+            iocpi_tls_creds_free(c);
+            return -1;
+        }
+    }
+    if (acquire(c, err, err_size) != 0) {
+        iocpi_tls_creds_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Deletes the key container a PFX import made for this certificate. */
+static void delete_imported_key(PCCERT_CONTEXT cert)
+{
+    DWORD size = 0;
+    if (!CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, NULL, &size))
+        return;
+    CRYPT_KEY_PROV_INFO *info = malloc(size);
+    if (info == NULL)
+        return;
+    if (CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, info, &size)) {
+        if (info->dwProvType == 0) {
+            /* A CNG key (dwProvType 0 names a key storage provider). */
+            NCRYPT_PROV_HANDLE prov = 0;
+            NCRYPT_KEY_HANDLE key = 0;
+            if (NCryptOpenStorageProvider(&prov, info->pwszProvName, 0) == ERROR_SUCCESS) {
+                if (NCryptOpenKey(prov, &key, info->pwszContainerName, 0,
+                                  info->dwFlags & NCRYPT_MACHINE_KEY_FLAG) == ERROR_SUCCESS)
+                    NCryptDeleteKey(key, 0); /* frees key as well */
+                NCryptFreeObject(prov);
+            }
+        } else {
+            HCRYPTPROV prov = 0;
+            CryptAcquireContextW(&prov, info->pwszContainerName, info->pwszProvName,
+                                 info->dwProvType,
+                                 CRYPT_DELETEKEYSET | (info->dwFlags & CRYPT_MACHINE_KEYSET));
+        }
+    }
+    free(info);
+}
+
+void iocpi_tls_creds_free(iocpi_tls_creds *c)
+{
+    if (c->has_handle)
+        FreeCredentialsHandle(&c->handle);
+    c->has_handle = 0;
+    if (c->pfx_store != NULL) {
+        PCCERT_CONTEXT cert = NULL;
+        while ((cert = CertEnumCertificatesInStore(c->pfx_store, cert)) != NULL)
+            delete_imported_key(cert);
+        CertCloseStore(c->pfx_store, 0);
+    }
+    c->pfx_store = NULL;
+    if (c->cert != NULL)
+        CertFreeCertificateContext(c->cert);
+    c->cert = NULL;
+    if (c->extra_ca != NULL)
+        CertCloseStore(c->extra_ca, 0);
+    c->extra_ca = NULL;
+}
