@@ -41,7 +41,9 @@ case $kind in
 ours)
     exe=$root/build/mingw-wine/service/iocp-service.exe
     srv_args=(run --port 0 --workers 2 --buffer-size 16384 --bind 127.0.0.1
-        --max-connections 11024 --name "iocp-profile-$$")
+        --max-connections 11024 --name "iocp-profile-$$"
+        --max-connections-per-ip 0 --send-queue-cap 4194304 --memory-budget 55120)
+    # as bench/run.sh: loopback clients, the 4 MiB queue, a budget of 11,024 x 5 MiB
     ;;
 asio)
     exe=$root/build/bench/asio_echo.exe

@@ -45,8 +45,11 @@ log=$out/server.log
 # its context until the server reaches its end-of-stream, behind every busy connection's turn
 # (measured with 2,000 busy connections and 8 churn slots at 700 connections/s: 200 to 290
 # contexts at a time; with only 200 spare the churn met the limit and its slots died).
+# Every client is 127.0.0.1: no per-IP limit; the budget covers the worst case of the default
+# 1 MiB send queue (connections x 2 MiB), whatever this machine's memory.
 cmake/wine-run.sh build/mingw-wine/service/iocp-service.exe run --port 0 --name "soak-$$" \
-    --max-connections $((CONNECTIONS + 2000)) --idle-timeout 0 >"$log" 2>&1 &
+    --max-connections $((CONNECTIONS + 2000)) --idle-timeout 0 --max-connections-per-ip 0 \
+    --memory-budget $(((CONNECTIONS + 2000) * 2)) >"$log" 2>&1 &
 server=$!
 trap 'kill -INT $server 2>/dev/null || true' EXIT
 port=

@@ -35,7 +35,8 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
     info.uptime_ms = svc_now_ms() - h->started_ms;
     info.active = st.active;
     info.accepted = st.accepted;
-    info.rejected = st.rejected;
+    /* Refused at once, whichever limit: all slots taken, or the address holds its share. */
+    info.rejected = st.rejected + st.rejected_per_address;
     info.bytes_in = st.bytes_in;
     info.bytes_out = st.bytes_out;
     info.messages_in = st.messages_in;
@@ -54,7 +55,7 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
                    void *user, DWORD *win32_exit)
 {
     char why[1200];
-    char text[300];
+    char text[600];
     int rc = SVC_EXIT_CANNOT_START;
     memset(h, 0, sizeof *h);
     h->opt = *opt;
@@ -71,6 +72,14 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
         }
     }
     step(progress, user);
+
+    /* Before the mutex and the listener: a configuration that hostile peers could push past
+     * the memory budget never serves anyone. */
+    if (svc_server_memory_check(&opt->server, svc_physical_memory(), text, sizeof text) != 0) {
+        snprintf(why, sizeof why, "refusing to start: %s", text);
+        *win32_exit = ERROR_INVALID_PARAMETER;
+        goto fail;
+    }
 
     char holder[700];
     DWORD sys = 0;
@@ -234,14 +243,15 @@ void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user)
     step(progress, user);
 
     svc_log(IOCP_LOG_INFO,
-            "final statistics: accepted=%llu rejected=%llu accept_errors=%llu bytes_in=%llu "
+            "final statistics: accepted=%llu rejected=%llu rejected_per_ip=%llu "
+            "accept_errors=%llu bytes_in=%llu "
             "bytes_out=%llu messages_in=%llu messages_out=%llu protocol_errors=%llu "
             "closed_by_stop=%llu drain_ms=%llu",
             (unsigned long long)st.accepted, (unsigned long long)st.rejected,
-            (unsigned long long)st.accept_errors, (unsigned long long)st.bytes_in,
-            (unsigned long long)st.bytes_out, (unsigned long long)st.messages_in,
-            (unsigned long long)st.messages_out, (unsigned long long)st.protocol_errors,
-            (unsigned long long)st.closed[IOCP_CLOSE_STOP],
+            (unsigned long long)st.rejected_per_address, (unsigned long long)st.accept_errors,
+            (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+            (unsigned long long)st.messages_in, (unsigned long long)st.messages_out,
+            (unsigned long long)st.protocol_errors, (unsigned long long)st.closed[IOCP_CLOSE_STOP],
             (unsigned long long)(svc_now_ms() - t0));
     char text[400];
     snprintf(text, sizeof text,

@@ -50,8 +50,15 @@ int main(void)
         return svc_service_dispatch(&opt);
     case SVC_CMD_RUN:
         return svc_console_run(&opt);
-    case SVC_CMD_INSTALL:
+    case SVC_CMD_INSTALL: {
+        /* The service would refuse to start with these: say so now, not at the first start. */
+        char why[600];
+        if (svc_server_memory_check(&opt.server, svc_physical_memory(), why, sizeof why) != 0) {
+            fprintf(stderr, "iocp-service: not installed: %s\n", why);
+            return SVC_EXIT_CANNOT_START;
+        }
         return svc_scm_install(&opt);
+    }
     case SVC_CMD_UNINSTALL:
         return svc_scm_uninstall(&opt);
     case SVC_CMD_START:

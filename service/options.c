@@ -17,8 +17,20 @@ const svc_server_opt svc_server_opts[] = {
      "address to listen on (default [::], dual-stack)"},
     {"--max-connections", L"MaxConnections", SVC_OPT_NUMBER, 1, 1000000, FIELD(max_connections),
      "connections served at once (default 1024)"},
+    {"--max-connections-per-ip", L"MaxConnectionsPerIp", SVC_OPT_NUMBER, 0, 1000000,
+     FIELD(max_connections_per_ip),
+     "connections one IP address may hold at once; more are reset at once (default 256, a "
+     "quarter of the default slots, so that one address never holds them all; 0 = no limit)"},
     {"--buffer-size", L"BufferSize", SVC_OPT_NUMBER, 512, 16 * MIB, FIELD(buffer_size),
      "receive buffer per connection, bytes (default 16384)"},
+    {"--send-queue-cap", L"SendQueueCap", SVC_OPT_NUMBER, 1024, 1024 * MIB, FIELD(send_queue_cap),
+     "echo bytes queued for one peer at most, bytes (default 1048576: reading pauses at half, "
+     "512 KiB, enough to keep a 1 Gbit/s path with 4 ms round trips busy; line/length framing "
+     "raises it to 2 x (buffer + max message + 4))"},
+    {"--memory-budget", L"MemoryBudget", SVC_OPT_NUMBER, 0, 16 * MIB, FIELD(memory_budget_mib),
+     "MiB that hostile peers may make the server hold: start is refused when max connections x "
+     "(send queue cap + max message in line/length framing + buffer) is over it (default 0 = "
+     "half of this machine's physical memory)"},
     {"--framing", L"Framing", SVC_OPT_FRAMING, 0, 0, FIELD(framing),
      "raw | line | length (default raw)"},
     {"--max-message", L"MaxMessage", SVC_OPT_NUMBER, 1, 256 * MIB, FIELD(max_message),
@@ -53,7 +65,12 @@ void svc_server_options_init(svc_server_options *o)
     memset(o, 0, sizeof *o);
     o->port = SVC_DEFAULT_PORT;
     o->max_connections = c.max_connections;
+    o->max_connections_per_ip = SVC_DEFAULT_PER_IP;
     o->buffer_size = c.buffer_size;
+    /* Not the engine's 4 MiB: 1,024 connections x (1 MiB + 16 KiB) is 1.02 GiB at worst, which
+     * fits the default budget of a 4 GiB machine (2 GiB); with 4 MiB it would be 4.02 GiB. */
+    o->send_queue_cap = SVC_DEFAULT_SEND_CAP;
+    o->memory_budget_mib = 0;
     o->workers = c.workers;
     o->framing = c.framing;
     o->max_message = c.max_message;
@@ -217,7 +234,9 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
     config->bind_address = o->bind[0] != '\0' ? o->bind : NULL;
     config->port = o->port;
     config->max_connections = o->max_connections;
+    config->max_connections_per_address = o->max_connections_per_ip;
     config->buffer_size = o->buffer_size;
+    config->send_queue_cap = o->send_queue_cap;
     config->workers = o->workers;
     config->framing = o->framing;
     config->max_message = o->max_message;
@@ -231,6 +250,69 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
         per_read += (size_t)o->max_message + IOCP_LENGTH_HEADER_SIZE;
     if (config->send_queue_cap < 2 * per_read)
         config->send_queue_cap = 2 * per_read;
+}
+
+uint64_t svc_physical_memory(void)
+{
+    MEMORYSTATUSEX ms;
+    ms.dwLength = sizeof ms;
+    return GlobalMemoryStatusEx(&ms) ? (uint64_t)ms.ullTotalPhys : 0;
+}
+
+/* "16 KiB", "1.0 MiB", "5.0 GiB": the unit that keeps the number short. */
+static const char *size_text(uint64_t bytes, char *buf, size_t size)
+{
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+    if (bytes < 1024) {
+        snprintf(buf, size, "%llu bytes", (unsigned long long)bytes);
+        return buf;
+    }
+    double v = (double)bytes / 1024.0;
+    int u = 0;
+    while (v >= 1024.0 && u < 3) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(buf, size, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+int svc_server_memory_check(const svc_server_options *o, uint64_t physical, char *err,
+                            size_t err_size)
+{
+    iocp_config c;
+    svc_server_config(o, &c); /* the send queue cap as the engine will have it */
+    int framed = o->framing != IOCP_FRAMING_RAW;
+    uint64_t message = framed ? o->max_message : 0;
+    uint64_t per_conn = (uint64_t)c.send_queue_cap + message + o->buffer_size;
+    uint64_t worst = (uint64_t)o->max_connections * per_conn;
+    uint64_t budget = o->memory_budget_mib ? (uint64_t)o->memory_budget_mib * MIB : physical / 2;
+    if (budget == 0 || worst <= budget)
+        return 0; /* no budget known (the system did not say how much memory it has): no check */
+    char t_per[32], t_worst[32], t_budget[32], t_cap[32], t_msg[32], t_buf[32], t_phys[48] = "";
+    if (o->memory_budget_mib == 0) {
+        char p[32];
+        snprintf(t_phys, sizeof t_phys, " (half of the %s of physical memory)",
+                 size_text(physical, p, sizeof p));
+    }
+    char parts[128];
+    if (framed)
+        snprintf(parts, sizeof parts, "send queue %s + message %s + buffer %s",
+                 size_text(c.send_queue_cap, t_cap, sizeof t_cap),
+                 size_text(message, t_msg, sizeof t_msg),
+                 size_text(o->buffer_size, t_buf, sizeof t_buf));
+    else
+        snprintf(parts, sizeof parts, "send queue %s + buffer %s",
+                 size_text(c.send_queue_cap, t_cap, sizeof t_cap),
+                 size_text(o->buffer_size, t_buf, sizeof t_buf));
+    snprintf(err, err_size,
+             "worst case %lu connections x %s (%s) = %s is over the memory budget of %s%s: lower "
+             "--max-connections, --send-queue-cap%s, or raise --memory-budget",
+             (unsigned long)o->max_connections, size_text(per_conn, t_per, sizeof t_per), parts,
+             size_text(worst, t_worst, sizeof t_worst),
+             size_text(budget, t_budget, sizeof t_budget), t_phys,
+             framed ? ", --max-message or --buffer-size" : " or --buffer-size");
+    return -1;
 }
 
 /* ---- the command line ----------------------------------------------------------------- */
@@ -486,6 +568,35 @@ int svc_options_parse(int argc, char **argv, svc_options *out, char *err, size_t
     return 0;
 }
 
+/* "  --flag N   help", the help wrapped at 100 columns under its first line, and on a line
+ * of its own when the flag is too long for the column. */
+static void print_help(FILE *to, const char *left, const char *help)
+{
+    enum { INDENT = 24, WIDTH = 100 };
+    if (strlen(left) > INDENT - 3)
+        fprintf(to, "  %s\n%*s", left, INDENT, "");
+    else
+        fprintf(to, "  %-*s ", INDENT - 3, left);
+    int col = INDENT;
+    const char *p = help;
+    while (*p != '\0') {
+        size_t word = strcspn(p, " ");
+        if (col > INDENT && col + 1 + (int)word > WIDTH) {
+            fprintf(to, "\n%*s", INDENT, "");
+            col = INDENT;
+        } else if (col > INDENT) {
+            fputc(' ', to);
+            col++;
+        }
+        fprintf(to, "%.*s", (int)word, p);
+        col += (int)word;
+        p += word;
+        while (*p == ' ')
+            p++;
+    }
+    fputc('\n', to);
+}
+
 void svc_usage(FILE *to)
 {
     fprintf(to,
@@ -509,7 +620,7 @@ void svc_usage(FILE *to)
         char left[40];
         snprintf(left, sizeof left, "%s %s", d->flag,
                  d->kind == SVC_OPT_NUMBER ? "N" : (d->kind == SVC_OPT_FRAMING ? "MODE" : "TEXT"));
-        fprintf(to, "  %-21s %s\n", left, d->help);
+        print_help(to, left, d->help);
     }
     fprintf(to,
             "\n"

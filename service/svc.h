@@ -62,6 +62,8 @@ enum {
 #define SVC_DEFAULT_IDLE_S    300
 #define SVC_DEFAULT_MESSAGE_S 60
 #define SVC_DEFAULT_RESTART_S 10
+#define SVC_DEFAULT_PER_IP    256             /* a quarter of the default 1,024 slots */
+#define SVC_DEFAULT_SEND_CAP  (1024u * 1024u) /* see svc_server_options_init */
 #define SVC_NAME_MAX          64
 #define SVC_TEXT_MAX          256
 #define SVC_PATH_MAX          1024
@@ -89,8 +91,11 @@ typedef struct svc_server_options {
     uint16_t port;
     char bind[SVC_TEXT_MAX]; /* "" = dual-stack [::] */
     uint32_t max_connections;
+    uint32_t max_connections_per_ip; /* 0 = no limit */
     uint32_t buffer_size;
-    uint32_t workers; /* 0 = one per processor */
+    uint32_t send_queue_cap;    /* bytes; raised to what the framing needs (svc_server_config) */
+    uint32_t memory_budget_mib; /* 0 = half of the physical memory */
+    uint32_t workers;           /* 0 = one per processor */
     iocp_framing framing;
     uint32_t max_message;
     uint32_t idle_timeout_s;    /* 0 = none */
@@ -156,6 +161,16 @@ const char *svc_start_type_name(svc_start_type t);
 
 /* The engine configuration for these options (log callback set by the caller). */
 void svc_server_config(const svc_server_options *o, iocp_config *config);
+/* The machine's physical memory in bytes (GlobalMemoryStatusEx); 0 if unknown. */
+uint64_t svc_physical_memory(void);
+/* The memory budget: the most that hostile peers may make the server hold. The worst case
+ * is max_connections x (send queue cap + the largest message the decoder assembles (line
+ * and length framing) + buffer_size). Returns 0 when it fits in the budget (memory_budget_mib,
+ * or half of `physical` when that is 0; no check when both are 0), or -1 with err naming the
+ * numbers and what to change. `run`, the service and `install` all refuse such a
+ * configuration (exit code 2). */
+int svc_server_memory_check(const svc_server_options *o, uint64_t physical, char *err,
+                            size_t err_size);
 
 /* ---- registry parameters ------------------------------------------------------------------ */
 

@@ -9,27 +9,44 @@
 
 SOCKET tn_connect(const char *host, uint16_t port, uint32_t timeout_ms)
 {
+    return tn_connect_from(NULL, host, port, timeout_ms);
+}
+
+SOCKET tn_connect_from(const char *source, const char *host, uint16_t port, uint32_t timeout_ms)
+{
     char service[8];
     snprintf(service, sizeof service, "%u", (unsigned)port);
-    struct addrinfo hints, *list = NULL;
+    struct addrinfo hints, *list = NULL, *src = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     if (getaddrinfo(host, service, &hints, &list) != 0)
         return INVALID_SOCKET;
+    if (source != NULL) {
+        hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+        if (getaddrinfo(source, "0", &hints, &src) != 0) {
+            freeaddrinfo(list);
+            return INVALID_SOCKET;
+        }
+    }
     SOCKET s = INVALID_SOCKET;
     for (struct addrinfo *ai = list; ai != NULL && s == INVALID_SOCKET; ai = ai->ai_next) {
+        if (src != NULL && src->ai_family != ai->ai_family)
+            continue;
         s = socket(ai->ai_family, SOCK_STREAM, IPPROTO_TCP);
         if (s == INVALID_SOCKET)
             continue;
         DWORD tmo = timeout_ms;
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&tmo, sizeof tmo);
         setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, (const char *)&tmo, sizeof tmo);
-        if (connect(s, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
+        if ((src != NULL && bind(s, src->ai_addr, (int)src->ai_addrlen) != 0) ||
+            connect(s, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
             closesocket(s);
             s = INVALID_SOCKET;
         }
     }
+    if (src != NULL)
+        freeaddrinfo(src);
     freeaddrinfo(list);
     return s;
 }

@@ -15,6 +15,10 @@
 /* Connects to host:port ("127.0.0.1", "::1") with receive/send timeouts of timeout_ms.
  * Returns INVALID_SOCKET on failure. */
 SOCKET tn_connect(const char *host, uint16_t port, uint32_t timeout_ms);
+/* The same from a given local address (bound before the connect, port 0): "127.0.0.2"
+ * makes a second client address on loopback (the whole 127/8 is loopback on Linux, so under
+ * Wine too). Only addresses of the source's family are tried. */
+SOCKET tn_connect_from(const char *source, const char *host, uint16_t port, uint32_t timeout_ms);
 /* Sends everything; 0 on success. */
 int tn_send_all(SOCKET s, const void *data, size_t len);
 /* Receives exactly len bytes; returns the count received before EOF/error/timeout. */

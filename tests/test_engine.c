@@ -209,6 +209,210 @@ static void connection_limit(void)
     tn_stop_clean(e);
 }
 
+/* ---- the per-address limit ------------------------------------------------------------ */
+
+typedef struct opens_state {
+    volatile LONG opened, closed;
+} opens_state;
+
+static void opens_open(iocp_conn *c)
+{
+    InterlockedIncrement(&((opens_state *)iocp_engine_user(iocp_conn_engine(c)))->opened);
+}
+
+static void opens_data(iocp_conn *c, const void *data, size_t len)
+{
+    CHECK_OK(iocp_conn_send(c, data, len));
+}
+
+static void opens_close(iocp_conn *c, iocp_close_reason reason, unsigned long sys)
+{
+    (void)reason;
+    (void)sys;
+    InterlockedIncrement(&((opens_state *)iocp_engine_user(iocp_conn_engine(c)))->closed);
+}
+
+static const iocp_handlers opens_handlers = {opens_open, opens_data, opens_close, NULL};
+
+/* A payload of `len` pseudo-random bytes goes out on s and comes back byte for byte. */
+static void echo_exact(SOCKET s, uint64_t seed, size_t len)
+{
+    uint8_t out[2048], back[2048];
+    CHECK(len <= sizeof out);
+    test_fill_random(&seed, out, len);
+    CHECK(tn_send_all(s, out, len) == 0);
+    CHECK_EQ_U(tn_recv_exact(s, back, len), len);
+    CHECK(memcmp(out, back, len) == 0);
+}
+
+#define PER_ADDRESS 3
+
+/* One address cannot take more than its share; another address is still served; the count
+ * comes back down as the first one's connections close. */
+static void per_address_limit(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.max_connections = 16;
+    cfg.max_connections_per_address = PER_ADDRESS;
+    opens_state os = {0, 0};
+    iocp_engine *e = tn_start(&cfg, &opens_handlers, &os);
+    uint16_t port = iocp_engine_port(e);
+
+    SOCKET first[PER_ADDRESS], extra[2], second[PER_ADDRESS];
+    for (int i = 0; i < PER_ADDRESS; i++) {
+        first[i] = tn_connect_from("127.0.0.1", "127.0.0.1", port, 5000);
+        CHECK(first[i] != INVALID_SOCKET);
+        echo_exact(first[i], 100 + (uint64_t)i, 700); /* served, so counted, before the next */
+    }
+    for (int i = 0; i < 2; i++) {
+        extra[i] = tn_connect_from("127.0.0.1", "127.0.0.1", port, 5000);
+        CHECK(extra[i] != INVALID_SOCKET); /* the system completes the handshake... */
+        CHECK(tn_wait_stat(e, ST(rejected_per_address), (uint64_t)i + 1, 5000));
+        CHECK(tn_wait_closed(extra[i], 5000)); /* ...and the engine resets it at once */
+    }
+    /* Another address is served as if nothing happened: IPv4 from 127.0.0.2, and IPv6. */
+    for (int i = 0; i < PER_ADDRESS; i++) {
+        second[i] = tn_connect_from("127.0.0.2", "127.0.0.1", port, 5000);
+        CHECK_MSG(second[i] != INVALID_SOCKET, "connect from 127.0.0.2 (WSA %d)",
+                  WSAGetLastError());
+        echo_exact(second[i], 200 + (uint64_t)i, 1500);
+    }
+    SOCKET v6 = tn_connect_from("::1", "::1", port, 5000);
+    CHECK(v6 != INVALID_SOCKET);
+    echo_exact(v6, 300, 1000);
+
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.accepted, 2 * PER_ADDRESS + 1);
+    CHECK_EQ_U(st.active, 2 * PER_ADDRESS + 1);
+    CHECK_EQ_U(st.rejected_per_address, 2);
+    CHECK_EQ_U(st.rejected, 0);
+    CHECK_EQ_U(os.opened, 2 * PER_ADDRESS + 1); /* the refused ones never reached on_open */
+
+    /* The first address's connections close: it may hold PER_ADDRESS again, not one more. */
+    for (int i = 0; i < PER_ADDRESS; i++)
+        closesocket(first[i]);
+    for (int i = 0; i < 2; i++)
+        closesocket(extra[i]);
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), PER_ADDRESS + 1, 5000));
+    for (int i = 0; i < PER_ADDRESS; i++) {
+        first[i] = tn_connect_from("127.0.0.1", "127.0.0.1", port, 5000);
+        CHECK(first[i] != INVALID_SOCKET);
+        echo_exact(first[i], 400 + (uint64_t)i, 900);
+    }
+    extra[0] = tn_connect_from("127.0.0.1", "127.0.0.1", port, 5000);
+    CHECK(extra[0] != INVALID_SOCKET);
+    CHECK(tn_wait_stat(e, ST(rejected_per_address), 3, 5000));
+    CHECK(tn_wait_closed(extra[0], 5000));
+    echo_exact(second[0], 500, 64); /* still served */
+
+    closesocket(extra[0]);
+    closesocket(v6);
+    for (int i = 0; i < PER_ADDRESS; i++) {
+        closesocket(first[i]);
+        closesocket(second[i]);
+    }
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 5000));
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.accepted, 3 * PER_ADDRESS + 1);
+    CHECK_EQ_U(os.closed, os.opened);
+    tn_stop_clean(e);
+}
+
+/* Connections the engine dials are not counted: a server whose per-address limit is 1 dials
+ * three connections to 127.0.0.1 and still serves a client from 127.0.0.1. */
+static void per_address_limit_skips_dialled(void)
+{
+    iocp_engine *target = tn_start(NULL, NULL, NULL);
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.max_connections = 8;
+    cfg.max_connections_per_address = 1;
+    opens_state os = {0, 0};
+    iocp_engine *e = tn_start(&cfg, &opens_handlers, &os);
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(iocp_engine_connect(e, "127.0.0.1", iocp_engine_port(target), 5000, NULL));
+    CHECK(tn_wait_stat(e, ST(connected), 3, 10000));
+    SOCKET s = tn_connect_from("127.0.0.1", "127.0.0.1", iocp_engine_port(e), 5000);
+    CHECK(s != INVALID_SOCKET);
+    echo_exact(s, 7, 512);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.rejected_per_address, 0);
+    CHECK_EQ_U(st.accepted, 1);
+    closesocket(s);
+    tn_stop_clean(e);
+    tn_stop_clean(target);
+}
+
+/* ---- slots held by silent connections ------------------------------------------------- */
+
+#define SILENT_SLOTS   1024
+#define SILENT_CLIENTS 1100
+#define SILENT_IDLE_MS 3000
+
+/* The attack the idle timeout answers: 1,100 connections that never send take every slot of
+ * a 1,024-slot server; while they hold them a new client is refused, and once the idle
+ * timeout has closed them the server serves again. All from one address (no per-address
+ * limit here): under Wine, 1,100 client and 1,100 server sockets are well within the
+ * prefix's 20,000 descriptors. */
+static void silent_connections_expire(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.max_connections = SILENT_SLOTS;
+    cfg.buffer_size = 1024;
+    cfg.idle_timeout_ms = SILENT_IDLE_MS;
+    iocp_engine *e = tn_start(&cfg, NULL, NULL);
+    uint16_t port = iocp_engine_port(e);
+    static SOCKET held[SILENT_CLIENTS];
+
+    uint64_t t0 = test_now_ms();
+    for (int i = 0; i < SILENT_CLIENTS; i++) {
+        held[i] = tn_connect_from("127.0.0.1", "127.0.0.1", port, 10000);
+        CHECK_MSG(held[i] != INVALID_SOCKET, "connection %d (WSA %d)", i, WSAGetLastError());
+    }
+    CHECK(tn_wait_stat(e, ST(accepted), SILENT_SLOTS, 10000));
+    CHECK(tn_wait_stat(e, ST(rejected), SILENT_CLIENTS - SILENT_SLOTS, 10000));
+    uint64_t setup_ms = test_now_ms() - t0;
+
+    /* A newcomer while they hold every slot: reset at once, never served. */
+    SOCKET probe = tn_connect_from("127.0.0.1", "127.0.0.1", port, 5000);
+    CHECK(probe != INVALID_SOCKET);
+    CHECK(tn_wait_stat(e, ST(rejected), SILENT_CLIENTS - SILENT_SLOTS + 1, 5000));
+    char c = 'p';
+    CHECK(send(probe, &c, 1, 0) <= 1);
+    CHECK(tn_wait_closed(probe, 2000));
+    closesocket(probe);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    printf("%d silent connections: %llu held, %llu refused in %llu ms; idle timeout %u ms\n",
+           SILENT_CLIENTS, (unsigned long long)st.active, (unsigned long long)st.rejected,
+           (unsigned long long)setup_ms, (unsigned)SILENT_IDLE_MS);
+    /* The refusal above is only the point if the slots were still held when it came. */
+    CHECK_MSG(st.closed[IOCP_CLOSE_IDLE_TIMEOUT] == 0 && st.active == SILENT_SLOTS,
+              "the held connections began to expire (%llu) before the newcomer was refused: "
+              "opening them took %llu ms of the %u ms idle timeout",
+              (unsigned long long)st.closed[IOCP_CLOSE_IDLE_TIMEOUT], (unsigned long long)setup_ms,
+              (unsigned)SILENT_IDLE_MS);
+    CHECK_EQ_U(st.bytes_in, 0);
+
+    /* The idle timeout frees every slot, and the server serves again. */
+    CHECK(
+        tn_wait_stat(e, ST(closed[IOCP_CLOSE_IDLE_TIMEOUT]), SILENT_SLOTS, SILENT_IDLE_MS + 15000));
+    CHECK(tn_wait_stat(e, ST(contexts_in_use), 0, 10000));
+    for (int i = 0; i < SILENT_CLIENTS; i++)
+        CHECK_MSG(tn_wait_closed(held[i], 5000), "held connection %d still open", i);
+    SOCKET fresh = tn_connect_from("127.0.0.1", "127.0.0.1", port, 5000);
+    CHECK(fresh != INVALID_SOCKET);
+    echo_exact(fresh, 11, 2000);
+    closesocket(fresh);
+    for (int i = 0; i < SILENT_CLIENTS; i++)
+        closesocket(held[i]);
+    tn_stop_clean(e);
+}
+
 /* ---- resets and closes ---------------------------------------------------------------- */
 
 static void peer_reset_mid_transfer(void)
@@ -908,6 +1112,9 @@ static const test_case cases[] = {
     {"ipv4_and_ipv6_on_dual_stack", ipv4_and_ipv6_on_dual_stack},
     {"two_thousand_clients", two_thousand_clients},
     {"connection_limit", connection_limit},
+    {"per_address_limit", per_address_limit},
+    {"per_address_limit_skips_dialled", per_address_limit_skips_dialled},
+    {"silent_connections_expire", silent_connections_expire},
     {"peer_reset_mid_transfer", peer_reset_mid_transfer},
     {"client_closes_with_recv_pending", client_closes_with_recv_pending},
     {"push_broadcast_stale_id", push_broadcast_stale_id},

@@ -594,6 +594,149 @@ static void bad_parameter(void)
     CHECK_RUN(&c, 0, "uninstall --name %s", name);
 }
 
+/* ---- the limits a public server needs -------------------------------------------------- */
+
+/* A configuration hostile peers could push past the memory budget is refused by `run`,
+ * `install` and the service, with the numbers and what to change; the defaults start. */
+static void memory_budget_refused(void)
+{
+    char name[64], log[MAX_PATH * 3];
+    static child c, a;
+    service_name(name, sizeof name, "mem");
+    log_path(log, sizeof log, name);
+    /* 100 x (10 MiB + 16 KiB) = 1,001.6 MiB over 512 MiB. */
+    CHECK_RUN(&c, 2,
+              "run --port 0 --name %s --max-connections 100 --send-queue-cap 10485760 "
+              "--memory-budget 512",
+              name);
+    CHECK_OUT(&c, "refusing to start: worst case 100 connections x 10.0 MiB (send queue 10.0 MiB "
+                  "+ buffer 16.0 KiB) = 1001.6 MiB is over the memory budget of 512.0 MiB: lower "
+                  "--max-connections, --send-queue-cap or --buffer-size, or raise --memory-budget");
+    CHECK_MSG(find_line(c.text, "listening on") == NULL, "%s", c.text);
+    /* Line framing counts the message the decoder may assemble: 2,000 x (2.0 MiB of queue,
+     * raised for 1 MiB messages, + 1 MiB + 16 KiB) = 6.0 GiB over 1 GiB. */
+    CHECK_RUN(&c, 2,
+              "run --port 0 --name %s --max-connections 2000 --framing line "
+              "--memory-budget 1024",
+              name);
+    CHECK_OUT(&c, "worst case 2000 connections x 3.0 MiB (send queue 2.0 MiB + message 1.0 MiB "
+                  "+ buffer 16.0 KiB) = 6.0 GiB is over the memory budget of 1.0 GiB: lower "
+                  "--max-connections, --send-queue-cap, --max-message or --buffer-size");
+    /* install refuses it too, and installs nothing. */
+    CHECK_RUN(&c, 2,
+              "install --name %s --port 0 --max-connections 100 --send-queue-cap 10485760 "
+              "--memory-budget 512",
+              name);
+    CHECK_OUT(&c, "not installed: worst case 100 connections x 10.0 MiB");
+    CHECK_RUN(&c, 5, "status --name %s", name);
+    /* The service reads the same check's input from the registry. */
+    CHECK_RUN(&c, 0, "install --name %s --port 0 --log-file \"%s\"", name, log);
+    wchar_t key[200];
+    HKEY h;
+    svc_params_path(name, key, 200);
+    CHECK(RegOpenKeyExW(HKEY_LOCAL_MACHINE, key, 0, KEY_SET_VALUE, &h) == ERROR_SUCCESS);
+    DWORD one = 1;
+    CHECK(RegSetValueExW(h, L"MemoryBudget", 0, REG_DWORD, (const BYTE *)&one, sizeof one) ==
+          ERROR_SUCCESS);
+    RegCloseKey(h);
+    CHECK_RUN(&c, 2, "start --name %s", name);
+    CHECK(log_has(log, "is over the memory budget of 1.0 MiB", 2000));
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+    /* The defaults fit (1,024 x (1 MiB + 16 KiB) = 1,040 MiB: within half of any machine of
+     * 2,080 MiB or more), and so does line framing with smaller messages. */
+    char args[300];
+    snprintf(args, sizeof args, "run --port 0 --name %s", name);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    child_kill(&a);
+}
+
+/* One address gets --max-connections-per-ip connections; another is still served. */
+static void per_ip_limit(void)
+{
+    char name[64], args[300];
+    static child a, c;
+    snprintf(name, sizeof name, "iocpt-perip-%lu", (unsigned long)GetCurrentProcessId());
+    snprintf(args, sizeof args, "run --port 0 --name %s --max-connections-per-ip 2", name);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    uint16_t port = port_of(&a);
+    SOCKET one = tn_connect_from("127.0.0.1", "127.0.0.1", port, 20000);
+    SOCKET two = tn_connect_from("127.0.0.1", "127.0.0.1", port, 20000);
+    CHECK(one != INVALID_SOCKET && two != INVALID_SOCKET);
+    echo_once(one, "first");
+    echo_once(two, "second");
+    SOCKET three = tn_connect_from("127.0.0.1", "127.0.0.1", port, 20000);
+    CHECK(three != INVALID_SOCKET);
+    CHECK_MSG(tn_wait_closed(three, 10000), "a third connection from 127.0.0.1 was served");
+    SOCKET other = tn_connect_from("127.0.0.2", "127.0.0.1", port, 20000);
+    CHECK(other != INVALID_SOCKET);
+    echo_once(other, "another address");
+    CHECK_RUN(&c, 0, "status --name %s", name);
+    CHECK_EQ_U(number_after(c.text, "connections: "), 3); /* open */
+    CHECK_EQ_U(number_after(c.text, "accepted, "), 1);    /* rejected */
+    closesocket(three);
+    closesocket(one);
+    closesocket(two);
+    closesocket(other);
+    child_kill(&a);
+}
+
+#define SILENT_CLIENTS 1100
+
+/* The default 1,024 slots, all taken by connections that never send (one address: no
+ * per-IP limit here): a newcomer is refused while they hold them; the idle timeout frees
+ * them and the server serves again. 2 x 1,100 sockets in the prefix: far from Wine's 20,000. */
+static void silent_connections_expire(void)
+{
+    char name[64], args[300];
+    static child a, c;
+    static SOCKET held[SILENT_CLIENTS];
+    const unsigned idle_s = 3;
+    snprintf(name, sizeof name, "iocpt-silent-%lu", (unsigned long)GetCurrentProcessId());
+    snprintf(args, sizeof args,
+             "run --port 0 --name %s --idle-timeout %u --max-connections-per-ip 0 "
+             "--buffer-size 1024",
+             name, idle_s);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    uint16_t port = port_of(&a);
+    uint64_t t0 = test_now_ms();
+    for (int i = 0; i < SILENT_CLIENTS; i++) {
+        held[i] = tn_connect_from("127.0.0.1", "127.0.0.1", port, 20000);
+        CHECK_MSG(held[i] != INVALID_SOCKET, "connection %d (WSA %d)", i, WSAGetLastError());
+    }
+    /* The newcomer queues behind them: by the time it is refused, all 1,100 were handled. */
+    SOCKET probe = tn_connect_from("127.0.0.1", "127.0.0.1", port, 20000);
+    CHECK(probe != INVALID_SOCKET);
+    CHECK_MSG(tn_wait_closed(probe, 10000), "the newcomer was not refused");
+    uint64_t refused_ms = test_now_ms() - t0;
+    closesocket(probe);
+    CHECK_RUN(&c, 0, "status --name %s", name);
+    unsigned long long open = number_after(c.text, "connections: ");
+    unsigned long long rejected = number_after(c.text, "accepted, ");
+    printf("%d silent connections: %llu held, %llu refused (the newcomer after %llu ms)\n",
+           SILENT_CLIENTS, open, rejected, (unsigned long long)refused_ms);
+    CHECK_MSG(open == 1024 && rejected == SILENT_CLIENTS - 1024 + 1,
+              "%llu open and %llu refused (wanted 1024 and %d): did the idle timeout (%u s) "
+              "pass while they were opened (%llu ms)?",
+              open, rejected, SILENT_CLIENTS - 1024 + 1, idle_s, (unsigned long long)refused_ms);
+    /* The idle timeout ends every held connection: each client sees its end. */
+    for (int i = 0; i < SILENT_CLIENTS; i++)
+        CHECK_MSG(tn_wait_closed(held[i], idle_s * 1000u + 15000), "connection %d still open", i);
+    SOCKET fresh = tn_connect_from("127.0.0.1", "127.0.0.1", port, 20000);
+    CHECK(fresh != INVALID_SOCKET);
+    echo_once(fresh, "served again after the idle timeout");
+    echo_once(fresh, "and byte for byte");
+    CHECK_RUN(&c, 0, "status --name %s", name);
+    CHECK_EQ_U(number_after(c.text, "connections: "), 1);
+    CHECK_EQ_U(number_after(c.text, "open, "), 1025); /* accepted */
+    closesocket(fresh);
+    for (int i = 0; i < SILENT_CLIENTS; i++)
+        closesocket(held[i]);
+    child_kill(&a);
+}
+
 /* ---- stop under load ------------------------------------------------------------------- */
 
 #define LOAD_CLIENTS 100
@@ -1094,6 +1237,9 @@ static const test_case cases[] = {
     {"second_instance_service", second_instance_service},
     {"port_in_use", port_in_use},
     {"bad_parameter", bad_parameter},
+    {"memory_budget_refused", memory_budget_refused},
+    {"per_ip_limit", per_ip_limit},
+    {"silent_connections_expire", silent_connections_expire},
     {"stop_under_load", stop_under_load},
     {"stop_with_stuck_client", stop_with_stuck_client},
     {"protocol_errors_counted", protocol_errors_counted},

@@ -63,6 +63,13 @@ static void options_defaults(void)
     CHECK_EQ_U(dc.send_timeout_ms, 60000);
     CHECK_EQ_U(o.server.workers, 0);
     CHECK_EQ_U(o.server.drain_timeout_s, 10);
+    /* A public server's limits: one address holds a quarter of the slots at most, 1 MiB of
+     * echo is queued per peer at most, and the budget follows the machine. */
+    CHECK_EQ_U(o.server.max_connections_per_ip, 256);
+    CHECK_EQ_U(o.server.send_queue_cap, 1024 * 1024);
+    CHECK_EQ_U(o.server.memory_budget_mib, 0);
+    CHECK_EQ_U(dc.max_connections_per_address, 256);
+    CHECK_EQ_U(dc.send_queue_cap, 1024 * 1024);
     CHECK(o.server.log_file[0] == '\0');
 
     PARSE_OK(&o, "install", NULL, NULL, NULL, NULL);
@@ -102,6 +109,11 @@ static void options_every_server_option(void)
                     "--workers",
                     "3",
                     "--drain-timeout=2",
+                    "--max-connections-per-ip",
+                    "0",
+                    "--send-queue-cap",
+                    "300000",
+                    "--memory-budget=4096",
                     "--log-file",
                     "C:\\x y\\z.log",
                     "--name",
@@ -122,6 +134,9 @@ static void options_every_server_option(void)
     CHECK_EQ_U(o.server.send_timeout_s, 0);
     CHECK_EQ_U(o.server.workers, 3);
     CHECK_EQ_U(o.server.drain_timeout_s, 2);
+    CHECK_EQ_U(o.server.max_connections_per_ip, 0);
+    CHECK_EQ_U(o.server.send_queue_cap, 300000);
+    CHECK_EQ_U(o.server.memory_budget_mib, 4096);
     CHECK(strcmp(o.server.log_file, "C:\\x y\\z.log") == 0);
     CHECK(strcmp(o.name, "a.b_c-1") == 0);
 
@@ -134,6 +149,75 @@ static void options_every_server_option(void)
     CHECK_EQ_U(c.send_timeout_ms, 0);
     CHECK(c.framing == IOCP_FRAMING_LENGTH);
     CHECK(c.send_queue_cap >= 2u * (512u + 65536u + 4u));
+    CHECK_EQ_U(c.send_queue_cap, 300000); /* already large enough: kept */
+    CHECK_EQ_U(c.max_connections_per_address, 0);
+}
+
+/* The new limits' ranges: the edges pass, one past them fails naming the option. */
+static void options_limits_ranges(void)
+{
+    svc_options o;
+    PARSE_OK(&o, "run", "--max-connections-per-ip", "1000000", NULL, NULL);
+    CHECK_EQ_U(o.server.max_connections_per_ip, 1000000);
+    PARSE_OK(&o, "install", "--send-queue-cap", "1024", "--memory-budget", "0");
+    CHECK_EQ_U(o.server.send_queue_cap, 1024);
+    CHECK_EQ_U(o.server.memory_budget_mib, 0);
+    PARSE_OK(&o, "run", "--send-queue-cap", "1073741824", "--memory-budget", "16777216");
+    CHECK_EQ_U(o.server.send_queue_cap, 1073741824u);
+    CHECK_EQ_U(o.server.memory_budget_mib, 16777216u);
+    parse_fails("--max-connections-per-ip needs a whole number 0..1000000", "run",
+                "--max-connections-per-ip", "-1", NULL);
+    parse_fails("out of range", "run", "--max-connections-per-ip", "1000001", NULL);
+    parse_fails("out of range", "run", "--send-queue-cap", "1023", NULL);
+    parse_fails("out of range", "run", "--send-queue-cap", "1073741825", NULL);
+    parse_fails("needs a whole number", "run", "--send-queue-cap", "4M", NULL);
+    parse_fails("out of range", "run", "--memory-budget", "16777217", NULL);
+    parse_fails("needs a whole number", "run", "--memory-budget", "1.5", NULL);
+    parse_fails("'stop' does not take --memory-budget", "stop", "--memory-budget", "1", NULL);
+    /* A small cap is raised to what one read's echo needs, as before. */
+    PARSE_OK(&o, "run", "--send-queue-cap", "1024", NULL, NULL);
+    iocp_config c;
+    svc_server_config(&o.server, &c);
+    CHECK_EQ_U(c.send_queue_cap, 2 * 16384);
+}
+
+#define GIB (1024ull * 1024ull * 1024ull)
+
+/* The worst case against the budget, with the arithmetic written out. */
+static void memory_budget_check(void)
+{
+    svc_options o;
+    char err[600];
+    /* The defaults start on a 4 GiB machine: 1,024 x (1 MiB + 16 KiB) = 1,040 MiB <= 2 GiB;
+     * on a 2,080 MiB one (budget 1,040 MiB: an exact fit), but not on a 2 GiB one. */
+    PARSE_OK(&o, "run", NULL, NULL, NULL, NULL);
+    CHECK_MSG(svc_server_memory_check(&o.server, 4 * GIB, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(svc_server_memory_check(&o.server, 2080ull * 1024 * 1024, err, sizeof err) == 0, "%s",
+              err);
+    CHECK(svc_server_memory_check(&o.server, 2 * GIB, err, sizeof err) != 0);
+    CHECK_MSG(strstr(err, "worst case 1024 connections x 1.0 MiB (send queue 1.0 MiB + buffer "
+                          "16.0 KiB) = 1.0 GiB is over the memory budget of 1.0 GiB (half of the "
+                          "2.0 GiB of physical memory)") != NULL,
+              "%s", err);
+    /* Unknown memory and no budget given: nothing to check against. */
+    CHECK(svc_server_memory_check(&o.server, 0, err, sizeof err) == 0);
+
+    /* The engine's 4 MiB cap with line framing: 1,024 x (4 MiB + 1 MiB + 16 KiB) > 4 GiB. */
+    PARSE_OK(&o, "run", "--send-queue-cap", "4194304", "--framing", "line");
+    o.server.memory_budget_mib = 4096;
+    CHECK(svc_server_memory_check(&o.server, 64 * GIB, err, sizeof err) != 0);
+    CHECK_MSG(strstr(err, "worst case 1024 connections x 5.0 MiB (send queue 4.0 MiB + message "
+                          "1.0 MiB + buffer 16.0 KiB) = 5.0 GiB is over the memory budget of "
+                          "4.0 GiB: lower --max-connections, --send-queue-cap, --max-message or "
+                          "--buffer-size, or raise --memory-budget") != NULL,
+              "%s", err);
+    o.server.memory_budget_mib = 5136; /* 1,024 x 5.016 MiB exactly */
+    CHECK_MSG(svc_server_memory_check(&o.server, 0, err, sizeof err) == 0, "%s", err);
+    o.server.memory_budget_mib = 5135;
+    CHECK(svc_server_memory_check(&o.server, 0, err, sizeof err) != 0);
+    /* The per-IP limit does not change the worst case: many addresses are cheap to have. */
+    o.server.max_connections_per_ip = 1;
+    CHECK(svc_server_memory_check(&o.server, 0, err, sizeof err) != 0);
 }
 
 static void options_install_only(void)
@@ -510,6 +594,8 @@ static const test_case cases[] = {
     {"options_every_server_option", options_every_server_option},
     {"options_install_only", options_install_only},
     {"options_rejected", options_rejected},
+    {"options_limits_ranges", options_limits_ranges},
+    {"memory_budget_check", memory_budget_check},
     {"params_round_trip", params_round_trip},
     {"proto_requests", proto_requests},
     {"proto_answers", proto_answers},

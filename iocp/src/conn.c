@@ -637,6 +637,7 @@ static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
     IOCPI_ASSERT(c->queued == 0 && c->send_head == NULL && !c->small_busy && !c->slab_busy);
     c->state = CONN_FREE;
     ReleaseSRWLockExclusive(&c->lock);
+    iocpi_peers_release(e, c); /* before the pool: the address may connect again at once */
     iocpi_pool_return(e, c);
 }
 

@@ -118,6 +118,7 @@ static void engine_free(iocp_engine *e)
     if (e->listen_sock != INVALID_SOCKET)
         closesocket(e->listen_sock);
     free(e->accepts);
+    iocpi_peers_fini(e);
     iocpi_pool_fini(e);
     if (e->port != NULL)
         CloseHandle(e->port);
@@ -207,6 +208,8 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
         goto fail;
     }
     rc = iocpi_pool_init(e, err);
+    if (rc == IOCP_OK)
+        rc = iocpi_peers_init(e, err);
     if (rc != IOCP_OK)
         goto fail;
 
@@ -417,6 +420,7 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->accepted = (uint64_t)c->accepted;
     out->connected = (uint64_t)c->connected;
     out->rejected = (uint64_t)c->rejected;
+    out->rejected_per_address = (uint64_t)c->rejected_per_address;
     out->accept_errors = (uint64_t)c->accept_errors;
     out->connect_failures = (uint64_t)c->connect_failures;
     for (int i = 0; i < IOCP_CLOSE_REASON_COUNT_; i++)

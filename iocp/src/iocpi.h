@@ -140,6 +140,10 @@ struct iocp_conn {
     volatile LONG64 last_activity_ms;
     volatile LONG64 last_recv_ms; /* 0: nothing received yet */
     char peer[64];
+    /* max_connections_per_address (peers.c): the peer's key, and whether it is counted (an
+     * accepted connection under a limit), so that the release uncounts it exactly once */
+    uint8_t peer_key[16];
+    int peer_counted;
 
     /* dialling (outgoing connections): the ops live here, the dial's state in `dial` */
     iocpi_op connect_op;
@@ -175,8 +179,15 @@ typedef struct iocpi_accept {
     char addrs[2 * (sizeof(SOCKADDR_STORAGE) + 16)];
 } iocpi_accept;
 
+/* One slot of the per-address table (peers.c); count 0 = empty. */
+typedef struct iocpi_peer_slot {
+    uint8_t addr[16]; /* IPv6; IPv4 as ::ffff:a.b.c.d */
+    uint32_t count;   /* accepted connections from it that hold a context */
+} iocpi_peer_slot;
+
 typedef struct iocpi_counters {
     volatile LONG64 accepted, connected, rejected, accept_errors, connect_failures;
+    volatile LONG64 rejected_per_address;
     volatile LONG64 closed[IOCP_CLOSE_REASON_COUNT_];
     volatile LONG64 bytes_in, bytes_out, messages_in, messages_out, protocol_errors;
     volatile LONG64 active, contexts_in_use, ops_in_flight, bytes_queued, heap_chunks;
@@ -221,6 +232,13 @@ struct iocp_engine {
     uint64_t accept_warned_ms;    /* when a shortage was last logged as a warning */
     int accept_shortage_warned;   /* this shortage was: its end is logged too */
     uint32_t accept_error_streak; /* failed accepts in a row */
+
+    /* max_connections_per_address (peers.c); peers is NULL without a limit */
+    iocpi_peer_slot *peers;
+    uint32_t peer_mask; /* slots - 1 (a power of two, at least 2 x max_connections) */
+    uint64_t peer_seed;
+    SRWLOCK peer_lock;
+    volatile LONG64 peer_warned_ms; /* when a per-address rejection was last a warning */
 
     /* timers */
     PTP_TIMER sweep_timer;
@@ -290,6 +308,14 @@ iocp_conn *iocpi_conn_lookup(iocp_engine *e, iocp_conn_id id); /* locked on succ
 void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index, uint8_t *buffers);
 void iocpi_conn_fini(iocp_conn *c);
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now);
+
+/* peers.c: the per-address counts. admit counts c's peer and returns 1, or returns 0 when
+ * the address already holds max_connections_per_address (nothing counted); release uncounts
+ * it (once; a no-op for a connection that was not counted). */
+iocp_err iocpi_peers_init(iocp_engine *e, iocp_error_info *err);
+void iocpi_peers_fini(iocp_engine *e);
+int iocpi_peers_admit(iocp_engine *e, const struct sockaddr *remote, iocp_conn *c);
+void iocpi_peers_release(iocp_engine *e, iocp_conn *c);
 
 /* listener.c */
 iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err);

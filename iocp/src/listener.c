@@ -5,7 +5,8 @@
  * says nothing cannot hold an accept), with a fresh socket each time. A slot that fails is
  * re-armed; a slot that cannot get a socket (out of sockets) waits for a thread-pool timer
  * with a growing delay, so a starved listener backs off instead of spinning. At the
- * connection limit an accepted socket is reset at once and counted as rejected.
+ * connection limit an accepted socket is reset at once and counted as rejected; so is one
+ * from an address that already holds max_connections_per_address (rejected_per_address).
  */
 #include "iocpi.h"
 
@@ -190,6 +191,22 @@ static void reject(iocp_engine *e, SOCKET s, const char *peer)
     iocpi_close_socket(s, 1);
 }
 
+/* One address already holds max_connections_per_address: reset at once, like reject. A
+ * host that opens connections in a loop is refused thousands of times a second, so one
+ * warning a second at most; the others at debug level. */
+static void reject_per_address(iocp_engine *e, SOCKET s, const char *peer)
+{
+    LONG64 n = InterlockedIncrement64(&e->counters.rejected_per_address);
+    LONG64 now = (LONG64)iocpi_now_ms();
+    LONG64 last = e->peer_warned_ms;
+    int warn = (last == 0 || now - last >= 1000) &&
+               InterlockedCompareExchange64(&e->peer_warned_ms, now, last) == last;
+    iocpi_log(e, warn ? IOCP_LOG_WARN : IOCP_LOG_DEBUG,
+              "per-address limit (%lu) reached: rejected %s (%lld so far)",
+              (unsigned long)e->config.max_connections_per_address, peer, (long long)n);
+    iocpi_close_socket(s, 1);
+}
+
 /* A finished AcceptEx gives its slot back; the caller has read the slot's address buffer
  * (retry_cb may post a free slot at any time). Returns whether to re-arm it now: not while
  * starved (the timer owns the slots then; a success lets its next probe end the shortage),
@@ -234,6 +251,8 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
     SOCKET s = a->sock;
     IOCPI_ASSERT(a->posted && s != INVALID_SOCKET);
     char peer[64] = "?";
+    SOCKADDR_STORAGE remote_addr; /* a copy: the slot's buffer is reused once it is re-armed */
+    memset(&remote_addr, 0, sizeof remote_addr);
 
     if (error == 0 && !e->stopping) {
         SOCKET ls = e->listen_sock;
@@ -245,8 +264,11 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
         int local_len = 0, remote_len = 0;
         e->get_accept_addrs(a->addrs, 0, ADDR_LEN, ADDR_LEN, &local, &local_len, &remote,
                             &remote_len);
-        if (remote != NULL)
+        if (remote != NULL) {
             iocpi_format_addr(remote, peer, sizeof peer);
+            if (remote_len > 0 && (size_t)remote_len <= sizeof remote_addr)
+                memcpy(&remote_addr, remote, (size_t)remote_len);
+        }
     }
     int rearm = release_slot(e, a, error);
     if (e->stopping) {
@@ -266,10 +288,18 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
             reject(e, s, peer);
             if (rearm)
                 post_accept(a);
+        } else if (!iocpi_peers_admit(e, (const struct sockaddr *)&remote_addr, c)) {
+            /* After the pool, not before: only an address holding a context is counted, so
+             * the table never holds more addresses than there are contexts (peers.c). */
+            iocpi_pool_return(e, c);
+            reject_per_address(e, s, peer);
+            if (rearm)
+                post_accept(a);
         } else if (iocpi_associate(e, s, &sys) != IOCP_OK) {
             iocpi_log(e, IOCP_LOG_ERROR, "cannot associate %s with the port (Win32 %lu)", peer,
                       (unsigned long)sys);
             iocpi_close_socket(s, 1);
+            iocpi_peers_release(e, c);
             iocpi_pool_return(e, c);
             if (rearm)
                 post_accept(a);

@@ -42,7 +42,9 @@ WINEPREFIX=$prefix wineserver -w 2>/dev/null || true
 # The small limit applies to the wineserver alone (it is inherited by nothing else here).
 (ulimit -n "$limit" && WINEPREFIX=$prefix setsid wineserver -p)
 log=$work/server.log
+# Its clients are all 127.0.0.1 (no per-IP limit); the budget: 1,000 x (1 MiB + 16 KiB).
 "$root/cmake/wine-run.sh" "$exe" run --port 0 --name "oos-$$" --max-connections 1000 \
+    --max-connections-per-ip 0 --memory-budget 2048 \
     --workers 2 >"$log" 2>&1 &
 server=$!
 cleanup() {

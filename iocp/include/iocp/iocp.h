@@ -104,6 +104,11 @@ typedef struct iocp_config {
     uint32_t buffer_size;     /* receive buffer per connection; default 16384 */
     uint32_t workers;         /* worker threads; default 0 = number of processors */
     size_t send_queue_cap;    /* bytes queued for sending per connection; default 4 MiB */
+    /* Accepted connections one peer address may hold at once (IPv4-mapped IPv6 counts as
+     * the IPv4 address; the port is ignored; dialled connections are not counted). One more
+     * is reset at once, without on_open, and counted in rejected_per_address, so that one
+     * host cannot take every context. Default 0 = no limit. */
+    uint32_t max_connections_per_address;
 
     /* Timeouts, in milliseconds; 0 = none. */
     uint32_t idle_timeout_ms;    /* no traffic in either direction for this long: close */
@@ -270,6 +275,7 @@ typedef struct iocp_stats {
     uint64_t accepted;                         /* connections accepted and opened */
     uint64_t connected;                        /* outgoing connections opened */
     uint64_t rejected;                         /* accepted then closed at once: connection limit */
+    uint64_t rejected_per_address;             /* the same: max_connections_per_address */
     uint64_t accept_errors;                    /* AcceptEx calls that failed and were re-armed */
     uint64_t connect_failures;                 /* outgoing dials that failed */
     uint64_t closed[IOCP_CLOSE_REASON_COUNT_]; /* by reason */
