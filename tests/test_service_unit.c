@@ -429,7 +429,8 @@ static void temp_dir(const char *tag, char *out, size_t size)
     if (f != INVALID_HANDLE_VALUE) {
         do {
             swprintf(file, MAX_PATH, L"%ls\\%ls", wide, fd.cFileName);
-            DeleteFileW(file);
+            if (!DeleteFileW(file))
+                RemoveDirectoryW(file); /* a folder a case made (an empty one) */
         } while (FindNextFileW(f, &fd));
         FindClose(f);
     }
