@@ -54,7 +54,7 @@ static void step(svc_progress_fn progress, void *user)
 int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_progress_fn progress,
                    void *user, DWORD *win32_exit)
 {
-    char why[1200];
+    char why[2048];
     char text[600];
     int rc = SVC_EXIT_CANNOT_START;
     memset(h, 0, sizeof *h);
@@ -62,11 +62,14 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     h->mode = mode;
     *win32_exit = NO_ERROR;
 
+    svc_log_set_limits((uint64_t)opt->server.log_max_mib << 20, opt->server.log_keep);
     if (opt->server.log_file[0] != '\0') {
-        DWORD e = svc_log_open_file(opt->server.log_file);
+        char reason[600];
+        DWORD e = svc_log_open_file_ex(opt->server.log_file, reason, sizeof reason);
         if (e != NO_ERROR) {
-            snprintf(why, sizeof why, "cannot open the log file %s: %s", opt->server.log_file,
-                     svc_win32_text(e, text, sizeof text));
+            /* The reason (what was refused and why), then the code's text. */
+            snprintf(why, sizeof why, "cannot open the log file %s: %s%s%s", opt->server.log_file,
+                     reason, reason[0] ? " -- " : "", svc_win32_text(e, text, sizeof text));
             *win32_exit = e;
             goto fail;
         }
@@ -178,6 +181,7 @@ fail:
 int svc_host_tick(svc_host *h)
 {
     uint64_t now = svc_now_ms();
+    svc_log_flush(); /* what the rate limit held back, within a second or two */
     if (now - h->summary_ms >= SUMMARY_INTERVAL_MS) {
         iocp_stats st;
         iocp_engine_stats(h->engine, &st);

@@ -49,6 +49,10 @@ const svc_server_opt svc_server_opts[] = {
      "seconds a stop lets connections finish (default 10)"},
     {"--log-file", L"LogFile", SVC_OPT_TEXT, 0, SVC_PATH_MAX - 1, FIELD(log_file),
      "append log lines to this file (default none)"},
+    {"--log-max-size", L"LogMaxSize", SVC_OPT_NUMBER, 1, 4096, FIELD(log_max_mib),
+     "MiB: the log file is rotated before it passes this size (default 16)"},
+    {"--log-keep", L"LogKeep", SVC_OPT_NUMBER, 0, 99, FIELD(log_keep),
+     "rotated log files kept, FILE.1 the newest (default 5; 0 = the full file is deleted)"},
 };
 const size_t svc_server_opt_count = sizeof svc_server_opts / sizeof svc_server_opts[0];
 
@@ -81,6 +85,8 @@ void svc_server_options_init(svc_server_options *o)
     o->message_timeout_s = SVC_DEFAULT_MESSAGE_S;
     o->send_timeout_s = c.send_timeout_ms / 1000u;
     o->drain_timeout_s = SVC_DEFAULT_DRAIN_S;
+    o->log_max_mib = SVC_DEFAULT_LOG_MIB;
+    o->log_keep = SVC_DEFAULT_LOG_KEEP;
 }
 
 void svc_options_init(svc_options *o)

@@ -13,7 +13,8 @@
  *   instance.c      the named mutex Global\iocp-service-<name> and who holds it
  *   status_pipe.c   the local named pipe: server (in the instance) and client (`status`)
  *   status_proto.c  the pipe's requests and answers (plain C, no Win32)
- *   log.c           log file, stderr, and the Event Log (messages.mc)
+ *   log.c           log file (size cap, rotation), stderr, Event Log; rate limit per kind
+ *   safefile.c      opening what the service writes: no links, trusted owner, private DACL
  *   util.c          UTF-8 / UTF-16 conversion, Win32 error text
  */
 #ifndef IOCP_SERVICE_SVC_H
@@ -64,6 +65,8 @@ enum {
 #define SVC_DEFAULT_RESTART_S 10
 #define SVC_DEFAULT_PER_IP    256             /* a quarter of the default 1,024 slots */
 #define SVC_DEFAULT_SEND_CAP  (1024u * 1024u) /* see svc_server_options_init */
+#define SVC_DEFAULT_LOG_MIB   16 /* log file size cap before it is rotated */
+#define SVC_DEFAULT_LOG_KEEP  5  /* rotated copies kept: file.1 (newest) .. file.5 */
 #define SVC_NAME_MAX          64
 #define SVC_TEXT_MAX          256
 #define SVC_PATH_MAX          1024
@@ -103,6 +106,8 @@ typedef struct svc_server_options {
     uint32_t send_timeout_s;    /* the peer took none of our queued bytes; 0 = none */
     uint32_t drain_timeout_s;   /* how long a stop lets connections finish */
     char log_file[SVC_PATH_MAX];
+    uint32_t log_max_mib; /* the log file is rotated before it passes this size */
+    uint32_t log_keep;    /* rotated copies kept; 0 = none (the full file is deleted) */
 } svc_server_options;
 
 typedef struct svc_options {
@@ -246,8 +251,15 @@ DWORD svc_pipe_request(const char *name, const char *req, size_t len, char *resp
 
 /* name: the Event Log source (NULL = no Event Log); to_stderr: console mode. */
 void svc_log_init(const char *name, int to_stderr);
-/* Opens (appends to) the log file. Win32 code. */
+/* The log file's size cap in bytes (0 = none) and how many rotated copies to keep; for the
+ * file opened next. Default: SVC_DEFAULT_LOG_MIB MiB, SVC_DEFAULT_LOG_KEEP. */
+void svc_log_set_limits(uint64_t max_bytes, uint32_t keep);
+/* Opens (appends to) the log file through svc_file_open_checked, in a folder opened by
+ * svc_dir_open_checked (made if missing). Win32 code; why says what was refused and why. */
+DWORD svc_log_open_file_ex(const char *path, char *why, size_t why_size);
 DWORD svc_log_open_file(const char *path);
+/* Writes the summaries of suppressed engine lines whose second has passed (host tick). */
+void svc_log_flush(void);
 void svc_log_close(void);
 void svc_log(iocp_log_level level, const char *fmt, ...)
 #if defined(__MINGW_PRINTF_FORMAT) /* MinGW's stdio is its own (C99 formats) */
@@ -256,8 +268,70 @@ void svc_log(iocp_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-/* The engine's log callback. */
+/* The engine's log callback: lines caused by peers, so rate-limited per kind (below);
+ * svc_log and svc_event (start, stop, failures) never are. */
 void svc_log_engine(void *user, iocp_log_level level, const char *message);
+
+/* The rate limit of engine lines: at most SVC_LOG_BURST lines of one kind per second; the
+ * rest are counted and summed up in one line ("N similar messages suppressed in the last
+ * S s") before the next line of that kind, or within a second by svc_log_flush. A message's
+ * kind is its words that contain no digit, and its level: "protocol error from
+ * 10.0.0.7:4411: line longer than 16 bytes; closing it" is of the kind "protocol error from
+ * line longer than bytes; closing it", whatever the peer and the numbers. A fixed table of
+ * kinds keeps the memory bounded; kinds beyond it share its last slot. */
+#define SVC_LOG_BURST     10
+#define SVC_LOG_WINDOW_MS 1000u
+#define SVC_LOG_KINDS     32
+
+typedef struct svc_log_kind {
+    uint64_t key; /* 0 = free */
+    iocp_log_level level;
+    uint64_t window_ms;     /* start of the current second */
+    uint32_t lines;         /* written in it */
+    uint64_t suppressed;    /* since the last summary */
+    uint64_t first_dropped; /* when the first of them was dropped */
+    uint64_t used_ms;       /* last seen: the least recently used free slot is reused */
+    char sample[160];       /* the last suppressed message */
+} svc_log_kind;
+
+typedef struct svc_ratelimit {
+    svc_log_kind kinds[SVC_LOG_KINDS];
+} svc_ratelimit;
+
+uint64_t svc_log_kind_key(iocp_log_level level, const char *message);
+/* 1: write the message; 0: suppressed (counted). When *summary is not empty, write it first
+ * (the kind's earlier lines that were suppressed). */
+int svc_ratelimit_pass(svc_ratelimit *rl, iocp_log_level level, const char *message,
+                       uint64_t now_ms, char *summary, size_t summary_size);
+/* Summaries of the kinds whose second has passed (every kind if all) with lines suppressed:
+ * emit(user, level, text) for each. */
+void svc_ratelimit_flush(svc_ratelimit *rl, uint64_t now_ms, int all,
+                         void (*emit)(void *user, iocp_log_level level, const char *text),
+                         void *user);
+
+/* ---- files the service writes (safefile.c) ------------------------------------------------ */
+
+/* Why a file (want_dir 0) or folder (1) with these attributes, hard-link count and owner must
+ * not be written by the service, or NULL (then *code is NO_ERROR). self: this process's
+ * account. Trusted owners: LocalSystem, Administrators, TrustedInstaller, self. *code: the
+ * Win32 code to report (ERROR_REPARSE_POINT_ENCOUNTERED 4395, ERROR_TOO_MANY_LINKS,
+ * ERROR_INVALID_OWNER, ERROR_DIRECTORY). */
+const char *svc_file_refusal(DWORD attributes, DWORD links, PSID owner, PSID self, int want_dir,
+                             DWORD *code);
+/* svc_file_refusal on an open handle (opened with READ_CONTROL and FILE_READ_ATTRIBUTES).
+ * Win32 code; why says what was wrong. */
+DWORD svc_file_check(HANDLE h, int want_dir, char *why, size_t why_size);
+/* Opens path (never through a reparse point) with access (plus FILE_READ_ATTRIBUTES,
+ * READ_CONTROL, SYNCHRONIZE), sharing read, write and delete, and checks it; a new file gets
+ * a protected DACL: system, administrators, this account. INVALID_HANDLE_VALUE with *code
+ * and why on failure. */
+HANDLE svc_file_open_checked(const wchar_t *path, DWORD access, DWORD disposition, DWORD *code,
+                             char *why, size_t why_size);
+/* Opens a folder to hold while writing in it (it cannot be renamed meanwhile) and checks it;
+ * a missing one is made (one level) with a protected DACL: system and administrators full,
+ * this account modify, nobody else (*created = 1). */
+HANDLE svc_dir_open_checked(const wchar_t *dir, int *created, DWORD *code, char *why,
+                            size_t why_size);
 /* An Event Log event (message id from messages.mc, inserts %2.. after the service name as
  * %1), and the same text as a log line. */
 void svc_event(iocp_log_level level, DWORD message_id, const char *text);

@@ -989,6 +989,120 @@ static void protocol_errors_counted(void)
     CHECK_RUN(&c, 0, "uninstall --name %s", name);
 }
 
+/* ---- the log file: rate limit, refusals ---------------------------------------------------- */
+
+typedef struct log_count {
+    unsigned long long shown;      /* "protocol error from" lines written */
+    unsigned long long suppressed; /* the sum of "N similar messages suppressed" */
+    unsigned long long summaries;
+} log_count;
+
+static void count_protocol_lines(const char *text, log_count *n)
+{
+    memset(n, 0, sizeof *n);
+    for (const char *p = text; *p != '\0';) {
+        const char *end = strchr(p, '\n');
+        if (end == NULL)
+            end = p + strlen(p);
+        const char *sup = strstr(p, " similar messages suppressed");
+        if (sup != NULL && sup < end) {
+            const char *num = sup;
+            while (num > p && num[-1] >= '0' && num[-1] <= '9')
+                num--;
+            n->suppressed += strtoull(num, NULL, 10);
+            n->summaries++;
+        } else {
+            const char *pe = strstr(p, "protocol error from");
+            if (pe != NULL && pe < end)
+                n->shown++;
+        }
+        p = *end ? end + 1 : end;
+    }
+}
+
+/* A thousand peers that break the framing cannot write a thousand lines: at most
+ * SVC_LOG_BURST a second of that kind, and every one held back is counted in a summary line
+ * (written within a second or two by the tick, without a stop). */
+static void log_rate_limited(void)
+{
+    char name[64], log[MAX_PATH * 3], args[800];
+    static child a;
+    static char text[1 << 20];
+    enum { PEERS = 1000 };
+    snprintf(name, sizeof name, "iocpt-rate-%lu", (unsigned long)GetCurrentProcessId());
+    log_path(log, sizeof log, name);
+    snprintf(args, sizeof args,
+             "run --port 0 --name %s --framing line --max-message 16 --log-file \"%s\"", name, log);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    uint16_t port = port_of(&a);
+    uint64_t t0 = test_now_ms();
+    for (int i = 0; i < PEERS; i++) {
+        SOCKET s = connect_local(port);
+        send_all(s, "this line is far longer than sixteen bytes\n", 44);
+        char buf[64];
+        while (recv(s, buf, sizeof buf, 0) > 0)
+            ;
+        closesocket(s);
+    }
+    /* Every error is accounted for: shown or counted as suppressed. */
+    log_count n;
+    uint64_t deadline = test_now_ms() + 20000;
+    do {
+        read_file(log, text, sizeof text);
+        count_protocol_lines(text, &n);
+        if (n.shown + n.suppressed >= PEERS)
+            break;
+        Sleep(50);
+    } while (test_now_ms() < deadline);
+    uint64_t elapsed_s = (test_now_ms() - t0 + 999) / 1000;
+    printf("%d bad peers in %llu s: %llu lines written, %llu suppressed in %llu summaries\n", PEERS,
+           (unsigned long long)elapsed_s, n.shown, n.suppressed, n.summaries);
+    CHECK_EQ_U(n.shown + n.suppressed, PEERS);
+    CHECK_MSG(n.shown <= SVC_LOG_BURST * (elapsed_s + 1), "%llu lines in %llu s", n.shown,
+              (unsigned long long)elapsed_s);
+    CHECK(n.summaries >= 1 && n.summaries <= elapsed_s + 1);
+    CHECK(strstr(text, "similar messages suppressed in the last ") != NULL);
+    /* The server is still well. */
+    SOCKET s = connect_local(port);
+    echo_once(s, "fine\n");
+    closesocket(s);
+    child_kill(&a);
+}
+
+/* A log file with a second name (a hard link, which Wine models) is refused at start: exit
+ * code 2, the path and the reason said, nothing written to it. The checks Wine cannot stage
+ * (reparse points, a foreign owner) are unit-tested on the checking function
+ * (test_service_unit.log_file_refusal_reasons). */
+static void log_file_refused(void)
+{
+    char name[64], log[MAX_PATH * 3], other[MAX_PATH * 3 + 8];
+    static child c;
+    snprintf(name, sizeof name, "iocpt-logref-%lu", (unsigned long)GetCurrentProcessId());
+    log_path(log, sizeof log, name);
+    wchar_t wlog[MAX_PATH], wother[MAX_PATH];
+    svc_widen(log, wlog, MAX_PATH);
+    HANDLE f = CreateFileW(wlog, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, 0, NULL);
+    CHECK(f != INVALID_HANDLE_VALUE);
+    DWORD n;
+    CHECK(WriteFile(f, "mine\n", 5, &n, NULL));
+    CloseHandle(f);
+    snprintf(other, sizeof other, "%s.other", log);
+    svc_widen(other, wother, MAX_PATH);
+    DeleteFileW(wother);
+    CHECK(CreateHardLinkW(wother, wlog, NULL));
+    CHECK_RUN(&c, 2, "run --port 0 --name %s --log-file \"%s\"", name, log);
+    CHECK_OUT(&c, "cannot open the log file");
+    CHECK_OUT(&c, log);
+    CHECK_OUT(&c, "more than one hard link");
+    CHECK(strstr(c.text, "listening on") == NULL);
+    static char text[4096];
+    read_file(other, text, sizeof text);
+    CHECK_MSG(strcmp(text, "mine\n") == 0, "the linked file was written: %s", text);
+    DeleteFileW(wother);
+    DeleteFileW(wlog);
+}
+
 /* ---- the status pipe under abuse ---------------------------------------------------------- */
 
 static HANDLE pipe_open(const char *name)
@@ -1245,6 +1359,8 @@ static const test_case cases[] = {
     {"protocol_errors_counted", protocol_errors_counted},
     {"status_pipe_abuse", status_pipe_abuse},
     {"squatted_names", squatted_names},
+    {"log_rate_limited", log_rate_limited},
+    {"log_file_refused", log_file_refused},
 };
 
 TEST_MAIN(cases)

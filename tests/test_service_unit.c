@@ -1,12 +1,16 @@
 /* test_service_unit.c: the pieces of iocp-service that need no service and no engine run:
  * command-line options, the Parameters registry round trip (under HKCU), the status pipe
- * protocol, and the instance mutex (threads stand in for processes). */
+ * protocol, the instance mutex (threads stand in for processes), and the log file: what it
+ * refuses to open, its DACL, its size cap and rotation (with a second process writing the
+ * same file: this executable started again as a writer), and the rate limit. */
 #include "harness.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "svc.h"
 
+#include <aclapi.h>
 #include <sddl.h> /* after svc.h: it needs windows.h first */
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -71,6 +75,8 @@ static void options_defaults(void)
     CHECK_EQ_U(dc.max_connections_per_address, 256);
     CHECK_EQ_U(dc.send_queue_cap, 1024 * 1024);
     CHECK(o.server.log_file[0] == '\0');
+    CHECK_EQ_U(o.server.log_max_mib, 16);
+    CHECK_EQ_U(o.server.log_keep, 5);
 
     PARSE_OK(&o, "install", NULL, NULL, NULL, NULL);
     CHECK(o.start_type == SVC_START_DEMAND);
@@ -260,6 +266,13 @@ static void options_rejected(void)
     parse_fails("not valid", "run", "--name", "has space", NULL);
     parse_fails("seconds 1..3600", "start", "--timeout", "0", NULL);
     parse_fails("control character", "run", "--bind", "a\tb", NULL);
+    parse_fails("out of range", "run", "--log-max-size", "0", NULL);
+    parse_fails("out of range", "run", "--log-max-size", "4097", NULL);
+    parse_fails("out of range", "run", "--log-keep", "100", NULL);
+    svc_options o;
+    PARSE_OK(&o, "install", "--log-max-size", "1", "--log-keep", "0");
+    CHECK_EQ_U(o.server.log_max_mib, 1);
+    CHECK_EQ_U(o.server.log_keep, 0);
     CHECK(svc_name_valid("iocp-echo"));
     CHECK(!svc_name_valid("0123456789012345678901234567890123456789012345678901234567890123x"));
 }
@@ -289,6 +302,8 @@ static void params_round_trip(void)
     in.idle_timeout_s = 12;
     in.workers = 2;
     in.drain_timeout_s = 4;
+    in.log_max_mib = 3;
+    in.log_keep = 9;
     /* "ete" with both e acute, in UTF-8 */
     snprintf(in.log_file, sizeof in.log_file, "C:\\logs\\\xc3\xa9t\xc3\xa9.log");
     CHECK_EQ_U(svc_params_write(HKEY_CURRENT_USER, path, &in), 0);
@@ -589,6 +604,422 @@ static void win32_text_keeps_code(void)
     CHECK(svc_exit_from_win32(ERROR_ACCESS_DENIED) == SVC_EXIT_ACCESS_DENIED);
 }
 
+/* ---- the log file -------------------------------------------------------------------------- */
+
+/* A fresh folder under %TEMP% for one case: <temp>\iocp-log-<pid>-<tag> (removed first). */
+static void temp_dir(const char *tag, char *out, size_t size)
+{
+    wchar_t base[MAX_PATH];
+    char narrow[MAX_PATH * 3];
+    GetTempPathW(MAX_PATH, base);
+    svc_narrow(base, narrow, sizeof narrow);
+    snprintf(out, size, "%siocp-log-%lu-%s", narrow, (unsigned long)GetCurrentProcessId(), tag);
+    wchar_t wide[MAX_PATH], pattern[MAX_PATH], file[MAX_PATH];
+    svc_widen(out, wide, MAX_PATH);
+    swprintf(pattern, MAX_PATH, L"%ls\\*", wide);
+    WIN32_FIND_DATAW fd;
+    HANDLE f = FindFirstFileW(pattern, &fd);
+    if (f != INVALID_HANDLE_VALUE) {
+        do {
+            swprintf(file, MAX_PATH, L"%ls\\%ls", wide, fd.cFileName);
+            if (!DeleteFileW(file))
+                RemoveDirectoryW(file); /* a folder a case made (an empty one) */
+        } while (FindNextFileW(f, &fd));
+        FindClose(f);
+    }
+    RemoveDirectoryW(wide);
+}
+
+/* The file's bytes (NUL-terminated, malloc'd); NULL if it does not exist. */
+static char *slurp(const char *path, size_t *len)
+{
+    wchar_t wide[MAX_PATH];
+    svc_widen(path, wide, MAX_PATH);
+    HANDLE f =
+        CreateFileW(wide, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    NULL, OPEN_EXISTING, 0, NULL);
+    if (f == INVALID_HANDLE_VALUE)
+        return NULL;
+    LARGE_INTEGER size;
+    CHECK(GetFileSizeEx(f, &size));
+    char *buf = malloc((size_t)size.QuadPart + 1);
+    CHECK(buf != NULL);
+    DWORD n = 0;
+    CHECK(ReadFile(f, buf, (DWORD)size.QuadPart, &n, NULL));
+    buf[n] = '\0';
+    *len = n;
+    CloseHandle(f);
+    return buf;
+}
+
+static PSID sid_of(const wchar_t *text)
+{
+    PSID sid = NULL;
+    CHECK(ConvertStringSidToSidW(text, &sid));
+    return sid;
+}
+
+/* The checks on what a file is, without a real attack: Wine 8 models neither reparse points
+ * (FSCTL_SET_REPARSE_POINT fails with 50, CreateSymbolicLinkW creates nothing) nor owners
+ * other than the process's own (SetNamedSecurityInfoW of another owner is ignored). */
+static void log_file_refusal_reasons(void)
+{
+    PSID self = sid_of(L"S-1-5-21-1-2-3-1001");
+    PSID system = sid_of(L"S-1-5-18"), admins = sid_of(L"S-1-5-32-544");
+    PSID ti = sid_of(L"S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464");
+    PSID users = sid_of(L"S-1-5-32-545"), everyone = sid_of(L"S-1-1-0");
+    PSID other = sid_of(L"S-1-5-21-1-2-3-1002"), local_service = sid_of(L"S-1-5-19");
+    DWORD code;
+    const char *why;
+    /* Trusted owners of a plain file with one link: accepted. */
+    PSID trusted[] = {self, system, admins, ti};
+    for (size_t i = 0; i < sizeof trusted / sizeof trusted[0]; i++) {
+        CHECK(svc_file_refusal(FILE_ATTRIBUTE_ARCHIVE, 1, trusted[i], self, 0, &code) == NULL);
+        CHECK_EQ_U(code, NO_ERROR);
+    }
+    /* Anyone else: a planted file. LocalService is trusted only when it is us. */
+    PSID foreign[] = {users, everyone, other, local_service, NULL};
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
+        why = svc_file_refusal(FILE_ATTRIBUTE_NORMAL, 1, foreign[i], self, 0, &code);
+        CHECK_MSG(why != NULL && strstr(why, "owner") != NULL, "%s", why ? why : "accepted");
+        CHECK_EQ_U(code, ERROR_INVALID_OWNER);
+    }
+    CHECK(svc_file_refusal(FILE_ATTRIBUTE_NORMAL, 1, local_service, local_service, 0, &code) ==
+          NULL);
+    /* A link, a hard-linked file, a folder where a file belongs: refused even when ours. */
+    why = svc_file_refusal(FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_ARCHIVE, 1, self, self, 0,
+                           &code);
+    CHECK(why != NULL && strstr(why, "reparse point") != NULL);
+    CHECK_EQ_U(code, 4395); /* ERROR_REPARSE_POINT_ENCOUNTERED */
+    why = svc_file_refusal(FILE_ATTRIBUTE_REPARSE_POINT | FILE_ATTRIBUTE_DIRECTORY, 1, system, self,
+                           1, &code);
+    CHECK(why != NULL && strstr(why, "reparse point") != NULL); /* a junction as the folder */
+    why = svc_file_refusal(FILE_ATTRIBUTE_NORMAL, 2, self, self, 0, &code);
+    CHECK(why != NULL && strstr(why, "hard link") != NULL);
+    CHECK_EQ_U(code, ERROR_TOO_MANY_LINKS);
+    CHECK(svc_file_refusal(FILE_ATTRIBUTE_DIRECTORY, 1, self, self, 0, &code) != NULL);
+    CHECK(svc_file_refusal(FILE_ATTRIBUTE_NORMAL, 1, self, self, 1, &code) != NULL);
+    /* Folders: links do not matter (a folder's count is its subfolders on some systems). */
+    CHECK(svc_file_refusal(FILE_ATTRIBUTE_DIRECTORY, 3, admins, self, 1, &code) == NULL);
+    why = svc_file_refusal(FILE_ATTRIBUTE_DIRECTORY, 1, users, self, 1, &code);
+    CHECK(why != NULL && code == ERROR_INVALID_OWNER);
+    PSID all[] = {self, system, admins, ti, users, everyone, other, local_service};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        LocalFree(all[i]);
+}
+
+/* Whether the DACL gives anything to a SID other than system, administrators and owner. */
+static int dacl_only_private(HANDLE h, char *text, size_t size)
+{
+    PSID owner = NULL;
+    PACL dacl = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    CHECK_EQ_U(GetSecurityInfo(h, SE_FILE_OBJECT,
+                               OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &owner, NULL,
+                               &dacl, NULL, &sd),
+               0);
+    wchar_t *sddl = NULL;
+    if (ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            sd, SDDL_REVISION_1, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &sddl,
+            NULL)) {
+        svc_narrow(sddl, text, size);
+        LocalFree(sddl);
+    }
+    int ok = dacl != NULL;
+    for (DWORD i = 0; ok && i < dacl->AceCount; i++) {
+        ACCESS_ALLOWED_ACE *ace;
+        CHECK(GetAce(dacl, i, (void **)&ace));
+        if (ace->Header.AceType != ACCESS_ALLOWED_ACE_TYPE)
+            continue;
+        PSID sid = (PSID)&ace->SidStart;
+        if (!IsWellKnownSid(sid, WinLocalSystemSid) &&
+            !IsWellKnownSid(sid, WinBuiltinAdministratorsSid) && !EqualSid(sid, owner))
+            ok = 0;
+    }
+    LocalFree(sd);
+    return ok;
+}
+
+/* A file and a folder the log code creates give nobody but system, administrators and this
+ * account any access (the folder's inherited DACL would: Wine's default lets everyone read,
+ * so this fails on a plain CreateFileW), and the owner read back is this account. */
+static void log_file_created_private(void)
+{
+    char dir[MAX_PATH * 3], path[MAX_PATH * 3], why[700], sddl[600] = "";
+    temp_dir("dacl", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s\\new.log", dir);
+    CHECK_MSG(svc_log_open_file_ex(path, why, sizeof why) == 0, "%s", why);
+    svc_log(IOCP_LOG_INFO, "first line");
+    svc_log_close();
+    wchar_t wide[MAX_PATH];
+    svc_widen(path, wide, MAX_PATH);
+    HANDLE f = CreateFileW(wide, READ_CONTROL, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
+                           OPEN_EXISTING, 0, NULL);
+    CHECK(f != INVALID_HANDLE_VALUE);
+    CHECK_MSG(dacl_only_private(f, sddl, sizeof sddl), "file: %s", sddl);
+    printf("log file: %s\n", sddl);
+    char check[300];
+    CHECK_MSG(svc_file_check(f, 0, check, sizeof check) == 0, "%s", check);
+    CloseHandle(f);
+    svc_widen(dir, wide, MAX_PATH);
+    f = CreateFileW(wide, READ_CONTROL, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING,
+                    FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    CHECK(f != INVALID_HANDLE_VALUE);
+    CHECK_MSG(dacl_only_private(f, sddl, sizeof sddl), "folder: %s", sddl);
+    printf("log folder: %s\n", sddl);
+    CloseHandle(f);
+    /* The folder was made once; a second open finds and accepts it. */
+    CHECK_MSG(svc_log_open_file_ex(path, why, sizeof why) == 0, "%s", why);
+    svc_log_close();
+    /* Only one level is made: a missing parent is an error, not a tree of new folders. */
+    snprintf(path, sizeof path, "%s\\no\\such\\x.log", dir);
+    CHECK(svc_log_open_file_ex(path, why, sizeof why) == ERROR_PATH_NOT_FOUND);
+    CHECK_MSG(strstr(why, "its folder") != NULL, "%s", why);
+}
+
+/* A hard link to the log file (Wine 8 models these: CreateHardLinkW works and the count is
+ * 2) makes the open fail with the reason, and nothing is written to it. */
+static void log_file_hard_link_refused(void)
+{
+    char dir[MAX_PATH * 3], path[MAX_PATH * 3], other[MAX_PATH * 3], why[700];
+    temp_dir("link", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s\\x.log", dir);
+    snprintf(other, sizeof other, "%s\\somebody-elses-file", dir);
+    CHECK_MSG(svc_log_open_file_ex(path, why, sizeof why) == 0, "%s", why);
+    svc_log(IOCP_LOG_INFO, "before the link");
+    svc_log_close();
+    wchar_t wpath[MAX_PATH], wother[MAX_PATH];
+    svc_widen(path, wpath, MAX_PATH);
+    svc_widen(other, wother, MAX_PATH);
+    CHECK(CreateHardLinkW(wother, wpath, NULL));
+    size_t before = 0, after = 0;
+    free(slurp(path, &before));
+    DWORD e = svc_log_open_file_ex(path, why, sizeof why);
+    CHECK_EQ_U(e, ERROR_TOO_MANY_LINKS);
+    CHECK_MSG(strstr(why, "hard link") != NULL && strstr(why, "2 links") != NULL, "%s", why);
+    printf("refused: %s\n", why);
+    svc_log(IOCP_LOG_INFO, "must go nowhere");
+    free(slurp(path, &after));
+    CHECK_EQ_U(after, before);
+    /* The other name gone, the file is accepted again. */
+    CHECK(DeleteFileW(wother));
+    CHECK_MSG(svc_log_open_file_ex(path, why, sizeof why) == 0, "%s", why);
+    svc_log_close();
+    /* A folder where the file should be. */
+    snprintf(path, sizeof path, "%s\\sub.log", dir);
+    svc_widen(path, wpath, MAX_PATH);
+    CHECK(CreateDirectoryW(wpath, NULL));
+    e = svc_log_open_file_ex(path, why, sizeof why);
+    CHECK_MSG(e != 0, "a folder was opened as the log");
+}
+
+/* Every line of a log text: whole (date first, CRLF last); returns the count, and checks the
+ * sequence numbers "seq=N" of lines from `writer` ascend by one from *next. */
+static int check_lines(const char *text, const char *writer, long *next)
+{
+    int lines = 0;
+    char tag[40];
+    snprintf(tag, sizeof tag, "%s seq=", writer);
+    for (const char *p = text; *p != '\0';) {
+        const char *end = strstr(p, "\r\n");
+        CHECK_MSG(end != NULL, "a line without its end: '%.80s'", p);
+        CHECK_MSG(p[0] == '2' && p[4] == '-' && p[10] == ' ', "a line cut at its start: '%.80s'",
+                  p);
+        const char *s = strstr(p, tag);
+        if (s != NULL && s < end) {
+            long seq = strtol(s + strlen(tag), NULL, 10);
+            CHECK_MSG(seq == *next, "%s: line %ld where %ld was due", writer, seq, *next);
+            (*next)++;
+        }
+        lines++;
+        p = end + 2;
+    }
+    return lines;
+}
+
+#define ROTATE_CAP 16384u
+
+/* Writes n numbered lines (the writer process, and the case itself). */
+static void write_numbered(const char *writer, long n)
+{
+    for (long i = 0; i < n; i++)
+        svc_log(IOCP_LOG_INFO, "%s seq=%ld padding to make the line about a hundred bytes long",
+                writer, i);
+}
+
+/* The cap and rotation: file, file.1 .. file.3 kept, none past the cap, file.4 never made;
+ * read oldest to newest, the lines follow each other with none missing or cut. Then a
+ * second process writes the same file at the same time: its lines and ours are all there,
+ * each whole and once, in order, in files none of which passed the cap. */
+static void log_rotation_keeps_cap(void)
+{
+    char dir[MAX_PATH * 3], path[MAX_PATH * 3], name[MAX_PATH * 3 + 8], why[700];
+    temp_dir("rot", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s\\r.log", dir);
+    svc_log_set_limits(ROTATE_CAP, 3);
+    CHECK_MSG(svc_log_open_file_ex(path, why, sizeof why) == 0, "%s", why);
+    write_numbered("main", 1000); /* ~100 KB: six rotations */
+    svc_log_close();
+
+    long next = -1; /* the first line kept is not 0: the oldest files were deleted */
+    int total = 0;
+    for (int i = 3; i >= 0; i--) {
+        snprintf(name, sizeof name, i ? "%s.%d" : "%s", path, i);
+        size_t len = 0;
+        char *text = slurp(name, &len);
+        CHECK_MSG(text != NULL, "%s is missing", name);
+        printf("%s: %zu bytes\n", name, len);
+        CHECK_MSG(len <= ROTATE_CAP, "%s has %zu bytes, past the cap", name, len);
+        CHECK_MSG(i == 0 || len > ROTATE_CAP - 200, "%s rotated early at %zu bytes", name, len);
+        if (next < 0) {
+            const char *s = strstr(text, "main seq=");
+            CHECK(s != NULL);
+            next = strtol(s + 9, NULL, 10);
+        }
+        total += check_lines(text, "main", &next);
+        free(text);
+    }
+    CHECK_EQ_U(next, 1000); /* the newest line is the last one written */
+    snprintf(name, sizeof name, "%s.4", path);
+    size_t len;
+    CHECK_MSG(slurp(name, &len) == NULL, "%s exists: more than 3 kept", name);
+    printf("%d lines kept in 4 files\n", total);
+
+    /* Two processes at once; 99 kept so that every line stays. */
+    temp_dir("rot2", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s\\r.log", dir);
+    svc_log_set_limits(ROTATE_CAP, 99);
+    CHECK_MSG(svc_log_open_file_ex(path, why, sizeof why) == 0, "%s", why);
+    wchar_t exe[MAX_PATH], cmd[MAX_PATH * 4], wpath[MAX_PATH * 3];
+    GetModuleFileNameW(NULL, exe, MAX_PATH);
+    svc_widen(path, wpath, MAX_PATH * 3);
+    swprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" --log-writer \"%ls\"", exe, wpath);
+    STARTUPINFOW si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    CHECK(test_create_process(exe, cmd, 0, 0, &si, &pi));
+    CloseHandle(pi.hThread);
+    write_numbered("main", 1500);
+    CHECK(WaitForSingleObject(pi.hProcess, 60000) == WAIT_OBJECT_0);
+    DWORD code = 1;
+    GetExitCodeProcess(pi.hProcess, &code);
+    CloseHandle(pi.hProcess);
+    CHECK_EQ_U(code, 0);
+    svc_log_close();
+    long next_main = 0, next_child = 0;
+    int files = 0;
+    for (int i = 99; i >= 0; i--) {
+        snprintf(name, sizeof name, i ? "%s.%d" : "%s", path, i);
+        char *text = slurp(name, &len);
+        if (text == NULL)
+            continue;
+        files++;
+        CHECK_MSG(len <= ROTATE_CAP, "%s has %zu bytes, past the cap", name, len);
+        check_lines(text, "main", &next_main);
+        check_lines(text, "child", &next_child);
+        free(text);
+    }
+    printf("two writers: %d files, %ld + %ld lines\n", files, next_main, next_child);
+    CHECK_EQ_U(next_main, 1500);
+    CHECK_EQ_U(next_child, 1500);
+    svc_log_set_limits((uint64_t)SVC_DEFAULT_LOG_MIB << 20, SVC_DEFAULT_LOG_KEEP);
+}
+
+/* The second process of log_rotation_keeps_cap. */
+static int log_writer(const char *path)
+{
+    char why[700];
+    svc_log_set_limits(ROTATE_CAP, 99);
+    if (svc_log_open_file_ex(path, why, sizeof why) != 0) {
+        fprintf(stderr, "writer: %s\n", why);
+        return 2;
+    }
+    write_numbered("child", 1500);
+    svc_log_close();
+    return 0;
+}
+
+static int flushed;
+static char flushed_text[400];
+
+static void count_summary(void *user, iocp_log_level level, const char *text)
+{
+    (void)user;
+    (void)level;
+    flushed++;
+    snprintf(flushed_text, sizeof flushed_text, "%s", text);
+}
+
+/* A word without digits, different for each i: "bcd", "bce", ... */
+static const char *word_for(int i, char *out, size_t size)
+{
+    snprintf(out, size, "%c%c%c", 'a' + i % 26, 'a' + (i / 26) % 26, 'a' + (i / 676) % 26);
+    return out;
+}
+
+/* The rate limit, on a clock of its own. */
+static void log_rate_limit_per_kind(void)
+{
+    static svc_ratelimit rl;
+    char summary[400], msg[200];
+    memset(&rl, 0, sizeof rl);
+    /* The kind: the words without digits. Peers and numbers do not make a new kind. */
+    CHECK(svc_log_kind_key(IOCP_LOG_WARN,
+                           "protocol error from 10.0.0.7:4411: line longer than 16 bytes") ==
+          svc_log_kind_key(IOCP_LOG_WARN,
+                           "protocol error from [::1]:60000: line longer than 1024 bytes"));
+    CHECK(svc_log_kind_key(IOCP_LOG_WARN, "[::1]:5 does not read its echoes: closing it") ==
+          svc_log_kind_key(IOCP_LOG_WARN, "192.168.1.1:7 does not read its echoes: closing it"));
+    CHECK(svc_log_kind_key(IOCP_LOG_WARN, "protocol error from 1.2.3.4:5: bad header") !=
+          svc_log_kind_key(IOCP_LOG_WARN, "1.2.3.4:5 does not read its echoes: closing it"));
+    CHECK(svc_log_kind_key(IOCP_LOG_WARN, "x") != svc_log_kind_key(IOCP_LOG_INFO, "x"));
+
+    /* 1000 of one kind in a second: 10 written; another kind meanwhile is not held back. */
+    uint64_t t = 5000;
+    int written = 0, other = 0;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(msg, sizeof msg, "protocol error from 10.0.%d.%d:%d: too long", i / 256, i % 256,
+                 1000 + i);
+        written += svc_ratelimit_pass(&rl, IOCP_LOG_WARN, msg, t + (uint64_t)i / 2, summary,
+                                      sizeof summary);
+        CHECK(summary[0] == '\0');
+        if (i % 100 == 0)
+            other += svc_ratelimit_pass(&rl, IOCP_LOG_WARN, "10.1.1.1:1 does not read", t, summary,
+                                        sizeof summary);
+    }
+    CHECK_EQ_U(written, SVC_LOG_BURST);
+    CHECK_EQ_U(other, SVC_LOG_BURST);
+    /* The next second: the summary comes first, then the line. */
+    CHECK(svc_ratelimit_pass(&rl, IOCP_LOG_WARN, "protocol error from 9.9.9.9:9: too long",
+                             t + 1000, summary, sizeof summary) == 1);
+    CHECK_MSG(strstr(summary, "990 similar messages suppressed in the last 1 s") != NULL, "%s",
+              summary);
+    CHECK_MSG(strstr(summary, "10.0.3.231:1999") != NULL, "the last one is named: %s", summary);
+    /* A flush says what is pending once its second has passed, not before. */
+    for (int i = 0; i < 15; i++)
+        svc_ratelimit_pass(&rl, IOCP_LOG_WARN, "protocol error from 9.9.9.9:9: too long", t + 1100,
+                           summary, sizeof summary);
+    flushed = 0;
+    svc_ratelimit_flush(&rl, t + 1500, 0, count_summary, NULL);
+    CHECK_EQ_U(flushed, 0); /* its second (from t + 1000) is not over */
+    svc_ratelimit_flush(&rl, t + 2000, 0, count_summary, NULL);
+    CHECK_EQ_U(flushed, 1);
+    CHECK_MSG(strstr(flushed_text, "6 similar messages suppressed") != NULL, "%s", flushed_text);
+    svc_ratelimit_flush(&rl, t + 2001, 1, count_summary, NULL);
+    CHECK_EQ_U(flushed, 1); /* nothing left */
+
+    /* More kinds than slots: memory stays fixed; the extra kinds share the last slot. */
+    int passed = 0;
+    for (int i = 0; i < 200; i++) {
+        char word[40];
+        snprintf(msg, sizeof msg, "kind %s", word_for(i, word, sizeof word));
+        passed += svc_ratelimit_pass(&rl, IOCP_LOG_WARN, msg, t + 3000, summary, sizeof summary);
+    }
+    CHECK_MSG(passed <= SVC_LOG_KINDS * SVC_LOG_BURST, "%d of 200 kinds passed", passed);
+    CHECK(passed >= SVC_LOG_KINDS - 1);
+}
+
 static const test_case cases[] = {
     {"options_defaults", options_defaults},
     {"options_every_server_option", options_every_server_option},
@@ -605,6 +1036,17 @@ static const test_case cases[] = {
     {"pipe_trust_rules", pipe_trust_rules},
     {"service_sid_is_windows_one", service_sid_is_windows_one},
     {"win32_text_keeps_code", win32_text_keeps_code},
+    {"log_file_refusal_reasons", log_file_refusal_reasons},
+    {"log_file_created_private", log_file_created_private},
+    {"log_file_hard_link_refused", log_file_hard_link_refused},
+    {"log_rotation_keeps_cap", log_rotation_keeps_cap},
+    {"log_rate_limit_per_kind", log_rate_limit_per_kind},
 };
 
-TEST_MAIN(cases)
+int main(int argc, char **argv)
+{
+    /* log_rotation_keeps_cap starts this executable again as its second writer. */
+    if (argc == 3 && strcmp(argv[1], "--log-writer") == 0)
+        return log_writer(argv[2]);
+    return test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
