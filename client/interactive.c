@@ -40,6 +40,8 @@ static int read_line(FILE *in, char **buf, size_t *cap, size_t *len, size_t max)
 int client_run_interactive(const client_args *a)
 {
     size_t max = a->max_message;
+    /* Echoes reach a console filtered, a file or a pipe exact (client_write_echo). */
+    int console = client_stdout_is_console();
     session *s = NULL;
     int rc = session_open(a, max + 2, &s);
     if (rc != CLIENT_EXIT_OK)
@@ -77,7 +79,7 @@ int client_run_interactive(const client_args *a)
             break;
         }
         if (echo_len > 0)
-            fwrite(echo, 1, echo_len, stdout);
+            client_write_echo(stdout, echo, echo_len, console);
         if (a->framing != IOCP_FRAMING_RAW)
             fputc('\n', stdout);
         fflush(stdout);

@@ -73,6 +73,8 @@ int client_run_message(const client_args *a)
     if (rc != CLIENT_EXIT_OK)
         return rc;
 
+    /* Echoes reach a console filtered, a file or a pipe exact (client_write_echo). */
+    int console = client_stdout_is_console();
     session *s = NULL;
     rc = session_open(a, largest, &s);
     if (rc != CLIENT_EXIT_OK) {
@@ -89,7 +91,7 @@ int client_run_message(const client_args *a)
             break; /* the connection is gone: the rest cannot be sent */
         }
         if (echo_len > 0)
-            fwrite(echo, 1, echo_len, stdout);
+            client_write_echo(stdout, echo, echo_len, console);
         fputc('\n', stdout);
         fflush(stdout);
         step = session_check_echo(s, i + 1, msgs[i].data, msgs[i].len, echo, echo_len);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "safe_text.h"
 #include "sys.h"
 
 #include "iocp/iocp.h"
@@ -41,6 +42,33 @@ void client_sleep_ms(uint32_t ms)
 int client_is_terminal(FILE *f)
 {
     return _isatty(_fileno(f)) != 0;
+}
+
+int client_stdout_is_console(void)
+{
+    /* GetConsoleMode, not _isatty: _isatty is true for any character device, NUL included. */
+    DWORD mode;
+    return GetConsoleMode(GetStdHandle(STD_OUTPUT_HANDLE), &mode) != 0;
+}
+
+void client_write_echo(FILE *f, const void *data, size_t len, int console)
+{
+    if (!console) {
+        fwrite(data, 1, len, f);
+        return;
+    }
+    const char *p = data;
+    char clean[4096];
+    while (len > 0) {
+        /* Chunks never split "\r\n" or a two-byte C1 control: cut one byte short when the
+         * chunk's last byte could start either. */
+        size_t n = len < sizeof clean ? len : sizeof clean;
+        if (n < len && n > 1 && (p[n - 1] == '\r' || (unsigned char)p[n - 1] == 0xC2))
+            n--;
+        fwrite(clean, 1, safe_text(p, n, clean, sizeof clean, SAFE_TEXT_KEEP_LINES), f);
+        p += n;
+        len -= n;
+    }
 }
 
 void client_binary_stdio(void)

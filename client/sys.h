@@ -16,6 +16,13 @@ void client_sleep_ms(uint32_t ms);
 
 /* 1 when the stream is a console or terminal. */
 int client_is_terminal(FILE *f);
+/* 1 when standard output is a console (not a file, a pipe or NUL). */
+int client_stdout_is_console(void);
+/* Writes an echo to f: byte for byte, unless console is set; then control characters are
+ * replaced first (safe_text.h), since the bytes came from the network and a console would
+ * act on them. Scripts that redirect the output keep the exact echo. */
+void client_write_echo(FILE *f, const void *data, size_t len, int console);
+
 /* Standard input and output in binary mode: echoes are printed byte for byte, no "\r\n". */
 void client_binary_stdio(void);
 

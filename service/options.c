@@ -437,6 +437,7 @@ static int set_account(parse_state *ps, const char *flag, const char *v, char *e
 static int set_password(parse_state *ps, const char *flag, const char *v, char *err,
                         size_t err_size)
 {
+    ps->out->password_given = 1;
     return set_text(ps->out->password, sizeof ps->out->password, flag, v, err, err_size);
 }
 
@@ -484,6 +485,15 @@ static const struct {
     {"--password", FOR(SVC_CMD_INSTALL), set_password},
     {"--start", FOR(SVC_CMD_INSTALL), set_start},
     {"--restart-delay", FOR(SVC_CMD_INSTALL), set_restart_delay},
+};
+
+/* Options without a value: which commands take each, and the flag they set. */
+static const struct {
+    const char *flag;
+    uint32_t commands;
+    size_t offset; /* an int in svc_options */
+} command_switches[] = {
+    {"--allow-unsafe-location", FOR(SVC_CMD_INSTALL), offsetof(svc_options, allow_unsafe_location)},
 };
 
 /* The command word (argv[1]): 0, 1 when it was a help flag (nothing more to parse), or -1
@@ -534,6 +544,16 @@ static int parse_option(int argc, char **argv, int *i, parse_state *ps, char *er
         if ((v = take_value(argc, argv, i, flag, fl, err, err_size)) == NULL)
             return -1;
         return command_opts[k].set(ps, flag, v, err, err_size) != 0 ? -1 : 0;
+    }
+    for (size_t k = 0; k < sizeof command_switches / sizeof command_switches[0]; k++) {
+        if (strcmp(arg, command_switches[k].flag) != 0)
+            continue;
+        fl = strlen(arg);
+        if (!(me & command_switches[k].commands))
+            goto not_here;
+        int on = 1;
+        memcpy((char *)ps->out + command_switches[k].offset, &on, sizeof on);
+        return 0;
     }
     snprintf(err, err_size, "unknown option '%.64s'", arg);
     return -1;
@@ -634,8 +654,13 @@ void svc_usage(FILE *to)
             "  --display-name TEXT   name shown in services.msc\n"
             "  --description TEXT    description shown in services.msc\n"
             "  --start demand|auto|delayed   start type (default demand)\n"
-            "  --account NAME        account to run as (default %s)\n"
-            "  --password TEXT       the account's password (not for the built-in accounts)\n"
+            "  --account NAME        account to run as (default %s); for an account with a\n"
+            "                        password, install asks for it (echo off) on a console,\n"
+            "                        or reads one line of standard input when that is not one\n"
+            "  --password TEXT       discouraged: other programs, audit logs and shell history\n"
+            "                        see a command line; leave it out to be asked\n"
+            "  --allow-unsafe-location  install even if users other than administrators may\n"
+            "                        change the executable or its folder (warns instead)\n"
             "  --restart-delay N     restart this many seconds after a failure (default %d)\n"
             "\n"
             "start, stop, uninstall:\n"
@@ -644,6 +669,7 @@ void svc_usage(FILE *to)
             "\n"
             "exit codes: 0 ok (status: running), 1 usage, 2 cannot start, 3 already running,\n"
             "4 needs administrator, 5 no such service (install: exists), 6 timed out,\n"
-            "7 not running (status), 8 other system error, 70 crashed\n",
+            "7 not running (status), 8 other system error, 9 install refused: others may\n"
+            "change the executable or its folder, 70 crashed\n",
             SVC_DEFAULT_ACCOUNT, SVC_DEFAULT_RESTART_S);
 }

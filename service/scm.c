@@ -9,9 +9,13 @@
 
 #include <string.h>
 
-#define START_TIMEOUT_S   30
-#define STOP_EXTRA_S      30 /* stop waits the drain timeout plus this */
-#define PIPE_TIMEOUT_MS   3000
+#include "safe_text.h"
+
+#define START_TIMEOUT_S 30
+#define STOP_EXTRA_S    30 /* stop waits the drain timeout plus this */
+/* Longer than a pipe session lives: with every instance held by other clients, one comes
+ * free within SVC_PIPE_SESSION_MS. */
+#define PIPE_TIMEOUT_MS   (SVC_PIPE_SESSION_MS + 3000)
 #define PRESHUTDOWN_EXTRA 10000 /* preshutdown timeout = drain + this */
 
 static const char *state_name(DWORD state)
@@ -155,6 +159,32 @@ static int config2(SC_HANDLE svc, DWORD level, void *info, const char *what)
     return -1;
 }
 
+/* Refuses (1) an executable others may change, unless allowed; then it is a warning. */
+static int check_location(const wchar_t *exe, int allow)
+{
+    char msg[1200];
+    int rc = svc_check_exe_location(exe, msg, sizeof msg);
+    if (rc == 0)
+        return 0;
+    if (rc < 0) {
+        /* Cannot tell: say so, and let the administrator decide with the flag. */
+        fprintf(stderr, "iocp-service: %s%s\n", allow ? "warning: " : "", msg);
+    } else {
+        fprintf(stderr,
+                "iocp-service: %s%s\n"
+                "iocp-service: the service would run this file as its account at every start: "
+                "whoever may change it, or add a DLL beside it, gets their code run too\n",
+                allow ? "warning: " : "", msg);
+    }
+    if (allow)
+        return 0;
+    fprintf(stderr, "iocp-service: not installed. Copy iocp-service.exe to a folder only "
+                    "administrators may change (for example C:\\Program Files\\iocp-service) "
+                    "and run install from there, or pass --allow-unsafe-location to install "
+                    "anyway\n");
+    return 1;
+}
+
 int svc_scm_install(const svc_options *opt)
 {
     int rc = SVC_EXIT_OK;
@@ -169,11 +199,28 @@ int svc_scm_install(const svc_options *opt)
         fprintf(stderr, "iocp-service: cannot find this program's path\n");
         return SVC_EXIT_SYSTEM;
     }
+    if (check_location(exe, opt->allow_unsafe_location) != 0)
+        return SVC_EXIT_UNSAFE;
+    if (opt->password_given) {
+        fprintf(stderr, "iocp-service: warning: a password on the command line can be read by "
+                        "other programs, process-creation auditing and shell history; leave "
+                        "--password out to be asked for it\n");
+        svc_widen(opt->password, password, sizeof password / sizeof password[0]);
+    } else if (!svc_account_is_builtin(opt->account)) {
+        char typed[SVC_TEXT_MAX];
+        if (svc_get_password(opt->account, typed, sizeof typed, text, sizeof text) != 0) {
+            fprintf(stderr, "iocp-service: %s\n", text);
+            return SVC_EXIT_USAGE;
+        }
+        svc_widen(typed, password, sizeof password / sizeof password[0]);
+        SecureZeroMemory(typed, sizeof typed);
+    } else {
+        password[0] = L'\0'; /* the built-in accounts have none */
+    }
     svc_widen(opt->name, wname, sizeof wname / sizeof wname[0]);
     svc_widen(opt->display_name, display, sizeof display / sizeof display[0]);
     svc_widen(opt->description, description, sizeof description / sizeof description[0]);
     svc_widen(opt->account, account, sizeof account / sizeof account[0]);
-    svc_widen(opt->password, password, sizeof password / sizeof password[0]);
     /* The SCM runs this; main sees "service" and calls StartServiceCtrlDispatcherW. */
     swprintf(image, sizeof image / sizeof image[0], L"\"%ls\" service --name %ls", exe, wname);
     image[sizeof image / sizeof image[0] - 1] = L'\0';
@@ -412,11 +459,20 @@ out:
 
 /* ---- start ----------------------------------------------------------------------------- */
 
-/* Asks the running instance (best effort); only an answer from the instance itself counts. */
+/* Asks the running instance (best effort); only an answer from the instance itself counts.
+ * Whatever of it gets printed (its text fields, an error that quotes it) is made safe for a
+ * console first: the pipe's other end is another process. */
 static int fetch_info(const char *name, const char *req, svc_status_info *info, char *err,
                       size_t err_size)
 {
-    return svc_instance_ask(name, req, PIPE_TIMEOUT_MS, info, err, err_size);
+    err[0] = '\0';
+    memset(info, 0, sizeof *info);
+    int rc = svc_instance_ask(name, req, PIPE_TIMEOUT_MS, info, err, err_size);
+    safe_text_str(err, SAFE_TEXT_ONE_LINE);
+    safe_text_str(info->name, SAFE_TEXT_ONE_LINE);
+    safe_text_str(info->mode, SAFE_TEXT_ONE_LINE);
+    safe_text_str(info->address, SAFE_TEXT_ONE_LINE);
+    return rc;
 }
 
 int svc_scm_start(const svc_options *opt)

@@ -14,8 +14,11 @@
  *   writing an oversized request can finish and read the answer.
  *
  * Every connected state has a deadline, so a client that connects and goes quiet cannot
- * hold an instance. Requests are pipe messages of at most SVC_PROTO_REQUEST_MAX bytes; a
- * longer one ends its read with ERROR_MORE_DATA and is answered "ERR request too large".
+ * hold an instance; and every session ends SESSION_MS after its client connected, whatever
+ * it sends, so a client that keeps asking cannot hold one for ever either (eight of them
+ * would lock `status` out). `status` needs one request; a monitor that polls reconnects. Requests
+ * are pipe messages of at most SVC_PROTO_REQUEST_MAX bytes; a longer one ends its read with
+ * ERROR_MORE_DATA and is answered "ERR request too large".
  *
  * Security: local clients only (PIPE_REJECT_REMOTE_CLIENTS), and a DACL for local system,
  * administrators and the instance's own SID (svc_private_sd). The first instance is created
@@ -33,6 +36,7 @@
 #define PIPE_BUFFER    4096
 #define CLIENT_IDLE_MS 5000 /* connected, no request: disconnect */
 #define LINGER_MS      2000 /* error answer sent: wait this long for the client to close */
+/* SVC_PIPE_SESSION_MS (svc.h): a session's whole life, from the client's connect. */
 
 #ifndef PIPE_REJECT_REMOTE_CLIENTS
 #define PIPE_REJECT_REMOTE_CLIENTS 0x00000008
@@ -52,7 +56,8 @@ typedef struct pipe_inst {
     int pending;   /* an operation was issued and its completion not yet collected */
     inst_state state;
     int close_after_write;
-    uint64_t deadline; /* 0 = none */
+    uint64_t deadline;    /* the current state's; 0 = none */
+    uint64_t session_end; /* the connected client's lifetime ends; 0 = no client */
     char req[SVC_PROTO_REQUEST_MAX];
     char resp[SVC_PROTO_ANSWER_MAX];
     DWORD resp_len;
@@ -97,6 +102,7 @@ static void arm_connect(pipe_inst *p)
     p->ov.Internal = p->ov.InternalHigh = 0;
     p->state = ST_CONNECTING;
     p->deadline = 0;
+    p->session_end = 0;
     p->close_after_write = 0;
     p->pending = 1;
     if (ConnectNamedPipe(p->pipe, &p->ov))
@@ -188,6 +194,7 @@ static void advance(svc_pipe_server *s, pipe_inst *p)
             return;
         }
         p->state = ST_READING;
+        p->session_end = svc_now_ms() + SVC_PIPE_SESSION_MS;
         arm_read(p, CLIENT_IDLE_MS);
         return;
     case ST_READING:
@@ -245,6 +252,15 @@ static void advance(svc_pipe_server *s, pipe_inst *p)
     }
 }
 
+/* When p must be served even without a completion: its state's deadline or the end of its
+ * session, whichever comes first; 0 = none. */
+static uint64_t due(const pipe_inst *p)
+{
+    if (p->session_end != 0 && (p->deadline == 0 || p->session_end < p->deadline))
+        return p->session_end;
+    return p->deadline;
+}
+
 static DWORD WINAPI pipe_thread(void *arg)
 {
     svc_pipe_server *s = arg;
@@ -257,10 +273,10 @@ static DWORD WINAPI pipe_thread(void *arg)
         uint64_t now = svc_now_ms();
         DWORD timeout = INFINITE;
         for (int i = 0; i < PIPE_INSTANCES; i++) {
-            pipe_inst *p = &s->inst[i];
-            if (p->deadline == 0)
+            uint64_t when = due(&s->inst[i]);
+            if (when == 0)
                 continue;
-            DWORD left = p->deadline > now ? (DWORD)(p->deadline - now) : 0;
+            DWORD left = when > now ? (DWORD)(when - now) : 0;
             if (left < timeout)
                 timeout = left;
         }
@@ -279,12 +295,14 @@ static DWORD WINAPI pipe_thread(void *arg)
             pipe_inst *p = &s->inst[i];
             if (p->state != ST_BROKEN && WaitForSingleObject(p->ov.hEvent, 0) == WAIT_OBJECT_0) {
                 advance(s, p);
-            } else if (p->deadline != 0 && now >= p->deadline) {
+            } else if (due(p) != 0 && now >= due(p)) {
                 if (p->state == ST_BROKEN) {
                     DisconnectNamedPipe(p->pipe);
                     arm_connect(p);
                 } else {
-                    recycle(p); /* a client that went quiet, or a finished linger */
+                    /* A client that went quiet, a finished linger, or a session at the end
+                     * of its life. */
+                    recycle(p);
                 }
             }
         }

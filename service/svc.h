@@ -10,6 +10,7 @@
  *   svc.c           the service process: dispatcher, ServiceMain, control handler
  *   host.c          what console and service share: mutex, engine, status pipe, drain, events
  *   scm.c           install / uninstall / start / stop / status (the SCM client side)
+ *   secure.c        install's checks: the executable's location, the account's password
  *   instance.c      the named mutex Global\iocp-service-<name> and who holds it
  *   status_pipe.c   the local named pipe: server (in the instance) and client (`status`)
  *   status_proto.c  the pipe's requests and answers (plain C, no Win32)
@@ -51,7 +52,8 @@ enum {
     SVC_EXIT_NAME = 5,            /* no service by that name (or, for install: it exists) */
     SVC_EXIT_TIMEOUT = 6,         /* the service did not reach the state in time */
     SVC_EXIT_NOT_RUNNING = 7,     /* `status`: installed but not running */
-    SVC_EXIT_SYSTEM = 8           /* any other Win32 failure (the message has the code) */
+    SVC_EXIT_SYSTEM = 8,          /* any other Win32 failure (the message has the code) */
+    SVC_EXIT_UNSAFE = 9           /* install: others may change the executable or its folder */
 };
 
 /* ---- options ---------------------------------------------------------------------------- */
@@ -120,6 +122,8 @@ typedef struct svc_options {
     svc_start_type start_type;
     char account[SVC_TEXT_MAX];
     char password[SVC_TEXT_MAX];
+    int password_given;        /* --password was on the command line (discouraged) */
+    int allow_unsafe_location; /* install from a folder others may write: warn, not refuse */
     uint32_t restart_delay_s;
     /* start / stop / uninstall: how long to wait for the state; 0 = the default */
     uint32_t timeout_s;
@@ -235,6 +239,9 @@ typedef struct svc_pipe_peer {
     int has_owner;
     BYTE owner[SECURITY_MAX_SID_SIZE];
 } svc_pipe_peer;
+/* A client's session with the status pipe ends this long after it connected, whatever it
+ * sends: eight clients that keep asking cannot lock `status` out for longer. */
+#define SVC_PIPE_SESSION_MS 10000
 
 void svc_pipe_name(const char *name, wchar_t *out, size_t count);
 /* Creates the pipe's instances and its thread. Win32 code (ERROR_PIPE_BUSY / ACCESS_DENIED:
@@ -348,6 +355,27 @@ int svc_scm_uninstall(const svc_options *opt);
 int svc_scm_start(const svc_options *opt);
 int svc_scm_stop(const svc_options *opt);
 int svc_scm_status(const svc_options *opt);
+
+/* ---- install's checks (secure.c) --------------------------------------------------------- */
+
+/* Whether anyone but SYSTEM, Administrators, TrustedInstaller (and CREATOR OWNER) may change
+ * the file (folder = 0) or folder (1) that sd describes: by an allow entry with a writing
+ * right, or by owning it. 1 with who saying who and how ("BUILTIN\Users may change it (add
+ * files)"), 0 if nobody else, -1 if sd cannot be read. */
+int svc_sd_writable_by_others(PSECURITY_DESCRIPTOR sd, int folder, char *who, size_t who_size);
+/* The same for the executable and its folder, read from the file system. 0 safe; 1 unsafe
+ * and -1 unreadable, both with msg saying which path and why. */
+int svc_check_exe_location(const wchar_t *exe, char *msg, size_t msg_size);
+/* 1 for the accounts that need no password: LocalSystem, LocalService, NetworkService (with
+ * or without NT AUTHORITY\ or .\), NT SERVICE\<name>, group managed accounts (name$). */
+int svc_account_is_builtin(const char *account);
+/* One line from in (a pipe or a file), without its "\n" or "\r\n". NO_ERROR;
+ * ERROR_HANDLE_EOF when the input ends before any byte; ERROR_INSUFFICIENT_BUFFER when the
+ * line does not fit (out is wiped then). */
+DWORD svc_read_password_line(HANDLE in, char *out, size_t size);
+/* The account's password from standard input: asked for with echo off on a console, one
+ * line otherwise. 0, or -1 with err set. */
+int svc_get_password(const char *account, char *out, size_t size, char *err, size_t err_size);
 
 /* ---- the host: what console and service share --------------------------------------------- */
 

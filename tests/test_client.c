@@ -195,6 +195,26 @@ static void interactive_from_file(void)
     DeleteFileW(in);
 }
 
+/* Output that is not a console gets the echo's exact bytes, control characters included: only
+ * a console gets them filtered (test_client_units.echo_filtered_only_on_console). */
+static void control_bytes_exact_when_redirected(void)
+{
+    static const char input[] = "\x1b[2J\x1b]0;title\x07\r\n\xc2\x9b"
+                                "31m\x08\x7f\x00\x01\rend\n";
+    wchar_t in[260];
+    tc_write_temp(input, sizeof input - 1, in, NULL);
+    iocp_engine *e = echo_server(IOCP_FRAMING_RAW);
+    tc_run r;
+    run(&r, e, 0, "127.0.0.1 %u", in, 30000);
+    CHECK_EQ_U(r.exit_code, 0);
+    CHECK_EQ_U(r.out_len, sizeof input - 1);
+    CHECK(memcmp(r.out, input, sizeof input - 1) == 0);
+    tc_run_free(&r);
+    wait_idle(e);
+    tn_stop_clean(e);
+    DeleteFileW(in);
+}
+
 /* ---- load mode -------------------------------------------------------------------------- */
 
 static double num(const tc_run *r, const char *path)
@@ -578,6 +598,7 @@ static const test_case cases[] = {
     {"message_10_mib", message_10_mib},
     {"host_names", host_names},
     {"interactive_from_file", interactive_from_file},
+    {"control_bytes_exact_when_redirected", control_bytes_exact_when_redirected},
     {"load_100_connections", load_100_connections},
     {"load_length_depth_count", load_length_depth_count},
     {"load_churn_line", load_churn_line},

@@ -2,6 +2,8 @@
  * text, payload generation and checking, reconnect backoff, and the summary's text and JSON. */
 #include "harness.h"
 
+#include <share.h>
+#include <windows.h> /* DeleteFileW */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +12,7 @@
 #include "exit_codes.h"
 #include "payload.h"
 #include "report.h"
+#include "sys.h"
 #include "client_runner.h"
 
 /* Splits a command line at spaces (no quoting) and parses it. */
@@ -438,6 +441,52 @@ static void json_reader_rejects_bad_json(void)
     CHECK(tj_number("{\"a\":{\"b\":1}}", "a.x", &v) != 0);
 }
 
+/* What client_write_echo leaves in a file: exact bytes, or the console's filtered text. */
+static size_t written(const char *echo, size_t len, int console, char *out, size_t size)
+{
+    wchar_t path[260];
+    tc_temp_file(path);
+    /* _wfsopen: tmpfile and _wfopen are C4996 for MSVC. */
+    FILE *f = _wfsopen(path, L"w+b", _SH_DENYNO);
+    CHECK(f != NULL);
+    client_write_echo(f, echo, len, console);
+    CHECK(fflush(f) == 0);
+    rewind(f);
+    size_t n = fread(out, 1, size, f);
+    fclose(f);
+    DeleteFileW(path);
+    return n;
+}
+
+static void echo_filtered_only_on_console(void)
+{
+    /* ESC (clear screen), CRLF, C1 CSI in UTF-8, BEL, tab, a lone CR at the end. */
+    static const char echo[] = "ok\x1b[2J\r\n\xc2\x9b\x07\tend\r";
+    static char out[16384];
+    /* Redirected: the exact bytes (scripts and the tests compare them). */
+    size_t n = written(echo, sizeof echo - 1, 0, out, sizeof out);
+    CHECK(n == sizeof echo - 1 && memcmp(out, echo, n) == 0);
+    /* A console: no control reaches it; line ends stay. */
+    n = written(echo, sizeof echo - 1, 1, out, sizeof out);
+    static const char want[] = "ok?[2J\r\n??\tend?";
+    CHECK_MSG(n == sizeof want - 1 && memcmp(out, want, n) == 0, "%.*s", (int)n, out);
+
+    /* Long echoes go in chunks; a CRLF or a C1 control across a chunk's end is still seen
+     * whole. */
+    static char big[8200];
+    for (size_t cut = 4094; cut <= 4097; cut++) {
+        memset(big, 'a', sizeof big);
+        memcpy(big + cut, "\r\n", 2);
+        memcpy(big + cut + 100, "\xc2\x9b", 2);
+        memcpy(big + 4095 + 4096 - 1, "\xc2\x85", 2);
+        n = written(big, sizeof big, 1, out, sizeof out);
+        CHECK_EQ_U(n, sizeof big - 2);
+        CHECK_MSG(memcmp(out + cut, "\r\n", 2) == 0, "cut %zu", cut);
+        CHECK(out[cut + 100] == '?' && out[cut + 101] == 'a');
+        CHECK(memchr(out, 0xc2, n) == NULL);
+    }
+}
+
 static const test_case cases[] = {
     {"args_defaults", args_defaults},
     {"args_message_mode", args_message_mode},
@@ -452,6 +501,7 @@ static const test_case cases[] = {
     {"report_text_and_progress", report_text_and_progress},
     {"exit_codes_are_distinct", exit_codes_are_distinct},
     {"json_reader_rejects_bad_json", json_reader_rejects_bad_json},
+    {"echo_filtered_only_on_console", echo_filtered_only_on_console},
 };
 
 TEST_MAIN(cases)

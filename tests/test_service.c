@@ -54,7 +54,8 @@ static void exe_path(wchar_t *out, size_t count)
     out[count - 1] = L'\0';
 }
 
-static void child_start(child *c, const char *args)
+/* Starts iocp-service with args; its standard input is in (inherited). */
+static void child_start_in(child *c, const char *args, HANDLE in)
 {
     wchar_t exe[MAX_PATH], wargs[1024], cmd[MAX_PATH + 1100];
     memset(c, 0, sizeof *c);
@@ -71,7 +72,7 @@ static void child_start(child *c, const char *args)
     memset(&si, 0, sizeof si);
     si.cb = sizeof si;
     si.dwFlags = STARTF_USESTDHANDLES;
-    si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
+    si.hStdInput = in;
     si.hStdOutput = write_end;
     si.hStdError = write_end;
     PROCESS_INFORMATION pi;
@@ -92,6 +93,11 @@ static void child_start(child *c, const char *args)
             break;
         }
     }
+}
+
+static void child_start(child *c, const char *args)
+{
+    child_start_in(c, args, GetStdHandle(STD_INPUT_HANDLE));
 }
 
 /* Moves whatever the child printed into c->text, without blocking. */
@@ -340,6 +346,12 @@ static void echo_once(SOCKET s, const char *msg)
 
 /* ---- cases -------------------------------------------------------------------------------- */
 
+/* Every install below passes --allow-unsafe-location: under Wine every file is owned by the
+ * user and writable by them (Wine derives the DACL from the Unix owner and mode and keeps
+ * no other), so the location check refuses any folder. install_refuses_unsafe_location
+ * checks the refusal; test_service_unit.location_permissions checks the decision on the
+ * descriptors Windows really has. */
+
 static void usage_and_exit_codes(void)
 {
     child c;
@@ -366,10 +378,11 @@ static void lifecycle(void)
     service_name(name, sizeof name, "life");
     log_path(log, sizeof log, name);
     for (int round = 0; round < 2; round++) {
-        CHECK_RUN(&c, 0,
-                  "install --name %s --port 0 --framing line --drain-timeout 5 "
-                  "--log-file \"%s\"",
-                  name, log);
+        CHECK_RUN(
+            &c, 0,
+            "install --allow-unsafe-location --name %s --port 0 --framing line --drain-timeout 5 "
+            "--log-file \"%s\"",
+            name, log);
         CHECK_OUT(&c, "installed service");
         CHECK_RUN(&c, 7, "status --name %s", name);
         CHECK_OUT(&c, "STOPPED");
@@ -431,10 +444,11 @@ static void install_configuration(void)
     char name[64];
     static child c;
     service_name(name, sizeof name, "cfg");
-    CHECK_RUN(&c, 0,
-              "install --name %s --port 0 --start delayed --restart-delay 3 "
-              "--max-connections 50 --framing length --description \"test service\"",
-              name);
+    CHECK_RUN(
+        &c, 0,
+        "install --allow-unsafe-location --name %s --port 0 --start delayed --restart-delay 3 "
+        "--max-connections 50 --framing length --description \"test service\"",
+        name);
     CHECK_OUT(&c, "description: set");
     CHECK_OUT(&c, "failure actions (restart after 3 s, twice a day): set");
     CHECK_OUT(&c, "preshutdown timeout: set");
@@ -469,7 +483,7 @@ static void install_configuration(void)
           NULL);
     FreeLibrary(m);
 
-    CHECK_RUN(&c, 5, "install --name %s", name);
+    CHECK_RUN(&c, 5, "install --allow-unsafe-location --name %s", name);
     CHECK_OUT(&c, "already exists");
     CHECK_RUN(&c, 0, "uninstall --name %s", name);
     CHECK_RUN(&c, 5, "uninstall --name %s", name);
@@ -507,7 +521,10 @@ static void second_instance_service(void)
     static child a, c;
     service_name(name, sizeof name, "mix");
     log_path(log, sizeof log, name);
-    CHECK_RUN(&c, 0, "install --name %s --port 0 --drain-timeout 2 --log-file \"%s\"", name, log);
+    CHECK_RUN(
+        &c, 0,
+        "install --allow-unsafe-location --name %s --port 0 --drain-timeout 2 --log-file \"%s\"",
+        name, log);
 
     /* A console instance holds the name: the service refuses to start, and says why. */
     snprintf(args, sizeof args, "run --port 0 --name %s", name);
@@ -554,7 +571,8 @@ static void port_in_use(void)
     CHECK(getsockname(l, (struct sockaddr *)&a, &alen) == 0);
     unsigned port = ntohs(a.sin6_port);
 
-    CHECK_RUN(&c, 0, "install --name %s --port %u --log-file \"%s\"", name, port, log);
+    CHECK_RUN(&c, 0, "install --allow-unsafe-location --name %s --port %u --log-file \"%s\"", name,
+              port, log);
     CHECK_RUN(&c, 2, "start --name %s", name);
     CHECK_OUT(&c, "failed to start");
     CHECK_OUT(&c, "10048"); /* WSAEADDRINUSE */
@@ -581,7 +599,8 @@ static void bad_parameter(void)
     static child c;
     service_name(name, sizeof name, "param");
     log_path(log, sizeof log, name);
-    CHECK_RUN(&c, 0, "install --name %s --port 0 --log-file \"%s\"", name, log);
+    CHECK_RUN(&c, 0, "install --allow-unsafe-location --name %s --port 0 --log-file \"%s\"", name,
+              log);
     wchar_t key[200];
     HKEY h;
     svc_params_path(name, key, 200);
@@ -850,10 +869,11 @@ static void stop_under_load(void)
     const unsigned drain_s = 10;
     service_name(name, sizeof name, "drain");
     log_path(log, sizeof log, name);
-    CHECK_RUN(&c, 0,
-              "install --name %s --port 0 --framing line --drain-timeout %u "
-              "--log-file \"%s\"",
-              name, drain_s, log);
+    CHECK_RUN(
+        &c, 0,
+        "install --allow-unsafe-location --name %s --port 0 --framing line --drain-timeout %u "
+        "--log-file \"%s\"",
+        name, drain_s, log);
     CHECK_RUN(&c, 0, "start --name %s", name);
     uint16_t port = port_of(&c);
 
@@ -935,8 +955,10 @@ static void stop_with_stuck_client(void)
     const unsigned drain_s = 2;
     service_name(name, sizeof name, "stuck");
     log_path(log, sizeof log, name);
-    CHECK_RUN(&c, 0, "install --name %s --port 0 --drain-timeout %u --log-file \"%s\"", name,
-              drain_s, log);
+    CHECK_RUN(
+        &c, 0,
+        "install --allow-unsafe-location --name %s --port 0 --drain-timeout %u --log-file \"%s\"",
+        name, drain_s, log);
     CHECK_RUN(&c, 0, "start --name %s", name);
     sc.port = port_of(&c);
     HANDLE t = CreateThread(NULL, 0, stuck_main, &sc, 0, NULL);
@@ -968,7 +990,7 @@ static void protocol_errors_counted(void)
     service_name(name, sizeof name, "proto");
     log_path(log, sizeof log, name);
     CHECK_RUN(&c, 0,
-              "install --name %s --port 0 --framing line --max-message 16 "
+              "install --allow-unsafe-location --name %s --port 0 --framing line --max-message 16 "
               "--log-file \"%s\"",
               name, log);
     CHECK_RUN(&c, 0, "start --name %s", name);
@@ -1343,6 +1365,211 @@ static void squatted_names(void)
     CloseHandle(m);
 }
 
+/* ---- install's checks ------------------------------------------------------------------ */
+
+/* An executable others may change is refused, naming it, who may change it and the way out;
+ * nothing is registered. The override installs with a warning. */
+static void install_refuses_unsafe_location(void)
+{
+    char name[64];
+    static child c;
+    service_name(name, sizeof name, "unsafe");
+    CHECK_RUN(&c, SVC_EXIT_UNSAFE, "install --name %s --port 0", name);
+    CHECK_OUT(&c, "the executable ");
+    CHECK_OUT(&c, "iocp-service.exe: ");
+    CHECK_OUT(&c, " may change it (");
+    CHECK_OUT(&c, "not installed");
+    CHECK_OUT(&c, "C:\\Program Files\\iocp-service");
+    CHECK_OUT(&c, "--allow-unsafe-location");
+    CHECK_RUN(&c, 5, "status --name %s", name);
+    CHECK_OUT(&c, "no service named");
+
+    CHECK_RUN(&c, 0, "install --allow-unsafe-location --name %s --port 0", name);
+    CHECK_OUT(&c, "iocp-service: warning: the executable ");
+    CHECK_OUT(&c, "installed service");
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
+/* Runs install with standard input from a pipe holding `input` (NULL: an empty input). */
+static DWORD install_with_input(child *c, const char *input, const char *fmt, const char *name)
+{
+    char args[400];
+    HANDLE r, w;
+    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+    DWORD n;
+    snprintf(args, sizeof args, fmt, name);
+    CHECK(CreatePipe(&r, &w, &sa, 4096));
+    CHECK(SetHandleInformation(w, HANDLE_FLAG_INHERIT, 0));
+    if (input != NULL)
+        CHECK(WriteFile(w, input, (DWORD)strlen(input), &n, NULL));
+    CloseHandle(w); /* the input ends here */
+    child_start_in(c, args, r);
+    CloseHandle(r);
+    DWORD code = child_finish(c, 90000);
+    printf("$ iocp-service %s < %s  -> %lu\n%s", args, input ? "(a line)" : "(nothing)",
+           (unsigned long)code, c->text);
+    return code;
+}
+
+/* An account with a password: the password comes from standard input, never needs the
+ * command line; no input, no install. The built-in accounts are never asked. */
+static void install_password_from_stdin(void)
+{
+    char name[64];
+    static child c;
+    service_name(name, sizeof name, "pw");
+    const char *user = "install --allow-unsafe-location --name %s --port 0 --account "
+                       ".\\iocpt-user";
+    CHECK_EQ_U(install_with_input(&c, NULL, user, name), SVC_EXIT_USAGE);
+    CHECK_OUT(&c, "needs a password");
+    CHECK_OUT(&c, "standard input");
+    CHECK_RUN(&c, 5, "status --name %s", name);
+
+    DWORD code = install_with_input(&c, "Secret-123\r\n", user, name);
+    CHECK_MSG(strstr(c.text, "Secret-123") == NULL, "the password was printed:\n%s", c.text);
+    CHECK_MSG(strstr(c.text, "needs a password") == NULL, "%s", c.text);
+    CHECK_EQ_U(code, 0);
+    CHECK_OUT(&c, "account: .\\iocpt-user");
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+
+    /* --password still works, with a warning; a built-in account reads nothing. */
+    CHECK_RUN(&c, 0,
+              "install --allow-unsafe-location --name %s --port 0 --account .\\iocpt-user "
+              "--password Secret-456",
+              name);
+    CHECK_OUT(&c, "warning: a password on the command line");
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+    CHECK_EQ_U(install_with_input(&c, NULL,
+                                  "install --allow-unsafe-location --name %s --port 0 "
+                                  "--account \"NT AUTHORITY\\NetworkService\"",
+                                  name),
+               0);
+    CHECK_MSG(strstr(c.text, "password") == NULL, "%s", c.text);
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
+/* ---- what status prints from the pipe ------------------------------------------------------ */
+
+/* A pipe server that answers like an instance would, with escape sequences in its text. */
+static size_t hostile_answer(void *user, const char *req, size_t len, char *resp, size_t size,
+                             int *close_after)
+{
+    static const char text[] = "OK\nname=x\nmode=co\x1b[1mn\x07"
+                               "sole\naddress=[::]:1\xc2\x9b"
+                               "31m\x1b[2J\r\npid=4242\ndraining=0\nuptime_ms=1\n";
+    (void)user;
+    (void)req;
+    (void)len;
+    *close_after = 0;
+    CHECK(size >= sizeof text);
+    memcpy(resp, text, sizeof text - 1);
+    return sizeof text - 1;
+}
+
+static void status_filters_control_characters(void)
+{
+    char name[64];
+    static child c;
+    svc_pipe_server *server;
+    snprintf(name, sizeof name, "iocpt-esc-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK_EQ_U(svc_pipe_server_start(name, hostile_answer, NULL, &server), 0);
+    CHECK_RUN(&c, 0, "status --name %s", name);
+    svc_pipe_server_stop(server);
+    CHECK_MSG(strchr(c.text, 0x1b) == NULL, "an ESC reached the console:\n%s", c.text);
+    CHECK_MSG(strchr(c.text, 0x07) == NULL && strstr(c.text, "\xc2\x9b") == NULL, "%s", c.text);
+    CHECK_OUT(&c, "a co?[1mn?sole instance is running (pid 4242)");
+    /* The CR before the answer's line end is one '?'; then the console's own line end. */
+    const char *addr = strstr(c.text, "listening on [::]:1?31m?[2J?");
+    CHECK_MSG(addr != NULL, "%s", c.text);
+    addr += strlen("listening on [::]:1?31m?[2J?");
+    CHECK_MSG(*addr == '\r' || *addr == '\n', "%s", c.text);
+}
+
+/* ---- the status pipe's sessions end -------------------------------------------------------- */
+
+typedef struct keeper {
+    const char *name;
+    volatile LONG answered; /* requests answered so far */
+    uint64_t connected_ms, cut_ms;
+    DWORD err; /* what ended it; 0 = it was never cut */
+} keeper;
+
+/* A client the pipe allows that asks every second and never lets go by itself. */
+static DWORD WINAPI keeper_main(void *arg)
+{
+    keeper *k = arg;
+    HANDLE h = pipe_open(k->name);
+    k->connected_ms = test_now_ms();
+    for (;;) {
+        char buf[SVC_PROTO_ANSWER_MAX + 1];
+        DWORD n;
+        DWORD e = pipe_io(h, 1, "PING", 4, &n, 5000);
+        if (e == NO_ERROR)
+            e = pipe_io(h, 0, buf, sizeof buf - 1, &n, 5000);
+        if (e != NO_ERROR) {
+            k->err = e;
+            break;
+        }
+        InterlockedIncrement(&k->answered);
+        if (test_now_ms() - k->connected_ms > 3 * SVC_PIPE_SESSION_MS)
+            break;   /* never cut: the case fails on err == 0 */
+        Sleep(1000); /* the client's pace, a request a second: not a synchronisation */
+    }
+    k->cut_ms = test_now_ms();
+    CloseHandle(h);
+    return 0;
+}
+
+static void status_pipe_session_lifetime(void)
+{
+    char name[64], args[200];
+    static child a, c;
+    enum { KEEPERS = 8 }; /* as many as the pipe has instances */
+    static keeper k[KEEPERS];
+    HANDLE t[KEEPERS];
+    snprintf(name, sizeof name, "iocpt-life-%lu", (unsigned long)GetCurrentProcessId());
+    snprintf(args, sizeof args, "run --port 0 --name %s", name);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    for (int i = 0; i < KEEPERS; i++) {
+        k[i].name = name;
+        t[i] = CreateThread(NULL, 0, keeper_main, &k[i], 0, NULL);
+        CHECK(t[i] != NULL);
+    }
+    /* Every instance is held by a client that keeps asking. */
+    uint64_t deadline = test_now_ms() + 20000;
+    for (int i = 0; i < KEEPERS; i++)
+        while (k[i].answered == 0 && test_now_ms() < deadline)
+            test_pause();
+    for (int i = 0; i < KEEPERS; i++)
+        CHECK_MSG(k[i].answered > 0, "keeper %d never got an answer", i);
+
+    /* status still gets through: the sessions end, and it waits longer than one lives. */
+    uint64_t t0 = test_now_ms();
+    CHECK_RUN(&c, 0, "status --name %s", name);
+    CHECK_OUT(&c, "a console instance is running");
+    printf("status took %llu ms with %d clients holding every instance\n",
+           (unsigned long long)(test_now_ms() - t0), KEEPERS);
+
+    for (int i = 0; i < KEEPERS; i++) {
+        CHECK(WaitForSingleObject(t[i], 60000) == WAIT_OBJECT_0);
+        CloseHandle(t[i]);
+        uint64_t lived = k[i].cut_ms - k[i].connected_ms;
+        printf("keeper %d: %ld answers, cut after %llu ms (Win32 %lu)\n", i, k[i].answered,
+               (unsigned long long)lived, (unsigned long)k[i].err);
+        CHECK_MSG(k[i].err == ERROR_BROKEN_PIPE || k[i].err == ERROR_PIPE_NOT_CONNECTED,
+                  "keeper %d was not cut (Win32 %lu)", i, (unsigned long)k[i].err);
+        /* Its requests kept it past the idle time; the lifetime ended it. */
+        CHECK_MSG(lived >= SVC_PIPE_SESSION_MS - 1000 && lived < SVC_PIPE_SESSION_MS + 4000,
+                  "keeper %d lived %llu ms", i, (unsigned long long)lived);
+        CHECK(k[i].answered >= 6);
+    }
+    /* And after them, status answers at once. */
+    CHECK_RUN(&c, 0, "status --name %s", name);
+    CHECK_OUT(&c, "a console instance is running");
+    child_kill(&a);
+}
+
 static const test_case cases[] = {
     {"usage_and_exit_codes", usage_and_exit_codes},
     {"lifecycle", lifecycle},
@@ -1361,6 +1588,10 @@ static const test_case cases[] = {
     {"squatted_names", squatted_names},
     {"log_rate_limited", log_rate_limited},
     {"log_file_refused", log_file_refused},
+    {"install_refuses_unsafe_location", install_refuses_unsafe_location},
+    {"install_password_from_stdin", install_password_from_stdin},
+    {"status_filters_control_characters", status_filters_control_characters},
+    {"status_pipe_session_lifetime", status_pipe_session_lifetime},
 };
 
 TEST_MAIN(cases)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "safe_text.h"
 #include "svc.h"
 
 #include <aclapi.h>
@@ -242,6 +243,22 @@ static void options_install_only(void)
     CHECK(strcmp(o.name, "n1") == 0);
 }
 
+static void options_install_security(void)
+{
+    svc_options o;
+    PARSE_OK(&o, "install", NULL, NULL, NULL, NULL);
+    CHECK(!o.allow_unsafe_location && !o.password_given);
+    PARSE_OK(&o, "install", "--allow-unsafe-location", "--port", "1", NULL);
+    CHECK(o.allow_unsafe_location);
+    CHECK_EQ_U(o.server.port, 1);
+    /* An empty password is still one given on the command line (no prompt then). */
+    PARSE_OK(&o, "install", "--account", ".\\svc-user", "--password", "");
+    CHECK(o.password_given && o.password[0] == '\0');
+    parse_fails("'run' does not take --allow-unsafe-location", "run", "--allow-unsafe-location",
+                NULL, NULL);
+    parse_fails("unknown option", "install", "--allow-unsafe-location=1", NULL, NULL);
+}
+
 static void options_rejected(void)
 {
     parse_fails("unknown command", "frobnicate", NULL, NULL, NULL);
@@ -415,6 +432,161 @@ static void proto_answers(void)
     /* A tiny buffer truncates but stays terminated. */
     len = svc_proto_format(SVC_REQ_STATS, &in, text, 16);
     CHECK(len < 16 && text[len] == '\0');
+}
+
+/* ---- text from another process, for a console ----------------------------------------- */
+
+static void filtered(const char *in, size_t len, int flags, const char *want)
+{
+    char out[256];
+    size_t n = safe_text(in, len, out, sizeof out, flags);
+    out[n] = '\0';
+    CHECK_MSG(n == strlen(want) && memcmp(out, want, n) == 0, "got '%s', wanted '%s'", out, want);
+}
+
+static void safe_text_filters_controls(void)
+{
+    /* Printable ASCII, tab and UTF-8 letters pass. */
+    filtered("[::]:9000\tok \xc3\xa9\xe2\x82\xac", 18, SAFE_TEXT_ONE_LINE,
+             "[::]:9000\tok \xc3\xa9\xe2\x82\xac");
+    /* ESC (a VT sequence: clear the screen), BEL, BS, NUL, DEL: each one replaced. */
+    filtered("a\x1b[2Jb\x07\x08\x7f", 9, SAFE_TEXT_ONE_LINE, "a?[2Jb???");
+    filtered("x\0y", 3, SAFE_TEXT_ONE_LINE, "x?y");
+    /* C1 controls as UTF-8 (U+009B CSI, U+0085 NEL, U+0080): two bytes, one '?'. U+00A0
+     * (0xC2 0xA0) is a letter, not a control. */
+    filtered("\xc2\x9b"
+             "31m\xc2\x85\xc2\x80\xc2\xa0",
+             11, SAFE_TEXT_ONE_LINE, "?31m??\xc2\xa0");
+    /* A lone 0xC2 at the end, or before a non-C1 byte, is left to the console's decoder. */
+    filtered("a\xc2", 2, SAFE_TEXT_ONE_LINE, "a\xc2");
+    /* Line ends: replaced in a value, kept in an echo; a lone CR never (it overwrites). */
+    filtered("a\r\nb\nc\rd", 8, SAFE_TEXT_ONE_LINE, "a??b?c?d");
+    filtered("a\r\nb\nc\rd\r", 9, SAFE_TEXT_KEEP_LINES, "a\r\nb\nc?d?");
+    /* In place, on a string. */
+    char s[] = "mode=\x1b]0;owned\x07"
+               "console";
+    CHECK(strcmp(safe_text_str(s, SAFE_TEXT_ONE_LINE), "mode=?]0;owned?console") == 0);
+    /* Never past out_size. */
+    char small[4] = {'z', 'z', 'z', 'z'};
+    CHECK_EQ_U(safe_text("abcdef", 6, small, 3, 0), 3);
+    CHECK(small[3] == 'z');
+}
+
+/* ---- install's checks ------------------------------------------------------------------ */
+
+/* svc_sd_writable_by_others on a descriptor built from SDDL; who must contain want. */
+static int writable(const wchar_t *sddl, int folder, const char *want)
+{
+    PSECURITY_DESCRIPTOR sd = NULL;
+    char who[400];
+    CHECK_MSG(
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL),
+        "SDDL %ls", sddl);
+    int rc = svc_sd_writable_by_others(sd, folder, who, sizeof who);
+    LocalFree(sd);
+    CHECK_MSG(rc >= 0, "%ls: unreadable", sddl);
+    if (want != NULL)
+        CHECK_MSG(rc == 1 && strstr(who, want) != NULL, "%ls: '%s' lacks '%s'", sddl, who, want);
+    else
+        CHECK_MSG(rc == 0, "%ls: reported '%s'", sddl, who);
+    return rc;
+}
+
+#define TI L"S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464"
+
+static void location_permissions(void)
+{
+    /* C:\Program Files as Windows ships it: TrustedInstaller owns it; SYSTEM and
+     * Administrators modify; Users read and run; CREATOR OWNER's entry is for new files. */
+    const wchar_t *program_files = L"O:" TI L"D:P(A;;FA;;;" TI L")(A;;0x1301bf;;;SY)"
+                                   L"(A;;0x1301bf;;;BA)(A;;0x1200a9;;;BU)(A;OICIIO;GA;;;CO)"
+                                   L"(A;OICIIO;GA;;;SY)(A;OICIIO;GA;;;BA)(A;OICIIO;GXGR;;;BU)";
+    writable(program_files, 1, NULL);
+    writable(L"O:BAD:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x1200a9;;;BU)", 0, NULL);
+    writable(L"O:SYD:(A;;FA;;;SY)(A;;FA;;;BA)(A;;FRFX;;;WD)", 0, NULL);
+
+    /* Users may add a file to the folder: a DLL beside the executable. */
+    writable(L"O:BAD:(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x1200ab;;;BU)", 1, "add files");
+    writable(L"O:BAD:(A;;FA;;;SY)(A;;0x1200ab;;;BU)", 1, "Users");
+    /* Authenticated Users may modify the file (the usual grant on C:\ subfolders). */
+    writable(L"O:BAD:(A;;FA;;;BA)(A;;0x1301bf;;;AU)", 0, "write data");
+    /* Any single right that lets one swap the file counts. */
+    writable(L"O:BAD:(A;;FA;;;BA)(A;;WD;;;WD)", 0, "change permissions");
+    writable(L"O:BAD:(A;;FA;;;BA)(A;;WO;;;BU)", 0, "take ownership");
+    writable(L"O:BAD:(A;;FA;;;BA)(A;;SD;;;BU)", 0, "delete");
+    writable(L"O:BAD:(A;;FA;;;BA)(A;;GW;;;BU)", 0, "write");
+    writable(L"O:BAD:(A;;FA;;;BA)(A;;GA;;;BU)", 0, "full control");
+    writable(L"O:BAD:(A;;FA;;;BA)(A;;0x4;;;BU)", 1, "add folders");
+    /* Deleting a file in the folder matters on the folder; 0x40 means nothing on a file. */
+    writable(L"O:BAD:(A;;FA;;;BA)(A;;0x1200e9;;;BU)", 1, "delete files in it");
+    writable(L"O:BAD:(A;;FA;;;BA)(A;;0x1200e9;;;BU)", 0, NULL);
+    /* An inherit-only grant applies to what will be created inside, not to the folder. */
+    writable(L"O:BAD:(A;;FA;;;BA)(A;OICIIO;GA;;;BU)", 1, NULL);
+    /* A deny entry does not count for anything, and a read grant is no write grant. */
+    writable(L"O:BAD:(D;;FA;;;BU)(A;;FA;;;BA)(A;;FR;;;BU)", 0, NULL);
+    /* An owner other than the trusted ones may rewrite the permissions at any time. */
+    writable(L"O:BUD:(A;;FA;;;SY)(A;;FA;;;BA)", 0, "owned by");
+    writable(L"O:S-1-5-21-1-2-3-1000D:(A;;FA;;;BA)", 1, "owned by");
+    /* No DACL: anyone may do anything. (Built by hand: Wine 8 reads SDDL's
+     * NO_ACCESS_CONTROL as an empty DACL, which is the opposite.) */
+    SECURITY_DESCRIPTOR open_sd;
+    char who[400];
+    CHECK(InitializeSecurityDescriptor(&open_sd, SECURITY_DESCRIPTOR_REVISION));
+    CHECK(SetSecurityDescriptorDacl(&open_sd, TRUE, NULL, FALSE));
+    CHECK(svc_sd_writable_by_others(&open_sd, 0, who, sizeof who) == 1);
+    CHECK_MSG(strstr(who, "no permissions") != NULL, "%s", who);
+}
+
+static void accounts_without_password(void)
+{
+    static const char *const builtin[] = {"NT AUTHORITY\\LocalService",
+                                          "nt authority\\networkservice",
+                                          "LocalSystem",
+                                          ".\\LocalSystem",
+                                          "NT AUTHORITY\\SYSTEM",
+                                          "NT SERVICE\\iocp-echo",
+                                          "CORP\\web01$",
+                                          ""};
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        CHECK_MSG(svc_account_is_builtin(builtin[i]), "%s", builtin[i]);
+    static const char *const users[] = {".\\svc-echo", "CORP\\svc-echo", "svc-echo",
+                                        "NT AUTHORITY\\LocalServiceX", "me@corp.example"};
+    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++)
+        CHECK_MSG(!svc_account_is_builtin(users[i]), "%s", users[i]);
+}
+
+static void password_line_from_pipe(void)
+{
+    HANDLE r, w;
+    DWORD n;
+    char pw[SVC_TEXT_MAX];
+    /* Two lines (a CRLF one with UTF-8 in it), then the end of the input. */
+    static const char text[] = "s3cr\xc3\xa9t pass\r\nsecond\nlast";
+    CHECK(CreatePipe(&r, &w, NULL, 4096));
+    CHECK(WriteFile(w, text, sizeof text - 1, &n, NULL) && n == sizeof text - 1);
+    CloseHandle(w);
+    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), NO_ERROR);
+    CHECK(strcmp(pw, "s3cr\xc3\xa9t pass") == 0);
+    /* Only the first line was taken: the rest is still there. */
+    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), NO_ERROR);
+    CHECK(strcmp(pw, "second") == 0);
+    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), NO_ERROR);
+    CHECK(strcmp(pw, "last") == 0);
+    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), ERROR_HANDLE_EOF);
+    CloseHandle(r);
+
+    /* An empty line is an empty password; a line too long is refused, not cut. */
+    CHECK(CreatePipe(&r, &w, NULL, 4096));
+    CHECK(WriteFile(w, "\n", 1, &n, NULL));
+    static char longer[SVC_TEXT_MAX + 10];
+    memset(longer, 'p', sizeof longer);
+    CHECK(WriteFile(w, longer, sizeof longer, &n, NULL));
+    CloseHandle(w);
+    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), NO_ERROR);
+    CHECK(pw[0] == '\0');
+    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), ERROR_INSUFFICIENT_BUFFER);
+    CHECK(pw[0] == '\0');
+    CloseHandle(r);
 }
 
 /* ---- instance mutex and who holds it ---------------------------------------------------- */
@@ -1027,6 +1199,7 @@ static const test_case cases[] = {
     {"options_rejected", options_rejected},
     {"options_limits_ranges", options_limits_ranges},
     {"memory_budget_check", memory_budget_check},
+    {"options_install_security", options_install_security},
     {"params_round_trip", params_round_trip},
     {"proto_requests", proto_requests},
     {"proto_answers", proto_answers},
@@ -1041,6 +1214,10 @@ static const test_case cases[] = {
     {"log_file_hard_link_refused", log_file_hard_link_refused},
     {"log_rotation_keeps_cap", log_rotation_keeps_cap},
     {"log_rate_limit_per_kind", log_rate_limit_per_kind},
+    {"safe_text_filters_controls", safe_text_filters_controls},
+    {"location_permissions", location_permissions},
+    {"accounts_without_password", accounts_without_password},
+    {"password_line_from_pipe", password_line_from_pipe},
 };
 
 int main(int argc, char **argv)

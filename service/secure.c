@@ -1,0 +1,332 @@
+/*
+ * secure.c: what `install` checks before it registers anything.
+ *
+ * The executable's location. The SCM runs the ImagePath as the service account
+ * (LocalService by default, LocalSystem if asked), at every start. If anyone else may
+ * replace that file, or add a file to its folder (a DLL the loader finds there first), they
+ * get their code run with the service's rights. So the file's and its folder's permissions
+ * must leave writing to SYSTEM, Administrators and TrustedInstaller, and their owner must be
+ * one of those (an owner may always rewrite the permissions). The check reads the DACL and
+ * owner; it does not evaluate deny entries (an allow entry refused by a deny entry before it
+ * is still reported: the strict answer, and --allow-unsafe-location exists for the rare
+ * case).
+ *
+ * The account's password. A password on the command line is visible to every process that
+ * can read command lines, kept by process-creation auditing (event 4688 with command lines)
+ * and in shell history. So it is asked for: on a console with echo off, or read as one line
+ * from standard input when that is not a console (a pipe or a file: scripts).
+ */
+#include "svc.h"
+
+#include <aclapi.h>
+#include <sddl.h>
+#include <string.h>
+
+/* ---- the executable's location ---------------------------------------------------------- */
+
+/* Rights that let a principal change what runs: rewrite or extend the file, replace or
+ * rename it, change its permissions or owner. On a folder the first two are "add a file" and
+ * "add a subfolder", and deleting a child (the executable) joins them. */
+#define WRITE_RIGHTS                                                                               \
+    (FILE_WRITE_DATA | FILE_APPEND_DATA | WRITE_DAC | WRITE_OWNER | DELETE | GENERIC_WRITE |       \
+     GENERIC_ALL | MAXIMUM_ALLOWED)
+#define FOLDER_WRITE_RIGHTS (WRITE_RIGHTS | FILE_DELETE_CHILD)
+
+/* NT SERVICE\TrustedInstaller: owns and writes the system's own files. */
+#define TRUSTED_INSTALLER_SID L"S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464"
+
+static int is_trusted(PSID sid)
+{
+    if (IsWellKnownSid(sid, WinLocalSystemSid) ||
+        IsWellKnownSid(sid, WinBuiltinAdministratorsSid) || IsWellKnownSid(sid, WinCreatorOwnerSid))
+        return 1;
+    PSID ti = NULL;
+    int same = 0;
+    if (ConvertStringSidToSidW(TRUSTED_INSTALLER_SID, &ti)) {
+        same = EqualSid(sid, ti) != 0;
+        LocalFree(ti);
+    }
+    return same;
+}
+
+/* "BUILTIN\Users", or the SID as text when it has no name here. */
+static void sid_name(PSID sid, char *out, size_t size)
+{
+    wchar_t name[256], domain[256];
+    DWORD nn = 256, dn = 256;
+    SID_NAME_USE use;
+    if (LookupAccountSidW(NULL, sid, name, &nn, domain, &dn, &use)) {
+        char n8[256 * 3], d8[256 * 3];
+        svc_narrow(name, n8, sizeof n8);
+        svc_narrow(domain, d8, sizeof d8);
+        snprintf(out, size, "%s%s%s", d8, d8[0] ? "\\" : "", n8);
+        return;
+    }
+    wchar_t *text = NULL;
+    if (ConvertSidToStringSidW(sid, &text)) {
+        svc_narrow(text, out, size);
+        LocalFree(text);
+    } else {
+        snprintf(out, size, "an unknown account");
+    }
+}
+
+static void rights_text(ACCESS_MASK m, int folder, char *out, size_t size)
+{
+    static const struct {
+        ACCESS_MASK bit;
+        const char *file, *dir;
+    } names[] = {
+        {GENERIC_ALL, "full control", "full control"},
+        {GENERIC_WRITE, "write", "write"},
+        {MAXIMUM_ALLOWED, "maximum allowed", "maximum allowed"},
+        {FILE_WRITE_DATA, "write data", "add files"},
+        {FILE_APPEND_DATA, "append data", "add folders"},
+        {FILE_DELETE_CHILD, "", "delete files in it"},
+        {DELETE, "delete", "delete"},
+        {WRITE_DAC, "change permissions", "change permissions"},
+        {WRITE_OWNER, "take ownership", "take ownership"},
+    };
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *n = folder ? names[i].dir : names[i].file;
+        if (!(m & names[i].bit) || n[0] == '\0' || len >= size)
+            continue;
+        int k = snprintf(out + len, size - len, "%s%s", len ? ", " : "", n);
+        if (k > 0)
+            len += (size_t)k;
+    }
+}
+
+int svc_sd_writable_by_others(PSECURITY_DESCRIPTOR sd, int folder, char *who, size_t who_size)
+{
+    BOOL present = FALSE, defaulted = FALSE;
+    PACL dacl = NULL;
+    PSID owner = NULL;
+    char name[300], rights[200];
+    who[0] = '\0';
+    if (sd == NULL || !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted))
+        return -1;
+    if (!present || dacl == NULL) {
+        /* No DACL: no access check at all (a FAT volume, or a NULL DACL). */
+        snprintf(who, who_size, "Everyone may write it (it has no permissions at all)");
+        return 1;
+    }
+    ACL_SIZE_INFORMATION info;
+    if (!GetAclInformation(dacl, &info, sizeof info, AclSizeInformation))
+        return -1;
+    ACCESS_MASK dangerous = folder ? FOLDER_WRITE_RIGHTS : WRITE_RIGHTS;
+    for (DWORD i = 0; i < info.AceCount; i++) {
+        ACE_HEADER *ace;
+        if (!GetAce(dacl, i, (void **)&ace))
+            return -1;
+        /* An inherit-only entry applies to what will be created inside, not to this object
+         * (the executable's own entries are checked on the executable). */
+        if (ace->AceType != ACCESS_ALLOWED_ACE_TYPE || (ace->AceFlags & INHERIT_ONLY_ACE))
+            continue;
+        ACCESS_ALLOWED_ACE *allow = (ACCESS_ALLOWED_ACE *)ace;
+        PSID sid = (PSID)&allow->SidStart;
+        ACCESS_MASK m = allow->Mask & dangerous;
+        if (m == 0 || is_trusted(sid))
+            continue;
+        sid_name(sid, name, sizeof name);
+        rights_text(m, folder, rights, sizeof rights);
+        snprintf(who, who_size, "%s may change it (%s)", name, rights);
+        return 1;
+    }
+    if (GetSecurityDescriptorOwner(sd, &owner, &defaulted) && owner != NULL && !is_trusted(owner)) {
+        sid_name(owner, name, sizeof name);
+        snprintf(who, who_size, "it is owned by %s (an owner may always change its permissions)",
+                 name);
+        return 1;
+    }
+    return 0;
+}
+
+/* One object's verdict into msg ("PATH: who"). */
+static int check_object(const wchar_t *path, int folder, char *msg, size_t msg_size)
+{
+    PSECURITY_DESCRIPTOR sd = NULL;
+    char who[400], p8[SVC_PATH_MAX * 3], text[300];
+    svc_narrow(path, p8, sizeof p8);
+    DWORD e = GetNamedSecurityInfoW(path, SE_FILE_OBJECT,
+                                    OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, NULL,
+                                    NULL, NULL, NULL, &sd);
+    if (e != ERROR_SUCCESS) {
+        snprintf(msg, msg_size, "cannot read the permissions of %s: %s", p8,
+                 svc_win32_text(e, text, sizeof text));
+        return -1;
+    }
+    int rc = svc_sd_writable_by_others(sd, folder, who, sizeof who);
+    LocalFree(sd);
+    if (rc < 0)
+        snprintf(msg, msg_size, "cannot read the permissions of %s", p8);
+    else if (rc > 0)
+        snprintf(msg, msg_size, "%s %s: %s", folder ? "the folder" : "the executable", p8, who);
+    return rc;
+}
+
+int svc_check_exe_location(const wchar_t *exe, char *msg, size_t msg_size)
+{
+    wchar_t folder[SVC_PATH_MAX];
+    msg[0] = '\0';
+    int rc = check_object(exe, 0, msg, msg_size);
+    if (rc != 0)
+        return rc;
+    swprintf(folder, SVC_PATH_MAX, L"%ls", exe);
+    folder[SVC_PATH_MAX - 1] = L'\0';
+    wchar_t *slash = wcsrchr(folder, L'\\');
+    if (slash == NULL)
+        return 0;
+    /* "C:\x.exe": the folder is "C:\", whose own path keeps the backslash. */
+    slash[slash > folder && slash[-1] == L':' ? 1 : 0] = L'\0';
+    return check_object(folder, 1, msg, msg_size);
+}
+
+/* ---- the account and its password -------------------------------------------------------- */
+
+int svc_account_is_builtin(const char *account)
+{
+    static const char *const builtin[] = {"LocalSystem", "LocalService", "NetworkService",
+                                          "SYSTEM"};
+    const char *name = account;
+    size_t len = strlen(account);
+    if (len == 0)
+        return 1; /* CreateService's NULL/"": LocalSystem */
+    /* A group managed service account (DOMAIN\name$): Windows keeps its password. */
+    if (account[len - 1] == '$')
+        return 1;
+    /* A virtual account NT SERVICE\<service>: no password either. */
+    if (_strnicmp(account, "NT SERVICE\\", 11) == 0)
+        return 1;
+    if (_strnicmp(account, "NT AUTHORITY\\", 13) == 0)
+        name = account + 13;
+    else if (_strnicmp(account, ".\\", 2) == 0)
+        name = account + 2;
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        if (_stricmp(name, builtin[i]) == 0)
+            return 1;
+    return 0;
+}
+
+DWORD svc_read_password_line(HANDLE in, char *out, size_t size)
+{
+    size_t len = 0;
+    int got_any = 0;
+    out[0] = '\0';
+    /* A byte at a time: what follows the line stays unread for whoever reads next. */
+    for (;;) {
+        char c;
+        DWORD n = 0;
+        if (!ReadFile(in, &c, 1, &n, NULL)) {
+            DWORD e = GetLastError();
+            if (e != ERROR_BROKEN_PIPE && e != ERROR_HANDLE_EOF) {
+                SecureZeroMemory(out, size);
+                return e;
+            }
+            n = 0;
+        }
+        if (n == 0) {
+            if (!got_any)
+                return ERROR_HANDLE_EOF;
+            break;
+        }
+        got_any = 1;
+        if (c == '\n')
+            break;
+        if (len + 1 >= size) {
+            SecureZeroMemory(out, size);
+            return ERROR_INSUFFICIENT_BUFFER;
+        }
+        out[len++] = c;
+    }
+    if (len > 0 && out[len - 1] == '\r')
+        len--;
+    out[len] = '\0';
+    return NO_ERROR;
+}
+
+/* The console's mode while echo is off, for the Ctrl+C handler to put back: the mode belongs
+ * to the console, not to this process, and the shell would go on without echo. */
+static HANDLE echo_off_console;
+static DWORD echo_off_saved_mode;
+
+static BOOL WINAPI restore_echo(DWORD type)
+{
+    (void)type;
+    SetConsoleMode(echo_off_console, echo_off_saved_mode);
+    return FALSE; /* and end the process as usual */
+}
+
+/* The console: prompt on the console's screen, read with echo off. */
+static DWORD read_console_password(HANDLE in, DWORD mode, const char *account, char *out,
+                                   size_t size)
+{
+    wchar_t line[SVC_TEXT_MAX + 2];
+    DWORD n = 0, e = NO_ERROR;
+    fprintf(stderr, "password for %s: ", account);
+    fflush(stderr);
+    echo_off_console = in;
+    echo_off_saved_mode = mode;
+    SetConsoleCtrlHandler(restore_echo, TRUE);
+    if (!SetConsoleMode(in, (mode & ~(DWORD)ENABLE_ECHO_INPUT) | ENABLE_LINE_INPUT |
+                                ENABLE_PROCESSED_INPUT)) {
+        e = GetLastError();
+        SetConsoleCtrlHandler(restore_echo, FALSE);
+        return e;
+    }
+    if (!ReadConsoleW(in, line, SVC_TEXT_MAX + 1, &n, NULL))
+        e = GetLastError();
+    SetConsoleMode(in, mode);
+    SetConsoleCtrlHandler(restore_echo, FALSE);
+    fprintf(stderr, "\n"); /* the Enter the user typed was not echoed */
+    if (e == NO_ERROR) {
+        while (n > 0 && (line[n - 1] == L'\n' || line[n - 1] == L'\r'))
+            n--;
+        if (n > SVC_TEXT_MAX - 1)
+            e = ERROR_INSUFFICIENT_BUFFER;
+        line[n] = L'\0';
+        if (e == NO_ERROR &&
+            WideCharToMultiByte(CP_UTF8, 0, line, -1, out, (int)size, NULL, NULL) == 0)
+            e = GetLastError();
+    }
+    SecureZeroMemory(line, sizeof line);
+    return e;
+}
+
+int svc_get_password(const char *account, char *out, size_t size, char *err, size_t err_size)
+{
+    HANDLE in = GetStdHandle(STD_INPUT_HANDLE);
+    DWORD mode, e;
+    char text[300];
+    if (in == NULL || in == INVALID_HANDLE_VALUE) {
+        snprintf(err, err_size,
+                 "the account %s needs a password and there is no standard input to read it "
+                 "from: pipe it in (one line), or run install from a console",
+                 account);
+        return -1;
+    }
+    if (GetConsoleMode(in, &mode)) {
+        e = read_console_password(in, mode, account, out, size);
+    } else {
+        e = svc_read_password_line(in, out, size);
+    }
+    if (e == ERROR_HANDLE_EOF) {
+        snprintf(err, err_size,
+                 "the account %s needs a password: none came on standard input (give it as "
+                 "one line there, or run install from a console to be asked)",
+                 account);
+        return -1;
+    }
+    if (e == ERROR_INSUFFICIENT_BUFFER) {
+        snprintf(err, err_size, "the password is longer than %d bytes", SVC_TEXT_MAX - 1);
+        return -1;
+    }
+    if (e != NO_ERROR) {
+        snprintf(err, err_size, "cannot read the password: %s",
+                 svc_win32_text(e, text, sizeof text));
+        return -1;
+    }
+    return 0;
+}
