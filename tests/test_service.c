@@ -649,7 +649,8 @@ static void memory_budget_refused(void)
     CHECK_OUT(&c, "not installed: worst case 100 connections x 10.0 MiB");
     CHECK_RUN(&c, 5, "status --name %s", name);
     /* The service reads the same check's input from the registry. */
-    CHECK_RUN(&c, 0, "install --name %s --port 0 --log-file \"%s\"", name, log);
+    CHECK_RUN(&c, 0, "install --allow-unsafe-location --name %s --port 0 --log-file \"%s\"", name,
+              log);
     wchar_t key[200];
     HKEY h;
     svc_params_path(name, key, 200);
@@ -1454,16 +1455,20 @@ static void install_password_from_stdin(void)
 static size_t hostile_answer(void *user, const char *req, size_t len, char *resp, size_t size,
                              int *close_after)
 {
-    static const char text[] = "OK\nname=x\nmode=co\x1b[1mn\x07"
-                               "sole\naddress=[::]:1\xc2\x9b"
-                               "31m\x1b[2J\r\npid=4242\ndraining=0\nuptime_ms=1\n";
+    /* It is the instance (it holds the mutex, and claims its own pid): status believes it. */
+    char text[300];
+    int n = snprintf(text, sizeof text,
+                     "OK\nname=x\nmode=co\x1b[1mn\x07"
+                     "sole\naddress=[::]:1\xc2\x9b"
+                     "31m\x1b[2J\r\npid=%lu\ndraining=0\nuptime_ms=1\n",
+                     (unsigned long)GetCurrentProcessId());
     (void)user;
     (void)req;
     (void)len;
     *close_after = 0;
-    CHECK(size >= sizeof text);
-    memcpy(resp, text, sizeof text - 1);
-    return sizeof text - 1;
+    CHECK(n > 0 && size >= (size_t)n);
+    memcpy(resp, text, (size_t)n);
+    return (size_t)n;
 }
 
 static void status_filters_control_characters(void)
@@ -1471,13 +1476,20 @@ static void status_filters_control_characters(void)
     char name[64];
     static child c;
     svc_pipe_server *server;
+    svc_instance inst;
+    DWORD sys;
+    char want[80];
     snprintf(name, sizeof name, "iocpt-esc-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK(svc_instance_lock(&inst, name, &sys) == SVC_LOCK_OK);
     CHECK_EQ_U(svc_pipe_server_start(name, hostile_answer, NULL, &server), 0);
     CHECK_RUN(&c, 0, "status --name %s", name);
     svc_pipe_server_stop(server);
+    svc_instance_unlock(&inst);
     CHECK_MSG(strchr(c.text, 0x1b) == NULL, "an ESC reached the console:\n%s", c.text);
     CHECK_MSG(strchr(c.text, 0x07) == NULL && strstr(c.text, "\xc2\x9b") == NULL, "%s", c.text);
-    CHECK_OUT(&c, "a co?[1mn?sole instance is running (pid 4242)");
+    snprintf(want, sizeof want, "a co?[1mn?sole instance is running (pid %lu)",
+             (unsigned long)GetCurrentProcessId());
+    CHECK_OUT(&c, want);
     /* The CR before the answer's line end is one '?'; then the console's own line end. */
     const char *addr = strstr(c.text, "listening on [::]:1?31m?[2J?");
     CHECK_MSG(addr != NULL, "%s", c.text);
