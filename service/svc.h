@@ -67,8 +67,8 @@ enum {
 #define SVC_DEFAULT_RESTART_S 10
 #define SVC_DEFAULT_PER_IP    256             /* a quarter of the default 1,024 slots */
 #define SVC_DEFAULT_SEND_CAP  (1024u * 1024u) /* see svc_server_options_init */
-#define SVC_DEFAULT_LOG_MIB   16 /* log file size cap before it is rotated */
-#define SVC_DEFAULT_LOG_KEEP  5  /* rotated copies kept: file.1 (newest) .. file.5 */
+#define SVC_DEFAULT_LOG_MIB   16              /* log file size cap before it is rotated */
+#define SVC_DEFAULT_LOG_KEEP  5               /* rotated copies kept: file.1 (newest) .. file.5 */
 #define SVC_NAME_MAX          64
 #define SVC_TEXT_MAX          256
 #define SVC_PATH_MAX          1024
