@@ -352,11 +352,11 @@ static void plaintext_is_refused(void)
 /* Reads a whole file into a fresh buffer. */
 static BYTE *slurp(const char *path, DWORD *len)
 {
-    FILE *f = fopen(path, "rb");
-    CHECK_MSG(f != NULL, "cannot open %s", path);
+    HANDLE f = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+    CHECK_MSG(f != INVALID_HANDLE_VALUE, "cannot open %s", path);
     static BYTE buf[65536];
-    *len = (DWORD)fread(buf, 1, sizeof buf, f);
-    fclose(f);
+    CHECK(ReadFile(f, buf, sizeof buf, len, NULL));
+    CloseHandle(f);
     return buf;
 }
 

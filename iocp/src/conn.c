@@ -10,8 +10,16 @@
  * The lock guards state, socket and send queue. User callbacks never run under it, so a
  * handler may send or close freely; they are serialised by the receive chain (one WSARecv at
  * a time) and by the final packet.
+ *
+ * TLS (tls.h) sits between the socket and the framing: the receive chain hands ciphertext to
+ * the session, which decrypts records in place in the receive buffer, and the plaintext goes
+ * on exactly as a plaintext read would; an incomplete record stays at the front of the buffer
+ * for the next read. Sends are encrypted when they are queued, under the lock, so records go
+ * out in queue order; handshake messages and alerts join the same queue, so the cap,
+ * backpressure and the lingering close hold for them too. A TLS connection is announced
+ * (on_open) only once its handshake is done.
  */
-#include "iocpi.h"
+#include "tls.h"
 
 /* A graceful close waits this long for the peer to take the queued bytes (no idle timeout). */
 #define DEFAULT_CLOSE_LINGER_MS 30000
@@ -24,6 +32,9 @@ static void recv_done(iocpi_op *op, DWORD bytes, DWORD error);
 static void send_done(iocpi_op *op, DWORD bytes, DWORD error);
 static void resume_done(iocpi_op *op, DWORD bytes, DWORD error);
 static void final_done(iocpi_op *op, DWORD bytes, DWORD error);
+static int queue_bytes_locked(iocp_conn *c, const void *const *parts, const size_t *lens,
+                              int nparts);
+static void send_pump_locked(iocp_conn *c);
 
 /* Milliseconds from then to now; 0 when then is later (a worker stamped the connection after
  * the sweep read the clock: unsigned wrap-around would make it look idle for ages). */
@@ -126,6 +137,20 @@ static int close_locked(iocp_conn *c, iocp_close_reason reason, DWORD sys, iocp_
         return 0;
     }
     if (c->close_graceful) {
+        /* TLS: close_notify goes last in the queue, so the peer knows nothing was cut off. */
+        if (c->tls != NULL && c->tls->established && !c->tls->shut_down &&
+            iocpi_tls_shutdown(c->tls) == 0 && c->tls->out_len > 0) {
+            const void *parts[1] = {c->tls->out};
+            size_t lens[1] = {c->tls->out_len};
+            int rc = queue_bytes_locked(c, parts, lens, 1);
+            iocpi_tls_output_taken(c->tls);
+            if (rc != 0)
+                return 0; /* closed abortively by queue_bytes_locked, reference dropped */
+            if (!c->send_pending)
+                send_pump_locked(c);
+            if (c->state == CONN_CLOSED)
+                return 0; /* the send failed and closed it */
+        }
         if (c->send_pending || c->queued > 0)
             return 0; /* send_done finishes the close once the queue is empty */
         return finish_graceful_locked(c);
@@ -231,20 +256,17 @@ static void send_pump_locked(iocp_conn *c)
     }
 }
 
-/* Appends parts to the queue as one unit (all or nothing) and starts sending. */
-static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const size_t *lens,
-                                  int nparts)
+/* Appends bytes to the queue's chunks (the caller checked the cap). Returns -1 when no chunk
+ * could be had: the connection is closed then (part of a message may be queued). */
+static int queue_bytes_locked(iocp_conn *c, const void *const *parts, const size_t *lens,
+                              int nparts)
 {
     iocp_engine *e = c->engine;
-    if (c->state != CONN_OPEN)
-        return IOCP_E_NOT_CONNECTED;
     size_t total = 0;
     for (int i = 0; i < nparts; i++)
         total += lens[i];
-    if (total > e->config.send_queue_cap || c->queued > e->config.send_queue_cap - total)
-        return IOCP_E_QUEUE_FULL;
     if (total == 0)
-        return IOCP_OK;
+        return 0;
     if (c->queued == 0)
         c->send_stalled_ms = (LONG64)iocpi_now_ms(); /* see iocpi_conn_sweep */
     for (int i = 0; i < nparts; i++) {
@@ -268,7 +290,7 @@ static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const 
                     drop_queue_locked(c);
                     if (close_locked(c, IOCP_CLOSE_ERROR, ERROR_NOT_ENOUGH_MEMORY, IOCP_ABORT))
                         iocpi_conn_unref(c);
-                    return IOCP_E_NO_MEMORY;
+                    return -1;
                 }
                 if (t == NULL)
                     c->send_head = n;
@@ -286,6 +308,94 @@ static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const 
         }
     }
     InterlockedAdd64(&e->counters.bytes_queued, (LONG64)total);
+    return 0;
+}
+
+/* TLS: what the session made to send (handshake messages, alerts, close_notify) joins the
+ * queue as it is, and sending starts. Returns -1 when the connection was closed for it. */
+static int queue_tls_output_locked(iocp_conn *c)
+{
+    iocpi_tls *t = c->tls;
+    if (t == NULL || t->out_len == 0)
+        return 0;
+    const void *parts[1] = {t->out};
+    size_t lens[1] = {t->out_len};
+    int rc = queue_bytes_locked(c, parts, lens, 1);
+    iocpi_tls_output_taken(t);
+    if (rc == 0 && !c->send_pending && c->sock != INVALID_SOCKET)
+        send_pump_locked(c);
+    return rc;
+}
+
+/* One record's worth of scratch per thread: plaintext is gathered at the record's data
+ * offset, encrypted in place, and the record queued. */
+#define TLS_SCRATCH (IOCP_TLS_MIN_BUFFER + 2048)
+static _Thread_local uint8_t tls_scratch[TLS_SCRATCH];
+
+/* TLS: parts become records of at most one maximum record each, in order. */
+static int queue_encrypted_locked(iocp_conn *c, const void *const *parts, const size_t *lens,
+                                  size_t total)
+{
+    iocpi_tls *t = c->tls;
+    size_t header = t->sizes.cbHeader, overhead = iocpi_tls_overhead(t);
+    size_t max = iocpi_tls_max_record(t);
+    if (max > TLS_SCRATCH - overhead)
+        max = TLS_SCRATCH - overhead;
+    int part = 0;
+    size_t part_off = 0;
+    while (total > 0) {
+        size_t n = total < max ? total : max, filled = 0;
+        while (filled < n) {
+            size_t take = lens[part] - part_off;
+            if (take > n - filled)
+                take = n - filled;
+            memcpy(tls_scratch + header + filled, (const uint8_t *)parts[part] + part_off, take);
+            filled += take;
+            part_off += take;
+            if (part_off == lens[part]) {
+                part++;
+                part_off = 0;
+            }
+        }
+        size_t record = 0;
+        if (iocpi_tls_encrypt(t, tls_scratch + header, n, (char *)tls_scratch, &record) != 0) {
+            iocpi_log_later(c->engine, IOCP_LOG_WARN, "%s: %s; closing it", c->peer, t->err);
+            drop_queue_locked(c);
+            if (close_locked(c, IOCP_CLOSE_ERROR, (DWORD)t->status, IOCP_ABORT))
+                iocpi_conn_unref(c);
+            return -1;
+        }
+        const void *rp[1] = {tls_scratch};
+        size_t rl[1] = {record};
+        if (queue_bytes_locked(c, rp, rl, 1) != 0)
+            return -1;
+        total -= n;
+    }
+    return 0;
+}
+
+/* Appends parts to the queue as one unit (all or nothing) and starts sending. */
+static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const size_t *lens,
+                                  int nparts)
+{
+    iocp_engine *e = c->engine;
+    if (c->state != CONN_OPEN || (c->tls != NULL && !c->tls->established))
+        return IOCP_E_NOT_CONNECTED;
+    size_t total = 0;
+    for (int i = 0; i < nparts; i++)
+        total += lens[i];
+    /* With TLS the queue holds records: the plaintext plus each record's header and trailer. */
+    size_t wire = total;
+    if (c->tls != NULL && total > 0)
+        wire += (total / iocpi_tls_max_record(c->tls) + 1) * iocpi_tls_overhead(c->tls);
+    if (wire > e->config.send_queue_cap || c->queued > e->config.send_queue_cap - wire)
+        return IOCP_E_QUEUE_FULL;
+    if (total == 0)
+        return IOCP_OK;
+    int rc = c->tls != NULL ? queue_encrypted_locked(c, parts, lens, total)
+                            : queue_bytes_locked(c, parts, lens, nparts);
+    if (rc != 0)
+        return IOCP_E_NO_MEMORY;
     InterlockedIncrement64(&e->counters.messages_out);
     if (!c->send_pending)
         send_pump_locked(c);
@@ -404,6 +514,141 @@ static int recv_while_closing(iocp_conn *c, DWORD bytes, DWORD error)
     return more;
 }
 
+/* Plaintext from the peer (a read, or a decrypted record) to the handler: as it is, or
+ * through the decoder. Afterwards the caller looks at the state (a handler may have closed). */
+static void deliver_plain(iocp_conn *c, const uint8_t *data, size_t len, uint64_t now)
+{
+    iocp_engine *e = c->engine;
+    if (e->config.framing == IOCP_FRAMING_RAW) {
+        InterlockedIncrement64(&e->counters.messages_in);
+        e->handlers.on_data(c, data, len);
+        return;
+    }
+    deliver_ctx ctx = {c};
+    uint64_t allocs = c->decoder.allocations;
+    iocp_frame_status st = iocp_decoder_feed(&c->decoder, data, len, deliver_message, &ctx);
+    if (c->decoder.allocations != allocs)
+        InterlockedAdd64(&e->counters.allocations, (LONG64)(c->decoder.allocations - allocs));
+    if (st != IOCP_FRAME_OK && st != IOCP_FRAME_STOPPED) {
+        InterlockedIncrement64(&e->counters.protocol_errors);
+        iocpi_log(e, IOCP_LOG_WARN, "protocol error from %s: %s; closing it", c->peer,
+                  c->decoder.error);
+        iocpi_conn_close(c, IOCP_CLOSE_PROTOCOL, 0, IOCP_GRACEFUL);
+        return;
+    }
+    if (!iocp_decoder_in_message(&c->decoder))
+        c->message_started_ms = 0;
+    else if (c->message_started_ms == 0)
+        c->message_started_ms = (LONG64)now;
+}
+
+/* The peer's FIN, or its TLS close_notify, on an open connection. */
+static void peer_finished(iocp_conn *c)
+{
+    if (iocp_decoder_finish(&c->decoder) != IOCP_FRAME_OK)
+        iocpi_log(c->engine, IOCP_LOG_DEBUG, "%s closed in the middle of a message", c->peer);
+    AcquireSRWLockExclusive(&c->lock);
+    int drop = peer_finished_locked(c);
+    ReleaseSRWLockExclusive(&c->lock);
+    if (drop)
+        iocpi_conn_unref(c);
+}
+
+/* TLS: queues what the session made to send. */
+static void send_tls_output(iocp_conn *c)
+{
+    if (c->tls->out_len == 0)
+        return;
+    AcquireSRWLockExclusive(&c->lock);
+    if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
+        queue_tls_output_locked(c);
+    else
+        iocpi_tls_output_taken(c->tls);
+    ReleaseSRWLockExclusive(&c->lock);
+}
+
+/* TLS: the handshake is done: the connection is announced, as a plaintext one is at open. */
+static void tls_established(iocp_conn *c)
+{
+    iocp_engine *e = c->engine;
+    char what[80];
+    InterlockedIncrement64(&e->counters.tls_handshakes);
+    if (e->config.log_level >= IOCP_LOG_DEBUG) {
+        iocpi_tls_describe(c->tls, what, sizeof what);
+        iocpi_log(e, IOCP_LOG_DEBUG, "%s: %s", c->peer, what);
+    }
+    if (e->stopping) {
+        iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, IOCP_ABORT);
+        return;
+    }
+    c->announced = 1;
+    if (e->handlers.on_open != NULL)
+        e->handlers.on_open(c);
+}
+
+/* TLS: a handshake that failed or a record that did not decrypt. An alert the session made
+ * goes out first (a graceful close flushes it); a handshake failure is never announced. */
+static void tls_failed(iocp_conn *c)
+{
+    iocp_engine *e = c->engine;
+    int handshake = !c->announced;
+    if (handshake)
+        InterlockedIncrement64(&e->counters.tls_handshake_failures);
+    else
+        InterlockedIncrement64(&e->counters.protocol_errors);
+    iocpi_log(e, handshake ? IOCP_LOG_INFO : IOCP_LOG_WARN, "%s: %s; closing it", c->peer,
+              c->tls->err);
+    send_tls_output(c);
+    iocpi_conn_close(c, handshake ? IOCP_CLOSE_HANDSHAKE : IOCP_CLOSE_PROTOCOL,
+                     (DWORD)c->tls->status, IOCP_GRACEFUL);
+}
+
+/* TLS: recv_buf[0 .. tls_kept + bytes) holds ciphertext. Each record is decrypted in place
+ * and its plaintext delivered; an incomplete record's bytes move to the front for the next
+ * read. */
+static void tls_receive(iocp_conn *c, DWORD bytes, uint64_t now)
+{
+    iocpi_tls *t = c->tls;
+    size_t len = c->tls_kept + bytes, pos = 0;
+    c->tls_kept = 0;
+    while (c->state == CONN_OPEN) {
+        size_t used = 0, n = 0;
+        char *plain = NULL;
+        int was_established = t->established;
+        iocpi_tls_status r =
+            iocpi_tls_input(t, (char *)c->recv_buf + pos, len - pos, &used, &plain, &n);
+        pos += used;
+        if (r == IOCPI_TLS_FAILED) {
+            tls_failed(c);
+            return;
+        }
+        send_tls_output(c);
+        if (r == IOCPI_TLS_CLOSED) {
+            peer_finished(c);
+            return;
+        }
+        if (r == IOCPI_TLS_DATA)
+            deliver_plain(c, (const uint8_t *)plain, n, now);
+        if (!was_established && t->established)
+            tls_established(c);
+        if (r == IOCPI_TLS_NEED_MORE || pos == len)
+            break;
+    }
+    if (c->state != CONN_OPEN || pos == len)
+        return;
+    size_t keep = len - pos;
+    if (keep >= c->engine->config.buffer_size) {
+        /* A record larger than the buffer: not one a TLS peer sends. */
+        snprintf(t->err, sizeof t->err, "a TLS record larger than %lu bytes",
+                 (unsigned long)c->engine->config.buffer_size);
+        t->status = SEC_E_ILLEGAL_MESSAGE;
+        tls_failed(c);
+        return;
+    }
+    memmove(c->recv_buf, c->recv_buf + pos, keep);
+    c->tls_kept = keep;
+}
+
 /* Handles one finished receive. Returns 1 to post the next one. */
 static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
 {
@@ -415,41 +660,20 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
         return 0;
     }
     if (bytes == 0) {
-        /* The peer shut down its side: flush what we owe it, then close. */
-        if (iocp_decoder_finish(&c->decoder) != IOCP_FRAME_OK)
-            iocpi_log(e, IOCP_LOG_DEBUG, "%s closed in the middle of a message", c->peer);
-        AcquireSRWLockExclusive(&c->lock);
-        int drop = peer_finished_locked(c);
-        ReleaseSRWLockExclusive(&c->lock);
-        if (drop)
-            iocpi_conn_unref(c);
+        /* The peer shut down its side: flush what we owe it, then close. A TLS peer that
+         * did so without close_notify may have been cut off: logged, then the same. */
+        if (c->tls != NULL && c->tls->established)
+            iocpi_log(e, IOCP_LOG_DEBUG, "%s ended TLS without close_notify", c->peer);
+        peer_finished(c);
         return 0;
     }
     uint64_t now = iocpi_now_ms();
     c->last_activity_ms = c->last_recv_ms = (LONG64)now;
     InterlockedAdd64(&e->counters.bytes_in, bytes);
-    if (e->config.framing == IOCP_FRAMING_RAW) {
-        InterlockedIncrement64(&e->counters.messages_in);
-        e->handlers.on_data(c, c->recv_buf, bytes);
-    } else {
-        deliver_ctx ctx = {c};
-        uint64_t allocs = c->decoder.allocations;
-        iocp_frame_status st =
-            iocp_decoder_feed(&c->decoder, c->recv_buf, bytes, deliver_message, &ctx);
-        if (c->decoder.allocations != allocs)
-            InterlockedAdd64(&e->counters.allocations, (LONG64)(c->decoder.allocations - allocs));
-        if (st != IOCP_FRAME_OK && st != IOCP_FRAME_STOPPED) {
-            InterlockedIncrement64(&e->counters.protocol_errors);
-            iocpi_log(e, IOCP_LOG_WARN, "protocol error from %s: %s; closing it", c->peer,
-                      c->decoder.error);
-            iocpi_conn_close(c, IOCP_CLOSE_PROTOCOL, 0, IOCP_GRACEFUL);
-            return keeps_reading(c);
-        }
-        if (!iocp_decoder_in_message(&c->decoder))
-            c->message_started_ms = 0;
-        else if (c->message_started_ms == 0)
-            c->message_started_ms = (LONG64)now;
-    }
+    if (c->tls != NULL)
+        tls_receive(c, bytes, now);
+    else
+        deliver_plain(c, c->recv_buf, bytes, now);
     return keeps_reading(c); /* a handler's graceful close reads on to the peer's FIN */
 }
 
@@ -473,8 +697,8 @@ static int start_recv(iocp_conn *c, DWORD *got)
         return 0;
     }
     WSABUF buf;
-    buf.buf = (char *)c->recv_buf;
-    buf.len = e->config.buffer_size;
+    buf.buf = (char *)c->recv_buf + c->tls_kept; /* after an incomplete TLS record */
+    buf.len = e->config.buffer_size - (ULONG)c->tls_kept;
     DWORD flags = 0;
     *got = 0;
     memset(&c->recv_op.ov, 0, sizeof c->recv_op.ov);
@@ -549,7 +773,12 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     c->lingering = c->peer_closed = 0;
     c->last_recv_ms = 0;
     c->message_started_ms = 0;
-    c->last_activity_ms = (LONG64)iocpi_now_ms();
+    c->last_activity_ms = c->opened_ms = (LONG64)iocpi_now_ms();
+    c->tls_kept = 0;
+    if (!outgoing && e->tls_server != NULL) {
+        c->tls = &e->tls_sessions[c->index];
+        iocpi_tls_init(c->tls, e->tls_server, NULL);
+    }
     if (e->skip_on_success)
         SetFileCompletionNotificationModes((HANDLE)sock, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS |
                                                              FILE_SKIP_SET_EVENT_ON_HANDLE);
@@ -562,11 +791,18 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     iocpi_fault_open_delay();
 #endif
     /* Opened while the engine stops: closed at once, and the handler never hears of it
-     * (on_close only follows an on_open; a dial reports on_connect_failed instead). */
-    c->announced = !e->stopping;
-    if (!c->announced) {
+     * (on_close only follows an on_open; a dial reports on_connect_failed instead). A TLS
+     * connection is announced once its handshake is done (tls_established). */
+    c->announced = !e->stopping && c->tls == NULL;
+    if (e->stopping) {
         iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, IOCP_ABORT);
-    } else if (e->handlers.on_open != NULL) {
+    } else if (c->tls != NULL && outgoing) {
+        /* The client speaks first: the ClientHello. */
+        if (iocpi_tls_begin(c->tls) == IOCPI_TLS_FAILED)
+            tls_failed(c);
+        else
+            send_tls_output(c);
+    } else if (c->announced && e->handlers.on_open != NULL) {
         e->handlers.on_open(c);
     }
     /* The first receive is handled at once when its data is already there (a client that
@@ -620,8 +856,14 @@ static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
     if (c->announced && e->handlers.on_close != NULL)
         e->handlers.on_close(c, c->close_reason, c->close_sys);
     else if (!c->announced && c->outgoing && e->handlers.on_connect_failed != NULL)
-        e->handlers.on_connect_failed(e, c->user, IOCP_E_STOPPED, WSAECONNABORTED);
+        e->handlers.on_connect_failed(
+            e, c->user, c->close_reason == IOCP_CLOSE_STOP ? IOCP_E_STOPPED : IOCP_E_TLS,
+            c->close_reason == IOCP_CLOSE_STOP ? WSAECONNABORTED : c->close_sys);
     c->announced = 0;
+    if (c->tls != NULL)
+        iocpi_tls_fini(c->tls);
+    c->tls = NULL;
+    c->tls_kept = 0;
     AcquireSRWLockExclusive(&c->lock);
     drop_queue_locked(c);
     iocp_decoder_reset(&c->decoder);
@@ -678,6 +920,12 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
                 e, IOCP_LOG_INFO, "%s took none of %llu queued bytes for %llu ms: resetting",
                 c->peer, (unsigned long long)c->queued, (unsigned long long)elapsed(now, stalled));
             drop = close_locked(c, IOCP_CLOSE_SEND_TIMEOUT, 0, IOCP_ABORT);
+        } else if (c->tls != NULL && !c->tls->established && cfg->tls.handshake_timeout_ms &&
+                   elapsed(now, c->opened_ms) >= cfg->tls.handshake_timeout_ms) {
+            InterlockedIncrement64(&e->counters.tls_handshake_failures);
+            iocpi_log_later(e, IOCP_LOG_INFO, "%s: no TLS handshake after %llu ms: resetting",
+                            c->peer, (unsigned long long)elapsed(now, c->opened_ms));
+            drop = close_locked(c, IOCP_CLOSE_HANDSHAKE, WAIT_TIMEOUT, IOCP_ABORT);
         } else if (cfg->idle_timeout_ms && idle >= cfg->idle_timeout_ms) {
             iocpi_log_later(e, IOCP_LOG_DEBUG, "%s idle for %llu ms: closing", c->peer,
                             (unsigned long long)idle);
@@ -738,6 +986,22 @@ const char *iocp_conn_peer(const iocp_conn *conn)
 size_t iocp_conn_queued(const iocp_conn *conn)
 {
     return conn->queued;
+}
+
+const char *iocp_conn_tls(const iocp_conn *conn)
+{
+    static _Thread_local char text[80];
+    if (conn == NULL || conn->tls == NULL || !conn->tls->established)
+        return NULL;
+    iocpi_tls_describe(conn->tls, text, sizeof text);
+    return text;
+}
+
+void iocpi_conn_tls_client(iocp_conn *c, const char *server_name)
+{
+    iocp_engine *e = c->engine;
+    c->tls = &e->tls_sessions[c->index];
+    iocpi_tls_init(c->tls, e->tls_client, server_name);
 }
 
 uintptr_t iocp_conn_socket(const iocp_conn *conn)

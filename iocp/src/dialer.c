@@ -161,6 +161,9 @@ static void connect_done(iocpi_op *op, DWORD bytes, DWORD error)
     }
     FreeAddrInfoW(c->dial->addrs);
     c->user = c->dial->user;
+    if (e->tls_client != NULL)
+        iocpi_conn_tls_client(c, e->config.tls.server_name ? e->config.tls.server_name
+                                                           : c->dial->host);
     AcquireSRWLockExclusive(&c->lock); /* the sweep reads it under the lock */
     iocpi_dial *dial = c->dial;
     c->dial = NULL;

@@ -22,6 +22,7 @@ void iocp_config_init(iocp_config *config)
     config->framing = IOCP_FRAMING_RAW;
     config->max_message = IOCP_DEFAULT_MAX_MESSAGE;
     config->log_level = IOCP_LOG_INFO;
+    config->tls.handshake_timeout_ms = 10000;
 }
 
 static iocp_err config_check(iocp_config *c, iocp_error_info *err)
@@ -97,6 +98,9 @@ static uint32_t sweep_period_ms(const iocp_config *c)
         shortest = c->message_timeout_ms / 8;
     if (c->send_timeout_ms && c->send_timeout_ms / 8 < shortest)
         shortest = c->send_timeout_ms / 8;
+    if (c->tls.handshake_timeout_ms && c->tls.handshake_timeout_ms / 8 < shortest &&
+        (c->tls.pfx_path || c->tls.cert_thumbprint || c->tls.client))
+        shortest = c->tls.handshake_timeout_ms / 8;
     return shortest < 10 ? 10 : shortest;
 }
 
@@ -120,6 +124,7 @@ static void engine_free(iocp_engine *e)
     free(e->accepts);
     iocpi_peers_fini(e);
     iocpi_pool_fini(e);
+    iocpi_tls_engine_stop(e);
     if (e->port != NULL)
         CloseHandle(e->port);
     if (e->stopped_event != NULL)
@@ -207,7 +212,9 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
         iocpi_error_set(err, rc, sys, "cannot create the completion port");
         goto fail;
     }
-    rc = iocpi_pool_init(e, err);
+    rc = iocpi_tls_engine_start(e, err); /* first: it may raise buffer_size */
+    if (rc == IOCP_OK)
+        rc = iocpi_pool_init(e, err);
     if (rc == IOCP_OK)
         rc = iocpi_peers_init(e, err);
     if (rc != IOCP_OK)
@@ -438,5 +445,7 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->heap_chunks = (uint64_t)c->heap_chunks;
     out->allocations = (uint64_t)c->allocations;
     out->post_retries = (uint64_t)c->post_retries;
+    out->tls_handshakes = (uint64_t)c->tls_handshakes;
+    out->tls_handshake_failures = (uint64_t)c->tls_handshake_failures;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
 }

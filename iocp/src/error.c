@@ -18,6 +18,7 @@ static const char *const error_text[IOCP_E_COUNT_] = {
     [IOCP_E_NO_RESOURCES] = "out of system resources",
     [IOCP_E_ACCESS] = "access denied",
     [IOCP_E_SYSTEM] = "system error",
+    [IOCP_E_TLS] = "TLS error",
 };
 
 const char *iocp_strerror(iocp_err err)
@@ -106,6 +107,7 @@ static const char *const close_text[IOCP_CLOSE_REASON_COUNT_] = {
     [IOCP_CLOSE_SEND_OVERFLOW] = "send queue overflow",
     [IOCP_CLOSE_STOP] = "engine stopping",
     [IOCP_CLOSE_ERROR] = "I/O error",
+    [IOCP_CLOSE_HANDSHAKE] = "TLS handshake failed",
 };
 
 const char *iocp_close_reason_str(iocp_close_reason reason)

@@ -145,6 +145,13 @@ struct iocp_conn {
     uint8_t peer_key[16];
     int peer_counted;
 
+    /* TLS (tls.h): the session while one runs, NULL for plaintext; the bytes of an incomplete
+     * record kept at the front of recv_buf for the next read; when the connection opened
+     * (the handshake deadline) */
+    struct iocpi_tls *tls;
+    size_t tls_kept;
+    volatile LONG64 opened_ms;
+
     /* dialling (outgoing connections): the ops live here, the dial's state in `dial` */
     iocpi_op connect_op;
     iocpi_op dial_failed_op; /* reports a dial that failed, on a worker */
@@ -193,6 +200,7 @@ typedef struct iocpi_counters {
     volatile LONG64 active, contexts_in_use, ops_in_flight, bytes_queued, heap_chunks;
     volatile LONG64 allocations;  /* see iocp_stats */
     volatile LONG64 post_retries; /* see iocp_stats */
+    volatile LONG64 tls_handshakes, tls_handshake_failures;
 } iocpi_counters;
 
 /* The engine. The public iocp_engine is this struct, opaque outside the library, as iocp_conn
@@ -256,6 +264,11 @@ struct iocp_engine {
     HANDLE stopped_event;
     HANDLE stopper_thread;
 
+    /* TLS (tls_creds.c): the credentials of each role (NULL = that role is plaintext) and
+     * one session per context, used while it serves a TLS connection */
+    struct iocpi_tls_creds *tls_server, *tls_client;
+    struct iocpi_tls *tls_sessions;
+
     iocpi_counters counters;
 };
 
@@ -308,6 +321,8 @@ iocp_conn *iocpi_conn_lookup(iocp_engine *e, iocp_conn_id id); /* locked on succ
 void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index, uint8_t *buffers);
 void iocpi_conn_fini(iocp_conn *c);
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now);
+/* A dialled connection of a TLS client engine: its session, before iocpi_conn_open. */
+void iocpi_conn_tls_client(iocp_conn *c, const char *server_name);
 
 /* peers.c: the per-address counts. admit counts c's peer and returns 1, or returns 0 when
  * the address already holds max_connections_per_address (nothing counted); release uncounts
@@ -316,6 +331,11 @@ iocp_err iocpi_peers_init(iocp_engine *e, iocp_error_info *err);
 void iocpi_peers_fini(iocp_engine *e);
 int iocpi_peers_admit(iocp_engine *e, const struct sockaddr *remote, iocp_conn *c);
 void iocpi_peers_release(iocp_engine *e, iocp_conn *c);
+
+/* tls_creds.c: the engine's TLS, made before the pool (it may raise buffer_size) and freed
+ * after the last connection. */
+iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err);
+void iocpi_tls_engine_stop(iocp_engine *e);
 
 /* listener.c */
 iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err);

@@ -97,9 +97,11 @@ int iocpi_tls_init(iocpi_tls *t, iocpi_tls_creds *creds, const char *server_name
 {
     memset(t, 0, sizeof *t);
     t->creds = creds;
-    if (server_name != NULL &&
-        MultiByteToWideChar(CP_UTF8, 0, server_name, -1, t->server_name,
-                            (int)(sizeof t->server_name / sizeof t->server_name[0])) == 0)
+    if (server_name == NULL || server_name[0] == '\0')
+        return 0;
+    int n = MultiByteToWideChar(CP_UTF8, 0, server_name, -1, NULL, 0);
+    if (n <= 0 || (t->server_name = malloc((size_t)n * sizeof(wchar_t))) == NULL ||
+        MultiByteToWideChar(CP_UTF8, 0, server_name, -1, t->server_name, n) == 0)
         return -1;
     return 0;
 }
@@ -110,7 +112,9 @@ void iocpi_tls_fini(iocpi_tls *t)
         DeleteSecurityContext(&t->ctx);
     t->has_ctx = 0;
     free(t->out);
+    free(t->server_name);
     t->out = NULL;
+    t->server_name = NULL;
     t->out_len = t->out_cap = 0;
 }
 
@@ -141,10 +145,9 @@ static iocpi_tls_status handshake(iocpi_tls *t, char *in, size_t len, size_t *co
         s = AcceptSecurityContext(&t->creds->handle, t->has_ctx ? &t->ctx : NULL, &in_desc,
                                   CTX_REQ_SERVER, 0, &t->ctx, &out_desc, &attrs, &expiry);
     else
-        s = InitializeSecurityContextW(&t->creds->handle, t->has_ctx ? &t->ctx : NULL,
-                                       t->server_name[0] ? t->server_name : NULL, CTX_REQ_CLIENT, 0,
-                                       0, in != NULL ? &in_desc : NULL, 0, &t->ctx, &out_desc,
-                                       &attrs, &expiry);
+        s = InitializeSecurityContextW(
+            &t->creds->handle, t->has_ctx ? &t->ctx : NULL, t->server_name, CTX_REQ_CLIENT, 0, 0,
+            in != NULL ? &in_desc : NULL, 0, &t->ctx, &out_desc, &attrs, &expiry);
     if (s == SEC_E_OK || s == SEC_I_CONTINUE_NEEDED || (FAILED(s) && s != SEC_E_INCOMPLETE_MESSAGE))
         t->has_ctx = t->has_ctx || s == SEC_E_OK || s == SEC_I_CONTINUE_NEEDED;
     /* Whatever it produced goes to the peer, an alert on failure included. */
@@ -222,7 +225,7 @@ static int verify_server(iocpi_tls *t)
     memset(&https, 0, sizeof https);
     https.cbStruct = sizeof https;
     https.dwAuthType = AUTHTYPE_SERVER;
-    https.pwszServerName = t->server_name[0] ? t->server_name : NULL;
+    https.pwszServerName = t->server_name;
     CERT_CHAIN_POLICY_PARA policy = {sizeof policy, 0, &https};
     CERT_CHAIN_POLICY_STATUS status;
     memset(&status, 0, sizeof status);
@@ -384,7 +387,7 @@ int iocpi_tls_encrypt(iocpi_tls *t, const void *plain, size_t len, char *out, si
         return -1;
     SecBuffer b[4];
     SecBufferDesc desc = {SECBUFFER_VERSION, 4, b};
-    memcpy(out + t->sizes.cbHeader, plain, len);
+    memmove(out + t->sizes.cbHeader, plain, len); /* plain may already be there */
     b[0].BufferType = SECBUFFER_STREAM_HEADER;
     b[0].pvBuffer = out;
     b[0].cbBuffer = t->sizes.cbHeader;

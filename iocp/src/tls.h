@@ -65,7 +65,7 @@ typedef struct iocpi_tls {
     int established;
     int shut_down; /* our close_notify is made */
     SecPkgContext_StreamSizes sizes;
-    wchar_t server_name[256]; /* client: SNI and the name the certificate must carry */
+    wchar_t *server_name; /* client: SNI and the name the certificate must carry (heap) */
     /* Bytes to send (handshake tokens, alerts, close_notify): the caller takes them. */
     char *out;
     size_t out_len, out_cap;

@@ -381,3 +381,85 @@ void iocpi_tls_creds_free(iocpi_tls_creds *c)
         CertCloseStore(c->extra_ca, 0);
     c->extra_ca = NULL;
 }
+
+/* ---- the engine's TLS -------------------------------------------------------------------- */
+
+iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
+{
+    iocp_tls_config *cfg = &e->config.tls;
+    char why[400];
+    int server = (cfg->pfx_path != NULL && cfg->pfx_path[0] != '\0') ||
+                 (cfg->cert_thumbprint != NULL && cfg->cert_thumbprint[0] != '\0');
+    if (!server && !cfg->client)
+        return IOCP_OK;
+    if (cfg->pfx_path != NULL && cfg->pfx_path[0] != '\0' && cfg->cert_thumbprint != NULL &&
+        cfg->cert_thumbprint[0] != '\0') {
+        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0,
+                        "TLS: give a PFX file or a certificate thumbprint, not both");
+        return IOCP_E_INVALID_ARG;
+    }
+    if (e->config.buffer_size < IOCP_TLS_MIN_BUFFER) {
+        iocpi_log(e, IOCP_LOG_DEBUG,
+                  "TLS: receive buffer raised from %lu to %lu bytes (a whole "
+                  "record must fit)",
+                  (unsigned long)e->config.buffer_size, (unsigned long)IOCP_TLS_MIN_BUFFER);
+        e->config.buffer_size = IOCP_TLS_MIN_BUFFER;
+        if (e->config.send_queue_cap < 4u * IOCP_TLS_MIN_BUFFER)
+            e->config.send_queue_cap = 4u * IOCP_TLS_MIN_BUFFER;
+    }
+    if (server) {
+        e->tls_server = calloc(1, sizeof *e->tls_server);
+        if (e->tls_server == NULL) {
+            iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "TLS credentials");
+            return IOCP_E_NO_MEMORY;
+        }
+        int rc = cfg->pfx_path != NULL && cfg->pfx_path[0] != '\0'
+                     ? iocpi_tls_creds_from_pfx(e->tls_server, cfg->pfx_path, cfg->pfx_password,
+                                                why, sizeof why)
+                     : iocpi_tls_creds_from_store(e->tls_server, cfg->cert_thumbprint,
+                                                  cfg->cert_store_machine, why, sizeof why);
+        if (rc == 0 && iocpi_tls_self_check(e->tls_server, why, sizeof why) != 0) {
+            iocpi_tls_creds_free(e->tls_server);
+            rc = -1;
+        }
+        if (rc != 0) {
+            free(e->tls_server);
+            e->tls_server = NULL;
+            iocpi_error_set(err, IOCP_E_TLS, 0, "TLS: %s", why);
+            return IOCP_E_TLS;
+        }
+        iocpi_log(e, IOCP_LOG_DEBUG, "TLS: server credentials proven by the self-check (%s)",
+                  e->tls_server->tls13 ? "TLS 1.2 and 1.3 offered" : "TLS 1.2 offered");
+    }
+    if (cfg->client) {
+        e->tls_client = calloc(1, sizeof *e->tls_client);
+        if (e->tls_client == NULL || iocpi_tls_creds_client(e->tls_client, cfg->ca_file,
+                                                            cfg->insecure, why, sizeof why) != 0) {
+            if (e->tls_client == NULL)
+                snprintf(why, sizeof why, "out of memory");
+            free(e->tls_client);
+            e->tls_client = NULL;
+            iocpi_error_set(err, IOCP_E_TLS, 0, "TLS: %s", why);
+            return IOCP_E_TLS;
+        }
+    }
+    e->tls_sessions = calloc(e->config.max_connections, sizeof *e->tls_sessions);
+    if (e->tls_sessions == NULL) {
+        iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "TLS sessions");
+        return IOCP_E_NO_MEMORY;
+    }
+    return IOCP_OK;
+}
+
+void iocpi_tls_engine_stop(iocp_engine *e)
+{
+    if (e->tls_server != NULL)
+        iocpi_tls_creds_free(e->tls_server);
+    if (e->tls_client != NULL)
+        iocpi_tls_creds_free(e->tls_client);
+    free(e->tls_server);
+    free(e->tls_client);
+    free(e->tls_sessions);
+    e->tls_server = e->tls_client = NULL;
+    e->tls_sessions = NULL;
+}

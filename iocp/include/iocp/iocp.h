@@ -43,6 +43,7 @@ typedef enum iocp_err {
     IOCP_E_NO_RESOURCES,  /* out of sockets, contexts or another system resource */
     IOCP_E_ACCESS,        /* access denied by the system */
     IOCP_E_SYSTEM,        /* any other Win32/WSA failure; the raw code says which */
+    IOCP_E_TLS,           /* TLS: credentials, the start-up self-check, or a handshake */
     IOCP_E_COUNT_
 } iocp_err;
 
@@ -91,6 +92,29 @@ void iocp_engine_log(iocp_engine *engine, iocp_log_level level, const char *fmt,
 
 /* ---- configuration --------------------------------------------------------------------- */
 
+/* TLS through Schannel. Server role (accepted connections) when pfx_path or cert_thumbprint
+ * is set; client role (dialled connections) when client is 1. Plaintext otherwise. */
+typedef struct iocp_tls_config {
+    /* Server: a PFX file and its password, or a certificate with its private key in the
+     * Windows store by SHA-1 thumbprint (hex; spaces allowed). Before listening the engine
+     * proves the credentials with an in-memory handshake against itself: a wrong password, a
+     * certificate without its key or a system without server-side TLS fail iocp_engine_start
+     * with IOCP_E_TLS and a message naming the cause. */
+    const char *pfx_path;
+    const char *pfx_password;
+    const char *cert_thumbprint;
+    int cert_store_machine; /* 1: LocalMachine\My (a service); 0: CurrentUser\My */
+    /* Client: SNI and certificate validation by the Windows chain engine and its SSL policy
+     * against the system's roots (plus ca_file's certificates, PEM or DER). */
+    int client;
+    const char *server_name; /* NULL = the host given to iocp_engine_connect */
+    const char *ca_file;     /* NULL = the system's roots only */
+    int insecure;            /* 1 = accept any certificate (tests, never production) */
+    /* A connection whose handshake is not done this long after it opened is reset (a peer that
+     * connects and never speaks TLS); default 10000. */
+    uint32_t handshake_timeout_ms;
+} iocp_tls_config;
+
 typedef struct iocp_config {
     /* Listening. listen = 0 makes a client-only engine (no listener, no port). */
     int listen;                   /* default 1 */
@@ -128,7 +152,13 @@ typedef struct iocp_config {
     iocp_log_fn log;
     void *log_user;
     iocp_log_level log_level; /* default IOCP_LOG_INFO */
+
+    /* TLS (see iocp_tls_config); all zero = plaintext. With TLS the receive buffer is at
+     * least IOCP_TLS_MIN_BUFFER (a whole record must fit): a smaller buffer_size is raised. */
+    iocp_tls_config tls;
 } iocp_config;
+
+#define IOCP_TLS_MIN_BUFFER 18432
 
 /* Fills every field with its default. Always call it before setting fields. */
 void iocp_config_init(iocp_config *config);
@@ -149,6 +179,8 @@ typedef enum iocp_close_reason {
     IOCP_CLOSE_SEND_OVERFLOW,   /* the echo could not be queued: peer not reading */
     IOCP_CLOSE_STOP,            /* the engine is stopping */
     IOCP_CLOSE_ERROR,           /* another I/O error; the raw code says which */
+    IOCP_CLOSE_HANDSHAKE,       /* TLS: the handshake failed or took too long (never announced:
+                                   counted in the statistics, no on_open or on_close) */
     IOCP_CLOSE_REASON_COUNT_
 } iocp_close_reason;
 
@@ -156,9 +188,10 @@ typedef enum iocp_close_reason {
 const char *iocp_close_reason_str(iocp_close_reason reason);
 
 typedef struct iocp_handlers {
-    /* A connection is established (accepted or dialled). May set user data, send, close.
-       One accepted or dialled while the engine stops is closed at once instead, and neither
-       on_open nor on_close runs for it (a dial then ends in on_connect_failed). */
+    /* A connection is established (accepted or dialled; with TLS, once its handshake is
+       done). May set user data, send, close. One accepted or dialled while the engine stops
+       is closed at once instead, and neither on_open nor on_close runs for it (a dial then
+       ends in on_connect_failed: IOCP_E_STOPPED, or IOCP_E_TLS for a failed handshake). */
     void (*on_open)(iocp_conn *conn);
     /* Raw mode: bytes as they arrive. Line and length modes: one whole message, unframed.
        The data is valid only during the call. NULL handler set = echo. */
@@ -268,6 +301,9 @@ size_t iocp_conn_queued(const iocp_conn *conn);
  * setsockopt, getsockname, getpeername or shutdown(SD_SEND) inside a callback. Never close it
  * or start I/O on it: the engine owns both. INVALID_SOCKET once the connection is closing. */
 uintptr_t iocp_conn_socket(const iocp_conn *conn);
+/* "TLS 1.3, AES-256" for a TLS connection (its handshake is done before on_open), NULL for
+ * plaintext. */
+const char *iocp_conn_tls(const iocp_conn *conn);
 
 /* ---- statistics ------------------------------------------------------------------------ */
 
@@ -282,18 +318,20 @@ typedef struct iocp_stats {
     uint64_t bytes_in, bytes_out;
     uint64_t messages_in, messages_out; /* framed messages (raw: on_data calls / sends) */
     uint64_t protocol_errors;
-    uint64_t active;          /* connections open now */
-    uint64_t contexts_in_use; /* contexts out of the pool (open + closing) */
-    uint64_t contexts_total;  /* max_connections */
-    uint64_t ops_in_flight;   /* overlapped operations posted and not completed */
-    uint64_t bytes_queued;    /* send bytes queued on all connections */
-    uint64_t heap_chunks;     /* overflow send chunks allocated now (beyond the slab) */
-    uint64_t allocations;     /* heap allocations since start: send chunks the cache did not
-                                 have, growing (or trimming) a message assembly buffer, two
-                                 per dial (its state, the resolver's address list); 0 for
-                                 small echoes once warm */
-    uint64_t post_retries;    /* packets the completion port refused (the system was out of
-                                 memory) and the engine posted again */
+    uint64_t active;                 /* connections open now */
+    uint64_t contexts_in_use;        /* contexts out of the pool (open + closing) */
+    uint64_t contexts_total;         /* max_connections */
+    uint64_t ops_in_flight;          /* overlapped operations posted and not completed */
+    uint64_t bytes_queued;           /* send bytes queued on all connections */
+    uint64_t heap_chunks;            /* overflow send chunks allocated now (beyond the slab) */
+    uint64_t allocations;            /* heap allocations since start: send chunks the cache did not
+                                        have, growing (or trimming) a message assembly buffer, two
+                                        per dial (its state, the resolver's address list); 0 for
+                                        small echoes once warm */
+    uint64_t post_retries;           /* packets the completion port refused (the system was out of
+                                        memory) and the engine posted again */
+    uint64_t tls_handshakes;         /* TLS handshakes completed */
+    uint64_t tls_handshake_failures; /* failed, timed out, or plaintext on a TLS port */
     uint64_t uptime_ms;
 } iocp_stats;
 
