@@ -425,7 +425,7 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
         if (rc != 0) {
             free(e->tls_server);
             e->tls_server = NULL;
-            iocpi_error_set(err, IOCP_E_TLS, 0, "TLS: %s", why);
+            iocpi_error_set(err, IOCP_E_TLS, 0, "%s", why);
             return IOCP_E_TLS;
         }
         iocpi_log(e, IOCP_LOG_DEBUG, "TLS: server credentials proven by the self-check (%s)",
@@ -439,7 +439,7 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
                 snprintf(why, sizeof why, "out of memory");
             free(e->tls_client);
             e->tls_client = NULL;
-            iocpi_error_set(err, IOCP_E_TLS, 0, "TLS: %s", why);
+            iocpi_error_set(err, IOCP_E_TLS, 0, "%s", why);
             return IOCP_E_TLS;
         }
     }

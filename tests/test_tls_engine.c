@@ -1,0 +1,452 @@
+/* test_tls_engine.c: TLS through the engine, both roles: a TLS echo server engine and a TLS
+ * client engine dialling it; plaintext and silence on the TLS port; refusals at start; close
+ * and stop with close_notify; every context back in the pool. The server role needs
+ * server-side Schannel (Windows, Wine 10): under Wine 8 each case checks instead that the
+ * engine refuses to start with the cause named. Native peers (Python ssl, openssl) are in
+ * tests/scripts/tls_peers.sh. */
+#include "harness.h"
+#include "net_util.h"
+
+#include <string.h>
+
+#ifndef IOCP_TLS_DIR
+#error "IOCP_TLS_DIR must name tests/tls (set by tests/CMakeLists.txt)"
+#endif
+
+static char pfx[MAX_PATH * 2], ca[MAX_PATH * 2];
+
+static void paths(void)
+{
+    snprintf(pfx, sizeof pfx, "%s/server.pfx", IOCP_TLS_DIR);
+    snprintf(ca, sizeof ca, "%s/ca.pem", IOCP_TLS_DIR);
+}
+
+/* Windows, or Wine 10 and later (Wine 8 has no server-side Schannel). */
+static int server_role_available(void)
+{
+    typedef const char *(__cdecl * version_fn)(void);
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    FARPROC proc = ntdll != NULL ? GetProcAddress(ntdll, "wine_get_version") : NULL;
+    if (proc == NULL)
+        return 1;
+    version_fn get;
+    memcpy(&get, &proc, sizeof get);
+    return atoi(get()) >= 10;
+}
+
+/* Lines the engines log, kept for the checks. */
+static SRWLOCK log_lock = SRWLOCK_INIT;
+static char log_text[16384];
+
+static void keep_log(void *user, iocp_log_level level, const char *message)
+{
+    (void)user;
+    (void)level;
+    AcquireSRWLockExclusive(&log_lock);
+    size_t used = strlen(log_text);
+    snprintf(log_text + used, sizeof log_text - used, "%s\n", message);
+    ReleaseSRWLockExclusive(&log_lock);
+}
+
+static int log_has(const char *text)
+{
+    AcquireSRWLockShared(&log_lock);
+    int found = strstr(log_text, text) != NULL;
+    ReleaseSRWLockShared(&log_lock);
+    return found;
+}
+
+static void server_config(iocp_config *cfg)
+{
+    iocp_config_init(cfg);
+    cfg->bind_address = "127.0.0.1";
+    cfg->tls.pfx_path = pfx;
+    cfg->tls.pfx_password = "iocp-test";
+    cfg->log = keep_log;
+}
+
+/* Starts the TLS server; under Wine 8 checks the refusal and returns NULL. */
+static iocp_engine *start_server(iocp_config *cfg, const iocp_handlers *h)
+{
+    if (!server_role_available()) {
+        iocp_engine *e = NULL;
+        iocp_error_info err;
+        iocp_err rc = iocp_engine_start(cfg, h, NULL, &e, &err);
+        CHECK_MSG(rc == IOCP_E_TLS, "started without server-side TLS (%d): %s", (int)rc,
+                  err.message);
+        CHECK_MSG(strstr(err.message, "SEC_E_UNSUPPORTED_FUNCTION") != NULL, "%s", err.message);
+        printf("no server-side Schannel here; refused as it should: %s\n", err.message);
+        return NULL;
+    }
+    return tn_start(cfg, h, NULL);
+}
+
+/* ---- the client side: an engine that dials, sends a payload, checks the echo ------------ */
+
+typedef struct client {
+    const uint8_t *payload;
+    size_t len, chunk;
+    uint8_t *echo;
+    volatile LONG got;
+    HANDLE done;
+    volatile LONG opened, failed, closed;
+    iocp_err fail_err;
+    unsigned long fail_sys;
+    iocp_close_reason close_reason;
+    char tls[80];
+} client;
+
+static void client_open(iocp_conn *conn)
+{
+    client *cl = iocp_engine_user(iocp_conn_engine(conn));
+    const char *tls = iocp_conn_tls(conn);
+    snprintf(cl->tls, sizeof cl->tls, "%s", tls ? tls : "(none)");
+    InterlockedExchange(&cl->opened, 1);
+    for (size_t pos = 0; cl->chunk > 0 && pos < cl->len;) {
+        size_t n = cl->len - pos < cl->chunk ? cl->len - pos : cl->chunk;
+        if (iocp_conn_send(conn, cl->payload + pos, n) != IOCP_OK) {
+            Sleep(1); /* the queue is full: the worker sending it will drain it */
+            continue;
+        }
+        pos += n;
+    }
+}
+
+static void client_data(iocp_conn *conn, const void *data, size_t len)
+{
+    client *cl = iocp_engine_user(iocp_conn_engine(conn));
+    size_t at = (size_t)cl->got;
+    if (at + len <= cl->len)
+        memcpy(cl->echo + at, data, len);
+    InterlockedExchangeAdd(&cl->got, (LONG)len);
+    if ((size_t)cl->got >= cl->len) {
+        iocp_conn_close(conn, IOCP_GRACEFUL); /* close_notify, then FIN */
+    }
+}
+
+static void client_close(iocp_conn *conn, iocp_close_reason reason, unsigned long sys)
+{
+    (void)sys;
+    client *cl = iocp_engine_user(iocp_conn_engine(conn));
+    cl->close_reason = reason;
+    InterlockedExchange(&cl->closed, 1);
+    SetEvent(cl->done);
+}
+
+static void client_failed(iocp_engine *e, void *user, iocp_err err, unsigned long sys)
+{
+    (void)user;
+    client *cl = iocp_engine_user(e);
+    cl->fail_err = err;
+    cl->fail_sys = sys;
+    InterlockedExchange(&cl->failed, 1);
+    SetEvent(cl->done);
+}
+
+static const iocp_handlers client_handlers = {client_open, client_data, client_close,
+                                              client_failed};
+
+/* Dials 127.0.0.1:port as `name` with TLS (ca: trusted extra CA or NULL) and runs the payload
+ * through. Returns the client engine, stopped and checked. */
+static void run_client(client *cl, uint16_t port, const char *name, const char *ca_file,
+                       iocp_framing framing)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.listen = 0;
+    cfg.framing = framing;
+    cfg.tls.client = 1;
+    cfg.tls.ca_file = ca_file;
+    cfg.tls.server_name = name;
+    cfg.log = keep_log;
+    cl->done = CreateEventW(NULL, TRUE, FALSE, NULL);
+    cl->echo = calloc(1, cl->len + 1);
+    CHECK(cl->done != NULL && cl->echo != NULL);
+    iocp_engine *e = NULL;
+    iocp_error_info err;
+    CHECK_MSG(iocp_engine_start(&cfg, &client_handlers, cl, &e, &err) == IOCP_OK, "%s",
+              err.message);
+    CHECK_OK(iocp_engine_connect(e, "127.0.0.1", port, 10000, NULL));
+    CHECK_MSG(WaitForSingleObject(cl->done, 60000) == WAIT_OBJECT_0,
+              "no end after 60 s: %ld of %zu", (long)cl->got, cl->len);
+    tn_stop_clean(e);
+    CloseHandle(cl->done);
+}
+
+static uint8_t *random_payload(size_t len, uint32_t seed)
+{
+    uint8_t *p = malloc(len);
+    CHECK(p != NULL);
+    for (size_t i = 0; i < len; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (uint8_t)(seed >> 16);
+    }
+    return p;
+}
+
+/* 1 MiB through TLS both ways, sent in 3,000-byte sends; the client closes with close_notify
+ * and the server sees a peer close. */
+static void echo_through_both_roles(void)
+{
+    paths();
+    iocp_config cfg;
+    server_config(&cfg);
+    iocp_engine *srv = start_server(&cfg, NULL);
+    if (srv == NULL)
+        return;
+    client cl;
+    memset(&cl, 0, sizeof cl);
+    cl.len = 1 << 20;
+    cl.chunk = 3000;
+    cl.payload = random_payload(cl.len, 7);
+    run_client(&cl, iocp_engine_port(srv), "localhost", ca, IOCP_FRAMING_RAW);
+    CHECK_MSG(cl.opened && !cl.failed, "failed: %s (%lu)", iocp_strerror(cl.fail_err), cl.fail_sys);
+    CHECK_EQ_U((size_t)cl.got, cl.len);
+    CHECK(memcmp(cl.echo, cl.payload, cl.len) == 0);
+    CHECK_MSG(strncmp(cl.tls, "TLS 1.", 6) == 0, "%s", cl.tls);
+    printf("client saw %s\n", cl.tls);
+    /* The server saw the client's close_notify (or its FIN) as a peer close. */
+    CHECK(tn_wait_stat(srv, ST(closed[IOCP_CLOSE_PEER]), 1, 5000));
+    iocp_stats st;
+    iocp_engine_stats(srv, &st);
+    CHECK_EQ_U(st.tls_handshakes, 1);
+    CHECK_EQ_U(st.tls_handshake_failures, 0);
+    tn_stop_clean(srv);
+    free((void *)cl.payload);
+    free(cl.echo);
+}
+
+/* Line and length framing over TLS: messages split across records and records across reads. */
+static void framed_modes(void)
+{
+    paths();
+    iocp_framing modes[] = {IOCP_FRAMING_LINE, IOCP_FRAMING_LENGTH};
+    for (int m = 0; m < 2; m++) {
+        iocp_config cfg;
+        server_config(&cfg);
+        cfg.framing = modes[m];
+        iocp_engine *srv = start_server(&cfg, NULL);
+        if (srv == NULL)
+            return;
+        /* 2,000 messages of 1..200 bytes: as a stream for the client engine in raw mode
+         * (the client frames them itself), compared as a stream. */
+        size_t cap = 2000 * 210, len = 0;
+        uint8_t *stream = malloc(cap);
+        CHECK(stream != NULL);
+        uint32_t seed = 99;
+        for (int i = 0; i < 2000; i++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t n = (seed >> 16) % 200 + 1;
+            if (modes[m] == IOCP_FRAMING_LENGTH) {
+                stream[len++] = (uint8_t)(n >> 24);
+                stream[len++] = (uint8_t)(n >> 16);
+                stream[len++] = (uint8_t)(n >> 8);
+                stream[len++] = (uint8_t)n;
+            }
+            for (size_t k = 0; k < n; k++)
+                stream[len++] = (uint8_t)('a' + (k + (size_t)i) % 26);
+            if (modes[m] == IOCP_FRAMING_LINE)
+                stream[len++] = '\n';
+        }
+        client cl;
+        memset(&cl, 0, sizeof cl);
+        cl.len = len;
+        cl.chunk = 777;
+        cl.payload = stream;
+        run_client(&cl, iocp_engine_port(srv), "localhost", ca, IOCP_FRAMING_RAW);
+        CHECK_MSG(!cl.failed, "failed: %s", iocp_strerror(cl.fail_err));
+        CHECK_EQ_U((size_t)cl.got, len);
+        CHECK(memcmp(cl.echo, stream, len) == 0);
+        iocp_stats st;
+        iocp_engine_stats(srv, &st);
+        CHECK_EQ_U(st.messages_in, 2000);
+        printf("%s framing: 2000 messages, %zu bytes, exact\n", iocp_framing_name(modes[m]), len);
+        tn_stop_clean(srv);
+        free(stream);
+        free(cl.echo);
+    }
+}
+
+/* A client that does not trust the certificate (no extra CA; the wrong name) fails the dial
+ * with IOCP_E_TLS, and the server serves the next client. (Schannel's client role checks the
+ * certificate once its side of the handshake is done, so the server saw a handshake.) */
+static void client_refuses_certificate(void)
+{
+    paths();
+    iocp_config cfg;
+    server_config(&cfg);
+    iocp_engine *srv = start_server(&cfg, NULL);
+    if (srv == NULL)
+        return;
+    const char *cases[][2] = {{"localhost", NULL}, {"wrong.example", "ca"}};
+    for (int i = 0; i < 2; i++) {
+        client cl;
+        memset(&cl, 0, sizeof cl);
+        cl.len = 16;
+        cl.chunk = 16;
+        cl.payload = (const uint8_t *)"0123456789abcdef";
+        log_text[0] = '\0';
+        run_client(&cl, iocp_engine_port(srv), cases[i][0], cases[i][1] ? ca : NULL,
+                   IOCP_FRAMING_RAW);
+        CHECK_MSG(cl.failed && !cl.opened, "the client accepted the certificate for %s",
+                  cases[i][0]);
+        CHECK_EQ_U(cl.fail_err, IOCP_E_TLS);
+        CHECK_MSG(log_has("failed validation"), "log:\n%s", log_text);
+        printf("%s: refused (%s)\n", cases[i][0], strstr(log_text, "failed validation"));
+        free(cl.echo);
+    }
+    CHECK(tn_wait_stat(srv, ST(contexts_in_use), 0, 5000));
+    /* And the next, trusting client is served. */
+    client ok;
+    memset(&ok, 0, sizeof ok);
+    ok.len = 100;
+    ok.chunk = 100;
+    ok.payload = random_payload(100, 3);
+    run_client(&ok, iocp_engine_port(srv), "localhost", ca, IOCP_FRAMING_RAW);
+    CHECK(!ok.failed && (size_t)ok.got == 100 && memcmp(ok.echo, ok.payload, 100) == 0);
+    tn_stop_clean(srv);
+    free((void *)ok.payload);
+    free(ok.echo);
+}
+
+/* Plaintext on the TLS port is closed at its first byte with a log line; a client that sends
+ * half a ClientHello and stops is reset at the handshake deadline; a TLS client meanwhile is
+ * served. */
+static void plaintext_and_silence(void)
+{
+    paths();
+    iocp_config cfg;
+    server_config(&cfg);
+    cfg.tls.handshake_timeout_ms = 1000;
+    log_text[0] = '\0';
+    iocp_engine *srv = start_server(&cfg, NULL);
+    if (srv == NULL)
+        return;
+    uint16_t port = iocp_engine_port(srv);
+    SOCKET plain = tn_connect("127.0.0.1", port, 5000);
+    SOCKET stuck = tn_connect("127.0.0.1", port, 5000);
+    CHECK(plain != INVALID_SOCKET && stuck != INVALID_SOCKET);
+    CHECK(tn_send_all(plain, "hello\n", 6) == 0);
+    CHECK(tn_send_all(stuck, "\x16\x03\x01\x00\xff\x01", 6) == 0); /* a ClientHello's start */
+    uint64_t t0 = GetTickCount64();
+    CHECK_MSG(tn_wait_closed(plain, 3000), "plaintext client not closed");
+    CHECK_MSG(log_has("not a TLS ClientHello (first byte 0x68"), "log:\n%s", log_text);
+
+    client cl;
+    memset(&cl, 0, sizeof cl);
+    cl.len = 5000;
+    cl.chunk = 1000;
+    cl.payload = random_payload(5000, 11);
+    run_client(&cl, port, "localhost", ca, IOCP_FRAMING_RAW);
+    CHECK(!cl.failed && (size_t)cl.got == cl.len && memcmp(cl.echo, cl.payload, cl.len) == 0);
+
+    CHECK_MSG(tn_wait_closed(stuck, 5000), "a half handshake was not reset");
+    uint64_t waited = GetTickCount64() - t0;
+    printf("half handshake reset after %llu ms (deadline 1000 ms)\n", (unsigned long long)waited);
+    CHECK(waited >= 900);
+    CHECK(log_has("no TLS handshake after"));
+    closesocket(plain);
+    closesocket(stuck);
+    iocp_stats st;
+    CHECK(tn_wait_stat(srv, ST(tls_handshake_failures), 2, 5000));
+    CHECK(tn_wait_stat(srv, ST(closed[IOCP_CLOSE_HANDSHAKE]), 2, 5000));
+    iocp_engine_stats(srv, &st);
+    CHECK_EQ_U(st.tls_handshakes, 1);
+    tn_stop_clean(srv);
+    free((void *)cl.payload);
+    free(cl.echo);
+}
+
+/* Start-up refusals: each names its cause and nothing listens. */
+static void start_refusals(void)
+{
+    paths();
+    struct {
+        const char *pfx, *password, *thumb, *want;
+    } cases[] = {
+        {"server.pfx", "wrong", NULL, "wrong password"},
+        {"missing.pfx", "iocp-test", NULL, "cannot open"},
+        {"ca.pem", "iocp-test", NULL, "is not a PFX"},
+        {NULL, NULL, "00112233445566778899aabbccddeeff00112233", "no certificate with thumbprint"},
+        {"server.pfx", "iocp-test", "00112233445566778899aabbccddeeff00112233", "not both"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        iocp_config cfg;
+        char path[MAX_PATH * 2];
+        iocp_config_init(&cfg);
+        cfg.log = keep_log;
+        if (cases[i].pfx != NULL) {
+            snprintf(path, sizeof path, "%s/%s", IOCP_TLS_DIR, cases[i].pfx);
+            cfg.tls.pfx_path = path;
+        }
+        cfg.tls.pfx_password = cases[i].password;
+        cfg.tls.cert_thumbprint = cases[i].thumb;
+        iocp_engine *e = NULL;
+        iocp_error_info err;
+        iocp_err rc = iocp_engine_start(&cfg, NULL, NULL, &e, &err);
+        CHECK_MSG(rc != IOCP_OK && e == NULL, "started with %s", cases[i].want);
+        CHECK_MSG(strstr(err.message, cases[i].want) != NULL, "'%s' lacks '%s'", err.message,
+                  cases[i].want);
+        printf("refused: %s\n", err.message);
+    }
+}
+
+/* A stop with TLS clients connected: each gets close_notify (a peer close on its side), and
+ * every context of both engines comes back. */
+static void stop_sends_close_notify(void)
+{
+    paths();
+    iocp_config cfg;
+    server_config(&cfg);
+    iocp_engine *srv = start_server(&cfg, NULL);
+    if (srv == NULL)
+        return;
+    /* Ten clients that send one small message and then wait. */
+    client cl[10];
+    iocp_engine *ce[10];
+    for (int i = 0; i < 10; i++) {
+        memset(&cl[i], 0, sizeof cl[i]);
+        cl[i].len = 1 << 30; /* never reached: the client waits for the server's close */
+        cl[i].chunk = 0;
+        cl[i].done = CreateEventW(NULL, TRUE, FALSE, NULL);
+        iocp_config c;
+        iocp_config_init(&c);
+        c.listen = 0;
+        c.tls.client = 1;
+        c.tls.ca_file = ca;
+        c.tls.server_name = "localhost";
+        c.log = keep_log;
+        iocp_error_info err;
+        CHECK_MSG(iocp_engine_start(&c, &client_handlers, &cl[i], &ce[i], &err) == IOCP_OK, "%s",
+                  err.message);
+        cl[i].echo = NULL;
+        CHECK_OK(iocp_engine_connect(ce[i], "127.0.0.1", iocp_engine_port(srv), 10000, NULL));
+    }
+    CHECK(tn_wait_stat(srv, ST(tls_handshakes), 10, 20000));
+    CHECK(tn_wait_stat(srv, ST(active), 10, 5000));
+    CHECK_OK(iocp_engine_stop(srv, 5000));
+    for (int i = 0; i < 10; i++) {
+        CHECK_MSG(WaitForSingleObject(cl[i].done, 10000) == WAIT_OBJECT_0, "client %d", i);
+        CHECK_MSG(cl[i].closed && cl[i].close_reason == IOCP_CLOSE_PEER,
+                  "client %d: closed %ld, reason %s", i, (long)cl[i].closed,
+                  iocp_close_reason_str(cl[i].close_reason));
+        tn_stop_clean(ce[i]);
+        CloseHandle(cl[i].done);
+    }
+    iocp_stats st;
+    iocp_engine_stats(srv, &st);
+    CHECK_EQ_U(st.closed[IOCP_CLOSE_STOP], 10);
+    CHECK_EQ_U(st.contexts_in_use, 0);
+    iocp_engine_destroy(srv);
+}
+
+static const test_case cases[] = {
+    {"echo_through_both_roles", echo_through_both_roles},
+    {"framed_modes", framed_modes},
+    {"client_refuses_certificate", client_refuses_certificate},
+    {"plaintext_and_silence", plaintext_and_silence},
+    {"start_refusals", start_refusals},
+    {"stop_sends_close_notify", stop_sends_close_notify},
+};
+
+TEST_MAIN(cases)
