@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""tls_peer.py: native TLS peers (Python's ssl module, OpenSSL underneath) for the TLS tests.
+
+  tls_peer.py client HOST PORT --ca FILE [--bytes N] [--seed S] [--name NAME]
+      Connects with TLS (certificate checked against FILE and NAME), sends N random bytes in
+      random splits from one thread while another reads the echo, checks it byte for byte,
+      then closes with close_notify and expects the server's close_notify. Prints
+      "tls-peer client: N bytes exact, <version> <cipher>" and exits 0, or says what differed.
+  tls_peer.py server --cert FILE --key FILE --port-file FILE
+      A TLS echo server on 127.0.0.1 (port written to the file once it listens); one thread
+      per connection; answers close_notify with its own. Runs until killed.
+  tls_peer.py hello-only HOST PORT
+      Sends a ClientHello, then stops speaking; prints how long until the server closed.
+"""
+import argparse
+import os
+import random
+import socket
+import ssl
+import sys
+import threading
+import time
+
+
+def client(args):
+    ctx = ssl.create_default_context(cafile=args.ca)
+    rng = random.Random(args.seed)
+    payload = bytes(rng.getrandbits(8) for _ in range(args.bytes))
+    raw = socket.create_connection((args.host, args.port), timeout=60)
+    s = ctx.wrap_socket(raw, server_hostname=args.name)
+    failure = []
+
+    def send():
+        pos = 0
+        try:
+            while pos < len(payload):
+                n = min(len(payload) - pos, rng.choice((1, 7, 100, 1000, 4096, 16384, 60000)))
+                s.sendall(payload[pos:pos + n])
+                pos += n
+        except OSError as e:
+            failure.append(f"send failed at {pos}: {e}")
+
+    t = threading.Thread(target=send)
+    t.start()
+    got = bytearray()
+    while len(got) < len(payload):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    t.join()
+    if failure:
+        print("tls-peer client: " + failure[0])
+        return 1
+    if bytes(got) != payload:
+        first = next((i for i in range(min(len(got), len(payload))) if got[i] != payload[i]),
+                     min(len(got), len(payload)))
+        print(f"tls-peer client: echo differs at byte {first} ({len(got)} of {len(payload)})")
+        return 1
+    version, cipher = s.version(), s.cipher()[0]
+    # close_notify both ways: unwrap sends ours and waits for the server's.
+    try:
+        s.unwrap()
+        both = "close_notify both ways"
+    except (ssl.SSLError, OSError) as e:
+        print(f"tls-peer client: no close_notify from the server: {e}")
+        return 1
+    print(f"tls-peer client: {len(payload)} bytes exact, {version} {cipher}, {both}")
+    return 0
+
+
+def server(args):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.cert, args.key)
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(ls.getsockname()[1]))
+    os.replace(tmp, args.port_file)
+
+    def serve(conn):
+        try:
+            s = ctx.wrap_socket(conn, server_side=True)
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                s.sendall(data)
+            try:
+                s.unwrap()
+            except (ssl.SSLError, OSError):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            conn.close()
+
+    while True:
+        conn, _ = ls.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def hello_only(args):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    s = socket.create_connection((args.host, args.port), timeout=60)
+    s.sendall(outgoing.read())
+    t0 = time.monotonic()
+    try:
+        while s.recv(65536):  # the ServerHello and what follows; then nothing more from us
+            pass
+    except OSError:
+        pass
+    print(f"tls-peer hello-only: closed by the server after {time.monotonic() - t0:.1f} s")
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="mode", required=True)
+    c = sub.add_parser("client")
+    c.add_argument("host")
+    c.add_argument("port", type=int)
+    c.add_argument("--ca", required=True)
+    c.add_argument("--bytes", type=int, default=1 << 20)
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--name", default="localhost")
+    s = sub.add_parser("server")
+    s.add_argument("--cert", required=True)
+    s.add_argument("--key", required=True)
+    s.add_argument("--port-file", required=True)
+    h = sub.add_parser("hello-only")
+    h.add_argument("host")
+    h.add_argument("port", type=int)
+    args = p.parse_args()
+    return {"client": client, "server": server, "hello-only": hello_only}[args.mode](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
