@@ -21,6 +21,10 @@ enum opt_id {
     OPT_BACKOFF,
     OPT_BACKOFF_MAX,
     OPT_ATTEMPTS,
+    OPT_TLS,
+    OPT_TLS_CA,
+    OPT_TLS_INSECURE,
+    OPT_TLS_SERVER_NAME,
     OPT_LOAD,
     OPT_CONNECTIONS,
     OPT_DEPTH,
@@ -36,6 +40,7 @@ enum opt_id {
     OPT_VERSION,
     OPT_COUNT_
 };
+_Static_assert(OPT_COUNT_ <= 32, "the parser keeps the options seen in a uint32_t");
 
 const client_option client_options[] = {
     [OPT_FRAMING] = {"--framing", "MODE", "raw",
@@ -57,6 +62,15 @@ const client_option client_options[] = {
     [OPT_BACKOFF_MAX] = {"--backoff-max", "MS", "5000", "longest reconnect delay"},
     [OPT_ATTEMPTS] = {"--attempts", "N", "10",
                       "failed reconnect attempts in a row before giving up; 0 = never"},
+    [OPT_TLS] = {"--tls", NULL, "off",
+                 "TLS (Schannel): the server's certificate is checked against the system's "
+                 "roots and the server name"},
+    [OPT_TLS_CA] = {"--tls-ca", "FILE", "none",
+                    "with --tls: also trust the CA certificates in FILE (PEM or DER)"},
+    [OPT_TLS_INSECURE] = {"--tls-insecure", NULL, "off",
+                          "with --tls: accept any certificate (tests only: no protection)"},
+    [OPT_TLS_SERVER_NAME] = {"--tls-server-name", "NAME", "HOST",
+                             "with --tls: the name sent (SNI) and checked in the certificate"},
     [OPT_LOAD] = {"--load", NULL, "off", "load mode: many connections echo generated payloads"},
     [OPT_CONNECTIONS] = {"--connections", "N", "10", "load: connections"},
     [OPT_DEPTH] = {"--depth", "D", "1", "load: messages in flight per connection"},
@@ -222,6 +236,10 @@ static const value_rule rules[OPT_COUNT_] = {
     [OPT_BACKOFF_MAX] = {V_U32, FIELD(backoff_max_ms), 1, 3600000,
                          "a number of milliseconds from 1 to 3600000"},
     [OPT_ATTEMPTS] = {V_U32, FIELD(attempts), 0, UINT32_MAX, "a count"},
+    [OPT_TLS] = {V_FLAG, FIELD(tls), 0, 0, NULL},
+    [OPT_TLS_CA] = {V_SPECIAL, 0, 0, 0, NULL},
+    [OPT_TLS_INSECURE] = {V_FLAG, FIELD(tls_insecure), 0, 0, NULL},
+    [OPT_TLS_SERVER_NAME] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_LOAD] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_CONNECTIONS] = {V_U32, FIELD(connections), 1, 1000000, "a count from 1 to 1000000"},
     [OPT_DEPTH] = {V_U32, FIELD(depth), 1, 65536, "a count from 1 to 65536"},
@@ -266,6 +284,15 @@ static int apply_special(client_args *a, int id, const char *v, char *err, size_
     }
     case OPT_LOAD:
         a->mode = CLIENT_MODE_LOAD;
+        return 0;
+    case OPT_TLS_CA:
+    case OPT_TLS_SERVER_NAME:
+        if (v[0] == '\0')
+            return set_err(err, es, "%s: the value is empty", name);
+        if (id == OPT_TLS_CA)
+            a->tls_ca = v;
+        else
+            a->tls_server_name = v;
         return 0;
     default:
         return set_err(err, es, "internal error: option %d", id);
@@ -415,6 +442,16 @@ int client_args_parse(int argc, char **argv, client_args *a, char *err, size_t e
         }
         a->mode = a->message_count > 0 ? CLIENT_MODE_MESSAGE : CLIENT_MODE_INTERACTIVE;
     }
+    const uint32_t tls_only =
+        (1u << OPT_TLS_CA) | (1u << OPT_TLS_INSECURE) | (1u << OPT_TLS_SERVER_NAME);
+    for (int id = 0; !a->tls && id < OPT_COUNT_; id++) {
+        if ((tls_only & seen & (1u << id)) != 0)
+            return set_err(err, es, "%s only applies with --tls", client_options[id].name);
+    }
+    if (a->tls_insecure && a->tls_ca != NULL)
+        return set_err(err, es,
+                       "--tls-insecure checks no certificate: --tls-ca would mean "
+                       "nothing with it");
     if (a->backoff_max_ms < a->backoff_ms)
         a->backoff_max_ms = a->backoff_ms;
     return 0;
@@ -489,8 +526,12 @@ size_t client_args_help(char *buf, size_t size)
         "  %d cannot resolve the host         %d connection refused\n"
         "  %d timed out                       %d connection reset or closed by the server\n"
         "  %d echo mismatch                   %d other error (file, system; the message "
-        "says)\n",
+        "says)\n"
+        "  %d TLS: the server's certificate failed validation (the message names the chain "
+        "error),\n"
+        "    or the TLS handshake failed\n",
         CLIENT_EXIT_OK, CLIENT_EXIT_USAGE, CLIENT_EXIT_RESOLVE, CLIENT_EXIT_REFUSED,
-        CLIENT_EXIT_TIMEOUT, CLIENT_EXIT_RESET, CLIENT_EXIT_MISMATCH, CLIENT_EXIT_OTHER);
+        CLIENT_EXIT_TIMEOUT, CLIENT_EXIT_RESET, CLIENT_EXIT_MISMATCH, CLIENT_EXIT_OTHER,
+        CLIENT_EXIT_TLS);
     return len;
 }

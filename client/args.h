@@ -38,6 +38,12 @@ typedef struct client_args {
     uint32_t attempts; /* failed reconnects in a row before giving up; 0 = never */
     uint32_t max_message;
 
+    /* TLS (every mode): the engine's config.tls client role */
+    int tls;
+    const char *tls_ca;          /* --tls-ca FILE (argv), NULL = the system's roots only */
+    int tls_insecure;            /* accept any certificate */
+    const char *tls_server_name; /* SNI and the name checked; NULL = HOST */
+
     /* message mode; the array is owned (client_args_free) */
     client_payload *messages;
     size_t message_count;

@@ -10,6 +10,8 @@
  *   6  echo mismatch: the bytes that came back differ from the bytes sent
  *   7  any other failure: a file that cannot be read, the engine cannot start, another
  *      Winsock error (the message carries the raw code)
+ *   8  TLS: the server's certificate failed validation (expired, wrong name, untrusted root:
+ *      the message names the chain error and its code), or the TLS handshake failed
  *  70  crash (the crash guard's IOCP_CRASH_EXIT_CODE)
  *
  * When several failures happen in one run, the first one decides the exit code.
@@ -27,7 +29,8 @@ enum client_exit {
     CLIENT_EXIT_TIMEOUT = 4,
     CLIENT_EXIT_RESET = 5,
     CLIENT_EXIT_MISMATCH = 6,
-    CLIENT_EXIT_OTHER = 7
+    CLIENT_EXIT_OTHER = 7,
+    CLIENT_EXIT_TLS = 8
 };
 
 /* The exit code for an engine error (connect failures, send failures). */
@@ -45,6 +48,8 @@ static inline int client_exit_for_err(iocp_err err)
     case IOCP_E_RESET:
     case IOCP_E_NOT_CONNECTED:
         return CLIENT_EXIT_RESET;
+    case IOCP_E_TLS:
+        return CLIENT_EXIT_TLS;
     default:
         return CLIENT_EXIT_OTHER;
     }
@@ -68,6 +73,8 @@ static inline const char *client_exit_name(int code)
         return "reset";
     case CLIENT_EXIT_MISMATCH:
         return "mismatch";
+    case CLIENT_EXIT_TLS:
+        return "tls";
     case IOCP_CRASH_EXIT_CODE:
         return "crash";
     default:

@@ -33,6 +33,7 @@
 #include "payload.h"
 #include "report.h"
 #include "sys.h"
+#include "tls_client.h"
 
 #include "histogram.h"
 #include "iocp/iocp.h"
@@ -56,6 +57,7 @@ typedef struct slot {
     uint32_t index;
     volatile LONG state;          /* enum slot_state */
     volatile LONG64 due_us;       /* SLOT_IDLE: dial at this time */
+    volatile LONG64 dial_us;      /* SLOT_CONNECTING: when iocp_engine_connect was called */
     volatile LONG64 last_rx_us;   /* SLOT_OPEN: last echo progress */
     volatile LONG64 id;           /* SLOT_OPEN: the connection */
     volatile LONG inflight_count; /* == count, readable by the main thread */
@@ -73,7 +75,8 @@ typedef struct slot {
 
 typedef struct stripe {
     SRWLOCK lock;
-    iocp_histogram hist;
+    iocp_histogram hist;    /* echo latency */
+    iocp_histogram connect; /* dial start to on_open (with TLS: the handshake included) */
 } stripe;
 
 typedef struct scratch {
@@ -93,6 +96,9 @@ struct load_run {
     scratch *scratches;
     uint32_t scratch_count;
     HANDLE wake; /* auto-reset: a slot wants dialling now */
+    client_tls_log tls_log;
+    volatile LONG tls_protocol_taken;
+    char tls_protocol[64]; /* iocp_conn_tls of the first connection opened */
 
     volatile LONG stopping;    /* no new messages or dials */
     volatile LONG stopped;     /* the engine is closing everything: closes are not errors */
@@ -300,13 +306,22 @@ static void on_open(iocp_conn *conn)
 {
     slot *sl = iocp_conn_user(conn);
     load_run *r = sl->run;
+    uint64_t now = client_now_us();
+    uint64_t dialled = (uint64_t)InterlockedCompareExchange64(&sl->dial_us, 0, 0);
+    stripe *st = &r->stripes[sl->index % STRIPES];
+    AcquireSRWLockExclusive(&st->lock);
+    iocp_histogram_record(&st->connect, now > dialled ? now - dialled : 0);
+    ReleaseSRWLockExclusive(&st->lock);
+    const char *tls = iocp_conn_tls(conn);
+    if (tls != NULL && InterlockedCompareExchange(&r->tls_protocol_taken, 1, 0) == 0)
+        snprintf(r->tls_protocol, sizeof r->tls_protocol, "%s", tls);
     sl->head = 0;
     sl->count = 0;
     sl->rx_offset = 0;
     sl->closing = 0;
     InterlockedExchange(&sl->inflight_count, 0);
     InterlockedExchange(&sl->kill_kind, 0);
-    InterlockedExchange64(&sl->last_rx_us, (LONG64)client_now_us());
+    InterlockedExchange64(&sl->last_rx_us, (LONG64)now);
     InterlockedExchange64(&sl->id, (LONG64)iocp_conn_get_id(conn));
     InterlockedExchange(&sl->state, SLOT_OPEN);
     InterlockedIncrement64(&r->connects);
@@ -420,13 +435,17 @@ static void dial_failed(slot *sl, iocp_err err, unsigned long sys_code)
         InterlockedExchange(&sl->state, SLOT_DONE);
         return;
     }
-    char why[160];
-    iocp_format_error(err, sys_code, why, sizeof why);
+    char why[400];
+    if (err == IOCP_E_TLS)
+        client_tls_failure(&r->tls_log, sys_code, why, sizeof why);
+    else
+        iocp_format_error(err, sys_code, why, sizeof why);
     InterlockedIncrement64(&r->connect_failures);
     client_error_kind kind = client_error_kind_for_err(err);
     record_error(r, kind, "cannot connect to %s: %s", r->where, why);
-    /* A name that does not resolve will not resolve on the next try either. */
-    slot_retry_or_done(sl, kind != CLIENT_ERR_RESOLVE);
+    /* A name that does not resolve will not resolve on the next try either, nor will a
+     * certificate become valid. */
+    slot_retry_or_done(sl, kind != CLIENT_ERR_RESOLVE && kind != CLIENT_ERR_TLS);
 }
 
 static void on_connect_failed(iocp_engine *engine, void *user, iocp_err err, unsigned long sys_code)
@@ -455,6 +474,7 @@ static uint64_t dial_due(load_run *r, uint64_t now_us, uint64_t budget, uint32_t
         if (InterlockedExchange(&sl->redial, 0) != 0)
             InterlockedIncrement64(&r->reconnects);
         made++;
+        InterlockedExchange64(&sl->dial_us, (LONG64)client_now_us());
         iocp_err err = iocp_engine_connect(r->engine, a->host, a->port, a->timeout_ms, sl);
         if (err != IOCP_OK) /* no callback will come: this thread owns the slot */
             dial_failed(sl, err, 0);
@@ -538,7 +558,8 @@ static void progress_tick(load_run *r, progress *pg, uint64_t now_us, uint64_t s
     pg->last_bytes = bytes;
 }
 
-static void fill_latency(load_run *r, client_latency *l)
+/* The stripes' echo (connect = 0) or connect histograms merged into percentiles. */
+static void fill_latency(load_run *r, int connect, client_latency *l)
 {
     iocp_histogram *all = malloc(sizeof *all);
     memset(l, 0, sizeof *l);
@@ -546,7 +567,7 @@ static void fill_latency(load_run *r, client_latency *l)
         return;
     iocp_histogram_init(all);
     for (uint32_t i = 0; i < STRIPES; i++)
-        iocp_histogram_merge(all, &r->stripes[i].hist);
+        iocp_histogram_merge(all, connect ? &r->stripes[i].connect : &r->stripes[i].hist);
     l->count = all->total;
     if (all->total > 0) {
         l->min = all->min;
@@ -591,6 +612,7 @@ static int setup(load_run *r, const client_args *a)
     for (uint32_t i = 0; i < STRIPES; i++) {
         InitializeSRWLock(&r->stripes[i].lock);
         iocp_histogram_init(&r->stripes[i].hist);
+        iocp_histogram_init(&r->stripes[i].connect);
     }
     for (uint32_t i = 0; i < r->scratch_count; i++) {
         InitializeSRWLock(&r->scratches[i].lock);
@@ -651,6 +673,7 @@ static iocp_err start_engine(load_run *r, const client_args *a, iocp_error_info 
     if (config.send_queue_cap < cap)
         config.send_queue_cap = cap;
     config.log_level = IOCP_LOG_ERROR;
+    client_tls_configure(a, &config, &r->tls_log);
     return iocp_engine_start(&config, &load_handlers, r, &r->engine, info);
 }
 
@@ -672,10 +695,9 @@ int client_run_load(const client_args *a)
     memset(&info, 0, sizeof info);
     iocp_err err = start_engine(r, a, &info);
     if (err != IOCP_OK) {
-        client_errorf("cannot start the engine: %s",
-                      info.message[0] ? info.message : iocp_strerror(err));
+        int rc = client_engine_start_failed(a, err, &info);
         teardown(r);
-        return CLIENT_EXIT_OTHER;
+        return rc;
     }
     client_catch_interrupt();
 
@@ -733,6 +755,8 @@ int client_run_load(const client_args *a)
 
     InterlockedExchange(&r->stopped, 1);
     iocp_engine_stop(r->engine, 2000);
+    iocp_stats engine_stats;
+    iocp_engine_stats(r->engine, &engine_stats);
     iocp_engine_destroy(r->engine);
     if (pg.terminal && pg.printed)
         fputc('\n', stderr);
@@ -751,7 +775,12 @@ int client_run_load(const client_args *a)
     s.messages = rd(&r->completed);
     s.bytes_sent = rd(&r->bytes_sent);
     s.bytes_received = rd(&r->bytes_received);
-    fill_latency(r, &s.latency);
+    fill_latency(r, 0, &s.latency);
+    fill_latency(r, 1, &s.connect);
+    s.tls = a->tls;
+    memcpy(s.tls_protocol, r->tls_protocol, sizeof s.tls_protocol);
+    s.tls_handshakes = engine_stats.tls_handshakes;
+    s.tls_handshake_failures = engine_stats.tls_handshake_failures;
     s.connects = rd(&r->connects);
     s.connect_failures = rd(&r->connect_failures);
     s.reconnects = rd(&r->reconnects);

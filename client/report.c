@@ -12,7 +12,8 @@ static const char *const kind_names[CLIENT_ERR_COUNT_] = {
     [CLIENT_ERR_RESOLVE] = "resolve",   [CLIENT_ERR_REFUSED] = "refused",
     [CLIENT_ERR_TIMEOUT] = "timeout",   [CLIENT_ERR_RESET] = "reset",
     [CLIENT_ERR_CLOSED] = "closed",     [CLIENT_ERR_PROTOCOL] = "protocol",
-    [CLIENT_ERR_MISMATCH] = "mismatch", [CLIENT_ERR_OTHER] = "other",
+    [CLIENT_ERR_MISMATCH] = "mismatch", [CLIENT_ERR_TLS] = "tls",
+    [CLIENT_ERR_OTHER] = "other",
 };
 
 const char *client_error_kind_name(client_error_kind kind)
@@ -34,6 +35,8 @@ client_error_kind client_error_kind_for_err(iocp_err err)
         return CLIENT_ERR_RESET;
     case IOCP_E_PROTOCOL:
         return CLIENT_ERR_PROTOCOL;
+    case IOCP_E_TLS:
+        return CLIENT_ERR_TLS;
     default:
         return CLIENT_ERR_OTHER;
     }
@@ -53,6 +56,8 @@ int client_exit_for_kind(client_error_kind kind)
         return CLIENT_EXIT_RESET;
     case CLIENT_ERR_MISMATCH:
         return CLIENT_EXIT_MISMATCH;
+    case CLIENT_ERR_TLS:
+        return CLIENT_EXIT_TLS;
     default:
         return CLIENT_EXIT_OTHER;
     }
@@ -121,6 +126,30 @@ static void put_json_string(out *o, const char *s)
     put(o, "\"");
 }
 
+/* {"count":..,"min":..,"p50":..,"p90":..,"p99":..,"p99_9":..,"max":..,"mean":..} */
+static void put_latency_json(out *o, const client_latency *l)
+{
+    put(o,
+        "{\"count\":%llu,\"min\":%llu,\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,\"p99_9\":%llu,"
+        "\"max\":%llu,\"mean\":%.1f}",
+        (unsigned long long)l->count, (unsigned long long)l->min, (unsigned long long)l->p50,
+        (unsigned long long)l->p90, (unsigned long long)l->p99, (unsigned long long)l->p999,
+        (unsigned long long)l->max, json_finite(l->mean));
+}
+
+/* "  LABEL p50 .., p90 .., ... (min .., mean ..)SUFFIX\n", label padded to the column. */
+static void put_latency_text(out *o, const char *label, const client_latency *l, const char *suffix)
+{
+    if (l->count == 0) {
+        put(o, "  %-12s none recorded\n", label);
+        return;
+    }
+    put(o, "  %-12s p50 %llu, p90 %llu, p99 %llu, p99.9 %llu, max %llu (min %llu, mean %.1f)%s\n",
+        label, (unsigned long long)l->p50, (unsigned long long)l->p90, (unsigned long long)l->p99,
+        (unsigned long long)l->p999, (unsigned long long)l->max, (unsigned long long)l->min,
+        json_finite(l->mean), suffix);
+}
+
 size_t report_json(const client_summary *s, char *buf, size_t size)
 {
     out o = out_start(buf, size);
@@ -137,13 +166,23 @@ size_t report_json(const client_summary *s, char *buf, size_t size)
         (unsigned long long)s->messages, (unsigned long long)s->bytes_sent,
         (unsigned long long)s->bytes_received, json_finite(report_rate(s->messages, s->elapsed_s)),
         json_finite(report_rate(s->bytes_received, s->elapsed_s) / 1e6));
-    const client_latency *l = &s->latency;
-    put(&o,
-        "\"latency_us\":{\"count\":%llu,\"min\":%llu,\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,"
-        "\"p99_9\":%llu,\"max\":%llu,\"mean\":%.1f},",
-        (unsigned long long)l->count, (unsigned long long)l->min, (unsigned long long)l->p50,
-        (unsigned long long)l->p90, (unsigned long long)l->p99, (unsigned long long)l->p999,
-        (unsigned long long)l->max, json_finite(l->mean));
+    put(&o, "\"latency_us\":");
+    put_latency_json(&o, &s->latency);
+    put(&o, ",\"connect_us\":");
+    put_latency_json(&o, &s->connect);
+    if (s->tls) {
+        put(&o, ",\"tls\":{\"protocol\":");
+        put_json_string(&o, s->tls_protocol);
+        put(&o,
+            ",\"handshakes\":%llu,\"handshake_failures\":%llu,\"handshakes_per_s\":%.1f,"
+            "\"handshake_us\":",
+            (unsigned long long)s->tls_handshakes, (unsigned long long)s->tls_handshake_failures,
+            json_finite(report_rate(s->tls_handshakes, s->elapsed_s)));
+        put_latency_json(&o, &s->connect);
+        put(&o, "},");
+    } else {
+        put(&o, ",\"tls\":null,");
+    }
     put(&o,
         "\"connects\":%llu,\"connect_failures\":%llu,\"reconnects\":%llu,"
         "\"lost_in_flight\":%llu,\"mismatches\":%llu,\"errors\":{",
@@ -164,25 +203,27 @@ size_t report_text(const client_summary *s, char *buf, size_t size)
     const client_latency *l = &s->latency;
     const char *host = s->host ? s->host : "?";
     int v6 = strchr(host, ':') != NULL; /* "[::1]:9000" */
-    put(&o, "load: %s%s%s:%u, %s framing, %lu connections, depth %lu, %lu-byte messages%s\n",
-        v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)s->port, s->framing ? s->framing : "?",
-        (unsigned long)s->connections, (unsigned long)s->depth, (unsigned long)s->size,
-        s->churn ? ", churn" : "");
+    put(&o, "load: %s%s%s:%u%s, %s framing, %lu connections, depth %lu, %lu-byte messages%s\n",
+        v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)s->port, s->tls ? " over TLS" : "",
+        s->framing ? s->framing : "?", (unsigned long)s->connections, (unsigned long)s->depth,
+        (unsigned long)s->size, s->churn ? ", churn" : "");
     put(&o, "  elapsed      %.2f s\n", json_finite(s->elapsed_s));
     put(&o, "  messages     %llu (%.1f/s)\n", (unsigned long long)s->messages,
         json_finite(report_rate(s->messages, s->elapsed_s)));
     put(&o, "  bytes        %llu sent, %llu received (%.3f MB/s)\n",
         (unsigned long long)s->bytes_sent, (unsigned long long)s->bytes_received,
         json_finite(report_rate(s->bytes_received, s->elapsed_s) / 1e6));
-    if (l->count > 0)
-        put(&o,
-            "  latency us   p50 %llu, p90 %llu, p99 %llu, p99.9 %llu, max %llu (min %llu, "
-            "mean %.1f)\n",
-            (unsigned long long)l->p50, (unsigned long long)l->p90, (unsigned long long)l->p99,
-            (unsigned long long)l->p999, (unsigned long long)l->max, (unsigned long long)l->min,
-            json_finite(l->mean));
-    else
-        put(&o, "  latency us   none recorded\n");
+    put_latency_text(&o, "latency us", l, "");
+    if (s->tls) {
+        put_latency_text(&o, "handshake us", &s->connect, ": connect start to open, TLS included");
+        put(&o, "  tls          %s; %llu handshakes (%.1f/s), %llu failed\n",
+            s->tls_protocol[0] ? s->tls_protocol : "no connection opened",
+            (unsigned long long)s->tls_handshakes,
+            json_finite(report_rate(s->tls_handshakes, s->elapsed_s)),
+            (unsigned long long)s->tls_handshake_failures);
+    } else {
+        put_latency_text(&o, "connect us", &s->connect, ": connect start to open");
+    }
     put(&o, "  connections  %llu opened, %llu connect failures, %llu reconnects\n",
         (unsigned long long)s->connects, (unsigned long long)s->connect_failures,
         (unsigned long long)s->reconnects);

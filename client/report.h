@@ -22,6 +22,7 @@ typedef enum client_error_kind {
     CLIENT_ERR_CLOSED,      /* the server closed the connection with echoes outstanding */
     CLIENT_ERR_PROTOCOL,    /* the echo broke the framing (oversized frame, ...) */
     CLIENT_ERR_MISMATCH,    /* echoed bytes differ from the bytes sent */
+    CLIENT_ERR_TLS,         /* the TLS handshake failed (a certificate that did not validate) */
     CLIENT_ERR_OTHER,       /* anything else; the first error message says what */
     CLIENT_ERR_COUNT_
 } client_error_kind;
@@ -51,10 +52,17 @@ typedef struct client_summary {
     uint64_t messages; /* echoes received complete and verified */
     uint64_t bytes_sent, bytes_received;
     client_latency latency;
-    uint64_t connects;         /* connections opened */
-    uint64_t connect_failures; /* dials that failed */
-    uint64_t reconnects;       /* dials after a loss or a failure */
-    uint64_t lost_in_flight;   /* messages sent whose echo never came: connection lost */
+    /* dial start (iocp_engine_connect) to on_open: resolve and TCP connect, and with TLS the
+     * whole handshake too (on_open comes after it) */
+    client_latency connect;
+    int tls;                         /* --tls: the handshake figures below apply */
+    char tls_protocol[64];           /* "TLS 1.2, AES-256" of the first connection, "" if none */
+    uint64_t tls_handshakes;         /* the engine's count of completed handshakes */
+    uint64_t tls_handshake_failures; /* the engine's count of failed ones */
+    uint64_t connects;               /* connections opened */
+    uint64_t connect_failures;       /* dials that failed */
+    uint64_t reconnects;             /* dials after a loss or a failure */
+    uint64_t lost_in_flight;         /* messages sent whose echo never came: connection lost */
     uint64_t errors[CLIENT_ERR_COUNT_];
     uint64_t mismatches;
     char first_error[256]; /* the first error's full message, "" if none */

@@ -18,6 +18,7 @@
 #include "backoff.h"
 #include "exit_codes.h"
 #include "sys.h"
+#include "tls_client.h"
 
 #include "iocp/iocp.h"
 
@@ -30,6 +31,7 @@ struct session {
     char where[300]; /* "host:port" for messages */
     int framed;      /* line or length: the engine delivers whole messages */
     uint64_t rng;
+    client_tls_log tls_log;
     CRITICAL_SECTION lock;
     CONDITION_VARIABLE changed;
 
@@ -186,11 +188,15 @@ static int dial(session *s, uint32_t attempt, int reconnecting)
         s->state = CONN_IDLE;
         LeaveCriticalSection(&s->lock);
 
-        char why[160];
-        iocp_format_error(err, sys, why, sizeof why);
-        /* A name that does not resolve will not resolve on the next try either. */
+        char why[400];
+        if (err == IOCP_E_TLS)
+            client_tls_failure(&s->tls_log, sys, why, sizeof why);
+        else
+            iocp_format_error(err, sys, why, sizeof why);
+        /* A name that does not resolve will not resolve on the next try either, nor will a
+         * certificate become valid. */
         int retry = a->reconnect && err != IOCP_E_RESOLVE && err != IOCP_E_INVALID_ARG &&
-                    (a->attempts == 0 || attempt < a->attempts);
+                    err != IOCP_E_TLS && (a->attempts == 0 || attempt < a->attempts);
         if (!retry) {
             if (a->reconnect && attempt > 0)
                 client_errorf("cannot connect to %s: %s; giving up after %lu attempts", s->where,
@@ -244,16 +250,16 @@ int session_open(const client_args *args, size_t largest_message, session **out)
     if (config.send_queue_cap < cap)
         config.send_queue_cap = cap;
     config.log_level = IOCP_LOG_ERROR;
+    client_tls_configure(args, &config, &s->tls_log);
 
     iocp_error_info info;
     memset(&info, 0, sizeof info);
     iocp_err err = iocp_engine_start(&config, &session_handlers, s, &s->engine, &info);
     if (err != IOCP_OK) {
-        client_errorf("cannot start the engine: %s",
-                      info.message[0] ? info.message : iocp_strerror(err));
+        int rc = client_engine_start_failed(args, err, &info);
         DeleteCriticalSection(&s->lock);
         free(s);
-        return CLIENT_EXIT_OTHER;
+        return rc;
     }
     int rc = dial(s, 0, 0);
     if (rc != CLIENT_EXIT_OK) {

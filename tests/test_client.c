@@ -1,7 +1,10 @@
 /*
  * test_client.c: iocp-client as a program, run as a child process against servers started in
  * this process (an engine on port 0): the three modes, host names, exit codes and messages of
- * each failure, load mode's counts against the server's own statistics, and reconnecting.
+ * each failure, load mode's counts against the server's own statistics, reconnecting, and
+ * --tls against a TLS server engine (that needs server-side Schannel: Windows or Wine 10; under
+ * Wine 8 those cases check the engine's refusal to start and say so, and the client-side checks
+ * that need no TLS server run everywhere).
  */
 #include "harness.h"
 
@@ -13,6 +16,10 @@
 #include "client_runner.h"
 
 #include "iocp/iocp.h"
+
+#ifndef IOCP_TLS_DIR
+#error "IOCP_TLS_DIR must name tests/tls (set by tests/CMakeLists.txt)"
+#endif
 
 static iocp_engine *echo_server(iocp_framing framing)
 {
@@ -592,6 +599,284 @@ static void reconnect_waits_for_server(void)
     tn_stop_clean(e);
 }
 
+/* ---- TLS -------------------------------------------------------------------------------- */
+
+/* "/path/tests/tls/NAME" (static storage: the engine's config may keep the pointer). */
+static const char *tls_file(const char *name)
+{
+    static char paths[4][600];
+    static int next;
+    char *p = paths[next++ % 4];
+    snprintf(p, sizeof paths[0], "%s/%s", IOCP_TLS_DIR, name);
+    return p;
+}
+
+/* A TLS echo server (dual-stack, port 0) with the certificate in tests/tls/PFX. Where the
+ * system has no server-side Schannel (Wine 8) it checks that the engine refuses to start with
+ * IOCP_E_TLS, says the case needs Wine 10 (or Windows), and returns NULL. */
+static iocp_engine *tls_server(const char *pfx, iocp_framing framing)
+{
+    iocp_config c;
+    iocp_config_init(&c);
+    c.framing = framing;
+    c.tls.pfx_path = tls_file(pfx);
+    c.tls.pfx_password = "iocp-test";
+    c.log_level = IOCP_LOG_WARN;
+    if (!tn_tls_server_role_available()) {
+        iocp_engine *e = NULL;
+        iocp_error_info err;
+        iocp_err rc = iocp_engine_start(&c, NULL, NULL, &e, &err);
+        CHECK_MSG(rc == IOCP_E_TLS, "a TLS server started without server-side TLS (%d): %s",
+                  (int)rc, err.message);
+        printf("  no server-side Schannel here (Wine 8): the engine refused as it should (%s);\n"
+               "  the TLS server part of this case needs Wine 10 or Windows\n",
+               err.message);
+        return NULL;
+    }
+    return tn_start(&c, NULL, NULL);
+}
+
+/* What needs no TLS server, so it runs under every Wine: option errors, a CA file that cannot
+ * be used, and a server that does not speak TLS (a plaintext echo server: the client's
+ * ClientHello comes back as the "reply"). */
+static void tls_client_side_errors(void)
+{
+    tc_run r;
+    tc_client(&r, "127.0.0.1 9 --tls-insecure hi", NULL, 30000);
+    CHECK_EQ_U(r.exit_code, 1);
+    check_err_says(&r, "--tls-insecure only applies with --tls");
+    tc_run_free(&r);
+    tc_client(&r, "127.0.0.1 9 --tls --tls-ca ca.pem --tls-insecure hi", NULL, 30000);
+    CHECK_EQ_U(r.exit_code, 1);
+    tc_run_free(&r);
+
+    iocp_engine *e = echo_server(IOCP_FRAMING_RAW);
+    /* a missing --tls-ca file: said before any dial, in every mode */
+    static const char *const modes[] = {"hello", "", "--load --duration 1 --quiet"};
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        char fmt[200];
+        snprintf(fmt, sizeof fmt, "127.0.0.1 %%u --tls --tls-ca no-such-ca.pem %s", modes[m]);
+        run(&r, e, 0, fmt, NULL, 30000);
+        CHECK_MSG(r.exit_code == 7, "mode '%s': exit %lu", modes[m], r.exit_code);
+        check_err_says(&r, "cannot use --tls-ca no-such-ca.pem: cannot open no-such-ca.pem: ");
+        tc_run_free(&r);
+    }
+    /* a file that holds no certificate */
+    wchar_t path[260];
+    char upath[520];
+    tc_write_temp("not a certificate\n", 18, path, upath);
+    char args[900];
+    snprintf(args, sizeof args, "127.0.0.1 %u --tls --tls-ca \"%s\" hello",
+             (unsigned)iocp_engine_port(e), upath);
+    tc_client(&r, args, NULL, 30000);
+    CHECK_EQ_U(r.exit_code, 7);
+    check_err_says(&r, "holds no certificate");
+    tc_run_free(&r);
+    DeleteFileW(path);
+
+    /* a plaintext server: the handshake fails, exit code 8, not "cannot connect" (3) */
+    run(&r, e, 0, "127.0.0.1 %u --tls --timeout 5000 hello", NULL, 30000);
+    CHECK_MSG(r.exit_code == 8, "exit %lu: %s", r.exit_code, r.err);
+    check_err_says(&r, "TLS handshake failed");
+    printf("  plaintext server: %s", r.err);
+    CHECK(r.out_len == 0);
+    tc_run_free(&r);
+    run(&r, e, 0, "127.0.0.1 %u --tls --load --connections 2 --duration 1 --json --quiet", NULL,
+        30000);
+    CHECK_EQ_U(r.exit_code, 8);
+    CHECK(tj_valid(r.out) == 0);
+    CHECK(num(&r, "errors.tls") == 2);
+    CHECK(num(&r, "tls.handshakes") == 0);
+    char result[32];
+    CHECK(tj_string(r.out, "result", result, sizeof result) == 0 && strcmp(result, "tls") == 0);
+    tc_run_free(&r);
+    wait_idle(e);
+    tn_stop_clean(e);
+}
+
+/* Message and interactive modes over TLS, the server's certificate trusted through --tls-ca. */
+static void tls_message_and_interactive(void)
+{
+    iocp_engine *e = tls_server("server.pfx", IOCP_FRAMING_RAW);
+    if (e == NULL)
+        return;
+    char fmt[900];
+    tc_run r;
+    snprintf(fmt, sizeof fmt, "localhost %%u --tls --tls-ca \"%s\" hello \"two words\"",
+             tls_file("ca.pem"));
+    run(&r, e, 0, fmt, NULL, 30000);
+    CHECK_MSG(r.exit_code == 0, "exit %lu: %s", r.exit_code, r.err);
+    CHECK(strcmp(r.out, "hello\ntwo words\n") == 0);
+    CHECK_EQ_U(r.err_len, 0);
+    tc_run_free(&r);
+    wait_idle(e);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.tls_handshakes, 1);
+    CHECK_EQ_U(st.accepted, 1);
+    tn_stop_clean(e);
+
+    /* interactive, line framing, an address as HOST and the name given apart */
+    static const char input[] = "one\ntwo words\n";
+    wchar_t in[260];
+    tc_write_temp(input, sizeof input - 1, in, NULL);
+    e = tls_server("server.pfx", IOCP_FRAMING_LINE);
+    snprintf(fmt, sizeof fmt,
+             "127.0.0.1 %%u --framing line --tls --tls-ca \"%s\" --tls-server-name localhost",
+             tls_file("ca.pem"));
+    run(&r, e, 0, fmt, in, 30000);
+    CHECK_MSG(r.exit_code == 0, "exit %lu: %s", r.exit_code, r.err);
+    CHECK(strcmp(r.out, input) == 0);
+    tc_run_free(&r);
+    wait_idle(e);
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.messages_in, 2);
+    CHECK_EQ_U(st.tls_handshakes, 1);
+    tn_stop_clean(e);
+    DeleteFileW(in);
+}
+
+/* Certificates that must not validate: exit code 8 with the chain error named; accepted with
+ * --tls-insecure; the same refusal in load mode. */
+static void tls_refusals(void)
+{
+    static const struct {
+        const char *pfx;
+        const char *ca; /* the --tls-ca file, NULL for the system's roots only */
+        const char *cause, *or_cause;
+    } bad[] = {
+        {"wronghost.pfx", "ca.pem", "the name does not match the server name (0x800b010f)", NULL},
+        {"expired.pfx", "ca.pem", "expired or not yet valid (0x800b0101)", NULL},
+        {"selfsigned.pfx", "ca.pem", "untrusted root (0x800b0109)", NULL},
+        /* our CA is not a system root: Windows ends the chain at it (untrusted root), Wine 10
+         * does not build the chain that far (CERT_E_CHAINING) */
+        {"server.pfx", NULL, "untrusted root (0x800b0109)",
+         "no chain to a trusted root (0x800b010a)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        iocp_engine *e = tls_server(bad[i].pfx, IOCP_FRAMING_RAW);
+        if (e == NULL)
+            return;
+        char ca_opt[700] = "", fmt[900], want[300];
+        if (bad[i].ca != NULL)
+            snprintf(ca_opt, sizeof ca_opt, "--tls-ca \"%s\"", tls_file(bad[i].ca));
+        tc_run r;
+        snprintf(fmt, sizeof fmt, "localhost %%u --tls %s hello", ca_opt);
+        run(&r, e, 0, fmt, NULL, 30000);
+        printf("  %s: exit %lu: %s", bad[i].pfx, r.exit_code, r.err);
+        CHECK_MSG(r.exit_code == 8, "%s: exit %lu", bad[i].pfx, r.exit_code);
+        snprintf(want, sizeof want,
+                 "cannot connect to localhost:%u: TLS handshake failed: the server's "
+                 "certificate failed validation: ",
+                 (unsigned)iocp_engine_port(e));
+        check_err_says(&r, want);
+        CHECK_MSG(strstr(r.err, bad[i].cause) != NULL ||
+                      (bad[i].or_cause != NULL && strstr(r.err, bad[i].or_cause) != NULL),
+                  "stderr lacks \"%s\"", bad[i].cause);
+        CHECK(r.out_len == 0);
+        tc_run_free(&r);
+
+        /* --reconnect does not retry a certificate: it will not become valid */
+        snprintf(fmt, sizeof fmt, "localhost %%u --tls %s --reconnect --backoff 10 hello", ca_opt);
+        run(&r, e, 0, fmt, NULL, 30000);
+        CHECK_EQ_U(r.exit_code, 8);
+        CHECK(strstr(r.err, "retrying") == NULL);
+        tc_run_free(&r);
+
+        run(&r, e, 0, "localhost %u --tls --tls-insecure hello", NULL, 30000);
+        CHECK_MSG(r.exit_code == 0, "%s with --tls-insecure: exit %lu: %s", bad[i].pfx, r.exit_code,
+                  r.err);
+        CHECK(strcmp(r.out, "hello\n") == 0);
+        tc_run_free(&r);
+
+        if (i == 0) {
+            snprintf(fmt, sizeof fmt,
+                     "localhost %%u --tls %s --load --connections 3 --duration 1 --json --quiet",
+                     ca_opt);
+            run(&r, e, 0, fmt, NULL, 30000);
+            CHECK_EQ_U(r.exit_code, 8);
+            CHECK(tj_valid(r.out) == 0);
+            CHECK(num(&r, "errors.tls") == 3);
+            CHECK(num(&r, "connect_failures") == 3);
+            CHECK(num(&r, "tls.handshake_failures") == 3);
+            char first[300];
+            CHECK(tj_string(r.out, "first_error", first, sizeof first) == 0);
+            CHECK_MSG(strstr(first, bad[i].cause) != NULL, "first_error: %s", first);
+            tc_run_free(&r);
+        }
+        wait_idle(e);
+        iocp_stats st;
+        iocp_engine_stats(e, &st);
+        CHECK(st.tls_handshakes + st.tls_handshake_failures >= 3);
+        tn_stop_clean(e);
+    }
+}
+
+/* Load mode over TLS: handshake percentiles and handshakes/s apart from the echo latency, in
+ * the JSON and the text; a plain run names the same figure "connect us". */
+static void tls_load_handshakes(void)
+{
+    iocp_engine *e = tls_server("server.pfx", IOCP_FRAMING_RAW);
+    if (e == NULL)
+        return;
+    char fmt[900];
+    tc_run r;
+    snprintf(fmt, sizeof fmt,
+             "localhost %%u --tls --tls-ca \"%s\" --load --connections 10 --duration 1 --json "
+             "--quiet",
+             tls_file("ca.pem"));
+    run(&r, e, 0, fmt, NULL, 60000);
+    CHECK_MSG(r.exit_code == 0, "exit %lu: %s", r.exit_code, r.err);
+    CHECK_MSG(tj_valid(r.out) == 0, "not one JSON object: %s", r.out);
+    printf("  %s", r.out);
+    double messages = num(&r, "messages");
+    CHECK(messages > 0);
+    CHECK(num(&r, "latency_us.count") == messages);
+    CHECK(num(&r, "connects") == 10);
+    CHECK(num(&r, "tls.handshakes") == 10);
+    CHECK(num(&r, "tls.handshake_failures") == 0);
+    CHECK(num(&r, "tls.handshakes_per_s") > 0);
+    CHECK(num(&r, "tls.handshake_us.count") == 10);
+    CHECK(num(&r, "tls.handshake_us.min") > 0);
+    CHECK(num(&r, "tls.handshake_us.p50") <= num(&r, "tls.handshake_us.p99"));
+    CHECK(num(&r, "tls.handshake_us.p99") <= num(&r, "tls.handshake_us.max"));
+    CHECK(num(&r, "connect_us.p50") == num(&r, "tls.handshake_us.p50"));
+    char protocol[64];
+    CHECK(tj_string(r.out, "tls.protocol", protocol, sizeof protocol) == 0);
+    CHECK_MSG(strncmp(protocol, "TLS 1.", 6) == 0, "protocol %s", protocol);
+    tc_run_free(&r);
+    wait_idle(e);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.tls_handshakes, 10);
+
+    /* churn: a handshake per message; the text report */
+    snprintf(fmt, sizeof fmt,
+             "localhost %%u --tls --tls-ca \"%s\" --load --churn --connections 4 --duration 1 "
+             "--quiet",
+             tls_file("ca.pem"));
+    run(&r, e, 0, fmt, NULL, 60000);
+    CHECK_MSG(r.exit_code == 0, "exit %lu: %s", r.exit_code, r.err);
+    printf("%s", r.out);
+    CHECK(strstr(r.out, "over TLS") != NULL);
+    CHECK(strstr(r.out, "  handshake us p50 ") != NULL);
+    CHECK(strstr(r.out, "  tls          TLS 1.") != NULL);
+    CHECK(strstr(r.out, " handshakes (") != NULL && strstr(r.out, "/s), 0 failed") != NULL);
+    tc_run_free(&r);
+    wait_idle(e);
+    tn_stop_clean(e);
+
+    /* without TLS the same measure is the connect time */
+    e = echo_server(IOCP_FRAMING_RAW);
+    run(&r, e, 0, "localhost %u --load --connections 10 --duration 1 --json --quiet", NULL, 60000);
+    CHECK_EQ_U(r.exit_code, 0);
+    CHECK(num(&r, "connect_us.count") == 10);
+    CHECK(strstr(r.out, "\"tls\":null") != NULL);
+    tc_run_free(&r);
+    wait_idle(e);
+    tn_stop_clean(e);
+}
+
 static const test_case cases[] = {
     {"message_small", message_small},
     {"message_empty", message_empty},
@@ -611,6 +896,10 @@ static const test_case cases[] = {
     {"echo_timeout", echo_timeout},
     {"reconnect_resumes_after_restart", reconnect_resumes_after_restart},
     {"reconnect_waits_for_server", reconnect_waits_for_server},
+    {"tls_client_side_errors", tls_client_side_errors},
+    {"tls_message_and_interactive", tls_message_and_interactive},
+    {"tls_refusals", tls_refusals},
+    {"tls_load_handshakes", tls_load_handshakes},
 };
 
 TEST_MAIN(cases)

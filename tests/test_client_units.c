@@ -13,6 +13,7 @@
 #include "payload.h"
 #include "report.h"
 #include "sys.h"
+#include "tls_client.h"
 #include "client_runner.h"
 
 /* Splits a command line at spaces (no quoting) and parses it. */
@@ -148,6 +149,15 @@ static void args_errors_are_usage_errors(void)
         {"localhost 9000 --load --size 2G", "--size"},
         {"localhost 9000 --load --duration -1", "--duration"},
         {"localhost 9000 --reconnect=yes", "takes no value"},
+        {"localhost 9000 --tls-ca ca.pem", "--tls-ca only applies with --tls"},
+        {"localhost 9000 --tls-insecure", "--tls-insecure only applies with --tls"},
+        {"localhost 9000 --tls-server-name x", "--tls-server-name only applies with --tls"},
+        {"localhost 9000 --load --tls-ca ca.pem", "only applies with --tls"},
+        {"localhost 9000 --tls --tls-ca", "needs a value"},
+        {"localhost 9000 --tls --tls-ca=", "--tls-ca: the value is empty"},
+        {"localhost 9000 --tls --tls-server-name=", "--tls-server-name: the value is empty"},
+        {"localhost 9000 --tls --tls-insecure --tls-ca ca.pem", "--tls-insecure checks no"},
+        {"localhost 9000 --tls=yes", "takes no value"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         client_args a;
@@ -158,6 +168,79 @@ static void args_errors_are_usage_errors(void)
                   bad[i].says);
         client_args_free(&a);
     }
+}
+
+static void args_tls(void)
+{
+    client_args a;
+    char err[256];
+    /* off by default */
+    CHECK(parse("localhost 443 hi", &a, err, sizeof err) == 0);
+    CHECK(!a.tls && !a.tls_insecure && a.tls_ca == NULL && a.tls_server_name == NULL);
+    client_args_free(&a);
+    /* every mode takes them; the value forms of the other options work here too */
+    CHECK(parse("localhost 443 --tls --tls-ca ca.pem --tls-server-name=example.org hi", &a, err,
+                sizeof err) == 0);
+    CHECK(a.mode == CLIENT_MODE_MESSAGE && a.tls && !a.tls_insecure);
+    CHECK(strcmp(a.tls_ca, "ca.pem") == 0 && strcmp(a.tls_server_name, "example.org") == 0);
+    client_args_free(&a);
+    CHECK(parse("::1 443 --tls-insecure --tls", &a, err, sizeof err) == 0); /* any order */
+    CHECK(a.mode == CLIENT_MODE_INTERACTIVE && a.tls && a.tls_insecure && a.tls_ca == NULL);
+    client_args_free(&a);
+    CHECK(parse("h 1 --load --tls --tls-ca=c.pem --connections 5", &a, err, sizeof err) == 0);
+    CHECK(a.mode == CLIENT_MODE_LOAD && a.tls && strcmp(a.tls_ca, "c.pem") == 0);
+    CHECK_EQ_U(a.connections, 5);
+    client_args_free(&a);
+}
+
+/* The options map onto the engine's config.tls; the engine's TLS failure line is kept (without
+ * its peer) for the message of the dial that failed, once. */
+static void tls_config_and_failure_text(void)
+{
+    client_args a;
+    char err[256], why[400];
+    iocp_config c;
+    client_tls_log log;
+    CHECK(parse("localhost 443 hi", &a, err, sizeof err) == 0);
+    iocp_config_init(&c);
+    c.log_level = IOCP_LOG_ERROR;
+    client_tls_configure(&a, &c, &log);
+    CHECK(!c.tls.client && c.log == NULL && c.log_level == IOCP_LOG_ERROR); /* untouched */
+    client_args_free(&a);
+
+    CHECK(parse("localhost 443 --tls --tls-ca ca.pem --tls-server-name n.example hi", &a, err,
+                sizeof err) == 0);
+    iocp_config_init(&c);
+    client_tls_configure(&a, &c, &log);
+    CHECK(c.tls.client == 1 && !c.tls.insecure);
+    CHECK(strcmp(c.tls.ca_file, "ca.pem") == 0 && strcmp(c.tls.server_name, "n.example") == 0);
+    CHECK(c.tls.pfx_path == NULL && c.tls.cert_thumbprint == NULL); /* no server role */
+    CHECK(c.log != NULL && c.log_level == IOCP_LOG_INFO);
+    client_args_free(&a);
+
+    /* nothing logged: the status code is named */
+    client_tls_failure(&log, 0x80090326ul, why, sizeof why);
+    CHECK_MSG(strstr(why, "SEC_E_ILLEGAL_MESSAGE") != NULL, "%s", why);
+    client_tls_failure(&log, 0x80090327ul, why, sizeof why);
+    CHECK_MSG(strstr(why, "TLS handshake failed (0x80090327 SEC_E_CERT_UNKNOWN") == why, "%s", why);
+    client_tls_failure(&log, 0x12345ul, why, sizeof why);
+    CHECK_MSG(strcmp(why, "TLS handshake failed (0x00012345)") == 0, "%s", why);
+    /* the engine's line, as conn.c logs it; lines about other things are not kept */
+    c.log(c.log_user, IOCP_LOG_INFO,
+          "[::1]:5001: the server's certificate failed validation: the name does not match "
+          "the server name (0x800b010f); closing it");
+    c.log(c.log_user, IOCP_LOG_INFO, "stopped in 3 ms");
+    c.log(c.log_user, IOCP_LOG_DEBUG, "TLS: debug detail");
+    client_tls_failure(&log, 0x80090327ul, why, sizeof why);
+    CHECK_MSG(strcmp(why, "TLS handshake failed: the server's certificate failed validation: the "
+                          "name does not match the server name (0x800b010f)") == 0,
+              "%s", why);
+    client_tls_failure(&log, 0x80090327ul, why, sizeof why); /* kept for the next dial too */
+    CHECK_MSG(strstr(why, "(0x800b010f)") != NULL, "%s", why);
+    c.log(c.log_user, IOCP_LOG_INFO, "127.0.0.1:9: no TLS handshake after 10000 ms: resetting");
+    client_tls_failure(&log, 0, why, sizeof why);
+    CHECK_MSG(strcmp(why, "TLS handshake failed: no TLS handshake after 10000 ms: resetting") == 0,
+              "%s", why);
 }
 
 static void help_shows_every_option_with_default(void)
@@ -187,6 +270,7 @@ static void help_shows_every_option_with_default(void)
     }
     /* the exit codes are listed too, and every line fits 100 columns */
     CHECK(strstr(text, "6 echo mismatch") != NULL);
+    CHECK(strstr(text, "8 TLS: the server's certificate failed validation") != NULL);
     for (const char *line = text; *line;) {
         const char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
@@ -329,6 +413,14 @@ static client_summary sample_summary(void)
     s.latency.p999 = 2000;
     s.latency.max = 4100;
     s.latency.mean = 170.5;
+    s.connect.count = 100;
+    s.connect.min = 800;
+    s.connect.p50 = 1200;
+    s.connect.p90 = 1800;
+    s.connect.p99 = 2500;
+    s.connect.p999 = 2900;
+    s.connect.max = 3000;
+    s.connect.mean = 1300.0;
     s.connects = 100;
     s.errors[CLIENT_ERR_RESET] = 2;
     s.errors[CLIENT_ERR_REFUSED] = 1;
@@ -370,6 +462,28 @@ static void report_json_parses_and_agrees(void)
         snprintf(path, sizeof path, "errors.%s", client_error_kind_name((client_error_kind)k));
         CHECK_MSG(tj_number(buf, path, &v) == 0, "no %s", path);
     }
+    CHECK(tj_number(buf, "connect_us.p99", &v) == 0 && v == 2500);
+    CHECK_MSG(strstr(buf, "\"tls\":null") != NULL, "%s", buf);
+    CHECK(tj_number(buf, "tls.handshakes", &v) != 0);
+
+    /* with --tls: the handshakes, their rate and percentiles (the connect histogram) */
+    s.tls = 1;
+    snprintf(s.tls_protocol, sizeof s.tls_protocol, "TLS 1.2, AES-256");
+    s.tls_handshakes = 100;
+    s.tls_handshake_failures = 3;
+    n = report_json(&s, buf, sizeof buf);
+    CHECK(n < sizeof buf);
+    CHECK_MSG(tj_valid(buf) == 0, "not JSON: %s", buf);
+    CHECK(tj_string(buf, "tls.protocol", str, sizeof str) == 0);
+    CHECK(strcmp(str, "TLS 1.2, AES-256") == 0);
+    CHECK(tj_number(buf, "tls.handshakes", &v) == 0 && v == 100);
+    CHECK(tj_number(buf, "tls.handshake_failures", &v) == 0 && v == 3);
+    CHECK(tj_number(buf, "tls.handshakes_per_s", &v) == 0 && v == 50);
+    CHECK(tj_number(buf, "tls.handshake_us.p50", &v) == 0 && v == 1200);
+    CHECK(tj_number(buf, "tls.handshake_us.p99_9", &v) == 0 && v == 2900);
+    CHECK(tj_number(buf, "tls.handshake_us.count", &v) == 0 && v == 100);
+    CHECK(tj_number(buf, "connect_us.p50", &v) == 0 && v == 1200);
+
     /* nothing measured: still valid, no division by zero */
     client_summary empty;
     memset(&empty, 0, sizeof empty);
@@ -398,6 +512,19 @@ static void report_text_and_progress(void)
                                        "result       refused (exit code 3)"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         CHECK_MSG(strstr(buf, want[i]) != NULL, "no '%s' in:\n%s", want[i], buf);
+    CHECK_MSG(strstr(buf, "connect us   p50 1200, p90 1800, p99 2500") != NULL, "%s", buf);
+    CHECK(strstr(buf, "TLS") == NULL && strstr(buf, "handshake") == NULL);
+    s.tls = 1;
+    snprintf(s.tls_protocol, sizeof s.tls_protocol, "TLS 1.2, AES-256");
+    s.tls_handshakes = 100;
+    s.tls_handshake_failures = 3;
+    report_text(&s, buf, sizeof buf);
+    static const char *const want_tls[] = {
+        "[::1]:9000 over TLS", "handshake us p50 1200, p90 1800, p99 2500, p99.9 2900, max 3000",
+        "tls          TLS 1.2, AES-256; 100 handshakes (50.0/s), 3 failed", "p50 150"};
+    for (size_t i = 0; i < sizeof want_tls / sizeof want_tls[0]; i++)
+        CHECK_MSG(strstr(buf, want_tls[i]) != NULL, "no '%s' in:\n%s", want_tls[i], buf);
+    CHECK(strstr(buf, "connect us") == NULL); /* the same figures, named once */
     n = report_progress(buf, sizeof buf, 3.0, 41152.4, 2.634, 100, 7);
     CHECK_EQ_U(strlen(buf), n);
     CHECK_MSG(strstr(buf, "41152 msg/s") != NULL && strstr(buf, "2.634 MB/s") != NULL &&
@@ -412,13 +539,17 @@ static void exit_codes_are_distinct(void)
     _Static_assert(CLIENT_EXIT_OK == 0 && CLIENT_EXIT_USAGE == 1 && CLIENT_EXIT_RESOLVE == 2 &&
                        CLIENT_EXIT_REFUSED == 3 && CLIENT_EXIT_TIMEOUT == 4 &&
                        CLIENT_EXIT_RESET == 5 && CLIENT_EXIT_MISMATCH == 6 &&
-                       CLIENT_EXIT_OTHER == 7,
+                       CLIENT_EXIT_OTHER == 7 && CLIENT_EXIT_TLS == 8,
                    "client exit codes as documented in exit_codes.h");
     CHECK(client_exit_for_err(IOCP_E_RESOLVE) == CLIENT_EXIT_RESOLVE);
     CHECK(client_exit_for_err(IOCP_E_REFUSED) == CLIENT_EXIT_REFUSED);
     CHECK(client_exit_for_err(IOCP_E_TIMEOUT) == CLIENT_EXIT_TIMEOUT);
     CHECK(client_exit_for_err(IOCP_E_RESET) == CLIENT_EXIT_RESET);
     CHECK(client_exit_for_err(IOCP_E_SYSTEM) == CLIENT_EXIT_OTHER);
+    CHECK(client_exit_for_err(IOCP_E_TLS) == CLIENT_EXIT_TLS);
+    CHECK(client_exit_for_kind(client_error_kind_for_err(IOCP_E_TLS)) == CLIENT_EXIT_TLS);
+    CHECK(strcmp(client_exit_name(CLIENT_EXIT_TLS), "tls") == 0);
+    CHECK(strcmp(client_error_kind_name(CLIENT_ERR_TLS), "tls") == 0);
     for (int k = 0; k < CLIENT_ERR_COUNT_; k++)
         CHECK(client_exit_for_kind((client_error_kind)k) != CLIENT_EXIT_OK);
     CHECK(client_exit_for_kind(CLIENT_ERR_MISMATCH) == CLIENT_EXIT_MISMATCH);
@@ -492,6 +623,8 @@ static const test_case cases[] = {
     {"args_message_mode", args_message_mode},
     {"args_load_mode", args_load_mode},
     {"args_errors_are_usage_errors", args_errors_are_usage_errors},
+    {"args_tls", args_tls},
+    {"tls_config_and_failure_text", tls_config_and_failure_text},
     {"help_shows_every_option_with_default", help_shows_every_option_with_default},
     {"sizes_parse", sizes_parse},
     {"payload_round_trip", payload_round_trip},
