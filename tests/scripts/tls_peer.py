@@ -27,6 +27,7 @@ def client(args):
     rng = random.Random(args.seed)
     payload = bytes(rng.getrandbits(8) for _ in range(args.bytes))
     raw = socket.create_connection((args.host, args.port), timeout=60)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s = ctx.wrap_socket(raw, server_hostname=args.name)
     failure = []
 
@@ -82,6 +83,7 @@ def server(args):
     os.replace(tmp, args.port_file)
 
     def serve(conn):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # echo at once (no Nagle)
         try:
             s = ctx.wrap_socket(conn, server_side=True)
             while True:
