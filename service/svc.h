@@ -210,9 +210,12 @@ int svc_server_memory_check(const svc_server_options *o, uint64_t physical, char
 
 /* HKLM\SYSTEM\CurrentControlSet\Services\<name>\Parameters */
 void svc_params_path(const char *name, wchar_t *out, size_t count);
-/* Writes every server option under root\path (created if missing). Win32 code. */
+/* Writes every server option under root\path (created if missing); the TLS password only as a
+ * DPAPI blob (REG_BINARY TlsPasswordProtected), and only with a PFX (else the value is
+ * removed). Win32 code. */
 DWORD svc_params_write(HKEY root, const wchar_t *path, const svc_server_options *o);
-/* Reads them over the defaults. Missing values keep the default. A value of the wrong type or
+/* Reads them over the defaults (the password decrypted), then svc_server_options_check.
+ * Missing values keep the default. A value of the wrong type or
  * out of range gives ERROR_INVALID_PARAMETER with err saying which; a missing key gives
  * ERROR_FILE_NOT_FOUND. */
 DWORD svc_params_read(HKEY root, const wchar_t *path, svc_server_options *o, char *err,
