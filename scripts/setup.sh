@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the Linux cross-build and its tests need, if anything is missing:
-# MinGW-w64 (GCC, and the headers clang uses), Wine, CMake, Ninja, clang.
+# MinGW-w64 (GCC, and the headers clang uses), Wine, CMake, Ninja, clang, Python, OpenSSL.
 # Sourced by test.sh, demo.sh and the other scripts; quick when all is there.
 set -euo pipefail
 
@@ -14,6 +14,7 @@ command -v clang >/dev/null || iocp_need+=(clang)
 command -v clang-format >/dev/null || iocp_need+=(clang-format)
 command -v flock >/dev/null || iocp_need+=(util-linux)
 command -v python3 >/dev/null || iocp_need+=(python3)
+command -v openssl >/dev/null || iocp_need+=(openssl) # TLS tests: a native peer
 
 if [ ${#iocp_need[@]} -gt 0 ]; then
     echo "setup: installing ${iocp_need[*]}"

@@ -615,14 +615,20 @@ static void tls_receive(iocp_conn *c, DWORD bytes, uint64_t now)
         size_t used = 0, n = 0;
         char *plain = NULL;
         int was_established = t->established;
+        /* Under the lock: a send encrypts with the same context, and a close may append
+         * close_notify to the same output, from another thread. One SSPI call at a time per
+         * context, whatever an implementation promises about concurrent ones. */
+        AcquireSRWLockExclusive(&c->lock);
         iocpi_tls_status r =
             iocpi_tls_input(t, (char *)c->recv_buf + pos, len - pos, &used, &plain, &n);
+        if (r != IOCPI_TLS_FAILED && (c->state == CONN_OPEN || c->state == CONN_CLOSING))
+            queue_tls_output_locked(c);
+        ReleaseSRWLockExclusive(&c->lock);
         pos += used;
         if (r == IOCPI_TLS_FAILED) {
             tls_failed(c);
             return;
         }
-        send_tls_output(c);
         if (r == IOCPI_TLS_CLOSED) {
             peer_finished(c);
             return;
@@ -798,10 +804,13 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
         iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, IOCP_ABORT);
     } else if (c->tls != NULL && outgoing) {
         /* The client speaks first: the ClientHello. */
-        if (iocpi_tls_begin(c->tls) == IOCPI_TLS_FAILED)
+        AcquireSRWLockExclusive(&c->lock);
+        iocpi_tls_status r = iocpi_tls_begin(c->tls);
+        if (r != IOCPI_TLS_FAILED)
+            queue_tls_output_locked(c);
+        ReleaseSRWLockExclusive(&c->lock);
+        if (r == IOCPI_TLS_FAILED)
             tls_failed(c);
-        else
-            send_tls_output(c);
     } else if (c->announced && e->handlers.on_open != NULL) {
         e->handlers.on_open(c);
     }

@@ -92,7 +92,8 @@ char *iocp_format_error(iocp_err err, unsigned long sys_code, char *buf, size_t 
     else if (sys_code >= WSABASEERR && sys_code < WSABASEERR + 2000)
         snprintf(buf, size, "%s (WSA %lu)", iocp_strerror(err), sys_code);
     else
-        snprintf(buf, size, "%s (Win32 %lu)", iocp_strerror(err), sys_code);
+        snprintf(buf, size, sys_code >= 0x80000000ul ? "%s (0x%08lx)" : "%s (Win32 %lu)",
+                 iocp_strerror(err), sys_code); /* an HRESULT or SSPI status: hex, as documented */
     return buf;
 }
 

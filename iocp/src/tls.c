@@ -572,6 +572,8 @@ int iocpi_tls_self_check(iocpi_tls_creds *server, char *err, size_t err_size)
     }
     rc = 0;
 out:
+    if (rc != 0)
+        server->error = (DWORD)(s.status != 0 ? s.status : c.status);
     iocpi_tls_fini(&c);
     iocpi_tls_fini(&s);
     iocpi_tls_creds_free(&client_creds);

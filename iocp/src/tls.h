@@ -32,6 +32,7 @@ typedef struct iocpi_tls_creds {
     HCERTSTORE extra_ca;  /* client: the --tls-ca certificates, or NULL */
     int insecure;         /* client: accept any certificate */
     int tls13;            /* 1 when the credentials were made with SCH_CREDENTIALS (1.2 and 1.3) */
+    DWORD error;          /* after a failure (here or in the self-check): its Win32/SSPI code */
 } iocpi_tls_creds;
 
 /* Server credentials from a PFX file and its password. 0, or -1 with err naming the cause

@@ -127,6 +127,7 @@ static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
                                   &c->handle, &expiry);
     if (s != SEC_E_OK) {
         char name[80];
+        c->error = (DWORD)s;
         snprintf(err, err_size, "Schannel refused the %s credentials: %s",
                  c->server ? "server" : "client", iocpi_tls_status_name(s, name, sizeof name));
         return -1;
@@ -143,12 +144,15 @@ int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *p
     char text[260];
     memset(c, 0, sizeof *c);
     c->server = 1;
-    if (read_file(path, &data, &len, err, err_size) != 0)
+    if (read_file(path, &data, &len, err, err_size) != 0) {
+        c->error = GetLastError();
         return -1;
+    }
     CRYPT_DATA_BLOB blob = {len, data};
     wchar_t wpass[512];
     widen(password != NULL ? password : "", wpass, sizeof wpass / sizeof wpass[0]);
     if (!PFXIsPFXBlob(&blob)) {
+        c->error = (DWORD)CRYPT_E_BAD_ENCODE;
         snprintf(err, err_size, "%s is not a PFX (PKCS #12) file", path);
         free(data);
         return -1;
@@ -159,6 +163,7 @@ int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *p
     SecureZeroMemory(data, len);
     free(data);
     if (c->pfx_store == NULL) {
+        c->error = import_error ? import_error : (DWORD)ERROR_INVALID_PASSWORD;
         if (import_error == ERROR_INVALID_PASSWORD || import_error == (DWORD)NTE_BAD_DATA)
             snprintf(err, err_size, "cannot open %s: wrong password (%s)", path,
                      win32_text(import_error, text, sizeof text));
@@ -179,6 +184,7 @@ int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *p
         }
     }
     if (c->cert == NULL) {
+        c->error = (DWORD)NTE_NO_KEY;
         snprintf(err, err_size,
                  "%s holds no certificate with its private key (export it with the key)", path);
         iocpi_tls_creds_free(c);
@@ -229,6 +235,7 @@ int iocpi_tls_creds_from_store(iocpi_tls_creds *c, const char *thumbprint, int m
         }
     }
     if (n != sizeof hash || half >= 0) {
+        c->error = ERROR_INVALID_PARAMETER;
         snprintf(err, err_size, "'%s' is not a certificate thumbprint (40 hex digits)", thumbprint);
         return -1;
     }
@@ -239,6 +246,7 @@ int iocpi_tls_creds_from_store(iocpi_tls_creds *c, const char *thumbprint, int m
                           CERT_STORE_READONLY_FLAG,
                       L"MY");
     if (store == NULL) {
+        c->error = GetLastError();
         snprintf(err, err_size, "cannot open the certificate store %s: %s", where,
                  win32_text(GetLastError(), text, sizeof text));
         return -1;
@@ -248,10 +256,12 @@ int iocpi_tls_creds_from_store(iocpi_tls_creds *c, const char *thumbprint, int m
                                                      0, CERT_FIND_SHA1_HASH, &blob, NULL);
     CertCloseStore(store, 0);
     if (cert == NULL) {
+        c->error = (DWORD)CRYPT_E_NOT_FOUND;
         snprintf(err, err_size, "no certificate with thumbprint %s in %s", thumbprint, where);
         return -1;
     }
     if (!has_private_key(cert)) {
+        c->error = (DWORD)NTE_NO_KEY;
         snprintf(err, err_size, "the certificate %s in %s has no private key", thumbprint, where);
         CertFreeCertificateContext(cert);
         return -1;
@@ -423,9 +433,10 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
             rc = -1;
         }
         if (rc != 0) {
+            DWORD code = e->tls_server->error;
             free(e->tls_server);
             e->tls_server = NULL;
-            iocpi_error_set(err, IOCP_E_TLS, 0, "%s", why);
+            iocpi_error_set(err, IOCP_E_TLS, code, "%s", why);
             return IOCP_E_TLS;
         }
         iocpi_log(e, IOCP_LOG_DEBUG, "TLS: server credentials proven by the self-check (%s)",
@@ -435,11 +446,12 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
         e->tls_client = calloc(1, sizeof *e->tls_client);
         if (e->tls_client == NULL || iocpi_tls_creds_client(e->tls_client, cfg->ca_file,
                                                             cfg->insecure, why, sizeof why) != 0) {
+            DWORD code = e->tls_client != NULL ? e->tls_client->error : ERROR_NOT_ENOUGH_MEMORY;
             if (e->tls_client == NULL)
                 snprintf(why, sizeof why, "out of memory");
             free(e->tls_client);
             e->tls_client = NULL;
-            iocpi_error_set(err, IOCP_E_TLS, 0, "%s", why);
+            iocpi_error_set(err, IOCP_E_TLS, code, "%s", why);
             return IOCP_E_TLS;
         }
     }

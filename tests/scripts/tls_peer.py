@@ -15,6 +15,7 @@
 import argparse
 import os
 import random
+import selectors
 import socket
 import ssl
 import sys
@@ -23,50 +24,58 @@ import time
 
 
 def client(args):
+    # One thread, non-blocking: an OpenSSL connection must not be read and written from two
+    # threads at once. Sends go out in random pieces while the echo is read as it comes.
     ctx = ssl.create_default_context(cafile=args.ca)
     rng = random.Random(args.seed)
-    payload = bytes(rng.getrandbits(8) for _ in range(args.bytes))
+    payload = rng.randbytes(args.bytes)
     raw = socket.create_connection((args.host, args.port), timeout=60)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s = ctx.wrap_socket(raw, server_hostname=args.name)
-    failure = []
-
-    def send():
-        pos = 0
-        try:
-            while pos < len(payload):
-                n = min(len(payload) - pos, rng.choice((1, 7, 100, 1000, 4096, 16384, 60000)))
-                s.sendall(payload[pos:pos + n])
-                pos += n
-        except OSError as e:
-            failure.append(f"send failed at {pos}: {e}")
-
-    t = threading.Thread(target=send)
-    t.start()
+    s.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
     got = bytearray()
+    pos, piece = 0, 0
     while len(got) < len(payload):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    t.join()
-    if failure:
-        print("tls-peer client: " + failure[0])
-        return 1
+        if not sel.select(timeout=60):
+            print(f"tls-peer client: nothing for 60 s at {len(got)} of {len(payload)} echoed")
+            return 1
+        try:
+            while True:  # everything readable now, including what OpenSSL holds
+                chunk = s.recv(65536)
+                if not chunk:
+                    print(f"tls-peer client: the server closed at {len(got)} of {len(payload)}")
+                    return 1
+                got += chunk
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        if pos < len(payload):
+            if piece == 0:  # a retried write must be the same one (OpenSSL's rule)
+                piece = min(len(payload) - pos,
+                            rng.choice((1, 7, 100, 1000, 4096, 16384, 60000)))
+            try:
+                pos += s.send(payload[pos:pos + piece])
+                piece = 0
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            if pos == len(payload):
+                sel.modify(s, selectors.EVENT_READ)
     if bytes(got) != payload:
-        first = next((i for i in range(min(len(got), len(payload))) if got[i] != payload[i]),
-                     min(len(got), len(payload)))
-        print(f"tls-peer client: echo differs at byte {first} ({len(got)} of {len(payload)})")
+        first = next(i for i in range(len(payload)) if got[i] != payload[i])
+        print(f"tls-peer client: echo differs at byte {first}")
         return 1
     version, cipher = s.version(), s.cipher()[0]
     # close_notify both ways: unwrap sends ours and waits for the server's.
+    s.setblocking(True)
+    s.settimeout(30)
     try:
         s.unwrap()
-        both = "close_notify both ways"
     except (ssl.SSLError, OSError) as e:
         print(f"tls-peer client: no close_notify from the server: {e}")
         return 1
-    print(f"tls-peer client: {len(payload)} bytes exact, {version} {cipher}, {both}")
+    print(f"tls-peer client: {len(payload)} bytes exact, {version} {cipher}, "
+          "close_notify both ways")
     return 0
 
 
