@@ -115,12 +115,13 @@ source "$root/bench/lib.sh"
 # ---- build -------------------------------------------------------------------------------
 build_native() {
     local cflags="-std=c11 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes"
-    log "bench: building loadgen and native_echo (native, gcc -O2)"
+    log "bench: building loadgen and native_echo (native, gcc -O2, OpenSSL for --tls)"
+    [ -f /usr/include/openssl/ssl.h ] || die "OpenSSL headers missing (apt-get install libssl-dev)"
     # shellcheck disable=SC2086
     gcc $cflags -I"$root/iocp/include" -I"$root/client" "$root/bench/loadgen.c" "$root/client/histogram.c" \
-        -o "$LOADGEN" -lpthread -lm
+        -o "$LOADGEN" -lpthread -lm -lssl -lcrypto
     # shellcheck disable=SC2086
-    gcc $cflags "$root/bench/native_echo.c" -o "$NATIVE" -lpthread
+    gcc $cflags "$root/bench/native_echo.c" -o "$NATIVE" -lpthread -lssl -lcrypto
 }
 
 build_asio() {
