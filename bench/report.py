@@ -21,7 +21,15 @@ WORKLOADS = [
     ("churn", "5 churn: {slots} slots connect/echo/close", "conn/s"),
     ("scale", "6 scale: {scale} conns, all echo once", ""),
 ]
+# The same over TLS 1.2 (ours and native only); each is compared with its plaintext workload of
+# the same run, under the same Wine. churn-tls: connections/s are full handshakes/s.
+WORKLOADS += [
+    (key + "-tls", key + "-tls:" + title.split(":", 1)[1], "handshakes/s" if key == "churn" else unit)
+    for key, title, unit in WORKLOADS
+    if key != "scale"
+]
 IMPLS = ("ours", "asio", "minimal", "native")
+TLS_IMPLS = ("ours", "native")
 
 
 def stats(values):
@@ -65,6 +73,10 @@ def metrics_of(r):
         m["p99_us"] = lat.get("p99") if ok else None
         m["p999_us"] = lat.get("p999") if ok else None
         m["mb_per_s"] = lg.get("mb_per_s") if ok else None
+        hs = (lg.get("tls") or {}).get("handshake_us") or {}
+        if lg.get("tls"):
+            m["handshake_p50_us"] = hs.get("p50") if ok else None
+            m["handshake_p99_us"] = hs.get("p99") if ok else None
         return m
     conns = lg.get("established") or 0
     ok = run_ok(r) or (
@@ -147,6 +159,13 @@ def markdown(result, json_path):
         "- minimal: " + str(meta.get("minimal")),
         "- native: " + str(meta.get("native")),
     ]
+    if any(k.endswith("-tls") for k in w):
+        out += [
+            f"- Wine: BENCH_WINE={meta.get('bench_wine')} ({meta.get('wine')}) for every row",
+            "- TLS, ours: " + str(meta.get("ours_tls")),
+            "- TLS, native: " + str(meta.get("native_tls")),
+            "- TLS, load generator: " + str(meta.get("loadgen_tls")),
+        ]
     loads = meta.get("loadavg_before_runs")
     if loads:
         out.append(
@@ -166,7 +185,7 @@ def markdown(result, json_path):
     ]
     for key, _, unit in WORKLOADS:
         e = w.get(key)
-        if not e or key == "scale":
+        if not e or key == "scale" or key.endswith("-tls"):
             continue
         o, s, mn, n = (e.get(i) or {} for i in IMPLS)
         out.append(
@@ -176,6 +195,35 @@ def markdown(result, json_path):
             f"| {fmt((s.get('p99_us') or {}).get('median'))} | {md_stats(mn.get('rate'))} "
             f"| {md_ratio(e.get('ratio_ours_minimal'))} | {md_stats(n.get('rate'))} |"
         )
+    tls_keys = [k for k, _, _ in WORKLOADS if k.endswith("-tls") and k in w]
+    if tls_keys:
+        out += [
+            "",
+            "TLS 1.2 (Schannel in ours, OpenSSL in native; the load generator is OpenSSL and "
+            "verifies the chain), each beside the plaintext workload of the same run and Wine. "
+            "Handshake: connect start to handshake done, as the load generator sees it "
+            "(churn: the timed phase; the others: their warm-up).",
+            "",
+            "| workload | ours TLS | ours plaintext | ours TLS/plaintext | p99 ours TLS (us) "
+            "| handshake p50 / p99 ours (us) | native TLS (calibration) | native plaintext "
+            "| native TLS/plaintext | ours TLS/native TLS | protocol, cipher |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for key in tls_keys:
+            e = w[key]
+            plain = w.get(key[: -len("-tls")]) or {}
+            o, n = (e.get(i) or {} for i in TLS_IMPLS)
+            po, pn = (plain.get(i) or {} for i in TLS_IMPLS)
+            hs50 = fmt((o.get("handshake_p50_us") or {}).get("median"))
+            hs99 = fmt((o.get("handshake_p99_us") or {}).get("median"))
+            out.append(
+                f"| {e['title']} ({e.get('unit')}) | {md_stats(o.get('rate'))} "
+                f"| {md_stats(po.get('rate'))} | **{md_ratio(e.get('ratio_ours_tls_plain'))}** "
+                f"| {fmt((o.get('p99_us') or {}).get('median'))} | {hs50} / {hs99} "
+                f"| {md_stats(n.get('rate'))} | {md_stats(pn.get('rate'))} "
+                f"| {md_ratio(e.get('ratio_native_tls_plain'))} "
+                f"| {md_ratio(e.get('ratio_ours_native'))} | {e.get('tls') or '-'} |"
+            )
     e = w.get("scale")
     if e:
         o, s, n = (e.get(i) or {} for i in ("ours", "asio", "native"))
@@ -227,6 +275,7 @@ def main():
     ap.add_argument("--have-ours", default="1")
     ap.add_argument("--prefix", default="")
     ap.add_argument("--busy-cpus", type=int, default=0)
+    ap.add_argument("--bench-wine", default="")
     a = ap.parse_args()
     if a.markdown:
         with open(a.markdown) as f:
@@ -265,6 +314,13 @@ def main():
             "minimal": "build/bench/minimal_echo.exe --threads N --buffer-size 16384 (the floor: "
             "the least an IOCP echo loop can do; MinGW gcc -O2)",
             "native": "build/bench/native_echo (Linux epoll, calibration of the load generator)",
+            "bench_wine": a.bench_wine,
+            "ours_tls": "ours with --tls-pfx tests/tls/server.pfx --tls-password iocp-test "
+            "(Schannel; RSA 2048 certificate)",
+            "native_tls": "native_echo --tls-cert tests/tls/server-cert.pem --tls-key "
+            "tests/tls/server-key.pem (OpenSSL, TLS 1.2 only)",
+            "loadgen_tls": "loadgen --tls --tls-ca tests/tls/ca.pem (OpenSSL, SNI localhost, "
+            "chain and name verified, no session resumption: every connection a full handshake)",
             "ours_note": a.ours_note if a.have_ours == "1" else (a.ours_note or "not built"),
             "ours_measured": a.have_ours == "1",
         },
@@ -281,6 +337,7 @@ def main():
     lines.append(hdr)
     lines.append("-" * len(hdr))
     scale_lines = []
+    tls_lines = []
     for key, title, unit in WORKLOADS:
         wl_runs = [r for r in runs if r["workload"] == key]
         if not wl_runs:
@@ -300,7 +357,27 @@ def main():
             )
         entry.update(per_impl)
         o, s, mn, n = (per_impl.get(i, {}) for i in IMPLS)
-        if key != "scale":
+        if key.endswith("-tls"):
+            entry["unit"] = unit
+            plain = result["workloads"].get(key[: -len("-tls")]) or {}
+            po, pn = (plain.get(i) or {} for i in TLS_IMPLS)
+            entry["ratio_ours_tls_plain"] = ratio(o.get("rate"), po.get("rate"))
+            entry["ratio_native_tls_plain"] = ratio(n.get("rate"), pn.get("rate"))
+            entry["ratio_ours_native"] = ratio(o.get("rate"), n.get("rate"))
+            tls = next(
+                ((r.get("loadgen") or {}).get("tls") for r in wl_runs if run_ok(r) and r["impl"] == "ours"),
+                None,
+            ) or next(((r.get("loadgen") or {}).get("tls") for r in wl_runs if run_ok(r)), None)
+            entry["tls"] = f"{tls.get('protocol')} {tls.get('cipher')}" if tls else None
+            rt, rn = entry["ratio_ours_tls_plain"], entry["ratio_ours_native"]
+            tls_lines.append(
+                f"{title:44} {unit:12} | {fmt_stats(o.get('rate')):27} | "
+                f"{fmt_stats(po.get('rate')):27} | {(f'{rt:.2f}' if rt else '-'):9} | "
+                f"{fmt((o.get('p99_us') or {}).get('median')):11} | "
+                f"{fmt((o.get('handshake_p50_us') or {}).get('median')):9} | "
+                f"{fmt_stats(n.get('rate')):27} | {(f'{rn:.2f}' if rn else '-'):9}"
+            )
+        elif key != "scale":
             entry["unit"] = unit
             entry["ratio_ours_asio"] = ratio(o.get("rate"), s.get("rate"))
             entry["ratio_ours_asio_p99"] = ratio(o.get("p99_us"), s.get("p99_us"))
@@ -364,6 +441,16 @@ def main():
         print(f"ours: {meta['ours_note']}")
     print()
     print("\n".join(lines))
+    if tls_lines:
+        print()
+        h = (
+            f"{'TLS workload (same run, same Wine)':44} {'metric':12} | {'ours TLS':27} | "
+            f"{'ours plaintext':27} | {'TLS/plain':9} | {'p99 us ours':11} | {'hs p50 us':9} | "
+            f"{'native TLS (calibration)':27} | {'ours/nat.':9}"
+        )
+        print(h)
+        print("-" * len(h))
+        print("\n".join(tls_lines))
     if scale_lines:
         print()
         h = (
