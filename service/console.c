@@ -28,7 +28,7 @@ static BOOL WINAPI on_console_ctrl(DWORD type)
     }
 }
 
-int svc_console_run(const svc_options *opt)
+int svc_console_run(svc_options *opt)
 {
     svc_host host;
     DWORD win32 = 0;
@@ -45,6 +45,7 @@ int svc_console_run(const svc_options *opt)
     SetConsoleCtrlHandler(on_console_ctrl, TRUE);
 
     rc = svc_host_start(&host, opt, "console", NULL, NULL, &win32);
+    SecureZeroMemory(opt->server.tls_password, sizeof opt->server.tls_password); /* used */
     if (rc != SVC_EXIT_OK) {
         /* The reason is already on stderr (and in the log file). */
         svc_log_close();

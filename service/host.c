@@ -13,6 +13,18 @@
 
 #define SUMMARY_INTERVAL_MS 60000u /* protocol-error summary: at most once a minute */
 
+/* "PFX C:\certs\server.pfx", "certificate 3A...F0 in LocalMachine\My", or "" without TLS. */
+static void tls_source(const svc_server_options *o, char *out, size_t size)
+{
+    if (o->tls_pfx[0] != '\0')
+        snprintf(out, size, "PFX %s", o->tls_pfx);
+    else if (o->tls_cert[0] != '\0')
+        snprintf(out, size, "certificate %s in %s\\My", o->tls_cert,
+                 svc_tls_store_name(o->tls_store));
+    else
+        out[0] = '\0';
+}
+
 static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, size_t size,
                            int *close_after)
 {
@@ -42,6 +54,10 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
     info.messages_in = st.messages_in;
     info.messages_out = st.messages_out;
     info.protocol_errors = st.protocol_errors;
+    info.tls = h->opt.server.tls_pfx[0] != '\0' || h->opt.server.tls_cert[0] != '\0';
+    tls_source(&h->opt.server, info.tls_source, sizeof info.tls_source);
+    info.tls_handshakes = st.tls_handshakes;
+    info.tls_failures = st.tls_handshake_failures;
     return svc_proto_format(r, &info, resp, size);
 }
 
@@ -122,9 +138,16 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     iocp_config config;
     iocp_error_info err;
     memset(&err, 0, sizeof err);
-    svc_server_config(&opt->server, &config);
+    /* A certificate by thumbprint: the service's store is the machine's, a console's the
+     * user's, unless --tls-store / TlsStore said which. */
+    if (h->opt.server.tls_store == SVC_TLS_STORE_DEFAULT && h->opt.server.tls_cert[0] != '\0')
+        h->opt.server.tls_store =
+            strcmp(mode, "service") == 0 ? SVC_TLS_STORE_MACHINE : SVC_TLS_STORE_USER;
+    svc_server_config(&h->opt.server, &config);
     config.log = svc_log_engine;
     iocp_err e = iocp_engine_start(&config, NULL, h, &h->engine, &err);
+    /* The engine has loaded the PFX (or failed to): the password is not needed again. */
+    SecureZeroMemory(h->opt.server.tls_password, sizeof h->opt.server.tls_password);
     if (e != IOCP_OK) {
         snprintf(why, sizeof why, "cannot start the server on %s port %u: %s",
                  opt->server.bind[0] ? opt->server.bind : "[::]", (unsigned)opt->server.port,
@@ -155,10 +178,15 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     }
     step(progress, user);
 
+    char src[SVC_PATH_MAX + 100], tls[SVC_PATH_MAX + 200] = "";
+    tls_source(&h->opt.server, src, sizeof src);
+    if (src[0] != '\0')
+        snprintf(tls, sizeof tls, "; TLS with %s, handshake timeout %lu s", src,
+                 (unsigned long)opt->server.tls_handshake_timeout_s);
     snprintf(why, sizeof why,
-             "listening on %s (%s, process %lu; %s framing, up to %lu connections, drain "
+             "listening on %s (%s, process %lu%s; %s framing, up to %lu connections, drain "
              "timeout %lu s)",
-             iocp_engine_address(h->engine), mode, (unsigned long)GetCurrentProcessId(),
+             iocp_engine_address(h->engine), mode, (unsigned long)GetCurrentProcessId(), tls,
              iocp_framing_name(opt->server.framing), (unsigned long)opt->server.max_connections,
              (unsigned long)opt->server.drain_timeout_s);
     svc_event(IOCP_LOG_INFO, MSG_STARTED, why);
@@ -250,12 +278,13 @@ void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user)
             "final statistics: accepted=%llu rejected=%llu rejected_per_ip=%llu "
             "accept_errors=%llu bytes_in=%llu "
             "bytes_out=%llu messages_in=%llu messages_out=%llu protocol_errors=%llu "
-            "closed_by_stop=%llu drain_ms=%llu",
+            "closed_by_stop=%llu tls_handshakes=%llu tls_failures=%llu drain_ms=%llu",
             (unsigned long long)st.accepted, (unsigned long long)st.rejected,
             (unsigned long long)st.rejected_per_address, (unsigned long long)st.accept_errors,
             (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
             (unsigned long long)st.messages_in, (unsigned long long)st.messages_out,
             (unsigned long long)st.protocol_errors, (unsigned long long)st.closed[IOCP_CLOSE_STOP],
+            (unsigned long long)st.tls_handshakes, (unsigned long long)st.tls_handshake_failures,
             (unsigned long long)(svc_now_ms() - t0));
     char text[400];
     snprintf(text, sizeof text,

@@ -9,6 +9,68 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The PFX's password for run and install: from the command line (with a warning), or asked
+ * for like an account's (echo off on a console, else one line of standard input). 0 or -1. */
+static int tls_password(svc_options *opt)
+{
+    char who[SVC_PATH_MAX + 20], err[SVC_PATH_MAX + 200];
+    if (opt->server.tls_pfx[0] == '\0')
+        return 0;
+    if (opt->tls_password_given == 1) {
+        fprintf(stderr, "iocp-service: warning: a password on the command line can be read by "
+                        "other programs, process-creation auditing and shell history; use "
+                        "--tls-password - (or leave it out) to be asked for it\n");
+        return 0;
+    }
+    snprintf(who, sizeof who, "the PFX file %s", opt->server.tls_pfx);
+    if (svc_get_secret(who, opt->server.tls_password, sizeof opt->server.tls_password, err,
+                       sizeof err) != 0) {
+        fprintf(stderr, "iocp-service: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int dispatch(svc_options *opt)
+{
+    switch (opt->command) {
+    case SVC_CMD_SERVICE:
+        return svc_service_dispatch(opt);
+    case SVC_CMD_RUN:
+        if (tls_password(opt) != 0)
+            return SVC_EXIT_USAGE;
+        return svc_console_run(opt);
+    case SVC_CMD_INSTALL: {
+        /* The service would refuse to start with these: say so now, not at the first start. */
+        char why[600];
+        if (svc_server_memory_check(&opt->server, svc_physical_memory(), why, sizeof why) != 0) {
+            fprintf(stderr, "iocp-service: not installed: %s\n", why);
+            return SVC_EXIT_CANNOT_START;
+        }
+        if (tls_password(opt) != 0)
+            return SVC_EXIT_USAGE;
+        /* What the service would take by default, written down. */
+        if (opt->server.tls_cert[0] != '\0' && opt->server.tls_store == SVC_TLS_STORE_DEFAULT)
+            opt->server.tls_store = SVC_TLS_STORE_MACHINE;
+        return svc_scm_install(opt);
+    }
+    case SVC_CMD_UNINSTALL:
+        return svc_scm_uninstall(opt);
+    case SVC_CMD_START:
+        return svc_scm_start(opt);
+    case SVC_CMD_STOP:
+        return svc_scm_stop(opt);
+    case SVC_CMD_STATUS:
+        return svc_scm_status(opt);
+    case SVC_CMD_HELP:
+        svc_usage(stdout);
+        return SVC_EXIT_OK;
+    default:
+        svc_usage(stderr);
+        return SVC_EXIT_USAGE;
+    }
+}
+
 int main(void)
 {
     iocp_install_crash_guard();
@@ -45,33 +107,7 @@ int main(void)
         return SVC_EXIT_USAGE;
     }
 
-    switch (opt.command) {
-    case SVC_CMD_SERVICE:
-        return svc_service_dispatch(&opt);
-    case SVC_CMD_RUN:
-        return svc_console_run(&opt);
-    case SVC_CMD_INSTALL: {
-        /* The service would refuse to start with these: say so now, not at the first start. */
-        char why[600];
-        if (svc_server_memory_check(&opt.server, svc_physical_memory(), why, sizeof why) != 0) {
-            fprintf(stderr, "iocp-service: not installed: %s\n", why);
-            return SVC_EXIT_CANNOT_START;
-        }
-        return svc_scm_install(&opt);
-    }
-    case SVC_CMD_UNINSTALL:
-        return svc_scm_uninstall(&opt);
-    case SVC_CMD_START:
-        return svc_scm_start(&opt);
-    case SVC_CMD_STOP:
-        return svc_scm_stop(&opt);
-    case SVC_CMD_STATUS:
-        return svc_scm_status(&opt);
-    case SVC_CMD_HELP:
-        svc_usage(stdout);
-        return SVC_EXIT_OK;
-    default:
-        svc_usage(stderr);
-        return SVC_EXIT_USAGE;
-    }
+    int rc = dispatch(&opt);
+    SecureZeroMemory(opt.server.tls_password, sizeof opt.server.tls_password);
+    return rc;
 }

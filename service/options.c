@@ -53,6 +53,23 @@ const svc_server_opt svc_server_opts[] = {
      "MiB: the log file is rotated before it passes this size (default 16)"},
     {"--log-keep", L"LogKeep", SVC_OPT_NUMBER, 0, 99, FIELD(log_keep),
      "rotated log files kept, FILE.1 the newest (default 5; 0 = the full file is deleted)"},
+    {"--tls-pfx", L"TlsPfx", SVC_OPT_TEXT, 0, SVC_PATH_MAX - 1, FIELD(tls_pfx),
+     "serve TLS with the certificate and private key in this PFX (PKCS#12) file"},
+    {"--tls-password", L"TlsPasswordProtected", SVC_OPT_SECRET, 0, SVC_TEXT_MAX - 1,
+     FIELD(tls_password),
+     "the PFX's password; left out or '-': asked for (echo off) on a console, else one line of "
+     "standard input. install stores it encrypted by DPAPI (machine scope) in a key only "
+     "SYSTEM, administrators and the service may read"},
+    {"--tls-cert", L"TlsCert", SVC_OPT_THUMB, 0, SVC_TEXT_MAX - 1, FIELD(tls_cert),
+     "serve TLS with the certificate of this SHA-1 thumbprint (40 hex digits) from the store's "
+     "My folder; its private key must be readable by the account (not with --tls-pfx)"},
+    {"--tls-store", L"TlsStore", SVC_OPT_STORE, 0, 0, FIELD(tls_store),
+     "LocalMachine | CurrentUser: where --tls-cert is (default LocalMachine for the service, "
+     "CurrentUser for run)"},
+    {"--tls-handshake-timeout", L"TlsHandshakeTimeout", SVC_OPT_NUMBER, 1, 3600,
+     FIELD(tls_handshake_timeout_s),
+     "reset a TLS peer whose handshake is not done this many seconds after it connected "
+     "(default 10)"},
 };
 const size_t svc_server_opt_count = sizeof svc_server_opts / sizeof svc_server_opts[0];
 
@@ -87,6 +104,8 @@ void svc_server_options_init(svc_server_options *o)
     o->drain_timeout_s = SVC_DEFAULT_DRAIN_S;
     o->log_max_mib = SVC_DEFAULT_LOG_MIB;
     o->log_keep = SVC_DEFAULT_LOG_KEEP;
+    o->tls_store = SVC_TLS_STORE_DEFAULT;
+    o->tls_handshake_timeout_s = SVC_DEFAULT_TLS_HANDSHAKE_S;
 }
 
 void svc_options_init(svc_options *o)
@@ -182,6 +201,42 @@ int svc_server_opt_set(svc_server_options *o, const svc_server_opt *def, const c
         o->framing = f;
         return 0;
     }
+    case SVC_OPT_STORE:
+        if (text[0] == '\0') {
+            o->tls_store = SVC_TLS_STORE_DEFAULT;
+        } else if (_stricmp(text, "LocalMachine") == 0) {
+            o->tls_store = SVC_TLS_STORE_MACHINE;
+        } else if (_stricmp(text, "CurrentUser") == 0) {
+            o->tls_store = SVC_TLS_STORE_USER;
+        } else {
+            snprintf(err, err_size, "%s must be LocalMachine or CurrentUser, not '%.64s'",
+                     def->flag, text);
+            return -1;
+        }
+        return 0;
+    case SVC_OPT_THUMB: {
+        size_t digits = 0;
+        for (const char *p = text; *p != '\0'; p++) {
+            int hex =
+                (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F');
+            if (hex) {
+                digits++;
+            } else if (*p != ' ') {
+                digits = 0;
+                break;
+            }
+        }
+        /* "" clears it (a registry value written by install when no certificate is set). */
+        if (text[0] != '\0' && (digits != 40 || strlen(text) > def->max)) {
+            snprintf(err, err_size,
+                     "%s needs a SHA-1 thumbprint: 40 hex digits (spaces allowed), not '%.64s'",
+                     def->flag, text);
+            return -1;
+        }
+        snprintf((char *)field, size, "%s", text);
+        return 0;
+    }
+    case SVC_OPT_SECRET:
     case SVC_OPT_TEXT:
         if (strlen(text) > def->max) {
             snprintf(err, err_size, "%s is longer than %lu bytes", def->flag,
@@ -209,7 +264,12 @@ void svc_server_opt_get(const svc_server_options *o, const svc_server_opt *def, 
         snprintf(out, size, "?");
     } else if (def->kind == SVC_OPT_FRAMING) {
         snprintf(out, size, "%s", iocp_framing_name(o->framing));
-    } else if (def->kind == SVC_OPT_TEXT) {
+    } else if (def->kind == SVC_OPT_STORE) {
+        snprintf(out, size, "%s",
+                 o->tls_store == SVC_TLS_STORE_DEFAULT ? "" : svc_tls_store_name(o->tls_store));
+    } else if (def->kind == SVC_OPT_SECRET) {
+        snprintf(out, size, "%s", ((const char *)field)[0] ? "(set, not shown)" : "");
+    } else if (def->kind == SVC_OPT_TEXT || def->kind == SVC_OPT_THUMB) {
         snprintf(out, size, "%s", (const char *)field);
     } else if (field_size == sizeof(uint16_t)) {
         uint16_t v;
@@ -220,6 +280,32 @@ void svc_server_opt_get(const svc_server_options *o, const svc_server_opt *def, 
         memcpy(&v, field, sizeof v);
         snprintf(out, size, "%lu", (unsigned long)v);
     }
+}
+
+const char *svc_tls_store_name(int store)
+{
+    return store == SVC_TLS_STORE_MACHINE ? "LocalMachine"
+           : store == SVC_TLS_STORE_USER  ? "CurrentUser"
+                                          : "default";
+}
+
+int svc_server_options_check(const svc_server_options *o, char *err, size_t err_size)
+{
+    if (o->tls_pfx[0] != '\0' && o->tls_cert[0] != '\0') {
+        snprintf(err, err_size,
+                 "--tls-pfx and --tls-cert exclude each other: give the certificate as a PFX "
+                 "file or as a thumbprint in a store, not both");
+        return -1;
+    }
+    if (o->tls_password[0] != '\0' && o->tls_pfx[0] == '\0') {
+        snprintf(err, err_size, "--tls-password is the password of --tls-pfx, which is missing");
+        return -1;
+    }
+    if (o->tls_store != SVC_TLS_STORE_DEFAULT && o->tls_cert[0] == '\0') {
+        snprintf(err, err_size, "--tls-store says where --tls-cert is, which is missing");
+        return -1;
+    }
+    return 0;
 }
 
 const char *svc_start_type_name(svc_start_type t)
@@ -256,6 +342,16 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
         per_read += (size_t)o->max_message + IOCP_LENGTH_HEADER_SIZE;
     if (config->send_queue_cap < 2 * per_read)
         config->send_queue_cap = 2 * per_read;
+    /* TLS: pointers into o, which must outlive iocp_engine_start. The store's default is the
+     * caller's to settle (svc_host_start: by mode); left unsettled it is CurrentUser. */
+    if (o->tls_pfx[0] != '\0') {
+        config->tls.pfx_path = o->tls_pfx;
+        config->tls.pfx_password = o->tls_password;
+    } else if (o->tls_cert[0] != '\0') {
+        config->tls.cert_thumbprint = o->tls_cert;
+        config->tls.cert_store_machine = o->tls_store == SVC_TLS_STORE_MACHINE;
+    }
+    config->tls.handshake_timeout_ms = o->tls_handshake_timeout_s * 1000u;
 }
 
 uint64_t svc_physical_memory(void)
@@ -533,6 +629,13 @@ static int parse_option(int argc, char **argv, int *i, parse_state *ps, char *er
             goto not_here;
         if ((v = take_value(argc, argv, i, def->flag, fl, err, err_size)) == NULL)
             return -1;
+        if (def->kind == SVC_OPT_SECRET) {
+            ps->out->tls_password_given = 1;
+            if (strcmp(v, "-") == 0) {
+                ps->out->tls_password_given = 2; /* main reads it from standard input */
+                return 0;
+            }
+        }
         return svc_server_opt_set(&ps->out->server, def, v, err, err_size) != 0 ? -1 : 0;
     }
     for (size_t k = 0; k < sizeof command_opts / sizeof command_opts[0]; k++) {
@@ -581,6 +684,13 @@ int svc_options_parse(int argc, char **argv, svc_options *out, char *err, size_t
         if (parse_option(argc, argv, &i, &ps, err, err_size) != 0)
             return -1;
     }
+    if (out->tls_password_given && out->server.tls_pfx[0] == '\0') {
+        snprintf(err, err_size, "--tls-password is the password of --tls-pfx, which is missing");
+        return -1;
+    }
+    if ((out->command == SVC_CMD_RUN || out->command == SVC_CMD_INSTALL) &&
+        svc_server_options_check(&out->server, err, err_size) != 0)
+        return -1;
     if (out->command == SVC_CMD_INSTALL) {
         if (!ps.display_set)
             snprintf(out->display_name, sizeof out->display_name, "IOCP echo server (%s)",
@@ -644,8 +754,8 @@ void svc_usage(FILE *to)
     for (size_t i = 0; i < svc_server_opt_count; i++) {
         const svc_server_opt *d = &svc_server_opts[i];
         char left[40];
-        snprintf(left, sizeof left, "%s %s", d->flag,
-                 d->kind == SVC_OPT_NUMBER ? "N" : (d->kind == SVC_OPT_FRAMING ? "MODE" : "TEXT"));
+        static const char *const arg[] = {"N", "TEXT", "MODE", "THUMBPRINT", "STORE", "TEXT"};
+        snprintf(left, sizeof left, "%s %s", d->flag, arg[d->kind]);
         print_help(to, left, d->help);
     }
     fprintf(to,

@@ -136,6 +136,7 @@ static void read_params(const char *name, svc_server_options *o)
     svc_server_options_init(o);
     svc_params_path(name, path, sizeof path / sizeof path[0]);
     svc_params_read(HKEY_LOCAL_MACHINE, path, o, err, sizeof err);
+    SecureZeroMemory(o->tls_password, sizeof o->tls_password); /* not needed here */
 }
 
 /* ---- install --------------------------------------------------------------------------- */
@@ -284,13 +285,18 @@ int svc_scm_install(const svc_options *opt)
         goto undo;
     }
 
-    DWORD e = svc_params_write(HKEY_LOCAL_MACHINE, params, &opt->server);
+    /* The key first, private (it may hold the TLS password), then its values. */
+    DWORD e = svc_params_create_private(HKEY_LOCAL_MACHINE, params, opt->name);
+    if (e == NO_ERROR)
+        e = svc_params_write(HKEY_LOCAL_MACHINE, params, &opt->server);
     if (e != NO_ERROR) {
         snprintf(what, sizeof what, "cannot write the parameters");
         rc = fail(what, e);
         goto undo;
     }
-    printf("  parameters: HKLM\\%ls\n", params);
+    printf("  parameters: HKLM\\%ls (readable by SYSTEM, administrators and NT SERVICE\\%s "
+           "only)\n",
+           params, opt->name);
     for (size_t i = 0; i < svc_server_opt_count; i++) {
         char value[SVC_PATH_MAX];
         char name[64];
@@ -472,6 +478,7 @@ static int fetch_info(const char *name, const char *req, svc_status_info *info, 
     safe_text_str(info->name, SAFE_TEXT_ONE_LINE);
     safe_text_str(info->mode, SAFE_TEXT_ONE_LINE);
     safe_text_str(info->address, SAFE_TEXT_ONE_LINE);
+    safe_text_str(info->tls_source, SAFE_TEXT_ONE_LINE);
     return rc;
 }
 
@@ -557,6 +564,11 @@ static void print_stats(const svc_status_info *i)
     printf("  messages: %llu in, %llu out\n", (unsigned long long)i->messages_in,
            (unsigned long long)i->messages_out);
     printf("  protocol errors: %llu\n", (unsigned long long)i->protocol_errors);
+    if (i->tls)
+        printf("  tls: on (%s), handshakes: %llu completed, %llu failed\n", i->tls_source,
+               (unsigned long long)i->tls_handshakes, (unsigned long long)i->tls_failures);
+    else
+        printf("  tls: off\n");
     printf("  uptime: %.1f s%s\n", (double)i->uptime_ms / 1000.0,
            i->draining ? " (stopping: draining connections)" : "");
 }

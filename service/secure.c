@@ -260,12 +260,11 @@ static BOOL WINAPI restore_echo(DWORD type)
 }
 
 /* The console: prompt on the console's screen, read with echo off. */
-static DWORD read_console_password(HANDLE in, DWORD mode, const char *account, char *out,
-                                   size_t size)
+static DWORD read_console_password(HANDLE in, DWORD mode, const char *who, char *out, size_t size)
 {
     wchar_t line[SVC_TEXT_MAX + 2];
     DWORD n = 0, e = NO_ERROR;
-    fprintf(stderr, "password for %s: ", account);
+    fprintf(stderr, "password for %s: ", who);
     fflush(stderr);
     echo_off_console = in;
     echo_off_saved_mode = mode;
@@ -295,28 +294,28 @@ static DWORD read_console_password(HANDLE in, DWORD mode, const char *account, c
     return e;
 }
 
-int svc_get_password(const char *account, char *out, size_t size, char *err, size_t err_size)
+int svc_get_secret(const char *who, char *out, size_t size, char *err, size_t err_size)
 {
     HANDLE in = GetStdHandle(STD_INPUT_HANDLE);
     DWORD mode, e;
     char text[300];
     if (in == NULL || in == INVALID_HANDLE_VALUE) {
         snprintf(err, err_size,
-                 "the account %s needs a password and there is no standard input to read it "
-                 "from: pipe it in (one line), or run install from a console",
-                 account);
+                 "%s needs a password and there is no standard input to read it from: pipe it "
+                 "in (one line), or run this from a console",
+                 who);
         return -1;
     }
     if (GetConsoleMode(in, &mode)) {
-        e = read_console_password(in, mode, account, out, size);
+        e = read_console_password(in, mode, who, out, size);
     } else {
         e = svc_read_password_line(in, out, size);
     }
     if (e == ERROR_HANDLE_EOF) {
         snprintf(err, err_size,
-                 "the account %s needs a password: none came on standard input (give it as "
-                 "one line there, or run install from a console to be asked)",
-                 account);
+                 "%s needs a password: none came on standard input (give it as one line there, "
+                 "or run this from a console to be asked)",
+                 who);
         return -1;
     }
     if (e == ERROR_INSUFFICIENT_BUFFER) {
@@ -329,4 +328,11 @@ int svc_get_password(const char *account, char *out, size_t size, char *err, siz
         return -1;
     }
     return 0;
+}
+
+int svc_get_password(const char *account, char *out, size_t size, char *err, size_t err_size)
+{
+    char who[SVC_TEXT_MAX + 20];
+    snprintf(who, sizeof who, "the account %s", account);
+    return svc_get_secret(who, out, size, err, err_size);
 }

@@ -72,6 +72,9 @@ size_t svc_proto_format(svc_request req, const svc_status_info *info, char *out,
     put(out, size, &len, "pid", info->pid);
     put(out, size, &len, "draining", (unsigned long long)info->draining);
     put(out, size, &len, "uptime_ms", info->uptime_ms);
+    put(out, size, &len, "tls", (unsigned long long)info->tls);
+    if (info->tls)
+        put_text(out, size, &len, "tls_source", info->tls_source);
     if (req == SVC_REQ_STATS) {
         put(out, size, &len, "active", info->active);
         put(out, size, &len, "accepted", info->accepted);
@@ -81,6 +84,8 @@ size_t svc_proto_format(svc_request req, const svc_status_info *info, char *out,
         put(out, size, &len, "messages_in", info->messages_in);
         put(out, size, &len, "messages_out", info->messages_out);
         put(out, size, &len, "protocol_errors", info->protocol_errors);
+        put(out, size, &len, "tls_handshakes", info->tls_handshakes);
+        put(out, size, &len, "tls_failures", info->tls_failures);
     }
     return len;
 }
@@ -134,6 +139,8 @@ int svc_proto_parse_answer(const char *text, size_t len, svc_status_info *out, c
         {"messages_in", offsetof(svc_status_info, messages_in)},
         {"messages_out", offsetof(svc_status_info, messages_out)},
         {"protocol_errors", offsetof(svc_status_info, protocol_errors)},
+        {"tls_handshakes", offsetof(svc_status_info, tls_handshakes)},
+        {"tls_failures", offsetof(svc_status_info, tls_failures)},
     };
 
     memset(out, 0, sizeof *out);
@@ -183,6 +190,12 @@ int svc_proto_parse_answer(const char *text, size_t len, svc_status_info *out, c
             if (parse_u64(value, value_len, &v) != 0)
                 goto bad_number;
             out->draining = v != 0;
+        } else if (KEY_IS("tls")) {
+            if (parse_u64(value, value_len, &v) != 0)
+                goto bad_number;
+            out->tls = v != 0;
+        } else if (KEY_IS("tls_source")) {
+            copy_text(out->tls_source, sizeof out->tls_source, value, value_len);
         } else {
             for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
                 if (KEY_IS(numbers[i].key)) {

@@ -34,6 +34,9 @@ typedef struct svc_status_info {
     uint64_t active, accepted, rejected;
     uint64_t bytes_in, bytes_out, messages_in, messages_out;
     uint64_t protocol_errors;
+    int tls;              /* 1: the listener speaks TLS */
+    char tls_source[128]; /* "PFX <path>" or "certificate <thumbprint> in <store>\My" */
+    uint64_t tls_handshakes, tls_failures;
 } svc_status_info;
 
 svc_request svc_proto_parse_request(const char *buf, size_t len);

@@ -109,6 +109,7 @@ static void WINAPI service_main(DWORD argc, wchar_t **argv)
     DWORD pe = svc_params_read(HKEY_LOCAL_MACHINE, path, &s.opt.server, err, sizeof err);
     if (pe != NO_ERROR) {
         /* Open the log file anyway if that parameter was read: the reason belongs there. */
+        SecureZeroMemory(s.opt.server.tls_password, sizeof s.opt.server.tls_password);
         if (s.opt.server.log_file[0] != '\0')
             svc_log_open_file(s.opt.server.log_file);
         char why[700];
@@ -121,8 +122,10 @@ static void WINAPI service_main(DWORD argc, wchar_t **argv)
     progress((void *)(uintptr_t)START_WAIT_HINT_MS);
 
     svc_host host;
-    if (svc_host_start(&host, &s.opt, "service", progress, (void *)(uintptr_t)START_WAIT_HINT_MS,
-                       &win32) != SVC_EXIT_OK) {
+    int started = svc_host_start(&host, &s.opt, "service", progress,
+                                 (void *)(uintptr_t)START_WAIT_HINT_MS, &win32);
+    SecureZeroMemory(s.opt.server.tls_password, sizeof s.opt.server.tls_password); /* used */
+    if (started != SVC_EXIT_OK) {
         svc_log_close();
         report(SERVICE_STOPPED, win32 != NO_ERROR ? win32 : ERROR_SERVICE_SPECIFIC_ERROR, 0);
         return;

@@ -32,6 +32,7 @@
 
 #include <winsock2.h>
 #include <windows.h>
+#include <wincrypt.h> /* DPAPI: CryptProtectData (after windows.h) */
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -110,7 +111,23 @@ typedef struct svc_server_options {
     char log_file[SVC_PATH_MAX];
     uint32_t log_max_mib; /* the log file is rotated before it passes this size */
     uint32_t log_keep;    /* rotated copies kept; 0 = none (the full file is deleted) */
+    /* TLS (server role): a PFX file and its password, or a certificate in a store by its
+     * thumbprint; neither = plaintext. The password is stored DPAPI-protected (params.c). */
+    char tls_pfx[SVC_PATH_MAX];
+    char tls_password[SVC_TEXT_MAX]; /* plaintext only in memory, wiped after the start */
+    char tls_cert[SVC_TEXT_MAX];     /* SHA-1 thumbprint: 40 hex digits, spaces allowed */
+    int tls_store;                   /* svc_tls_store */
+    uint32_t tls_handshake_timeout_s;
 } svc_server_options;
+
+/* Where --tls-cert is looked up. The default follows the mode: LocalMachine\My for the
+ * service (install stores that), CurrentUser\My for `run` in a console. */
+typedef enum svc_tls_store {
+    SVC_TLS_STORE_DEFAULT = 0,
+    SVC_TLS_STORE_MACHINE,
+    SVC_TLS_STORE_USER
+} svc_tls_store;
+#define SVC_DEFAULT_TLS_HANDSHAKE_S 10
 
 typedef struct svc_options {
     svc_command command;
@@ -123,6 +140,7 @@ typedef struct svc_options {
     char account[SVC_TEXT_MAX];
     char password[SVC_TEXT_MAX];
     int password_given;        /* --password was on the command line (discouraged) */
+    int tls_password_given;    /* 1: --tls-password TEXT; 2: "-" (read like --password) */
     int allow_unsafe_location; /* install from a folder others may write: warn, not refuse */
     uint32_t restart_delay_s;
     /* start / stop / uninstall: how long to wait for the state; 0 = the default */
@@ -132,9 +150,12 @@ typedef struct svc_options {
 /* One server option: its flag, its registry value, its range. Shared by the command line and
  * the registry so both validate the same way. */
 typedef enum svc_opt_kind {
-    SVC_OPT_NUMBER, /* stored as REG_DWORD */
-    SVC_OPT_TEXT,   /* REG_SZ */
-    SVC_OPT_FRAMING /* REG_SZ: raw | line | length */
+    SVC_OPT_NUMBER,  /* stored as REG_DWORD */
+    SVC_OPT_TEXT,    /* REG_SZ */
+    SVC_OPT_FRAMING, /* REG_SZ: raw | line | length */
+    SVC_OPT_THUMB,   /* REG_SZ: a certificate's SHA-1 thumbprint (40 hex digits, spaces) */
+    SVC_OPT_STORE,   /* REG_SZ: LocalMachine | CurrentUser ("" = the mode's default) */
+    SVC_OPT_SECRET   /* REG_BINARY: DPAPI-protected (machine scope); never printed */
 } svc_opt_kind;
 
 typedef struct svc_server_opt {
@@ -160,6 +181,10 @@ int svc_server_opt_set_number(svc_server_options *o, const svc_server_opt *def, 
 /* The option's value as text ("9000", "line", a path). */
 void svc_server_opt_get(const svc_server_options *o, const svc_server_opt *def, char *out,
                         size_t size);
+/* The rules between options: --tls-pfx and --tls-cert exclude each other, --tls-password
+ * needs --tls-pfx, --tls-store needs --tls-cert. 0, or -1 with err set. */
+int svc_server_options_check(const svc_server_options *o, char *err, size_t err_size);
+const char *svc_tls_store_name(int store);
 /* 1 for letters, digits, '.', '_', '-', 1 to SVC_NAME_MAX characters. */
 int svc_name_valid(const char *name);
 
@@ -185,13 +210,26 @@ int svc_server_memory_check(const svc_server_options *o, uint64_t physical, char
 
 /* HKLM\SYSTEM\CurrentControlSet\Services\<name>\Parameters */
 void svc_params_path(const char *name, wchar_t *out, size_t count);
-/* Writes every server option under root\path (created if missing). Win32 code. */
+/* Writes every server option under root\path (created if missing); the TLS password only as a
+ * DPAPI blob (REG_BINARY TlsPasswordProtected), and only with a PFX (else the value is
+ * removed). Win32 code. */
 DWORD svc_params_write(HKEY root, const wchar_t *path, const svc_server_options *o);
-/* Reads them over the defaults. Missing values keep the default. A value of the wrong type or
+/* Reads them over the defaults (the password decrypted), then svc_server_options_check.
+ * Missing values keep the default. A value of the wrong type or
  * out of range gives ERROR_INVALID_PARAMETER with err saying which; a missing key gives
  * ERROR_FILE_NOT_FOUND. */
 DWORD svc_params_read(HKEY root, const wchar_t *path, svc_server_options *o, char *err,
                       size_t err_size);
+/* Creates root\path (or takes the existing key) with a protected DACL: LocalSystem and
+ * Administrators full control, NT SERVICE\<service> read, nobody else: the protected TLS
+ * password (machine-scope DPAPI: any local process could decrypt it) is not for users to
+ * read. Win32 code. */
+DWORD svc_params_create_private(HKEY root, const wchar_t *path, const char *service);
+/* The password blob: DPAPI, machine scope, with this program's entropy. Win32 code; *out is
+ * LocalFree'd by the caller. */
+DWORD svc_secret_protect(const char *text, BYTE **out, DWORD *out_size);
+/* Back to text (wiped on failure). Win32 code. */
+DWORD svc_secret_unprotect(const BYTE *blob, DWORD size, char *out, size_t out_size);
 /* Removes root\path and everything under it; a missing key is success. */
 DWORD svc_params_delete(HKEY root, const wchar_t *path);
 
@@ -348,7 +386,7 @@ DWORD svc_eventlog_unregister(const char *name);
 
 /* ---- pieces run by main ------------------------------------------------------------------- */
 
-int svc_console_run(const svc_options *opt);
+int svc_console_run(svc_options *opt); /* wipes opt's TLS password once started */
 int svc_service_dispatch(const svc_options *opt);
 int svc_scm_install(const svc_options *opt);
 int svc_scm_uninstall(const svc_options *opt);
@@ -376,6 +414,9 @@ DWORD svc_read_password_line(HANDLE in, char *out, size_t size);
 /* The account's password from standard input: asked for with echo off on a console, one
  * line otherwise. 0, or -1 with err set. */
 int svc_get_password(const char *account, char *out, size_t size, char *err, size_t err_size);
+/* The same for any secret: who ("the account X", "the PFX file Y") names it in the prompt
+ * ("password for <who>: ") and in the errors ("<who> needs a password ..."). */
+int svc_get_secret(const char *who, char *out, size_t size, char *err, size_t err_size);
 
 /* ---- the host: what console and service share --------------------------------------------- */
 

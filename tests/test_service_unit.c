@@ -227,6 +227,72 @@ static void memory_budget_check(void)
     CHECK(svc_server_memory_check(&o.server, 0, err, sizeof err) != 0);
 }
 
+/* TLS options: the two sources exclude each other, each helper option needs its source, the
+ * store's names, the thumbprint's form, the handshake timeout's range; into the engine. */
+static void options_tls(void)
+{
+    svc_options o;
+    iocp_config c;
+    const char *thumb = "3a5F 0011 2233 4455 6677 8899 aabb ccdd eeff 0011"; /* 40 digits */
+    PARSE_OK(&o, "run", "--tls-pfx", "C:\\certs\\server.pfx", "--tls-password", "pw");
+    CHECK(strcmp(o.server.tls_pfx, "C:\\certs\\server.pfx") == 0);
+    CHECK(strcmp(o.server.tls_password, "pw") == 0);
+    CHECK_EQ_U(o.tls_password_given, 1);
+    CHECK_EQ_U(o.server.tls_handshake_timeout_s, 10); /* the engine's default */
+    svc_server_config(&o.server, &c);
+    CHECK(c.tls.pfx_path == o.server.tls_pfx && strcmp(c.tls.pfx_password, "pw") == 0);
+    CHECK(c.tls.cert_thumbprint == NULL && c.tls.handshake_timeout_ms == 10000);
+    /* "-": read later from standard input (main.c); nothing set yet. */
+    PARSE_OK(&o, "install", "--tls-pfx", "a.pfx", "--tls-password", "-");
+    CHECK_EQ_U(o.tls_password_given, 2);
+    CHECK(o.server.tls_password[0] == '\0');
+    PARSE_OK(&o, "install", "--tls-pfx", "a.pfx", NULL, NULL);
+    CHECK_EQ_U(o.tls_password_given, 0);
+
+    PARSE_OK(&o, "run", "--tls-cert", thumb, NULL, NULL);
+    CHECK(o.server.tls_store == SVC_TLS_STORE_DEFAULT);
+    svc_server_config(&o.server, &c);
+    CHECK(c.tls.cert_thumbprint == o.server.tls_cert && c.tls.pfx_path == NULL);
+    CHECK(!c.tls.cert_store_machine); /* unsettled: CurrentUser (svc_host_start settles it) */
+    PARSE_OK(&o, "install", "--tls-cert", thumb, "--tls-store", "localmachine");
+    CHECK(o.server.tls_store == SVC_TLS_STORE_MACHINE);
+    svc_server_config(&o.server, &c);
+    CHECK(c.tls.cert_store_machine);
+    PARSE_OK(&o, "run", "--tls-cert", thumb, "--tls-store", "CurrentUser");
+    CHECK(o.server.tls_store == SVC_TLS_STORE_USER);
+    PARSE_OK(&o, "run", "--tls-handshake-timeout", "1", "--tls-cert", thumb);
+    CHECK_EQ_U(o.server.tls_handshake_timeout_s, 1);
+    PARSE_OK(&o, "run", "--tls-handshake-timeout", "3600", NULL, NULL);
+    svc_server_config(&o.server, &c);
+    CHECK_EQ_U(c.tls.handshake_timeout_ms, 3600000);
+
+    parse_fails("--tls-pfx and --tls-cert exclude each other", "run", "--tls-pfx", "a.pfx",
+                "--tls-cert=00112233445566778899aabbccddeeff00112233");
+    {
+        svc_options x;
+        char err[400];
+        CHECK(parse(&x, err, sizeof err, "install", "--tls-cert", thumb, "--tls-pfx", "a.pfx") !=
+              0);
+        CHECK_MSG(strstr(err, "exclude each other") != NULL, "%s", err);
+    }
+    parse_fails("--tls-password is the password of --tls-pfx", "run", "--tls-password", "x", NULL);
+    parse_fails("--tls-password is the password of --tls-pfx", "install", "--tls-password", "-",
+                NULL);
+    parse_fails("--tls-store says where --tls-cert is", "run", "--tls-store", "LocalMachine", NULL);
+    parse_fails("LocalMachine or CurrentUser, not 'My'", "run", "--tls-store", "My", NULL);
+    parse_fails("40 hex digits", "run", "--tls-cert", "00112233445566778899aabbccddeeff0011223",
+                NULL); /* 39 */
+    parse_fails("40 hex digits", "run", "--tls-cert", "00112233445566778899aabbccddeeff00112233g",
+                NULL);
+    parse_fails("40 hex digits", "run", "--tls-cert", "0011:2233445566778899aabbccddeeff00112233",
+                NULL);
+    parse_fails("out of range 1..3600", "run", "--tls-handshake-timeout", "0", NULL);
+    parse_fails("out of range 1..3600", "run", "--tls-handshake-timeout", "3601", NULL);
+    parse_fails("control character", "run", "--tls-pfx", "a\tb", NULL);
+    parse_fails("'stop' does not take --tls-pfx", "stop", "--tls-pfx", "a.pfx", NULL);
+    parse_fails("'status' does not take --tls-password", "status", "--tls-password", "x", NULL);
+}
+
 static void options_install_only(void)
 {
     svc_options o;
@@ -366,6 +432,167 @@ static void params_round_trip(void)
     CHECK_EQ_U(svc_params_delete(HKEY_CURRENT_USER, parent), 0); /* already gone: fine */
 }
 
+/* The PFX password in the registry: a REG_BINARY DPAPI blob that holds no trace of the text,
+ * decrypted on read; gone when there is no PFX; a damaged blob or a value of the wrong type is
+ * named; the sources' rule holds for the registry too. */
+static void params_tls_password_protected(void)
+{
+    wchar_t path[200], parent[200];
+    char err[400];
+    const char *secret = "Pfx-Secret-7731";
+    params_path_for(path, sizeof path / sizeof path[0]);
+    swprintf(parent, 200, L"Software\\iocp-service-test-%lu", (unsigned long)GetCurrentProcessId());
+    svc_server_options in, out;
+    svc_server_options_init(&in);
+    snprintf(in.tls_pfx, sizeof in.tls_pfx, "C:\\certs\\server.pfx");
+    snprintf(in.tls_password, sizeof in.tls_password, "%s", secret);
+    in.tls_handshake_timeout_s = 7;
+    CHECK_EQ_U(svc_params_write(HKEY_CURRENT_USER, path, &in), 0);
+
+    /* The raw value: binary, and neither the UTF-8 nor the UTF-16 text of the password. */
+    BYTE raw[4096];
+    DWORD type = 0, size = sizeof raw;
+    HKEY key;
+    CHECK(RegOpenKeyExW(HKEY_CURRENT_USER, path, 0, KEY_QUERY_VALUE | KEY_SET_VALUE, &key) ==
+          ERROR_SUCCESS);
+    CHECK(RegQueryValueExW(key, L"TlsPasswordProtected", NULL, &type, raw, &size) == ERROR_SUCCESS);
+    CHECK_EQ_U(type, REG_BINARY);
+    CHECK_MSG(size > strlen(secret), "a blob of %lu bytes", (unsigned long)size);
+    wchar_t wsecret[64];
+    svc_widen(secret, wsecret, 64);
+    size_t n = strlen(secret);
+    for (DWORD i = 0; i + n <= size; i++) {
+        CHECK_MSG(memcmp(raw + i, secret, n) != 0, "the password is in the blob at %lu",
+                  (unsigned long)i);
+        CHECK_MSG(i + 2 * n > size || memcmp(raw + i, wsecret, 2 * n) != 0,
+                  "the UTF-16 password is in the blob at %lu", (unsigned long)i);
+    }
+    CHECK(RegQueryValueExW(key, L"TlsPassword", NULL, NULL, NULL, NULL) == ERROR_FILE_NOT_FOUND);
+    /* And it comes back. */
+    svc_server_options_init(&out);
+    CHECK_MSG(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err) == 0, "%s", err);
+    CHECK(strcmp(out.tls_password, secret) == 0);
+    CHECK(memcmp(&in, &out, sizeof in) == 0);
+    /* DPAPI itself: the same text, another blob (random salt); both decrypt. */
+    BYTE *blob = NULL;
+    DWORD blob_size = 0;
+    char back[SVC_TEXT_MAX];
+    CHECK_EQ_U(svc_secret_protect(secret, &blob, &blob_size), 0);
+    CHECK(blob_size != size || memcmp(blob, raw, size) != 0);
+    CHECK_EQ_U(svc_secret_unprotect(blob, blob_size, back, sizeof back), 0);
+    CHECK(strcmp(back, secret) == 0);
+    LocalFree(blob);
+
+    /* A damaged blob is named and leaves no password behind. */
+    for (DWORD i = size / 2; i < size; i++)
+        raw[i] ^= 0x5a;
+    CHECK(RegSetValueExW(key, L"TlsPasswordProtected", 0, REG_BINARY, raw, size) == 0);
+    svc_server_options_init(&out);
+    CHECK(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err) != 0);
+    CHECK_MSG(strstr(err, "cannot decrypt parameter TlsPasswordProtected") != NULL, "%s", err);
+    CHECK(out.tls_password[0] == '\0');
+    /* Text where the blob belongs: refused, not used as the password. */
+    const wchar_t plain[] = L"plain";
+    CHECK(RegSetValueExW(key, L"TlsPasswordProtected", 0, REG_SZ, (const BYTE *)plain,
+                         sizeof plain) == 0);
+    CHECK(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err) != 0);
+    CHECK_MSG(strstr(err, "expected REG_BINARY") != NULL, "%s", err);
+    /* Both sources in the registry: the same rule as the command line. */
+    CHECK_EQ_U(svc_params_write(HKEY_CURRENT_USER, path, &in), 0);
+    const wchar_t thumb[] = L"00112233445566778899aabbccddeeff00112233";
+    CHECK(RegSetValueExW(key, L"TlsCert", 0, REG_SZ, (const BYTE *)thumb, sizeof thumb) == 0);
+    CHECK_EQ_U(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err),
+               ERROR_INVALID_PARAMETER);
+    CHECK_MSG(strstr(err, "exclude each other") != NULL, "%s", err);
+    const wchar_t store[] = L"Elsewhere";
+    CHECK(RegSetValueExW(key, L"TlsStore", 0, REG_SZ, (const BYTE *)store, sizeof store) == 0);
+    CHECK(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err) != 0);
+    CHECK_MSG(strstr(err, "TlsStore") != NULL, "%s", err);
+
+    /* No PFX any more: the blob goes with it. */
+    svc_server_options_init(&in);
+    CHECK_EQ_U(svc_params_write(HKEY_CURRENT_USER, path, &in), 0);
+    CHECK(RegQueryValueExW(key, L"TlsPasswordProtected", NULL, NULL, NULL, NULL) ==
+          ERROR_FILE_NOT_FOUND);
+    svc_server_options_init(&out);
+    CHECK_MSG(svc_params_read(HKEY_CURRENT_USER, path, &out, err, sizeof err) == 0, "%s", err);
+    CHECK(out.tls_pfx[0] == '\0' && out.tls_cert[0] == '\0' &&
+          out.tls_store == SVC_TLS_STORE_DEFAULT);
+    RegCloseKey(key);
+    CHECK_EQ_U(svc_params_delete(HKEY_CURRENT_USER, parent), 0);
+}
+
+/* Wine (any version) rather than Windows. */
+static int running_under_wine(void)
+{
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    return ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL;
+}
+
+/* The Parameters key's DACL: protected (nothing inherited), full control for SYSTEM and
+ * Administrators, read for NT SERVICE\<name>, no entry for anyone else. */
+static void params_key_private(void)
+{
+    wchar_t path[200], parent[200];
+    params_path_for(path, sizeof path / sizeof path[0]);
+    swprintf(parent, 200, L"Software\\iocp-service-test-%lu", (unsigned long)GetCurrentProcessId());
+    /* Twice: the second time on an existing key, which gets the same DACL. */
+    for (int round = 0; round < 2; round++)
+        CHECK_EQ_U(svc_params_create_private(HKEY_CURRENT_USER, path, "iocpt-private"), 0);
+    svc_server_options o;
+    svc_server_options_init(&o);
+    CHECK_EQ_U(svc_params_write(HKEY_CURRENT_USER, path, &o), 0); /* the installer can write */
+
+    HKEY key;
+    CHECK(RegOpenKeyExW(HKEY_CURRENT_USER, path, 0, READ_CONTROL, &key) == ERROR_SUCCESS);
+    PSECURITY_DESCRIPTOR sd = NULL;
+    PACL dacl = NULL;
+    CHECK_EQ_U(GetSecurityInfo(key, SE_REGISTRY_KEY, DACL_SECURITY_INFORMATION, NULL, NULL, &dacl,
+                               NULL, &sd),
+               0);
+    RegCloseKey(key);
+    SECURITY_DESCRIPTOR_CONTROL control = 0;
+    DWORD revision = 0;
+    CHECK(GetSecurityDescriptorControl(sd, &control, &revision));
+    /* Wine keeps no inheritance flags on registry keys (nor inherits): it reports the DACL
+     * without SE_DACL_PROTECTED. Windows must have it. */
+    if (!running_under_wine())
+        CHECK_MSG(control & SE_DACL_PROTECTED, "control 0x%x", (unsigned)control);
+    else if (!(control & SE_DACL_PROTECTED))
+        printf("Wine: the key's DACL has no SE_DACL_PROTECTED (control 0x%x); its entries are "
+               "checked\n",
+               (unsigned)control);
+    CHECK(dacl != NULL);
+    BYTE sy[SECURITY_MAX_SID_SIZE], ba[SECURITY_MAX_SID_SIZE], svc[SECURITY_MAX_SID_SIZE];
+    DWORD n = sizeof sy;
+    CHECK(CreateWellKnownSid(WinLocalSystemSid, NULL, sy, &n));
+    n = sizeof ba;
+    CHECK(CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, ba, &n));
+    CHECK(svc_service_sid("iocpt-private", svc, sizeof svc) == 0);
+    int seen_sy = 0, seen_ba = 0, seen_svc = 0;
+    for (DWORD i = 0; i < dacl->AceCount; i++) {
+        ACCESS_ALLOWED_ACE *ace = NULL;
+        CHECK(GetAce(dacl, i, (void **)&ace));
+        CHECK_EQ_U(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
+        PSID who = (PSID)&ace->SidStart;
+        if (EqualSid(who, sy) && ace->Mask == KEY_ALL_ACCESS) {
+            seen_sy++;
+        } else if (EqualSid(who, ba) && ace->Mask == KEY_ALL_ACCESS) {
+            seen_ba++;
+        } else if (EqualSid(who, svc) && ace->Mask == KEY_READ) {
+            seen_svc++;
+        } else {
+            char name[200];
+            svc_sid_name((const BYTE *)who, name, sizeof name);
+            FAIL_MSG("an entry for %s (mask 0x%lx) in the Parameters key's DACL", name,
+                     (unsigned long)ace->Mask);
+        }
+    }
+    CHECK(seen_sy == 1 && seen_ba == 1 && seen_svc == 1);
+    LocalFree(sd);
+    CHECK_EQ_U(svc_params_delete(HKEY_CURRENT_USER, parent), 0);
+}
+
 /* ---- status protocol ------------------------------------------------------------------ */
 
 static void proto_requests(void)
@@ -435,6 +662,36 @@ static void proto_answers(void)
 }
 
 /* ---- text from another process, for a console ----------------------------------------- */
+
+/* TLS in the answers: on/off and its source in INFO, the handshake counts in STATS; an old
+ * client's answer (no tls keys) reads as TLS off. */
+static void proto_tls_keys(void)
+{
+    svc_status_info in, out;
+    char text[SVC_PROTO_ANSWER_MAX], err[200];
+    memset(&in, 0, sizeof in);
+    snprintf(in.address, sizeof in.address, "[::]:9443");
+    in.tls = 1;
+    snprintf(in.tls_source, sizeof in.tls_source, "PFX C:\\certs\\server.pfx");
+    in.tls_handshakes = 12;
+    in.tls_failures = 3;
+    size_t len = svc_proto_format(SVC_REQ_STATS, &in, text, sizeof text);
+    CHECK_MSG(strstr(text, "tls=1\n") != NULL && strstr(text, "tls_handshakes=12\n") != NULL &&
+                  strstr(text, "tls_failures=3\n") != NULL,
+              "%s", text);
+    CHECK_MSG(svc_proto_parse_answer(text, len, &out, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(&in, &out, sizeof in) == 0);
+    len = svc_proto_format(SVC_REQ_INFO, &in, text, sizeof text);
+    CHECK(strstr(text, "tls=1\n") != NULL && strstr(text, "tls_source=PFX C:") != NULL);
+    CHECK(strstr(text, "tls_handshakes") == NULL);
+    in.tls = 0;
+    len = svc_proto_format(SVC_REQ_INFO, &in, text, sizeof text);
+    CHECK(strstr(text, "tls=0\n") != NULL && strstr(text, "tls_source") == NULL);
+    const char old[] = "OK\nname=x\nactive=1\n";
+    CHECK(svc_proto_parse_answer(old, sizeof old - 1, &out, err, sizeof err) == 0);
+    CHECK(out.tls == 0 && out.tls_handshakes == 0);
+    CHECK(svc_proto_parse_answer("OK\ntls=yes\n", 11, &out, err, sizeof err) != 0);
+}
 
 static void filtered(const char *in, size_t len, int flags, const char *want)
 {
@@ -1196,13 +1453,17 @@ static const test_case cases[] = {
     {"options_defaults", options_defaults},
     {"options_every_server_option", options_every_server_option},
     {"options_install_only", options_install_only},
+    {"options_tls", options_tls},
     {"options_rejected", options_rejected},
     {"options_limits_ranges", options_limits_ranges},
     {"memory_budget_check", memory_budget_check},
     {"options_install_security", options_install_security},
     {"params_round_trip", params_round_trip},
+    {"params_tls_password_protected", params_tls_password_protected},
+    {"params_key_private", params_key_private},
     {"proto_requests", proto_requests},
     {"proto_answers", proto_answers},
+    {"proto_tls_keys", proto_tls_keys},
     {"mutex_one_holder", mutex_one_holder},
     {"mutex_abandoned_is_taken_over", mutex_abandoned_is_taken_over},
     {"mutex_squatted_is_named", mutex_squatted_is_named},
