@@ -24,7 +24,8 @@
 #   BENCH_OURS_ARGS        more options for ours (e.g. "--drain-timeout 2")
 #   BENCH_OURS_EXE         measure this iocp-service.exe as ours (another build or commit,
 #                          for an A/B comparison; use with BENCH_SKIP_BUILD=1 and BENCH_OUT)
-#   BENCH_OUT              the JSON results (default bench/results/latest.json)
+#   BENCH_OUT              the JSON results (default bench/results/latest.json, under Wine 10
+#                          bench/results/wine10.json; RESULTS.md shows both)
 #   BENCH_RETRIES (1)      repeats of a run whose server stopped before the bench stopped it
 #   BENCH_BUSY_CPUS (0)    busy loops at nice 19 kept running during the runs: they take only
 #                          idle CPU time, so no CPU sleeps and a wake-up costs no idle exit.
@@ -54,9 +55,6 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$root/build/bench
 logs=$out/logs
-results_file=${BENCH_OUT:-$root/bench/results/latest.json}
-results_dir=$(dirname "$results_file")
-mkdir -p "$out" "$logs" "$results_dir"
 
 ROUNDS=${BENCH_ROUNDS:-3}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
@@ -101,6 +99,10 @@ esac
 source "$root/cmake/wine-tag.sh"
 # The prefix the servers really run in (wine-run.sh adds the tag), for wineserver and /proc.
 PREFIX=$IOCP_WINEPREFIX${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}
+# One results file per Wine: a Wine 10 run's rows are not comparable with a Wine 8 run's.
+results_file=${BENCH_OUT:-$root/bench/results/$([ "$BENCH_WINE" = 10 ] && echo wine10 || echo latest).json}
+results_dir=$(dirname "$results_file")
+mkdir -p "$out" "$logs" "$results_dir"
 
 log() { printf '%s\n' "$*" >&2; }
 die() {
