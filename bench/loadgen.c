@@ -4,6 +4,7 @@
  *
  *   loadgen --host 127.0.0.1 --port P --connections N --depth D --size BYTES
  *           (--duration SECONDS | --messages COUNT) [--churn] [--json] [--threads T]
+ *           [--tls [--tls-ca PEM] [--tls-server-name NAME]]
  *   loadgen --host 127.0.0.1 --port P --idle-connections N [--hold SECONDS] [--json]
  *
  * Echo mode: every connection keeps D messages of SIZE bytes in flight. A message carries its
@@ -20,6 +21,16 @@
  * one echoes one message at once; reports both times. With --hold S it then keeps them open
  * (printing "loadgen: ready" on stderr) for up to S seconds, until SIGTERM/SIGINT, or until the
  * server has closed all of them (counted: a graceful server stop closes them).
+ *
+ * TLS (--tls): every connection is TLS over the same non-blocking sockets and epoll loop
+ * (OpenSSL: SSL_connect, SSL_read, SSL_write, each continued on WANT_READ/WANT_WRITE), with
+ * SNI "localhost" (--tls-server-name), no certificate check unless --tls-ca names a CA (then
+ * the chain and the name are verified), no session resumption: every connection is a full
+ * handshake. A connection counts as established once its handshake is done, so the warm-up
+ * includes the handshakes and the timed phase of echo mode measures the record layer only; in
+ * churn a cycle is connect, handshake, one echo, close_notify, close, so connections/s are
+ * handshakes/s. The handshake time (connect start to handshake done) has its own histogram.
+ * OpenSSL is the benchmark's, not the product's: the servers under test use Schannel.
  *
  * Exit code: 0 when there was no error of any kind, 2 on a data mismatch, 1 otherwise.
  */
@@ -45,6 +56,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "histogram.h"
 
 /* ---- options ---------------------------------------------------------------------------- */
@@ -66,6 +80,9 @@ static struct {
     double hold;          /* idle mode */
     double stall_timeout; /* seconds without progress => error */
     unsigned connect_window;
+    int tls;
+    const char *tls_ca;          /* verify the server against this CA (PEM); else no check */
+    const char *tls_server_name; /* SNI (and the name checked with --tls-ca) */
 } opt = {
     .host = "127.0.0.1",
     .port = 0,
@@ -77,6 +94,7 @@ static struct {
     .threads = 1,
     .stall_timeout = 15.0,
     .connect_window = 256,
+    .tls_server_name = "localhost",
 };
 
 static struct sockaddr_storage server_addr;
@@ -90,6 +108,7 @@ static void usage(const char *why)
             "               (--duration SECONDS | --messages COUNT) [--churn] [--json]\n"
             "               [--threads T] [--warmup-echo | --no-warmup-echo]\n"
             "               [--stall-timeout SECONDS] [--connect-window N]\n"
+            "               [--tls [--tls-ca PEM] [--tls-server-name NAME]]\n"
             "       loadgen --host H --port P --idle-connections N [--hold SECONDS] [--json]\n",
             why);
     exit(1);
@@ -183,6 +202,8 @@ typedef struct conn {
     uint64_t *stamp; /* send time of message seq at [seq % depth] */
     uint64_t cycles; /* churn: completed connect-echo-close cycles */
     uint64_t cstart; /* when the current connect began */
+    SSL *ssl;        /* --tls: from the TCP connect to the close; C_CONNECTING until the
+                        handshake is done */
 } conn;
 
 enum phase { P_WARMUP, P_TIMED, P_HOLD };
@@ -209,11 +230,70 @@ typedef struct worker {
     uint64_t mismatches, connect_errors, io_errors, unexpected_eof, extra_bytes;
     uint64_t closed_by_server, reset_by_server;
     uint64_t established;
+    uint64_t tls_errors;      /* handshakes that failed */
+    uint64_t handshakes;      /* completed */
+    iocp_histogram hs_hist;   /* connect start to handshake done, us (churn: timed phase) */
 } worker;
 
 static uint64_t worker_errors(const worker *w)
 {
-    return w->mismatches + w->connect_errors + w->io_errors + w->unexpected_eof + w->extra_bytes;
+    return w->mismatches + w->connect_errors + w->io_errors + w->unexpected_eof + w->extra_bytes +
+           w->tls_errors;
+}
+
+/* ---- TLS (--tls) ----------------------------------------------------------------------- */
+
+static SSL_CTX *g_tls;
+static atomic_int g_tls_noted; /* the first handshake's protocol and cipher are kept */
+static char g_tls_protocol[32], g_tls_cipher[80];
+
+static void tls_init(void)
+{
+    g_tls = SSL_CTX_new(TLS_client_method());
+    if (!g_tls) {
+        fprintf(stderr, "loadgen: SSL_CTX_new failed\n");
+        exit(1);
+    }
+    SSL_CTX_set_min_proto_version(g_tls, TLS1_2_VERSION);
+    /* Every connection a full handshake: no session is offered again. */
+    SSL_CTX_set_session_cache_mode(g_tls, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(g_tls, SSL_OP_NO_TICKET);
+    /* SSL_write may be retried with more bytes queued behind, and after a memmove. */
+    SSL_CTX_set_mode(g_tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Whole socket reads rather than a header and a body per record. */
+    SSL_CTX_set_read_ahead(g_tls, 1);
+    if (opt.tls_ca) {
+        if (SSL_CTX_load_verify_locations(g_tls, opt.tls_ca, NULL) != 1) {
+            fprintf(stderr, "loadgen: cannot load the CA %s\n", opt.tls_ca);
+            exit(1);
+        }
+        SSL_CTX_set_verify(g_tls, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(g_tls, SSL_VERIFY_NONE, NULL);
+    }
+}
+
+/* The reason of a failed SSL call, from the SSL error and the thread's OpenSSL error queue
+ * (which it empties). */
+static const char *tls_why(SSL *ssl, int e, char *buf, size_t len)
+{
+    unsigned long code = ERR_get_error();
+    if (code) {
+        ERR_error_string_n(code, buf, len);
+        long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+        if (v != X509_V_OK) {
+            size_t n = strlen(buf);
+            snprintf(buf + n, len - n, " (%s)", X509_verify_cert_error_string(v));
+        }
+    } else if (e == SSL_ERROR_SYSCALL) {
+        snprintf(buf, len, "%s", errno ? strerror(errno) : "connection closed by the peer");
+    } else if (e == SSL_ERROR_ZERO_RETURN) {
+        snprintf(buf, len, "close_notify from the peer");
+    } else {
+        snprintf(buf, len, "SSL error %d", e);
+    }
+    ERR_clear_error();
+    return buf;
 }
 
 static void set_events(worker *w, conn *c, uint32_t ev)
@@ -230,6 +310,10 @@ static void set_events(worker *w, conn *c, uint32_t ev)
 
 static void conn_close(worker *w, conn *c)
 {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -285,9 +369,56 @@ static void start_connects(worker *w)
         conn_start(w, &w->conns[w->next_connect++]);
 }
 
-/* A non-blocking connect finished (EPOLLOUT): 0 when established. */
+/* The end of a churn cycle: close_notify first over TLS (one non-blocking try, as a client
+ * that is done would), then the close. */
+static void conn_finish(worker *w, conn *c)
+{
+    if (c->ssl && SSL_shutdown(c->ssl) < 0)
+        ERR_clear_error();
+    conn_close(w, c);
+}
+
+/* --tls: one step of the handshake. 0 when it is done, 1 while it waits for the socket, -1
+ * when it failed (the connection is closed). */
+static int conn_handshake(worker *w, conn *c)
+{
+    int r = SSL_connect(c->ssl);
+    if (r == 1) {
+        w->handshakes++;
+        if (opt.mode != MODE_CHURN || w->recording)
+            iocp_histogram_record(&w->hs_hist, (now_ns() - c->cstart + 500) / 1000);
+        if (atomic_exchange(&g_tls_noted, 1) == 0) {
+            snprintf(g_tls_protocol, sizeof g_tls_protocol, "%s", SSL_get_version(c->ssl));
+            snprintf(g_tls_cipher, sizeof g_tls_cipher, "%s", SSL_get_cipher_name(c->ssl));
+        }
+        return 0;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        set_events(w, c, EPOLLIN);
+        return 1;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        set_events(w, c, EPOLLOUT);
+        return 1;
+    }
+    char why[256];
+    report("TLS handshake (connection %u): %s", c->id, tls_why(c->ssl, e, why, sizeof why));
+    w->tls_errors++;
+    conn_close(w, c);
+    return -1;
+}
+
+/* A non-blocking connect finished (EPOLLOUT), or (--tls) the handshake made progress: 0 when
+ * established (and handshaken), 1 while the handshake goes on, -1 when it failed. */
 static int conn_connected(worker *w, conn *c)
 {
+    if (c->ssl) {
+        int r = conn_handshake(w, c);
+        if (r != 0)
+            return r;
+        goto established;
+    }
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
@@ -298,6 +429,23 @@ static int conn_connected(worker *w, conn *c)
         conn_close(w, c);
         return -1;
     }
+    if (opt.tls) {
+        c->ssl = SSL_new(g_tls);
+        if (!c->ssl || !SSL_set_fd(c->ssl, c->fd) ||
+            !SSL_set_tlsext_host_name(c->ssl, opt.tls_server_name) ||
+            (opt.tls_ca && !SSL_set1_host(c->ssl, opt.tls_server_name))) {
+            char why[256];
+            report("TLS setup (connection %u): %s", c->id, tls_why(c->ssl, 0, why, sizeof why));
+            w->tls_errors++;
+            conn_close(w, c);
+            return -1;
+        }
+        SSL_set_connect_state(c->ssl);
+        int r = conn_handshake(w, c);
+        if (r != 0)
+            return r;
+    }
+established:
     w->connecting--;
     c->state = C_OPEN;
     w->established++;
@@ -305,9 +453,37 @@ static int conn_connected(worker *w, conn *c)
     return 0;
 }
 
+/* --tls: conn_flush over SSL_write. A write that waits for a read (a renegotiation: TLS 1.2
+ * servers here do not ask for one) waits with EPOLLIN armed, which is always armed. */
+static int conn_flush_tls(worker *w, conn *c)
+{
+    while (c->soff < c->slen) {
+        int n = SSL_write(c->ssl, c->sbuf + c->soff, (int)(c->slen - c->soff));
+        if (n > 0) {
+            c->soff += (size_t)n;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            set_events(w, c, e == SSL_ERROR_WANT_WRITE ? EPOLLIN | EPOLLOUT : EPOLLIN);
+            return 0;
+        }
+        char why[256];
+        report("SSL_write (connection %u): %s", c->id, tls_why(c->ssl, e, why, sizeof why));
+        w->io_errors++;
+        conn_close(w, c);
+        return -1;
+    }
+    c->soff = c->slen = 0;
+    set_events(w, c, EPOLLIN);
+    return 0;
+}
+
 /* Sends what is queued; arms EPOLLOUT while something is left. 0, or -1 when it failed. */
 static int conn_flush(worker *w, conn *c)
 {
+    if (c->ssl)
+        return conn_flush_tls(w, c);
     while (c->soff < c->slen) {
         ssize_t n = send(c->fd, c->sbuf + c->soff, c->slen - c->soff, MSG_NOSIGNAL);
         if (n > 0) {
@@ -377,39 +553,32 @@ static int message_done(worker *w, conn *c, const unsigned char *p, uint64_t now
     return 0;
 }
 
-/* Reads once. Returns the number of messages completed, or -1 when the connection is gone. */
-static int conn_read(worker *w, conn *c, uint64_t *now_out)
+/* The server closed the connection (eof) or it failed (why): counted, and closed here. */
+static void conn_lost(worker *w, conn *c, int eof, const char *why, uint64_t now)
 {
-    ssize_t n;
-    do
-        n = recv(c->fd, w->scratch, w->scratch_len, 0);
-    while (n < 0 && errno == EINTR);
-    uint64_t now = now_ns();
-    *now_out = now;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return 0;
-    if (n <= 0) {
-        if (w->phase == P_HOLD && c->recvd == c->sent && c->rpos == 0) {
-            /* A graceful server stop closes every connection it holds. */
-            if (n == 0)
-                w->closed_by_server++;
-            else
-                w->reset_by_server++;
-            w->t_last_close = now;
-            w->last_progress = now;
-        } else if (n == 0) {
-            report("connection %u: closed by the server with %llu message(s) unanswered", c->id,
-                   (unsigned long long)(c->sent - c->recvd));
-            w->unexpected_eof++;
-        } else {
-            report("recv (connection %u): %s", c->id, strerror(errno));
-            w->io_errors++;
-        }
-        conn_close(w, c);
-        return -1;
+    if (w->phase == P_HOLD && c->recvd == c->sent && c->rpos == 0) {
+        /* A graceful server stop closes every connection it holds. */
+        if (eof)
+            w->closed_by_server++;
+        else
+            w->reset_by_server++;
+        w->t_last_close = now;
+        w->last_progress = now;
+    } else if (eof) {
+        report("connection %u: closed by the server with %llu message(s) unanswered", c->id,
+               (unsigned long long)(c->sent - c->recvd));
+        w->unexpected_eof++;
+    } else {
+        report("%s (connection %u): %s", c->ssl ? "SSL_read" : "recv", c->id, why);
+        w->io_errors++;
     }
-    const unsigned char *p = w->scratch;
-    size_t left = (size_t)n;
+    conn_close(w, c);
+}
+
+/* N received bytes at p: assembled into messages, each compared. Returns the number of
+ * messages completed, or -1 when the connection is gone. */
+static int conn_consume(worker *w, conn *c, const unsigned char *p, size_t left, uint64_t now)
+{
     int completed = 0;
     while (left > 0) {
         if (c->recvd >= c->sent) {
@@ -447,9 +616,59 @@ static int conn_read(worker *w, conn *c, uint64_t *now_out)
     return completed;
 }
 
+/* --tls: reads until OpenSSL needs the socket again. Unlike a socket, an SSL object can hold
+ * decrypted bytes that epoll does not know about, so one SSL_read per event could leave a
+ * record behind for good. */
+static int conn_read_tls(worker *w, conn *c, uint64_t *now_out)
+{
+    int completed = 0;
+    for (;;) {
+        int n = SSL_read(c->ssl, w->scratch, (int)w->scratch_len);
+        uint64_t now = now_ns();
+        *now_out = now;
+        if (n > 0) {
+            int k = conn_consume(w, c, w->scratch, (size_t)n, now);
+            if (k < 0)
+                return -1;
+            completed += k;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return completed;
+        char why[256];
+        int err = errno;
+        tls_why(c->ssl, e, why, sizeof why);
+        /* close_notify, or a FIN without one: the server closed (as a plain recv of 0). */
+        int eof = e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && err == 0);
+        conn_lost(w, c, eof, why, now);
+        return -1;
+    }
+}
+
+/* Reads once. Returns the number of messages completed, or -1 when the connection is gone. */
+static int conn_read(worker *w, conn *c, uint64_t *now_out)
+{
+    if (c->ssl)
+        return conn_read_tls(w, c, now_out);
+    ssize_t n;
+    do
+        n = recv(c->fd, w->scratch, w->scratch_len, 0);
+    while (n < 0 && errno == EINTR);
+    uint64_t now = now_ns();
+    *now_out = now;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n <= 0) {
+        conn_lost(w, c, n == 0, n < 0 ? strerror(errno) : "", now);
+        return -1;
+    }
+    return conn_consume(w, c, w->scratch, (size_t)n, now);
+}
+
 /* ---- event handling -------------------------------------------------------------------- */
 
-/* Churn: the next cycle of a slot (connect, one message, close). */
+/* Churn: the next cycle of a slot (connect, [handshake,] one message, close). */
 static void churn_next(worker *w, conn *c)
 {
     c->sent = c->recvd = c->cycles;
@@ -485,7 +704,7 @@ static void churn_event(worker *w, conn *c, uint32_t ev)
             c->cycles++;
             if (w->recording && !(opt.duration > 0 && now > g_tend))
                 w->done++;
-            conn_close(w, c);
+            conn_finish(w, c);
             if (w->sending && !(opt.duration <= 0 && w->done >= w->quota))
                 churn_next(w, c);
             return;
@@ -751,6 +970,12 @@ static void parse_args(int argc, char **argv)
             opt.stall_timeout = parse_double(a, VALUE(), 0, 86400);
         else if (!strcmp(a, "--connect-window"))
             opt.connect_window = (unsigned)parse_u64(a, VALUE(), 1, 1000000);
+        else if (!strcmp(a, "--tls"))
+            opt.tls = 1;
+        else if (!strcmp(a, "--tls-ca"))
+            opt.tls_ca = VALUE();
+        else if (!strcmp(a, "--tls-server-name"))
+            opt.tls_server_name = VALUE();
         else if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             usage("help");
         else {
@@ -774,6 +999,8 @@ static void parse_args(int argc, char **argv)
         opt.depth = 1;
     if (opt.threads > opt.connections)
         opt.threads = opt.connections;
+    if ((opt.tls_ca || strcmp(opt.tls_server_name, "localhost")) && !opt.tls)
+        usage("--tls-ca and --tls-server-name go with --tls");
 }
 
 static void resolve(void)
@@ -812,6 +1039,8 @@ int main(int argc, char **argv)
 {
     parse_args(argc, argv);
     resolve();
+    if (opt.tls)
+        tls_init();
 
     /* Enough descriptors for every connection (the hard limit allowing). */
     struct rlimit rl;
@@ -860,6 +1089,7 @@ int main(int argc, char **argv)
         w->scratch = xcalloc(w->scratch_len, 1);
         w->expect = xcalloc(opt.size, 1);
         iocp_histogram_init(&w->hist);
+        iocp_histogram_init(&w->hs_hist);
     }
     for (unsigned i = 0; i < opt.connections; i++) {
         conn *c = &conns[i];
@@ -926,14 +1156,18 @@ int main(int argc, char **argv)
         held_s = (double)(t_end - t_hold) / 1e9;
 
     /* Totals. */
-    iocp_histogram hist;
+    iocp_histogram hist, hs_hist;
     iocp_histogram_init(&hist);
+    iocp_histogram_init(&hs_hist);
     uint64_t done = 0, errors = 0, mismatches = 0, connect_errors = 0, io_errors = 0,
              early_close = 0, extra_bytes = 0, closed_by_server = 0, reset_by_server = 0,
-             established = 0, t_last = 0, t_last_close = 0;
+             established = 0, t_last = 0, t_last_close = 0, tls_errors = 0, handshakes = 0;
     for (unsigned t = 0; t < opt.threads; t++) {
         worker *w = &workers[t];
         iocp_histogram_merge(&hist, &w->hist);
+        iocp_histogram_merge(&hs_hist, &w->hs_hist);
+        tls_errors += w->tls_errors;
+        handshakes += w->handshakes;
         done += w->done;
         errors += worker_errors(w);
         mismatches += w->mismatches;
@@ -1011,6 +1245,16 @@ int main(int argc, char **argv)
             (unsigned long long)connect_errors, (unsigned long long)io_errors,
             (unsigned long long)early_close, (unsigned long long)extra_bytes,
             interrupted ? ", interrupted" : "");
+    if (opt.tls)
+        fprintf(out,
+                "  TLS %s %s, %llu handshake(s), %llu failed; handshake us%s: p50 %llu  p99 "
+                "%llu  max %llu\n",
+                g_tls_protocol[0] ? g_tls_protocol : "-", g_tls_cipher[0] ? g_tls_cipher : "-",
+                (unsigned long long)handshakes, (unsigned long long)tls_errors,
+                opt.mode == MODE_CHURN ? " (timed phase)" : "",
+                (unsigned long long)iocp_histogram_percentile(&hs_hist, 50),
+                (unsigned long long)iocp_histogram_percentile(&hs_hist, 99),
+                (unsigned long long)(hs_hist.total ? hs_hist.max : 0));
     fflush(out);
 
     if (opt.json) {
@@ -1033,6 +1277,17 @@ int main(int argc, char **argv)
                    (unsigned long long)established, connect_ms, echo_ms, held_s,
                    (unsigned long long)closed_by_server, (unsigned long long)reset_by_server,
                    t_last_close ? (double)(t_last_close - t_hold) / 1e6 : -1.0);
+        if (opt.tls)
+            printf(",\"tls\":{\"protocol\":\"%s\",\"cipher\":\"%s\",\"verified\":%s,"
+                   "\"handshakes\":%llu,\"handshake_errors\":%llu,\"handshake_us\":{\"p50\":%llu,"
+                   "\"p90\":%llu,\"p99\":%llu,\"max\":%llu,\"mean\":%.3f}}",
+                   g_tls_protocol, g_tls_cipher, opt.tls_ca ? "true" : "false",
+                   (unsigned long long)handshakes, (unsigned long long)tls_errors,
+                   (unsigned long long)iocp_histogram_percentile(&hs_hist, 50),
+                   (unsigned long long)iocp_histogram_percentile(&hs_hist, 90),
+                   (unsigned long long)iocp_histogram_percentile(&hs_hist, 99),
+                   (unsigned long long)(hs_hist.total ? hs_hist.max : 0),
+                   iocp_histogram_mean(&hs_hist));
         printf("}\n");
         fflush(stdout);
     }

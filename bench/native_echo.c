@@ -3,12 +3,17 @@
  * benchmark's calibration row: loadgen against the fastest peer this machine has, to show
  * that the load generator is not what limits the Wine numbers.
  *
- *   native_echo [--port P] [--threads N] [--buffer-size BYTES]
+ *   native_echo [--port P] [--threads N] [--buffer-size BYTES] [--tls-cert PEM --tls-key PEM]
  *
  * Prints "native-echo: listening on 127.0.0.1:PORT" once ready; SIGINT/SIGTERM stop it.
  * Each thread waits on the shared listener (EPOLLEXCLUSIVE), accepts, and serves its own
  * connections: read what is there, write it back; a short write keeps the rest and stops
  * reading that connection until it drains (one buffer of at most BYTES per connection).
+ *
+ * With --tls-cert/--tls-key every connection is TLS (OpenSSL, non-blocking SSL_accept,
+ * SSL_read, SSL_write on the same loop), limited to TLS 1.2, the version Wine's Schannel
+ * negotiates, so that the calibration row costs the load generator the same work as the
+ * servers under test. No session resumption. The bench's, not the product's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -24,8 +29,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 typedef struct conn {
     int fd;
+    SSL *ssl;        /* --tls-cert: the connection's TLS, else NULL */
+    int handshaken;  /* SSL_accept has finished */
+    uint32_t events; /* registered epoll mask (TLS connections) */
     size_t off, len; /* unsent echo bytes: buf[off, len) */
     unsigned char buf[];
 } conn;
@@ -33,6 +44,7 @@ typedef struct conn {
 static int g_listener;
 static size_t g_bufsize = 16384;
 static volatile sig_atomic_t g_stop;
+static SSL_CTX *g_tls;
 
 static void on_signal(int sig)
 {
@@ -42,6 +54,12 @@ static void on_signal(int sig)
 
 static void conn_free(int ep, conn *c)
 {
+    if (c->ssl) {
+        if (c->handshaken && SSL_shutdown(c->ssl) < 0)
+            ERR_clear_error();
+        SSL_free(c->ssl);
+        ERR_clear_error();
+    }
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     free(c);
@@ -63,6 +81,50 @@ static int conn_drain(conn *c)
     }
     c->off = c->len = 0;
     return 1;
+}
+
+static void conn_wait(int ep, conn *c, uint32_t ev)
+{
+    if (c->events == ev)
+        return;
+    struct epoll_event e = {.events = ev, .data.ptr = c};
+    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+    c->events = ev;
+}
+
+/* The TLS connection's next step: the handshake, then write what is pending, read, and so
+ * on until OpenSSL needs the socket (an SSL object can hold decrypted bytes that epoll does
+ * not see, so reading stops only at WANT_READ). */
+static void tls_step(int ep, conn *c)
+{
+    int r, e;
+    if (!c->handshaken) {
+        r = SSL_accept(c->ssl);
+        if (r != 1)
+            goto wait;
+        c->handshaken = 1;
+    }
+    for (;;) {
+        while (c->off < c->len) {
+            r = SSL_write(c->ssl, c->buf + c->off, (int)(c->len - c->off));
+            if (r <= 0)
+                goto wait;
+            c->off += (size_t)r;
+        }
+        c->off = c->len = 0;
+        r = SSL_read(c->ssl, c->buf, (int)g_bufsize);
+        if (r <= 0)
+            goto wait;
+        c->len = (size_t)r;
+    }
+wait:
+    e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        conn_wait(ep, c, EPOLLIN);
+    else if (e == SSL_ERROR_WANT_WRITE)
+        conn_wait(ep, c, EPOLLOUT);
+    else /* close_notify, a close, or an error */
+        conn_free(ep, c);
 }
 
 static void *loop(void *arg)
@@ -97,12 +159,29 @@ static void *loop(void *arg)
                     }
                     nc->fd = fd;
                     nc->off = nc->len = 0;
+                    nc->handshaken = 0;
+                    nc->events = EPOLLIN;
+                    nc->ssl = NULL;
+                    if (g_tls && (!(nc->ssl = SSL_new(g_tls)) || !SSL_set_fd(nc->ssl, fd))) {
+                        SSL_free(nc->ssl);
+                        ERR_clear_error();
+                        close(fd);
+                        free(nc);
+                        continue;
+                    }
+                    if (nc->ssl)
+                        SSL_set_accept_state(nc->ssl);
                     struct epoll_event e = {.events = EPOLLIN, .data.ptr = nc};
                     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0) {
+                        SSL_free(nc->ssl);
                         close(fd);
                         free(nc);
                     }
                 }
+                continue;
+            }
+            if (c->ssl) {
+                tls_step(ep, c);
                 continue;
             }
             if (c->len > 0) { /* waiting to drain */
@@ -141,6 +220,7 @@ int main(int argc, char **argv)
 {
     int port = 0;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *cert = NULL, *key = NULL;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--port"))
             port = atoi(argv[++i]);
@@ -148,10 +228,34 @@ int main(int argc, char **argv)
             threads = atol(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--buffer-size"))
             g_bufsize = (size_t)atol(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--tls-cert"))
+            cert = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--tls-key"))
+            key = argv[++i];
         else {
-            fprintf(stderr, "usage: native_echo [--port P] [--threads N] [--buffer-size B]\n");
+            fprintf(stderr, "usage: native_echo [--port P] [--threads N] [--buffer-size B] "
+                            "[--tls-cert PEM --tls-key PEM]\n");
             return 2;
         }
+    }
+    if (!cert != !key) {
+        fprintf(stderr, "native-echo: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    if (cert) {
+        g_tls = SSL_CTX_new(TLS_server_method());
+        if (!g_tls || SSL_CTX_use_certificate_chain_file(g_tls, cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(g_tls, key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(g_tls) != 1) {
+            fprintf(stderr, "native-echo: cannot load %s / %s:\n", cert, key);
+            ERR_print_errors_fp(stderr);
+            return 1;
+        }
+        SSL_CTX_set_min_proto_version(g_tls, TLS1_2_VERSION);
+        SSL_CTX_set_max_proto_version(g_tls, TLS1_2_VERSION);
+        SSL_CTX_set_session_cache_mode(g_tls, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(g_tls, SSL_OP_NO_TICKET);
+        SSL_CTX_set_mode(g_tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     }
     if (threads < 1)
         threads = 1;
@@ -174,8 +278,8 @@ int main(int argc, char **argv)
         perror("native-echo: listen");
         return 1;
     }
-    printf("native-echo: listening on 127.0.0.1:%u (threads %ld, buffer %zu)\n", ntohs(a.sin_port),
-           threads, g_bufsize);
+    printf("native-echo: listening on 127.0.0.1:%u (threads %ld, buffer %zu%s)\n",
+           ntohs(a.sin_port), threads, g_bufsize, g_tls ? ", TLS 1.2" : "");
     fflush(stdout);
 
     pthread_t *t = calloc((size_t)threads, sizeof *t);

@@ -9,7 +9,14 @@
 #   BENCH_ROUNDS (3)       rounds per workload; the servers alternate which goes first
 #   BENCH_SECONDS (10)     length of one timed run
 #   BENCH_WORKERS (nproc)  worker threads of every server (ours --workers, asio --threads)
-#   BENCH_WORKLOADS        subset of: pingpong pipelined bulk many churn scale
+#   BENCH_WORKLOADS        subset of: pingpong pipelined bulk many churn scale, and the same
+#                          over TLS: pingpong-tls pipelined-tls bulk-tls many-tls churn-tls
+#                          (ours and native only: asio and minimal have no TLS)
+#   BENCH_WINE (auto)      8 = the system's Wine, 10 = the Wine 10 tree (cmake/wine10-bin, its
+#                          own prefix PREFIX-wine10); auto = 10 when a TLS workload is asked
+#                          for (only Wine 10 has server-side Schannel), else the system's.
+#                          Every run of one bench run uses that one Wine, so the plaintext rows
+#                          beside the TLS ones are the same Wine.
 #   BENCH_IMPLS            subset of: ours asio minimal native (minimal = the floor: the least
 #                          an IOCP echo loop can do; native = the load generator's calibration)
 #   BENCH_SCALE_CONNECTIONS (10000), BENCH_CHURN_SLOTS (32)
@@ -17,7 +24,8 @@
 #   BENCH_OURS_ARGS        more options for ours (e.g. "--drain-timeout 2")
 #   BENCH_OURS_EXE         measure this iocp-service.exe as ours (another build or commit,
 #                          for an A/B comparison; use with BENCH_SKIP_BUILD=1 and BENCH_OUT)
-#   BENCH_OUT              the JSON results (default bench/results/latest.json)
+#   BENCH_OUT              the JSON results (default bench/results/latest.json, under Wine 10
+#                          bench/results/wine10.json; RESULTS.md shows both)
 #   BENCH_RETRIES (1)      repeats of a run whose server stopped before the bench stopped it
 #   BENCH_BUSY_CPUS (0)    busy loops at nice 19 kept running during the runs: they take only
 #                          idle CPU time, so no CPU sleeps and a wake-up costs no idle exit.
@@ -36,15 +44,17 @@
 #   5 churn      32 slots of connect, one echo, close  -> connections/s
 #   6 scale      10,000 connections, then all echo once; server VmRSS (+ wineserver) per
 #                connection from /proc, and the time of a graceful stop (Ctrl+C) holding them
+#   X-tls        workload X over TLS 1.2: ours with --tls-pfx tests/tls/server.pfx, native
+#                with tests/tls/server-cert.pem; loadgen --tls verifies the chain against
+#                tests/tls/ca.pem. Timing starts after every handshake (bulk-tls, many-tls
+#                measure the record layer); churn-tls is connect, full handshake, one echo,
+#                close_notify, close: connections/s = handshakes/s
 # Output: a table on stdout, bench/results/latest.json, logs in build/bench/logs/.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$root/build/bench
 logs=$out/logs
-results_file=${BENCH_OUT:-$root/bench/results/latest.json}
-results_dir=$(dirname "$results_file")
-mkdir -p "$out" "$logs" "$results_dir"
 
 ROUNDS=${BENCH_ROUNDS:-3}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
@@ -66,6 +76,33 @@ RUNS=$out/runs.jsonl
 
 export WINEDEBUG=-all
 export IOCP_WINEPREFIX=${BENCH_WINEPREFIX:-$out/wineprefix}
+TLS_DIR=$root/tests/tls
+
+# The Wine: one for the whole run (see BENCH_WINE above).
+BENCH_WINE=${BENCH_WINE:-auto}
+if [ "$BENCH_WINE" = auto ]; then
+    BENCH_WINE=8
+    case " $WORKLOADS " in *-tls" "*) BENCH_WINE=10 ;; esac
+fi
+case $BENCH_WINE in
+10)
+    # cmake/wine-run.sh then runs Wine 10 in its tree, in the prefix PREFIX-wine10.
+    export PATH=$root/cmake/wine10-bin:$PATH
+    ;;
+8) ;;
+*)
+    printf 'bench: BENCH_WINE is 8, 10 or auto, not %s\n' "$BENCH_WINE" >&2
+    exit 1
+    ;;
+esac
+# shellcheck source=cmake/wine-tag.sh
+source "$root/cmake/wine-tag.sh"
+# The prefix the servers really run in (wine-run.sh adds the tag), for wineserver and /proc.
+PREFIX=$IOCP_WINEPREFIX${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}
+# One results file per Wine: a Wine 10 run's rows are not comparable with a Wine 8 run's.
+results_file=${BENCH_OUT:-$root/bench/results/$([ "$BENCH_WINE" = 10 ] && echo wine10 || echo latest).json}
+results_dir=$(dirname "$results_file")
+mkdir -p "$out" "$logs" "$results_dir"
 
 log() { printf '%s\n' "$*" >&2; }
 die() {
@@ -115,12 +152,13 @@ source "$root/bench/lib.sh"
 # ---- build -------------------------------------------------------------------------------
 build_native() {
     local cflags="-std=c11 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes"
-    log "bench: building loadgen and native_echo (native, gcc -O2)"
+    log "bench: building loadgen and native_echo (native, gcc -O2, OpenSSL for --tls)"
+    [ -f /usr/include/openssl/ssl.h ] || die "OpenSSL headers missing (apt-get install libssl-dev)"
     # shellcheck disable=SC2086
     gcc $cflags -I"$root/iocp/include" -I"$root/client" "$root/bench/loadgen.c" "$root/client/histogram.c" \
-        -o "$LOADGEN" -lpthread -lm
+        -o "$LOADGEN" -lpthread -lm -lssl -lcrypto
     # shellcheck disable=SC2086
-    gcc $cflags "$root/bench/native_echo.c" -o "$NATIVE" -lpthread
+    gcc $cflags "$root/bench/native_echo.c" -o "$NATIVE" -lpthread -lssl -lcrypto
 }
 
 build_asio() {
@@ -182,11 +220,14 @@ build_ours() {
 }
 
 prepare_prefix() {
-    if [ ! -f "$IOCP_WINEPREFIX/system.reg" ] && [ -f "$root/build/wineprefix/system.reg" ] &&
-        [ "$IOCP_WINEPREFIX" != "$root/build/wineprefix" ]; then
-        log "bench: copying the project's Wine prefix to $IOCP_WINEPREFIX"
-        mkdir -p "$(dirname "$IOCP_WINEPREFIX")"
-        cp -a "$root/build/wineprefix" "$IOCP_WINEPREFIX"
+    local project=$root/build/wineprefix${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}
+    if [ "$BENCH_WINE" = 10 ] && ! wine --version >/dev/null 2>&1; then
+        die "Wine 10 is not ready ($(wine --version 2>&1 | head -1)); BENCH_WINE=8 for the system's"
+    fi
+    if [ ! -f "$PREFIX/system.reg" ] && [ -f "$project/system.reg" ] && [ "$PREFIX" != "$project" ]; then
+        log "bench: copying the project's Wine prefix $project to $PREFIX"
+        mkdir -p "$(dirname "$PREFIX")"
+        cp -a "$project" "$PREFIX"
     fi
     # Boots the prefix if needed (wine-run.sh does it once) and warms Wine up.
     "$root/cmake/wine-run.sh" cmd /c exit 0 >/dev/null 2>&1 || true
@@ -196,10 +237,19 @@ prepare_prefix() {
 SRV_PORT=
 SRV_HOST=
 SRV_LOG=
-# start_server KIND TAG: starts it in the background, waits for "listening on ADDR:PORT".
+# start_server KIND TAG [tls]: starts it in the background, waits for "listening on ADDR:PORT".
 start_server() {
-    local kind=$1 tag=$2
+    local kind=$1 tag=$2 tls=${3:-} tls_args=()
     SRV_LOG=$logs/$tag.$kind.log
+    if [ -n "$tls" ]; then
+        case $kind in
+        # A Windows path (Z: is the Unix root in every prefix; the Wine 10 tree mounts this
+        # worktree at the same path).
+        ours) tls_args=(--tls-pfx "Z:${TLS_DIR//\//\\}\\server.pfx" --tls-password iocp-test) ;;
+        native) tls_args=(--tls-cert "$TLS_DIR/server-cert.pem" --tls-key "$TLS_DIR/server-key.pem") ;;
+        *) die "$kind has no TLS" ;;
+        esac
+    fi
     case $kind in
     ours)
         # --max-connections: the default (1024) would refuse most of the scale workload;
@@ -212,7 +262,7 @@ start_server() {
             --buffer-size "$BUFFER_SIZE" --max-connections "$OURS_MAX_CONNECTIONS" \
             --max-connections-per-ip 0 --send-queue-cap 4194304 \
             --memory-budget $((OURS_MAX_CONNECTIONS * (5 + 2 * BUFFER_SIZE / 1048576))) \
-            --bind 127.0.0.1 --name iocp-bench ${BENCH_OURS_ARGS:-} >"$SRV_LOG" 2>&1 &
+            --bind 127.0.0.1 --name iocp-bench "${tls_args[@]}" ${BENCH_OURS_ARGS:-} >"$SRV_LOG" 2>&1 &
         ;;
     asio)
         "$root/cmake/wine-run.sh" "$ASIO_EXE" --port 0 --threads "$WORKERS" \
@@ -223,7 +273,8 @@ start_server() {
             --buffer-size "$BUFFER_SIZE" >"$SRV_LOG" 2>&1 &
         ;;
     native)
-        "$NATIVE" --port 0 --threads "$WORKERS" --buffer-size "$BUFFER_SIZE" >"$SRV_LOG" 2>&1 &
+        "$NATIVE" --port 0 --threads "$WORKERS" --buffer-size "$BUFFER_SIZE" "${tls_args[@]}" \
+            >"$SRV_LOG" 2>&1 &
         ;;
     esac
     SRV_PID=$!
@@ -284,8 +335,10 @@ stop_server() {
 }
 
 # ---- workloads ---------------------------------------------------------------------------
+# loadgen_args WORKLOAD: X-tls is X with --tls (the chain verified against the test CA).
 loadgen_args() {
     case $1 in
+    *-tls) echo "$(loadgen_args "${1%-tls}") --tls --tls-ca $TLS_DIR/ca.pem" ;;
     pingpong) echo "--connections 1 --depth 1 --size 64 --duration $SECONDS_PER_RUN" ;;
     pipelined) echo "--connections 100 --depth 4 --size 64 --duration $SECONDS_PER_RUN" ;;
     bulk) echo "--connections 100 --depth 4 --size 4096 --duration $SECONDS_PER_RUN" ;;
@@ -298,15 +351,17 @@ loadgen_args() {
 # run_one WORKLOAD IMPL ROUND: one server start, one loadgen run, one stop; appends a JSON line.
 run_one() {
     local wl=$1 impl=$2 round=$3 tag="$1.r$3" load
+    local tls=
+    case $wl in *-tls) tls=tls ;; esac
     if [ "$wl" = scale ] && [ "$impl" != native ]; then
         # A fresh wineserver for each scale run: it keeps the memory it has grown to, so a
         # warm one would hide its share of the per-connection cost. -w only waits for the
         # prefix's wineserver to exit on its own (a few seconds after its last process).
-        timeout 60 env WINEPREFIX="$IOCP_WINEPREFIX" wineserver -w 2>/dev/null || true
+        timeout 60 env WINEPREFIX="$PREFIX" wineserver -w 2>/dev/null || true
     fi
     # The machine is shared: the load average before the run goes into the record.
     load=$(cut -d' ' -f1 /proc/loadavg)
-    if ! start_server "$impl" "$tag"; then
+    if ! start_server "$impl" "$tag" $tls; then
         printf '{"workload":"%s","impl":"%s","round":%s,"failed":"server did not start"}\n' \
             "$wl" "$impl" "$round" >>"$RUNS"
         return 1
@@ -322,7 +377,7 @@ run_one() {
         # Baseline memory of the idle server, then 10,000 connections held by loadgen.
         sleep 1
         local ws rss0 ws0 rss1 ws1
-        ws=$(wineserver_pid || true)
+        ws=$(IOCP_WINEPREFIX=$PREFIX wineserver_pid || true)
         rss0=$(rss_kb "$SRV_PID")
         ws0=0
         [ "$impl" != native ] && [ -n "$ws" ] && ws0=$(rss_kb "$ws")
@@ -337,7 +392,7 @@ run_one() {
             sleep 0.1
         done
         sleep 1
-        ws=$(wineserver_pid || true)
+        ws=$(IOCP_WINEPREFIX=$PREFIX wineserver_pid || true)
         rss1=$(rss_kb "$SRV_PID")
         ws1=0
         [ "$impl" != native ] && [ -n "$ws" ] && ws1=$(rss_kb "$ws")
@@ -372,7 +427,8 @@ r=json.loads(sys.argv[1]); lg=r.get("loadgen") or {}
 if r["workload"]=="scale":
     print("echo %.0f ms, server %s kB (+wineserver %s kB), stop %s ms" % (lg.get("echo_ms",-1), r.get("rss_server_kb"), r.get("rss_wineserver_kb"), r.get("stop_ms")))
 else:
-    print("%.0f %s, p99 %s us, errors %s" % (lg.get("rate",0), "conn/s" if r["workload"]=="churn" else "msg/s", (lg.get("lat_us") or {}).get("p99"), lg.get("errors")))' \
+    tls=lg.get("tls") or {}
+print("%.0f %s, p99 %s us, errors %s%s" % (lg.get("rate",0), "conn/s" if r["workload"].startswith("churn") else "msg/s", (lg.get("lat_us") or {}).get("p99"), lg.get("errors"), ", %s %s, handshake p50 %s us" % (tls.get("protocol"), tls.get("cipher"), (tls.get("handshake_us") or {}).get("p50")) if tls else ""))' \
         "$(tail -n1 "$RUNS")" 2>/dev/null || echo "?")
     log "bench:   $wl round $round $impl: $summary (loadgen exit $lg_rc)"
     if [ "$lg_rc" != 0 ]; then
@@ -396,11 +452,12 @@ build_native
 build_asio
 build_minimal
 have_ours=1
+have_ours_tls=1
 case " $IMPLS " in *" ours "*) build_ours || have_ours=0 ;; *) have_ours=0 ;; esac
 prepare_prefix
 
 : >"$RUNS"
-log "bench: rounds $ROUNDS, $SECONDS_PER_RUN s per run, $WORKERS server worker threads, prefix $IOCP_WINEPREFIX"
+log "bench: rounds $ROUNDS, $SECONDS_PER_RUN s per run, $WORKERS server worker threads, $(wine --version 2>/dev/null) (BENCH_WINE=$BENCH_WINE), prefix $PREFIX"
 BUSY_CPUS=${BENCH_BUSY_CPUS:-0}
 for ((i = 0; i < BUSY_CPUS; i++)); do
     nice -n 19 sh -c 'while :; do :; done' &
@@ -416,7 +473,10 @@ for wl in $WORKLOADS; do
             case " $IMPLS " in *" $impl "*) ;; *) continue ;; esac
             # The floor has no graceful stop, and its memory is not what scale compares.
             [ "$impl" = minimal ] && [ "$wl" = scale ] && continue
+            # asio and the minimal loop have no TLS.
+            case $wl/$impl in *-tls/asio | *-tls/minimal) continue ;; esac
             [ "$impl" = ours ] && [ "$have_ours" = 0 ] && continue
+            case $wl/$impl in *-tls/ours) [ "$have_ours_tls" = 1 ] || continue ;; esac
             rc=0
             run_one "$wl" "$impl" "$round" || rc=$?
             tries=0
@@ -426,7 +486,12 @@ for wl in $WORKLOADS; do
                 rc=0
                 run_one "$wl" "$impl" "$round" || rc=$?
             done
-            if [ $rc = 1 ] && [ "$impl" = ours ]; then
+            if [ $rc = 1 ] && [ "$impl" = ours ] && [ "$wl" != "${wl%-tls}" ]; then
+                # Without TLS it may still start: only the TLS workloads are given up.
+                have_ours_tls=0
+                OURS_NOTE="${OURS_NOTE:+$OURS_NOTE; }did not start with TLS: $(head -c 300 "$SRV_LOG" | tr '\n' ' ')"
+                log "bench: SKIPPING ours' TLS workloads from here on ($OURS_NOTE)"
+            elif [ $rc = 1 ] && [ "$impl" = ours ]; then
                 # It never printed its listening line: no point in trying it again.
                 have_ours=0
                 OURS_NOTE="did not start: $(head -c 300 "$SRV_LOG" | tr '\n' ' ')"
@@ -439,5 +504,5 @@ done
 python3 "$root/bench/report.py" --runs "$RUNS" --out "$results_file" \
     --rounds "$ROUNDS" --seconds "$SECONDS_PER_RUN" --workers "$WORKERS" \
     --scale-connections "$SCALE_CONNECTIONS" --churn-slots "$CHURN_SLOTS" \
-    --ours-note "${OURS_NOTE:-}" --have-ours "$have_ours" --prefix "$IOCP_WINEPREFIX" \
-    --busy-cpus "$BUSY_CPUS"
+    --ours-note "${OURS_NOTE:-}" --have-ours "$have_ours" --prefix "$PREFIX" \
+    --busy-cpus "$BUSY_CPUS" --bench-wine "$BENCH_WINE"
