@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include "tls.h" /* the engine's own TLS layer: a hand-driven client over a blocking socket */
+
 #ifndef IOCP_TLS_DIR
 #error "IOCP_TLS_DIR must name tests/tls (set by tests/CMakeLists.txt)"
 #endif
@@ -440,6 +442,236 @@ static void stop_sends_close_notify(void)
     iocp_engine_destroy(srv);
 }
 
+/* ---- a TLS client by hand, over a blocking socket: to misbehave after the handshake ---- */
+
+typedef struct hand_client {
+    SOCKET s;
+    iocpi_tls_creds creds;
+    iocpi_tls tls;
+} hand_client;
+
+/* Connects and completes the handshake (no validation: the peer is the server under test).
+ * Returns 0, or -1 when the server closed or the handshake failed. */
+static int hand_connect(hand_client *h, uint16_t port)
+{
+    char err[300];
+    char in[20000]; /* per thread: several hand clients run at once */
+    size_t have = 0;
+    memset(h, 0, sizeof *h);
+    CHECK_MSG(iocpi_tls_creds_client(&h->creds, NULL, 1, err, sizeof err) == 0, "%s", err);
+    CHECK(iocpi_tls_init(&h->tls, &h->creds, "localhost") == 0);
+    h->s = tn_connect("127.0.0.1", port, 5000);
+    if (h->s == INVALID_SOCKET)
+        return -1;
+    if (iocpi_tls_begin(&h->tls) == IOCPI_TLS_FAILED)
+        return -1;
+    while (!h->tls.established) {
+        if (h->tls.out_len > 0) {
+            if (tn_send_all(h->s, h->tls.out, h->tls.out_len) != 0)
+                return -1;
+            iocpi_tls_output_taken(&h->tls);
+        }
+        int n = recv(h->s, in + have, (int)(sizeof in - have), 0);
+        if (n <= 0)
+            return -1;
+        have += (size_t)n;
+        for (;;) {
+            size_t used;
+            char *p;
+            size_t pl;
+            iocpi_tls_status r = iocpi_tls_input(&h->tls, in, have, &used, &p, &pl);
+            if (r == IOCPI_TLS_FAILED)
+                return -1;
+            memmove(in, in + used, have - used);
+            have -= used;
+            if (r == IOCPI_TLS_NEED_MORE || have == 0 || h->tls.established)
+                break;
+        }
+    }
+    if (h->tls.out_len > 0) {
+        tn_send_all(h->s, h->tls.out, h->tls.out_len);
+        iocpi_tls_output_taken(&h->tls);
+    }
+    return 0;
+}
+
+/* Reads records until len bytes of plaintext came; 0 when they equal want. */
+static int hand_expect(hand_client *h, const void *want, size_t len)
+{
+    char in[20000], got[256];
+    size_t have = 0, plain_have = 0;
+    CHECK(len <= sizeof got);
+    while (plain_have < len) {
+        int n = recv(h->s, in + have, (int)(sizeof in - have), 0);
+        if (n <= 0)
+            return -1;
+        have += (size_t)n;
+        for (;;) {
+            size_t used, pl;
+            char *p;
+            iocpi_tls_status r = iocpi_tls_input(&h->tls, in, have, &used, &p, &pl);
+            if (r == IOCPI_TLS_FAILED || r == IOCPI_TLS_CLOSED)
+                return -1;
+            if (r == IOCPI_TLS_DATA) {
+                CHECK(plain_have + pl <= sizeof got);
+                memcpy(got + plain_have, p, pl);
+                plain_have += pl;
+            }
+            memmove(in, in + used, have - used);
+            have -= used;
+            if (r == IOCPI_TLS_NEED_MORE || have == 0)
+                break;
+        }
+    }
+    return plain_have == len && memcmp(got, want, len) == 0 ? 0 : -1;
+}
+
+/* Sends one record of len bytes; with corrupt, one byte of its ciphertext flipped. */
+static int hand_send(hand_client *h, const void *data, size_t len, int corrupt)
+{
+    char record[20000];
+    size_t n = 0;
+    CHECK(len <= iocpi_tls_max_record(&h->tls));
+    CHECK(iocpi_tls_encrypt(&h->tls, data, len, record, &n) == 0);
+    if (corrupt)
+        record[n / 2] ^= 0x40;
+    return tn_send_all(h->s, record, n);
+}
+
+static void hand_close(hand_client *h, int reset)
+{
+    if (reset)
+        tn_reset(h->s);
+    else
+        closesocket(h->s);
+    iocpi_tls_fini(&h->tls);
+    iocpi_tls_creds_free(&h->creds);
+}
+
+/* Garbage over TLS (the fault suite's scenario again): random bytes that start like a
+ * handshake record, and records altered after the handshake, each close only their own
+ * connection (a handshake failure; a protocol error, with the alert); a neighbour keeps its
+ * exact echo; every context comes back. */
+static void garbage_over_tls(void)
+{
+    paths();
+    iocp_config cfg;
+    server_config(&cfg);
+    cfg.tls.handshake_timeout_ms = 1000; /* junk that announces a long record waits for it */
+    iocp_engine *srv = start_server(&cfg, NULL);
+    if (srv == NULL)
+        return;
+    uint16_t port = iocp_engine_port(srv);
+    uint64_t seed = 41;
+    for (int round = 0; round < 10; round++) {
+        /* Before the handshake: a record header of the handshake type, then junk. */
+        SOCKET junk = tn_connect("127.0.0.1", port, 5000);
+        CHECK(junk != INVALID_SOCKET);
+        uint8_t bytes[3000];
+        size_t len = 6 + (size_t)(test_rand(&seed) % (sizeof bytes - 6));
+        test_fill_random(&seed, bytes, len);
+        bytes[0] = 22;
+        CHECK(tn_send_all(junk, bytes, len) == 0);
+        CHECK_MSG(tn_wait_closed(junk, 5000), "round %d: junk handshake not closed", round);
+        closesocket(junk);
+        /* After it: a record with one byte flipped. */
+        hand_client h;
+        CHECK(hand_connect(&h, port) == 0);
+        CHECK(hand_send(&h, "fine", 4, 0) == 0);
+        CHECK_MSG(hand_expect(&h, "fine", 4) == 0, "round %d: no echo of a good record", round);
+        CHECK(hand_send(&h, "altered record", 14, 1) == 0);
+        CHECK_MSG(tn_wait_closed(h.s, 5000), "round %d: an altered record did not close it", round);
+        hand_close(&h, 0);
+        /* The neighbour. */
+        client cl;
+        memset(&cl, 0, sizeof cl);
+        cl.len = 1000;
+        cl.chunk = 300;
+        cl.payload = random_payload(1000, (uint32_t)round);
+        run_client(&cl, port, "localhost", ca, IOCP_FRAMING_RAW);
+        CHECK(!cl.failed && (size_t)cl.got == cl.len && memcmp(cl.echo, cl.payload, cl.len) == 0);
+        free((void *)cl.payload);
+        free(cl.echo);
+    }
+    CHECK(tn_wait_stat(srv, ST(contexts_in_use), 0, 10000));
+    iocp_stats st;
+    iocp_engine_stats(srv, &st);
+    printf("handshakes %llu, failed %llu, protocol errors %llu\n",
+           (unsigned long long)st.tls_handshakes, (unsigned long long)st.tls_handshake_failures,
+           (unsigned long long)st.protocol_errors);
+    CHECK_EQ_U(st.tls_handshake_failures, 10);
+    CHECK_EQ_U(st.protocol_errors, 10);
+    tn_stop_clean(srv);
+}
+
+/* Resets in the middle of TLS transfers, from 4 threads: every context back. */
+typedef struct tls_resetter {
+    uint16_t port;
+    int rounds;
+    uint64_t seed;
+} tls_resetter;
+
+static DWORD WINAPI tls_resetter_main(LPVOID arg)
+{
+    tls_resetter *r = arg;
+    static char block[8192];
+    for (int i = 0; i < r->rounds; i++) {
+        hand_client h;
+        if (hand_connect(&h, r->port) != 0) {
+            hand_close(&h, 1);
+            continue;
+        }
+        int records = 1 + (int)(test_rand(&r->seed) % 6);
+        for (int k = 0; k < records; k++)
+            if (hand_send(&h, block, sizeof block, 0) != 0)
+                break;
+        char back[1000];
+        recv(h.s, back, (int)(test_rand(&r->seed) % sizeof back) + 1, 0);
+        hand_close(&h, 1);
+    }
+    return 0;
+}
+
+static void resets_mid_tls_transfer(void)
+{
+    paths();
+    iocp_config cfg;
+    server_config(&cfg);
+    iocp_engine *srv = start_server(&cfg, NULL);
+    if (srv == NULL)
+        return;
+    enum { THREADS = 4 };
+    tls_resetter r[THREADS];
+    HANDLE t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        r[i].port = iocp_engine_port(srv);
+        r[i].rounds = 10;
+        r[i].seed = 200 + (uint64_t)i;
+        t[i] = CreateThread(NULL, 0, tls_resetter_main, &r[i], 0, NULL);
+        CHECK(t[i] != NULL);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        CHECK(WaitForSingleObject(t[i], 60000) == WAIT_OBJECT_0);
+        CloseHandle(t[i]);
+    }
+    client cl;
+    memset(&cl, 0, sizeof cl);
+    cl.len = 20000;
+    cl.chunk = 5000;
+    cl.payload = random_payload(20000, 5);
+    run_client(&cl, iocp_engine_port(srv), "localhost", ca, IOCP_FRAMING_RAW);
+    CHECK(!cl.failed && (size_t)cl.got == cl.len && memcmp(cl.echo, cl.payload, cl.len) == 0);
+    CHECK(tn_wait_stat(srv, ST(contexts_in_use), 0, 10000));
+    iocp_stats st;
+    iocp_engine_stats(srv, &st);
+    printf("%llu handshakes, %llu resets\n", (unsigned long long)st.tls_handshakes,
+           (unsigned long long)st.closed[IOCP_CLOSE_RESET]);
+    CHECK(st.tls_handshakes >= THREADS * 10);
+    tn_stop_clean(srv);
+    free((void *)cl.payload);
+    free(cl.echo);
+}
+
 static const test_case cases[] = {
     {"echo_through_both_roles", echo_through_both_roles},
     {"framed_modes", framed_modes},
@@ -447,6 +679,8 @@ static const test_case cases[] = {
     {"plaintext_and_silence", plaintext_and_silence},
     {"start_refusals", start_refusals},
     {"stop_sends_close_notify", stop_sends_close_notify},
+    {"garbage_over_tls", garbage_over_tls},
+    {"resets_mid_tls_transfer", resets_mid_tls_transfer},
 };
 
 TEST_MAIN(cases)
