@@ -282,30 +282,6 @@ void tc_write_temp(const void *data, size_t len, wchar_t path[260], char utf8[52
         CHECK(WideCharToMultiByte(CP_UTF8, 0, path, -1, utf8, 520, NULL, NULL) > 0);
 }
 
-/* A program built next to the tests (IOCP_CLIENT_EXE and the like, from CMake). A Unix path
- * (a Linux cross-build run under Wine) is reached through Wine's Z: drive. */
-static void program_path(const char *exe, wchar_t *out, size_t size)
-{
-    char buf[MAX_PATH * 2];
-    snprintf(buf, sizeof buf, "%s%s", exe[0] == '/' ? "Z:" : "", exe);
-    for (char *c = buf; *c; c++) {
-        if (*c == '/')
-            *c = '\\';
-    }
-    CHECK(MultiByteToWideChar(CP_UTF8, 0, buf, -1, out, (int)size) > 0);
-    CHECK_MSG(GetFileAttributesW(out) != INVALID_FILE_ATTRIBUTES, "no client at %s", buf);
-}
-
-static HANDLE open_inheritable(const wchar_t *path, int write)
-{
-    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
-    HANDLE h =
-        CreateFileW(path, write ? GENERIC_WRITE : GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE,
-                    &sa, write ? CREATE_ALWAYS : OPEN_EXISTING, 0, NULL);
-    CHECK_MSG(h != INVALID_HANDLE_VALUE, "cannot open %ls", path);
-    return h;
-}
-
 void tc_client_start(tc_run *r, const char *args, const wchar_t *stdin_path)
 {
     tc_program_start(r, IOCP_CLIENT_EXE, args, stdin_path);
@@ -314,86 +290,27 @@ void tc_client_start(tc_run *r, const char *args, const wchar_t *stdin_path)
 void tc_program_start(tc_run *r, const char *program, const char *args, const wchar_t *stdin_path)
 {
     memset(r, 0, sizeof *r);
-    wchar_t exe[MAX_PATH];
-    program_path(program, exe, MAX_PATH);
-    size_t wargs_len = strlen(args) + 1;
-    wchar_t *wargs = malloc(wargs_len * sizeof *wargs);
-    CHECK(wargs != NULL);
-    CHECK(MultiByteToWideChar(CP_UTF8, 0, args, -1, wargs, (int)wargs_len) > 0);
-    size_t cmd_len = wcslen(exe) + wcslen(wargs) + 8;
-    wchar_t *cmd = malloc(cmd_len * sizeof *cmd);
-    CHECK(cmd != NULL);
-    swprintf(cmd, cmd_len, L"\"%ls\" %ls", exe, wargs);
-    cmd[cmd_len - 1] = L'\0';
-
-    tc_temp_file(r->out_path);
-    tc_temp_file(r->err_path);
-    wchar_t empty[260];
-    if (stdin_path == NULL) {
-        tc_write_temp("", 0, empty, NULL);
-        stdin_path = empty;
+    HANDLE in = NULL;
+    if (stdin_path != NULL) {
+        SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+        in = CreateFileW(stdin_path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa,
+                         OPEN_EXISTING, 0, NULL);
+        CHECK_MSG(in != INVALID_HANDLE_VALUE, "cannot open %ls", stdin_path);
     }
-    HANDLE in = open_inheritable(stdin_path, 0);
-    HANDLE out = open_inheritable(r->out_path, 1);
-    HANDLE err = open_inheritable(r->err_path, 1);
-    STARTUPINFOW si;
-    memset(&si, 0, sizeof si);
-    si.cb = sizeof si;
-    si.dwFlags = STARTF_USESTDHANDLES;
-    si.hStdInput = in;
-    si.hStdOutput = out;
-    si.hStdError = err;
-    PROCESS_INFORMATION pi;
-    CHECK_MSG(test_create_process(NULL, cmd, 1, 0, &si, &pi), "cannot start %ls", cmd);
-    CloseHandle(pi.hThread);
-    CloseHandle(in);
-    CloseHandle(out);
-    CloseHandle(err);
-    if (stdin_path == empty)
-        DeleteFileW(empty);
-    r->process = pi.hProcess;
-    free(cmd);
-    free(wargs);
-}
-
-static char *slurp(const wchar_t *path, size_t *len)
-{
-    HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
-                           OPEN_EXISTING, 0, NULL);
-    CHECK(h != INVALID_HANDLE_VALUE);
-    LARGE_INTEGER size;
-    CHECK(GetFileSizeEx(h, &size));
-    char *buf = malloc((size_t)size.QuadPart + 1);
-    CHECK(buf != NULL);
-    size_t got = 0;
-    while (got < (size_t)size.QuadPart) {
-        DWORD n = 0;
-        CHECK(ReadFile(h, buf + got, (DWORD)((size_t)size.QuadPart - got), &n, NULL) && n > 0);
-        got += n;
-    }
-    buf[got] = '\0';
-    CloseHandle(h);
-    *len = got;
-    return buf;
+    tp_start(&r->child, program, args, in, 0, 0);
+    if (in != NULL)
+        CloseHandle(in);
 }
 
 int tc_program_wait(tc_run *r, uint32_t timeout_ms)
 {
-    DWORD w = WaitForSingleObject(r->process, timeout_ms);
-    if (w != WAIT_OBJECT_0) {
-        TerminateProcess(r->process, 99);
-        WaitForSingleObject(r->process, 5000);
-    }
-    DWORD code = 0;
-    GetExitCodeProcess(r->process, &code);
-    CloseHandle(r->process);
-    r->process = NULL;
-    r->exit_code = code;
-    r->out = slurp(r->out_path, &r->out_len);
-    r->err = slurp(r->err_path, &r->err_len);
-    DeleteFileW(r->out_path);
-    DeleteFileW(r->err_path);
-    return w == WAIT_OBJECT_0;
+    int ended = tp_wait(&r->child, timeout_ms);
+    r->exit_code = r->child.exit_code;
+    r->out = r->child.out;
+    r->out_len = r->child.out_len;
+    r->err = r->child.err;
+    r->err_len = r->child.err_len;
+    return ended;
 }
 
 void tc_client_finish(tc_run *r, uint32_t timeout_ms)
@@ -415,8 +332,7 @@ void tc_client(tc_run *r, const char *args, const wchar_t *stdin_path, uint32_t 
 
 void tc_run_free(tc_run *r)
 {
-    free(r->out);
-    free(r->err);
+    tp_free(&r->child);
     r->out = r->err = NULL;
 }
 

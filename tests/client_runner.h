@@ -1,7 +1,7 @@
 /*
  * client_runner.h: helpers for the iocp-client tests: a small JSON reader (to check the
- * --json summary parses and to read its numbers) and running iocp-client as a child process
- * with its standard streams captured in files.
+ * --json summary parses and to read its numbers) and iocp-client run to its end as a child
+ * process (tests/proc_util.h underneath), standard input from a file.
  */
 #ifndef TESTS_CLIENT_RUNNER_H
 #define TESTS_CLIENT_RUNNER_H
@@ -17,15 +17,15 @@ int tj_number(const char *text, const char *path, double *out);
 int tj_string(const char *text, const char *path, char *out, size_t size);
 
 #ifdef _WIN32
+#include "proc_util.h"
+
 typedef struct tc_run {
     unsigned long exit_code;
     char *out; /* standard output, NUL-terminated (may hold NUL bytes: see out_len) */
     size_t out_len;
     char *err; /* standard error, NUL-terminated */
     size_t err_len;
-    /* while running */
-    void *process;
-    wchar_t out_path[260], err_path[260];
+    tp_child child; /* while running */
 } tc_run;
 
 /* A fresh temporary file name (the file exists, empty). */

@@ -3,7 +3,8 @@
 #include "harness.h"
 
 #include <share.h>
-#include <windows.h> /* DeleteFileW */
+#include <winsock2.h> /* before windows.h: client_runner.h brings it too */
+#include <windows.h>  /* DeleteFileW */
 #include <stdlib.h>
 #include <string.h>
 

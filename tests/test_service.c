@@ -18,20 +18,20 @@
 #include <shlobj.h>
 
 #include "net_util.h"
+#include "proc_util.h"
 #include "svc.h"
 
 #ifndef IOCP_SERVICE_EXE
 #error "IOCP_SERVICE_EXE must name iocp-service.exe (set by tests/CMakeLists.txt)"
 #endif
 
-/* ---- running iocp-service ----------------------------------------------------------------- */
+/* ---- running iocp-service (tests/proc_util.h) ---------------------------------------------- */
 
 typedef struct child {
-    HANDLE process;
-    HANDLE out; /* read end: the child's stdout and stderr together */
+    tp_child p;
+    const char *text; /* what it printed, stdout and stderr together; updated by each call */
     DWORD pid;
-    char text[65536];
-    size_t len;
+    HANDLE process;
 } child;
 
 #define MAX_CHILDREN 16
@@ -39,49 +39,28 @@ static void cleanup(void);
 static child *children[MAX_CHILDREN]; /* killed at exit if still running */
 static char cleanup_names[4][64];     /* services uninstalled at exit */
 
-static void exe_path(wchar_t *out, size_t count)
+static const char *service_exe(void)
 {
-    wchar_t env[MAX_PATH];
-    DWORD n = GetEnvironmentVariableW(L"IOCP_SERVICE_EXE", env, MAX_PATH);
-    if (n > 0 && n < MAX_PATH)
-        swprintf(out, count, L"%ls", env);
-    else
-        svc_widen(IOCP_SERVICE_EXE, out, count);
-    /* Absolute (CreateProcess does no search for a path with a directory). */
-    wchar_t full[MAX_PATH];
-    if (GetFullPathNameW(out, MAX_PATH, full, NULL) > 0)
-        swprintf(out, count, L"%ls", full);
-    out[count - 1] = L'\0';
+    static char path[MAX_PATH * 2];
+    DWORD n = GetEnvironmentVariableA("IOCP_SERVICE_EXE", path, sizeof path);
+    if (n == 0 || n >= sizeof path)
+        snprintf(path, sizeof path, "%s", IOCP_SERVICE_EXE);
+    return path;
 }
 
-/* Starts iocp-service with args; its standard input is in (inherited). */
+static void child_sync(child *c)
+{
+    c->text = c->p.out;
+    c->pid = c->p.pid;
+    c->process = c->p.process;
+}
+
+/* Starts iocp-service with args; its standard input is in (NULL: empty). */
 static void child_start_in(child *c, const char *args, HANDLE in)
 {
-    wchar_t exe[MAX_PATH], wargs[1024], cmd[MAX_PATH + 1100];
-    memset(c, 0, sizeof *c);
-    exe_path(exe, MAX_PATH);
-    svc_widen(args, wargs, 1024);
-    swprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" %ls", exe, wargs);
-    cmd[sizeof cmd / sizeof cmd[0] - 1] = L'\0';
-
-    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
-    HANDLE write_end;
-    CHECK(CreatePipe(&c->out, &write_end, &sa, 1 << 16));
-    CHECK(SetHandleInformation(c->out, HANDLE_FLAG_INHERIT, 0));
-    STARTUPINFOW si;
-    memset(&si, 0, sizeof si);
-    si.cb = sizeof si;
-    si.dwFlags = STARTF_USESTDHANDLES;
-    si.hStdInput = in;
-    si.hStdOutput = write_end;
-    si.hStdError = write_end;
-    PROCESS_INFORMATION pi;
-    BOOL ok = test_create_process(exe, cmd, 1, CREATE_NEW_PROCESS_GROUP, &si, &pi);
-    CloseHandle(write_end);
-    CHECK_MSG(ok, "cannot start %ls", cmd);
-    CloseHandle(pi.hThread);
-    c->process = pi.hProcess;
-    c->pid = pi.dwProcessId;
+    tp_free(&c->p);
+    tp_start(&c->p, service_exe(), args, in, 1, CREATE_NEW_PROCESS_GROUP);
+    child_sync(c);
     static int registered;
     if (!registered) {
         registered = 1;
@@ -97,53 +76,7 @@ static void child_start_in(child *c, const char *args, HANDLE in)
 
 static void child_start(child *c, const char *args)
 {
-    child_start_in(c, args, GetStdHandle(STD_INPUT_HANDLE));
-}
-
-/* Moves whatever the child printed into c->text, without blocking. */
-static void child_drain(child *c)
-{
-    DWORD avail = 0;
-    while (PeekNamedPipe(c->out, NULL, 0, NULL, &avail, NULL) && avail > 0) {
-        DWORD room = (DWORD)(sizeof c->text - 1 - c->len), n = 0;
-        if (room == 0)
-            break;
-        if (!ReadFile(c->out, c->text + c->len, avail < room ? avail : room, &n, NULL) || n == 0)
-            break;
-        c->len += n;
-        c->text[c->len] = '\0';
-    }
-}
-
-/* Where a line of the output starts with prefix, or NULL. */
-static const char *find_line(const char *text, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        if (strncmp(p, prefix, n) == 0)
-            return p;
-        p = strchr(p, '\n');
-        if (p != NULL)
-            p++;
-    }
-    return NULL;
-}
-
-/* Waits until a line starting with prefix appears (e.g. "listening on", which `run` prints on
- * stdout once the listener and the status pipe are ready). */
-static int child_wait_line(child *c, const char *prefix, uint32_t timeout_ms)
-{
-    uint64_t deadline = test_now_ms() + timeout_ms;
-    for (;;) {
-        child_drain(c);
-        if (find_line(c->text, prefix) != NULL)
-            return 1;
-        if (test_now_ms() >= deadline || WaitForSingleObject(c->process, 0) == WAIT_OBJECT_0) {
-            child_drain(c);
-            return find_line(c->text, prefix) != NULL;
-        }
-        Sleep(10);
-    }
+    child_start_in(c, args, NULL);
 }
 
 static void child_forget(child *c)
@@ -151,36 +84,33 @@ static void child_forget(child *c)
     for (int i = 0; i < MAX_CHILDREN; i++)
         if (children[i] == c)
             children[i] = NULL;
-    CloseHandle(c->process);
-    CloseHandle(c->out);
-    c->process = c->out = NULL;
+}
+
+/* Waits until a line starting with prefix appears (e.g. "listening on", which `run` prints on
+ * stdout once the listener and the status pipe are ready). */
+static int child_wait_line(child *c, const char *prefix, uint32_t timeout_ms)
+{
+    int found = tp_wait_line(&c->p, prefix, timeout_ms);
+    child_sync(c);
+    return found;
 }
 
 /* Waits for the exit (bounded), collects the output, returns the exit code. */
 static DWORD child_finish(child *c, uint32_t timeout_ms)
 {
-    uint64_t deadline = test_now_ms() + timeout_ms;
-    while (WaitForSingleObject(c->process, 10) == WAIT_TIMEOUT) {
-        child_drain(c);
-        if (test_now_ms() >= deadline) {
-            TerminateProcess(c->process, 99);
-            FAIL_MSG("iocp-service did not finish in %lu ms; it printed:\n%s",
-                     (unsigned long)timeout_ms, c->text);
-        }
-    }
-    child_drain(c);
-    DWORD code = 0;
-    GetExitCodeProcess(c->process, &code);
+    int ended = tp_wait(&c->p, timeout_ms);
     child_forget(c);
-    return code;
+    child_sync(c);
+    CHECK_MSG(ended, "iocp-service did not finish in %lu ms; it printed:\n%s",
+              (unsigned long)timeout_ms, c->text);
+    return (DWORD)c->p.exit_code;
 }
 
 static void child_kill(child *c)
 {
-    TerminateProcess(c->process, 1);
-    WaitForSingleObject(c->process, 10000);
-    child_drain(c);
+    tp_kill(&c->p);
     child_forget(c);
+    child_sync(c);
 }
 
 /* Runs one command to its end. The output stays in *c for the checks. */
@@ -215,8 +145,7 @@ static void uninstall_quietly(const char *name)
     char args[200];
     snprintf(args, sizeof args, "uninstall --timeout 20 --name %s", name);
     child_start(&c, args);
-    WaitForSingleObject(c.process, 60000);
-    child_drain(&c);
+    tp_wait(&c.p, 60000);
     child_forget(&c);
 }
 
@@ -224,8 +153,7 @@ static void cleanup(void)
 {
     for (int i = 0; i < MAX_CHILDREN; i++) {
         if (children[i] != NULL) {
-            TerminateProcess(children[i]->process, 1);
-            WaitForSingleObject(children[i]->process, 5000);
+            tp_kill(&children[i]->p);
             children[i] = NULL;
         }
     }
@@ -298,7 +226,7 @@ static int log_has(const char *path, const char *text, uint32_t timeout_ms)
 /* The port of "listening on [::]:50123" in the output. */
 static uint16_t port_of(const child *c)
 {
-    const char *p = find_line(c->text, "listening on ");
+    const char *p = tp_find_line(c->text, "listening on ");
     CHECK_MSG(p != NULL, "no line 'listening on' in:\n%s", c->text);
     const char *end = strchr(p, '\n');
     if (end == NULL)
@@ -761,7 +689,7 @@ static void memory_budget_refused(void)
     CHECK_OUT(&c, "refusing to start: worst case 100 connections x 10.0 MiB (send queue 10.0 MiB "
                   "+ buffer 16.0 KiB) = 1001.6 MiB is over the memory budget of 512.0 MiB: lower "
                   "--max-connections, --send-queue-cap or --buffer-size, or raise --memory-budget");
-    CHECK_MSG(find_line(c.text, "listening on") == NULL, "%s", c.text);
+    CHECK_MSG(tp_find_line(c.text, "listening on") == NULL, "%s", c.text);
     /* Line framing counts the message the decoder may assemble: 2,000 x (2.0 MiB of queue,
      * raised for 1 MiB messages, + 1 MiB + 16 KiB) = 6.0 GiB over 1 GiB. */
     CHECK_RUN(&c, 2,
