@@ -13,6 +13,8 @@
 #   BENCH_IMPLS            subset of: ours asio minimal native (minimal = the floor: the least
 #                          an IOCP echo loop can do; native = the load generator's calibration)
 #   BENCH_SCALE_CONNECTIONS (10000), BENCH_CHURN_SLOTS (32)
+#   BENCH_SCALE_SETTLE (3) seconds between the last echo and the memory sample: quiet
+#                          connections give their receive buffers back after 1-1.5 s
 #   BENCH_SKIP_BUILD=1     use the binaries as they are (no cmake build of ours)
 #   BENCH_OURS_ARGS        more options for ours (e.g. "--drain-timeout 2")
 #   BENCH_OURS_EXE         measure this iocp-service.exe as ours (another build or commit,
@@ -52,6 +54,7 @@ WORKERS=${BENCH_WORKERS:-$(nproc)}
 WORKLOADS=${BENCH_WORKLOADS:-pingpong pipelined bulk many churn scale}
 IMPLS=${BENCH_IMPLS:-ours asio minimal native}
 SCALE_CONNECTIONS=${BENCH_SCALE_CONNECTIONS:-10000}
+SCALE_SETTLE=${BENCH_SCALE_SETTLE:-3}
 CHURN_SLOTS=${BENCH_CHURN_SLOTS:-32}
 RETRIES=${BENCH_RETRIES:-1}
 BUFFER_SIZE=16384
@@ -336,7 +339,9 @@ run_one() {
             fi
             sleep 0.1
         done
-        sleep 1
+        # The held state: ours gives a quiet connection's receive buffer back after
+        # idle_receive_ms (1 s) plus a sweep (0.5 s at most).
+        sleep "$SCALE_SETTLE"
         ws=$(wineserver_pid || true)
         rss1=$(rss_kb "$SRV_PID")
         ws1=0
