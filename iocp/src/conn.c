@@ -680,7 +680,8 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
         }
         /* An error (a reset, the socket closed): handled below as any receive's. */
     } else if (error == ERROR_OPERATION_ABORTED && bytes == 0 && c->recv_cancel &&
-               c->state == CONN_OPEN) {
+               keeps_reading(c)) {
+        /* (A graceful close since the cancel reads on, with a zero-byte receive.) */
         recv_go_idle(c);
         return 2;
     }
@@ -724,6 +725,10 @@ static int start_recv(iocp_conn *c, DWORD *got)
     c->recv_pending = c->recv_cancel = 0;
     if (c->state == CONN_OPEN && c->queued >= e->high_mark) {
         c->recv_paused = 1; /* send_done resumes below the low mark */
+        if (c->recv_buf != NULL && c->tls_kept == 0) {
+            iocpi_buffer_return(e, c->recv_buf); /* not needed while paused */
+            c->recv_buf = NULL;
+        }
         ReleaseSRWLockExclusive(&c->lock);
         unref_on_worker(c);
         return 0;
