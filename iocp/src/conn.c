@@ -2,14 +2,22 @@
  * conn.c: one connection's life: open, the receive chain, the send queue, close, release.
  *
  * References: an open connection holds one reference for itself (dropped when its socket is
- * closed) and one for its receive chain (a posted WSARecv, or a resume packet); each posted
- * WSASend holds one more. When the count reaches zero a final packet goes to the port, and a
- * worker calls on_close and returns the context to the pool: exactly once, only after every
- * operation has completed, and never from inside a caller's send or close.
+ * closed) and one for its receive chain (a posted WSARecv, a resume packet, or its place on
+ * the pool's wait list); each posted WSASend holds one more. When the count reaches zero a
+ * final packet goes to the port, and a worker calls on_close and returns the context to the
+ * pool: exactly once, only after every operation has completed, and never from inside a
+ * caller's send or close.
  *
  * The lock guards state, socket and send queue. User callbacks never run under it, so a
  * handler may send or close freely; they are serialised by the receive chain (one WSARecv at
  * a time) and by the final packet.
+ *
+ * The receive buffer comes from the engine's pool (pool.c) and is held only while the
+ * connection is active: the sweep cancels the receive of a connection quiet for
+ * idle_receive_ms, whose completion gives the buffer back, and the connection then waits with
+ * a zero-byte receive; when that completes (data, the FIN, or nothing: it cannot say which) a
+ * real receive into a fresh buffer follows at once and tells. With the pool at its cap, a
+ * connection with data waiting parks its receive chain on the pool's wait list.
  *
  * TLS (tls.h) sits between the socket and the framing: the receive chain hands ciphertext to
  * the session, which decrypts records in place in the receive buffer, and the plaintext goes
