@@ -20,7 +20,9 @@
  * Scale mode (--idle-connections N): opens N connections (all established first), then every
  * one echoes one message at once; reports both times. With --hold S it then keeps them open
  * (printing "loadgen: ready" on stderr) for up to S seconds, until SIGTERM/SIGINT, or until the
- * server has closed all of them (counted: a graceful server stop closes them).
+ * server has closed all of them (counted: a graceful server stop closes them). With
+ * --idle-first S the connections stay silent for S seconds between the connects and the echo
+ * ("loadgen: idle" on stderr when that starts): memory of connections that never spoke.
  *
  * TLS (--tls): every connection is TLS over the same non-blocking sockets and epoll loop
  * (OpenSSL: SSL_connect, SSL_read, SSL_write, each continued on WANT_READ/WANT_WRITE), with
@@ -78,6 +80,7 @@ static struct {
     int warmup;
     unsigned threads;
     double hold;          /* idle mode */
+    double idle_first;    /* idle mode: hold the connections this long before the echo */
     double stall_timeout; /* seconds without progress => error */
     unsigned connect_window;
     int tls;
@@ -109,7 +112,8 @@ static void usage(const char *why)
             "               [--threads T] [--warmup-echo | --no-warmup-echo]\n"
             "               [--stall-timeout SECONDS] [--connect-window N]\n"
             "               [--tls [--tls-ca PEM] [--tls-server-name NAME]]\n"
-            "       loadgen --host H --port P --idle-connections N [--hold SECONDS] [--json]\n",
+            "       loadgen --host H --port P --idle-connections N [--hold SECONDS]\n"
+            "               [--idle-first SECONDS] [--json]\n",
             why);
     exit(1);
 }
@@ -966,6 +970,8 @@ static void parse_args(int argc, char **argv)
             have_idle = 1;
         } else if (!strcmp(a, "--hold"))
             opt.hold = parse_double(a, VALUE(), 0, 86400);
+        else if (!strcmp(a, "--idle-first"))
+            opt.idle_first = parse_double(a, VALUE(), 0, 86400);
         else if (!strcmp(a, "--stall-timeout"))
             opt.stall_timeout = parse_double(a, VALUE(), 0, 86400);
         else if (!strcmp(a, "--connect-window"))
@@ -1123,6 +1129,20 @@ int main(int argc, char **argv)
         sync_all();
         uint64_t t_a = now_ns();
         connect_ms = (double)(t_a - t_start) / 1e6;
+        if (opt.idle_first > 0 && !atomic_load(&g_abort) && !g_signal) {
+            /* The connections stay silent (the workers wait at the barrier) before the echo. */
+            pthread_mutex_lock(&g_print_lock);
+            fprintf(stderr, "loadgen: idle: connections established in %.1f ms; silent for %.0f s\n",
+                    connect_ms, opt.idle_first);
+            fflush(stderr);
+            pthread_mutex_unlock(&g_print_lock);
+            uint64_t until = now_ns() + (uint64_t)(opt.idle_first * 1e9);
+            while (now_ns() < until && !g_signal) {
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+            t_a = now_ns(); /* the echo is timed from here */
+        }
         sync_all();
         sync_all();
         uint64_t t_b = now_ns();

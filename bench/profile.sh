@@ -39,7 +39,7 @@ esac
 loadgen=$root/build/bench/loadgen
 case $kind in
 ours)
-    exe=$root/build/mingw-wine/service/iocp-service.exe
+    exe=${BENCH_OURS_EXE:-$root/build/mingw-wine/service/iocp-service.exe} # another build: A/B
     srv_args=(run --port 0 --workers 2 --buffer-size 16384 --bind 127.0.0.1
         --max-connections 11024 --name "iocp-profile-$$"
         --max-connections-per-ip 0 --send-queue-cap 4194304 --memory-budget 55120)

@@ -20,6 +20,10 @@
 #   BENCH_IMPLS            subset of: ours asio minimal native (minimal = the floor: the least
 #                          an IOCP echo loop can do; native = the load generator's calibration)
 #   BENCH_SCALE_CONNECTIONS (10000), BENCH_CHURN_SLOTS (32)
+#   BENCH_SCALE_SETTLE (3) seconds between the last echo and the memory sample: quiet
+#                          connections give their receive buffers back after 1-1.5 s
+#   BENCH_SCALE_IDLE_FIRST=1  scale: the connections first stay silent (settle + 3 s) and
+#                          memory is sampled then too (rss_*_kb_idle in the JSON), then echo
 #   BENCH_SKIP_BUILD=1     use the binaries as they are (no cmake build of ours)
 #   BENCH_OURS_ARGS        more options for ours (e.g. "--drain-timeout 2")
 #   BENCH_OURS_EXE         measure this iocp-service.exe as ours (another build or commit,
@@ -62,6 +66,8 @@ WORKERS=${BENCH_WORKERS:-$(nproc)}
 WORKLOADS=${BENCH_WORKLOADS:-pingpong pipelined bulk many churn scale}
 IMPLS=${BENCH_IMPLS:-ours asio minimal native}
 SCALE_CONNECTIONS=${BENCH_SCALE_CONNECTIONS:-10000}
+SCALE_SETTLE=${BENCH_SCALE_SETTLE:-3}
+SCALE_IDLE_FIRST=${BENCH_SCALE_IDLE_FIRST:-0}
 CHURN_SLOTS=${BENCH_CHURN_SLOTS:-32}
 RETRIES=${BENCH_RETRIES:-1}
 BUFFER_SIZE=16384
@@ -344,7 +350,10 @@ loadgen_args() {
     bulk) echo "--connections 100 --depth 4 --size 4096 --duration $SECONDS_PER_RUN" ;;
     many) echo "--connections 1000 --depth 1 --size 64 --duration $SECONDS_PER_RUN" ;;
     churn) echo "--churn --connections $CHURN_SLOTS --size 64 --duration $SECONDS_PER_RUN" ;;
-    scale) echo "--idle-connections $SCALE_CONNECTIONS --hold 300" ;;
+    scale)
+        echo "--idle-connections $SCALE_CONNECTIONS --hold 300"
+        [ "$SCALE_IDLE_FIRST" = 1 ] && echo "--idle-first $((SCALE_SETTLE + 3))"
+        ;;
     esac
 }
 
@@ -384,14 +393,29 @@ run_one() {
         "$LOADGEN" --host "$SRV_HOST" --port "$SRV_PORT" $(loadgen_args "$wl") --json \
             >"$lg_json" 2>"$lg_err" &
         LG_PID=$!
-        local deadline=$(($(now_ms) + 600000))
+        local deadline=$(($(now_ms) + 600000)) rssi=0 wsi=0
+        if [ "$SCALE_IDLE_FIRST" = 1 ]; then
+            # Connections that never spoke: sampled while they are silent.
+            while ! grep -q 'loadgen: idle' "$lg_err" 2>/dev/null; do
+                if ! kill -0 "$LG_PID" 2>/dev/null || [ "$(now_ms)" -gt $deadline ]; then
+                    break
+                fi
+                sleep 0.1
+            done
+            sleep "$SCALE_SETTLE"
+            ws=$(wineserver_pid || true)
+            rssi=$(rss_kb "$SRV_PID")
+            [ "$impl" != native ] && [ -n "$ws" ] && wsi=$(rss_kb "$ws")
+        fi
         while ! grep -q 'loadgen: ready' "$lg_err" 2>/dev/null; do
             if ! kill -0 "$LG_PID" 2>/dev/null || [ "$(now_ms)" -gt $deadline ]; then
                 break
             fi
             sleep 0.1
         done
-        sleep 1
+        # The held state: ours gives a quiet connection's receive buffer back after
+        # idle_receive_ms (1 s) plus a sweep (0.5 s at most).
+        sleep "$SCALE_SETTLE"
         ws=$(IOCP_WINEPREFIX=$PREFIX wineserver_pid || true)
         rss1=$(rss_kb "$SRV_PID")
         ws1=0
@@ -406,8 +430,8 @@ run_one() {
         kill -TERM "$LG_PID" 2>/dev/null || true
         wait "$LG_PID" || lg_rc=$?
         LG_PID=
-        extra=$(printf ',"rss_server_kb_before":%s,"rss_server_kb":%s,"rss_wineserver_kb_before":%s,"rss_wineserver_kb":%s,"stop_ms":"%s","server_exit":%s' \
-            "${rss0:-0}" "${rss1:-0}" "${ws0:-0}" "${ws1:-0}" "$STOP_MS" "$STOP_RC")
+        extra=$(printf ',"rss_server_kb_before":%s,"rss_server_kb":%s,"rss_wineserver_kb_before":%s,"rss_wineserver_kb":%s,"rss_server_kb_idle":%s,"rss_wineserver_kb_idle":%s,"stop_ms":"%s","server_exit":%s' \
+            "${rss0:-0}" "${rss1:-0}" "${ws0:-0}" "${ws1:-0}" "${rssi:-0}" "${wsi:-0}" "$STOP_MS" "$STOP_RC")
     fi
     if [ "$wl" != scale ]; then
         stop_server
@@ -426,6 +450,9 @@ run_one() {
 r=json.loads(sys.argv[1]); lg=r.get("loadgen") or {}
 if r["workload"]=="scale":
     print("echo %.0f ms, server %s kB (+wineserver %s kB), stop %s ms" % (lg.get("echo_ms",-1), r.get("rss_server_kb"), r.get("rss_wineserver_kb"), r.get("stop_ms")))
+    if r.get("rss_server_kb_idle"):
+        n = max(lg.get("established", 1), 1)
+        print("silent first: server %s kB (+wineserver %s kB): %.0f B per connection over the idle server" % (r["rss_server_kb_idle"], r["rss_wineserver_kb_idle"], ((r["rss_server_kb_idle"] - r["rss_server_kb_before"]) + (r["rss_wineserver_kb_idle"] - r["rss_wineserver_kb_before"])) * 1024.0 / n))
 else:
     tls=lg.get("tls") or {}
 print("%.0f %s, p99 %s us, errors %s%s" % (lg.get("rate",0), "conn/s" if r["workload"].startswith("churn") else "msg/s", (lg.get("lat_us") or {}).get("p99"), lg.get("errors"), ", %s %s, handshake p50 %s us" % (tls.get("protocol"), tls.get("cipher"), (tls.get("handshake_us") or {}).get("p50")) if tls else ""))' \

@@ -23,6 +23,10 @@ const svc_server_opt svc_server_opts[] = {
      "quarter of the default slots, so that one address never holds them all; 0 = no limit)"},
     {"--buffer-size", L"BufferSize", SVC_OPT_NUMBER, 512, 16 * MIB, FIELD(buffer_size),
      "receive buffer per connection, bytes (default 16384)"},
+    {"--buffer-pool", L"BufferPool", SVC_OPT_NUMBER, 1, 1024 * 1024, FIELD(buffer_pool_mib),
+     "MiB of receive buffers in use at once: a connection holds one only while it is active "
+     "(a second after its last byte it waits with none); at the cap reading pauses until "
+     "one comes back (default 32; at least one buffer)"},
     {"--send-queue-cap", L"SendQueueCap", SVC_OPT_NUMBER, 1024, 1024 * MIB, FIELD(send_queue_cap),
      "echo bytes queued for one peer at most, bytes (default 1048576: reading pauses at half, "
      "512 KiB, enough to keep a 1 Gbit/s path with 4 ms round trips busy; line/length framing "
@@ -88,6 +92,7 @@ void svc_server_options_init(svc_server_options *o)
     o->max_connections = c.max_connections;
     o->max_connections_per_ip = SVC_DEFAULT_PER_IP;
     o->buffer_size = c.buffer_size;
+    o->buffer_pool_mib = (uint32_t)(c.buffer_pool_max / MIB);
     /* Not the engine's 4 MiB: 1,024 connections x (1 MiB + 16 KiB) is 1.02 GiB at worst, which
      * fits the default budget of a 4 GiB machine (2 GiB); with 4 MiB it would be 4.02 GiB. */
     o->send_queue_cap = SVC_DEFAULT_SEND_CAP;
@@ -328,6 +333,9 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
     config->max_connections = o->max_connections;
     config->max_connections_per_address = o->max_connections_per_ip;
     config->buffer_size = o->buffer_size;
+    config->buffer_pool_max = (size_t)o->buffer_pool_mib * MIB;
+    if (config->buffer_pool_max < o->buffer_size)
+        config->buffer_pool_max = o->buffer_size; /* one buffer at least */
     config->send_queue_cap = o->send_queue_cap;
     config->workers = o->workers;
     config->framing = o->framing;

@@ -99,6 +99,7 @@ typedef struct svc_server_options {
     uint32_t max_connections;
     uint32_t max_connections_per_ip; /* 0 = no limit */
     uint32_t buffer_size;
+    uint32_t buffer_pool_mib;   /* receive buffers in use at once, MiB (the engine's pool) */
     uint32_t send_queue_cap;    /* bytes; raised to what the framing needs (svc_server_config) */
     uint32_t memory_budget_mib; /* 0 = half of the physical memory */
     uint32_t workers;           /* 0 = one per processor */

@@ -296,6 +296,8 @@ void tn_stop_clean(iocp_engine *e)
     CHECK_EQ_U(st.ops_in_flight, 0);
     CHECK_EQ_U(st.bytes_queued, 0);
     CHECK_EQ_U(st.heap_chunks, 0);
+    CHECK_EQ_U(st.buffers_in_use, 0);
+    CHECK_EQ_U(st.idle_receives, 0);
     iocp_engine_destroy(e);
 }
 

@@ -186,6 +186,17 @@ static void options_limits_ranges(void)
     iocp_config c;
     svc_server_config(&o.server, &c);
     CHECK_EQ_U(c.send_queue_cap, 2 * 16384);
+    /* The receive buffer pool, in MiB; at least one buffer. */
+    PARSE_OK(&o, "run", "--buffer-pool", "8", NULL, NULL);
+    svc_server_config(&o.server, &c);
+    CHECK_EQ_U(c.buffer_pool_max, 8u * 1024 * 1024);
+    PARSE_OK(&o, "run", "--buffer-pool", "1", "--buffer-size", "16777216");
+    svc_server_config(&o.server, &c);
+    CHECK_EQ_U(c.buffer_pool_max, 16777216u);
+    parse_fails("out of range", "run", "--buffer-pool", "0", NULL);
+    PARSE_OK(&o, "run", NULL, NULL, NULL, NULL);
+    svc_server_config(&o.server, &c);
+    CHECK_EQ_U(c.buffer_pool_max, 32u * 1024 * 1024); /* the engine's default */
 }
 
 #define GIB (1024ull * 1024ull * 1024ull)

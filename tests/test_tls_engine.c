@@ -672,6 +672,124 @@ static void resets_mid_tls_transfer(void)
     free(cl.echo);
 }
 
+/* ---- a record split across the idle switch --------------------------------------------- */
+
+/* A relay between the client engine and the server: towards the server, each read is sent as
+ * its first 3 bytes (a part of a record header), a pause of several idle switches, then the
+ * rest; the other way as it is. During each pause the server holds an incomplete record at
+ * the front of its receive buffer (tls_kept): it must keep that buffer. */
+#define RELAY_SWITCH_MS 40
+typedef struct relay {
+    SOCKET listener;
+    uint16_t port, target;
+    iocp_engine *srv;
+    volatile LONG pauses, kept_buffer; /* pauses, and those the server kept its buffer in */
+    HANDLE thread;
+} relay;
+
+static int relay_pump(SOCKET from, SOCKET to, relay *r, int split)
+{
+    char buf[16384];
+    int n = recv(from, buf, sizeof buf, 0);
+    if (n <= 0)
+        return 0;
+    if (split && n > 3) {
+        CHECK(tn_send_all(to, buf, 3) == 0);
+        uint64_t until = test_now_ms() + 5 * RELAY_SWITCH_MS; /* past the switch: the point */
+        while (test_now_ms() < until)
+            test_pause();
+        iocp_stats st;
+        iocp_engine_stats(r->srv, &st);
+        InterlockedIncrement(&r->pauses);
+        if (st.buffers_in_use == 1 && st.idle_receives == 0)
+            InterlockedIncrement(&r->kept_buffer);
+        CHECK(tn_send_all(to, buf + 3, (size_t)n - 3) == 0);
+    } else {
+        CHECK(tn_send_all(to, buf, (size_t)n) == 0);
+    }
+    return 1;
+}
+
+static DWORD WINAPI relay_main(LPVOID arg)
+{
+    relay *r = arg;
+    SOCKET a = accept(r->listener, NULL, NULL);
+    CHECK(a != INVALID_SOCKET);
+    SOCKET b = tn_connect("127.0.0.1", r->target, 10000);
+    CHECK(b != INVALID_SOCKET);
+    for (int open_a = 1, open_b = 1; open_a || open_b;) {
+        fd_set rd;
+        FD_ZERO(&rd);
+        if (open_a)
+            FD_SET(a, &rd);
+        if (open_b)
+            FD_SET(b, &rd);
+        struct timeval tv = {10, 0};
+        CHECK(select(0, &rd, NULL, NULL, &tv) > 0);
+        if (open_a && FD_ISSET(a, &rd) && !relay_pump(a, b, r, 1)) {
+            open_a = 0;
+            shutdown(b, SD_SEND);
+        }
+        if (open_b && FD_ISSET(b, &rd) && !relay_pump(b, a, r, 0)) {
+            open_b = 0;
+            shutdown(a, SD_SEND);
+        }
+    }
+    closesocket(a);
+    closesocket(b);
+    return 0;
+}
+
+static void record_split_across_idle_switch(void)
+{
+    paths();
+    iocp_config cfg;
+    server_config(&cfg);
+    cfg.idle_receive_ms = RELAY_SWITCH_MS;
+    iocp_engine *srv = start_server(&cfg, NULL);
+    if (srv == NULL)
+        return;
+    relay r;
+    memset(&r, 0, sizeof r);
+    r.srv = srv;
+    r.target = iocp_engine_port(srv);
+    r.listener = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(r.listener != INVALID_SOCKET);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(r.listener, (struct sockaddr *)&sa, sizeof sa) == 0);
+    int len = sizeof sa;
+    CHECK(getsockname(r.listener, (struct sockaddr *)&sa, &len) == 0);
+    CHECK(listen(r.listener, 1) == 0);
+    r.port = ntohs(sa.sin_port);
+    r.thread = CreateThread(NULL, 0, relay_main, &r, 0, NULL);
+    CHECK(r.thread != NULL);
+    client cl;
+    memset(&cl, 0, sizeof cl);
+    cl.len = 40000;
+    cl.chunk = 3000;
+    cl.payload = random_payload(cl.len, 11);
+    run_client(&cl, r.port, "localhost", ca, IOCP_FRAMING_RAW);
+    CHECK_MSG(cl.opened && !cl.failed, "failed: %s (%lu)", iocp_strerror(cl.fail_err), cl.fail_sys);
+    CHECK_EQ_U((size_t)cl.got, cl.len);
+    CHECK(memcmp(cl.echo, cl.payload, cl.len) == 0);
+    CHECK(WaitForSingleObject(r.thread, 20000) == WAIT_OBJECT_0);
+    CloseHandle(r.thread);
+    closesocket(r.listener);
+    printf("%ld split reads, the server kept its buffer in %ld\n", (long)r.pauses,
+           (long)r.kept_buffer);
+    CHECK(r.pauses >= 3);
+    CHECK_EQ_U(r.kept_buffer, r.pauses);
+    iocp_stats st;
+    iocp_engine_stats(srv, &st);
+    CHECK_EQ_U(st.tls_handshakes, 1);
+    tn_stop_clean(srv);
+    free((void *)cl.payload);
+    free(cl.echo);
+}
+
 static const test_case cases[] = {
     {"echo_through_both_roles", echo_through_both_roles},
     {"framed_modes", framed_modes},
@@ -681,6 +799,7 @@ static const test_case cases[] = {
     {"stop_sends_close_notify", stop_sends_close_notify},
     {"garbage_over_tls", garbage_over_tls},
     {"resets_mid_tls_transfer", resets_mid_tls_transfer},
+    {"record_split_across_idle_switch", record_split_across_idle_switch},
 };
 
 TEST_MAIN(cases)

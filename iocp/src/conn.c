@@ -2,14 +2,22 @@
  * conn.c: one connection's life: open, the receive chain, the send queue, close, release.
  *
  * References: an open connection holds one reference for itself (dropped when its socket is
- * closed) and one for its receive chain (a posted WSARecv, or a resume packet); each posted
- * WSASend holds one more. When the count reaches zero a final packet goes to the port, and a
- * worker calls on_close and returns the context to the pool: exactly once, only after every
- * operation has completed, and never from inside a caller's send or close.
+ * closed) and one for its receive chain (a posted WSARecv, a resume packet, or its place on
+ * the pool's wait list); each posted WSASend holds one more. When the count reaches zero a
+ * final packet goes to the port, and a worker calls on_close and returns the context to the
+ * pool: exactly once, only after every operation has completed, and never from inside a
+ * caller's send or close.
  *
  * The lock guards state, socket and send queue. User callbacks never run under it, so a
  * handler may send or close freely; they are serialised by the receive chain (one WSARecv at
  * a time) and by the final packet.
+ *
+ * The receive buffer comes from the engine's pool (pool.c) and is held only while the
+ * connection is active: the sweep cancels the receive of a connection quiet for
+ * idle_receive_ms, whose completion gives the buffer back, and the connection then waits with
+ * a zero-byte receive; when that completes (data, the FIN, or nothing: it cannot say which) a
+ * real receive into a fresh buffer follows at once and tells. With the pool at its cap, a
+ * connection with data waiting parks its receive chain on the pool's wait list.
  *
  * TLS (tls.h) sits between the socket and the framing: the receive chain hands ciphertext to
  * the session, which decrypts records in place in the receive buffer, and the plaintext goes
@@ -82,6 +90,9 @@ static void teardown_locked(iocp_conn *c)
     iocpi_close_socket(c->sock, !c->close_graceful);
     c->sock = INVALID_SOCKET;
     c->state = CONN_CLOSED;
+    /* A receive chain waiting for a pool buffer stops waiting: it ends now. */
+    if (c->pool_waiting && iocpi_buffer_unwait(c->engine, c))
+        iocpi_post(c->engine, &c->resume_op);
 }
 
 /* Whether the peer may still be sending: it sent something in the last LINGER_QUIET_MS
@@ -202,8 +213,6 @@ static void consume_locked(iocp_conn *c, size_t n, int sent)
         h->off = h->len = 0;
         if (h->kind == CHUNK_SMALL)
             c->small_busy = 0;
-        else if (h->kind == CHUNK_SLAB)
-            c->slab_busy = 0;
         else
             iocpi_chunk_return(e, h);
     }
@@ -279,9 +288,6 @@ static int queue_bytes_locked(iocp_conn *c, const void *const *parts, const size
                 if (!c->small_busy) {
                     n = &c->small_chunk;
                     c->small_busy = 1;
-                } else if (!c->slab_busy) {
-                    n = &c->slab_chunk;
-                    c->slab_busy = 1;
                 } else {
                     n = iocpi_chunk_take(e);
                 }
@@ -655,10 +661,44 @@ static void tls_receive(iocp_conn *c, DWORD bytes, uint64_t now)
     c->tls_kept = keep;
 }
 
-/* Handles one finished receive. Returns 1 to post the next one. */
+/* The sweep cancelled a quiet connection's receive (error 995 and no bytes: had data come
+ * first, the receive would have completed with it instead). Its buffer goes back to the pool
+ * and it waits with a zero-byte receive, unless a TLS record's first bytes are kept in it. */
+static void recv_go_idle(iocp_conn *c)
+{
+    AcquireSRWLockExclusive(&c->lock);
+    c->recv_cancel = 0;
+    if (c->tls_kept == 0 && c->recv_buf != NULL) {
+        iocpi_buffer_return(c->engine, c->recv_buf);
+        c->recv_buf = NULL;
+        c->recv_idle = 1;
+    }
+    ReleaseSRWLockExclusive(&c->lock);
+}
+
+/* Handles one finished receive. Returns 0 when the chain ends, 1 to post the next receive
+ * after the worker's round, 2 to post it now. */
 static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
 {
     iocp_engine *e = c->engine;
+    if (c->recv_zero) {
+        c->recv_zero = 0;
+        InterlockedDecrement64(&e->counters.idle_receives);
+        if (error == 0) {
+            /* Data, the peer's FIN, or nothing after all: a zero-byte receive completes with 0
+             * bytes for each. The receive that follows, into a buffer, tells them apart (it
+             * completes at once with the data, or with 0 bytes at the FIN). */
+            c->recv_idle = 0;
+            c->recv_ready = 1;
+            return 2;
+        }
+        /* An error (a reset, the socket closed): handled below as any receive's. */
+    } else if (error == ERROR_OPERATION_ABORTED && bytes == 0 && c->recv_cancel &&
+               keeps_reading(c)) {
+        /* (A graceful close since the cancel reads on, with a zero-byte receive.) */
+        recv_go_idle(c);
+        return 2;
+    }
     if (c->state != CONN_OPEN)
         return recv_while_closing(c, bytes, error);
     if (error != 0) {
@@ -696,24 +736,61 @@ static int start_recv(iocp_conn *c, DWORD *got)
         unref_on_worker(c);
         return 0;
     }
+    c->recv_pending = c->recv_cancel = 0;
     if (c->state == CONN_OPEN && c->queued >= e->high_mark) {
         c->recv_paused = 1; /* send_done resumes below the low mark */
+        if (c->recv_buf != NULL && c->tls_kept == 0) {
+            iocpi_buffer_return(e, c->recv_buf); /* not needed while paused */
+            c->recv_buf = NULL;
+        }
         ReleaseSRWLockExclusive(&c->lock);
         unref_on_worker(c);
         return 0;
     }
+    /* Connections wait for the pool: the buffer goes to one of them unless this one needs
+     * it now (a zero-byte receive said data is waiting, or TLS bytes are kept in it). */
+    if (c->recv_buf != NULL && e->buffers.waiters > 0 && !c->recv_ready && c->tls_kept == 0) {
+        iocpi_buffer_return(e, c->recv_buf);
+        c->recv_buf = NULL;
+    }
+    int zero = 0;
+    if (c->recv_buf == NULL) {
+        if (c->recv_idle && !c->recv_ready) {
+            zero = 1; /* quiet: no buffer until something comes */
+        } else if ((c->recv_buf = iocpi_buffer_take(e, c->recv_ready ? c : NULL)) == NULL) {
+            if (c->recv_ready) {
+                /* Data waits in the socket and the pool is at its cap: the chain (and its
+                 * reference) waits on the pool's list, which hands over the next buffer
+                 * returned and posts resume_op. */
+                ReleaseSRWLockExclusive(&c->lock);
+                return 0;
+            }
+            zero = 1; /* at the cap: wait for data without a buffer */
+        }
+    }
     WSABUF buf;
-    buf.buf = (char *)c->recv_buf + c->tls_kept; /* after an incomplete TLS record */
-    buf.len = e->config.buffer_size - (ULONG)c->tls_kept;
+    if (zero) {
+        buf.buf = (char *)c->small_data; /* any address: nothing is written */
+        buf.len = 0;
+        InterlockedIncrement64(&e->counters.idle_receives);
+    } else {
+        buf.buf = (char *)c->recv_buf + c->tls_kept; /* after an incomplete TLS record */
+        buf.len = e->config.buffer_size - (ULONG)c->tls_kept;
+        c->recv_ready = 0;
+    }
+    c->recv_zero = zero;
     DWORD flags = 0;
     *got = 0;
     memset(&c->recv_op.ov, 0, sizeof c->recv_op.ov);
     InterlockedIncrement64(&e->counters.ops_in_flight);
     int rc = IOCPI_WSARECV(e, c->sock, &buf, 1, got, &flags, &c->recv_op.ov);
     DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
-    ReleaseSRWLockExclusive(&c->lock);
-    if (error == WSA_IO_PENDING || (rc == 0 && !e->skip_on_success))
+    if (error == WSA_IO_PENDING || (rc == 0 && !e->skip_on_success)) {
+        c->recv_pending = !zero; /* the sweep may cancel it once the connection is quiet */
+        ReleaseSRWLockExclusive(&c->lock);
         return 0;
+    }
+    ReleaseSRWLockExclusive(&c->lock);
     InterlockedDecrement64(&e->counters.ops_in_flight);
     if (error != 0) {
         recv_handle(c, 0, error); /* closes it */
@@ -739,7 +816,10 @@ static void recv_done(iocpi_op *op, DWORD bytes, DWORD error)
     iocp_conn *c = CONTAINING_RECORD(op, iocp_conn, recv_op);
     IOCPI_ASSERT(c->state == CONN_OPEN || c->state == CONN_CLOSING || c->state == CONN_CLOSED);
     IOCPI_ASSERT(c->refs >= 1);
-    if (recv_handle(c, bytes, error))
+    int next = recv_handle(c, bytes, error);
+    if (next == 2)
+        post_next_recv(c); /* a zero-byte receive's, or the idle switch's: nothing was read */
+    else if (next == 1)
         iocpi_defer_after_round(&c->resume_op); /* the next receive, after the round */
     else
         unref_on_worker(c);
@@ -772,7 +852,9 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     c->send_stalled_ms = 0;
     c->send_head = c->send_tail = NULL;
     c->send_pending = c->recv_paused = 0;
-    c->small_busy = c->slab_busy = 0;
+    IOCPI_ASSERT(c->recv_buf == NULL && !c->pool_waiting);
+    c->recv_zero = c->recv_ready = c->recv_idle = c->recv_pending = c->recv_cancel = 0;
+    c->small_busy = 0;
     c->close_reason = IOCP_CLOSE_PEER;
     c->close_sys = 0;
     c->close_graceful = 1;
@@ -823,9 +905,8 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
 
 /* Once, when the engine makes the context: its buffers, and every op bound to its done for
  * good. */
-void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index, uint8_t *buffers)
+void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index)
 {
-    size_t buf = e->config.buffer_size;
     c->engine = e;
     c->index = index;
     c->generation = 1;
@@ -836,10 +917,6 @@ void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index, uint8_t *buff
     iocpi_op_init(&c->send_op, send_done);
     iocpi_op_init(&c->resume_op, resume_done);
     iocpi_op_init(&c->final_op, final_done);
-    c->recv_buf = buffers;
-    c->slab_chunk.data = buffers + buf;
-    c->slab_chunk.cap = buf;
-    c->slab_chunk.kind = CHUNK_SLAB;
     c->small_chunk.data = c->small_data;
     c->small_chunk.cap = IOCPI_SMALL_CHUNK;
     c->small_chunk.kind = CHUNK_SMALL;
@@ -874,6 +951,10 @@ static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
     c->tls = NULL;
     c->tls_kept = 0;
     AcquireSRWLockExclusive(&c->lock);
+    IOCPI_ASSERT(!c->pool_waiting && !c->recv_zero);
+    if (c->recv_buf != NULL)
+        iocpi_buffer_return(e, c->recv_buf);
+    c->recv_buf = NULL;
     drop_queue_locked(c);
     iocp_decoder_reset(&c->decoder);
     uint64_t allocs = c->decoder.allocations;
@@ -885,7 +966,7 @@ static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
     InterlockedIncrement(&c->generation);
     if (c->generation == 0)
         c->generation = 1; /* ids are never 0 */
-    IOCPI_ASSERT(c->queued == 0 && c->send_head == NULL && !c->small_busy && !c->slab_busy);
+    IOCPI_ASSERT(c->queued == 0 && c->send_head == NULL && !c->small_busy);
     c->state = CONN_FREE;
     ReleaseSRWLockExclusive(&c->lock);
     iocpi_peers_release(e, c); /* before the pool: the address may connect again at once */
@@ -946,6 +1027,17 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
             /* Abortive: a peer dribbling a message this slowly is broken or hostile, and a
              * graceful close would go on reading from it (finish_graceful_locked). */
             drop = close_locked(c, IOCP_CLOSE_MESSAGE_TIMEOUT, 0, IOCP_ABORT);
+        } else if (cfg->idle_receive_ms && c->recv_pending && !c->recv_cancel &&
+                   c->recv_buf != NULL && c->tls_kept == 0 &&
+                   elapsed(now, c->last_recv_ms ? c->last_recv_ms : c->opened_ms) >=
+                       cfg->idle_receive_ms) {
+            /* Quiet: its receive is cancelled, and its completion (995, recv_go_idle) gives
+             * the buffer back. Data that comes meanwhile completes the receive instead (a
+             * cancel never loses bytes); recv_pending may be stale (the receive completed
+             * and is being handled): the cancel then finds nothing (1168), and the next
+             * start_recv clears recv_cancel. */
+            c->recv_cancel = 1;
+            CancelIoEx((HANDLE)c->sock, &c->recv_op.ov);
         }
     } else if (c->state == CONN_CLOSING) {
         uint64_t linger = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : DEFAULT_CLOSE_LINGER_MS;

@@ -17,6 +17,8 @@ void iocp_config_init(iocp_config *config)
     config->accepts_outstanding = 16;
     config->max_connections = 1024;
     config->buffer_size = 16384;
+    config->buffer_pool_max = (size_t)32 * 1024 * 1024;
+    config->idle_receive_ms = 1000;
     config->send_queue_cap = 4u * 1024u * 1024u;
     config->send_timeout_ms = 60000; /* nginx's send_timeout */
     config->framing = IOCP_FRAMING_RAW;
@@ -36,6 +38,9 @@ static iocp_err config_check(iocp_config *c, iocp_error_info *err)
         REJECT("max_connections %lu is out of range 1..1000000", (unsigned long)c->max_connections);
     if (c->buffer_size < 512 || c->buffer_size > 16u * 1024u * 1024u)
         REJECT("buffer_size %lu is out of range 512..16777216", (unsigned long)c->buffer_size);
+    if (c->buffer_pool_max < c->buffer_size || c->buffer_pool_max > ((size_t)1 << 40))
+        REJECT("buffer_pool_max %llu is out of range buffer_size (%lu)..2^40",
+               (unsigned long long)c->buffer_pool_max, (unsigned long)c->buffer_size);
     if (c->listen && (c->accepts_outstanding < 1 || c->accepts_outstanding > 1024))
         REJECT("accepts_outstanding %lu is out of range 1..1024",
                (unsigned long)c->accepts_outstanding);
@@ -98,6 +103,9 @@ static uint32_t sweep_period_ms(const iocp_config *c)
         shortest = c->message_timeout_ms / 8;
     if (c->send_timeout_ms && c->send_timeout_ms / 8 < shortest)
         shortest = c->send_timeout_ms / 8;
+    /* The idle switch is late by a period at most: a half of it, with one second at most. */
+    if (c->idle_receive_ms && c->idle_receive_ms / 2 < shortest)
+        shortest = c->idle_receive_ms / 2;
     if (c->tls.handshake_timeout_ms && c->tls.handshake_timeout_ms / 8 < shortest &&
         (c->tls.pfx_path || c->tls.cert_thumbprint || c->tls.client))
         shortest = c->tls.handshake_timeout_ms / 8;
@@ -447,5 +455,10 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->post_retries = (uint64_t)c->post_retries;
     out->tls_handshakes = (uint64_t)c->tls_handshakes;
     out->tls_handshake_failures = (uint64_t)c->tls_handshake_failures;
+    out->buffers_in_use = (uint64_t)e->buffers.in_use;
+    out->buffers_peak = (uint64_t)e->buffers.peak;
+    out->buffers_max = e->buffers.slots;
+    out->buffer_waits = (uint64_t)c->buffer_waits;
+    out->idle_receives = (uint64_t)c->idle_receives;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
 }

@@ -59,10 +59,10 @@ void iocpi_assert_failed(const char *expr, const char *file, int line);
 #define IOCPI_ASSERT(expr) ((void)0)
 #endif
 
-/* A piece of the send queue. Every connection owns two: a small one inside its context (a
- * short echo touches no other memory) and one of buffer_size in the slab; more come from the
- * engine's chunk cache (heap, recycled) while the queue is longer than those. */
-typedef enum iocpi_chunk_kind { CHUNK_SMALL, CHUNK_SLAB, CHUNK_CACHE } iocpi_chunk_kind;
+/* A piece of the send queue. Every connection owns a small one inside its context (a short
+ * echo touches no other memory); more come from the engine's chunk cache (buffer_size each,
+ * heap, recycled) while the queue is longer. */
+typedef enum iocpi_chunk_kind { CHUNK_SMALL, CHUNK_CACHE } iocpi_chunk_kind;
 
 typedef struct iocpi_chunk {
     struct iocpi_chunk *next;
@@ -107,17 +107,25 @@ struct iocp_conn {
     int announced; /* on_open ran (or would have, with no on_open): on_close is owed */
     void *user;
 
-    /* receive: one WSARecv at a time, into this slab buffer */
+    /* receive: one WSARecv at a time, into recv_buf (a pool buffer held while the
+     * connection is active; NULL while it waits with a zero-byte receive, see conn.c) */
     iocpi_op recv_op;
     uint8_t *recv_buf;
-    int recv_paused; /* backpressure: queue above the high mark */
+    int recv_paused;      /* backpressure: queue above the high mark */
+    int recv_zero;        /* the receive posted is a zero-byte one (the receive chain's) */
+    int recv_ready;       /* a zero-byte receive completed: read for real next (the chain's) */
+    int recv_idle;        /* quiet: wait with zero-byte receives (the chain's) */
+    int recv_pending;     /* a receive into recv_buf went pending (under the lock) */
+    int recv_cancel;      /* the sweep cancelled it to give the buffer back (under the lock) */
+    int pool_waiting;     /* on the pool's wait list (under the pool's lock) */
+    iocp_conn *pool_next; /* the wait list */
     iocp_decoder decoder;
     volatile LONG64 message_started_ms; /* 0 = no message half-received */
 
     /* send: one WSASend at a time over the chunk list */
     iocpi_op send_op;
-    iocpi_chunk small_chunk, slab_chunk;
-    int small_busy, slab_busy; /* in the queue now */
+    iocpi_chunk small_chunk;
+    int small_busy; /* in the queue now */
     uint8_t small_data[IOCPI_SMALL_CHUNK];
     iocpi_chunk *send_head, *send_tail;
     size_t queued;
@@ -201,7 +209,25 @@ typedef struct iocpi_counters {
     volatile LONG64 allocations;  /* see iocp_stats */
     volatile LONG64 post_retries; /* see iocp_stats */
     volatile LONG64 tls_handshakes, tls_handshake_failures;
+    volatile LONG64 buffer_waits, idle_receives;
 } iocpi_counters;
+
+/* The receive buffer pool (pool.c): `slots` buffers of `stride` bytes in one reserved region,
+ * committed when first taken. Free ones are kept committed (warm, reused first) up to a few;
+ * beyond that a returned buffer is decommitted (cold), so the memory follows what is in use,
+ * not the peak. A connection with data waiting and no buffer joins the wait list and is
+ * handed the next buffer returned. One lock: a busy connection keeps its buffer, so take and
+ * return happen at open, close and the idle switch, not per read. */
+typedef struct iocpi_buffers {
+    SRWLOCK lock;
+    uint8_t *base;
+    size_t stride;
+    uint32_t slots;
+    uint32_t *warm, *cold; /* stacks of free slot numbers */
+    uint32_t warm_n, cold_n, warm_keep;
+    volatile LONG in_use, peak, waiters;
+    iocp_conn *wait_head, *wait_tail;
+} iocpi_buffers;
 
 /* The engine. The public iocp_engine is this struct, opaque outside the library, as iocp_conn
  * is. */
@@ -213,11 +239,10 @@ struct iocp_engine {
     int skip_on_success; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS usable (IFS providers only) */
     uint64_t started_ms;
 
-    /* contexts and the buffer slab */
+    /* contexts, and the receive buffer pool (pool.c) */
     iocp_conn *conns;
-    uint8_t *slab;
-    size_t slab_size;
     SLIST_HEADER free_conns;
+    iocpi_buffers buffers;
     SLIST_HEADER chunk_cache;
     volatile LONG cached_chunks;
     size_t high_mark, low_mark;
@@ -309,6 +334,14 @@ void iocpi_pool_fini(iocp_engine *e);
 iocp_conn *iocpi_pool_take(iocp_engine *e);
 void iocpi_pool_return(iocp_engine *e, iocp_conn *c);
 iocpi_chunk *iocpi_chunk_take(iocp_engine *e);
+/* A receive buffer, or NULL when the pool is at its cap; with `waiter`, NULL also puts it on
+ * the wait list: the next buffer returned becomes waiter->recv_buf and its resume_op is
+ * posted (the receive chain's reference goes with it). Under waiter's lock. */
+uint8_t *iocpi_buffer_take(iocp_engine *e, iocp_conn *waiter);
+void iocpi_buffer_return(iocp_engine *e, uint8_t *buf);
+/* Takes c off the wait list (a closed connection stops waiting). Returns 1 when it was on
+ * it: the caller posts its resume_op. Under c's lock. */
+int iocpi_buffer_unwait(iocp_engine *e, iocp_conn *c);
 void iocpi_chunk_return(iocp_engine *e, iocpi_chunk *chunk);
 
 /* conn.c */
@@ -317,8 +350,8 @@ void iocpi_conn_close(iocp_conn *c, iocp_close_reason reason, DWORD sys, iocp_cl
 void iocpi_conn_ref(iocp_conn *c);
 void iocpi_conn_unref(iocp_conn *c);
 iocp_conn *iocpi_conn_lookup(iocp_engine *e, iocp_conn_id id); /* locked on success */
-/* Makes context `index` once, at start: its two slab buffers (2 x buffer_size) at `buffers`. */
-void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index, uint8_t *buffers);
+/* Makes context `index` once, at start. */
+void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index);
 void iocpi_conn_fini(iocp_conn *c);
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now);
 /* A dialled connection of a TLS client engine: its session, before iocpi_conn_open. */

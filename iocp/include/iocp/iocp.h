@@ -125,7 +125,7 @@ typedef struct iocp_config {
 
     /* Capacity. */
     uint32_t max_connections; /* contexts preallocated; default 1024, 1..1000000 */
-    uint32_t buffer_size;     /* receive buffer per connection; default 16384 */
+    uint32_t buffer_size;     /* one receive buffer (from the pool below); default 16384 */
     uint32_t workers;         /* worker threads; default 0 = number of processors */
     size_t send_queue_cap;    /* bytes queued for sending per connection; default 4 MiB */
     /* Accepted connections one peer address may hold at once (IPv4-mapped IPv6 counts as
@@ -133,6 +133,16 @@ typedef struct iocp_config {
      * is reset at once, without on_open, and counted in rejected_per_address, so that one
      * host cannot take every context. Default 0 = no limit. */
     uint32_t max_connections_per_address;
+    /* Receive buffers come from a pool shared by the connections: one is held only while a
+     * connection is active (a receive is posted into it, or a TLS record is incomplete). A
+     * connection quiet for idle_receive_ms gives its buffer back and waits with a zero-byte
+     * receive instead; when that completes it takes a buffer again and reads. The pool holds
+     * at most buffer_pool_max bytes of buffers (default 32 MiB; at least one buffer; never
+     * more than one per connection): at the cap a connection with data waiting waits for a
+     * buffer (nothing is lost: the bytes stay in the socket). idle_receive_ms default 1000;
+     * 0 = a connection keeps its buffer while it is open (then only closes free buffers). */
+    size_t buffer_pool_max;
+    uint32_t idle_receive_ms;
 
     /* Timeouts, in milliseconds; 0 = none. */
     uint32_t idle_timeout_ms;    /* no traffic in either direction for this long: close */
@@ -318,20 +328,25 @@ typedef struct iocp_stats {
     uint64_t bytes_in, bytes_out;
     uint64_t messages_in, messages_out; /* framed messages (raw: on_data calls / sends) */
     uint64_t protocol_errors;
-    uint64_t active;                 /* connections open now */
-    uint64_t contexts_in_use;        /* contexts out of the pool (open + closing) */
-    uint64_t contexts_total;         /* max_connections */
-    uint64_t ops_in_flight;          /* overlapped operations posted and not completed */
-    uint64_t bytes_queued;           /* send bytes queued on all connections */
-    uint64_t heap_chunks;            /* overflow send chunks allocated now (beyond the slab) */
-    uint64_t allocations;            /* heap allocations since start: send chunks the cache did not
-                                        have, growing (or trimming) a message assembly buffer, two
-                                        per dial (its state, the resolver's address list); 0 for
-                                        small echoes once warm */
+    uint64_t active;          /* connections open now */
+    uint64_t contexts_in_use; /* contexts out of the pool (open + closing) */
+    uint64_t contexts_total;  /* max_connections */
+    uint64_t ops_in_flight;   /* overlapped operations posted and not completed */
+    uint64_t bytes_queued;    /* send bytes queued on all connections */
+    uint64_t heap_chunks; /* send chunks from the heap now (beyond the 512 bytes in each context) */
+    uint64_t allocations; /* heap allocations since start: send chunks the cache did not
+                             have, growing (or trimming) a message assembly buffer, two
+                             per dial (its state, the resolver's address list); 0 for
+                             small echoes once warm */
     uint64_t post_retries;           /* packets the completion port refused (the system was out of
                                         memory) and the engine posted again */
     uint64_t tls_handshakes;         /* TLS handshakes completed */
     uint64_t tls_handshake_failures; /* failed, timed out, or plaintext on a TLS port */
+    uint64_t buffers_in_use;         /* receive buffers held by connections now (the pool) */
+    uint64_t buffers_peak;           /* the most held at once since start */
+    uint64_t buffers_max;            /* the pool's cap: buffer_pool_max / buffer_size */
+    uint64_t buffer_waits;           /* times a connection with data waiting found the pool empty */
+    uint64_t idle_receives;          /* connections waiting on a zero-byte receive now */
     uint64_t uptime_ms;
 } iocp_stats;
 
