@@ -3,7 +3,8 @@
  *
  * One datagram socket (dual-stack [::] by default, on the TCP listener's port number unless
  * udp_port says otherwise) with udp_receives overlapped WSARecvFrom calls always posted, each
- * into a buffer of its own (udp_buffer_size, 64 KiB by default, so no datagram is cut). A
+ * into a 64 KiB buffer of its own (no datagram is cut; udp_buffer_size, if smaller, is the
+ * longest passed on, the others counted truncated). A
  * receive that completes at once (skip-completion-port-on-success) takes a turn in the
  * worker's round, as a TCP receive does. on_datagram runs on the worker; then the same slot
  * is posted again.
@@ -72,7 +73,8 @@ typedef struct iocpi_udp {
     int skip; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS set on sock */
     uint16_t port;
     char address[80];
-    uint32_t buffer_size;
+    uint32_t buffer_size;  /* each receive's buffer: always 64 KiB (see iocpi_udp_start) */
+    uint32_t max_datagram; /* udp_buffer_size: longer ones are counted truncated, dropped */
     udp_recv *recvs;
     uint32_t recv_count;
     uint8_t *recv_slab;
@@ -192,7 +194,7 @@ static void recv_done(iocpi_op *op, DWORD bytes, DWORD error)
         return;
     }
     r->error_streak = 0;
-    if (r->flags & MSG_PARTIAL) {
+    if ((r->flags & MSG_PARTIAL) || bytes > u->max_datagram) {
         InterlockedIncrement64(&e->counters.udp_truncated);
         recv_post(r);
         return;
@@ -481,7 +483,12 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
     u->sock = INVALID_SOCKET;
     InitializeSRWLock(&u->lock);
     InitializeSListHead(&u->free_sends);
-    u->buffer_size = c->udp_buffer_size;
+    /* The system always gets 64 KiB, more than any IPv4 datagram (65,507), so it never
+     * truncates one and udp_buffer_size is enforced here. A receive into a smaller buffer
+     * fails with WSAEMSGSIZE, and whether a packet follows an immediate one differs: Windows
+     * queues one (a warning status), Wine 10 does not (the slot would be lost). */
+    u->buffer_size = 65536;
+    u->max_datagram = c->udp_buffer_size;
     u->recv_count = receives;
     u->send_count = c->udp_send_queue;
 

@@ -182,9 +182,10 @@ typedef struct iocp_config {
     uint16_t udp_port;            /* 0 = the TCP listener's port number when listening, else any
                                      free port; read back with iocp_engine_udp_port */
     uint32_t udp_receives;        /* WSARecvFrom calls kept posted; default 0 = 4 per worker */
-    uint32_t udp_buffer_size;     /* bytes per receive, 512..65536; default 65536, so a 65,507-byte
-                                     datagram is never cut. A longer datagram is dropped and
-                                     counted in udp_truncated, never delivered in part */
+    uint32_t udp_buffer_size;     /* the longest datagram passed on, 512..65536; default 65536,
+                                     so a 65,507-byte one is never cut. A longer one is dropped
+                                     and counted in udp_truncated, never delivered in part (each
+                                     receive's buffer is 64 KiB whatever this says) */
     uint32_t udp_send_queue;      /* datagrams accepted by iocp_send_to and not yet sent, at most;
                                      default 1024, 1..65536. Full: dropped and counted */
     iocp_datagram_fn on_datagram; /* NULL = echo each datagram to its sender */
