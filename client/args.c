@@ -25,6 +25,8 @@ enum opt_id {
     OPT_TLS_CA,
     OPT_TLS_INSECURE,
     OPT_TLS_SERVER_NAME,
+    OPT_UDP,
+    OPT_RETRIES,
     OPT_LOAD,
     OPT_CONNECTIONS,
     OPT_DEPTH,
@@ -71,6 +73,12 @@ const client_option client_options[] = {
                           "with --tls: accept any certificate (tests only: no protection)"},
     [OPT_TLS_SERVER_NAME] = {"--tls-server-name", "NAME", "HOST",
                              "with --tls: the name sent (SNI) and checked in the certificate"},
+    [OPT_UDP] = {"--udp", NULL, "off",
+                 "UDP: one datagram per MESSAGE (or per load payload), each answer awaited "
+                 "--timeout ms"},
+    [OPT_RETRIES] = {"--retries", "N", "2",
+                     "UDP: a datagram without an answer is sent again up to N times (loss), "
+                     "then exit 9"},
     [OPT_LOAD] = {"--load", NULL, "off", "load mode: many connections echo generated payloads"},
     [OPT_CONNECTIONS] = {"--connections", "N", "10", "load: connections"},
     [OPT_DEPTH] = {"--depth", "D", "1", "load: messages in flight per connection"},
@@ -106,6 +114,7 @@ void client_args_init(client_args *args)
     args->connections = CLIENT_DEFAULT_CONNECTIONS;
     args->depth = CLIENT_DEFAULT_DEPTH;
     args->size = CLIENT_DEFAULT_SIZE;
+    args->retries = CLIENT_DEFAULT_RETRIES;
 }
 
 void client_args_free(client_args *args)
@@ -240,6 +249,8 @@ static const value_rule rules[OPT_COUNT_] = {
     [OPT_TLS_CA] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_TLS_INSECURE] = {V_FLAG, FIELD(tls_insecure), 0, 0, NULL},
     [OPT_TLS_SERVER_NAME] = {V_SPECIAL, 0, 0, 0, NULL},
+    [OPT_UDP] = {V_FLAG, FIELD(udp), 0, 0, NULL},
+    [OPT_RETRIES] = {V_U32, FIELD(retries), 0, 100, "a count from 0 to 100"},
     [OPT_LOAD] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_CONNECTIONS] = {V_U32, FIELD(connections), 1, 1000000, "a count from 1 to 1000000"},
     [OPT_DEPTH] = {V_U32, FIELD(depth), 1, 65536, "a count from 1 to 65536"},
@@ -452,6 +463,20 @@ int client_args_parse(int argc, char **argv, client_args *a, char *err, size_t e
         return set_err(err, es,
                        "--tls-insecure checks no certificate: --tls-ca would mean "
                        "nothing with it");
+    if ((seen & (1u << OPT_RETRIES)) && !a->udp)
+        return set_err(err, es, "--retries only applies with --udp");
+    if (a->udp) {
+        if (a->tls)
+            return set_err(err, es, "--udp and --tls exclude each other (no DTLS)");
+        if (a->framing != IOCP_FRAMING_RAW)
+            return set_err(err, es, "--udp: a datagram is its own frame (no --framing)");
+        if (a->reconnect || a->churn || a->connect_rate > 0)
+            return set_err(err, es, "--udp has no connections to re-open or churn");
+        if (a->mode == CLIENT_MODE_INTERACTIVE)
+            return set_err(err, es, "--udp needs MESSAGE... or --load");
+        if (a->mode == CLIENT_MODE_LOAD && (a->size < 16 || a->size > IOCP_UDP_MAX_DATAGRAM))
+            return set_err(err, es, "--udp --load: --size must be 16..65507 (a header of 16)");
+    }
     if (a->backoff_max_ms < a->backoff_ms)
         a->backoff_max_ms = a->backoff_ms;
     return 0;
@@ -529,9 +554,11 @@ size_t client_args_help(char *buf, size_t size)
         "says)\n"
         "  %d TLS: the server's certificate failed validation (the message names the chain "
         "error),\n"
-        "    or the TLS handshake failed\n",
+        "    or the TLS handshake failed\n"
+        "  %d UDP: no answer to a datagram after --retries more tries (or, with --load, to "
+        "any)\n",
         CLIENT_EXIT_OK, CLIENT_EXIT_USAGE, CLIENT_EXIT_RESOLVE, CLIENT_EXIT_REFUSED,
         CLIENT_EXIT_TIMEOUT, CLIENT_EXIT_RESET, CLIENT_EXIT_MISMATCH, CLIENT_EXIT_OTHER,
-        CLIENT_EXIT_TLS);
+        CLIENT_EXIT_TLS, CLIENT_EXIT_NO_REPLY);
     return len;
 }

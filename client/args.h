@@ -44,6 +44,10 @@ typedef struct client_args {
     int tls_insecure;            /* accept any certificate */
     const char *tls_server_name; /* SNI and the name checked; NULL = HOST */
 
+    /* UDP (message and load modes): datagrams instead of a connection */
+    int udp;
+    uint32_t retries; /* sends again of an unanswered datagram */
+
     /* message mode; the array is owned (client_args_free) */
     client_payload *messages;
     size_t message_count;
@@ -73,6 +77,7 @@ typedef struct client_args {
 #define CLIENT_DEFAULT_DEPTH          1u
 #define CLIENT_DEFAULT_SIZE           64u
 #define CLIENT_DEFAULT_DURATION_S     10.0
+#define CLIENT_DEFAULT_RETRIES        2u
 
 #define CLIENT_VERSION "0.1.0"
 

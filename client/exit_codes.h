@@ -12,6 +12,8 @@
  *      Winsock error (the message carries the raw code)
  *   8  TLS: the server's certificate failed validation (expired, wrong name, untrusted root:
  *      the message names the chain error and its code), or the TLS handshake failed
+ *   9  UDP: a datagram got no answer within --timeout ms, after --retries more tries (load
+ *      mode: no datagram was answered at all)
  *  70  crash (the crash guard's IOCP_CRASH_EXIT_CODE)
  *
  * When several failures happen in one run, the first one decides the exit code.
@@ -30,7 +32,8 @@ enum client_exit {
     CLIENT_EXIT_RESET = 5,
     CLIENT_EXIT_MISMATCH = 6,
     CLIENT_EXIT_OTHER = 7,
-    CLIENT_EXIT_TLS = 8
+    CLIENT_EXIT_TLS = 8,
+    CLIENT_EXIT_NO_REPLY = 9
 };
 
 /* The exit code for an engine error (connect failures, send failures). */

@@ -46,17 +46,21 @@ static int client_main(int argc, char **argv)
         printf("iocp-client %s\n", CLIENT_VERSION);
     } else {
         client_binary_stdio();
-        switch (args.mode) {
-        case CLIENT_MODE_MESSAGE:
-            rc = client_run_message(&args);
-            break;
-        case CLIENT_MODE_INTERACTIVE:
-            rc = client_run_interactive(&args);
-            break;
-        case CLIENT_MODE_LOAD:
-            rc = client_run_load(&args);
-            break;
-        }
+        if (args.udp)
+            rc = args.mode == CLIENT_MODE_LOAD ? client_run_udp_load(&args)
+                                               : client_run_udp_message(&args);
+        else
+            switch (args.mode) {
+            case CLIENT_MODE_MESSAGE:
+                rc = client_run_message(&args);
+                break;
+            case CLIENT_MODE_INTERACTIVE:
+                rc = client_run_interactive(&args);
+                break;
+            case CLIENT_MODE_LOAD:
+                rc = client_run_load(&args);
+                break;
+            }
     }
     fflush(stdout);
     client_args_free(&args);

@@ -10,5 +10,8 @@ int client_run_message(const client_args *args);
 int client_run_interactive(const client_args *args);
 /* HOST PORT --load: many connections, verified echoes, progress and a summary. */
 int client_run_load(const client_args *args);
+/* --udp: MESSAGE... as datagrams, or --load over UDP (udp_mode.c). */
+int client_run_udp_message(const client_args *args);
+int client_run_udp_load(const client_args *args);
 
 #endif

@@ -52,7 +52,9 @@ int svc_console_run(svc_options *opt)
         SetEvent(done_event);
         return rc;
     }
-    printf("listening on %s\n", iocp_engine_address(host.engine));
+    printf("listening on %s%s\n", svc_host_address(&host), opt->server.udp_only ? " (udp)" : "");
+    if (opt->server.udp)
+        printf("udp on %s\n", iocp_engine_udp_address(host.engine));
     fflush(stdout);
 
     int failed = 0;

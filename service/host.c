@@ -25,6 +25,12 @@ static void tls_source(const svc_server_options *o, char *out, size_t size)
         out[0] = '\0';
 }
 
+const char *svc_host_address(const svc_host *h)
+{
+    const char *tcp = iocp_engine_address(h->engine);
+    return tcp[0] != '\0' ? tcp : iocp_engine_udp_address(h->engine);
+}
+
 static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, size_t size,
                            int *close_after)
 {
@@ -39,7 +45,7 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
     memset(&info, 0, sizeof info);
     snprintf(info.name, sizeof info.name, "%s", h->opt.name);
     snprintf(info.mode, sizeof info.mode, "%s", h->mode);
-    snprintf(info.address, sizeof info.address, "%s", iocp_engine_address(h->engine));
+    snprintf(info.address, sizeof info.address, "%s", svc_host_address(h));
     info.pid = GetCurrentProcessId();
     info.draining = h->draining != 0;
     /* The engine outlives the pipe (svc_host_stop closes the pipe first). */
@@ -58,6 +64,15 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
     tls_source(&h->opt.server, info.tls_source, sizeof info.tls_source);
     info.tls_handshakes = st.tls_handshakes;
     info.tls_failures = st.tls_handshake_failures;
+    info.udp = iocp_engine_udp_port(h->engine) != 0;
+    snprintf(info.udp_address, sizeof info.udp_address, "%s", iocp_engine_udp_address(h->engine));
+    info.udp_datagrams_in = st.udp_datagrams_in;
+    info.udp_datagrams_out = st.udp_datagrams_out;
+    info.udp_bytes_in = st.udp_bytes_in;
+    info.udp_bytes_out = st.udp_bytes_out;
+    info.udp_dropped = st.udp_dropped;
+    info.udp_truncated = st.udp_truncated;
+    info.udp_errors = st.udp_errors;
     return svc_proto_format(r, &info, resp, size);
 }
 
@@ -178,15 +193,19 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     }
     step(progress, user);
 
-    char src[SVC_PATH_MAX + 100], tls[SVC_PATH_MAX + 200] = "";
+    char src[SVC_PATH_MAX + 100], tls[SVC_PATH_MAX + 200] = "", udp[120] = "";
+    if (opt->server.udp_only)
+        snprintf(udp, sizeof udp, "; UDP echo alone");
+    else if (opt->server.udp)
+        snprintf(udp, sizeof udp, "; UDP echo on %s too", iocp_engine_udp_address(h->engine));
     tls_source(&h->opt.server, src, sizeof src);
     if (src[0] != '\0')
         snprintf(tls, sizeof tls, "; TLS with %s, handshake timeout %lu s", src,
                  (unsigned long)opt->server.tls_handshake_timeout_s);
     snprintf(why, sizeof why,
-             "listening on %s (%s, process %lu%s; %s framing, up to %lu connections, drain "
+             "listening on %s (%s, process %lu%s%s; %s framing, up to %lu connections, drain "
              "timeout %lu s)",
-             iocp_engine_address(h->engine), mode, (unsigned long)GetCurrentProcessId(), tls,
+             svc_host_address(h), mode, (unsigned long)GetCurrentProcessId(), tls, udp,
              iocp_framing_name(opt->server.framing), (unsigned long)opt->server.max_connections,
              (unsigned long)opt->server.drain_timeout_s);
     svc_event(IOCP_LOG_INFO, MSG_STARTED, why);

@@ -74,6 +74,11 @@ const svc_server_opt svc_server_opts[] = {
      FIELD(tls_handshake_timeout_s),
      "reset a TLS peer whose handshake is not done this many seconds after it connected "
      "(default 10)"},
+    {"--udp", L"Udp", SVC_OPT_SWITCH, 0, 1, FIELD(udp),
+     "serve UDP echo as well, on the same port number: each datagram goes back whole to its "
+     "sender (a flag; `status` shows the UDP counters)"},
+    {"--udp-only", L"UdpOnly", SVC_OPT_SWITCH, 0, 1, FIELD(udp_only),
+     "serve UDP echo alone on --port, no TCP listener (a flag)"},
 };
 const size_t svc_server_opt_count = sizeof svc_server_opts / sizeof svc_server_opts[0];
 
@@ -160,7 +165,7 @@ int svc_server_opt_set_number(svc_server_options *o, const svc_server_opt *def, 
 {
     size_t size;
     void *field = opt_field(o, def, &size);
-    if (def->kind != SVC_OPT_NUMBER || field == NULL) {
+    if ((def->kind != SVC_OPT_NUMBER && def->kind != SVC_OPT_SWITCH) || field == NULL) {
         snprintf(err, err_size, "%s takes text, not a number", def->flag);
         return -1;
     }
@@ -188,6 +193,7 @@ int svc_server_opt_set(svc_server_options *o, const svc_server_opt *def, const c
         return -1;
     }
     switch (def->kind) {
+    case SVC_OPT_SWITCH:
     case SVC_OPT_NUMBER: {
         uint32_t v;
         if (parse_u32(text, &v) != 0) {
@@ -310,6 +316,15 @@ int svc_server_options_check(const svc_server_options *o, char *err, size_t err_
         snprintf(err, err_size, "--tls-store says where --tls-cert is, which is missing");
         return -1;
     }
+    if (o->udp && o->udp_only) {
+        snprintf(err, err_size,
+                 "--udp (TCP and UDP) and --udp-only (UDP alone) exclude each other");
+        return -1;
+    }
+    if (o->udp_only && (o->tls_pfx[0] != '\0' || o->tls_cert[0] != '\0')) {
+        snprintf(err, err_size, "--udp-only serves no TCP, so TLS has nothing to protect");
+        return -1;
+    }
     return 0;
 }
 
@@ -360,6 +375,13 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
         config->tls.cert_store_machine = o->tls_store == SVC_TLS_STORE_MACHINE;
     }
     config->tls.handshake_timeout_ms = o->tls_handshake_timeout_s * 1000u;
+    /* UDP on the TCP port's number (the engine's default), or alone on --port. */
+    if (o->udp || o->udp_only)
+        config->udp = 1;
+    if (o->udp_only) {
+        config->listen = 0;
+        config->udp_port = o->port;
+    }
 }
 
 uint64_t svc_physical_memory(void)
@@ -635,6 +657,13 @@ static int parse_option(int argc, char **argv, int *i, parse_state *ps, char *er
             continue;
         if (!(me & SERVER_CMDS))
             goto not_here;
+        if (def->kind == SVC_OPT_SWITCH) {
+            if (arg[fl] != '\0') {
+                snprintf(err, err_size, "%s takes no value", def->flag);
+                return -1;
+            }
+            return svc_server_opt_set(&ps->out->server, def, "1", err, err_size) != 0 ? -1 : 0;
+        }
         if ((v = take_value(argc, argv, i, def->flag, fl, err, err_size)) == NULL)
             return -1;
         if (def->kind == SVC_OPT_SECRET) {
@@ -762,8 +791,8 @@ void svc_usage(FILE *to)
     for (size_t i = 0; i < svc_server_opt_count; i++) {
         const svc_server_opt *d = &svc_server_opts[i];
         char left[40];
-        static const char *const arg[] = {"N", "TEXT", "MODE", "THUMBPRINT", "STORE", "TEXT"};
-        snprintf(left, sizeof left, "%s %s", d->flag, arg[d->kind]);
+        static const char *const arg[] = {"N", "TEXT", "MODE", "THUMBPRINT", "STORE", "TEXT", ""};
+        snprintf(left, sizeof left, "%s%s%s", d->flag, arg[d->kind][0] ? " " : "", arg[d->kind]);
         print_help(to, left, d->help);
     }
     fprintf(to,

@@ -120,7 +120,7 @@ DWORD svc_params_write(HKEY root, const wchar_t *path, const svc_server_options 
                 rc = RegSetValueExW(key, def->value, 0, REG_BINARY, blob, blob_size);
                 LocalFree(blob);
             }
-        } else if (def->kind == SVC_OPT_NUMBER) {
+        } else if (def->kind == SVC_OPT_NUMBER || def->kind == SVC_OPT_SWITCH) {
             DWORD v = (DWORD)strtoul(text, NULL, 10);
             rc = RegSetValueExW(key, def->value, 0, REG_DWORD, (const BYTE *)&v, sizeof v);
         } else {
@@ -193,7 +193,7 @@ DWORD svc_params_read(HKEY root, const wchar_t *path, svc_server_options *o, cha
             snprintf(problem, sizeof problem, "cannot read parameter %s: %s", name,
                      svc_win32_text((DWORD)rc, text, sizeof text));
             bad = (DWORD)rc;
-        } else if (def->kind == SVC_OPT_NUMBER) {
+        } else if (def->kind == SVC_OPT_NUMBER || def->kind == SVC_OPT_SWITCH) {
             DWORD v;
             if (type != REG_DWORD || size != sizeof v) {
                 snprintf(problem, sizeof problem, "parameter %s is %s, expected REG_DWORD", name,

@@ -569,6 +569,15 @@ static void print_stats(const svc_status_info *i)
                (unsigned long long)i->tls_handshakes, (unsigned long long)i->tls_failures);
     else
         printf("  tls: off\n");
+    if (i->udp)
+        printf("  udp: on %s; datagrams: %llu in, %llu out; bytes: %llu in, %llu out; %llu "
+               "dropped (send queue full), %llu truncated, %llu errors\n",
+               i->udp_address, (unsigned long long)i->udp_datagrams_in,
+               (unsigned long long)i->udp_datagrams_out, (unsigned long long)i->udp_bytes_in,
+               (unsigned long long)i->udp_bytes_out, (unsigned long long)i->udp_dropped,
+               (unsigned long long)i->udp_truncated, (unsigned long long)i->udp_errors);
+    else
+        printf("  udp: off\n");
     printf("  uptime: %.1f s%s\n", (double)i->uptime_ms / 1000.0,
            i->draining ? " (stopping: draining connections)" : "");
 }

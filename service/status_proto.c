@@ -75,6 +75,10 @@ size_t svc_proto_format(svc_request req, const svc_status_info *info, char *out,
     put(out, size, &len, "tls", (unsigned long long)info->tls);
     if (info->tls)
         put_text(out, size, &len, "tls_source", info->tls_source);
+    /* Keys added later (udp...): an older client ignores them. */
+    put(out, size, &len, "udp", (unsigned long long)info->udp);
+    if (info->udp)
+        put_text(out, size, &len, "udp_address", info->udp_address);
     if (req == SVC_REQ_STATS) {
         put(out, size, &len, "active", info->active);
         put(out, size, &len, "accepted", info->accepted);
@@ -86,6 +90,15 @@ size_t svc_proto_format(svc_request req, const svc_status_info *info, char *out,
         put(out, size, &len, "protocol_errors", info->protocol_errors);
         put(out, size, &len, "tls_handshakes", info->tls_handshakes);
         put(out, size, &len, "tls_failures", info->tls_failures);
+        if (info->udp) {
+            put(out, size, &len, "udp_datagrams_in", info->udp_datagrams_in);
+            put(out, size, &len, "udp_datagrams_out", info->udp_datagrams_out);
+            put(out, size, &len, "udp_bytes_in", info->udp_bytes_in);
+            put(out, size, &len, "udp_bytes_out", info->udp_bytes_out);
+            put(out, size, &len, "udp_dropped", info->udp_dropped);
+            put(out, size, &len, "udp_truncated", info->udp_truncated);
+            put(out, size, &len, "udp_errors", info->udp_errors);
+        }
     }
     return len;
 }
@@ -141,6 +154,13 @@ int svc_proto_parse_answer(const char *text, size_t len, svc_status_info *out, c
         {"protocol_errors", offsetof(svc_status_info, protocol_errors)},
         {"tls_handshakes", offsetof(svc_status_info, tls_handshakes)},
         {"tls_failures", offsetof(svc_status_info, tls_failures)},
+        {"udp_datagrams_in", offsetof(svc_status_info, udp_datagrams_in)},
+        {"udp_datagrams_out", offsetof(svc_status_info, udp_datagrams_out)},
+        {"udp_bytes_in", offsetof(svc_status_info, udp_bytes_in)},
+        {"udp_bytes_out", offsetof(svc_status_info, udp_bytes_out)},
+        {"udp_dropped", offsetof(svc_status_info, udp_dropped)},
+        {"udp_truncated", offsetof(svc_status_info, udp_truncated)},
+        {"udp_errors", offsetof(svc_status_info, udp_errors)},
     };
 
     memset(out, 0, sizeof *out);
@@ -196,6 +216,12 @@ int svc_proto_parse_answer(const char *text, size_t len, svc_status_info *out, c
             out->tls = v != 0;
         } else if (KEY_IS("tls_source")) {
             copy_text(out->tls_source, sizeof out->tls_source, value, value_len);
+        } else if (KEY_IS("udp")) {
+            if (parse_u64(value, value_len, &v) != 0)
+                goto bad_number;
+            out->udp = v != 0;
+        } else if (KEY_IS("udp_address")) {
+            copy_text(out->udp_address, sizeof out->udp_address, value, value_len);
         } else {
             for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
                 if (KEY_IS(numbers[i].key)) {

@@ -119,6 +119,9 @@ typedef struct svc_server_options {
     char tls_cert[SVC_TEXT_MAX];     /* SHA-1 thumbprint: 40 hex digits, spaces allowed */
     int tls_store;                   /* svc_tls_store */
     uint32_t tls_handshake_timeout_s;
+    /* UDP echo (the engine's UDP endpoint) on the TCP port's number as well; or alone */
+    uint32_t udp;
+    uint32_t udp_only;
 } svc_server_options;
 
 /* Where --tls-cert is looked up. The default follows the mode: LocalMachine\My for the
@@ -156,7 +159,8 @@ typedef enum svc_opt_kind {
     SVC_OPT_FRAMING, /* REG_SZ: raw | line | length */
     SVC_OPT_THUMB,   /* REG_SZ: a certificate's SHA-1 thumbprint (40 hex digits, spaces) */
     SVC_OPT_STORE,   /* REG_SZ: LocalMachine | CurrentUser ("" = the mode's default) */
-    SVC_OPT_SECRET   /* REG_BINARY: DPAPI-protected (machine scope); never printed */
+    SVC_OPT_SECRET,  /* REG_BINARY: DPAPI-protected (machine scope); never printed */
+    SVC_OPT_SWITCH   /* REG_DWORD 0 or 1; on the command line a flag without a value */
 } svc_opt_kind;
 
 typedef struct svc_server_opt {
@@ -445,6 +449,8 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
 /* Periodic work while running (about once a second): the protocol-error summary. Returns 0,
  * or -1 if the engine has stopped on its own. */
 int svc_host_tick(svc_host *h);
+/* The TCP listener's address, or the UDP endpoint's with --udp-only. */
+const char *svc_host_address(const svc_host *h);
 /* Drains (stops accepting, lets connections finish, up to the drain timeout), then releases
  * everything, logs "stopped", releases the mutex. Same thread as svc_host_start. */
 void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user);

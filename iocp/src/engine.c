@@ -25,6 +25,8 @@ void iocp_config_init(iocp_config *config)
     config->max_message = IOCP_DEFAULT_MAX_MESSAGE;
     config->log_level = IOCP_LOG_INFO;
     config->tls.handshake_timeout_ms = 10000;
+    config->udp_buffer_size = 65536;
+    config->udp_send_queue = 1024;
 }
 
 static iocp_err config_check(iocp_config *c, iocp_error_info *err)
@@ -112,6 +114,10 @@ static uint32_t sweep_period_ms(const iocp_config *c)
     return shortest < 10 ? 10 : shortest;
 }
 
+static int wait_idle(iocp_engine *e, uint64_t deadline);
+/* After the abort, how long a closed socket's operations may take to complete. */
+#define LOST_OP_WAIT_MS 10000
+
 /* ---- start ----------------------------------------------------------------------------- */
 
 static void engine_free(iocp_engine *e)
@@ -130,6 +136,7 @@ static void engine_free(iocp_engine *e)
     if (e->listen_sock != INVALID_SOCKET)
         closesocket(e->listen_sock);
     free(e->accepts);
+    iocpi_udp_fini(e);
     iocpi_peers_fini(e);
     iocpi_pool_fini(e);
     iocpi_tls_engine_stop(e);
@@ -267,6 +274,16 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
             goto fail;
         }
     }
+    if (e->config.udp) {
+        rc = iocpi_udp_start(e, err); /* after the listener: its port number is the default */
+        if (rc != IOCP_OK) {
+            /* The listener's accepts are posted: take them back before freeing. */
+            InterlockedExchange(&e->stopping, 1);
+            iocpi_listener_stop(e);
+            wait_idle(e, iocpi_now_ms() + LOST_OP_WAIT_MS);
+            goto fail;
+        }
+    }
     iocpi_timer_set(e->sweep_timer, sweep_period_ms(&e->config), sweep_period_ms(&e->config));
     if (e->config.listen)
         iocpi_log(e, IOCP_LOG_INFO, "listening on %s (%lu contexts, %lu workers, %s framing)",
@@ -292,7 +309,7 @@ fail:
 static uint64_t busy_count(iocp_engine *e)
 {
     return (uint64_t)e->counters.contexts_in_use + (uint64_t)e->accepts_posted +
-           (uint64_t)e->dials_resolving;
+           (uint64_t)e->dials_resolving + iocpi_udp_busy(e);
 }
 
 static void close_all(iocp_engine *e, iocp_close_mode how)
@@ -320,14 +337,12 @@ static int wait_idle(iocp_engine *e, uint64_t deadline)
     }
 }
 
-/* After the abort, how long a closed socket's operations may take to complete. */
-#define LOST_OP_WAIT_MS 10000
-
 static void stop_run(iocp_engine *e)
 {
     uint64_t t0 = iocpi_now_ms();
     InterlockedExchange(&e->stopping, 1);
     iocpi_listener_stop(e); /* and its retry timer */
+    iocpi_udp_stop(e);      /* every receive and send completes */
     close_all(e, IOCP_GRACEFUL);
     if (!wait_idle(e, t0 + e->drain_ms)) {
         iocpi_log(e, IOCP_LOG_WARN, "drain timeout (%lu ms): aborting %lld connections",
@@ -460,5 +475,12 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->buffers_max = e->buffers.slots;
     out->buffer_waits = (uint64_t)c->buffer_waits;
     out->idle_receives = (uint64_t)c->idle_receives;
+    out->udp_datagrams_in = (uint64_t)c->udp_datagrams_in;
+    out->udp_bytes_in = (uint64_t)c->udp_bytes_in;
+    out->udp_datagrams_out = (uint64_t)c->udp_datagrams_out;
+    out->udp_bytes_out = (uint64_t)c->udp_bytes_out;
+    out->udp_dropped = (uint64_t)c->udp_dropped;
+    out->udp_truncated = (uint64_t)c->udp_truncated;
+    out->udp_errors = (uint64_t)c->udp_errors;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
 }

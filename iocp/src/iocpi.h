@@ -210,6 +210,8 @@ typedef struct iocpi_counters {
     volatile LONG64 post_retries; /* see iocp_stats */
     volatile LONG64 tls_handshakes, tls_handshake_failures;
     volatile LONG64 buffer_waits, idle_receives;
+    volatile LONG64 udp_datagrams_in, udp_bytes_in, udp_datagrams_out, udp_bytes_out;
+    volatile LONG64 udp_dropped, udp_truncated, udp_errors;
 } iocpi_counters;
 
 /* The receive buffer pool (pool.c): `slots` buffers of `stride` bytes in one reserved region,
@@ -294,6 +296,9 @@ struct iocp_engine {
     struct iocpi_tls_creds *tls_server, *tls_client;
     struct iocpi_tls *tls_sessions;
 
+    /* UDP (udp.c): the endpoint, NULL without config.udp */
+    struct iocpi_udp *udp;
+
     iocpi_counters counters;
 };
 
@@ -373,6 +378,14 @@ void iocpi_tls_engine_stop(iocp_engine *e);
 /* listener.c */
 iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err);
 void iocpi_listener_stop(iocp_engine *e);
+
+/* udp.c: the UDP endpoint. start after the listener (its port may be the listener's); stop
+ * closes the socket (every receive and send completes, udp_busy falls to 0); fini frees it
+ * (kept when the stop lost operations). */
+iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err);
+void iocpi_udp_stop(iocp_engine *e);
+void iocpi_udp_fini(iocp_engine *e);
+uint64_t iocpi_udp_busy(const iocp_engine *e); /* receives posted + send slots taken */
 
 /* dialer.c */
 void iocpi_dialer_init(iocp_conn *c);

@@ -90,6 +90,25 @@ void iocp_engine_log(iocp_engine *engine, iocp_log_level level, const char *fmt,
 #endif
     ;
 
+/* A datagram peer's address: a struct sockaddr_in or sockaddr_in6 as the system gave it
+ * (IPv4 peers of a dual-stack endpoint arrive as ::ffff:a.b.c.d). */
+typedef struct iocp_addr {
+    union {
+        uint8_t bytes[28];
+        uint32_t align_;
+    } sa;
+    int len;
+} iocp_addr;
+
+/* "127.0.0.1:50123" or "[::1]:50123" into buf; returns buf. */
+const char *iocp_addr_format(const iocp_addr *addr, char *buf, size_t size);
+
+/* UDP (config.udp): one whole datagram (0 bytes is a datagram too) and its sender. Runs on a
+ * worker; several run at once on different workers (one per posted receive). The data and the
+ * address are valid only during the call; reply with iocp_send_to. */
+typedef void (*iocp_datagram_fn)(iocp_engine *engine, const iocp_addr *from, const void *data,
+                                 size_t len);
+
 /* ---- configuration --------------------------------------------------------------------- */
 
 /* TLS through Schannel. Server role (accepted connections) when pfx_path or cert_thumbprint
@@ -166,6 +185,20 @@ typedef struct iocp_config {
     /* TLS (see iocp_tls_config); all zero = plaintext. With TLS the receive buffer is at
      * least IOCP_TLS_MIN_BUFFER (a whole record must fit): a smaller buffer_size is raised. */
     iocp_tls_config tls;
+
+    /* UDP (udp.c): one datagram endpoint on the same completion port and workers; see
+     * on_datagram, iocp_send_to and the udp_ statistics. */
+    int udp;                      /* 1 = open it; default 0 */
+    uint16_t udp_port;            /* 0 = the TCP listener's port number when listening, else any
+                                     free port; read back with iocp_engine_udp_port */
+    uint32_t udp_receives;        /* WSARecvFrom calls kept posted; default 0 = 4 per worker */
+    uint32_t udp_buffer_size;     /* the longest datagram passed on, 512..65536; default 65536,
+                                     so a 65,507-byte one is never cut. A longer one is dropped
+                                     and counted in udp_truncated, never delivered in part (each
+                                     receive's buffer is 64 KiB whatever this says) */
+    uint32_t udp_send_queue;      /* datagrams accepted by iocp_send_to and not yet sent, at most;
+                                     default 1024, 1..65536. Full: dropped and counted */
+    iocp_datagram_fn on_datagram; /* NULL = echo each datagram to its sender */
 } iocp_config;
 
 #define IOCP_TLS_MIN_BUFFER 18432
@@ -289,6 +322,21 @@ typedef enum iocp_close_mode {
  * thread); on_close follows once the connection is gone. */
 iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, iocp_close_mode how);
 
+/* ---- UDP (config.udp) -------------------------------------------------------------------- */
+
+/* Sends one datagram from the engine's UDP endpoint, from any thread, never blocking: the data
+ * is copied into one of udp_send_queue slots (from a worker the send starts at once; from
+ * another thread a worker starts it). IOCP_E_QUEUE_FULL: every slot is taken; the datagram is
+ * dropped and counted in udp_dropped. IOCP_E_STOPPED, IOCP_E_STATE (no endpoint),
+ * IOCP_E_INVALID_ARG (over 65,507 bytes or a bad address). */
+iocp_err iocp_send_to(iocp_engine *engine, const iocp_addr *to, const void *data, size_t len);
+
+/* The UDP endpoint's port (0 without one) and bound address ("[::]:9000"; "" without one). */
+uint16_t iocp_engine_udp_port(const iocp_engine *engine);
+const char *iocp_engine_udp_address(const iocp_engine *engine);
+
+#define IOCP_UDP_MAX_DATAGRAM 65507
+
 /* ---- inside callbacks ------------------------------------------------------------------ */
 
 iocp_conn_id iocp_conn_get_id(const iocp_conn *conn);
@@ -347,6 +395,11 @@ typedef struct iocp_stats {
     uint64_t buffers_max;            /* the pool's cap: buffer_pool_max / buffer_size */
     uint64_t buffer_waits;           /* times a connection with data waiting found the pool empty */
     uint64_t idle_receives;          /* connections waiting on a zero-byte receive now */
+    /* UDP: datagrams and payload bytes received and sent; dropped: iocp_send_to found the
+     * queue full; truncated: longer than udp_buffer_size, dropped; errors: receives or sends
+     * that failed (an ICMP error, a send the system refused) */
+    uint64_t udp_datagrams_in, udp_bytes_in, udp_datagrams_out, udp_bytes_out;
+    uint64_t udp_dropped, udp_truncated, udp_errors;
     uint64_t uptime_ms;
 } iocp_stats;
 

@@ -1,0 +1,439 @@
+/*
+ * test_udp.c: the engine's UDP endpoint (udp.c) against plain blocking Winsock UDP sockets:
+ * exact echoes from several sockets, the largest datagram whole, empty datagrams, a datagram
+ * longer than a small buffer counted and dropped, an echo to a closed port that does not
+ * break the endpoint, a full send queue counted, a stop with receives and sends pending.
+ * Native peers (Python) are in tests/scripts/udp_peers.sh.
+ */
+#include "harness.h"
+#include "net_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A blocking UDP socket on host (port 0), with a receive timeout. */
+static SOCKET udp_client(int family, uint32_t timeout_ms)
+{
+    SOCKET s = socket(family, SOCK_DGRAM, IPPROTO_UDP);
+    CHECK(s != INVALID_SOCKET);
+    DWORD t = timeout_ms;
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&t, sizeof t);
+    int big = 1 << 20;
+    setsockopt(s, SOL_SOCKET, SO_RCVBUF, (const char *)&big, sizeof big);
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, (const char *)&big, sizeof big);
+    return s;
+}
+
+static struct sockaddr_in loop4(uint16_t port)
+{
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+static void send_to4(SOCKET s, uint16_t port, const void *data, size_t len)
+{
+    struct sockaddr_in a = loop4(port);
+    int n = sendto(s, (const char *)data, (int)len, 0, (const struct sockaddr *)&a, sizeof a);
+    CHECK_MSG(n == (int)len, "sendto %d bytes: %d (WSA %d)", (int)len, n, WSAGetLastError());
+}
+
+/* One datagram back, or -1 on timeout. */
+static int recv_one(SOCKET s, void *buf, size_t size)
+{
+    return recv(s, (char *)buf, (int)size, 0);
+}
+
+static iocp_engine *udp_start(iocp_config *cfg, iocp_datagram_fn h, void *user)
+{
+    cfg->udp = 1;
+    cfg->on_datagram = h;
+    cfg->bind_address = NULL; /* dual-stack */
+    iocp_engine *e = tn_start(cfg, NULL, user);
+    CHECK(iocp_engine_udp_port(e) != 0);
+    CHECK_EQ_U(iocp_engine_udp_port(e), iocp_engine_port(e)); /* the TCP port's number */
+    return e;
+}
+
+/* Payload of datagram `seq` of socket `sock`: its length and bytes follow from both. */
+static size_t payload(uint32_t sock, uint32_t seq, uint8_t *out)
+{
+    uint64_t st = 0x9e3779b97f4a7c15ull ^ ((uint64_t)sock << 32 | seq);
+    size_t len = (size_t)(test_rand(&st) % 1473); /* 0..1472 */
+    test_fill_random(&st, out, len);
+    if (len >= 8) {
+        memcpy(out, &sock, 4);
+        memcpy(out + 4, &seq, 4);
+    }
+    return len;
+}
+
+/* 2,000 datagrams of 0..1,472 bytes from 8 sockets, 8 in flight at a time: every echo exact. */
+static void echo_exact(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.workers = 2;
+    iocp_engine *e = udp_start(&cfg, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(e);
+    enum { SOCKS = 8, EACH = 250 };
+    SOCKET s[SOCKS];
+    for (int i = 0; i < SOCKS; i++)
+        s[i] = udp_client(AF_INET, 2000);
+    static uint8_t want[1500], got[2000];
+    uint64_t bytes = 0, resent = 0;
+    for (uint32_t seq = 0; seq < EACH; seq++) {
+        for (uint32_t i = 0; i < SOCKS; i++) {
+            size_t len = payload(i, seq, want);
+            send_to4(s[i], port, want, len);
+            bytes += len;
+        }
+        for (uint32_t i = 0; i < SOCKS; i++) {
+            size_t len = payload(i, seq, want);
+            int n = recv_one(s[i], got, sizeof got);
+            for (int tries = 0; n < 0 && tries < 3; tries++) { /* lost on the loopback: again */
+                resent++;
+                send_to4(s[i], port, want, len);
+                n = recv_one(s[i], got, sizeof got);
+            }
+            CHECK_MSG(n == (int)len, "socket %u datagram %u: %d bytes back, sent %u (WSA %d)",
+                      (unsigned)i, (unsigned)seq, n, (unsigned)len, WSAGetLastError());
+            CHECK_MSG(memcmp(got, want, len) == 0, "socket %u datagram %u differs", (unsigned)i,
+                      (unsigned)seq);
+        }
+    }
+    for (int i = 0; i < SOCKS; i++)
+        closesocket(s[i]);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    printf("2000 datagrams, %llu bytes, echoed exact (%llu sent again); in %llu out %llu\n",
+           (unsigned long long)bytes, (unsigned long long)resent,
+           (unsigned long long)st.udp_datagrams_in, (unsigned long long)st.udp_datagrams_out);
+    CHECK(st.udp_datagrams_in >= 2000);
+    CHECK_EQ_U(st.udp_datagrams_out, st.udp_datagrams_in);
+    CHECK_EQ_U(st.udp_bytes_out, st.udp_bytes_in);
+    CHECK_EQ_U(st.udp_dropped, 0);
+    CHECK_EQ_U(st.udp_truncated, 0);
+    tn_stop_clean(e);
+}
+
+/* The largest datagram over IPv4 (65,507 bytes) comes back whole; so does an empty one. */
+static void largest_and_empty(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.workers = 1;
+    iocp_engine *e = udp_start(&cfg, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(e);
+    SOCKET s = udp_client(AF_INET, 3000);
+    uint8_t *big = malloc(IOCP_UDP_MAX_DATAGRAM), *back = malloc(70000);
+    CHECK(big != NULL && back != NULL);
+    uint64_t seed = 65507;
+    test_fill_random(&seed, big, IOCP_UDP_MAX_DATAGRAM);
+    send_to4(s, port, big, IOCP_UDP_MAX_DATAGRAM);
+    int n = recv_one(s, back, 70000);
+    CHECK_MSG(n == IOCP_UDP_MAX_DATAGRAM, "%d bytes back (WSA %d)", n, WSAGetLastError());
+    CHECK(memcmp(big, back, IOCP_UDP_MAX_DATAGRAM) == 0);
+    for (int i = 0; i < 3; i++) {
+        send_to4(s, port, "", 0);
+        n = recv_one(s, back, 70000);
+        CHECK_MSG(n == 0, "an empty datagram: %d back (WSA %d)", n, WSAGetLastError());
+    }
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.udp_datagrams_in, 4);
+    CHECK_EQ_U(st.udp_bytes_in, IOCP_UDP_MAX_DATAGRAM);
+    CHECK_EQ_U(st.udp_truncated, 0);
+    closesocket(s);
+    free(big);
+    free(back);
+    tn_stop_clean(e);
+}
+
+static int truncated_is(void *arg)
+{
+    iocp_stats st;
+    iocp_engine_stats(arg, &st);
+    return st.udp_truncated >= 3;
+}
+
+/* udp_buffer_size 1,024: longer datagrams are counted in udp_truncated and never passed on
+ * (not even in part); the endpoint goes on with the next one. */
+static void truncated_counted(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.udp_receives = 2;
+    cfg.udp_buffer_size = 1024;
+    iocp_engine *e = udp_start(&cfg, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(e);
+    SOCKET s = udp_client(AF_INET, 300);
+    static uint8_t data[4000], back[4000];
+    memset(data, 'x', sizeof data);
+    for (int i = 0; i < 3; i++)
+        send_to4(s, port, data, 1025 + (size_t)i * 1000);
+    int counted = test_wait_until(truncated_is, e, 5000);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    printf("3 long datagrams: truncated %llu, in %llu, out %llu, errors %llu, ops %llu\n",
+           (unsigned long long)st.udp_truncated, (unsigned long long)st.udp_datagrams_in,
+           (unsigned long long)st.udp_datagrams_out, (unsigned long long)st.udp_errors,
+           (unsigned long long)st.ops_in_flight);
+    CHECK_MSG(counted, "3 long datagrams not counted");
+    CHECK(recv_one(s, back, sizeof back) < 0); /* nothing of them came back */
+    DWORD t = 3000;
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&t, sizeof t);
+    for (int i = 0; i < 4; i++) { /* every receive slot went on */
+        send_to4(s, port, data, 1024);
+        CHECK_MSG(recv_one(s, back, sizeof back) == 1024, "a 1,024-byte datagram after them");
+    }
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.udp_truncated, 3);
+    CHECK_EQ_U(st.udp_datagrams_in, 4);
+    CHECK_EQ_U(st.udp_bytes_out, 4 * 1024);
+    closesocket(s);
+    tn_stop_clean(e);
+}
+
+/* Echoes to a port nobody listens on (on Windows an ICMP port-unreachable comes back) leave
+ * the endpoint serving: the next receives still work. */
+static void closed_port_no_break(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.udp_receives = 1; /* one receive: an error on it would show at once */
+    iocp_engine *e = udp_start(&cfg, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(e);
+    static uint8_t back[2000];
+    for (int round = 0; round < 5; round++) {
+        /* A client that sends, then closes before the echo arrives. */
+        SOCKET gone = udp_client(AF_INET, 1000);
+        send_to4(gone, port, "to a closed port", 16);
+        closesocket(gone);
+        /* And iocp_send_to straight to the closed port. */
+        SOCKET probe = udp_client(AF_INET, 1000);
+        struct sockaddr_in a = loop4(0);
+        CHECK(bind(probe, (struct sockaddr *)&a, sizeof a) == 0);
+        int alen = sizeof a;
+        CHECK(getsockname(probe, (struct sockaddr *)&a, &alen) == 0);
+        closesocket(probe);
+        iocp_addr to;
+        memset(&to, 0, sizeof to);
+        memcpy(to.sa.bytes, &a, sizeof a);
+        to.len = (int)sizeof a;
+        CHECK_OK(iocp_send_to(e, &to, "nobody", 6));
+        SOCKET s = udp_client(AF_INET, 3000);
+        send_to4(s, port, "still there?", 12);
+        int n = recv_one(s, back, sizeof back);
+        CHECK_MSG(n == 12 && memcmp(back, "still there?", 12) == 0,
+                  "round %d: the endpoint stopped answering (%d, WSA %d)", round, n,
+                  WSAGetLastError());
+        closesocket(s);
+    }
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    printf("after 10 echoes to closed ports: in %llu out %llu errors %llu\n",
+           (unsigned long long)st.udp_datagrams_in, (unsigned long long)st.udp_datagrams_out,
+           (unsigned long long)st.udp_errors);
+    CHECK_EQ_U(st.udp_datagrams_in, 10);
+    tn_stop_clean(e);
+}
+
+/* ---- a full send queue ----------------------------------------------------------------- */
+
+typedef struct blocker {
+    HANDLE entered, release;
+    iocp_addr from;
+} blocker;
+
+static void blocking_datagram(iocp_engine *e, const iocp_addr *from, const void *data, size_t len)
+{
+    blocker *b = iocp_engine_user(e);
+    (void)data;
+    (void)len;
+    b->from = *from;
+    SetEvent(b->entered);
+    WaitForSingleObject(b->release, 30000);
+}
+
+/* With the only worker held in a handler, iocp_send_to from another thread fills the 16 slots;
+ * each datagram past them is refused with IOCP_E_QUEUE_FULL and counted in udp_dropped, none
+ * silently. Released, the 16 queued ones arrive. */
+static void queue_full_counted(void)
+{
+    blocker b;
+    b.entered = CreateEventW(NULL, TRUE, FALSE, NULL);
+    b.release = CreateEventW(NULL, TRUE, FALSE, NULL);
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.udp_send_queue = 16;
+    iocp_engine *e = udp_start(&cfg, blocking_datagram, &b);
+    SOCKET s = udp_client(AF_INET, 3000);
+    send_to4(s, iocp_engine_udp_port(e), "hold", 4);
+    CHECK(WaitForSingleObject(b.entered, 10000) == WAIT_OBJECT_0);
+    int full = 0;
+    for (uint32_t i = 0; i < 16 + 100; i++) {
+        iocp_err rc = iocp_send_to(e, &b.from, &i, sizeof i);
+        if (rc == IOCP_E_QUEUE_FULL)
+            full++;
+        else
+            CHECK_OK(rc);
+    }
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(full, 100);
+    CHECK_EQ_U(st.udp_dropped, 100);
+    SetEvent(b.release);
+    for (uint32_t i = 0; i < 16; i++) {
+        uint32_t v = 0xffffffffu;
+        int n = recv_one(s, &v, sizeof v);
+        CHECK_MSG(n == 4, "queued datagram %u did not arrive (%d)", (unsigned)i, n);
+        CHECK_EQ_U(v, i); /* one worker: in the order queued */
+    }
+    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), 16, 5000));
+    closesocket(s);
+    tn_stop_clean(e);
+    CloseHandle(b.entered);
+    CloseHandle(b.release);
+}
+
+/* ---- stop, addresses, configuration ---------------------------------------------------- */
+
+/* A stop with 64 receives posted and sends queued from outside: every operation completes,
+ * every slot comes back (tn_stop_clean: no op in flight). */
+static void stop_with_pending(void)
+{
+    for (int round = 0; round < 3; round++) {
+        iocp_config cfg;
+        iocp_config_init(&cfg);
+        cfg.workers = 2;
+        cfg.udp_receives = 64;
+        iocp_engine *e = udp_start(&cfg, NULL, NULL);
+        iocp_stats st;
+        iocp_engine_stats(e, &st);
+        CHECK_MSG(st.ops_in_flight >= 64, "%llu ops in flight, 64 receives posted",
+                  (unsigned long long)st.ops_in_flight);
+        struct sockaddr_in a = loop4(9); /* discard: nobody there */
+        iocp_addr to;
+        memset(&to, 0, sizeof to);
+        memcpy(to.sa.bytes, &a, sizeof a);
+        to.len = (int)sizeof a;
+        static uint8_t junk[3000];
+        for (int i = 0; i < 200; i++)
+            (void)iocp_send_to(e, &to, junk, (size_t)(i * 13) % sizeof junk);
+        tn_stop_clean(e);
+    }
+}
+
+static void from_address(iocp_engine *e, const iocp_addr *from, const void *data, size_t len)
+{
+    char text[80];
+    iocp_addr_format(from, text, sizeof text);
+    char reply[128];
+    int n = snprintf(reply, sizeof reply, "%.*s from %s", (int)len, (const char *)data, text);
+    CHECK_OK(iocp_send_to(e, from, reply, (size_t)n));
+}
+
+/* The handler sees the sender's address (IPv4 peers of the dual-stack endpoint as
+ * ::ffff:127.0.0.1) and answers to it; an IPv6 peer is served too. */
+static void sender_address(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    iocp_engine *e = udp_start(&cfg, from_address, NULL);
+    uint16_t port = iocp_engine_udp_port(e);
+    SOCKET s = udp_client(AF_INET, 3000);
+    struct sockaddr_in me = loop4(0);
+    CHECK(bind(s, (struct sockaddr *)&me, sizeof me) == 0);
+    int mlen = sizeof me;
+    CHECK(getsockname(s, (struct sockaddr *)&me, &mlen) == 0);
+    send_to4(s, port, "hi", 2);
+    char back[200], want[128];
+    int n = recv_one(s, back, sizeof back - 1);
+    CHECK(n > 0);
+    back[n] = '\0';
+    snprintf(want, sizeof want, "hi from [::ffff:127.0.0.1]:%u", (unsigned)ntohs(me.sin_port));
+    CHECK_MSG(strcmp(back, want) == 0, "got '%s', wanted '%s'", back, want);
+    closesocket(s);
+
+    SOCKET s6 = udp_client(AF_INET6, 3000);
+    struct sockaddr_in6 a6;
+    memset(&a6, 0, sizeof a6);
+    a6.sin6_family = AF_INET6;
+    a6.sin6_port = htons(port);
+    a6.sin6_addr.s6_addr[15] = 1;
+    CHECK(sendto(s6, "v6", 2, 0, (struct sockaddr *)&a6, sizeof a6) == 2);
+    n = recv_one(s6, back, sizeof back - 1);
+    CHECK_MSG(n > 0, "no answer over IPv6 (WSA %d)", WSAGetLastError());
+    back[n] = '\0';
+    CHECK_MSG(strncmp(back, "v6 from [::1]:", 14) == 0, "got '%s'", back);
+    closesocket(s6);
+    tn_stop_clean(e);
+}
+
+/* UDP alone (listen = 0): any free port, echo works; iocp_send_to without an endpoint is
+ * IOCP_E_STATE; out-of-range settings are refused at start. */
+static void udp_only_and_config(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.listen = 0;
+    cfg.udp = 1;
+    cfg.workers = 1;
+    iocp_engine *e = NULL;
+    iocp_error_info err;
+    CHECK_OK(iocp_engine_start(&cfg, NULL, NULL, &e, &err));
+    CHECK_EQ_U(iocp_engine_port(e), 0);
+    uint16_t port = iocp_engine_udp_port(e);
+    CHECK(port != 0);
+    CHECK(strstr(iocp_engine_udp_address(e), "]:") != NULL);
+    SOCKET s = udp_client(AF_INET, 3000);
+    char back[16];
+    send_to4(s, port, "alone", 5);
+    CHECK(recv_one(s, back, sizeof back) == 5 && memcmp(back, "alone", 5) == 0);
+    closesocket(s);
+    tn_stop_clean(e);
+
+    iocp_config_init(&cfg);
+    iocp_engine *tcp = tn_start(&cfg, NULL, NULL);
+    iocp_addr to;
+    memset(&to, 0, sizeof to);
+    CHECK_EQ_U(iocp_send_to(tcp, &to, "x", 1), IOCP_E_STATE);
+    CHECK_EQ_U(iocp_engine_udp_port(tcp), 0);
+    tn_stop_clean(tcp);
+
+    struct {
+        uint32_t buffer, receives, queue;
+    } bad[] = {{100, 0, 16}, {70000, 0, 16}, {65536, 2000, 16}, {65536, 0, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        iocp_config_init(&cfg);
+        cfg.udp = 1;
+        cfg.udp_buffer_size = bad[i].buffer;
+        cfg.udp_receives = bad[i].receives;
+        cfg.udp_send_queue = bad[i].queue;
+        e = NULL;
+        iocp_err rc = iocp_engine_start(&cfg, NULL, NULL, &e, &err);
+        CHECK_MSG(rc == IOCP_E_INVALID_ARG && e == NULL, "case %u: %s", (unsigned)i,
+                  iocp_strerror(rc));
+        printf("refused: %s\n", err.message);
+    }
+}
+
+static const test_case cases[] = {
+    {"echo_exact", echo_exact},
+    {"largest_and_empty", largest_and_empty},
+    {"truncated_counted", truncated_counted},
+    {"closed_port_no_break", closed_port_no_break},
+    {"queue_full_counted", queue_full_counted},
+    {"stop_with_pending", stop_with_pending},
+    {"sender_address", sender_address},
+    {"udp_only_and_config", udp_only_and_config},
+};
+
+TEST_MAIN(cases)
