@@ -7,7 +7,8 @@
  *           [--tls [--tls-ca PEM] [--tls-server-name NAME]]
  *   loadgen --host 127.0.0.1 --port P --idle-connections N [--hold SECONDS] [--json]
  *   loadgen --udp --host 127.0.0.1 --port P --connections N --depth D --size BYTES
- *           --duration SECONDS [--udp-timeout SECONDS] [--json] [--threads T]
+ *           (--duration SECONDS | --messages COUNT) [--udp-timeout SECONDS] [--json]
+ *           [--threads T]
  *
  * Echo mode: every connection keeps D messages of SIZE bytes in flight. A message carries its
  * sequence number and connection id, and a pattern that differs per connection and per
@@ -128,7 +129,8 @@ static void usage(const char *why)
             "       loadgen --host H --port P --idle-connections N [--hold SECONDS]\n"
             "               [--idle-first SECONDS] [--json]\n"
             "       loadgen --udp --host H --port P [--connections N] [--depth D] [--size BYTES]\n"
-            "               --duration SECONDS [--udp-timeout SECONDS] [--threads T] [--json]\n",
+            "               (--duration SECONDS | --messages COUNT) [--udp-timeout SECONDS]\n"
+            "               [--threads T] [--json]\n",
             why);
     exit(1);
 }
@@ -1064,6 +1066,13 @@ static int udp_warm(worker *w, uint64_t now)
     return 1;
 }
 
+/* --messages: this thread's share of the datagrams has been echoed. */
+static int udp_quota_done(worker *w, uint64_t now)
+{
+    (void)now;
+    return w->done >= w->quota;
+}
+
 static void *udp_worker_main(worker *w)
 {
     w->phase = P_WARMUP;
@@ -1084,7 +1093,7 @@ static void *udp_worker_main(worker *w)
         if (c->state == C_OPEN)
             udp_top_up(w, c, opt.depth, now);
     }
-    udp_loop(w, opt.depth, timed_done, "the timed run");
+    udp_loop(w, opt.depth, opt.duration > 0 ? timed_done : udp_quota_done, "the timed run");
     w->recording = 0;
     w->sending = 0;
     return NULL;
@@ -1249,8 +1258,8 @@ static void parse_args(int argc, char **argv)
     if (opt.port == 0)
         usage("--port is required");
     if (opt.mode == MODE_UDP) {
-        if (have_idle || opt.tls || !have_duration || have_messages)
-            usage("--udp goes with --duration, and no --idle-connections, --tls or --messages");
+        if (have_idle || opt.tls)
+            usage("--udp goes with no --idle-connections or --tls");
         if (opt.size < 12 || opt.size > 65507)
             usage("--udp: --size is 12 (the header) to 65,507 bytes");
     }
