@@ -300,6 +300,7 @@ RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 RESULTS_FILES = (
     ("latest.json", "# Benchmark results"),
     ("wine10.json", "## Under Wine 10: TLS beside plaintext (BENCH_WINE=10)"),
+    ("udp.json", "## UDP echo (BENCH_WORKLOADS=udp BENCH_OUT=bench/results/udp.json)"),
 )
 
 

@@ -32,7 +32,8 @@
 #   BENCH_OURS_EXE         measure this iocp-service.exe as ours (another build or commit,
 #                          for an A/B comparison; use with BENCH_SKIP_BUILD=1 and BENCH_OUT)
 #   BENCH_OUT              the JSON results (default bench/results/latest.json, under Wine 10
-#                          bench/results/wine10.json; RESULTS.md shows both)
+#                          bench/results/wine10.json, the udp workload alone
+#                          bench/results/udp.json; RESULTS.md shows all three)
 #   BENCH_RETRIES (1)      repeats of a run whose server stopped before the bench stopped it
 #   BENCH_BUSY_CPUS (0)    busy loops at nice 19 kept running during the runs: they take only
 #                          idle CPU time, so no CPU sleeps and a wake-up costs no idle exit.
@@ -119,6 +120,9 @@ source "$root/cmake/wine-tag.sh"
 PREFIX=$IOCP_WINEPREFIX${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}
 # One results file per Wine: a Wine 10 run's rows are not comparable with a Wine 8 run's.
 results_file=${BENCH_OUT:-$root/bench/results/$([ "$BENCH_WINE" = 10 ] && echo wine10 || echo latest).json}
+# A run of the udp workload alone has its own file (RESULTS.md shows it as a third section),
+# so that it does not replace the TCP tables of latest.json.
+[ -z "${BENCH_OUT:-}" ] && [ "$(echo $WORKLOADS)" = udp ] && results_file=$root/bench/results/udp.json
 results_dir=$(dirname "$results_file")
 mkdir -p "$out" "$logs" "$results_dir"
 
