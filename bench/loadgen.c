@@ -6,6 +6,9 @@
  *           (--duration SECONDS | --messages COUNT) [--churn] [--json] [--threads T]
  *           [--tls [--tls-ca PEM] [--tls-server-name NAME]]
  *   loadgen --host 127.0.0.1 --port P --idle-connections N [--hold SECONDS] [--json]
+ *   loadgen --udp --host 127.0.0.1 --port P --connections N --depth D --size BYTES
+ *           (--duration SECONDS | --messages COUNT) [--udp-timeout SECONDS] [--json]
+ *           [--threads T]
  *
  * Echo mode: every connection keeps D messages of SIZE bytes in flight. A message carries its
  * sequence number and connection id, and a pattern that differs per connection and per
@@ -33,6 +36,15 @@
  * churn a cycle is connect, handshake, one echo, close_notify, close, so connections/s are
  * handshakes/s. The handshake time (connect start to handshake done) has its own histogram.
  * OpenSSL is the benchmark's, not the product's: the servers under test use Schannel.
+ *
+ * UDP (--udp): N connected UDP sockets, each keeping D datagrams of SIZE bytes (at least 12:
+ * the header) in flight. A datagram is a message as above (sequence number, socket id,
+ * pattern); every echo is checked whole against the datagram of its sequence number (a wrong
+ * length, id or byte is a mismatch). An echo may come back in any order. A datagram not
+ * answered within --udp-timeout (0.5 s) counts as lost and is replaced by a new one, so the
+ * window does not shrink; an echo that comes after its timeout (or twice) is counted as late
+ * and not timed. Warm-up: every socket has one datagram echoed. Loss is counted, not an error;
+ * a refused send or receive (ICMP port unreachable: no server) is an error.
  *
  * Exit code: 0 when there was no error of any kind, 2 on a data mismatch, 1 otherwise.
  */
@@ -65,7 +77,7 @@
 
 /* ---- options ---------------------------------------------------------------------------- */
 
-enum mode { MODE_ECHO, MODE_CHURN, MODE_IDLE };
+enum mode { MODE_ECHO, MODE_CHURN, MODE_IDLE, MODE_UDP };
 
 static struct {
     const char *host;
@@ -86,6 +98,7 @@ static struct {
     int tls;
     const char *tls_ca;          /* verify the server against this CA (PEM); else no check */
     const char *tls_server_name; /* SNI (and the name checked with --tls-ca) */
+    double udp_timeout;          /* --udp: seconds before a datagram counts as lost */
 } opt = {
     .host = "127.0.0.1",
     .port = 0,
@@ -98,6 +111,7 @@ static struct {
     .stall_timeout = 15.0,
     .connect_window = 256,
     .tls_server_name = "localhost",
+    .udp_timeout = 0.5,
 };
 
 static struct sockaddr_storage server_addr;
@@ -113,7 +127,10 @@ static void usage(const char *why)
             "               [--stall-timeout SECONDS] [--connect-window N]\n"
             "               [--tls [--tls-ca PEM] [--tls-server-name NAME]]\n"
             "       loadgen --host H --port P --idle-connections N [--hold SECONDS]\n"
-            "               [--idle-first SECONDS] [--json]\n",
+            "               [--idle-first SECONDS] [--json]\n"
+            "       loadgen --udp --host H --port P [--connections N] [--depth D] [--size BYTES]\n"
+            "               (--duration SECONDS | --messages COUNT) [--udp-timeout SECONDS]\n"
+            "               [--threads T] [--json]\n",
             why);
     exit(1);
 }
@@ -208,6 +225,8 @@ typedef struct conn {
     uint64_t cstart; /* when the current connect began */
     SSL *ssl;        /* --tls: from the TCP connect to the close; C_CONNECTING until the
                         handshake is done */
+    uint64_t *slot_seq;      /* --udp: the datagram in each of the depth slots */
+    unsigned char *slot_st;  /* --udp: SLOT_FREE, SLOT_FLIGHT, SLOT_UNSENT */
 } conn;
 
 enum phase { P_WARMUP, P_TIMED, P_HOLD };
@@ -237,6 +256,7 @@ typedef struct worker {
     uint64_t tls_errors;      /* handshakes that failed */
     uint64_t handshakes;      /* completed */
     iocp_histogram hs_hist;   /* connect start to handshake done, us (churn: timed phase) */
+    uint64_t udp_sent, udp_lost, udp_late, udp_warm_lost; /* --udp; the first three timed */
 } worker;
 
 static uint64_t worker_errors(const worker *w)
@@ -841,9 +861,249 @@ static void sync_all(void)
     pthread_barrier_wait(&g_barrier);
 }
 
+
+/* ---- UDP (--udp) ---------------------------------------------------------------------- */
+
+enum { SLOT_FREE, SLOT_FLIGHT, SLOT_UNSENT };
+
+static int udp_open(worker *w, conn *c)
+{
+    int fd = socket(server_addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        report("udp socket: %s", strerror(errno));
+        w->connect_errors++;
+        return -1;
+    }
+    int rcvbuf = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (connect(fd, (const struct sockaddr *)&server_addr, server_addr_len) != 0) {
+        report("udp connect (socket %u): %s", c->id, strerror(errno));
+        w->connect_errors++;
+        close(fd);
+        return -1;
+    }
+    c->fd = fd;
+    c->events = EPOLLIN;
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &e) != 0) {
+        report("epoll_ctl add: %s", strerror(errno));
+        atomic_store(&g_abort, 1);
+        return -1;
+    }
+    c->state = C_OPEN;
+    w->established++;
+    return 0;
+}
+
+/* Sends the datagram of slot k (its seq set). A full socket buffer leaves it SLOT_UNSENT, to
+ * be tried again; a refusal (ICMP: nothing listens) is an error. */
+static void udp_send_slot(worker *w, conn *c, unsigned k, uint64_t now)
+{
+    make_message(w->scratch, c->id, c->slot_seq[k]);
+    ssize_t n;
+    do
+        n = send(c->fd, w->scratch, opt.size, 0);
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)opt.size) {
+        c->slot_st[k] = SLOT_FLIGHT;
+        c->stamp[k] = now;
+        if (w->recording)
+            w->udp_sent++;
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+        c->slot_st[k] = SLOT_UNSENT;
+        return;
+    }
+    report("udp send (socket %u): %s", c->id, n < 0 ? strerror(errno) : "short send");
+    w->io_errors++;
+    c->slot_st[k] = SLOT_UNSENT;
+}
+
+/* Fills free slots with new datagrams while fewer than `want` are out; retries unsent ones. */
+static void udp_top_up(worker *w, conn *c, unsigned want, uint64_t now)
+{
+    unsigned out = 0;
+    for (unsigned k = 0; k < opt.depth; k++)
+        out += c->slot_st[k] != SLOT_FREE;
+    for (unsigned k = 0; k < opt.depth; k++) {
+        if (c->slot_st[k] == SLOT_UNSENT) {
+            udp_send_slot(w, c, k, now);
+        } else if (c->slot_st[k] == SLOT_FREE && out < want) {
+            c->slot_seq[k] = c->sent++;
+            out++;
+            udp_send_slot(w, c, k, now);
+        }
+    }
+}
+
+/* Datagrams in flight longer than the timeout: lost, their slots freed (then refilled). */
+static void udp_expire(worker *w, conn *c, uint64_t now)
+{
+    uint64_t limit = (uint64_t)(opt.udp_timeout * 1e9);
+    for (unsigned k = 0; k < opt.depth; k++) {
+        if (c->slot_st[k] == SLOT_FLIGHT && now - c->stamp[k] >= limit) {
+            c->slot_st[k] = SLOT_FREE;
+            if (w->recording)
+                w->udp_lost++;
+            else
+                w->udp_warm_lost++;
+        }
+    }
+}
+
+/* One echoed datagram of n bytes at p: matched to its slot by sequence number, checked whole. */
+static void udp_datagram(worker *w, conn *c, const unsigned char *p, size_t n, uint64_t now)
+{
+    if (n != opt.size) {
+        report("MISMATCH socket %u: a datagram of %zu bytes, sent %zu", c->id, n, opt.size);
+        w->mismatches++;
+        return;
+    }
+    uint64_t seq = 0;
+    uint32_t id = 0;
+    for (int b = 0; b < 8; b++)
+        seq |= (uint64_t)p[b] << (8 * b);
+    for (int b = 0; b < 4; b++)
+        id |= (uint32_t)p[8 + b] << (8 * b);
+    if (id != c->id || seq >= c->sent) {
+        report("MISMATCH socket %u: a datagram with id %u seq %llu (sent %llu so far)", c->id, id,
+               (unsigned long long)seq, (unsigned long long)c->sent);
+        w->mismatches++;
+        return;
+    }
+    make_message(w->expect, c->id, seq);
+    if (memcmp(p, w->expect, opt.size) != 0) {
+        size_t at = 0;
+        while (p[at] == w->expect[at])
+            at++;
+        report("MISMATCH socket %u datagram %llu byte %zu: expected 0x%02x, got 0x%02x", c->id,
+               (unsigned long long)seq, at, w->expect[at], p[at]);
+        w->mismatches++;
+        return;
+    }
+    for (unsigned k = 0; k < opt.depth; k++) {
+        if (c->slot_st[k] == SLOT_FLIGHT && c->slot_seq[k] == seq) {
+            c->slot_st[k] = SLOT_FREE;
+            c->recvd++;
+            w->last_progress = now;
+            if (w->recording && !(opt.duration > 0 && now > g_tend)) {
+                iocp_histogram_record(&w->hist, (now - c->stamp[k] + 500) / 1000);
+                w->done++;
+                w->t_last = now;
+            }
+            return;
+        }
+    }
+    if (w->recording) /* after its timeout, or a second copy */
+        w->udp_late++;
+}
+
+/* Reads what the socket holds (up to 64 datagrams a turn). */
+static void udp_read(worker *w, conn *c)
+{
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = recv(c->fd, w->scratch, w->scratch_len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            report("udp recv (socket %u): %s", c->id, strerror(errno));
+            w->io_errors++;
+            return;
+        }
+        udp_datagram(w, c, w->scratch, (size_t)n, now_ns());
+    }
+}
+
+/* The UDP loop, until done() says so: read, expire, top up to `want` in flight. */
+static void udp_loop(worker *w, unsigned want, phase_done_fn done, const char *what)
+{
+    struct epoll_event evs[256];
+    uint64_t next_scan = 0;
+    w->last_progress = now_ns();
+    for (;;) {
+        uint64_t now = now_ns();
+        if (atomic_load(&g_abort) || g_signal || done(w, now))
+            return;
+        if (stalled(w, now, what))
+            return;
+        if (now >= next_scan) {
+            next_scan = now + 2 * 1000 * 1000; /* every 2 ms */
+            for (unsigned i = 0; i < w->nconns; i++) {
+                conn *c = &w->conns[i];
+                if (c->state != C_OPEN)
+                    continue;
+                udp_expire(w, c, now);
+                udp_top_up(w, c, want, now);
+            }
+        }
+        int n = epoll_wait(w->ep, evs, 256, 2);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            report("epoll_wait: %s", strerror(errno));
+            atomic_store(&g_abort, 1);
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            udp_read(w, c);
+            if (w->sending || want == 1)
+                udp_top_up(w, c, want, now_ns());
+        }
+    }
+}
+
+/* Warm-up: every socket has had one echo. */
+static int udp_warm(worker *w, uint64_t now)
+{
+    (void)now;
+    for (unsigned i = 0; i < w->nconns; i++)
+        if (w->conns[i].state == C_OPEN && w->conns[i].recvd == 0)
+            return 0;
+    return 1;
+}
+
+/* --messages: this thread's share of the datagrams has been echoed. */
+static int udp_quota_done(worker *w, uint64_t now)
+{
+    (void)now;
+    return w->done >= w->quota;
+}
+
+static void *udp_worker_main(worker *w)
+{
+    w->phase = P_WARMUP;
+    for (unsigned i = 0; i < w->nconns && !atomic_load(&g_abort); i++)
+        if (udp_open(w, &w->conns[i]) != 0)
+            atomic_store(&g_abort, 1);
+    udp_loop(w, 1, udp_warm, "the warm-up");
+    sync_all(); /* the main thread stamps t0 */
+    sync_all();
+    w->phase = P_TIMED;
+    w->recording = 1;
+    w->sending = 1;
+    uint64_t now = now_ns();
+    for (unsigned i = 0; i < w->nconns; i++) {
+        conn *c = &w->conns[i];
+        /* A warm-up datagram still out stays in its slot, timed from its send (as the TCP
+         * path times a message sent before t0). */
+        if (c->state == C_OPEN)
+            udp_top_up(w, c, opt.depth, now);
+    }
+    udp_loop(w, opt.depth, opt.duration > 0 ? timed_done : udp_quota_done, "the timed run");
+    w->recording = 0;
+    w->sending = 0;
+    return NULL;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    if (opt.mode == MODE_UDP)
+        return udp_worker_main(w);
     w->phase = P_WARMUP;
 
     if (opt.mode == MODE_IDLE) {
@@ -978,6 +1238,10 @@ static void parse_args(int argc, char **argv)
             opt.connect_window = (unsigned)parse_u64(a, VALUE(), 1, 1000000);
         else if (!strcmp(a, "--tls"))
             opt.tls = 1;
+        else if (!strcmp(a, "--udp"))
+            opt.mode = MODE_UDP;
+        else if (!strcmp(a, "--udp-timeout"))
+            opt.udp_timeout = parse_double(a, VALUE(), 0.001, 3600);
         else if (!strcmp(a, "--tls-ca"))
             opt.tls_ca = VALUE();
         else if (!strcmp(a, "--tls-server-name"))
@@ -993,8 +1257,14 @@ static void parse_args(int argc, char **argv)
     }
     if (opt.port == 0)
         usage("--port is required");
+    if (opt.mode == MODE_UDP) {
+        if (have_idle || opt.tls)
+            usage("--udp goes with no --idle-connections or --tls");
+        if (opt.size < 12 || opt.size > 65507)
+            usage("--udp: --size is 12 (the header) to 65,507 bytes");
+    }
     if (have_idle) {
-        if (opt.mode == MODE_CHURN || have_duration || have_messages)
+        if (opt.mode == MODE_CHURN || opt.mode == MODE_UDP || have_duration || have_messages)
             usage("--idle-connections goes with no --churn, --duration or --messages");
         opt.mode = MODE_IDLE;
         opt.depth = 1;
@@ -1012,7 +1282,9 @@ static void parse_args(int argc, char **argv)
 static void resolve(void)
 {
     struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = opt.mode == MODE_UDP ? SOCK_DGRAM : SOCK_STREAM,
+        .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res;
     char port[16];
     snprintf(port, sizeof port, "%d", opt.port);
@@ -1038,7 +1310,10 @@ static void *xcalloc(size_t n, size_t size)
 
 static const char *mode_name(void)
 {
-    return opt.mode == MODE_CHURN ? "churn" : opt.mode == MODE_IDLE ? "scale" : "echo";
+    return opt.mode == MODE_CHURN  ? "churn"
+           : opt.mode == MODE_IDLE ? "scale"
+           : opt.mode == MODE_UDP  ? "udp"
+                                   : "echo";
 }
 
 int main(int argc, char **argv)
@@ -1110,6 +1385,10 @@ int main(int argc, char **argv)
         c->rmsg = xcalloc(opt.size, 1);
         c->sbuf = xcalloc((size_t)opt.depth, opt.size);
         c->stamp = xcalloc(opt.depth, sizeof *c->stamp);
+        if (opt.mode == MODE_UDP) {
+            c->slot_seq = xcalloc(opt.depth, sizeof *c->slot_seq);
+            c->slot_st = xcalloc(opt.depth, 1);
+        }
     }
     for (unsigned t = 0; t < opt.threads; t++)
         workers[t].quota = opt.messages / opt.threads + (t < opt.messages % opt.threads);
@@ -1181,13 +1460,18 @@ int main(int argc, char **argv)
     iocp_histogram_init(&hs_hist);
     uint64_t done = 0, errors = 0, mismatches = 0, connect_errors = 0, io_errors = 0,
              early_close = 0, extra_bytes = 0, closed_by_server = 0, reset_by_server = 0,
-             established = 0, t_last = 0, t_last_close = 0, tls_errors = 0, handshakes = 0;
+             established = 0, t_last = 0, t_last_close = 0, tls_errors = 0, handshakes = 0,
+             udp_sent = 0, udp_lost = 0, udp_late = 0, udp_warm_lost = 0;
     for (unsigned t = 0; t < opt.threads; t++) {
         worker *w = &workers[t];
         iocp_histogram_merge(&hist, &w->hist);
         iocp_histogram_merge(&hs_hist, &w->hs_hist);
         tls_errors += w->tls_errors;
         handshakes += w->handshakes;
+        udp_sent += w->udp_sent;
+        udp_lost += w->udp_lost;
+        udp_late += w->udp_late;
+        udp_warm_lost += w->udp_warm_lost;
         done += w->done;
         errors += worker_errors(w);
         mismatches += w->mismatches;
@@ -1250,6 +1534,15 @@ int main(int argc, char **argv)
         if (opt.mode == MODE_CHURN)
             fprintf(out, "  %llu connections (connect, echo, close) in %.2f s: %.1f conn/s\n",
                     (unsigned long long)done, elapsed, rate);
+        else if (opt.mode == MODE_UDP)
+            fprintf(out,
+                    "  %llu datagrams echoed and verified in %.2f s: %.1f datagrams/s, %.2f MB/s; "
+                    "sent %llu, lost %llu (%.4f%%, timeout %.3f s), late %llu; warm-up lost "
+                    "%llu\n",
+                    (unsigned long long)done, elapsed, rate, mbps, (unsigned long long)udp_sent,
+                    (unsigned long long)udp_lost,
+                    udp_sent ? 100.0 * (double)udp_lost / (double)udp_sent : 0.0, opt.udp_timeout,
+                    (unsigned long long)udp_late, (unsigned long long)udp_warm_lost);
         else
             fprintf(out, "  %llu messages, %llu bytes in %.2f s: %.1f msg/s, %.2f MB/s\n",
                     (unsigned long long)done, (unsigned long long)(done * opt.size), elapsed, rate,
@@ -1297,6 +1590,12 @@ int main(int argc, char **argv)
                    (unsigned long long)established, connect_ms, echo_ms, held_s,
                    (unsigned long long)closed_by_server, (unsigned long long)reset_by_server,
                    t_last_close ? (double)(t_last_close - t_hold) / 1e6 : -1.0);
+        if (opt.mode == MODE_UDP)
+            printf(",\"udp\":{\"sent\":%llu,\"lost\":%llu,\"late\":%llu,\"warmup_lost\":%llu,"
+                   "\"loss_ratio\":%.6f,\"timeout_s\":%.3f}",
+                   (unsigned long long)udp_sent, (unsigned long long)udp_lost,
+                   (unsigned long long)udp_late, (unsigned long long)udp_warm_lost,
+                   udp_sent ? (double)udp_lost / (double)udp_sent : 0.0, opt.udp_timeout);
         if (opt.tls)
             printf(",\"tls\":{\"protocol\":\"%s\",\"cipher\":\"%s\",\"verified\":%s,"
                    "\"handshakes\":%llu,\"handshake_errors\":%llu,\"handshake_us\":{\"p50\":%llu,"

@@ -4,6 +4,7 @@
  * that the load generator is not what limits the Wine numbers.
  *
  *   native_echo [--port P] [--threads N] [--buffer-size BYTES] [--tls-cert PEM --tls-key PEM]
+ *   native_echo --udp [--port P] [--threads N]
  *
  * Prints "native-echo: listening on 127.0.0.1:PORT" once ready; SIGINT/SIGTERM stop it.
  * Each thread waits on the shared listener (EPOLLEXCLUSIVE), accepts, and serves its own
@@ -14,12 +15,18 @@
  * SSL_read, SSL_write on the same loop), limited to TLS 1.2, the version Wine's Schannel
  * negotiates, so that the calibration row costs the load generator the same work as the
  * servers under test. No session resumption. The bench's, not the product's.
+ *
+ * With --udp it is a UDP echo server instead (the udp workload's calibration row): one socket
+ * on 127.0.0.1:PORT, N threads each waiting for it in poll() and then echoing in batches with
+ * recvmmsg/sendmmsg (up to 64 datagrams a call), every datagram back whole to its sender.
+ * Prints "native-echo: listening on 127.0.0.1:PORT (udp ...)".
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,6 +52,7 @@ static int g_listener;
 static size_t g_bufsize = 16384;
 static volatile sig_atomic_t g_stop;
 static SSL_CTX *g_tls;
+static int g_udp; /* --udp: g_listener is the UDP socket */
 
 static void on_signal(int sig)
 {
@@ -216,6 +224,53 @@ static void *loop(void *arg)
     return NULL;
 }
 
+/* --udp: one thread of the UDP echo. Every thread waits on the same socket; whoever wakes
+ * takes up to 64 datagrams and sends each back to its sender. */
+#define UDP_BATCH 64
+static void *udp_loop(void *arg)
+{
+    (void)arg;
+    unsigned char(*bufs)[65536] = malloc(UDP_BATCH * sizeof *bufs);
+    if (!bufs) {
+        perror("native-echo: malloc");
+        exit(1);
+    }
+    struct mmsghdr msgs[UDP_BATCH];
+    struct iovec iov[UDP_BATCH];
+    struct sockaddr_storage from[UDP_BATCH];
+    while (!g_stop) {
+        struct pollfd p = {.fd = g_listener, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        for (int i = 0; i < UDP_BATCH; i++) {
+            iov[i].iov_base = bufs[i];
+            iov[i].iov_len = sizeof bufs[i];
+            memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &from[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+        }
+        int n = recvmmsg(g_listener, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            continue; /* another thread took them, or an ICMP error: nothing to echo */
+        for (int i = 0; i < n; i++)
+            iov[i].iov_len = msgs[i].msg_len;
+        int sent = 0;
+        while (sent < n) {
+            int k = sendmmsg(g_listener, msgs + sent, (unsigned)(n - sent), 0);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                sent++; /* this one is refused (its sender has gone): skip it */
+            else
+                sent += k;
+        }
+    }
+    free(bufs);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     int port = 0;
@@ -232,11 +287,17 @@ int main(int argc, char **argv)
             cert = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--tls-key"))
             key = argv[++i];
+        else if (!strcmp(argv[i], "--udp"))
+            g_udp = 1;
         else {
             fprintf(stderr, "usage: native_echo [--port P] [--threads N] [--buffer-size B] "
-                            "[--tls-cert PEM --tls-key PEM]\n");
+                            "[--tls-cert PEM --tls-key PEM] [--udp]\n");
             return 2;
         }
+    }
+    if (g_udp && cert) {
+        fprintf(stderr, "native-echo: --udp has no TLS\n");
+        return 2;
     }
     if (!cert != !key) {
         fprintf(stderr, "native-echo: --tls-cert and --tls-key go together\n");
@@ -269,10 +330,31 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    g_listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t alen = sizeof a;
+    if (g_udp) {
+        g_listener = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (g_listener < 0 || bind(g_listener, (struct sockaddr *)&a, sizeof a) != 0 ||
+            getsockname(g_listener, (struct sockaddr *)&a, &alen)) {
+            perror("native-echo: udp bind");
+            return 1;
+        }
+        int rcvbuf = 4 << 20;
+        setsockopt(g_listener, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        printf("native-echo: listening on 127.0.0.1:%u (udp, threads %ld, recvmmsg batches of "
+               "%d)\n",
+               ntohs(a.sin_port), threads, UDP_BATCH);
+        fflush(stdout);
+        pthread_t *ut = calloc((size_t)threads, sizeof *ut);
+        for (long i = 0; i < threads; i++)
+            pthread_create(&ut[i], NULL, udp_loop, NULL);
+        for (long i = 0; i < threads; i++)
+            pthread_join(ut[i], NULL);
+        printf("native-echo: stopped\n");
+        return 0;
+    }
+    g_listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (g_listener < 0 || bind(g_listener, (struct sockaddr *)&a, sizeof a) != 0 ||
         listen(g_listener, 4096) != 0 || getsockname(g_listener, (struct sockaddr *)&a, &alen)) {
         perror("native-echo: listen");

@@ -3,7 +3,7 @@
 #
 #   bench/profile.sh ours|asio|minimal WORKLOAD [COUNT]
 #
-# WORKLOAD is one of bench/run.sh's: pingpong pipelined bulk many churn; COUNT is the number
+# WORKLOAD is one of bench/run.sh's: pingpong pipelined bulk many churn udp; COUNT is the number
 # of echoes (connections for churn) to measure, default 20000 (3000 for churn). Two runs:
 #   1. plain: echoes per second, and the CPU time the server process, the wineserver and the
 #      load generator spent, per echo (utime+stime from /proc);
@@ -23,8 +23,9 @@ pipelined) args=(--connections 100 --depth 4 --size 64) ;;
 bulk) args=(--connections 100 --depth 4 --size 4096) ;;
 many) args=(--connections 1000 --depth 1 --size 64) ;;
 churn) args=(--churn --connections 32 --size 64) ;;
+udp) args=(--udp --connections 16 --depth 4 --size 64) ;; # ours --udp-only, asio_udp_echo.exe
 *)
-    echo "profile: unknown workload '$workload' (pingpong pipelined bulk many churn)" >&2
+    echo "profile: unknown workload '$workload' (pingpong pipelined bulk many churn udp)" >&2
     exit 2
     ;;
 esac
@@ -44,12 +45,18 @@ ours)
         --max-connections 11024 --name "iocp-profile-$$"
         --max-connections-per-ip 0 --send-queue-cap 4194304 --memory-budget 55120)
     # as bench/run.sh: loopback clients, the 4 MiB queue, a budget of 11,024 x 5 MiB
+    [ "$workload" = udp ] && srv_args+=(--udp-only)
     ;;
 asio)
     exe=$root/build/bench/asio_echo.exe
     srv_args=(--port 0 --threads 2 --buffer-size 16384)
+    if [ "$workload" = udp ]; then
+        exe=$root/build/bench/asio_udp_echo.exe
+        srv_args=(--port 0 --threads 2 --receives "${BENCH_ASIO_UDP_RECEIVES:-1}")
+    fi
     ;;
 minimal)
+    [ "$workload" = udp ] && { echo "profile: the minimal loop has no UDP" >&2 && exit 2; }
     exe=$root/build/bench/minimal_echo.exe
     srv_args=(--port 0 --threads 2 --buffer-size 16384)
     ;;
@@ -125,7 +132,7 @@ s1=$(cpu_ticks "$server_proc")
 w1=$(cpu_ticks "$ws")
 stop_server
 read -r lg_user lg_sys <"$work/lg.time"
-echoes=$(grep -m1 -oE '^ *[0-9]+ (messages|connections)' "$work/lg.out" | grep -oE '[0-9]+')
+echoes=$(grep -m1 -oE '^ *[0-9]+ (messages|connections|datagrams)' "$work/lg.out" | grep -oE '[0-9]+')
 [ -n "$echoes" ] && [ "$echoes" -gt 0 ] || {
     echo "profile: the load generator echoed nothing:" >&2
     cat "$work/lg.out" >&2

@@ -21,13 +21,14 @@ WORKLOADS = [
     ("many", "4 many: 1000 conns, 64 B, depth 1", "msg/s"),
     ("churn", "5 churn: {slots} slots connect/echo/close", "conn/s"),
     ("scale", "6 scale: {scale} conns, all echo once", ""),
+    ("udp", "7 udp: {udp}", "datagrams/s"),
 ]
 # The same over TLS 1.2 (ours and native only); each is compared with its plaintext workload of
 # the same run, under the same Wine. churn-tls: connections/s are full handshakes/s.
 WORKLOADS += [
     (key + "-tls", key + "-tls:" + title.split(":", 1)[1], "handshakes/s" if key == "churn" else unit)
     for key, title, unit in WORKLOADS
-    if key != "scale"
+    if key not in ("scale", "udp")
 ]
 IMPLS = ("ours", "asio", "minimal", "native")
 TLS_IMPLS = ("ours", "native")
@@ -74,6 +75,11 @@ def metrics_of(r):
         m["p99_us"] = lat.get("p99") if ok else None
         m["p999_us"] = lat.get("p999") if ok else None
         m["mb_per_s"] = lg.get("mb_per_s") if ok else None
+        udp = lg.get("udp")
+        if udp:
+            m["udp_lost"] = udp.get("lost") if ok else None
+            m["udp_late"] = udp.get("late") if ok else None
+            m["udp_loss_ratio"] = udp.get("loss_ratio") if ok else None
         hs = (lg.get("tls") or {}).get("handshake_us") or {}
         if lg.get("tls"):
             m["handshake_p50_us"] = hs.get("p50") if ok else None
@@ -196,6 +202,34 @@ def markdown(result, json_path, heading="# Benchmark results"):
             f"| {fmt((s.get('p99_us') or {}).get('median'))} | {md_stats(mn.get('rate'))} "
             f"| {md_ratio(e.get('ratio_ours_minimal'))} | {md_stats(n.get('rate'))} |"
         )
+    e = w.get("udp")
+    if e:
+        out += [
+            "",
+            f"{e['title']}: ours is `run --udp-only`, asio is " + str(meta.get("asio_udp")) + ", "
+            "native is `native_echo --udp`. Latency in us (medians of the rounds); a datagram "
+            "unanswered after the load generator's timeout is lost (and replaced); late: "
+            "echoes that came after it.",
+            "",
+            "| server | datagrams/s | /asio | p50 | p99 | p99.9 | p99 / asio's | lost (total) | late (total) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        sa = e.get("asio") or {}
+        for impl in ("ours", "asio", "native"):
+            x = e.get(impl) or {}
+            if not x:
+                continue
+            med = lambda m: (x.get(m) or {}).get("median")  # noqa: E731
+            tot = lambda m: sum(  # noqa: E731
+                ((r.get("loadgen") or {}).get("udp") or {}).get(m) or 0
+                for r in e.get("runs", [])
+                if r["impl"] == impl and run_ok(r)
+            )
+            out.append(
+                f"| {impl} | {md_stats(x.get('rate'))} | {md_ratio(ratio(x.get('rate'), sa.get('rate')))} "
+                f"| {fmt(med('p50_us'))} | {fmt(med('p99_us'))} | {fmt(med('p999_us'))} "
+                f"| {md_ratio(ratio(x.get('p99_us'), sa.get('p99_us')))} | {tot('lost'):,} | {tot('late'):,} |"
+            )
     tls_keys = [k for k, _, _ in WORKLOADS if k.endswith("-tls") and k in w]
     if tls_keys:
         out += [
@@ -266,6 +300,7 @@ RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 RESULTS_FILES = (
     ("latest.json", "# Benchmark results"),
     ("wine10.json", "## Under Wine 10: TLS beside plaintext (BENCH_WINE=10)"),
+    ("udp.json", "## UDP echo (BENCH_WORKLOADS=udp BENCH_OUT=bench/results/udp.json)"),
 )
 
 
@@ -299,6 +334,10 @@ def main():
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--scale-connections", type=int, default=10000)
     ap.add_argument("--churn-slots", type=int, default=32)
+    ap.add_argument("--udp-sockets", type=int, default=16)
+    ap.add_argument("--udp-depth", type=int, default=4)
+    ap.add_argument("--udp-size", type=int, default=64)
+    ap.add_argument("--asio-udp-receives", type=int, default=1)
     ap.add_argument("--ours-note", default="")
     ap.add_argument("--have-ours", default="1")
     ap.add_argument("--prefix", default="")
@@ -345,6 +384,13 @@ def main():
             "minimal": "build/bench/minimal_echo.exe --threads N --buffer-size 16384 (the floor: "
             "the least an IOCP echo loop can do; MinGW gcc -O2)",
             "native": "build/bench/native_echo (Linux epoll, calibration of the load generator)",
+            "ours_udp": "ours with --udp-only instead of TCP (the same options otherwise)",
+            "asio_udp": f"`build/bench/asio_udp_echo.exe --threads N --receives {a.asio_udp_receives}` "
+            "(asio's async_udp_echo_server example: one socket, async_receive_from, "
+            "async_send_to back, receive again"
+            + ("; one receive outstanding, as the example)" if a.asio_udp_receives == 1
+               else f"; {a.asio_udp_receives} such chains on the socket, beyond the example)"),
+            "native_udp": "build/bench/native_echo --udp (one socket, N threads, recvmmsg/sendmmsg)",
             "bench_wine": a.bench_wine,
             "ours_tls": "ours with --tls-pfx tests/tls/server.pfx --tls-password iocp-test "
             "(Schannel; RSA 2048 certificate)",
@@ -373,7 +419,11 @@ def main():
         wl_runs = [r for r in runs if r["workload"] == key]
         if not wl_runs:
             continue
-        title = title.format(slots=a.churn_slots, scale=a.scale_connections)
+        title = title.format(
+            slots=a.churn_slots,
+            scale=a.scale_connections,
+            udp=f"{a.udp_sockets} sockets, {a.udp_size} B, depth {a.udp_depth}",
+        )
         entry = {"title": title, "runs": wl_runs}
         per_impl = {}
         for impl in IMPLS:

@@ -9,7 +9,7 @@
 #   BENCH_ROUNDS (3)       rounds per workload; the servers alternate which goes first
 #   BENCH_SECONDS (10)     length of one timed run
 #   BENCH_WORKERS (nproc)  worker threads of every server (ours --workers, asio --threads)
-#   BENCH_WORKLOADS        subset of: pingpong pipelined bulk many churn scale, and the same
+#   BENCH_WORKLOADS        subset of: pingpong pipelined bulk many churn scale udp, and the same
 #                          over TLS: pingpong-tls pipelined-tls bulk-tls many-tls churn-tls
 #                          (ours and native only: asio and minimal have no TLS)
 #   BENCH_WINE (auto)      8 = the system's Wine, 10 = the Wine 10 tree (cmake/wine10-bin, its
@@ -20,6 +20,9 @@
 #   BENCH_IMPLS            subset of: ours asio minimal native (minimal = the floor: the least
 #                          an IOCP echo loop can do; native = the load generator's calibration)
 #   BENCH_SCALE_CONNECTIONS (10000), BENCH_CHURN_SLOTS (32)
+#   BENCH_UDP_SOCKETS (16), BENCH_UDP_DEPTH (4), BENCH_UDP_SIZE (64): the udp workload
+#   BENCH_ASIO_UDP_RECEIVES (1) receives the asio UDP server keeps outstanding (its example's
+#                          model is 1; more is an experiment beyond the example)
 #   BENCH_SCALE_SETTLE (3) seconds between the last echo and the memory sample: quiet
 #                          connections give their receive buffers back after 1-1.5 s
 #   BENCH_SCALE_IDLE_FIRST=1  scale: the connections first stay silent (settle + 3 s) and
@@ -29,7 +32,8 @@
 #   BENCH_OURS_EXE         measure this iocp-service.exe as ours (another build or commit,
 #                          for an A/B comparison; use with BENCH_SKIP_BUILD=1 and BENCH_OUT)
 #   BENCH_OUT              the JSON results (default bench/results/latest.json, under Wine 10
-#                          bench/results/wine10.json; RESULTS.md shows both)
+#                          bench/results/wine10.json, the udp workload alone
+#                          bench/results/udp.json; RESULTS.md shows all three)
 #   BENCH_RETRIES (1)      repeats of a run whose server stopped before the bench stopped it
 #   BENCH_BUSY_CPUS (0)    busy loops at nice 19 kept running during the runs: they take only
 #                          idle CPU time, so no CPU sleeps and a wake-up costs no idle exit.
@@ -48,6 +52,10 @@
 #   5 churn      32 slots of connect, one echo, close  -> connections/s
 #   6 scale      10,000 connections, then all echo once; server VmRSS (+ wineserver) per
 #                connection from /proc, and the time of a graceful stop (Ctrl+C) holding them
+#   7 udp        16 connected UDP sockets, 64 B datagrams, 4 in flight each -> datagrams/s,
+#                latency, loss (a datagram unanswered after 0.5 s: lost, replaced). Ours is
+#                run --udp-only, asio is asio-echo/asio_udp_echo.cpp (asio's async UDP echo
+#                example), native is native_echo --udp; the minimal loop has no UDP
 #   X-tls        workload X over TLS 1.2: ours with --tls-pfx tests/tls/server.pfx, native
 #                with tests/tls/server-cert.pem; loadgen --tls verifies the chain against
 #                tests/tls/ca.pem. Timing starts after every handshake (bulk-tls, many-tls
@@ -63,18 +71,23 @@ logs=$out/logs
 ROUNDS=${BENCH_ROUNDS:-3}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 WORKERS=${BENCH_WORKERS:-$(nproc)}
-WORKLOADS=${BENCH_WORKLOADS:-pingpong pipelined bulk many churn scale}
+WORKLOADS=${BENCH_WORKLOADS:-pingpong pipelined bulk many churn scale udp}
 IMPLS=${BENCH_IMPLS:-ours asio minimal native}
 SCALE_CONNECTIONS=${BENCH_SCALE_CONNECTIONS:-10000}
 SCALE_SETTLE=${BENCH_SCALE_SETTLE:-3}
 SCALE_IDLE_FIRST=${BENCH_SCALE_IDLE_FIRST:-0}
 CHURN_SLOTS=${BENCH_CHURN_SLOTS:-32}
+UDP_SOCKETS=${BENCH_UDP_SOCKETS:-16}
+UDP_DEPTH=${BENCH_UDP_DEPTH:-4}
+UDP_SIZE=${BENCH_UDP_SIZE:-64}
+ASIO_UDP_RECEIVES=${BENCH_ASIO_UDP_RECEIVES:-1}
 RETRIES=${BENCH_RETRIES:-1}
 BUFFER_SIZE=16384
 OURS_MAX_CONNECTIONS=$((SCALE_CONNECTIONS + 1024))
 
 OURS_EXE=${BENCH_OURS_EXE:-$root/build/mingw-wine/service/iocp-service.exe}
 ASIO_EXE=$out/asio_echo.exe
+ASIO_UDP_EXE=$out/asio_udp_echo.exe
 MINIMAL_EXE=$out/minimal_echo.exe
 LOADGEN=$out/loadgen
 NATIVE=$out/native_echo
@@ -107,6 +120,9 @@ source "$root/cmake/wine-tag.sh"
 PREFIX=$IOCP_WINEPREFIX${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}
 # One results file per Wine: a Wine 10 run's rows are not comparable with a Wine 8 run's.
 results_file=${BENCH_OUT:-$root/bench/results/$([ "$BENCH_WINE" = 10 ] && echo wine10 || echo latest).json}
+# A run of the udp workload alone has its own file (RESULTS.md shows it as a third section),
+# so that it does not replace the TCP tables of latest.json.
+[ -z "${BENCH_OUT:-}" ] && [ "$(echo $WORKLOADS)" = udp ] && results_file=$root/bench/results/udp.json
 results_dir=$(dirname "$results_file")
 mkdir -p "$out" "$logs" "$results_dir"
 
@@ -182,13 +198,17 @@ build_asio() {
     mkdir -p "$out/asio-include"
     ln -sfn /usr/include/asio.hpp "$out/asio-include/asio.hpp"
     ln -sfn /usr/include/asio "$out/asio-include/asio"
-    local src=$root/bench/asio-echo/asio_echo.cpp
-    if [ ! -f "$ASIO_EXE" ] || [ "$src" -nt "$ASIO_EXE" ] || [ /usr/include/asio/version.hpp -nt "$ASIO_EXE" ]; then
-        log "bench: building asio_echo.exe (MinGW g++ -O2, standalone asio)"
-        x86_64-w64-mingw32-g++-posix -O2 -std=c++17 -Wall -Wextra -DASIO_STANDALONE \
-            -D_WIN32_WINNT=0x0601 -isystem "$out/asio-include" "$src" -o "$ASIO_EXE" \
-            -static -lws2_32 -lmswsock
-    fi
+    local name src exe
+    for name in asio_echo asio_udp_echo; do
+        src=$root/bench/asio-echo/$name.cpp
+        exe=$out/$name.exe
+        if [ ! -f "$exe" ] || [ "$src" -nt "$exe" ] || [ /usr/include/asio/version.hpp -nt "$exe" ]; then
+            log "bench: building $name.exe (MinGW g++ -O2, standalone asio)"
+            x86_64-w64-mingw32-g++-posix -O2 -std=c++17 -Wall -Wextra -DASIO_STANDALONE \
+                -D_WIN32_WINNT=0x0601 -isystem "$out/asio-include" "$src" -o "$exe" \
+                -static -lws2_32 -lmswsock
+        fi
+    done
 }
 
 build_minimal() {
@@ -243,10 +263,24 @@ prepare_prefix() {
 SRV_PORT=
 SRV_HOST=
 SRV_LOG=
-# start_server KIND TAG [tls]: starts it in the background, waits for "listening on ADDR:PORT".
+# start_server KIND TAG [tls|udp]: starts it in the background, waits for "listening on
+# ADDR:PORT". udp: the UDP echo server of that kind (ours --udp-only prints "listening on
+# ADDR:PORT (udp)").
 start_server() {
-    local kind=$1 tag=$2 tls=${3:-} tls_args=()
+    local kind=$1 tag=$2 tls= udp= tls_args=() udp_args=()
+    case ${3:-} in
+    tls) tls=tls ;;
+    udp) udp=udp ;;
+    esac
     SRV_LOG=$logs/$tag.$kind.log
+    if [ -n "$udp" ]; then
+        case $kind in
+        ours) udp_args=(--udp-only) ;;
+        native) udp_args=(--udp) ;;
+        asio) ;;
+        *) die "$kind has no UDP" ;;
+        esac
+    fi
     if [ -n "$tls" ]; then
         case $kind in
         # A Windows path (Z: is the Unix root in every prefix; the Wine 10 tree mounts this
@@ -268,11 +302,18 @@ start_server() {
             --buffer-size "$BUFFER_SIZE" --max-connections "$OURS_MAX_CONNECTIONS" \
             --max-connections-per-ip 0 --send-queue-cap 4194304 \
             --memory-budget $((OURS_MAX_CONNECTIONS * (5 + 2 * BUFFER_SIZE / 1048576))) \
-            --bind 127.0.0.1 --name iocp-bench "${tls_args[@]}" ${BENCH_OURS_ARGS:-} >"$SRV_LOG" 2>&1 &
+            --bind 127.0.0.1 --name iocp-bench "${tls_args[@]}" "${udp_args[@]}" \
+            ${BENCH_OURS_ARGS:-} >"$SRV_LOG" 2>&1 &
         ;;
     asio)
-        "$root/cmake/wine-run.sh" "$ASIO_EXE" --port 0 --threads "$WORKERS" \
-            --buffer-size "$BUFFER_SIZE" >"$SRV_LOG" 2>&1 &
+        if [ -n "$udp" ]; then
+            # 64 KiB buffers (any datagram whole), as ours' receives.
+            "$root/cmake/wine-run.sh" "$ASIO_UDP_EXE" --port 0 --threads "$WORKERS" \
+                --receives "$ASIO_UDP_RECEIVES" >"$SRV_LOG" 2>&1 &
+        else
+            "$root/cmake/wine-run.sh" "$ASIO_EXE" --port 0 --threads "$WORKERS" \
+                --buffer-size "$BUFFER_SIZE" >"$SRV_LOG" 2>&1 &
+        fi
         ;;
     minimal)
         "$root/cmake/wine-run.sh" "$MINIMAL_EXE" --port 0 --threads "$WORKERS" \
@@ -280,7 +321,7 @@ start_server() {
         ;;
     native)
         "$NATIVE" --port 0 --threads "$WORKERS" --buffer-size "$BUFFER_SIZE" "${tls_args[@]}" \
-            >"$SRV_LOG" 2>&1 &
+            "${udp_args[@]}" >"$SRV_LOG" 2>&1 &
         ;;
     esac
     SRV_PID=$!
@@ -350,6 +391,7 @@ loadgen_args() {
     bulk) echo "--connections 100 --depth 4 --size 4096 --duration $SECONDS_PER_RUN" ;;
     many) echo "--connections 1000 --depth 1 --size 64 --duration $SECONDS_PER_RUN" ;;
     churn) echo "--churn --connections $CHURN_SLOTS --size 64 --duration $SECONDS_PER_RUN" ;;
+    udp) echo "--udp --connections $UDP_SOCKETS --depth $UDP_DEPTH --size $UDP_SIZE --duration $SECONDS_PER_RUN" ;;
     scale)
         echo "--idle-connections $SCALE_CONNECTIONS --hold 300"
         [ "$SCALE_IDLE_FIRST" = 1 ] && echo "--idle-first $((SCALE_SETTLE + 3))"
@@ -361,7 +403,7 @@ loadgen_args() {
 run_one() {
     local wl=$1 impl=$2 round=$3 tag="$1.r$3" load
     local tls=
-    case $wl in *-tls) tls=tls ;; esac
+    case $wl in *-tls) tls=tls ;; udp) tls=udp ;; esac
     if [ "$wl" = scale ] && [ "$impl" != native ]; then
         # A fresh wineserver for each scale run: it keeps the memory it has grown to, so a
         # warm one would hide its share of the per-connection cost. -w only waits for the
@@ -455,7 +497,8 @@ if r["workload"]=="scale":
         print("silent first: server %s kB (+wineserver %s kB): %.0f B per connection over the idle server" % (r["rss_server_kb_idle"], r["rss_wineserver_kb_idle"], ((r["rss_server_kb_idle"] - r["rss_server_kb_before"]) + (r["rss_wineserver_kb_idle"] - r["rss_wineserver_kb_before"])) * 1024.0 / n))
 else:
     tls=lg.get("tls") or {}
-print("%.0f %s, p99 %s us, errors %s%s" % (lg.get("rate",0), "conn/s" if r["workload"].startswith("churn") else "msg/s", (lg.get("lat_us") or {}).get("p99"), lg.get("errors"), ", %s %s, handshake p50 %s us" % (tls.get("protocol"), tls.get("cipher"), (tls.get("handshake_us") or {}).get("p50")) if tls else ""))' \
+    udp=lg.get("udp") or {}
+    print("%.0f %s, p99 %s us, errors %s%s%s" % (lg.get("rate",0), "conn/s" if r["workload"].startswith("churn") else "datagrams/s" if udp else "msg/s", (lg.get("lat_us") or {}).get("p99"), lg.get("errors"), ", %s %s, handshake p50 %s us" % (tls.get("protocol"), tls.get("cipher"), (tls.get("handshake_us") or {}).get("p50")) if tls else "", ", lost %s of %s, late %s" % (udp.get("lost"), udp.get("sent"), udp.get("late")) if udp else ""))' \
         "$(tail -n1 "$RUNS")" 2>/dev/null || echo "?")
     log "bench:   $wl round $round $impl: $summary (loadgen exit $lg_rc)"
     if [ "$lg_rc" != 0 ]; then
@@ -471,7 +514,7 @@ print("%.0f %s, p99 %s us, errors %s%s" % (lg.get("rate",0), "conn/s" if r["work
 # The server stopped before we asked (it exited, or its log says it is stopping): a crash, or
 # a stop from outside (on a shared machine another session's broad kill can reach it).
 server_gone_early() {
-    ! proc_alive "$SRV_PID" || grep -qiE 'stopping|asio-echo: stopped' "$SRV_LOG" 2>/dev/null
+    ! proc_alive "$SRV_PID" || grep -qiE 'stopping|asio-(udp-)?echo: stopped' "$SRV_LOG" 2>/dev/null
 }
 
 # ---- main --------------------------------------------------------------------------------
@@ -500,6 +543,8 @@ for wl in $WORKLOADS; do
             case " $IMPLS " in *" $impl "*) ;; *) continue ;; esac
             # The floor has no graceful stop, and its memory is not what scale compares.
             [ "$impl" = minimal ] && [ "$wl" = scale ] && continue
+            # The minimal loop is TCP only.
+            [ "$impl" = minimal ] && [ "$wl" = udp ] && continue
             # asio and the minimal loop have no TLS.
             case $wl/$impl in *-tls/asio | *-tls/minimal) continue ;; esac
             [ "$impl" = ours ] && [ "$have_ours" = 0 ] && continue
@@ -531,5 +576,7 @@ done
 python3 "$root/bench/report.py" --runs "$RUNS" --out "$results_file" \
     --rounds "$ROUNDS" --seconds "$SECONDS_PER_RUN" --workers "$WORKERS" \
     --scale-connections "$SCALE_CONNECTIONS" --churn-slots "$CHURN_SLOTS" \
+    --udp-sockets "$UDP_SOCKETS" --udp-depth "$UDP_DEPTH" --udp-size "$UDP_SIZE" \
+    --asio-udp-receives "$ASIO_UDP_RECEIVES" \
     --ours-note "${OURS_NOTE:-}" --have-ours "$have_ours" --prefix "$PREFIX" \
     --busy-cpus "$BUSY_CPUS" --bench-wine "$BENCH_WINE"
