@@ -220,13 +220,13 @@ typedef struct conn {
     unsigned char *rmsg;
     unsigned char *sbuf; /* queued, unsent bytes: [soff, slen); room for depth messages */
     size_t soff, slen;
-    uint64_t *stamp; /* send time of message seq at [seq % depth] */
-    uint64_t cycles; /* churn: completed connect-echo-close cycles */
-    uint64_t cstart; /* when the current connect began */
-    SSL *ssl;        /* --tls: from the TCP connect to the close; C_CONNECTING until the
-                        handshake is done */
-    uint64_t *slot_seq;      /* --udp: the datagram in each of the depth slots */
-    unsigned char *slot_st;  /* --udp: SLOT_FREE, SLOT_FLIGHT, SLOT_UNSENT */
+    uint64_t *stamp;        /* send time of message seq at [seq % depth] */
+    uint64_t cycles;        /* churn: completed connect-echo-close cycles */
+    uint64_t cstart;        /* when the current connect began */
+    SSL *ssl;               /* --tls: from the TCP connect to the close; C_CONNECTING until the
+                               handshake is done */
+    uint64_t *slot_seq;     /* --udp: the datagram in each of the depth slots */
+    unsigned char *slot_st; /* --udp: SLOT_FREE, SLOT_FLIGHT, SLOT_UNSENT */
 } conn;
 
 enum phase { P_WARMUP, P_TIMED, P_HOLD };
@@ -253,9 +253,9 @@ typedef struct worker {
     uint64_t mismatches, connect_errors, io_errors, unexpected_eof, extra_bytes;
     uint64_t closed_by_server, reset_by_server;
     uint64_t established;
-    uint64_t tls_errors;      /* handshakes that failed */
-    uint64_t handshakes;      /* completed */
-    iocp_histogram hs_hist;   /* connect start to handshake done, us (churn: timed phase) */
+    uint64_t tls_errors;    /* handshakes that failed */
+    uint64_t handshakes;    /* completed */
+    iocp_histogram hs_hist; /* connect start to handshake done, us (churn: timed phase) */
     uint64_t udp_sent, udp_lost, udp_late, udp_warm_lost; /* --udp; the first three timed */
 } worker;
 
@@ -861,7 +861,6 @@ static void sync_all(void)
     pthread_barrier_wait(&g_barrier);
 }
 
-
 /* ---- UDP (--udp) ---------------------------------------------------------------------- */
 
 enum { SLOT_FREE, SLOT_FLIGHT, SLOT_UNSENT };
@@ -1281,10 +1280,9 @@ static void parse_args(int argc, char **argv)
 
 static void resolve(void)
 {
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC,
-        .ai_socktype = opt.mode == MODE_UDP ? SOCK_DGRAM : SOCK_STREAM,
-        .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = opt.mode == MODE_UDP ? SOCK_DGRAM : SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res;
     char port[16];
     snprintf(port, sizeof port, "%d", opt.port);
@@ -1411,7 +1409,8 @@ int main(int argc, char **argv)
         if (opt.idle_first > 0 && !atomic_load(&g_abort) && !g_signal) {
             /* The connections stay silent (the workers wait at the barrier) before the echo. */
             pthread_mutex_lock(&g_print_lock);
-            fprintf(stderr, "loadgen: idle: connections established in %.1f ms; silent for %.0f s\n",
+            fprintf(stderr,
+                    "loadgen: idle: connections established in %.1f ms; silent for %.0f s\n",
                     connect_ms, opt.idle_first);
             fflush(stderr);
             pthread_mutex_unlock(&g_print_lock);

@@ -316,7 +316,8 @@ int main(int argc, char **argv)
         SSL_CTX_set_max_proto_version(g_tls, TLS1_2_VERSION);
         SSL_CTX_set_session_cache_mode(g_tls, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_options(g_tls, SSL_OP_NO_TICKET);
-        SSL_CTX_set_mode(g_tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_CTX_set_mode(g_tls,
+                         SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     }
     if (threads < 1)
         threads = 1;
