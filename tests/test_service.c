@@ -55,7 +55,8 @@ static void child_sync(child *c)
     c->process = c->p.process;
 }
 
-/* Starts iocp-service with args; its standard input is in (NULL: empty). */
+/* Starts iocp-service with args; its standard input is in (NULL: empty). c is static (zeroed
+ * at first use): the output of its previous run is freed here. */
 static void child_start_in(child *c, const char *args, HANDLE in)
 {
     tp_free(&c->p);
@@ -412,7 +413,7 @@ static void registry_lacks(const char *name, const char *text)
 
 static void usage_and_exit_codes(void)
 {
-    child c;
+    static child c; /* static: zeroed, as child_start_in expects (it frees the last output) */
     CHECK_RUN(&c, 1, "");
     CHECK_OUT(&c, "usage: iocp-service");
     CHECK_RUN(&c, 0, "--help");
