@@ -330,6 +330,10 @@ int iocpi_on_worker(void);
 /* Workers only. op finished at once with bytes: its done runs in one of this worker's next
  * turns, round-robin with the other such ops (or on another worker, through the port). */
 void iocpi_defer_turn(iocp_engine *e, iocpi_op *op, DWORD bytes);
+/* The same for independent work (the UDP endpoint's receives, which share one socket): once
+ * this worker has a turn waiting, a further one goes to a sleeping worker at once, so both
+ * workers read the socket instead of one alternating with the wineserver. */
+void iocpi_defer_turn_spread(iocp_engine *e, iocpi_op *op, DWORD bytes);
 /* Workers only. op's done (bytes 0, error 0) runs once this worker's batch or round is over. */
 void iocpi_defer_after_round(iocpi_op *op);
 

@@ -132,7 +132,7 @@ static void recv_post(udp_recv *r)
         if (rc == 0) {
             if (iocpi_on_worker()) {
                 InterlockedDecrement64(&e->counters.ops_in_flight);
-                iocpi_defer_turn(e, &r->op, got);
+                iocpi_defer_turn_spread(e, &r->op, got);
             } else {
                 iocpi_post_packet(e, got, 0, &r->op.ov); /* still counted in flight */
             }

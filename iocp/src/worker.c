@@ -83,11 +83,11 @@ typedef struct worker_lists {
     op_queue after_round;
 } worker_lists;
 
-void iocpi_defer_turn(iocp_engine *e, iocpi_op *op, DWORD bytes)
+static void defer_turn(iocp_engine *e, iocpi_op *op, DWORD bytes, uint32_t share_at)
 {
     worker_lists *w = TlsGetValue(tls_worker);
     IOCPI_ASSERT(w != NULL);
-    if (w->turn_count >= READY_SHARE && e->idle_workers > 0) {
+    if (w->turn_count >= share_at && e->idle_workers > 0) {
         /* As if the op had completed pending: the sleeping worker gets it. */
         memset(&op->ov, 0, sizeof op->ov);
         InterlockedIncrement64(&e->counters.ops_in_flight);
@@ -97,6 +97,16 @@ void iocpi_defer_turn(iocp_engine *e, iocpi_op *op, DWORD bytes)
     op->deferred_bytes = bytes;
     queue_push(&w->turns, op);
     w->turn_count++;
+}
+
+void iocpi_defer_turn(iocp_engine *e, iocpi_op *op, DWORD bytes)
+{
+    defer_turn(e, op, bytes, READY_SHARE);
+}
+
+void iocpi_defer_turn_spread(iocp_engine *e, iocpi_op *op, DWORD bytes)
+{
+    defer_turn(e, op, bytes, 1);
 }
 
 /* Used for the next receive of a handled connection: posted after the worker's batch or
