@@ -116,6 +116,29 @@ int test_create_process(const wchar_t *app, wchar_t *cmd, int inherit, unsigned 
 }
 #endif
 
+int test_wine_major(void)
+{
+#ifdef _WIN32
+    typedef const char *(__cdecl * version_fn)(void);
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    FARPROC proc = ntdll != NULL ? GetProcAddress(ntdll, "wine_get_version") : NULL;
+    if (proc == NULL)
+        return 0;
+    version_fn get;
+    memcpy(&get, &proc, sizeof get);
+    int major = atoi(get());
+    return major > 0 ? major : 1;
+#else
+    return 0;
+#endif
+}
+
+int test_tls_server_role(void)
+{
+    int wine = test_wine_major();
+    return wine == 0 || wine >= 10;
+}
+
 int test_main(int argc, char **argv, const test_case *cases, size_t count)
 {
 #ifdef _WIN32

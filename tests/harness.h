@@ -69,6 +69,11 @@ void test_fail_err(const char *file, int line, const char *expr, int err, unsign
               #b, (unsigned long long)(b))
 
 /* Deterministic PRNG for tests (xorshift64*), seeded per case so failures reproduce. */
+/* The running Wine's major version (8, 10, ...), or 0 when this is not Wine. */
+int test_wine_major(void);
+/* Whether this system has server-side TLS (Schannel's AcceptSecurityContext): Windows, or Wine
+ * 10 and later (Wine 8 has none). */
+int test_tls_server_role(void);
 uint64_t test_rand(uint64_t *state);
 void test_fill_random(uint64_t *state, void *buf, size_t len);
 

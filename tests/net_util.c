@@ -300,15 +300,3 @@ void tn_stop_clean(iocp_engine *e)
     CHECK_EQ_U(st.idle_receives, 0);
     iocp_engine_destroy(e);
 }
-
-int tn_tls_server_role_available(void)
-{
-    typedef const char *(__cdecl * version_fn)(void);
-    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-    FARPROC proc = ntdll != NULL ? GetProcAddress(ntdll, "wine_get_version") : NULL;
-    if (proc == NULL)
-        return 1; /* not Wine */
-    version_fn get;
-    memcpy(&get, &proc, sizeof get);
-    return atoi(get()) >= 10;
-}

@@ -44,10 +44,6 @@ size_t tn_echo_split(SOCKET s, const void *data, size_t len, uint64_t seed);
 /* Frames text with mode, sends it on s and checks the echo comes back byte for byte. */
 void tn_echo_message(SOCKET s, iocp_framing mode, const char *text);
 
-/* 1 where the engine's TLS server role can work: Windows, or Wine 10 and later (Wine 8 has no
- * server-side Schannel: iocp_engine_start then fails with IOCP_E_TLS). */
-int tn_tls_server_role_available(void);
-
 /* Starts an engine on 127.0.0.1/[::] port 0 with the given config (NULL = defaults). */
 iocp_engine *tn_start(iocp_config *cfg, const iocp_handlers *handlers, void *user);
 /* The byte offset of an iocp_stats field, for tn_wait_stat: ST(contexts_in_use). */

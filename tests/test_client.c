@@ -622,7 +622,7 @@ static iocp_engine *tls_server(const char *pfx, iocp_framing framing)
     c.tls.pfx_path = tls_file(pfx);
     c.tls.pfx_password = "iocp-test";
     c.log_level = IOCP_LOG_WARN;
-    if (!tn_tls_server_role_available()) {
+    if (!test_tls_server_role()) {
         iocp_engine *e = NULL;
         iocp_error_info err;
         iocp_err rc = iocp_engine_start(&c, NULL, NULL, &e, &err);

@@ -279,19 +279,6 @@ static void echo_once(SOCKET s, const char *msg)
 #error "IOCP_TLS_DIR must name tests/tls (set by tests/CMakeLists.txt)"
 #endif
 
-/* Windows, or Wine 10 and later (Wine 8 has no server-side Schannel). */
-static int server_role_available(void)
-{
-    typedef const char *(__cdecl * version_fn)(void);
-    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-    FARPROC proc = ntdll != NULL ? GetProcAddress(ntdll, "wine_get_version") : NULL;
-    if (proc == NULL)
-        return 1;
-    version_fn get;
-    memcpy(&get, &proc, sizeof get);
-    return atoi(get()) >= 10;
-}
-
 typedef struct tls_client {
     const char *msg;
     char echo[256];
@@ -1658,7 +1645,7 @@ static void tls_console(void)
 
     snprintf(args, sizeof args, "run --name %s --port 0 --bind 127.0.0.1 --tls-pfx \"%s\" %s", name,
              pfx, "--tls-password iocp-test");
-    if (!server_role_available()) {
+    if (!test_tls_server_role()) {
         CHECK_RUN(&c, 2, "%s", args);
         CHECK_OUT(&c, "cannot start the server");
         CHECK_OUT(&c, "SEC_E_UNSUPPORTED_FUNCTION");
@@ -1721,7 +1708,7 @@ static void tls_service(void)
     CHECK_EQ_U(install_with_input(&c, "iocp-test\n", args, name), 0);
     CHECK_MSG(strstr(c.text, "iocp-test") == NULL, "the password was printed:\n%s", c.text);
     registry_lacks(name, "iocp-test");
-    if (!server_role_available()) {
+    if (!test_tls_server_role()) {
         CHECK_RUN(&c, 2, "start --name %s", name);
         CHECK_OUT(&c, "failed to start");
         CHECK(log_has(log, "SEC_E_UNSUPPORTED_FUNCTION", 5000));
@@ -1743,7 +1730,7 @@ static void tls_service(void)
         CHECK_OUT(&c, "handshakes: 1 completed, 1 failed");
     }
     CHECK_RUN(&c, 0, "uninstall --name %s", name);
-    if (server_role_available())
+    if (test_tls_server_role())
         CHECK(log_has(log, "tls_handshakes=1 tls_failures=1", 5000));
 }
 

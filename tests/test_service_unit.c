@@ -533,13 +533,6 @@ static void params_tls_password_protected(void)
     CHECK_EQ_U(svc_params_delete(HKEY_CURRENT_USER, parent), 0);
 }
 
-/* Wine (any version) rather than Windows. */
-static int running_under_wine(void)
-{
-    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-    return ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL;
-}
-
 /* The Parameters key's DACL: protected (nothing inherited), full control for SYSTEM and
  * Administrators, read for NT SERVICE\<name>, no entry for anyone else. */
 static void params_key_private(void)
@@ -567,7 +560,7 @@ static void params_key_private(void)
     CHECK(GetSecurityDescriptorControl(sd, &control, &revision));
     /* Wine keeps no inheritance flags on registry keys (nor inherits): it reports the DACL
      * without SE_DACL_PROTECTED. Windows must have it. */
-    if (!running_under_wine())
+    if (!(test_wine_major() != 0))
         CHECK_MSG(control & SE_DACL_PROTECTED, "control 0x%x", (unsigned)control);
     else if (!(control & SE_DACL_PROTECTED))
         printf("Wine: the key's DACL has no SE_DACL_PROTECTED (control 0x%x); its entries are "

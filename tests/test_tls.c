@@ -24,25 +24,6 @@ static const char *cert_path(const char *file)
     return p;
 }
 
-static int running_on_wine(void)
-{
-    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-    return ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL;
-}
-
-/* 1 when this system has server-side Schannel (Wine 8 has none). */
-static int server_role_available(void)
-{
-    typedef const char *(__cdecl * version_fn)(void);
-    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-    version_fn get = NULL;
-    FARPROC proc = ntdll != NULL ? GetProcAddress(ntdll, "wine_get_version") : NULL;
-    if (proc == NULL)
-        return 1; /* Windows */
-    memcpy(&get, &proc, sizeof get);
-    return atoi(get()) >= 10;
-}
-
 static void expect_refusal(int rc, const char *err, const char *want)
 {
     CHECK_MSG(rc != 0, "accepted; wanted a refusal naming '%s'", want);
@@ -61,7 +42,8 @@ static void pfx_refusals(void)
      * Wine cannot import such a PFX at all (docs/wine.md). The store case below reaches the
      * missing-key check under Wine too. */
     expect_refusal(iocpi_tls_creds_from_pfx(&c, cert_path("nokey.pfx"), PASSWORD, err, sizeof err),
-                   err, running_on_wine() ? "cannot open" : "no certificate with its private key");
+                   err,
+                   test_wine_major() != 0 ? "cannot open" : "no certificate with its private key");
     expect_refusal(iocpi_tls_creds_from_pfx(&c, cert_path("ca.pem"), PASSWORD, err, sizeof err),
                    err, "is not a PFX");
     expect_refusal(
@@ -84,7 +66,7 @@ static void self_check(void)
         rc = iocpi_tls_self_check(&c, err, sizeof err);
         iocpi_tls_creds_free(&c);
     }
-    if (server_role_available()) {
+    if (test_tls_server_role()) {
         CHECK_MSG(rc == 0, "self-check failed: %s", err);
     } else {
         CHECK_MSG(rc != 0, "the self-check passed on a system said to lack server-side TLS");
@@ -243,7 +225,7 @@ static void send_records(iocpi_tls *from, wire *w, const char *data, size_t len)
  * several records in one read, one record over many reads. Then close_notify both ways. */
 static void records_every_split(void)
 {
-    if (!server_role_available()) {
+    if (!test_tls_server_role()) {
         printf("skipped: no server-side Schannel on this system (Wine 8)\n");
         return;
     }
@@ -287,7 +269,7 @@ static void records_every_split(void)
 /* The client refuses what the chain engine refuses, naming why, unless told otherwise. */
 static void client_validation(void)
 {
-    if (!server_role_available()) {
+    if (!test_tls_server_role()) {
         printf("skipped: no server-side Schannel on this system (Wine 8)\n");
         return;
     }
@@ -327,7 +309,7 @@ static void client_validation(void)
 /* Plaintext where a ClientHello belongs: the server fails the handshake, naming it. */
 static void plaintext_is_refused(void)
 {
-    if (!server_role_available()) {
+    if (!test_tls_server_role()) {
         printf("skipped: no server-side Schannel on this system (Wine 8)\n");
         return;
     }
@@ -424,7 +406,7 @@ static void store_certificates(void)
     int rc = iocpi_tls_creds_from_store(&c, spaced, 0, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     rc = iocpi_tls_self_check(&c, err, sizeof err);
-    CHECK_MSG(rc == 0 || !server_role_available(), "self-check: %s", err);
+    CHECK_MSG(rc == 0 || !test_tls_server_role(), "self-check: %s", err);
     iocpi_tls_creds_free(&c);
     CertDeleteCertificateFromStore(added);
     CertCloseStore(imported, 0);

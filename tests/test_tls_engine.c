@@ -23,19 +23,6 @@ static void paths(void)
     snprintf(ca, sizeof ca, "%s/ca.pem", IOCP_TLS_DIR);
 }
 
-/* Windows, or Wine 10 and later (Wine 8 has no server-side Schannel). */
-static int server_role_available(void)
-{
-    typedef const char *(__cdecl * version_fn)(void);
-    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-    FARPROC proc = ntdll != NULL ? GetProcAddress(ntdll, "wine_get_version") : NULL;
-    if (proc == NULL)
-        return 1;
-    version_fn get;
-    memcpy(&get, &proc, sizeof get);
-    return atoi(get()) >= 10;
-}
-
 /* Lines the engines log, kept for the checks. */
 static SRWLOCK log_lock = SRWLOCK_INIT;
 static char log_text[16384];
@@ -70,7 +57,7 @@ static void server_config(iocp_config *cfg)
 /* Starts the TLS server; under Wine 8 checks the refusal and returns NULL. */
 static iocp_engine *start_server(iocp_config *cfg, const iocp_handlers *h)
 {
-    if (!server_role_available()) {
+    if (!test_tls_server_role()) {
         iocp_engine *e = NULL;
         iocp_error_info err;
         iocp_err rc = iocp_engine_start(cfg, h, NULL, &e, &err);

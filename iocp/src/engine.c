@@ -150,26 +150,6 @@ static void engine_free(iocp_engine *e)
     WSACleanup();
 }
 
-/* Skipping the completion packet on immediate success is only safe when every installed
- * transport provider is an IFS one (a non-IFS layered provider would lose completions). */
-static int providers_are_ifs(void)
-{
-    DWORD size = 0;
-    WSAEnumProtocolsW(NULL, NULL, &size);
-    WSAPROTOCOL_INFOW *infos = malloc(size ? size : 1);
-    if (infos == NULL)
-        return 0;
-    int n = WSAEnumProtocolsW(NULL, infos, &size);
-    int ok = n != SOCKET_ERROR;
-    for (int i = 0; ok && i < n; i++) {
-        if (infos[i].iSocketType == SOCK_STREAM && infos[i].iProtocol == IPPROTO_TCP &&
-            !(infos[i].dwServiceFlags1 & XP1_IFS_HANDLES))
-            ok = 0;
-    }
-    free(infos);
-    return ok;
-}
-
 iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handlers, void *user,
                            iocp_engine **out, iocp_error_info *err)
 {
@@ -215,7 +195,7 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
         e->worker_count = 1;
     e->high_mark = e->config.send_queue_cap / 2;
     e->low_mark = e->config.send_queue_cap / 4;
-    e->skip_on_success = providers_are_ifs();
+    e->skip_on_success = iocpi_providers_are_ifs(SOCK_STREAM, IPPROTO_TCP);
     e->started_ms = iocpi_now_ms();
     InitializeSRWLock(&e->accept_lock);
 

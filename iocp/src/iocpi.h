@@ -404,6 +404,14 @@ iocp_err iocpi_load_extensions(iocp_engine *e, SOCKET s, DWORD *sys);
 iocp_err iocpi_associate(iocp_engine *e, SOCKET s, DWORD *sys);
 void iocpi_format_addr(const struct sockaddr *sa, char *buf, size_t size);
 void iocpi_close_socket(SOCKET s, int abortive);
+/* The bind address (NULL, "", "::" or "[::]": dual-stack "::"; "[::1]" = "::1") of a passive
+ * socket of this type on port. */
+iocp_err iocpi_resolve_bind(const char *host, uint16_t port, int socktype, int protocol,
+                            ADDRINFOW **out, iocp_error_info *err);
+/* Skipping the completion packet on immediate success is only safe when every installed
+ * provider of that socket type is an IFS one (a non-IFS layered provider would lose
+ * completions). */
+int iocpi_providers_are_ifs(int socktype, int protocol);
 
 /* fault.c: the test build's fault injection (IOCP_FAULT_INJECTION); see fault.c. */
 #ifdef IOCP_FAULT_INJECTION

@@ -314,52 +314,11 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
     InterlockedDecrement(&e->accepts_posted);
 }
 
-static iocp_err resolve_bind(iocp_engine *e, ADDRINFOW **out, iocp_error_info *err)
-{
-    const char *host = e->config.bind_address;
-    int dual =
-        host == NULL || host[0] == '\0' || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0;
-    wchar_t whost[256], wport[8];
-    if (dual) {
-        memcpy(whost, L"::", sizeof L"::");
-    } else {
-        char trimmed[256];
-        size_t n = strlen(host);
-        /* Accept "[::1]" as well as "::1". */
-        if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof trimmed) {
-            memcpy(trimmed, host + 1, n - 2);
-            trimmed[n - 2] = '\0';
-        } else if (n < sizeof trimmed) {
-            memcpy(trimmed, host, n + 1);
-        } else {
-            iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, "bind address is too long");
-            return IOCP_E_INVALID_ARG;
-        }
-        if (!iocpi_utf8_to_wide(trimmed, whost, 256)) {
-            iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, "bind address '%s' is not UTF-8", host);
-            return IOCP_E_INVALID_ARG;
-        }
-    }
-    swprintf(wport, 8, L"%u", (unsigned)e->config.port);
-    ADDRINFOW hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = AI_PASSIVE;
-    int rc = GetAddrInfoW(whost, wport, &hints, out);
-    if (rc != 0) {
-        iocpi_error_set(err, IOCP_E_RESOLVE, (DWORD)rc, "cannot resolve bind address '%s'",
-                        dual ? "::" : host);
-        return IOCP_E_RESOLVE;
-    }
-    return IOCP_OK;
-}
-
 iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err)
 {
     ADDRINFOW *ai = NULL;
-    iocp_err rc = resolve_bind(e, &ai, err);
+    iocp_err rc = iocpi_resolve_bind(e->config.bind_address, e->config.port, SOCK_STREAM,
+                                     IPPROTO_TCP, &ai, err);
     if (rc != IOCP_OK)
         return rc;
     char want[80];

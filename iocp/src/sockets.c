@@ -77,3 +77,63 @@ iocp_err iocpi_load_extensions(iocp_engine *e, SOCKET s, DWORD *sys)
     }
     return IOCP_OK;
 }
+
+iocp_err iocpi_resolve_bind(const char *host, uint16_t port, int socktype, int protocol,
+                            ADDRINFOW **out, iocp_error_info *err)
+{
+    int dual =
+        host == NULL || host[0] == '\0' || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0;
+    wchar_t whost[256], wport[8];
+    char trimmed[256];
+    if (dual) {
+        snprintf(trimmed, sizeof trimmed, "::");
+    } else {
+        size_t n = strlen(host);
+        /* Accept "[::1]" as well as "::1". */
+        if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof trimmed) {
+            memcpy(trimmed, host + 1, n - 2);
+            trimmed[n - 2] = '\0';
+        } else if (n < sizeof trimmed) {
+            memcpy(trimmed, host, n + 1);
+        } else {
+            iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, "bind address is too long");
+            return IOCP_E_INVALID_ARG;
+        }
+    }
+    if (!iocpi_utf8_to_wide(trimmed, whost, 256)) {
+        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, "bind address '%s' is not UTF-8", host);
+        return IOCP_E_INVALID_ARG;
+    }
+    swprintf(wport, 8, L"%u", (unsigned)port);
+    ADDRINFOW hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = socktype;
+    hints.ai_protocol = protocol;
+    hints.ai_flags = AI_PASSIVE;
+    int rc = GetAddrInfoW(whost, wport, &hints, out);
+    if (rc != 0) {
+        iocpi_error_set(err, IOCP_E_RESOLVE, (DWORD)rc, "cannot resolve bind address '%s'",
+                        trimmed);
+        return IOCP_E_RESOLVE;
+    }
+    return IOCP_OK;
+}
+
+int iocpi_providers_are_ifs(int socktype, int protocol)
+{
+    DWORD size = 0;
+    WSAEnumProtocolsW(NULL, NULL, &size);
+    WSAPROTOCOL_INFOW *infos = malloc(size ? size : 1);
+    if (infos == NULL)
+        return 0;
+    int n = WSAEnumProtocolsW(NULL, infos, &size);
+    int ok = n != SOCKET_ERROR;
+    for (int i = 0; ok && i < n; i++) {
+        if (infos[i].iSocketType == socktype && infos[i].iProtocol == protocol &&
+            !(infos[i].dwServiceFlags1 & XP1_IFS_HANDLES))
+            ok = 0;
+    }
+    free(infos);
+    return ok;
+}

@@ -370,66 +370,6 @@ iocp_err iocp_send_to(iocp_engine *engine, const iocp_addr *to, const void *data
 
 /* ---- start and stop -------------------------------------------------------------------- */
 
-/* The UDP transports are IFS ones (the TCP check in engine.c does not look at them). */
-static int udp_providers_are_ifs(void)
-{
-    DWORD size = 0;
-    WSAEnumProtocolsW(NULL, NULL, &size);
-    WSAPROTOCOL_INFOW *infos = malloc(size ? size : 1);
-    if (infos == NULL)
-        return 0;
-    int n = WSAEnumProtocolsW(NULL, infos, &size);
-    int ok = n != SOCKET_ERROR;
-    for (int i = 0; ok && i < n; i++) {
-        if (infos[i].iSocketType == SOCK_DGRAM && infos[i].iProtocol == IPPROTO_UDP &&
-            !(infos[i].dwServiceFlags1 & XP1_IFS_HANDLES))
-            ok = 0;
-    }
-    free(infos);
-    return ok;
-}
-
-static iocp_err resolve(iocp_engine *e, uint16_t port, ADDRINFOW **out, iocp_error_info *err)
-{
-    const char *host = e->config.bind_address;
-    int dual =
-        host == NULL || host[0] == '\0' || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0;
-    wchar_t whost[256], wport[8];
-    char trimmed[256];
-    if (dual) {
-        snprintf(trimmed, sizeof trimmed, "::");
-    } else {
-        size_t n = strlen(host);
-        if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof trimmed) {
-            memcpy(trimmed, host + 1, n - 2);
-            trimmed[n - 2] = '\0';
-        } else if (n < sizeof trimmed) {
-            memcpy(trimmed, host, n + 1);
-        } else {
-            iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, "bind address is too long");
-            return IOCP_E_INVALID_ARG;
-        }
-    }
-    if (!iocpi_utf8_to_wide(trimmed, whost, 256)) {
-        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, "bind address '%s' is not UTF-8", host);
-        return IOCP_E_INVALID_ARG;
-    }
-    swprintf(wport, 8, L"%u", (unsigned)port);
-    ADDRINFOW hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_protocol = IPPROTO_UDP;
-    hints.ai_flags = AI_PASSIVE;
-    int rc = GetAddrInfoW(whost, wport, &hints, out);
-    if (rc != 0) {
-        iocpi_error_set(err, IOCP_E_RESOLVE, (DWORD)rc, "udp: cannot resolve bind address '%s'",
-                        trimmed);
-        return IOCP_E_RESOLVE;
-    }
-    return IOCP_OK;
-}
-
 static void *pages(size_t size)
 {
     return VirtualAlloc(NULL, size, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
@@ -493,7 +433,8 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
     u->send_count = c->udp_send_queue;
 
     ADDRINFOW *ai = NULL;
-    iocp_err rc = resolve(e, port, &ai, err);
+    iocp_err rc =
+        iocpi_resolve_bind(e->config.bind_address, port, SOCK_DGRAM, IPPROTO_UDP, &ai, err);
     if (rc != IOCP_OK) {
         udp_free(u);
         return rc;
@@ -548,7 +489,7 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
         iocpi_error_set(err, rc, sys, "udp: cannot associate %s with the port", want);
         goto fail;
     }
-    if (e->skip_on_success && udp_providers_are_ifs() &&
+    if (e->skip_on_success && iocpi_providers_are_ifs(SOCK_DGRAM, IPPROTO_UDP) &&
         SetFileCompletionNotificationModes((HANDLE)u->sock, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS |
                                                                 FILE_SKIP_SET_EVENT_ON_HANDLE))
         u->skip = 1;
