@@ -33,8 +33,9 @@ const svc_server_opt svc_server_opts[] = {
      "raises it to 2 x (buffer + max message + 4))"},
     {"--memory-budget", L"MemoryBudget", SVC_OPT_NUMBER, 0, 16 * MIB, FIELD(memory_budget_mib),
      "MiB that hostile peers may make the server hold: start is refused when max connections x "
-     "(send queue cap + max message in line/length framing + buffer) is over it (default 0 = "
-     "half of this machine's physical memory)"},
+     "(send queue cap + max message in line/length framing) + receive buffers (one per "
+     "connection, at most the buffer pool) is over it (default 0 = half of this machine's "
+     "physical memory)"},
     {"--framing", L"Framing", SVC_OPT_FRAMING, 0, 0, FIELD(framing),
      "raw | line | length (default raw)"},
     {"--max-message", L"MaxMessage", SVC_OPT_NUMBER, 1, 256 * MIB, FIELD(max_message),
@@ -416,8 +417,15 @@ int svc_server_memory_check(const svc_server_options *o, uint64_t physical, char
     svc_server_config(o, &c); /* the send queue cap as the engine will have it */
     int framed = o->framing != IOCP_FRAMING_RAW;
     uint64_t message = framed ? o->max_message : 0;
-    uint64_t per_conn = (uint64_t)c.send_queue_cap + message + o->buffer_size;
-    uint64_t worst = (uint64_t)o->max_connections * per_conn;
+    /* Receive buffers come from one pool (buffer_pool_max): every connection holds one at most,
+     * and all of them together no more than the pool. */
+    uint64_t buffers = (uint64_t)o->max_connections * o->buffer_size;
+    int pooled = buffers > (uint64_t)c.buffer_pool_max;
+    if (pooled)
+        buffers = c.buffer_pool_max;
+    uint64_t worst =
+        (uint64_t)o->max_connections * ((uint64_t)c.send_queue_cap + message) + buffers;
+    uint64_t per_conn = worst / o->max_connections;
     uint64_t budget = o->memory_budget_mib ? (uint64_t)o->memory_budget_mib * MIB : physical / 2;
     if (budget == 0 || worst <= budget)
         return 0; /* no budget known (the system did not say how much memory it has): no check */
@@ -427,16 +435,20 @@ int svc_server_memory_check(const svc_server_options *o, uint64_t physical, char
         snprintf(t_phys, sizeof t_phys, " (half of the %s of physical memory)",
                  size_text(physical, p, sizeof p));
     }
-    char parts[128];
-    if (framed)
-        snprintf(parts, sizeof parts, "send queue %s + message %s + buffer %s",
-                 size_text(c.send_queue_cap, t_cap, sizeof t_cap),
-                 size_text(message, t_msg, sizeof t_msg),
-                 size_text(o->buffer_size, t_buf, sizeof t_buf));
+    char parts[160], buffer_part[80];
+    if (pooled)
+        snprintf(buffer_part, sizeof buffer_part, "a share of the %s receive buffer pool",
+                 size_text(c.buffer_pool_max, t_buf, sizeof t_buf));
     else
-        snprintf(parts, sizeof parts, "send queue %s + buffer %s",
-                 size_text(c.send_queue_cap, t_cap, sizeof t_cap),
+        snprintf(buffer_part, sizeof buffer_part, "buffer %s",
                  size_text(o->buffer_size, t_buf, sizeof t_buf));
+    if (framed)
+        snprintf(parts, sizeof parts, "send queue %s + message %s + %s",
+                 size_text(c.send_queue_cap, t_cap, sizeof t_cap),
+                 size_text(message, t_msg, sizeof t_msg), buffer_part);
+    else
+        snprintf(parts, sizeof parts, "send queue %s + %s",
+                 size_text(c.send_queue_cap, t_cap, sizeof t_cap), buffer_part);
     snprintf(err, err_size,
              "worst case %lu connections x %s (%s) = %s is over the memory budget of %s%s: lower "
              "--max-connections, --send-queue-cap%s, or raise --memory-budget",

@@ -233,6 +233,18 @@ static void memory_budget_check(void)
     CHECK_MSG(svc_server_memory_check(&o.server, 0, err, sizeof err) == 0, "%s", err);
     o.server.memory_budget_mib = 5135;
     CHECK(svc_server_memory_check(&o.server, 0, err, sizeof err) != 0);
+    /* Receive buffers count once per connection only up to the pool: 11,024 connections x
+     * (1 MiB queue) + the 32 MiB pool = 11,056 MiB fits 11,100 MiB (one 16 KiB buffer each
+     * would be 11,196 MiB). */
+    svc_options_init(&o);
+    o.server.max_connections = 11024;
+    o.server.memory_budget_mib = 11100;
+    CHECK_MSG(svc_server_memory_check(&o.server, 0, err, sizeof err) == 0, "%s", err);
+    o.server.memory_budget_mib = 11000;
+    CHECK(svc_server_memory_check(&o.server, 0, err, sizeof err) != 0);
+    CHECK_MSG(strstr(err, "(send queue 1.0 MiB + a share of the 32.0 MiB receive buffer pool)") !=
+                  NULL,
+              "%s", err);
     /* The per-IP limit does not change the worst case: many addresses are cheap to have. */
     o.server.max_connections_per_ip = 1;
     CHECK(svc_server_memory_check(&o.server, 0, err, sizeof err) != 0);
