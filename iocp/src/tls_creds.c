@@ -342,6 +342,19 @@ int iocpi_tls_creds_client(iocpi_tls_creds *c, const char *ca_file, int insecure
     return 0;
 }
 
+/* Whether a key container is the user's default one (named after the user). A PFX import on
+ * Windows makes a container of its own (a GUID name); Wine puts every imported key into the
+ * default container, which other imports (another engine, another process) use at the same
+ * moment: that one is never deleted (docs/wine.md). */
+static int default_container(const wchar_t *name)
+{
+    wchar_t user[257];
+    DWORD n = sizeof user / sizeof user[0];
+    if (name == NULL || name[0] == L'\0')
+        return 1;
+    return GetUserNameW(user, &n) && CompareStringOrdinal(name, -1, user, -1, TRUE) == CSTR_EQUAL;
+}
+
 /* Deletes the key container a PFX import made for this certificate. */
 static void delete_imported_key(PCCERT_CONTEXT cert)
 {
@@ -351,7 +364,8 @@ static void delete_imported_key(PCCERT_CONTEXT cert)
     CRYPT_KEY_PROV_INFO *info = malloc(size);
     if (info == NULL)
         return;
-    if (CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, info, &size)) {
+    if (CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, info, &size) &&
+        !default_container(info->pwszContainerName)) {
         if (info->dwProvType == 0) {
             /* A CNG key (dwProvType 0 names a key storage provider). */
             NCRYPT_PROV_HANDLE prov = 0;
