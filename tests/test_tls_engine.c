@@ -173,6 +173,23 @@ static uint8_t *random_payload(size_t len, uint32_t seed)
     return p;
 }
 
+/* A trusting TLS client (our CA, "localhost") that sends len random bytes in pieces of chunk
+ * and must get every byte back: the neighbour the misbehaving peers must not disturb. */
+static void neighbour_echo(uint16_t port, size_t len, size_t chunk, uint32_t seed)
+{
+    client cl;
+    memset(&cl, 0, sizeof cl);
+    cl.len = len;
+    cl.chunk = chunk;
+    cl.payload = random_payload(len, seed);
+    run_client(&cl, port, "localhost", ca, IOCP_FRAMING_RAW);
+    CHECK_MSG(!cl.failed, "the neighbour's dial failed: %s", iocp_strerror(cl.fail_err));
+    CHECK_EQ_U((size_t)cl.got, len);
+    CHECK(memcmp(cl.echo, cl.payload, len) == 0);
+    free((void *)cl.payload);
+    free(cl.echo);
+}
+
 /* 1 MiB through TLS both ways, sent in 3,000-byte sends; the client closes with close_notify
  * and the server sees a peer close. */
 static void echo_through_both_roles(void)
@@ -286,16 +303,8 @@ static void client_refuses_certificate(void)
     }
     CHECK(tn_wait_stat(srv, ST(contexts_in_use), 0, 5000));
     /* And the next, trusting client is served. */
-    client ok;
-    memset(&ok, 0, sizeof ok);
-    ok.len = 100;
-    ok.chunk = 100;
-    ok.payload = random_payload(100, 3);
-    run_client(&ok, iocp_engine_port(srv), "localhost", ca, IOCP_FRAMING_RAW);
-    CHECK(!ok.failed && (size_t)ok.got == 100 && memcmp(ok.echo, ok.payload, 100) == 0);
+    neighbour_echo(iocp_engine_port(srv), 100, 100, 3);
     tn_stop_clean(srv);
-    free((void *)ok.payload);
-    free(ok.echo);
 }
 
 /* Plaintext on the TLS port is closed at its first byte with a log line; a client that sends
@@ -321,13 +330,7 @@ static void plaintext_and_silence(void)
     CHECK_MSG(tn_wait_closed(plain, 3000), "plaintext client not closed");
     CHECK_MSG(log_has("not a TLS ClientHello (first byte 0x68"), "log:\n%s", log_text);
 
-    client cl;
-    memset(&cl, 0, sizeof cl);
-    cl.len = 5000;
-    cl.chunk = 1000;
-    cl.payload = random_payload(5000, 11);
-    run_client(&cl, port, "localhost", ca, IOCP_FRAMING_RAW);
-    CHECK(!cl.failed && (size_t)cl.got == cl.len && memcmp(cl.echo, cl.payload, cl.len) == 0);
+    neighbour_echo(port, 5000, 1000, 11);
 
     CHECK_MSG(tn_wait_closed(stuck, 5000), "a half handshake was not reset");
     uint64_t waited = GetTickCount64() - t0;
@@ -342,8 +345,6 @@ static void plaintext_and_silence(void)
     iocp_engine_stats(srv, &st);
     CHECK_EQ_U(st.tls_handshakes, 1);
     tn_stop_clean(srv);
-    free((void *)cl.payload);
-    free(cl.echo);
 }
 
 /* Start-up refusals: each names its cause and nothing listens. */
@@ -569,16 +570,7 @@ static void garbage_over_tls(void)
         CHECK(hand_send(&h, "altered record", 14, 1) == 0);
         CHECK_MSG(tn_wait_closed(h.s, 5000), "round %d: an altered record did not close it", round);
         hand_close(&h, 0);
-        /* The neighbour. */
-        client cl;
-        memset(&cl, 0, sizeof cl);
-        cl.len = 1000;
-        cl.chunk = 300;
-        cl.payload = random_payload(1000, (uint32_t)round);
-        run_client(&cl, port, "localhost", ca, IOCP_FRAMING_RAW);
-        CHECK(!cl.failed && (size_t)cl.got == cl.len && memcmp(cl.echo, cl.payload, cl.len) == 0);
-        free((void *)cl.payload);
-        free(cl.echo);
+        neighbour_echo(port, 1000, 300, (uint32_t)round);
     }
     CHECK(tn_wait_stat(srv, ST(contexts_in_use), 0, 10000));
     iocp_stats st;
@@ -641,13 +633,7 @@ static void resets_mid_tls_transfer(void)
         CHECK(WaitForSingleObject(t[i], 60000) == WAIT_OBJECT_0);
         CloseHandle(t[i]);
     }
-    client cl;
-    memset(&cl, 0, sizeof cl);
-    cl.len = 20000;
-    cl.chunk = 5000;
-    cl.payload = random_payload(20000, 5);
-    run_client(&cl, iocp_engine_port(srv), "localhost", ca, IOCP_FRAMING_RAW);
-    CHECK(!cl.failed && (size_t)cl.got == cl.len && memcmp(cl.echo, cl.payload, cl.len) == 0);
+    neighbour_echo(iocp_engine_port(srv), 20000, 5000, 5);
     CHECK(tn_wait_stat(srv, ST(contexts_in_use), 0, 10000));
     iocp_stats st;
     iocp_engine_stats(srv, &st);
@@ -655,8 +641,6 @@ static void resets_mid_tls_transfer(void)
            (unsigned long long)st.closed[IOCP_CLOSE_RESET]);
     CHECK(st.tls_handshakes >= THREADS * 10);
     tn_stop_clean(srv);
-    free((void *)cl.payload);
-    free(cl.echo);
 }
 
 /* ---- a record split across the idle switch --------------------------------------------- */

@@ -13,30 +13,10 @@ set -euo pipefail
 svc=$1 cli=$2 tls=$3
 mkdir -p "$4"
 work=$(cd "$4" && pwd)
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+peer_name=tls_peers
+source "$(dirname "${BASH_SOURCE[0]}")/peer_lib.sh"
 peer="python3 $root/tests/scripts/tls_peer.py"
-run=$root/cmake/wine-run.sh
-export WINEDEBUG=-all
 wine_major=$(wine --version | sed -n 's/^wine-\([0-9]*\).*/\1/p')
-fail() {
-    echo "FAIL tls_peers: $*"
-    exit 1
-}
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-# Waits for "listening on ADDR:PORT" in a log; prints the port.
-wait_port() {
-    local log=$1 port=
-    for _ in $(seq 1 300); do
-        port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\).*$/\1/p' "$log" | tr -d '\r' | head -n 1)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    echo "$port"
-}
 
 echo "== server role (Wine $wine_major)"
 log=$work/server.log
@@ -52,7 +32,7 @@ if [ "$wine_major" -lt 10 ]; then
     grep -q SEC_E_UNSUPPORTED_FUNCTION "$log" || fail "the refusal does not name the cause"
     echo "refused as it should, exit 2"
 else
-    port=$(wait_port "$log")
+    port=$(wait_port "$log" "listening on")
     [ -n "$port" ] || { cat "$log"; fail "the TLS server did not start"; }
     $peer client 127.0.0.1 "$port" --ca "$tls/ca.pem" --bytes 1048576 --seed 7 | tee "$work/py.out"
     grep -q "1048576 bytes exact" "$work/py.out" || fail "Python's echo was not exact"

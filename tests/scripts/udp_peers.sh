@@ -14,29 +14,9 @@ set -euo pipefail
 svc=$1 cli=$2
 mkdir -p "$3"
 work=$(cd "$3" && pwd)
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+peer_name=udp_peers
+source "$(dirname "${BASH_SOURCE[0]}")/peer_lib.sh"
 peer="python3 $root/tests/scripts/udp_peer.py"
-run=$root/cmake/wine-run.sh
-export WINEDEBUG=-all
-fail() {
-    echo "FAIL udp_peers: $*"
-    exit 1
-}
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-# Waits for a line "PREFIX ADDR:PORT" in a log; prints the port.
-wait_port() {
-    local log=$1 prefix=$2 port=
-    for _ in $(seq 1 300); do
-        port=$(sed -n "s/^$prefix .*:\([0-9][0-9]*\).*\$/\1/p" "$log" | tr -d '\r' | head -n 1)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    echo "$port"
-}
 # One counter from `status`: "datagrams: N in, M out; ..." -> field by name.
 udp_status() {
     "$run" "$svc" status --name "$1" | tr -d '\r' | sed -n 's/^  udp: on [^;]*; //p'
