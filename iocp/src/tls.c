@@ -332,22 +332,18 @@ iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *con
         return IOCPI_TLS_NEED_MORE;
     if (s != SEC_E_OK && s != SEC_I_RENEGOTIATE && s != SEC_I_CONTEXT_EXPIRED)
         return fail(t, s, "TLS record (DecryptMessage)");
-    char *extra = NULL;
+    /* SECBUFFER_EXTRA: the bytes after this record, always the input's tail (only its length
+     * is needed; some implementations give no pointer). */
     size_t extra_len = 0;
     for (int i = 0; i < 4; i++) {
         if (b[i].BufferType == SECBUFFER_DATA && s == SEC_E_OK) {
             *plain = b[i].pvBuffer;
             *plain_len = b[i].cbBuffer;
         } else if (b[i].BufferType == SECBUFFER_EXTRA) {
-            extra = b[i].pvBuffer;
             extra_len = b[i].cbBuffer;
         }
     }
-    /* Some implementations give EXTRA without a pointer: it is the input's tail then. */
-    if (extra_len > 0 && extra == NULL)
-        extra = in + len - extra_len;
     *consumed = len - extra_len;
-    (void)extra;
     /* close_notify: SEC_I_CONTEXT_EXPIRED. Wine 10 answers SEC_E_OK with no data instead;
      * in TLS 1.2 the record's own type says it was an alert (21), and an alert that decrypts
      * without an error is the warning-level close_notify (docs/wine.md). */
@@ -423,9 +419,6 @@ int iocpi_tls_shutdown(iocpi_tls *t)
         return -1;
     }
     /* The next handshake call makes the close_notify alert. */
-    int was = t->established;
-    t->established = 0;
-    size_t consumed;
     SecBuffer outb = {0, SECBUFFER_TOKEN, NULL};
     SecBufferDesc out_desc = {SECBUFFER_VERSION, 1, &outb};
     ULONG attrs = 0;
@@ -436,8 +429,6 @@ int iocpi_tls_shutdown(iocpi_tls *t)
     else
         s = InitializeSecurityContextW(&t->creds->handle, &t->ctx, NULL, CTX_REQ_CLIENT, 0, 0, NULL,
                                        0, NULL, &out_desc, &attrs, &expiry);
-    (void)consumed;
-    t->established = was;
     int rc = 0;
     if (outb.pvBuffer != NULL) {
         if (out_append(t, outb.pvBuffer, outb.cbBuffer) != 0)
