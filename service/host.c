@@ -53,8 +53,9 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
     info.uptime_ms = svc_now_ms() - h->started_ms;
     info.active = st.active;
     info.accepted = st.accepted;
-    /* Refused at once, whichever limit: all slots taken, or the address holds its share. */
-    info.rejected = st.rejected + st.rejected_per_address;
+    /* Refused at once, whichever limit: all slots taken, the address holds its share, or it
+     * opens connections too fast. */
+    info.rejected = st.rejected + st.rejected_per_address + st.rejected_rate;
     info.bytes_in = st.bytes_in;
     info.bytes_out = st.bytes_out;
     info.messages_in = st.messages_in;
@@ -73,6 +74,13 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
     info.udp_dropped = st.udp_dropped;
     info.udp_truncated = st.udp_truncated;
     info.udp_errors = st.udp_errors;
+    info.rejected_rate = st.rejected_rate;
+    info.evicted = st.closed[IOCP_CLOSE_EVICTED];
+    info.udp_refused_port = st.udp_refused_port;
+    info.udp_refused_self = st.udp_refused_self;
+    info.udp_refused_address = st.udp_refused_address;
+    info.udp_rate_limited = st.udp_rate_limited;
+    info.udp_capped = st.udp_capped;
     return svc_proto_format(r, &info, resp, size);
 }
 

@@ -80,6 +80,36 @@ const svc_server_opt svc_server_opts[] = {
      "sender (a flag; `status` shows the UDP counters)"},
     {"--udp-only", L"UdpOnly", SVC_OPT_SWITCH, 0, 1, FIELD(udp_only),
      "serve UDP echo alone on --port, no TCP listener (a flag)"},
+    {"--ipv6-prefix", L"Ipv6Prefix", SVC_OPT_NUMBER, 1, 128, FIELD(ipv6_prefix),
+     "leading bits of an IPv6 address that make one peer for every per-address limit (default "
+     "64: a host is given a whole /64; IPv4-mapped addresses count as IPv4)"},
+    {"--evict-idle", L"EvictIdle", SVC_OPT_NUMBER, 0, 4294967, FIELD(evict_idle_s),
+     "when every connection slot is taken, a newcomer closes the connection idle longest if it "
+     "has been silent this many seconds, and is reset itself so that the next one gets the "
+     "slot (default 10; 0 = never: only resets)"},
+    {"--conn-rate", L"ConnRate", SVC_OPT_NUMBER, 0, 1000000, FIELD(conn_rate),
+     "new connections a second one IP address (an IPv6 prefix) may open after its burst; one "
+     "more is reset before any TLS handshake (default 0 = no limit)"},
+    {"--conn-burst", L"ConnBurst", SVC_OPT_NUMBER, 0, 1000000, FIELD(conn_burst),
+     "new connections one address may open at once before --conn-rate applies (default 0 = "
+     "the rate)"},
+    {"--udp-rate", L"UdpRate", SVC_OPT_NUMBER, 0, 10000000, FIELD(udp_rate),
+     "datagrams a second answered to one source (address and port) after its burst; more are "
+     "dropped, which ends an echo loop between two servers (default 2000; 0 = no limit)"},
+    {"--udp-burst", L"UdpBurst", SVC_OPT_NUMBER, 1, 10000000, FIELD(udp_burst),
+     "datagrams one source may send at once before --udp-rate applies (default 1000)"},
+    {"--udp-byte-rate", L"UdpByteRate", SVC_OPT_NUMBER, 0, 4294967295u, FIELD(udp_byte_rate),
+     "bytes a second answered to one source after its byte burst (default 8388608; 0 = no "
+     "limit)"},
+    {"--udp-byte-burst", L"UdpByteBurst", SVC_OPT_NUMBER, 65507, 4294967295u, FIELD(udp_byte_burst),
+     "bytes one source may send at once before --udp-byte-rate applies (default 1048576; at "
+     "least 65507, the longest datagram)"},
+    {"--udp-sources", L"UdpSources", SVC_OPT_NUMBER, 16, 1048576, FIELD(udp_sources),
+     "sources whose rates are tracked at once; the one seen longest ago gives its place up "
+     "(default 4096)"},
+    {"--udp-total-rate", L"UdpTotalRate", SVC_OPT_NUMBER, 0, 100000000, FIELD(udp_total_rate),
+     "datagrams a second answered in all, whatever their sources (default 100000; 0 = no "
+     "limit)"},
 };
 const size_t svc_server_opt_count = sizeof svc_server_opts / sizeof svc_server_opts[0];
 
@@ -117,6 +147,16 @@ void svc_server_options_init(svc_server_options *o)
     o->log_keep = SVC_DEFAULT_LOG_KEEP;
     o->tls_store = SVC_TLS_STORE_DEFAULT;
     o->tls_handshake_timeout_s = SVC_DEFAULT_TLS_HANDSHAKE_S;
+    o->ipv6_prefix = c.ipv6_prefix_len;
+    o->evict_idle_s = c.evict_idle_ms / 1000u;
+    o->conn_rate = c.conn_rate;
+    o->conn_burst = c.conn_burst;
+    o->udp_rate = c.udp_rate;
+    o->udp_burst = c.udp_burst;
+    o->udp_byte_rate = c.udp_byte_rate;
+    o->udp_byte_burst = c.udp_byte_burst;
+    o->udp_sources = c.udp_sources;
+    o->udp_total_rate = c.udp_total_rate;
 }
 
 void svc_options_init(svc_options *o)
@@ -383,6 +423,16 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
         config->listen = 0;
         config->udp_port = o->port;
     }
+    config->ipv6_prefix_len = o->ipv6_prefix;
+    config->evict_idle_ms = o->evict_idle_s * 1000u;
+    config->conn_rate = o->conn_rate;
+    config->conn_burst = o->conn_burst;
+    config->udp_rate = o->udp_rate;
+    config->udp_burst = o->udp_burst;
+    config->udp_byte_rate = o->udp_byte_rate;
+    config->udp_byte_burst = o->udp_byte_burst;
+    config->udp_sources = o->udp_sources;
+    config->udp_total_rate = o->udp_total_rate;
 }
 
 uint64_t svc_physical_memory(void)

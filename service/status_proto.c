@@ -99,6 +99,15 @@ size_t svc_proto_format(svc_request req, const svc_status_info *info, char *out,
             put(out, size, &len, "udp_truncated", info->udp_truncated);
             put(out, size, &len, "udp_errors", info->udp_errors);
         }
+        put(out, size, &len, "rejected_rate", info->rejected_rate);
+        put(out, size, &len, "evicted", info->evicted);
+        if (info->udp) {
+            put(out, size, &len, "udp_refused_port", info->udp_refused_port);
+            put(out, size, &len, "udp_refused_self", info->udp_refused_self);
+            put(out, size, &len, "udp_refused_address", info->udp_refused_address);
+            put(out, size, &len, "udp_rate_limited", info->udp_rate_limited);
+            put(out, size, &len, "udp_capped", info->udp_capped);
+        }
     }
     return len;
 }
@@ -161,6 +170,13 @@ int svc_proto_parse_answer(const char *text, size_t len, svc_status_info *out, c
         {"udp_dropped", offsetof(svc_status_info, udp_dropped)},
         {"udp_truncated", offsetof(svc_status_info, udp_truncated)},
         {"udp_errors", offsetof(svc_status_info, udp_errors)},
+        {"rejected_rate", offsetof(svc_status_info, rejected_rate)},
+        {"evicted", offsetof(svc_status_info, evicted)},
+        {"udp_refused_port", offsetof(svc_status_info, udp_refused_port)},
+        {"udp_refused_self", offsetof(svc_status_info, udp_refused_self)},
+        {"udp_refused_address", offsetof(svc_status_info, udp_refused_address)},
+        {"udp_rate_limited", offsetof(svc_status_info, udp_rate_limited)},
+        {"udp_capped", offsetof(svc_status_info, udp_capped)},
     };
 
     memset(out, 0, sizeof *out);

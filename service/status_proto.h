@@ -41,6 +41,12 @@ typedef struct svc_status_info {
     char udp_address[80]; /* "[::]:9000" */
     uint64_t udp_datagrams_in, udp_datagrams_out, udp_bytes_in, udp_bytes_out;
     uint64_t udp_dropped, udp_truncated, udp_errors;
+    /* hostile peers: connections over --conn-rate, evicted for a newcomer; datagrams not
+     * answered (port below 1024, our own port, a no-reply address; over a source's rate, over
+     * the total) */
+    uint64_t rejected_rate, evicted;
+    uint64_t udp_refused_port, udp_refused_self, udp_refused_address;
+    uint64_t udp_rate_limited, udp_capped;
 } svc_status_info;
 
 svc_request svc_proto_parse_request(const char *buf, size_t len);

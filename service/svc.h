@@ -122,6 +122,11 @@ typedef struct svc_server_options {
     /* UDP echo (the engine's UDP endpoint) on the TCP port's number as well; or alone */
     uint32_t udp;
     uint32_t udp_only;
+    /* Hostile peers (iocp_config's fields of the same names; docs/reliability.md) */
+    uint32_t ipv6_prefix;  /* bits of an IPv6 address that make one peer */
+    uint32_t evict_idle_s; /* 0 = never evict */
+    uint32_t conn_rate, conn_burst;
+    uint32_t udp_rate, udp_burst, udp_byte_rate, udp_byte_burst, udp_sources, udp_total_rate;
 } svc_server_options;
 
 /* Where --tls-cert is looked up. The default follows the mode: LocalMachine\My for the

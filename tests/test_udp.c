@@ -425,6 +425,148 @@ static void udp_only_and_config(void)
     }
 }
 
+/* ---- hostile sources (udp_guard.c) ------------------------------------------------------ */
+
+static iocp_addr addr_of(const void *sa, int len)
+{
+    iocp_addr a;
+    memset(&a, 0, sizeof a);
+    memcpy(a.sa.bytes, sa, (size_t)len);
+    a.len = len;
+    return a;
+}
+
+/* A datagram whose source is the endpoint itself (iocp_send_to its own address, IPv4 and
+ * IPv6: what a spoofed "from ourselves" datagram looks like) is refused once and counted,
+ * not echoed to itself for ever. */
+static void self_loop_refused(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.workers = 2;
+    iocp_engine *e = udp_start(&cfg, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(e);
+    struct sockaddr_in self4 = loop4(port);
+    iocp_addr to = addr_of(&self4, sizeof self4);
+    CHECK_OK(iocp_send_to(e, &to, "loop?", 5));
+    CHECK(tn_wait_stat(e, ST(udp_refused_self), 1, 5000));
+    struct sockaddr_in6 self6;
+    memset(&self6, 0, sizeof self6);
+    self6.sin6_family = AF_INET6;
+    self6.sin6_port = htons(port);
+    self6.sin6_addr.s6_addr[15] = 1;
+    to = addr_of(&self6, sizeof self6);
+    CHECK_OK(iocp_send_to(e, &to, "loop6?", 6));
+    CHECK(tn_wait_stat(e, ST(udp_refused_self), 2, 5000));
+    /* Both were refused where they arrived: nothing is left circulating. A client is served. */
+    SOCKET s = udp_client(AF_INET, 3000);
+    char back[16];
+    send_to4(s, port, "client", 6);
+    CHECK(recv_one(s, back, sizeof back) == 6 && memcmp(back, "client", 6) == 0);
+    closesocket(s);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    printf("self: in %llu, out %llu, refused_self %llu\n", (unsigned long long)st.udp_datagrams_in,
+           (unsigned long long)st.udp_datagrams_out, (unsigned long long)st.udp_refused_self);
+    CHECK_EQ_U(st.udp_datagrams_in, 3);  /* the two to itself, the client's */
+    CHECK_EQ_U(st.udp_datagrams_out, 3); /* the same: sent once each, never again */
+    CHECK_EQ_U(st.udp_refused_self, 2);
+    tn_stop_clean(e);
+}
+
+/* A datagram from a port below 1024 (chargen's 19, echo's 7...) gets no answer and is
+ * counted; a client on an ordinary port is answered exactly. */
+static void reflector_ports_refused(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.workers = 1;
+    iocp_engine *e = udp_start(&cfg, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(e);
+    static const uint16_t low[] = {19, 7, 13, 17, 1023};
+    int sent = 0;
+    for (size_t i = 0; i < sizeof low / sizeof low[0]; i++) {
+        SOCKET r = udp_client(AF_INET, 200);
+        struct sockaddr_in me = loop4(low[i]);
+        if (bind(r, (struct sockaddr *)&me, sizeof me) != 0) { /* taken on this host */
+            closesocket(r);
+            continue;
+        }
+        send_to4(r, port, "reflect me", 10);
+        sent++;
+        CHECK(tn_wait_stat(e, ST(udp_refused_port), (uint64_t)sent, 5000));
+        char back[16];
+        CHECK_MSG(recv_one(r, back, sizeof back) < 0, "port %u was answered", (unsigned)low[i]);
+        closesocket(r);
+    }
+    CHECK_MSG(sent >= 1, "no port below 1024 could be bound");
+    SOCKET s = udp_client(AF_INET, 3000);
+    uint8_t want[600], got[700];
+    uint64_t seed = 19;
+    test_fill_random(&seed, want, sizeof want);
+    send_to4(s, port, want, sizeof want);
+    CHECK(recv_one(s, got, sizeof got) == (int)sizeof want && memcmp(got, want, sizeof want) == 0);
+    closesocket(s);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.udp_refused_port, (uint64_t)sent);
+    CHECK_EQ_U(st.udp_datagrams_out, 1);
+    tn_stop_clean(e);
+}
+
+typedef struct flood_state {
+    iocp_engine *e;
+    uint64_t want;
+} flood_state;
+
+static int all_received(void *arg)
+{
+    flood_state *f = arg;
+    iocp_stats st;
+    iocp_engine_stats(f->e, &st);
+    return st.udp_datagrams_in >= f->want;
+}
+
+/* udp_rate 200, udp_burst 100: 1,000 datagrams at once from one socket: every one is answered
+ * or counted over its source's rate, and no more are answered than the bucket allows in the
+ * time taken; another source, with a bucket of its own, is answered exactly. */
+static void source_rate_limits_flood(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.udp_rate = 200;
+    cfg.udp_burst = 100;
+    iocp_engine *e = udp_start(&cfg, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(e);
+    SOCKET s = udp_client(AF_INET, 3000);
+    uint64_t t0 = test_now_ms();
+    for (uint32_t i = 0; i < 1000; i++)
+        send_to4(s, port, &i, sizeof i);
+    flood_state f = {e, 1000};
+    int all = test_wait_until(all_received, &f, 10000);
+    uint64_t took = test_now_ms() - t0;
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    printf("flood: in %llu, out %llu, rate-limited %llu in %llu ms\n",
+           (unsigned long long)st.udp_datagrams_in, (unsigned long long)st.udp_datagrams_out,
+           (unsigned long long)st.udp_rate_limited, (unsigned long long)took);
+    CHECK_MSG(all, "only %llu of 1000 arrived", (unsigned long long)st.udp_datagrams_in);
+    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), st.udp_datagrams_in - st.udp_rate_limited, 5000));
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.udp_datagrams_out + st.udp_rate_limited, st.udp_datagrams_in);
+    CHECK(st.udp_rate_limited >= 1);
+    CHECK_MSG(st.udp_datagrams_out <= 100 + 200 * (took / 1000 + 1), "%llu answered in %llu ms",
+              (unsigned long long)st.udp_datagrams_out, (unsigned long long)took);
+    SOCKET other = udp_client(AF_INET, 3000);
+    char back[16];
+    send_to4(other, port, "mine", 4);
+    CHECK(recv_one(other, back, sizeof back) == 4 && memcmp(back, "mine", 4) == 0);
+    closesocket(other);
+    closesocket(s);
+    tn_stop_clean(e);
+}
+
 static const test_case cases[] = {
     {"echo_exact", echo_exact},
     {"largest_and_empty", largest_and_empty},
@@ -434,6 +576,9 @@ static const test_case cases[] = {
     {"stop_with_pending", stop_with_pending},
     {"sender_address", sender_address},
     {"udp_only_and_config", udp_only_and_config},
+    {"self_loop_refused", self_loop_refused},
+    {"reflector_ports_refused", reflector_ports_refused},
+    {"source_rate_limits_flood", source_rate_limits_flood},
 };
 
 TEST_MAIN(cases)

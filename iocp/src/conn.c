@@ -1052,6 +1052,27 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
         iocpi_conn_unref(c);
 }
 
+/* From an accept (evict.c): the id is the sweep's candidate, checked again under the lock. */
+int iocpi_conn_evict(iocp_engine *e, iocp_conn_id id, uint64_t now, uint64_t min_idle_ms)
+{
+    iocp_conn *c = iocpi_conn_lookup(e, id);
+    if (c == NULL)
+        return 0; /* closed, or the context serves another connection now */
+    int evicted = 0, drop = 0;
+    uint64_t idle = elapsed(now, c->last_activity_ms);
+    if (!c->outgoing && idle >= min_idle_ms) {
+        iocpi_log_later(e, IOCP_LOG_INFO, "%s idle for %llu ms: evicted for a new connection",
+                        c->peer, (unsigned long long)idle);
+        drop = close_locked(c, IOCP_CLOSE_EVICTED, 0, IOCP_ABORT);
+        evicted = 1;
+    }
+    ReleaseSRWLockExclusive(&c->lock);
+    iocpi_log_flush();
+    if (drop)
+        iocpi_conn_unref(c);
+    return evicted;
+}
+
 /* ---- public: inside callbacks ---------------------------------------------------------- */
 
 iocp_conn_id iocp_conn_get_id(const iocp_conn *conn)

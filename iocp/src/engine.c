@@ -27,6 +27,14 @@ void iocp_config_init(iocp_config *config)
     config->tls.handshake_timeout_ms = 10000;
     config->udp_buffer_size = 65536;
     config->udp_send_queue = 1024;
+    config->ipv6_prefix_len = 64;
+    config->evict_idle_ms = 10000;
+    config->udp_rate = 2000;
+    config->udp_burst = 1000;
+    config->udp_byte_rate = 8u * 1024u * 1024u;
+    config->udp_byte_burst = 1024u * 1024u;
+    config->udp_sources = 4096;
+    config->udp_total_rate = 100000;
 }
 
 static iocp_err config_check(iocp_config *c, iocp_error_info *err)
@@ -55,6 +63,15 @@ static iocp_err config_check(iocp_config *c, iocp_error_info *err)
         REJECT("framing %d is not raw, line or length", (int)c->framing);
     if (c->framing != IOCP_FRAMING_RAW && (c->max_message < 1 || c->max_message > 0x7fffffffu))
         REJECT("max_message %lu is out of range 1..2147483647", (unsigned long)c->max_message);
+    if (c->ipv6_prefix_len < 1 || c->ipv6_prefix_len > 128)
+        REJECT("ipv6_prefix_len %lu is out of range 1..128", (unsigned long)c->ipv6_prefix_len);
+    if (c->udp_rate != 0 && c->udp_burst == 0)
+        REJECT("udp_burst is 0: no datagram could pass; give a burst of 1 or more, or udp_rate 0");
+    if (c->udp_byte_rate != 0 && c->udp_byte_burst < IOCP_UDP_MAX_DATAGRAM)
+        REJECT("udp_byte_burst %lu is below %d: the longest datagram could never pass",
+               (unsigned long)c->udp_byte_burst, IOCP_UDP_MAX_DATAGRAM);
+    if (c->udp_rate != 0 && (c->udp_sources < 16 || c->udp_sources > 1048576))
+        REJECT("udp_sources %lu is out of range 16..1048576", (unsigned long)c->udp_sources);
     if ((unsigned)c->log_level > IOCP_LOG_DEBUG)
         REJECT("log_level %d is out of range 0..3", (int)c->log_level);
     /* One read can queue at most one buffer of raw echo, or one whole message plus the rest
@@ -78,6 +95,8 @@ static VOID CALLBACK sweep_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
     (void)timer;
     iocp_engine *e = ctx;
     uint64_t now = iocpi_now_ms();
+    iocpi_evict_pick pick;
+    pick.n = 0;
     for (uint32_t i = 0; i < e->config.max_connections; i++) {
         iocp_conn *c = &e->conns[i];
         LONG state = c->state; /* a hint: each sweep looks again under the lock */
@@ -85,7 +104,9 @@ static VOID CALLBACK sweep_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
             iocpi_dialer_sweep(c, now);
         else if (state != CONN_FREE)
             iocpi_conn_sweep(c, now);
+        iocpi_evict_consider(e, &pick, c, now);
     }
+    iocpi_evict_publish(e, &pick);
     /* Posts retried where nothing may be logged (iocpi_post_packet): said here. */
     LONG64 retries = e->counters.post_retries;
     LONG64 seen = InterlockedExchange64(&e->post_retries_logged, retries);
@@ -111,6 +132,8 @@ static uint32_t sweep_period_ms(const iocp_config *c)
     if (c->tls.handshake_timeout_ms && c->tls.handshake_timeout_ms / 8 < shortest &&
         (c->tls.pfx_path || c->tls.cert_thumbprint || c->tls.client))
         shortest = c->tls.handshake_timeout_ms / 8;
+    if (c->evict_idle_ms && c->evict_idle_ms / 4 < shortest)
+        shortest = c->evict_idle_ms / 4; /* the candidates are at most this stale */
     return shortest < 10 ? 10 : shortest;
 }
 
@@ -198,6 +221,7 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
     e->skip_on_success = iocpi_providers_are_ifs(SOCK_STREAM, IPPROTO_TCP);
     e->started_ms = iocpi_now_ms();
     InitializeSRWLock(&e->accept_lock);
+    InitializeSRWLock(&e->evict_lock);
 
     e->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, e->worker_count);
     e->stopped_event = CreateEventW(NULL, TRUE, FALSE, NULL);
@@ -462,5 +486,11 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->udp_dropped = (uint64_t)c->udp_dropped;
     out->udp_truncated = (uint64_t)c->udp_truncated;
     out->udp_errors = (uint64_t)c->udp_errors;
+    out->rejected_rate = (uint64_t)c->rejected_rate;
+    out->udp_refused_port = (uint64_t)c->udp_refused_port;
+    out->udp_refused_self = (uint64_t)c->udp_refused_self;
+    out->udp_refused_address = (uint64_t)c->udp_refused_address;
+    out->udp_rate_limited = (uint64_t)c->udp_rate_limited;
+    out->udp_capped = (uint64_t)c->udp_capped;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
 }

@@ -109,6 +109,7 @@ static const char *const close_text[IOCP_CLOSE_REASON_COUNT_] = {
     [IOCP_CLOSE_STOP] = "engine stopping",
     [IOCP_CLOSE_ERROR] = "I/O error",
     [IOCP_CLOSE_HANDSHAKE] = "TLS handshake failed",
+    [IOCP_CLOSE_EVICTED] = "evicted (idle longest while every context was taken)",
 };
 
 const char *iocp_close_reason_str(iocp_close_reason reason)

@@ -194,6 +194,8 @@ typedef struct iocpi_accept {
     char addrs[2 * (sizeof(SOCKADDR_STORAGE) + 16)];
 } iocpi_accept;
 
+#define IOCPI_EVICT_CANDIDATES 16
+
 /* One slot of the per-address table (peers.c); count 0 = empty. */
 typedef struct iocpi_peer_slot {
     uint8_t addr[16]; /* IPv6; IPv4 as ::ffff:a.b.c.d */
@@ -212,7 +214,37 @@ typedef struct iocpi_counters {
     volatile LONG64 buffer_waits, idle_receives;
     volatile LONG64 udp_datagrams_in, udp_bytes_in, udp_datagrams_out, udp_bytes_out;
     volatile LONG64 udp_dropped, udp_truncated, udp_errors;
+    volatile LONG64 rejected_rate; /* hostile peers: see iocp_stats */
+    volatile LONG64 udp_refused_port, udp_refused_self, udp_refused_address;
+    volatile LONG64 udp_rate_limited, udp_capped;
 } iocpi_counters;
+
+/* rate.c: token buckets per source in a fixed table (or one bucket for all: sources 0). */
+typedef struct iocpi_rate_limits {
+    uint32_t rate, burst;           /* events a second, and at once; rate 0 = off */
+    uint64_t byte_rate, byte_burst; /* the same in bytes; byte_rate 0 = no byte limit */
+} iocpi_rate_limits;
+
+typedef struct iocpi_bucket {
+    uint64_t tokens, bytes; /* thousandths of an event, of a byte */
+    uint64_t at_ms;         /* last refilled */
+} iocpi_bucket;
+
+typedef struct iocpi_rate_entry {
+    uint8_t key[16]; /* iocpi_peer_key */
+    uint16_t port;   /* 0 when keyed by address alone */
+    uint16_t used;
+    iocpi_bucket bucket;
+} iocpi_rate_entry;
+
+typedef struct iocpi_rate {
+    SRWLOCK lock;
+    iocpi_rate_limits limits;
+    iocpi_rate_entry *entries; /* NULL: one bucket, total */
+    uint32_t set_mask;
+    uint64_t seed;
+    iocpi_bucket total;
+} iocpi_rate;
 
 /* The receive buffer pool (pool.c): `slots` buffers of `stride` bytes in one reserved region,
  * committed when first taken. Free ones are kept committed (warm, reused first) up to a few;
@@ -274,6 +306,13 @@ struct iocp_engine {
     uint64_t peer_seed;
     SRWLOCK peer_lock;
     volatile LONG64 peer_warned_ms; /* when a per-address rejection was last a warning */
+
+    /* hostile peers: conn_rate's buckets (rate.c); eviction's candidates (evict.c) */
+    iocpi_rate conn_rate;
+    volatile LONG64 rate_warned_ms;
+    SRWLOCK evict_lock;
+    iocp_conn_id evict_candidates[IOCPI_EVICT_CANDIDATES]; /* idlest first; 0 = none */
+    uint32_t evict_count, evict_next;
 
     /* timers */
     PTP_TIMER sweep_timer;
@@ -363,6 +402,9 @@ iocp_conn *iocpi_conn_lookup(iocp_engine *e, iocp_conn_id id); /* locked on succ
 void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index);
 void iocpi_conn_fini(iocp_conn *c);
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now);
+/* Resets an open accepted connection as IOCP_CLOSE_EVICTED if it is still quiet for
+ * min_idle_ms; 1 when it did. */
+int iocpi_conn_evict(iocp_engine *e, iocp_conn_id id, uint64_t now, uint64_t min_idle_ms);
 /* A dialled connection of a TLS client engine: its session, before iocpi_conn_open. */
 void iocpi_conn_tls_client(iocp_conn *c, const char *server_name);
 
@@ -372,7 +414,40 @@ void iocpi_conn_tls_client(iocp_conn *c, const char *server_name);
 iocp_err iocpi_peers_init(iocp_engine *e, iocp_error_info *err);
 void iocpi_peers_fini(iocp_engine *e);
 int iocpi_peers_admit(iocp_engine *e, const struct sockaddr *remote, iocp_conn *c);
+/* conn_rate: 1 when the address may open one more connection now (and it is counted). */
+int iocpi_peers_rate_admit(iocp_engine *e, const struct sockaddr *remote);
 void iocpi_peers_release(iocp_engine *e, iocp_conn *c);
+/* The key every per-address limit counts by: IPv6 cut to its first ipv6_prefix_len bits,
+ * IPv4 and IPv4-mapped IPv6 as ::ffff:a.b.c.d whole. 0 for another family. (A PROXY protocol
+ * header's source can be keyed the same way.) */
+int iocpi_peer_key(const struct sockaddr *sa, uint32_t ipv6_prefix_len, uint8_t key[16]);
+
+/* rate.c: sources = how many per-source buckets (0 = one bucket for all). take: 1 when the
+ * event (and its bytes) passes (and is taken from the bucket), 0 when over. */
+iocp_err iocpi_rate_init(iocpi_rate *r, uint32_t sources, const iocpi_rate_limits *limits);
+void iocpi_rate_fini(iocpi_rate *r);
+int iocpi_rate_take(iocpi_rate *r, const uint8_t key[16], uint16_t port, uint64_t bytes,
+                    uint64_t now);
+
+/* udp_guard.c: which datagrams the UDP endpoint may answer (see iocp_config). */
+struct iocpi_udp_guard;
+struct iocpi_udp_guard *iocpi_udp_guard_new(iocp_engine *e, iocp_error_info *err);
+void iocpi_udp_guard_free(struct iocpi_udp_guard *g);
+/* 1: pass it on; 0: refused or over a rate (counted, logged at most once a second). */
+int iocpi_udp_guard_admit(struct iocpi_udp_guard *g, uint16_t own_port, const struct sockaddr *from,
+                          size_t bytes);
+
+/* evict.c: each sweep offers every connection (consider, into its own zeroed pick) and then
+ * publishes the idlest; when the pool is empty, evict closes the idlest still idle
+ * evict_idle_ms (1) or finds none (0). */
+typedef struct iocpi_evict_pick {
+    iocp_conn_id id[IOCPI_EVICT_CANDIDATES]; /* idlest first */
+    uint64_t idle[IOCPI_EVICT_CANDIDATES];
+    uint32_t n;
+} iocpi_evict_pick;
+void iocpi_evict_consider(iocp_engine *e, iocpi_evict_pick *p, const iocp_conn *c, uint64_t now);
+void iocpi_evict_publish(iocp_engine *e, const iocpi_evict_pick *p);
+int iocpi_evict(iocp_engine *e);
 
 /* tls_creds.c: the engine's TLS, made before the pool (it may raise buffer_size) and freed
  * after the last connection. */

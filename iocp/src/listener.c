@@ -207,6 +207,21 @@ static void reject_per_address(iocp_engine *e, SOCKET s, const char *peer)
     iocpi_close_socket(s, 1);
 }
 
+/* The address opened more than conn_burst connections and conn_rate a second since: reset
+ * before it takes a context (or a TLS handshake). Logged as reject_per_address is. */
+static void reject_rate(iocp_engine *e, SOCKET s, const char *peer)
+{
+    LONG64 n = InterlockedIncrement64(&e->counters.rejected_rate);
+    LONG64 now = (LONG64)iocpi_now_ms();
+    LONG64 last = e->rate_warned_ms;
+    int warn = (last == 0 || now - last >= 1000) &&
+               InterlockedCompareExchange64(&e->rate_warned_ms, now, last) == last;
+    iocpi_log(e, warn ? IOCP_LOG_WARN : IOCP_LOG_DEBUG,
+              "connection rate (%lu a second) passed: rejected %s (%lld so far)",
+              (unsigned long)e->config.conn_rate, peer, (long long)n);
+    iocpi_close_socket(s, 1);
+}
+
 /* A finished AcceptEx gives its slot back; the caller has read the slot's address buffer
  * (retry_cb may post a free slot at any time). Returns whether to re-arm it now: not while
  * starved (the timer owns the slots then; a success lets its next probe end the shortage),
@@ -281,10 +296,16 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
         iocpi_close_socket(s, 1);
         if (rearm)
             post_accept(a);
+    } else if (!iocpi_peers_rate_admit(e, (const struct sockaddr *)&remote_addr)) {
+        reject_rate(e, s, peer);
+        if (rearm)
+            post_accept(a);
     } else {
         iocp_conn *c = iocpi_pool_take(e);
         DWORD sys = 0;
         if (c == NULL) {
+            /* Every context taken: the idlest quiet connection makes room for the next. */
+            iocpi_evict(e);
             reject(e, s, peer);
             if (rearm)
                 post_accept(a);

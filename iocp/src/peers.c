@@ -9,22 +9,32 @@
  * instead of leaving tombstones, so the table never degrades however long the engine runs.
  * One SRWLOCK guards it: an accept and a release each hold it for one short probe.
  *
- * Addresses are keyed as 16 bytes: IPv6 as it is, IPv4 as the IPv4-mapped IPv6 address
- * (::ffff:a.b.c.d), so a client counts the same whether it reached a dual-stack listener or
- * an IPv4 one. The hash is keyed with a seed chosen at start: a remote peer cannot pick
- * addresses (an IPv6 host has a whole /64 to pick from) that all land on one probe chain.
+ * Addresses are keyed as 16 bytes (iocpi_peer_key, the one place every per-address limit
+ * gets its key): IPv6 cut to its first ipv6_prefix_len bits (default 64: a host is given a
+ * whole /64, so counting each address would let it hold 2^64 shares), IPv4 as the
+ * IPv4-mapped IPv6 address (::ffff:a.b.c.d, never cut), so a client counts the same whether
+ * it reached a dual-stack listener or an IPv4 one. The hash is keyed with a seed chosen at start: a
+ * remote peer cannot pick addresses (an IPv6 host has a whole /64 to pick from) that all land on
+ * one probe chain.
  */
 #include "iocpi.h"
 
 static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-/* The 16-byte key of an address; 0 for a family that has none (never seen from AcceptEx). */
-static int key_of(const struct sockaddr *sa, uint8_t key[16])
+int iocpi_peer_key(const struct sockaddr *sa, uint32_t ipv6_prefix_len, uint8_t key[16])
 {
     if (sa == NULL)
         return 0;
     if (sa->sa_family == AF_INET6) {
         memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        /* An IPv4-mapped address is an IPv4 host: all of it counts, as for AF_INET. */
+        if (memcmp(key, v4_mapped_prefix, 12) == 0 || ipv6_prefix_len >= 128)
+            return 1;
+        /* One host is given a whole prefix (a /64 at least): it counts once. */
+        uint32_t full = ipv6_prefix_len / 8, bits = ipv6_prefix_len % 8;
+        if (bits != 0)
+            key[full++] &= (uint8_t)(0xff00u >> bits);
+        memset(key + full, 0, 16 - full);
         return 1;
     }
     if (sa->sa_family == AF_INET) {
@@ -33,6 +43,11 @@ static int key_of(const struct sockaddr *sa, uint8_t key[16])
         return 1;
     }
     return 0;
+}
+
+static int key_of(const iocp_engine *e, const struct sockaddr *sa, uint8_t key[16])
+{
+    return iocpi_peer_key(sa, e->config.ipv6_prefix_len, key);
 }
 
 static uint64_t mix(uint64_t x)
@@ -57,6 +72,20 @@ static uint32_t home_of(const iocp_engine *e, const uint8_t key[16])
 iocp_err iocpi_peers_init(iocp_engine *e, iocp_error_info *err)
 {
     InitializeSRWLock(&e->peer_lock);
+    if (e->config.listen && e->config.conn_rate != 0) {
+        /* conn_rate's buckets: a table as large as the contexts' (an address that opens
+         * connections usually holds some), 4096 at least. */
+        iocpi_rate_limits limits = {
+            e->config.conn_rate, e->config.conn_burst ? e->config.conn_burst : e->config.conn_rate,
+            0, 0};
+        uint32_t sources = e->config.max_connections < 4096 ? 4096 : e->config.max_connections;
+        if (iocpi_rate_init(&e->conn_rate, sources, &limits) != IOCP_OK) {
+            iocpi_error_set(err, IOCP_E_NO_MEMORY, 0,
+                            "cannot allocate the connection-rate table (%lu sources)",
+                            (unsigned long)sources);
+            return IOCP_E_NO_MEMORY;
+        }
+    }
     if (e->config.max_connections_per_address == 0 || !e->config.listen)
         return IOCP_OK; /* nothing is counted */
     uint32_t slots = 16;
@@ -77,14 +106,23 @@ iocp_err iocpi_peers_init(iocp_engine *e, iocp_error_info *err)
 
 void iocpi_peers_fini(iocp_engine *e)
 {
+    iocpi_rate_fini(&e->conn_rate);
     free(e->peers);
     e->peers = NULL;
+}
+
+int iocpi_peers_rate_admit(iocp_engine *e, const struct sockaddr *remote)
+{
+    uint8_t key[16];
+    if (e->config.conn_rate == 0 || !key_of(e, remote, key))
+        return 1;
+    return iocpi_rate_take(&e->conn_rate, key, 0, 0, iocpi_now_ms());
 }
 
 int iocpi_peers_admit(iocp_engine *e, const struct sockaddr *remote, iocp_conn *c)
 {
     c->peer_counted = 0;
-    if (e->peers == NULL || !key_of(remote, c->peer_key))
+    if (e->peers == NULL || !key_of(e, remote, c->peer_key))
         return 1;
     int admitted = 0;
     AcquireSRWLockExclusive(&e->peer_lock);

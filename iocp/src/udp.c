@@ -15,6 +15,10 @@
  * another thread posts the slot to the port and a worker starts it (so a caller never makes
  * the system call, and a burst from outside is bounded by the slots, not by memory).
  *
+ * Every datagram passes the guard first (udp_guard.c: no answer to a source that makes the
+ * endpoint a reflector or a loop, and a rate per source and in all), whether it is echoed or
+ * passed to on_datagram.
+ *
  * SIO_UDP_CONNRESET is turned off: on Windows an ICMP port-unreachable (an echo to a peer
  * that has gone) would otherwise fail the endpoint's next receive with WSAECONNRESET. Such
  * errors, if they come anyway, are counted and the receive is posted again.
@@ -81,7 +85,8 @@ typedef struct iocpi_udp {
     udp_send *sends;
     uint32_t send_count;
     SLIST_HEADER free_sends;
-    volatile LONG64 busy; /* receives posted + send slots taken */
+    volatile LONG64 busy;          /* receives posted + send slots taken */
+    struct iocpi_udp_guard *guard; /* which sources are answered (udp_guard.c) */
 } iocpi_udp;
 
 /* ---- receiving ------------------------------------------------------------------------- */
@@ -208,7 +213,9 @@ static void recv_done(iocpi_op *op, DWORD bytes, DWORD error)
         n = sizeof from.sa.bytes;
     memcpy(from.sa.bytes, &r->from, n);
     from.len = (int)n;
-    if (e->config.on_datagram != NULL) {
+    if (!iocpi_udp_guard_admit(u->guard, u->port, (const struct sockaddr *)&r->from, bytes)) {
+        /* counted by the guard */
+    } else if (e->config.on_datagram != NULL) {
         e->config.on_datagram(e, &from, r->buf, bytes);
     } else if (iocp_send_to(e, &from, r->buf, bytes) == IOCP_E_QUEUE_FULL) {
         /* counted in udp_dropped; nothing else to do for a datagram */
@@ -388,6 +395,7 @@ static void udp_free(iocpi_udp *u)
     if (u->recv_slab != NULL)
         VirtualFree(u->recv_slab, 0, MEM_RELEASE);
     free(u->recvs);
+    iocpi_udp_guard_free(u->guard);
     free(u);
 }
 
@@ -431,6 +439,11 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
     u->max_datagram = c->udp_buffer_size;
     u->recv_count = receives;
     u->send_count = c->udp_send_queue;
+    u->guard = iocpi_udp_guard_new(e, err);
+    if (u->guard == NULL) {
+        udp_free(u);
+        return IOCP_E_NO_MEMORY;
+    }
 
     ADDRINFOW *ai = NULL;
     iocp_err rc =

@@ -199,6 +199,35 @@ typedef struct iocp_config {
     uint32_t udp_send_queue;      /* datagrams accepted by iocp_send_to and not yet sent, at most;
                                      default 1024, 1..65536. Full: dropped and counted */
     iocp_datagram_fn on_datagram; /* NULL = echo each datagram to its sender */
+
+    /* Hostile peers. Every per-address limit (max_connections_per_address, conn_rate, the UDP
+     * per-source buckets) counts an IPv6 address by its first ipv6_prefix_len bits (default
+     * 64, 1..128: one host is given a whole /64), an IPv4-mapped one as the IPv4 address. */
+    uint32_t ipv6_prefix_len;
+    /* Every context taken: a new connection closes the accepted connection idle longest
+     * (IOCP_CLOSE_EVICTED), if it has had no traffic for evict_idle_ms, and is reset itself
+     * (counted rejected) so that the next connection finds the context free. Default 10000;
+     * 0 = off (only rejections, as before). */
+    uint32_t evict_idle_ms;
+    /* New connections one address may open: conn_burst at once, conn_rate a second after that;
+     * one more is reset before it takes a context (counted in rejected_rate). Bounds what one
+     * address spends on TLS handshakes. Default 0 = off; conn_burst 0 = conn_rate. */
+    uint32_t conn_rate, conn_burst;
+    /* UDP: a datagram is never answered (nor passed to on_datagram) when it comes from a port
+     * below 1024, from the endpoint's own port number (itself, or another echo server on the
+     * same port: a loop), or from an unspecified, multicast or broadcast address (counted in
+     * udp_refused_*). Each source (address as above, and port) has a token bucket: udp_rate
+     * datagrams a second after a burst of udp_burst, and udp_byte_rate bytes a second after
+     * udp_byte_burst (0 = no byte limit), in a table of udp_sources entries (the source seen
+     * longest ago gives its entry up); all sources together at most udp_total_rate a second
+     * (a one-second burst). Over a bucket: dropped, counted in udp_rate_limited / udp_capped.
+     * A rate of 0 turns that bucket off. Defaults: 2000 / 1000, 8 MiB / 1 MiB, 4096 sources,
+     * 100000 total: an echo loop (one datagram answered back and forth as fast as the two ends
+     * go) passes 2000 a second and dies; see docs/reliability.md "Hostile peers". */
+    uint32_t udp_rate, udp_burst;
+    uint32_t udp_byte_rate, udp_byte_burst;
+    uint32_t udp_sources;
+    uint32_t udp_total_rate;
 } iocp_config;
 
 #define IOCP_TLS_MIN_BUFFER 18432
@@ -224,6 +253,8 @@ typedef enum iocp_close_reason {
     IOCP_CLOSE_ERROR,           /* another I/O error; the raw code says which */
     IOCP_CLOSE_HANDSHAKE,       /* TLS: the handshake failed or took too long (never announced:
                                    counted in the statistics, no on_open or on_close) */
+    IOCP_CLOSE_EVICTED,         /* every context was taken and this accepted connection had been
+                                   idle longest, at least evict_idle_ms: reset for a newcomer */
     IOCP_CLOSE_REASON_COUNT_
 } iocp_close_reason;
 
@@ -400,6 +431,12 @@ typedef struct iocp_stats {
      * that failed (an ICMP error, a send the system refused) */
     uint64_t udp_datagrams_in, udp_bytes_in, udp_datagrams_out, udp_bytes_out;
     uint64_t udp_dropped, udp_truncated, udp_errors;
+    /* Hostile peers: connections reset for conn_rate; datagrams not answered: from a port
+     * below 1024, from the endpoint's own port, from an unspecified/multicast/broadcast
+     * address, over their source's bucket, over the total cap */
+    uint64_t rejected_rate;
+    uint64_t udp_refused_port, udp_refused_self, udp_refused_address;
+    uint64_t udp_rate_limited, udp_capped;
     uint64_t uptime_ms;
 } iocp_stats;
 

@@ -1,0 +1,129 @@
+/*
+ * udp_guard.c: which datagrams the UDP endpoint answers, so that it cannot be made a reflector
+ * or one end of a loop (the echo/chargen attack, CVE-1999-0103).
+ *
+ * Never answered (counted, never passed on):
+ * - a source port below 1024: no client sends from one, and the echo, chargen, daytime, DNS,
+ *   NTP and SNMP servers are there (an echo pointed at one of them loops or amplifies);
+ * - the endpoint's own port number, from any address: a spoofed datagram "from ourselves"
+ *   (our loopback address, the bound one, or any other address of this host: a [::] endpoint
+ *   answers on all of them, so all of them are "our own address") would loop inside this
+ *   server; from another host it is most likely another echo server on the same port (the
+ *   classic loop between two echo ports). A client whose ephemeral port happens to equal ours
+ *   is the price: it is refused (and counted) and picks another port on its next socket;
+ * - an unspecified, multicast or broadcast source (0.0.0.0/8, 224.0.0.0/4 and 240.0.0.0/4
+ *   with 255.255.255.255, ::, ff00::/8, and their IPv4-mapped forms): no reply can be meant
+ *   for one, and a reply to one reaches many hosts.
+ * Then each source (address grouped as every per-address limit is, and port: see
+ * iocp_config) passes its token bucket, and all sources together the total bucket. A loop
+ * between two echo servers is one datagram answered back and forth as fast as both ends go:
+ * once it has been faster than udp_rate for longer than udp_burst allows, a datagram is
+ * dropped, and with it the loop (a loop slower than udp_rate costs at most udp_rate a second).
+ *
+ * Logging: one warning a second at most, with the totals, for a flood of refusals must not
+ * become a flood of lines.
+ */
+#include "iocpi.h"
+
+/* Made by iocpi_udp_guard_new, freed by iocpi_udp_guard_free (udp.c's start and free). */
+typedef struct iocpi_udp_guard {
+    iocp_engine *e;
+    iocpi_rate per_source;
+    iocpi_rate total;
+    volatile LONG64 warned_ms;
+} iocpi_udp_guard;
+
+struct iocpi_udp_guard *iocpi_udp_guard_new(iocp_engine *e, iocp_error_info *err)
+{
+    const iocp_config *c = &e->config;
+    iocpi_udp_guard *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "udp: the source table");
+        return NULL;
+    }
+    g->e = e;
+    iocpi_rate_limits per = {c->udp_rate, c->udp_burst, c->udp_byte_rate, c->udp_byte_burst};
+    iocpi_rate_limits all = {c->udp_total_rate, c->udp_total_rate, 0, 0};
+    if (iocpi_rate_init(&g->per_source, c->udp_sources, &per) != IOCP_OK ||
+        iocpi_rate_init(&g->total, 0, &all) != IOCP_OK) {
+        iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "udp: cannot allocate the source table (%lu)",
+                        (unsigned long)c->udp_sources);
+        iocpi_udp_guard_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void iocpi_udp_guard_free(struct iocpi_udp_guard *g)
+{
+    if (g == NULL)
+        return;
+    iocpi_rate_fini(&g->per_source);
+    iocpi_rate_fini(&g->total);
+    free(g);
+}
+
+/* 1 for an address no reply may go to; key is the 16-byte form (IPv4 as ::ffff:a.b.c.d). */
+static int no_reply_address(const uint8_t a[16])
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t zero[16] = {0};
+    if (memcmp(a, mapped, 12) == 0)
+        return a[12] == 0 || a[12] >= 224;           /* 0/8; 224/4 multicast; 240/4 and broadcast */
+    return memcmp(a, zero, 16) == 0 || a[0] == 0xff; /* ::, ff00::/8 */
+}
+
+static void refused(iocpi_udp_guard *g, volatile LONG64 *counter, const struct sockaddr *from,
+                    const char *why)
+{
+    iocp_engine *e = g->e;
+    InterlockedIncrement64(counter);
+    LONG64 now = (LONG64)iocpi_now_ms();
+    LONG64 last = g->warned_ms;
+    if ((last != 0 && now - last < 1000) ||
+        InterlockedCompareExchange64(&g->warned_ms, now, last) != last)
+        return;
+    const iocpi_counters *n = &e->counters;
+    char peer[80];
+    iocpi_format_addr(from, peer, sizeof peer);
+    iocpi_log(e, IOCP_LOG_WARN,
+              "udp: not answered: %s (%s); so far: %lld from ports below 1024, %lld from our own "
+              "port, %lld from no-reply addresses, %lld over a source's rate, %lld over the "
+              "total rate",
+              peer, why, (long long)n->udp_refused_port, (long long)n->udp_refused_self,
+              (long long)n->udp_refused_address, (long long)n->udp_rate_limited,
+              (long long)n->udp_capped);
+}
+
+int iocpi_udp_guard_admit(struct iocpi_udp_guard *g, uint16_t own_port, const struct sockaddr *from,
+                          size_t bytes)
+{
+    iocp_engine *e = g->e;
+    iocpi_counters *n = &e->counters;
+    uint8_t exact[16], key[16];
+    if (!iocpi_peer_key(from, 128, exact) || !iocpi_peer_key(from, e->config.ipv6_prefix_len, key))
+        return 0; /* not IPv4 or IPv6: never seen from WSARecvFrom */
+    uint16_t port = ntohs(((const struct sockaddr_in *)from)->sin_port); /* same offset in v6 */
+    if (port < 1024) {
+        refused(g, &n->udp_refused_port, from, "source port below 1024");
+        return 0;
+    }
+    if (port == own_port) {
+        refused(g, &n->udp_refused_self, from, "source port is ours: a loop");
+        return 0;
+    }
+    if (no_reply_address(exact)) {
+        refused(g, &n->udp_refused_address, from, "unspecified, multicast or broadcast source");
+        return 0;
+    }
+    uint64_t now = iocpi_now_ms();
+    if (!iocpi_rate_take(&g->per_source, key, port, bytes, now)) {
+        refused(g, &n->udp_rate_limited, from, "over its source's rate");
+        return 0;
+    }
+    if (!iocpi_rate_take(&g->total, key, 0, 0, now)) {
+        refused(g, &n->udp_capped, from, "over the total rate");
+        return 0;
+    }
+    return 1;
+}
