@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Hostile UDP peers against two `iocp-service run --udp-only` instances with their default
+# options (raw sockets: as root, loopback only; docs/reliability.md "Hostile peers"):
+#   a spoofed loop between A and B (one datagram from 127.0.0.1:B to A) dies within a few
+#     seconds: both sides' counters stop, each side's count is printed;
+#   a spoofed self-loop (from 127.0.0.1:A to A) gets no answer, counted as from our own port;
+#   a datagram from port 19 gets no answer, counted;
+#   a legitimate client is still answered exactly.
+# Usage: udp_hostile.sh SERVICE_EXE WORKDIR   (Linux host, root; the exe under Wine)
+# Prints "1 passed, 0 failed" at the end when everything held.
+set -euo pipefail
+svc=$1
+mkdir -p "$2"
+work=$(cd "$2" && pwd)
+peer_name=udp_hostile
+source "$(dirname "${BASH_SOURCE[0]}")/peer_lib.sh"
+hostile="python3 $root/tests/scripts/udp_hostile.py"
+[ "$(id -u)" = 0 ] || fail "raw sockets need root"
+
+# "in out rate_limited refused_self refused_port" from `status`.
+counters() {
+    "$run" "$svc" status --name "$1" | tr -d '\r' | awk '
+        /^  udp: on/ { match($0, /datagrams: [0-9]+ in, [0-9]+ out/);
+                       split(substr($0, RSTART, RLENGTH), d, /[ ,]+/); din = d[2]; dout = d[4] }
+        /^  limits:/ { match($0, /[0-9]+ from ports below 1024/); split(substr($0, RSTART), p, " "); port = p[1];
+                       match($0, /[0-9]+ from our own port/); split(substr($0, RSTART), s, " "); self = s[1];
+                       match($0, /[0-9]+ over a source/); split(substr($0, RSTART), r, " "); rate = r[1] }
+        END { print din, dout, rate, self, port }'
+}
+
+start() { # name log -> port
+    "$run" "$svc" run --port 0 --bind 127.0.0.1 --name "$1" --workers 2 --udp-only >"$2" 2>&1 &
+    pids+=("$!")
+    local port
+    port=$(wait_port "$2" "listening on")
+    [ -n "$port" ] || { cat "$2"; fail "$1 did not start"; }
+    echo "$port"
+}
+a=hostileA-$$ b=hostileB-$$
+pa=$(start "$a" "$work/a.log")
+pb=$(start "$b" "$work/b.log")
+echo "A on $pa, B on $pb (defaults: --udp-rate 2000 --udp-burst 1000)"
+
+echo "== a spoofed loop between A and B"
+$hostile spoof "$pb" "$pa"
+t0=$(date +%s.%N)
+prev="" still=0 dead=""
+for i in $(seq 1 60); do # 30 s at most; the loop must be dead long before
+    sleep 0.5
+    now="$(counters "$a") | $(counters "$b")"
+    if [ "$now" = "$prev" ]; then
+        still=$((still + 1))
+        if [ "$still" -ge 2 ]; then dead=$i; break; fi
+    else
+        still=0
+        last_change=$(date +%s.%N)
+    fi
+    prev=$now
+done
+[ -n "$dead" ] || fail "the loop still runs after 30 s: A and B: $now"
+read -r ain aout arate _ _ < <(counters "$a")
+read -r bin bout brate _ _ < <(counters "$b")
+secs=$(awk -v a="$last_change" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
+echo "loop dead within ${secs} s: A received $ain, answered $aout, $arate over the rate; B received $bin, answered $bout, $brate over the rate"
+[ $((arate + brate)) -ge 1 ] || fail "the loop ended, but no side counts a datagram over its rate"
+awk -v s="$secs" 'BEGIN { exit !(s <= 10) }' || fail "the loop took $secs s to die (10 s allowed)"
+
+echo "== a spoofed self-loop"
+read -r in0 out0 _ self0 _ < <(counters "$a")
+$hostile spoof "$pa" "$pa"
+for _ in $(seq 1 50); do
+    read -r in1 out1 _ self1 _ < <(counters "$a")
+    [ "$self1" -gt "$self0" ] && break
+    sleep 0.2
+done
+[ "$self1" = $((self0 + 1)) ] || fail "the self-loop datagram was not refused (own port: $self0 -> $self1)"
+[ "$out1" = "$out0" ] || fail "the self-loop was answered: out $out0 -> $out1"
+echo "self-loop: refused as from our own port, nothing answered (in $in0 -> $in1, out $out1)"
+
+echo "== a datagram from port 19"
+read -r _ out0 _ _ port0 < <(counters "$a")
+$hostile lowport 19 "$pa" || fail "port 19"
+read -r _ out1 _ _ port1 < <(counters "$a")
+[ "$port1" = $((port0 + 1)) ] || fail "port 19 not counted ($port0 -> $port1)"
+[ "$out1" = "$out0" ] || fail "port 19 was answered: out $out0 -> $out1"
+
+echo "== a legitimate client"
+$hostile client "$pa" || fail "client"
+$hostile client "$pb" || fail "client of B"
+echo "1 passed, 0 failed"
