@@ -107,6 +107,7 @@ static VOID CALLBACK sweep_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
         iocpi_evict_consider(e, &pick, c, now);
     }
     iocpi_evict_publish(e, &pick);
+    iocpi_evict_expire(e, now, 0);
     /* Posts retried where nothing may be logged (iocpi_post_packet): said here. */
     LONG64 retries = e->counters.post_retries;
     LONG64 seen = InterlockedExchange64(&e->post_retries_logged, retries);
@@ -161,6 +162,7 @@ static void engine_free(iocp_engine *e)
     free(e->accepts);
     iocpi_udp_fini(e);
     iocpi_peers_fini(e);
+    iocpi_evict_fini(e);
     iocpi_pool_fini(e);
     iocpi_tls_engine_stop(e);
     if (e->port != NULL)
@@ -221,7 +223,6 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
     e->skip_on_success = iocpi_providers_are_ifs(SOCK_STREAM, IPPROTO_TCP);
     e->started_ms = iocpi_now_ms();
     InitializeSRWLock(&e->accept_lock);
-    InitializeSRWLock(&e->evict_lock);
 
     e->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, e->worker_count);
     e->stopped_event = CreateEventW(NULL, TRUE, FALSE, NULL);
@@ -236,6 +237,8 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
         rc = iocpi_pool_init(e, err);
     if (rc == IOCP_OK)
         rc = iocpi_peers_init(e, err);
+    if (rc == IOCP_OK)
+        rc = iocpi_evict_init(e, err);
     if (rc != IOCP_OK)
         goto fail;
 
@@ -345,8 +348,9 @@ static void stop_run(iocp_engine *e)
 {
     uint64_t t0 = iocpi_now_ms();
     InterlockedExchange(&e->stopping, 1);
-    iocpi_listener_stop(e); /* and its retry timer */
-    iocpi_udp_stop(e);      /* every receive and send completes */
+    iocpi_listener_stop(e);                   /* and its retry timer */
+    iocpi_evict_expire(e, iocpi_now_ms(), 1); /* newcomers waiting for an evicted context */
+    iocpi_udp_stop(e);                        /* every receive and send completes */
     close_all(e, IOCP_GRACEFUL);
     if (!wait_idle(e, t0 + e->drain_ms)) {
         iocpi_log(e, IOCP_LOG_WARN, "drain timeout (%lu ms): aborting %lld connections",

@@ -65,3 +65,135 @@ int iocpi_evict(iocp_engine *e)
             return 1;
     }
 }
+
+/* ---- the newcomer waits for the context it freed ----------------------------------------
+ *
+ * The evicted connection's context comes back once its last operation completes (a reset
+ * socket's receive completes at once), not while the accept that evicted it is running. So
+ * the newcomer's socket is parked in one of accepts_outstanding slots, and the pool, when a
+ * context comes back, hands it to a parked newcomer by posting the slot's op; the op runs the
+ * ordinary admission on a worker. A newcomer still waiting after PARK_MS (the context did not
+ * come back: its connection was busy closing) is reset as it would have been. Lock order:
+ * evict_lock, then nothing (the pool is lock-free, the post never blocks). */
+
+#define PARK_MS 1000
+
+static void parked_done(iocpi_op *op, DWORD bytes, DWORD error);
+
+iocp_err iocpi_evict_init(iocp_engine *e, iocp_error_info *err)
+{
+    InitializeSRWLock(&e->evict_lock);
+    if (!e->config.listen || e->config.evict_idle_ms == 0)
+        return IOCP_OK;
+    e->parked_slots = e->config.accepts_outstanding;
+    e->parked = calloc(e->parked_slots, sizeof *e->parked);
+    if (e->parked == NULL) {
+        iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "eviction: %lu waiting slots",
+                        (unsigned long)e->parked_slots);
+        return IOCP_E_NO_MEMORY;
+    }
+    for (uint32_t i = 0; i < e->parked_slots; i++) {
+        e->parked[i].engine = e;
+        e->parked[i].sock = INVALID_SOCKET;
+        iocpi_op_init(&e->parked[i].op, parked_done);
+    }
+    return IOCP_OK;
+}
+
+void iocpi_evict_fini(iocp_engine *e)
+{
+    free(e->parked);
+    e->parked = NULL;
+}
+
+/* Under evict_lock: free contexts to waiting slots, oldest first is not needed (at most a
+ * second apart). */
+static void handoff_locked(iocp_engine *e)
+{
+    for (uint32_t i = 0; i < e->parked_slots && e->parked_waiting > 0; i++) {
+        iocpi_parked *p = &e->parked[i];
+        if (p->sock == INVALID_SOCKET || p->conn != NULL)
+            continue;
+        iocp_conn *c = iocpi_pool_take(e);
+        if (c == NULL)
+            return;
+        p->conn = c;
+        InterlockedDecrement(&e->parked_waiting);
+        iocpi_post(e, &p->op);
+    }
+}
+
+int iocpi_evict_park(iocp_engine *e, SOCKET s, const char *peer, const SOCKADDR_STORAGE *remote)
+{
+    int parked = 0;
+    AcquireSRWLockExclusive(&e->evict_lock);
+    for (uint32_t i = 0; i < e->parked_slots && !e->stopping; i++) {
+        iocpi_parked *p = &e->parked[i];
+        if (p->sock != INVALID_SOCKET)
+            continue;
+        p->sock = s;
+        p->conn = NULL;
+        p->since_ms = iocpi_now_ms();
+        memcpy(p->peer, peer, sizeof p->peer);
+        p->peer[sizeof p->peer - 1] = '\0';
+        p->remote = *remote;
+        InterlockedIncrement(&e->parked_waiting);
+        handoff_locked(e); /* the context may be back already */
+        parked = 1;
+        break;
+    }
+    ReleaseSRWLockExclusive(&e->evict_lock);
+    return parked;
+}
+
+void iocpi_evict_handoff(iocp_engine *e)
+{
+    AcquireSRWLockExclusive(&e->evict_lock);
+    if (!e->stopping)
+        handoff_locked(e);
+    ReleaseSRWLockExclusive(&e->evict_lock);
+}
+
+void iocpi_evict_expire(iocp_engine *e, uint64_t now, int all)
+{
+    for (uint32_t i = 0; i < e->parked_slots; i++) {
+        iocpi_parked *p = &e->parked[i];
+        SOCKET s = INVALID_SOCKET;
+        char peer[64];
+        AcquireSRWLockExclusive(&e->evict_lock);
+        if (p->sock != INVALID_SOCKET && p->conn == NULL && (all || now - p->since_ms >= PARK_MS)) {
+            s = p->sock;
+            memcpy(peer, p->peer, sizeof peer);
+            p->sock = INVALID_SOCKET;
+            InterlockedDecrement(&e->parked_waiting);
+        }
+        ReleaseSRWLockExclusive(&e->evict_lock);
+        if (s != INVALID_SOCKET)
+            iocpi_listener_reject(e, s, peer);
+    }
+}
+
+/* Entered from the port: the pool handed this waiting newcomer a context. */
+static void parked_done(iocpi_op *op, DWORD bytes, DWORD error)
+{
+    (void)bytes;
+    (void)error;
+    iocpi_parked *p = CONTAINING_RECORD(op, iocpi_parked, op);
+    iocp_engine *e = p->engine;
+    IOCPI_ASSERT(p->sock != INVALID_SOCKET && p->conn != NULL);
+    SOCKET s = p->sock;
+    iocp_conn *c = p->conn;
+    char peer[64];
+    SOCKADDR_STORAGE remote = p->remote;
+    memcpy(peer, p->peer, sizeof peer);
+    AcquireSRWLockExclusive(&e->evict_lock);
+    p->conn = NULL;
+    p->sock = INVALID_SOCKET; /* the slot is free again */
+    ReleaseSRWLockExclusive(&e->evict_lock);
+    if (e->stopping) {
+        iocpi_close_socket(s, 1);
+        iocpi_pool_return(e, c);
+        return;
+    }
+    iocpi_listener_admit(e, c, s, peer, &remote);
+}

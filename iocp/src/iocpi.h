@@ -196,6 +196,19 @@ typedef struct iocpi_accept {
 
 #define IOCPI_EVICT_CANDIDATES 16
 
+/* A newcomer that evicted a connection and waits for its context (evict.c): the accepted
+ * socket is kept until the evicted connection's context comes back to the pool, which hands
+ * it over by posting op. sock INVALID_SOCKET = a free slot. */
+typedef struct iocpi_parked {
+    iocpi_op op;
+    iocp_engine *engine;
+    SOCKET sock;
+    iocp_conn *conn; /* handed over; NULL while waiting */
+    uint64_t since_ms;
+    char peer[64];
+    SOCKADDR_STORAGE remote;
+} iocpi_parked;
+
 /* One slot of the per-address table (peers.c); count 0 = empty. */
 typedef struct iocpi_peer_slot {
     uint8_t addr[16]; /* IPv6; IPv4 as ::ffff:a.b.c.d */
@@ -313,6 +326,9 @@ struct iocp_engine {
     SRWLOCK evict_lock;
     iocp_conn_id evict_candidates[IOCPI_EVICT_CANDIDATES]; /* idlest first; 0 = none */
     uint32_t evict_count, evict_next;
+    iocpi_parked *parked; /* accepts_outstanding slots (evict.c); under evict_lock */
+    uint32_t parked_slots;
+    volatile LONG parked_waiting; /* parked without a context yet */
 
     /* timers */
     PTP_TIMER sweep_timer;
@@ -448,6 +464,16 @@ typedef struct iocpi_evict_pick {
 void iocpi_evict_consider(iocp_engine *e, iocpi_evict_pick *p, const iocp_conn *c, uint64_t now);
 void iocpi_evict_publish(iocp_engine *e, const iocpi_evict_pick *p);
 int iocpi_evict(iocp_engine *e);
+/* After a successful evict: keeps the newcomer's socket until a context is free (1), or
+ * finds no slot (0: the caller resets it). The context goes to iocpi_listener_admit. */
+int iocpi_evict_park(iocp_engine *e, SOCKET s, const char *peer, const SOCKADDR_STORAGE *remote);
+/* pool.c, after a context came back: hands free contexts to waiting newcomers. */
+void iocpi_evict_handoff(iocp_engine *e);
+/* The sweep: a newcomer still waiting after a second is reset (counted rejected); the stop:
+ * every waiting one is. */
+void iocpi_evict_expire(iocp_engine *e, uint64_t now, int all);
+iocp_err iocpi_evict_init(iocp_engine *e, iocp_error_info *err);
+void iocpi_evict_fini(iocp_engine *e);
 
 /* tls_creds.c: the engine's TLS, made before the pool (it may raise buffer_size) and freed
  * after the last connection. */
@@ -457,6 +483,11 @@ void iocpi_tls_engine_stop(iocp_engine *e);
 /* listener.c */
 iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err);
 void iocpi_listener_stop(iocp_engine *e);
+/* An accepted socket with its context: counted per address, associated, opened (or reset). */
+void iocpi_listener_admit(iocp_engine *e, iocp_conn *c, SOCKET s, const char *peer,
+                          const SOCKADDR_STORAGE *remote);
+/* Resets an accepted socket for want of a context (counted rejected). */
+void iocpi_listener_reject(iocp_engine *e, SOCKET s, const char *peer);
 
 /* udp.c: the UDP endpoint. start after the listener (its port may be the listener's); stop
  * closes the socket (every receive and send completes, udp_busy falls to 0); fini frees it

@@ -207,6 +207,32 @@ static void reject_per_address(iocp_engine *e, SOCKET s, const char *peer)
     iocpi_close_socket(s, 1);
 }
 
+void iocpi_listener_reject(iocp_engine *e, SOCKET s, const char *peer)
+{
+    reject(e, s, peer);
+}
+
+void iocpi_listener_admit(iocp_engine *e, iocp_conn *c, SOCKET s, const char *peer,
+                          const SOCKADDR_STORAGE *remote)
+{
+    DWORD sys = 0;
+    if (!iocpi_peers_admit(e, (const struct sockaddr *)remote, c)) {
+        /* After the pool, not before: only an address holding a context is counted, so the
+         * table never holds more addresses than there are contexts (peers.c). */
+        iocpi_pool_return(e, c);
+        reject_per_address(e, s, peer);
+    } else if (iocpi_associate(e, s, &sys) != IOCP_OK) {
+        iocpi_log(e, IOCP_LOG_ERROR, "cannot associate %s with the port (Win32 %lu)", peer,
+                  (unsigned long)sys);
+        iocpi_close_socket(s, 1);
+        iocpi_peers_release(e, c);
+        iocpi_pool_return(e, c);
+    } else {
+        memcpy(c->peer, peer, sizeof c->peer);
+        iocpi_conn_open(c, s, 0);
+    }
+}
+
 /* The address opened more than conn_burst connections and conn_rate a second since: reset
  * before it takes a context (or a TLS handshake). Logged as reject_per_address is. */
 static void reject_rate(iocp_engine *e, SOCKET s, const char *peer)
@@ -302,34 +328,14 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
             post_accept(a);
     } else {
         iocp_conn *c = iocpi_pool_take(e);
-        DWORD sys = 0;
-        if (c == NULL) {
-            /* Every context taken: the idlest quiet connection makes room for the next. */
-            iocpi_evict(e);
+        if (rearm)
+            post_accept(a); /* accepting goes on while this connection starts */
+        if (c != NULL)
+            iocpi_listener_admit(e, c, s, peer, &remote_addr);
+        else if (!iocpi_evict(e) || !iocpi_evict_park(e, s, peer, &remote_addr))
             reject(e, s, peer);
-            if (rearm)
-                post_accept(a);
-        } else if (!iocpi_peers_admit(e, (const struct sockaddr *)&remote_addr, c)) {
-            /* After the pool, not before: only an address holding a context is counted, so
-             * the table never holds more addresses than there are contexts (peers.c). */
-            iocpi_pool_return(e, c);
-            reject_per_address(e, s, peer);
-            if (rearm)
-                post_accept(a);
-        } else if (iocpi_associate(e, s, &sys) != IOCP_OK) {
-            iocpi_log(e, IOCP_LOG_ERROR, "cannot associate %s with the port (Win32 %lu)", peer,
-                      (unsigned long)sys);
-            iocpi_close_socket(s, 1);
-            iocpi_peers_release(e, c);
-            iocpi_pool_return(e, c);
-            if (rearm)
-                post_accept(a);
-        } else {
-            memcpy(c->peer, peer, sizeof c->peer);
-            if (rearm)
-                post_accept(a); /* accepting goes on while this connection starts */
-            iocpi_conn_open(c, s, 0);
-        }
+        /* else: every context was taken and the idlest quiet connection makes room; this one
+         * gets its context when it is back in the pool (evict.c) */
     }
     /* Last: the stop waits for this count, and the re-arm above is already counted. */
     InterlockedDecrement(&e->accepts_posted);

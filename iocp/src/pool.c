@@ -226,6 +226,11 @@ void iocpi_pool_return(iocp_engine *e, iocp_conn *c)
 {
     InterlockedPushEntrySList(&e->free_conns, &c->pool_entry);
     InterlockedDecrement64(&e->counters.contexts_in_use);
+    /* A newcomer that evicted a connection waits for this context (evict.c). After the push:
+     * iocpi_evict_park counts itself waiting before it looks at the pool once more, so one of
+     * the two always sees the other. */
+    if (e->parked_waiting > 0)
+        iocpi_evict_handoff(e);
 }
 
 iocpi_chunk *iocpi_chunk_take(iocp_engine *e)
