@@ -81,6 +81,7 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
     info.udp_refused_address = st.udp_refused_address;
     info.udp_rate_limited = st.udp_rate_limited;
     info.udp_capped = st.udp_capped;
+    info.udp_refused_loop = st.udp_refused_loop;
     return svc_proto_format(r, &info, resp, size);
 }
 

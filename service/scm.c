@@ -583,10 +583,11 @@ static void print_stats(const svc_status_info *i)
            (unsigned long long)i->rejected_rate, (unsigned long long)i->evicted);
     if (i->udp)
         printf("; datagrams not answered: %llu from ports below 1024, %llu from our own port, "
-               "%llu from no-reply addresses, %llu over a source's rate, %llu over the total rate",
+               "%llu from no-reply addresses, %llu echo loops, %llu over a source's rate, %llu "
+               "over the total rate",
                (unsigned long long)i->udp_refused_port, (unsigned long long)i->udp_refused_self,
-               (unsigned long long)i->udp_refused_address, (unsigned long long)i->udp_rate_limited,
-               (unsigned long long)i->udp_capped);
+               (unsigned long long)i->udp_refused_address, (unsigned long long)i->udp_refused_loop,
+               (unsigned long long)i->udp_rate_limited, (unsigned long long)i->udp_capped);
     printf("\n");
     printf("  uptime: %.1f s%s\n", (double)i->uptime_ms / 1000.0,
            i->draining ? " (stopping: draining connections)" : "");

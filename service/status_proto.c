@@ -107,6 +107,7 @@ size_t svc_proto_format(svc_request req, const svc_status_info *info, char *out,
             put(out, size, &len, "udp_refused_address", info->udp_refused_address);
             put(out, size, &len, "udp_rate_limited", info->udp_rate_limited);
             put(out, size, &len, "udp_capped", info->udp_capped);
+            put(out, size, &len, "udp_refused_loop", info->udp_refused_loop);
         }
     }
     return len;
@@ -177,6 +178,7 @@ int svc_proto_parse_answer(const char *text, size_t len, svc_status_info *out, c
         {"udp_refused_address", offsetof(svc_status_info, udp_refused_address)},
         {"udp_rate_limited", offsetof(svc_status_info, udp_rate_limited)},
         {"udp_capped", offsetof(svc_status_info, udp_capped)},
+        {"udp_refused_loop", offsetof(svc_status_info, udp_refused_loop)},
     };
 
     memset(out, 0, sizeof *out);

@@ -47,6 +47,7 @@ typedef struct svc_status_info {
     uint64_t rejected_rate, evicted;
     uint64_t udp_refused_port, udp_refused_self, udp_refused_address;
     uint64_t udp_rate_limited, udp_capped;
+    uint64_t udp_refused_loop;
 } svc_status_info;
 
 svc_request svc_proto_parse_request(const char *buf, size_t len);

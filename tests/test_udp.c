@@ -514,6 +514,66 @@ static void reflector_ports_refused(void)
     tn_stop_clean(e);
 }
 
+static int loops_refused(void *arg)
+{
+    iocp_engine **pair = arg;
+    iocp_stats a, b;
+    iocp_engine_stats(pair[0], &a);
+    iocp_engine_stats(pair[1], &b);
+    return a.udp_refused_loop + b.udp_refused_loop + a.udp_rate_limited + b.udp_rate_limited >= 6;
+}
+
+/* Two echo endpoints pointed at each other (A sends six different datagrams to B from its own
+ * port: what a spoofed datagram does to two servers) echo each datagram back and forth only
+ * until its answers have come back eight times in a row: each dies with one refusal, and
+ * both endpoints go quiet. Main's code echoed them until the engines stopped. */
+static void loop_between_two_engines_dies(void)
+{
+    iocp_engine *pair[2];
+    for (int i = 0; i < 2; i++) {
+        iocp_config cfg;
+        iocp_config_init(&cfg);
+        cfg.workers = 1;
+        pair[i] = udp_start(&cfg, NULL, NULL);
+    }
+    struct sockaddr_in b = loop4(iocp_engine_udp_port(pair[1]));
+    iocp_addr to = addr_of(&b, sizeof b);
+    for (uint32_t i = 0; i < 6; i++) {
+        char msg[32];
+        int n = snprintf(msg, sizeof msg, "ping-pong %u", (unsigned)i);
+        CHECK_OK(iocp_send_to(pair[0], &to, msg, (size_t)n));
+    }
+    int dead = test_wait_until(loops_refused, pair, 10000);
+    iocp_stats a, bs;
+    iocp_engine_stats(pair[0], &a);
+    iocp_engine_stats(pair[1], &bs);
+    printf("A: in %llu out %llu loops %llu rate %llu; B: in %llu out %llu loops %llu rate %llu\n",
+           (unsigned long long)a.udp_datagrams_in, (unsigned long long)a.udp_datagrams_out,
+           (unsigned long long)a.udp_refused_loop, (unsigned long long)a.udp_rate_limited,
+           (unsigned long long)bs.udp_datagrams_in, (unsigned long long)bs.udp_datagrams_out,
+           (unsigned long long)bs.udp_refused_loop, (unsigned long long)bs.udp_rate_limited);
+    CHECK_MSG(dead, "the loops still run");
+    /* Every datagram in flight was refused once, so none is left: the counts stay put while
+     * a client is served (its round trip takes longer than a loop's). */
+    SOCKET s = udp_client(AF_INET, 3000);
+    char back[16];
+    for (int i = 0; i < 3; i++) {
+        send_to4(s, iocp_engine_udp_port(pair[0]), "client", 6);
+        CHECK(recv_one(s, back, sizeof back) == 6 && memcmp(back, "client", 6) == 0);
+    }
+    closesocket(s);
+    iocp_stats a2, b2;
+    iocp_engine_stats(pair[0], &a2);
+    iocp_engine_stats(pair[1], &b2);
+    CHECK_EQ_U(a2.udp_datagrams_in, a.udp_datagrams_in + 3);
+    CHECK_EQ_U(b2.udp_datagrams_in, bs.udp_datagrams_in);
+    CHECK_EQ_U(a.udp_refused_loop + bs.udp_refused_loop + a.udp_rate_limited + bs.udp_rate_limited,
+               6);
+    CHECK(a.udp_datagrams_in + bs.udp_datagrams_in <= 6 * 2 * 10); /* a few round trips each */
+    tn_stop_clean(pair[0]);
+    tn_stop_clean(pair[1]);
+}
+
 typedef struct flood_state {
     iocp_engine *e;
     uint64_t want;
@@ -579,6 +639,7 @@ static const test_case cases[] = {
     {"self_loop_refused", self_loop_refused},
     {"reflector_ports_refused", reflector_ports_refused},
     {"source_rate_limits_flood", source_rate_limits_flood},
+    {"loop_between_two_engines_dies", loop_between_two_engines_dies},
 };
 
 TEST_MAIN(cases)

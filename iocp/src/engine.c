@@ -70,7 +70,7 @@ static iocp_err config_check(iocp_config *c, iocp_error_info *err)
     if (c->udp_byte_rate != 0 && c->udp_byte_burst < IOCP_UDP_MAX_DATAGRAM)
         REJECT("udp_byte_burst %lu is below %d: the longest datagram could never pass",
                (unsigned long)c->udp_byte_burst, IOCP_UDP_MAX_DATAGRAM);
-    if (c->udp_rate != 0 && (c->udp_sources < 16 || c->udp_sources > 1048576))
+    if (c->udp && (c->udp_sources < 16 || c->udp_sources > 1048576))
         REJECT("udp_sources %lu is out of range 16..1048576", (unsigned long)c->udp_sources);
     if ((unsigned)c->log_level > IOCP_LOG_DEBUG)
         REJECT("log_level %d is out of range 0..3", (int)c->log_level);
@@ -496,5 +496,6 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->udp_refused_address = (uint64_t)c->udp_refused_address;
     out->udp_rate_limited = (uint64_t)c->udp_rate_limited;
     out->udp_capped = (uint64_t)c->udp_capped;
+    out->udp_refused_loop = (uint64_t)c->udp_refused_loop;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
 }

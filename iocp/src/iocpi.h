@@ -230,6 +230,7 @@ typedef struct iocpi_counters {
     volatile LONG64 rejected_rate; /* hostile peers: see iocp_stats */
     volatile LONG64 udp_refused_port, udp_refused_self, udp_refused_address;
     volatile LONG64 udp_rate_limited, udp_capped;
+    volatile LONG64 udp_refused_loop;
 } iocpi_counters;
 
 /* rate.c: token buckets per source in a fixed table (or one bucket for all: sources 0). */
@@ -243,11 +244,18 @@ typedef struct iocpi_bucket {
     uint64_t at_ms;         /* last refilled */
 } iocpi_bucket;
 
+#define IOCPI_ANSWERED 8
+
 typedef struct iocpi_rate_entry {
     uint8_t key[16]; /* iocpi_peer_key */
     uint16_t port;   /* 0 when keyed by address alone */
     uint16_t used;
     iocpi_bucket bucket;
+    /* the UDP guard's memory of the source: hashes of the last datagrams echoed to it, when
+     * it last was answered, and how many datagrams in a row came back as they were sent */
+    uint64_t answered[IOCPI_ANSWERED];
+    uint64_t answered_ms;
+    uint32_t returns, answered_next;
 } iocpi_rate_entry;
 
 typedef struct iocpi_rate {
@@ -442,6 +450,12 @@ int iocpi_peer_key(const struct sockaddr *sa, uint32_t ipv6_prefix_len, uint8_t 
  * event (and its bytes) passes (and is taken from the bucket), 0 when over. */
 iocp_err iocpi_rate_init(iocpi_rate *r, uint32_t sources, const iocpi_rate_limits *limits);
 void iocpi_rate_fini(iocpi_rate *r);
+/* A table's entry for (key, port), with the table locked until iocpi_rate_unlock (a table
+ * of sources only; it exists whatever the rate, which may be 0 = off). */
+iocpi_rate_entry *iocpi_rate_lock(iocpi_rate *r, const uint8_t key[16], uint16_t port,
+                                  uint64_t now);
+int iocpi_rate_take_locked(iocpi_rate *r, iocpi_rate_entry *entry, uint64_t bytes, uint64_t now);
+void iocpi_rate_unlock(iocpi_rate *r);
 int iocpi_rate_take(iocpi_rate *r, const uint8_t key[16], uint16_t port, uint64_t bytes,
                     uint64_t now);
 
@@ -451,7 +465,7 @@ struct iocpi_udp_guard *iocpi_udp_guard_new(iocp_engine *e, iocp_error_info *err
 void iocpi_udp_guard_free(struct iocpi_udp_guard *g);
 /* 1: pass it on; 0: refused or over a rate (counted, logged at most once a second). */
 int iocpi_udp_guard_admit(struct iocpi_udp_guard *g, uint16_t own_port, const struct sockaddr *from,
-                          size_t bytes);
+                          const void *data, size_t bytes);
 
 /* evict.c: each sweep offers every connection (consider, into its own zeroed pick) and then
  * publishes the idlest; when the pool is empty, evict closes the idlest still idle

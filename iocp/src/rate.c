@@ -14,7 +14,8 @@
  * only a sender cycling through more sources than the table holds gets more than its share, and
  * the total cap (a table of no entries: one bucket for everyone) bounds that. The set is chosen
  * by a hash keyed with a seed picked at start, so a peer cannot aim its sources at one set.
- * One SRWLOCK guards the table: a lookup is a few compares.
+ * One SRWLOCK guards the table: a lookup is a few compares. An entry also holds what its
+ * caller remembers about the source (the UDP guard: the datagrams it answered it lately).
  */
 #include "iocpi.h"
 
@@ -37,9 +38,9 @@ iocp_err iocpi_rate_init(iocpi_rate *r, uint32_t sources, const iocpi_rate_limit
     memset(r, 0, sizeof *r);
     InitializeSRWLock(&r->lock);
     r->limits = *limits;
-    if (limits->rate == 0)
-        return IOCP_OK; /* off: every event passes */
     if (sources == 0) {
+        if (limits->rate == 0)
+            return IOCP_OK; /* off: every event passes */
         r->total.tokens = (uint64_t)limits->burst * MILLI;
         r->total.bytes = limits->byte_burst * MILLI;
         r->total.at_ms = iocpi_now_ms();
@@ -120,6 +121,9 @@ static iocpi_rate_entry *entry_of(iocpi_rate *r, const uint8_t key[16], uint16_t
     victim->bucket.tokens = (uint64_t)r->limits.burst * MILLI;
     victim->bucket.bytes = r->limits.byte_burst * MILLI;
     victim->bucket.at_ms = now;
+    memset(victim->answered, 0, sizeof victim->answered);
+    victim->answered_ms = 0;
+    victim->returns = 0;
     return victim;
 }
 
@@ -134,4 +138,23 @@ int iocpi_rate_take(iocpi_rate *r, const uint8_t key[16], uint16_t port, uint64_
     int ok = take(&r->limits, b, bytes);
     ReleaseSRWLockExclusive(&r->lock);
     return ok;
+}
+
+iocpi_rate_entry *iocpi_rate_lock(iocpi_rate *r, const uint8_t key[16], uint16_t port, uint64_t now)
+{
+    AcquireSRWLockExclusive(&r->lock);
+    return entry_of(r, key, port, now);
+}
+
+int iocpi_rate_take_locked(iocpi_rate *r, iocpi_rate_entry *entry, uint64_t bytes, uint64_t now)
+{
+    if (r->limits.rate == 0)
+        return 1;
+    refill(&r->limits, &entry->bucket, now);
+    return take(&r->limits, &entry->bucket, bytes);
+}
+
+void iocpi_rate_unlock(iocpi_rate *r)
+{
+    ReleaseSRWLockExclusive(&r->lock);
 }

@@ -213,7 +213,8 @@ static void recv_done(iocpi_op *op, DWORD bytes, DWORD error)
         n = sizeof from.sa.bytes;
     memcpy(from.sa.bytes, &r->from, n);
     from.len = (int)n;
-    if (!iocpi_udp_guard_admit(u->guard, u->port, (const struct sockaddr *)&r->from, bytes)) {
+    if (!iocpi_udp_guard_admit(u->guard, u->port, (const struct sockaddr *)&r->from, r->buf,
+                               bytes)) {
         /* counted by the guard */
     } else if (e->config.on_datagram != NULL) {
         e->config.on_datagram(e, &from, r->buf, bytes);

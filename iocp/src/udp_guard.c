@@ -14,16 +14,27 @@
  * - an unspecified, multicast or broadcast source (0.0.0.0/8, 224.0.0.0/4 and 240.0.0.0/4
  *   with 255.255.255.255, ::, ff00::/8, and their IPv4-mapped forms): no reply can be meant
  *   for one, and a reply to one reaches many hosts.
+ * A loop between two echo servers (a spoofed datagram from one sent to the other) is the
+ * same bytes answered back and forth as fast as both ends go. With no callback (the echo),
+ * each source remembers the hashes of the last IOCPI_ANSWERED datagrams echoed to it: when
+ * LOOP_RETURNS datagrams in a row come back from it exactly as they were echoed, each within
+ * LOOP_WINDOW_MS of the last answer to it, it is a loop and the datagram is refused
+ * (udp_refused_loop): the loop dies after LOOP_RETURNS round trips, however slow or fast the
+ * two ends are. A client sending the same bytes again is only refused when it does so eight
+ * times in a row, each time within a quarter second of its answer; the load generators
+ * (bench/loadgen.c, iocp-client) number their datagrams. A loop of more distinct datagrams
+ * than that memory holds runs faster in proportion, and the rate limit thins it:
  * Then each source (address grouped as every per-address limit is, and port: see
- * iocp_config) passes its token bucket, and all sources together the total bucket. A loop
- * between two echo servers is one datagram answered back and forth as fast as both ends go:
- * once it has been faster than udp_rate for longer than udp_burst allows, a datagram is
- * dropped, and with it the loop (a loop slower than udp_rate costs at most udp_rate a second).
+ * iocp_config) passes its token bucket, and all sources together the total bucket: a loop
+ * costs at most udp_rate a second, whatever its shape.
  *
  * Logging: one warning a second at most, with the totals, for a flood of refusals must not
  * become a flood of lines.
  */
 #include "iocpi.h"
+
+#define LOOP_RETURNS   8
+#define LOOP_WINDOW_MS 250
 
 /* Made by iocpi_udp_guard_new, freed by iocpi_udp_guard_free (udp.c's start and free). */
 typedef struct iocpi_udp_guard {
@@ -88,15 +99,55 @@ static void refused(iocpi_udp_guard *g, volatile LONG64 *counter, const struct s
     iocpi_format_addr(from, peer, sizeof peer);
     iocpi_log(e, IOCP_LOG_WARN,
               "udp: not answered: %s (%s); so far: %lld from ports below 1024, %lld from our own "
-              "port, %lld from no-reply addresses, %lld over a source's rate, %lld over the "
-              "total rate",
+              "port, %lld from no-reply addresses, %lld echo loops, %lld over a source's rate, "
+              "%lld over the total rate",
               peer, why, (long long)n->udp_refused_port, (long long)n->udp_refused_self,
-              (long long)n->udp_refused_address, (long long)n->udp_rate_limited,
-              (long long)n->udp_capped);
+              (long long)n->udp_refused_address, (long long)n->udp_refused_loop,
+              (long long)n->udp_rate_limited, (long long)n->udp_capped);
+}
+
+/* The datagram's length, its first and its last 128 bytes (a loop repeats all of it); never
+ * 0, which marks an empty memory slot. */
+static uint64_t datagram_hash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)n;
+    size_t head = n < 128 ? n : 128;
+    for (size_t i = 0; i < head; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    for (size_t i = n > 256 ? n - 128 : head; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    h ^= h >> 29;
+    return h | 1;
+}
+
+enum verdict { PASS, LOOP, RATE };
+
+/* Under the table's lock: the source's loop memory and its bucket. */
+static enum verdict per_source(iocpi_udp_guard *g, iocpi_rate_entry *en, uint64_t hash,
+                               size_t bytes, uint64_t now)
+{
+    if (hash != 0) {
+        int seen = 0;
+        for (int i = 0; i < IOCPI_ANSWERED; i++)
+            seen |= en->answered[i] == hash;
+        if (seen && en->answered_ms != 0 && now - en->answered_ms <= LOOP_WINDOW_MS)
+            en->returns++;
+        else
+            en->returns = 0;
+        if (en->returns >= LOOP_RETURNS)
+            return LOOP;
+    }
+    if (!iocpi_rate_take_locked(&g->per_source, en, bytes, now))
+        return RATE;
+    if (hash != 0) {
+        en->answered[en->answered_next++ % IOCPI_ANSWERED] = hash;
+        en->answered_ms = now;
+    }
+    return PASS;
 }
 
 int iocpi_udp_guard_admit(struct iocpi_udp_guard *g, uint16_t own_port, const struct sockaddr *from,
-                          size_t bytes)
+                          const void *data, size_t bytes)
 {
     iocp_engine *e = g->e;
     iocpi_counters *n = &e->counters;
@@ -117,7 +168,15 @@ int iocpi_udp_guard_admit(struct iocpi_udp_guard *g, uint16_t own_port, const st
         return 0;
     }
     uint64_t now = iocpi_now_ms();
-    if (!iocpi_rate_take(&g->per_source, key, port, bytes, now)) {
+    uint64_t hash = e->config.on_datagram == NULL ? datagram_hash(data, bytes) : 0;
+    iocpi_rate_entry *en = iocpi_rate_lock(&g->per_source, key, port, now);
+    enum verdict v = per_source(g, en, hash, bytes, now);
+    iocpi_rate_unlock(&g->per_source);
+    if (v == LOOP) {
+        refused(g, &n->udp_refused_loop, from, "an echo loop: our answers come back");
+        return 0;
+    }
+    if (v == RATE) {
         refused(g, &n->udp_rate_limited, from, "over its source's rate");
         return 0;
     }

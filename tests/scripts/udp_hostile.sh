@@ -17,14 +17,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/peer_lib.sh"
 hostile="python3 $root/tests/scripts/udp_hostile.py"
 [ "$(id -u)" = 0 ] || fail "raw sockets need root"
 
-# "in out rate_limited refused_self refused_port" from `status`.
+# "in out refused_loop+rate_limited refused_self refused_port" from `status`.
 counters() {
     "$run" "$svc" status --name "$1" | tr -d '\r' | awk '
         /^  udp: on/ { match($0, /datagrams: [0-9]+ in, [0-9]+ out/);
                        split(substr($0, RSTART, RLENGTH), d, /[ ,]+/); din = d[2]; dout = d[4] }
         /^  limits:/ { match($0, /[0-9]+ from ports below 1024/); split(substr($0, RSTART), p, " "); port = p[1];
                        match($0, /[0-9]+ from our own port/); split(substr($0, RSTART), s, " "); self = s[1];
-                       match($0, /[0-9]+ over a source/); split(substr($0, RSTART), r, " "); rate = r[1] }
+                       match($0, /[0-9]+ echo loops/); split(substr($0, RSTART), l, " ");
+                       match($0, /[0-9]+ over a source/); split(substr($0, RSTART), r, " "); rate = r[1] + l[1] }
         END { print din, dout, rate, self, port }'
 }
 
@@ -61,8 +62,8 @@ done
 read -r ain aout arate _ _ < <(counters "$a")
 read -r bin bout brate _ _ < <(counters "$b")
 secs=$(awk -v a="$last_change" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
-echo "loop dead within ${secs} s: A received $ain, answered $aout, $arate over the rate; B received $bin, answered $bout, $brate over the rate"
-[ $((arate + brate)) -ge 1 ] || fail "the loop ended, but no side counts a datagram over its rate"
+echo "loop dead within ${secs} s: A received $ain, answered $aout, refused $arate (loop or rate); B received $bin, answered $bout, refused $brate"
+[ $((arate + brate)) -ge 1 ] || fail "the loop ended, but no side counts a loop or a datagram over its rate"
 awk -v s="$secs" 'BEGIN { exit !(s <= 10) }' || fail "the loop took $secs s to die (10 s allowed)"
 
 echo "== a spoofed self-loop"

@@ -46,7 +46,8 @@ read -r din dout ddrop dtrunc derr < <(echo "$after" |
 [ -n "${din:-}" ] || fail "no UDP counters in status"
 # One socket sending 20,000 at once passes its source's bucket (--udp-rate): those are counted.
 read -r drate dcap < <("$run" "$svc" status --name "$name" | tr -d '\r' |
-    sed -n 's/^  limits: .* \([0-9]*\) over a source.s rate, \([0-9]*\) over the total rate$/\1 \2/p')
+    sed -n 's/^  limits: .* \([0-9]*\) echo loops, \([0-9]*\) over a source.s rate, \([0-9]*\) over the total rate$/\1 \2 \3/p' |
+    awk '{ print $1 + $2, $3 }')
 [ -n "${drate:-}" ] || fail "no limits line in status"
 [ $((dout + ddrop + derr + drate + dcap)) = "$din" ] ||
     fail "in $din != out $dout + dropped $ddrop + errors $derr + over the rates $drate + $dcap: a datagram vanished silently"

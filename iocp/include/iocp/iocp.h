@@ -216,14 +216,17 @@ typedef struct iocp_config {
     /* UDP: a datagram is never answered (nor passed to on_datagram) when it comes from a port
      * below 1024, from the endpoint's own port number (itself, or another echo server on the
      * same port: a loop), or from an unspecified, multicast or broadcast address (counted in
-     * udp_refused_*). Each source (address as above, and port) has a token bucket: udp_rate
-     * datagrams a second after a burst of udp_burst, and udp_byte_rate bytes a second after
-     * udp_byte_burst (0 = no byte limit), in a table of udp_sources entries (the source seen
-     * longest ago gives its entry up); all sources together at most udp_total_rate a second
-     * (a one-second burst). Over a bucket: dropped, counted in udp_rate_limited / udp_capped.
-     * A rate of 0 turns that bucket off. Defaults: 2000 / 1000, 8 MiB / 1 MiB, 4096 sources,
-     * 100000 total: an echo loop (one datagram answered back and forth as fast as the two ends
-     * go) passes 2000 a second and dies; see docs/reliability.md "Hostile peers". */
+     * udp_refused_*). Without on_datagram (the echo), when 8 datagrams in a row come back from
+     * a source exactly as they were just echoed to it (each within 250 ms), that is an echo
+     * loop with another server and they are refused (udp_refused_loop). Each source (address as
+     * above, and port) has a token bucket: udp_rate datagrams a second after a burst of udp_burst,
+     * and udp_byte_rate bytes a second after udp_byte_burst (0 = no byte limit), in a table of
+     * udp_sources entries (the source seen longest ago gives its entry up); all sources together at
+     * most udp_total_rate a second (a one-second burst). Over a bucket: dropped, counted in
+     * udp_rate_limited / udp_capped. A rate of 0 turns that bucket off. Defaults: 2000 / 1000, 8
+     * MiB / 1 MiB, 4096 sources, 100000 total: above what one socket of the UDP benchmark sends
+     * (bench/README.md), and what bounds any loop the memory above misses; see docs/reliability.md
+     * "Hostile peers". */
     uint32_t udp_rate, udp_burst;
     uint32_t udp_byte_rate, udp_byte_burst;
     uint32_t udp_sources;
@@ -437,6 +440,7 @@ typedef struct iocp_stats {
     uint64_t rejected_rate;
     uint64_t udp_refused_port, udp_refused_self, udp_refused_address;
     uint64_t udp_rate_limited, udp_capped;
+    uint64_t udp_refused_loop; /* echo: the datagram we just answered came back, again */
     uint64_t uptime_ms;
 } iocp_stats;
 
