@@ -85,8 +85,8 @@ const svc_server_opt svc_server_opts[] = {
      "64: a host is given a whole /64; IPv4-mapped addresses count as IPv4)"},
     {"--evict-idle", L"EvictIdle", SVC_OPT_NUMBER, 0, 4294967, FIELD(evict_idle_s),
      "when every connection slot is taken, a newcomer closes the connection idle longest if it "
-     "has been silent this many seconds, and is reset itself so that the next one gets the "
-     "slot (default 10; 0 = never: only resets)"},
+     "has been silent this many seconds, and takes its slot; otherwise it is reset (default 10; "
+     "0 = never: only resets)"},
     {"--conn-rate", L"ConnRate", SVC_OPT_NUMBER, 0, 1000000, FIELD(conn_rate),
      "new connections a second one IP address (an IPv6 prefix) may open after its burst; one "
      "more is reset before any TLS handshake (default 0 = no limit)"},
@@ -95,7 +95,8 @@ const svc_server_opt svc_server_opts[] = {
      "the rate)"},
     {"--udp-rate", L"UdpRate", SVC_OPT_NUMBER, 0, 10000000, FIELD(udp_rate),
      "datagrams a second answered to one source (address and port) after its burst; more are "
-     "dropped, which ends an echo loop between two servers (default 2000; 0 = no limit)"},
+     "dropped and counted (default 2000, twice what one socket of the UDP benchmark sends; 0 = "
+     "no limit)"},
     {"--udp-burst", L"UdpBurst", SVC_OPT_NUMBER, 1, 10000000, FIELD(udp_burst),
      "datagrams one source may send at once before --udp-rate applies (default 1000)"},
     {"--udp-byte-rate", L"UdpByteRate", SVC_OPT_NUMBER, 0, 4294967295u, FIELD(udp_byte_rate),

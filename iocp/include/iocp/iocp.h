@@ -205,9 +205,9 @@ typedef struct iocp_config {
      * 64, 1..128: one host is given a whole /64), an IPv4-mapped one as the IPv4 address. */
     uint32_t ipv6_prefix_len;
     /* Every context taken: a new connection closes the accepted connection idle longest
-     * (IOCP_CLOSE_EVICTED), if it has had no traffic for evict_idle_ms, and is reset itself
-     * (counted rejected) so that the next connection finds the context free. Default 10000;
-     * 0 = off (only rejections, as before). */
+     * (IOCP_CLOSE_EVICTED), if it has had no traffic for evict_idle_ms, and takes its context
+     * once it is back (a second at most; otherwise, or with no such connection, it is reset
+     * and counted rejected, as before). Default 10000; 0 = off. */
     uint32_t evict_idle_ms;
     /* New connections one address may open: conn_burst at once, conn_rate a second after that;
      * one more is reset before it takes a context (counted in rejected_rate). Bounds what one
