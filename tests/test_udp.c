@@ -627,6 +627,61 @@ static void source_rate_limits_flood(void)
     tn_stop_clean(e);
 }
 
+/* The byte bucket (udp_byte_burst 65,507: one longest datagram) and the total cap
+ * (udp_total_rate 50 for every source together): what passes is answered, the rest counted. */
+static void byte_rate_and_total_cap(void)
+{
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.udp_rate = 0; /* no datagram rate: the bytes decide */
+    cfg.udp_byte_rate = 1000;
+    cfg.udp_byte_burst = 65507;
+    iocp_engine *e = udp_start(&cfg, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(e);
+    SOCKET s = udp_client(AF_INET, 3000);
+    static uint8_t big[40000], back[70000];
+    memset(big, 'b', sizeof big);
+    for (int i = 0; i < 3; i++) {
+        big[0] = (uint8_t)i; /* three different datagrams */
+        send_to4(s, port, big, sizeof big);
+    }
+    CHECK(tn_wait_stat(e, ST(udp_rate_limited), 2, 5000)); /* 40,000 + 40,000 > 65,507 */
+    CHECK(recv_one(s, back, sizeof back) == (int)sizeof big && back[0] == 0);
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    CHECK_EQ_U(st.udp_datagrams_out, 1);
+    closesocket(s);
+    tn_stop_clean(e);
+
+    iocp_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.udp_total_rate = 50;
+    e = udp_start(&cfg, NULL, NULL);
+    port = iocp_engine_udp_port(e);
+    SOCKET a = udp_client(AF_INET, 3000), b = udp_client(AF_INET, 3000);
+    uint64_t t0 = test_now_ms();
+    for (uint32_t i = 0; i < 100; i++) {
+        send_to4(a, port, &i, sizeof i);
+        send_to4(b, port, &i, sizeof i);
+    }
+    flood_state f = {e, 200};
+    CHECK(test_wait_until(all_received, &f, 10000));
+    uint64_t took = test_now_ms() - t0;
+    iocp_engine_stats(e, &st);
+    printf("total cap 50: in %llu, answered %llu, capped %llu in %llu ms\n",
+           (unsigned long long)st.udp_datagrams_in, (unsigned long long)st.udp_datagrams_out,
+           (unsigned long long)st.udp_capped, (unsigned long long)took);
+    CHECK(st.udp_capped >= 1);
+    CHECK_EQ_U(st.udp_rate_limited, 0); /* each source is far below its own rate */
+    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), 200 - st.udp_capped, 5000));
+    CHECK_MSG(200 - st.udp_capped <= 50 + 50 * (took / 1000 + 1), "%llu answered in %llu ms",
+              (unsigned long long)(200 - st.udp_capped), (unsigned long long)took);
+    closesocket(a);
+    closesocket(b);
+    tn_stop_clean(e);
+}
+
 static const test_case cases[] = {
     {"echo_exact", echo_exact},
     {"largest_and_empty", largest_and_empty},
@@ -640,6 +695,7 @@ static const test_case cases[] = {
     {"reflector_ports_refused", reflector_ports_refused},
     {"source_rate_limits_flood", source_rate_limits_flood},
     {"loop_between_two_engines_dies", loop_between_two_engines_dies},
+    {"byte_rate_and_total_cap", byte_rate_and_total_cap},
 };
 
 TEST_MAIN(cases)

@@ -235,7 +235,7 @@ typedef struct iocpi_counters {
 
 /* rate.c: token buckets per source in a fixed table (or one bucket for all: sources 0). */
 typedef struct iocpi_rate_limits {
-    uint32_t rate, burst;           /* events a second, and at once; rate 0 = off */
+    uint32_t rate, burst;           /* events a second, and at once; rate 0 = no event limit */
     uint64_t byte_rate, byte_burst; /* the same in bytes; byte_rate 0 = no byte limit */
 } iocpi_rate_limits;
 

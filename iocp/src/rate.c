@@ -33,14 +33,19 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
+static int off(const iocpi_rate_limits *l)
+{
+    return l->rate == 0 && l->byte_rate == 0;
+}
+
 iocp_err iocpi_rate_init(iocpi_rate *r, uint32_t sources, const iocpi_rate_limits *limits)
 {
     memset(r, 0, sizeof *r);
     InitializeSRWLock(&r->lock);
     r->limits = *limits;
     if (sources == 0) {
-        if (limits->rate == 0)
-            return IOCP_OK; /* off: every event passes */
+        if (off(limits))
+            return IOCP_OK; /* every event passes */
         r->total.tokens = (uint64_t)limits->burst * MILLI;
         r->total.bytes = limits->byte_burst * MILLI;
         r->total.at_ms = iocpi_now_ms();
@@ -83,12 +88,14 @@ static void refill(const iocpi_rate_limits *l, iocpi_bucket *b, uint64_t now)
     }
 }
 
+/* rate 0: events are not counted, only bytes (and the other way round). */
 static int take(const iocpi_rate_limits *l, iocpi_bucket *b, uint64_t bytes)
 {
     uint64_t need = bytes * MILLI;
-    if (b->tokens < MILLI || (l->byte_rate != 0 && b->bytes < need))
+    if ((l->rate != 0 && b->tokens < MILLI) || (l->byte_rate != 0 && b->bytes < need))
         return 0;
-    b->tokens -= MILLI;
+    if (l->rate != 0)
+        b->tokens -= MILLI;
     if (l->byte_rate != 0)
         b->bytes -= need;
     return 1;
@@ -130,7 +137,7 @@ static iocpi_rate_entry *entry_of(iocpi_rate *r, const uint8_t key[16], uint16_t
 int iocpi_rate_take(iocpi_rate *r, const uint8_t key[16], uint16_t port, uint64_t bytes,
                     uint64_t now)
 {
-    if (r->limits.rate == 0)
+    if (off(&r->limits))
         return 1;
     AcquireSRWLockExclusive(&r->lock);
     iocpi_bucket *b = r->entries != NULL ? &entry_of(r, key, port, now)->bucket : &r->total;
@@ -148,7 +155,7 @@ iocpi_rate_entry *iocpi_rate_lock(iocpi_rate *r, const uint8_t key[16], uint16_t
 
 int iocpi_rate_take_locked(iocpi_rate *r, iocpi_rate_entry *entry, uint64_t bytes, uint64_t now)
 {
-    if (r->limits.rate == 0)
+    if (off(&r->limits))
         return 1;
     refill(&r->limits, &entry->bucket, now);
     return take(&r->limits, &entry->bucket, bytes);
