@@ -202,11 +202,50 @@ static void ipv6_prefix_groups_one_peer(void)
     CHECK_MSG(strstr(err.message, "ipv6_prefix_len 129") != NULL, "%s", err.message);
 }
 
+static int no_reply(const char *text)
+{
+    struct sockaddr_in6 a = v6(text);
+    uint8_t k[16];
+    CHECK(iocpi_peer_key((struct sockaddr *)&a, 128, k));
+    return iocpi_udp_no_reply_address(k);
+}
+
+/* The UDP sources never answered for their address (udp_guard.c), every range of them (the
+ * raw-socket test, tests/scripts/udp_hostile.sh, spoofs 224.0.0.1 and 255.255.255.255). */
+static void udp_no_reply_addresses(void)
+{
+    static const char *const refused[] = {
+        "::",               /* unspecified */
+        "ff02::1",          /* multicast */
+        "ff05::1:3",        /* multicast, site */
+        "::ffff:0.0.0.0",   /* unspecified IPv4 */
+        "::ffff:0.1.2.3",   /* 0/8 */
+        "::ffff:224.0.0.1", /* multicast */
+        "::ffff:239.255.255.250",
+        "::ffff:240.0.0.1",       /* reserved */
+        "::ffff:255.255.255.255", /* broadcast */
+    };
+    static const char *const answered[] = {
+        "::1",
+        "2001:db8::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.255",
+        "::ffff:223.255.255.255",
+        "::ffff:1.0.0.0",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        CHECK_MSG(no_reply(refused[i]), "%s would be answered", refused[i]);
+    for (size_t i = 0; i < sizeof answered / sizeof answered[0]; i++)
+        CHECK_MSG(!no_reply(answered[i]), "%s would not be answered", answered[i]);
+}
+
 static const test_case cases[] = {
     {"evict_makes_room", evict_makes_room},
     {"evict_off_keeps_holders", evict_off_keeps_holders},
     {"conn_rate_resets_and_counts", conn_rate_resets_and_counts},
     {"ipv6_prefix_groups_one_peer", ipv6_prefix_groups_one_peer},
+    {"udp_no_reply_addresses", udp_no_reply_addresses},
 };
 
 TEST_MAIN(cases)

@@ -463,6 +463,9 @@ int iocpi_rate_take(iocpi_rate *r, const uint8_t key[16], uint16_t port, uint64_
 struct iocpi_udp_guard;
 struct iocpi_udp_guard *iocpi_udp_guard_new(iocp_engine *e, iocp_error_info *err);
 void iocpi_udp_guard_free(struct iocpi_udp_guard *g);
+/* 1 for an address no reply may go to (unspecified, multicast, broadcast), in the 16-byte
+ * form of iocpi_peer_key with every bit (IPv4 as ::ffff:a.b.c.d). */
+int iocpi_udp_no_reply_address(const uint8_t a[16]);
 /* 1: pass it on; 0: refused or over a rate (counted, logged at most once a second). */
 int iocpi_udp_guard_admit(struct iocpi_udp_guard *g, uint16_t own_port, const struct sockaddr *from,
                           const void *data, size_t bytes);

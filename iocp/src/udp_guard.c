@@ -74,8 +74,7 @@ void iocpi_udp_guard_free(struct iocpi_udp_guard *g)
     free(g);
 }
 
-/* 1 for an address no reply may go to; key is the 16-byte form (IPv4 as ::ffff:a.b.c.d). */
-static int no_reply_address(const uint8_t a[16])
+int iocpi_udp_no_reply_address(const uint8_t a[16])
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     static const uint8_t zero[16] = {0};
@@ -163,7 +162,7 @@ int iocpi_udp_guard_admit(struct iocpi_udp_guard *g, uint16_t own_port, const st
         refused(g, &n->udp_refused_self, from, "source port is ours: a loop");
         return 0;
     }
-    if (no_reply_address(exact)) {
+    if (iocpi_udp_no_reply_address(exact)) {
         refused(g, &n->udp_refused_address, from, "unspecified, multicast or broadcast source");
         return 0;
     }

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Hostile UDP peers for tests/scripts/udp_hostile.sh (raw sockets: run as root, loopback only).
 
-  udp_hostile.py spoof SRC_PORT DST_PORT [COUNT]  COUNT datagrams (default 1) from
-                                                  127.0.0.1:SRC_PORT to 127.0.0.1:DST_PORT,
-                                                  written whole with IP_HDRINCL
+  udp_hostile.py spoof SRC_PORT DST_PORT [COUNT [SRC_ADDR]]
+                                                  COUNT datagrams (default 1) from
+                                                  SRC_ADDR (127.0.0.1):SRC_PORT to
+                                                  127.0.0.1:DST_PORT, written whole with
+                                                  IP_HDRINCL
   udp_hostile.py lowport PORT DST_PORT            a real socket on 127.0.0.1:PORT (< 1024)
                                                   sends; prints whether anything came back
   udp_hostile.py client DST_PORT                  100 datagrams of 0..1,472 bytes, each
@@ -31,9 +33,11 @@ def checksum(data):
     return ~s & 0xFFFF
 
 
-def spoof(src_port, dst_port, count):
-    """IPv4 + UDP written by hand: the source is whatever we say."""
-    src = dst = socket.inet_aton("127.0.0.1")
+def spoof(src_port, dst_port, count, src_addr="127.0.0.1"):
+    """IPv4 + UDP written by hand: the source is whatever we say (on loopback Linux delivers
+    even a multicast or broadcast source)."""
+    src = socket.inet_aton(src_addr)
+    dst = socket.inet_aton("127.0.0.1")
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     raw.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
     for i in range(count):
@@ -47,7 +51,7 @@ def spoof(src_port, dst_port, count):
                          socket.IPPROTO_UDP, 0, src, dst)
         ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
         raw.sendto(ip + udp, ("127.0.0.1", 0))
-    print(f"spoofed {count} datagram(s) 127.0.0.1:{src_port} -> 127.0.0.1:{dst_port}")
+    print(f"spoofed {count} datagram(s) {src_addr}:{src_port} -> 127.0.0.1:{dst_port}")
 
 
 def lowport(port, dst_port):
@@ -79,7 +83,8 @@ def client(dst_port):
 def main():
     cmd = sys.argv[1]
     if cmd == "spoof":
-        spoof(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+        spoof(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 1,
+              sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1")
     elif cmd == "lowport":
         lowport(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "client":

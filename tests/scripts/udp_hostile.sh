@@ -5,6 +5,7 @@
 #     seconds: both sides' counters stop, each side's count is printed;
 #   a spoofed self-loop (from 127.0.0.1:A to A) gets no answer, counted as from our own port;
 #   a datagram from port 19 gets no answer, counted;
+#   datagrams from a multicast and a broadcast source get no answer, counted;
 #   a legitimate client is still answered exactly.
 # Usage: udp_hostile.sh SERVICE_EXE WORKDIR   (Linux host, root; the exe under Wine)
 # Prints "1 passed, 0 failed" at the end when everything held.
@@ -17,16 +18,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/peer_lib.sh"
 hostile="python3 $root/tests/scripts/udp_hostile.py"
 [ "$(id -u)" = 0 ] || fail "raw sockets need root"
 
-# "in out refused_loop+rate_limited refused_self refused_port" from `status`.
+# "in out refused_loop+rate_limited refused_self refused_port refused_address" from `status`.
 counters() {
     "$run" "$svc" status --name "$1" | tr -d '\r' | awk '
         /^  udp: on/ { match($0, /datagrams: [0-9]+ in, [0-9]+ out/);
                        split(substr($0, RSTART, RLENGTH), d, /[ ,]+/); din = d[2]; dout = d[4] }
         /^  limits:/ { match($0, /[0-9]+ from ports below 1024/); split(substr($0, RSTART), p, " "); port = p[1];
                        match($0, /[0-9]+ from our own port/); split(substr($0, RSTART), s, " "); self = s[1];
+                       match($0, /[0-9]+ from no-reply/); split(substr($0, RSTART), n, " "); addr = n[1];
                        match($0, /[0-9]+ echo loops/); split(substr($0, RSTART), l, " ");
                        match($0, /[0-9]+ over a source/); split(substr($0, RSTART), r, " "); rate = r[1] + l[1] }
-        END { print din, dout, rate, self, port }'
+        END { print din, dout, rate, self, port, addr }'
 }
 
 start() { # name log -> port
@@ -84,6 +86,19 @@ $hostile lowport 19 "$pa" || fail "port 19"
 read -r _ out1 _ _ port1 < <(counters "$a")
 [ "$port1" = $((port0 + 1)) ] || fail "port 19 not counted ($port0 -> $port1)"
 [ "$out1" = "$out0" ] || fail "port 19 was answered: out $out0 -> $out1"
+
+echo "== multicast and broadcast sources"
+read -r _ out0 _ _ _ addr0 < <(counters "$a")
+$hostile spoof 5555 "$pa" 1 224.0.0.1
+$hostile spoof 5555 "$pa" 1 255.255.255.255
+for _ in $(seq 1 50); do
+    read -r _ out1 _ _ _ addr1 < <(counters "$a")
+    [ "$addr1" -ge $((addr0 + 2)) ] && break
+    sleep 0.2
+done
+[ "$addr1" = $((addr0 + 2)) ] || fail "multicast/broadcast sources not refused ($addr0 -> $addr1)"
+[ "$out1" = "$out0" ] || fail "a multicast or broadcast source was answered: out $out0 -> $out1"
+echo "multicast and broadcast sources: refused, nothing answered"
 
 echo "== a legitimate client"
 $hostile client "$pa" || fail "client"
