@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The release archive as a user gets it (scripts/test.sh runs this after cpack):
 #   check-package.sh [BUILD-DIR]     default build/mingw-wine; the zip is BUILD-DIR/package/
+#   CHECK_PACKAGE_WINES="8 10"       the Wines the example runs under (default 8; 10 needs
+#                                    scripts/wine10.sh up, which scripts/test.sh has done)
 #
 # Unpacks iocp-<version>-win64.zip into a fresh temporary folder, checks that it holds what
 # cmake/install.cmake promises, that its programs say its version, then builds examples/echo
@@ -26,7 +28,9 @@ name=iocp-$version-win64
 zip=$project/$build/package/$name.zip
 [ -f "$zip" ] || fail "no $zip: run cpack in $build first (scripts/test.sh does)"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/iocp-package.XXXXXX")
+# A fresh folder inside the project: the Wine 10 tree sees the project's folder only.
+mkdir -p build
+work=$(mktemp -d "$project/build/package-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 (cd "$work" && cmake -E tar xf "$zip")
 root=$work/$name
@@ -62,10 +66,14 @@ for kind in static dll; do
     [ "$found" = "$root/lib/cmake/iocp" ] || fail "find_package(iocp) took '$found', not the unpacked archive"
     cmake --build "$dir" >"$work/build-$kind.log" ||
         { cat "$work/build-$kind.log"; fail "examples/echo ($kind) does not build against $name"; }
-    said=$(cmake/wine-run.sh "$dir/iocp-echo-example.exe" | tr -d '\r')
     want="iocp-echo-example: echoed 4096 bytes through iocp $version ($kind)"
-    [ "$said" = "$want" ] || fail "examples/echo ($kind) said '$said', not '$want'"
-    echo "check-package: $kind: $said"
+    for wine in ${CHECK_PACKAGE_WINES:-8}; do
+        wine_path=$PATH
+        [ "$wine" = 10 ] && wine_path=$project/cmake/wine10-bin:$PATH
+        said=$(PATH=$wine_path cmake/wine-run.sh "$dir/iocp-echo-example.exe" | tr -d '\r')
+        [ "$said" = "$want" ] || fail "examples/echo ($kind) under Wine $wine said '$said', not '$want'"
+        echo "check-package: $kind, Wine $wine: $said"
+    done
 done
 
 # pkg-config, as MSYS2 users would use it (pkgconf finds the prefix from the .pc's place).
