@@ -49,6 +49,17 @@ done
 extra=$(cd "$root" && find . -type f | grep -Ev '^\./(bin|include/iocp|lib|share/doc/iocp)/' || true)
 [ -z "$extra" ] || fail "$name.zip holds files outside the layout: $extra"
 
+# The Event Log message table iocp-service registers itself as (EventMessageFile), and the
+# VERSIONINFO of each binary: resources inside the files.
+# (Whole outputs into variables: grep -q ending a pipe early would fail it under pipefail.)
+resources=$(x86_64-w64-mingw32-windres -i "$root/bin/iocp-service.exe" -O rc)
+grep -q 'RT_MESSAGETABLE' <<<"$resources" ||
+    fail "bin/iocp-service.exe has no message table (service/messages.mc)"
+for binary in iocp-service.exe iocp-client.exe iocp.dll; do
+    resources=$(x86_64-w64-mingw32-windres -i "$root/bin/$binary" -O rc)
+    grep -q "VALUE \"FileVersion\", \"$version\"" <<<"$resources" ||
+        fail "bin/$binary has no VERSIONINFO with FileVersion $version"
+done
 for program in iocp-service iocp-client; do
     said=$(cmake/wine-run.sh "$root/bin/$program.exe" --version | tr -d '\r')
     [ "$said" = "$program $version" ] || fail "$program --version says '$said', not '$program $version'"
@@ -82,7 +93,8 @@ for pc in iocp-static iocp; do
     # shellcheck disable=SC2086 # the flags are words
     x86_64-w64-mingw32-gcc -Werror -o "$work/echo-$pc.exe" examples/echo/echo_example.c $flags ||
         fail "examples/echo does not build with pkg-config --cflags --libs $pc: $flags"
-    imports=$(x86_64-w64-mingw32-objdump -p "$work/echo-$pc.exe" | grep -ci 'DLL Name: iocp.dll' || true)
+    imports=$(x86_64-w64-mingw32-objdump -p "$work/echo-$pc.exe")
+    imports=$(grep -ci 'DLL Name: iocp.dll' <<<"$imports" || true)
     if [ $pc = iocp ]; then
         [ "$imports" = 1 ] || fail "$pc.pc does not link iocp.dll"
     else
