@@ -47,7 +47,7 @@ string(JOIN " " IOCP_PC_SYSTEM_LIBS ${iocp_pc_system})
 if(TARGET iocp_shared)
   set(IOCP_PC_CFLAGS "")
   set(IOCP_PC_LIBS "-liocp")
-  set(IOCP_PC_LIBS_PRIVATE "${IOCP_PC_SYSTEM_LIBS}")
+  set(IOCP_PC_LIBS_PRIVATE "") # iocp.dll brings its own imports
   configure_file(cmake/iocp.pc.in ${CMAKE_CURRENT_BINARY_DIR}/pkgconfig/iocp.pc @ONLY)
 endif()
 set(IOCP_PC_CFLAGS "-DIOCP_STATIC")
