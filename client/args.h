@@ -79,8 +79,6 @@ typedef struct client_args {
 #define CLIENT_DEFAULT_DURATION_S     10.0
 #define CLIENT_DEFAULT_RETRIES        2u
 
-#define CLIENT_VERSION "0.1.0"
-
 typedef struct client_option {
     const char *name;  /* "--framing" */
     const char *value; /* "MODE", or NULL for a flag */

@@ -43,7 +43,7 @@ static int client_main(int argc, char **argv)
             free(text);
         }
     } else if (args.version) {
-        printf("iocp-client %s\n", CLIENT_VERSION);
+        printf("iocp-client %s\n", iocp_version());
     } else {
         client_binary_stdio();
         if (args.udp)

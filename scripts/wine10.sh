@@ -16,14 +16,33 @@ project=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 
-# The package mirror apt already uses (deb822 or one-line format); Debian's own otherwise.
+# The Debian mirror apt already uses (its deb822 .sources files or one-line .list files; not
+# the security archive): the tree is fetched from where this machine is allowed to fetch.
+# None configured: stop and say what to configure, rather than reach out to an address
+# written here.
 mirror_uri() {
-    local uri
-    uri=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' \
-        /etc/apt/sources.list.d/debian.sources 2>/dev/null | grep -v security | head -n 1 || true)
-    [ -n "$uri" ] || uri=$(sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\([^[:space:]]*\).*/\2/p' \
-        /etc/apt/sources.list 2>/dev/null | grep -v security | head -n 1 || true)
-    echo "${uri:-http://deb.debian.org/debian}"
+    local files=() uri
+    for f in /etc/apt/sources.list.d/*.sources; do [ -f "$f" ] && files+=("$f"); done
+    uri=$( ((${#files[@]})) && sed -n 's/^URIs:[[:space:]]*//p' "${files[@]}" |
+        tr ' \t' '\n\n' | grep -E '^(https?|file)://' | grep -v security | head -n 1 || true)
+    if [ -z "$uri" ]; then
+        files=()
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+            [ -f "$f" ] && files+=("$f")
+        done
+        uri=$( ((${#files[@]})) && sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\([^[:space:]]*\).*/\2/p' \
+            "${files[@]}" | grep -v security | head -n 1 || true)
+    fi
+    if [ -z "$uri" ]; then
+        echo "wine10: apt's configuration names no Debian mirror (no 'URIs:' in" \
+            "/etc/apt/sources.list.d/*.sources, no 'deb' line in /etc/apt/sources.list or" \
+            "/etc/apt/sources.list.d/*.list), and the Wine 10 tree is fetched from the mirror apt" \
+            "uses: configure one (e.g. /etc/apt/sources.list.d/debian.sources with" \
+            "'Types: deb', 'URIs: <your Debian mirror>', 'Suites: bookworm'," \
+            "'Components: main'), or build the tree elsewhere and set IOCP_WINE10_ROOT" >&2
+        return 1
+    fi
+    echo "$uri"
 }
 
 mount_once() { # mount_once TARGET MOUNT-ARGS...
@@ -34,15 +53,17 @@ mount_once() { # mount_once TARGET MOUNT-ARGS...
 
 up() {
     if [ ! -x "$root/usr/bin/wine" ]; then
+        local mirror
+        mirror=$(mirror_uri) || exit 1
         command -v mmdebstrap >/dev/null || {
             "${sudo_cmd[@]}" apt-get update -qq
             DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
                 --no-install-recommends mmdebstrap >/dev/null
         }
-        echo "wine10: building the Wine 10 tree at $root (Debian 13, about 30 s)"
+        echo "wine10: building the Wine 10 tree at $root (Debian 13 from $mirror, about 30 s)"
         "${sudo_cmd[@]}" rm -rf "$root.partial"
         "${sudo_cmd[@]}" mmdebstrap --quiet --variant=apt --include=wine64,wine,ca-certificates \
-            trixie "$root.partial" "deb $(mirror_uri) trixie main"
+            trixie "$root.partial" "deb $mirror trixie main"
         "${sudo_cmd[@]}" mv "$root.partial" "$root"
     fi
     # "localhost" must resolve inside as outside (the tree comes without /etc/hosts).

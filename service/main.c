@@ -65,6 +65,9 @@ static int dispatch(svc_options *opt)
     case SVC_CMD_HELP:
         svc_usage(stdout);
         return SVC_EXIT_OK;
+    case SVC_CMD_VERSION:
+        printf("iocp-service %s\n", iocp_version());
+        return SVC_EXIT_OK;
     default:
         svc_usage(stderr);
         return SVC_EXIT_USAGE;

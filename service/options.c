@@ -693,6 +693,10 @@ static int parse_command(const char *word, svc_options *out, char *err, size_t e
         out->command = SVC_CMD_HELP;
         return 1;
     }
+    if (strcmp(word, "--version") == 0) {
+        out->command = SVC_CMD_VERSION;
+        return 1;
+    }
     for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
         if (strcmp(word, commands[c].word) == 0)
             out->command = commands[c].cmd;
@@ -845,6 +849,7 @@ void svc_usage(FILE *to)
             "  start       start the service and wait until it is running\n"
             "  stop        stop the service and wait until it has stopped\n"
             "  status      the service's state and, while running, its live statistics\n"
+            "  --version   print the version (iocp-service X.Y.Z) and exit\n"
             "\n"
             "every command:\n"
             "  --name NAME           service / instance name (default %s)\n"

@@ -601,6 +601,9 @@ int svc_scm_status(const svc_options *opt)
     svc_status_info info;
     SERVICE_STATUS_PROCESS st;
     memset(&st, 0, sizeof st);
+    /* This program's version: the running instance's, as long as the service runs the
+     * executable it was installed from (the status pipe does not carry one). */
+    printf("version: %s\n", iocp_version());
     SC_HANDLE scm = open_scm(SC_MANAGER_CONNECT, &rc);
     if (scm == NULL)
         return rc;

@@ -83,7 +83,8 @@ typedef enum svc_command {
     SVC_CMD_START,
     SVC_CMD_STOP,
     SVC_CMD_STATUS,
-    SVC_CMD_SERVICE /* started by the SCM (the ImagePath says so); not for people */
+    SVC_CMD_SERVICE, /* started by the SCM (the ImagePath says so); not for people */
+    SVC_CMD_VERSION  /* --version: print "iocp-service X.Y.Z" (the project's version) */
 } svc_command;
 
 typedef enum svc_start_type {

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "iocp/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -33,9 +35,9 @@ typedef enum iocp_framing {
 #define IOCP_LENGTH_HEADER_SIZE  4u
 
 /* "raw", "line", "length"; NULL for an unknown value. */
-const char *iocp_framing_name(iocp_framing mode);
+IOCP_API const char *iocp_framing_name(iocp_framing mode);
 /* Parses "raw" / "line" / "length". Returns 0 on success, -1 for anything else. */
-int iocp_framing_parse(const char *name, iocp_framing *out);
+IOCP_API int iocp_framing_parse(const char *name, iocp_framing *out);
 
 typedef enum iocp_frame_status {
     IOCP_FRAME_OK = 0,
@@ -67,39 +69,41 @@ typedef struct iocp_decoder {
 } iocp_decoder;
 
 /* max_message 0 means IOCP_DEFAULT_MAX_MESSAGE. */
-void iocp_decoder_init(iocp_decoder *d, iocp_framing mode, uint32_t max_message);
+IOCP_API void iocp_decoder_init(iocp_decoder *d, iocp_framing mode, uint32_t max_message);
 /* Frees the assembly buffer; the decoder can be re-initialised afterwards. */
-void iocp_decoder_fini(iocp_decoder *d);
+IOCP_API void iocp_decoder_fini(iocp_decoder *d);
 /* Forgets any partial message, keeps the buffer for reuse (a pooled context's next owner). */
-void iocp_decoder_reset(iocp_decoder *d);
+IOCP_API void iocp_decoder_reset(iocp_decoder *d);
 /* Releases the assembly buffer if it is larger than keep_bytes (bounds pooled memory). */
-void iocp_decoder_trim(iocp_decoder *d, size_t keep_bytes);
+IOCP_API void iocp_decoder_trim(iocp_decoder *d, size_t keep_bytes);
 
 /* Feeds one chunk. Delivers every complete message to cb. On IOCP_FRAME_OK all len bytes were
  * consumed. On an error, d->error says what was wrong and the stream must be dropped. */
-iocp_frame_status iocp_decoder_feed(iocp_decoder *d, const uint8_t *data, size_t len,
-                                    iocp_message_fn cb, void *user);
+IOCP_API iocp_frame_status iocp_decoder_feed(iocp_decoder *d, const uint8_t *data, size_t len,
+                                             iocp_message_fn cb, void *user);
 
 /* End of stream: IOCP_FRAME_OK if no message was partly received, else IOCP_FRAME_TRUNCATED. */
-iocp_frame_status iocp_decoder_finish(iocp_decoder *d);
+IOCP_API iocp_frame_status iocp_decoder_finish(iocp_decoder *d);
 
 /* 1 while a message has started (some bytes of it seen) and not completed. */
-int iocp_decoder_in_message(const iocp_decoder *d);
+IOCP_API int iocp_decoder_in_message(const iocp_decoder *d);
 
 /* Encoding. The frame of a message is prefix + payload + suffix:
  *   raw: nothing around it; line: suffix "\n"; length: 4-byte big-endian prefix.
  * iocp_frame_check returns 0 if the payload can be framed: length mode needs
  * len <= UINT32_MAX, line mode needs no '\n' in the payload and no '\r' at its end (the
  * decoder would take it for "\r\n"); both need len <= max_message when it is non-zero. */
-int iocp_frame_check(iocp_framing mode, const void *payload, size_t len, uint32_t max_message);
+IOCP_API int iocp_frame_check(iocp_framing mode, const void *payload, size_t len,
+                              uint32_t max_message);
 /* Writes the prefix into out (room for IOCP_LENGTH_HEADER_SIZE bytes); returns its length. */
-size_t iocp_frame_prefix(iocp_framing mode, size_t len, uint8_t out[IOCP_LENGTH_HEADER_SIZE]);
+IOCP_API size_t iocp_frame_prefix(iocp_framing mode, size_t len,
+                                  uint8_t out[IOCP_LENGTH_HEADER_SIZE]);
 /* Returns the suffix bytes and sets *suffix_len ("\n" for line mode, "" otherwise). */
-const uint8_t *iocp_frame_suffix(iocp_framing mode, size_t *suffix_len);
+IOCP_API const uint8_t *iocp_frame_suffix(iocp_framing mode, size_t *suffix_len);
 /* Total framed size, or 0 with *overflow = 1 when it does not fit in size_t. */
-size_t iocp_frame_size(iocp_framing mode, size_t len, int *overflow);
+IOCP_API size_t iocp_frame_size(iocp_framing mode, size_t len, int *overflow);
 
-const char *iocp_frame_status_str(iocp_frame_status status);
+IOCP_API const char *iocp_frame_status_str(iocp_frame_status status);
 
 #ifdef __cplusplus
 }

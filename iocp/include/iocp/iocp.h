@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "iocp/export.h"
 #include "iocp/framing.h"
+#include "iocp/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,14 +50,14 @@ typedef enum iocp_err {
 } iocp_err;
 
 /* Short English text for an error code ("connection refused"). Never NULL. */
-const char *iocp_strerror(iocp_err err);
+IOCP_API const char *iocp_strerror(iocp_err err);
 
 /* Maps a raw Win32 or WSA error code to the public enum (unknown codes map to IOCP_E_SYSTEM). */
-iocp_err iocp_err_from_sys(unsigned long sys_code);
+IOCP_API iocp_err iocp_err_from_sys(unsigned long sys_code);
 
 /* Writes "TEXT (WSA 10061)" or "TEXT (Win32 5)" or just "TEXT" when sys_code is 0.
  * Returns buf. The raw code is never lost in a log line. */
-char *iocp_format_error(iocp_err err, unsigned long sys_code, char *buf, size_t size);
+IOCP_API char *iocp_format_error(iocp_err err, unsigned long sys_code, char *buf, size_t size);
 
 /* Filled by calls that can fail for several reasons: what failed, why, and the raw code. */
 typedef struct iocp_error_info {
@@ -76,13 +78,13 @@ typedef enum iocp_log_level {
 typedef void (*iocp_log_fn)(void *user, iocp_log_level level, const char *message);
 
 /* The default log function: "iocp: warn: message" on stderr. */
-void iocp_log_stderr(void *user, iocp_log_level level, const char *message);
+IOCP_API void iocp_log_stderr(void *user, iocp_log_level level, const char *message);
 
 typedef struct iocp_engine iocp_engine;
 
 /* A line (printf format) through the engine's log function, when level passes its
  * log_level: handlers log where the engine does. */
-void iocp_engine_log(iocp_engine *engine, iocp_log_level level, const char *fmt, ...)
+IOCP_API void iocp_engine_log(iocp_engine *engine, iocp_log_level level, const char *fmt, ...)
 #if defined(__MINGW_PRINTF_FORMAT)
     __attribute__((format(__MINGW_PRINTF_FORMAT, 3, 4)))
 #elif defined(__GNUC__) || defined(__clang__)
@@ -101,7 +103,7 @@ typedef struct iocp_addr {
 } iocp_addr;
 
 /* "127.0.0.1:50123" or "[::1]:50123" into buf; returns buf. */
-const char *iocp_addr_format(const iocp_addr *addr, char *buf, size_t size);
+IOCP_API const char *iocp_addr_format(const iocp_addr *addr, char *buf, size_t size);
 
 /* UDP (config.udp): one whole datagram (0 bytes is a datagram too) and its sender. Runs on a
  * worker; several run at once on different workers (one per posted receive). The data and the
@@ -236,7 +238,7 @@ typedef struct iocp_config {
 #define IOCP_TLS_MIN_BUFFER 18432
 
 /* Fills every field with its default. Always call it before setting fields. */
-void iocp_config_init(iocp_config *config);
+IOCP_API void iocp_config_init(iocp_config *config);
 
 /* ---- connections and handlers ---------------------------------------------------------- */
 
@@ -262,7 +264,7 @@ typedef enum iocp_close_reason {
 } iocp_close_reason;
 
 /* "peer closed", "idle timeout", ... Never NULL. */
-const char *iocp_close_reason_str(iocp_close_reason reason);
+IOCP_API const char *iocp_close_reason_str(iocp_close_reason reason);
 
 typedef struct iocp_handlers {
     /* A connection is established (accepted or dialled; with TLS, once its handshake is
@@ -284,7 +286,7 @@ typedef struct iocp_handlers {
 } iocp_handlers;
 
 /* The echo handler set: on_data sends back what arrived (re-framed in line/length modes). */
-const iocp_handlers *iocp_echo_handlers(void);
+IOCP_API const iocp_handlers *iocp_echo_handlers(void);
 
 /* ---- engine lifecycle ------------------------------------------------------------------ */
 
@@ -292,8 +294,8 @@ const iocp_handlers *iocp_echo_handlers(void);
  * binds and listens (if config->listen), starts the workers and posts the accepts.
  * handlers NULL = echo. user is returned by iocp_engine_user(). On failure *out is NULL and
  * err (if not NULL) says what was wrong. */
-iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handlers, void *user,
-                           iocp_engine **out, iocp_error_info *err);
+IOCP_API iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handlers,
+                                    void *user, iocp_engine **out, iocp_error_info *err);
 
 /* Stops accepting, closes every connection gracefully (as iocp_close does), aborts the ones still
  * open after drain_timeout_ms, and waits until every operation has completed and every context is
@@ -303,43 +305,44 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
  * operation on a closed socket never completed (never on Windows; seen under Wine): the stop
  * finished without it, logged an error, and the engine's contexts and buffers stay allocated after
  * iocp_engine_destroy. */
-iocp_err iocp_engine_stop(iocp_engine *engine, uint32_t drain_timeout_ms);
+IOCP_API iocp_err iocp_engine_stop(iocp_engine *engine, uint32_t drain_timeout_ms);
 
 /* Blocks until the engine has stopped (someone called iocp_engine_stop) or timeout_ms passes
  * (UINT32_MAX = forever). Returns IOCP_OK when stopped, IOCP_E_TIMEOUT otherwise. */
-iocp_err iocp_engine_wait(iocp_engine *engine, uint32_t timeout_ms);
+IOCP_API iocp_err iocp_engine_wait(iocp_engine *engine, uint32_t timeout_ms);
 
 /* Stops (if needed, with the default drain of 5 s), joins the workers and frees everything.
  * Not from a worker thread. */
-void iocp_engine_destroy(iocp_engine *engine);
+IOCP_API void iocp_engine_destroy(iocp_engine *engine);
 
 /* The port the listener is bound to (useful with config.port = 0); 0 if not listening. */
-uint16_t iocp_engine_port(const iocp_engine *engine);
+IOCP_API uint16_t iocp_engine_port(const iocp_engine *engine);
 
 /* "[::]:9000" or "127.0.0.1:9000": the bound listener address. */
-const char *iocp_engine_address(const iocp_engine *engine);
+IOCP_API const char *iocp_engine_address(const iocp_engine *engine);
 
-void *iocp_engine_user(const iocp_engine *engine);
+IOCP_API void *iocp_engine_user(const iocp_engine *engine);
 
 /* ---- client connections ---------------------------------------------------------------- */
 
 /* Resolves host (GetAddrInfoW), then tries each address in turn with ConnectEx, each within
  * timeout_ms (0 = 10 s). Returns at once; on success on_open runs on a worker, with
  * iocp_conn_user() == user; on failure on_connect_failed runs with the last error. */
-iocp_err iocp_engine_connect(iocp_engine *engine, const char *host, uint16_t port,
-                             uint32_t timeout_ms, void *user);
+IOCP_API iocp_err iocp_engine_connect(iocp_engine *engine, const char *host, uint16_t port,
+                                      uint32_t timeout_ms, void *user);
 
 /* ---- sending and closing by id (any thread) -------------------------------------------- */
 
 /* Queues bytes as they are (no framing). IOCP_E_QUEUE_FULL when the queue would pass the cap
  * (nothing is queued then). IOCP_E_NOT_CONNECTED for a stale id or a closing connection. */
-iocp_err iocp_send(iocp_engine *engine, iocp_conn_id id, const void *data, size_t len);
+IOCP_API iocp_err iocp_send(iocp_engine *engine, iocp_conn_id id, const void *data, size_t len);
 
 /* Queues one message framed with the engine's framing mode (raw mode: as iocp_send). */
-iocp_err iocp_send_message(iocp_engine *engine, iocp_conn_id id, const void *data, size_t len);
+IOCP_API iocp_err iocp_send_message(iocp_engine *engine, iocp_conn_id id, const void *data,
+                                    size_t len);
 
 /* Sends one framed message to every open connection. Returns how many accepted it. */
-size_t iocp_broadcast(iocp_engine *engine, const void *data, size_t len);
+IOCP_API size_t iocp_broadcast(iocp_engine *engine, const void *data, size_t len);
 
 /* How a connection is closed. */
 typedef enum iocp_close_mode {
@@ -354,7 +357,7 @@ typedef enum iocp_close_mode {
  * the connection under our reply. Otherwise reset. Nothing is delivered after it returns,
  * except data a worker was already handing to on_data at that moment (a call from another
  * thread); on_close follows once the connection is gone. */
-iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, iocp_close_mode how);
+IOCP_API iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, iocp_close_mode how);
 
 /* ---- UDP (config.udp) -------------------------------------------------------------------- */
 
@@ -363,39 +366,40 @@ iocp_err iocp_close(iocp_engine *engine, iocp_conn_id id, iocp_close_mode how);
  * another thread a worker starts it). IOCP_E_QUEUE_FULL: every slot is taken; the datagram is
  * dropped and counted in udp_dropped. IOCP_E_STOPPED, IOCP_E_STATE (no endpoint),
  * IOCP_E_INVALID_ARG (over 65,507 bytes or a bad address). */
-iocp_err iocp_send_to(iocp_engine *engine, const iocp_addr *to, const void *data, size_t len);
+IOCP_API iocp_err iocp_send_to(iocp_engine *engine, const iocp_addr *to, const void *data,
+                               size_t len);
 
 /* The UDP endpoint's port (0 without one) and bound address ("[::]:9000"; "" without one). */
-uint16_t iocp_engine_udp_port(const iocp_engine *engine);
-const char *iocp_engine_udp_address(const iocp_engine *engine);
+IOCP_API uint16_t iocp_engine_udp_port(const iocp_engine *engine);
+IOCP_API const char *iocp_engine_udp_address(const iocp_engine *engine);
 
 #define IOCP_UDP_MAX_DATAGRAM 65507
 
 /* ---- inside callbacks ------------------------------------------------------------------ */
 
-iocp_conn_id iocp_conn_get_id(const iocp_conn *conn);
-iocp_engine *iocp_conn_engine(const iocp_conn *conn);
-void *iocp_conn_user(const iocp_conn *conn);
-void iocp_conn_set_user(iocp_conn *conn, void *user);
+IOCP_API iocp_conn_id iocp_conn_get_id(const iocp_conn *conn);
+IOCP_API iocp_engine *iocp_conn_engine(const iocp_conn *conn);
+IOCP_API void *iocp_conn_user(const iocp_conn *conn);
+IOCP_API void iocp_conn_set_user(iocp_conn *conn, void *user);
 /* 1 for a connection made by iocp_engine_connect, 0 for an accepted one. */
-int iocp_conn_is_outgoing(const iocp_conn *conn);
+IOCP_API int iocp_conn_is_outgoing(const iocp_conn *conn);
 /* "127.0.0.1:50123" or "[::1]:50123". */
-const char *iocp_conn_peer(const iocp_conn *conn);
-iocp_err iocp_conn_send(iocp_conn *conn, const void *data, size_t len);
-iocp_err iocp_conn_send_message(iocp_conn *conn, const void *data, size_t len);
-iocp_err iocp_conn_close(iocp_conn *conn, iocp_close_mode how);
+IOCP_API const char *iocp_conn_peer(const iocp_conn *conn);
+IOCP_API iocp_err iocp_conn_send(iocp_conn *conn, const void *data, size_t len);
+IOCP_API iocp_err iocp_conn_send_message(iocp_conn *conn, const void *data, size_t len);
+IOCP_API iocp_err iocp_conn_close(iocp_conn *conn, iocp_close_mode how);
 /* Resets the connection now, as IOCP_ABORT does, and reports `reason` (on_close, the
  * statistics) instead of IOCP_CLOSE_LOCAL: a handler that ends a misbehaving peer says why. */
-iocp_err iocp_conn_abort(iocp_conn *conn, iocp_close_reason reason);
+IOCP_API iocp_err iocp_conn_abort(iocp_conn *conn, iocp_close_reason reason);
 /* Bytes queued for sending and not yet completed. */
-size_t iocp_conn_queued(const iocp_conn *conn);
+IOCP_API size_t iocp_conn_queued(const iocp_conn *conn);
 /* The connection's SOCKET (as uintptr_t, so this header needs no winsock2.h), for
  * setsockopt, getsockname, getpeername or shutdown(SD_SEND) inside a callback. Never close it
  * or start I/O on it: the engine owns both. INVALID_SOCKET once the connection is closing. */
-uintptr_t iocp_conn_socket(const iocp_conn *conn);
+IOCP_API uintptr_t iocp_conn_socket(const iocp_conn *conn);
 /* "TLS 1.3, AES-256" for a TLS connection (its handshake is done before on_open), NULL for
  * plaintext. */
-const char *iocp_conn_tls(const iocp_conn *conn);
+IOCP_API const char *iocp_conn_tls(const iocp_conn *conn);
 
 /* ---- statistics ------------------------------------------------------------------------ */
 
@@ -444,14 +448,20 @@ typedef struct iocp_stats {
     uint64_t uptime_ms;
 } iocp_stats;
 
-void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out);
+IOCP_API void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out);
 
 /* ---- process helpers ------------------------------------------------------------------- */
 
 /* Installs an unhandled-exception filter that prints the exception code and ends the process
  * with IOCP_CRASH_EXIT_CODE (under Wine a crash can otherwise exit 0). Call first in main. */
 #define IOCP_CRASH_EXIT_CODE 70
-void iocp_install_crash_guard(void);
+IOCP_API void iocp_install_crash_guard(void);
+
+/* ---- version --------------------------------------------------------------------------- */
+
+/* The library's version, "MAJOR.MINOR.PATCH" (CMake's project version): of the code running,
+ * which for iocp.dll may differ from the IOCP_VERSION_STRING a program was compiled with. */
+IOCP_API const char *iocp_version(void);
 
 #ifdef __cplusplus
 }
