@@ -27,6 +27,7 @@ void iocp_config_init(iocp_config *config)
     config->tls.handshake_timeout_ms = 10000;
     config->udp_buffer_size = 65536;
     config->udp_send_queue = 1024;
+    config->proxy_header_timeout_ms = 5000;
 }
 
 static iocp_err config_check(iocp_config *c, iocp_error_info *err)
@@ -111,6 +112,9 @@ static uint32_t sweep_period_ms(const iocp_config *c)
     if (c->tls.handshake_timeout_ms && c->tls.handshake_timeout_ms / 8 < shortest &&
         (c->tls.pfx_path || c->tls.cert_thumbprint || c->tls.client))
         shortest = c->tls.handshake_timeout_ms / 8;
+    if (c->proxy_protocol_from && c->proxy_protocol_from[0] &&
+        c->proxy_header_timeout_ms / 8 < shortest)
+        shortest = c->proxy_header_timeout_ms / 8;
     return shortest < 10 ? 10 : shortest;
 }
 
@@ -138,6 +142,7 @@ static void engine_free(iocp_engine *e)
     free(e->accepts);
     iocpi_udp_fini(e);
     iocpi_peers_fini(e);
+    iocpi_proxy_engine_stop(e);
     iocpi_pool_fini(e);
     iocpi_tls_engine_stop(e);
     if (e->port != NULL)
@@ -212,6 +217,8 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
         rc = iocpi_pool_init(e, err);
     if (rc == IOCP_OK)
         rc = iocpi_peers_init(e, err);
+    if (rc == IOCP_OK)
+        rc = iocpi_proxy_engine_start(e, err);
     if (rc != IOCP_OK)
         goto fail;
 
@@ -463,4 +470,6 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->udp_truncated = (uint64_t)c->udp_truncated;
     out->udp_errors = (uint64_t)c->udp_errors;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
+    out->proxy_headers = (uint64_t)c->proxy_headers;
+    out->proxy_rejected = (uint64_t)c->proxy_rejected;
 }

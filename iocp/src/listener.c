@@ -288,9 +288,11 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
             reject(e, s, peer);
             if (rearm)
                 post_accept(a);
-        } else if (!iocpi_peers_admit(e, (const struct sockaddr *)&remote_addr, c)) {
+        } else if (!iocpi_proxy_begin(e, c, (const struct sockaddr *)&remote_addr) &&
+                   !iocpi_peers_admit(e, (const struct sockaddr *)&remote_addr, c)) {
             /* After the pool, not before: only an address holding a context is counted, so
-             * the table never holds more addresses than there are contexts (peers.c). */
+             * the table never holds more addresses than there are contexts (peers.c). From a
+             * trusted balancer the count waits for the PROXY header's address (proxy_conn.c). */
             iocpi_pool_return(e, c);
             reject_per_address(e, s, peer);
             if (rearm)
@@ -300,6 +302,7 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
                       (unsigned long)sys);
             iocpi_close_socket(s, 1);
             iocpi_peers_release(e, c);
+            c->proxy_pending = 0;
             iocpi_pool_return(e, c);
             if (rearm)
                 post_accept(a);

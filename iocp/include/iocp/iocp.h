@@ -199,6 +199,19 @@ typedef struct iocp_config {
     uint32_t udp_send_queue;      /* datagrams accepted by iocp_send_to and not yet sent, at most;
                                      default 1024, 1..65536. Full: dropped and counted */
     iocp_datagram_fn on_datagram; /* NULL = echo each datagram to its sender */
+
+    /* PROXY protocol v1 and v2 (HAProxy's; proxy_proto.c), for an engine behind a load
+     * balancer. NULL or "" = off. Otherwise the sources it is believed from, as a list of
+     * CIDR ranges ("127.0.0.1/32,::1/128,10.0.0.0/8"; a bad list fails iocp_engine_start
+     * with IOCP_E_INVALID_ARG naming the entry). An accepted connection from one of them must
+     * begin with a valid header, complete within proxy_header_timeout_ms (default 5000), or
+     * it is reset and counted in proxy_rejected, never announced; the header's source address
+     * then is the connection's address everywhere (max_connections_per_address, the log,
+     * iocp_conn_peer), and TLS and framing start after it. A v2 LOCAL header (a balancer's
+     * health check) or v1 UNKNOWN keeps the connection's own address. A connection from any
+     * other source is served as without this: a PROXY line it sends is data. */
+    const char *proxy_protocol_from;
+    uint32_t proxy_header_timeout_ms;
 } iocp_config;
 
 #define IOCP_TLS_MIN_BUFFER 18432
@@ -401,6 +414,9 @@ typedef struct iocp_stats {
     uint64_t udp_datagrams_in, udp_bytes_in, udp_datagrams_out, udp_bytes_out;
     uint64_t udp_dropped, udp_truncated, udp_errors;
     uint64_t uptime_ms;
+    /* PROXY protocol: headers accepted; connections from a trusted source closed without one
+     * (invalid, too slow, or closed before it was complete) */
+    uint64_t proxy_headers, proxy_rejected;
 } iocp_stats;
 
 void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out);
