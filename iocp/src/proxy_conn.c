@@ -16,7 +16,7 @@
 
 typedef struct iocpi_proxy_conn {
     iocpi_proxy_parser parser;
-    SOCKADDR_STORAGE real; /* the connection's own address (the balancer's) */
+    SOCKADDR_IN6 real; /* the connection's own address (the balancer's); IPv4 as SOCKADDR_IN */
 } iocpi_proxy_conn;
 
 iocp_err iocpi_proxy_engine_start(iocp_engine *e, iocp_error_info *err)
@@ -114,7 +114,7 @@ int iocpi_proxy_header(iocp_conn *c, const uint8_t *data, size_t len, size_t *us
     SOCKADDR_STORAGE client;
     memset(&client, 0, sizeof client);
     if (!p->parser.has_address) {
-        client = p->real;
+        memcpy(&client, &p->real, sizeof p->real);
     } else if (p->parser.family == 4) {
         SOCKADDR_IN *sin = (SOCKADDR_IN *)&client;
         sin->sin_family = AF_INET;

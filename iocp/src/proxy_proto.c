@@ -24,9 +24,12 @@ void iocpi_proxy_init(iocpi_proxy_parser *p)
     memset(p, 0, sizeof *p);
 }
 
-static iocpi_proxy_status fail(iocpi_proxy_parser *p, const char *what)
+/* what is a string literal: "PROXY protocol: " is pasted in front at compile time. */
+#define fail(p, what) fail_with((p), "PROXY protocol: " what)
+
+static iocpi_proxy_status fail_with(iocpi_proxy_parser *p, const char *error)
 {
-    snprintf(p->error, sizeof p->error, "PROXY protocol: %s", what);
+    p->error = error;
     p->status = IOCPI_PROXY_ERROR;
     return p->status;
 }
@@ -221,12 +224,12 @@ static iocpi_proxy_status finish_v1(iocpi_proxy_parser *p)
     uint16_t sport = 0, dport = 0;
     if (!next_field(line, end, &pos, &f, &n) || !iocpi_ip_parse(f, n, src, &src_family) ||
         src_family != want)
-        return fail(p, want == 4 ? "v1 source is not an IPv4 address"
-                                 : "v1 source is not an IPv6 address");
+        return want == 4 ? fail(p, "v1 source is not an IPv4 address")
+                         : fail(p, "v1 source is not an IPv6 address");
     if (!next_field(line, end, &pos, &f, &n) || !iocpi_ip_parse(f, n, dst, &dst_family) ||
         dst_family != want)
-        return fail(p, want == 4 ? "v1 destination is not an IPv4 address"
-                                 : "v1 destination is not an IPv6 address");
+        return want == 4 ? fail(p, "v1 destination is not an IPv4 address")
+                         : fail(p, "v1 destination is not an IPv6 address");
     if (!next_field(line, end, &pos, &f, &n) || !parse_port(f, n, &sport))
         return fail(p, "v1 source port is not 0..65535");
     if (!next_field(line, end, &pos, &f, &n) || !parse_port(f, n, &dport) || pos != end ||

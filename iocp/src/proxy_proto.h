@@ -45,7 +45,7 @@ typedef struct iocpi_proxy_parser {
     int family; /* 4 or 6: how the header gave the address */
     uint8_t addr[16];
     uint16_t port;
-    char error[96];
+    const char *error; /* on ERROR: "PROXY protocol: <the rule broken>" (static text) */
 } iocpi_proxy_parser;
 
 void iocpi_proxy_init(iocpi_proxy_parser *p);

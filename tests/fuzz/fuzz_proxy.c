@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(len < IOCPI_PROXY_V1_MAX || whole.p.version == 2);
         REQUIRE(len < 16 + IOCPI_PROXY_V2_MAX_PAYLOAD);
     } else {
-        REQUIRE(whole.p.error[0] != '\0');
+        REQUIRE(whole.p.error != NULL && whole.p.error[0] != '\0');
     }
     free(stream);
     return 0;
