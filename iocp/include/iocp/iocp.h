@@ -358,7 +358,8 @@ void *iocp_conn_user(const iocp_conn *conn);
 void iocp_conn_set_user(iocp_conn *conn, void *user);
 /* 1 for a connection made by iocp_engine_connect, 0 for an accepted one. */
 int iocp_conn_is_outgoing(const iocp_conn *conn);
-/* "127.0.0.1:50123" or "[::1]:50123". */
+/* "127.0.0.1:50123" or "[::1]:50123"; behind a trusted balancer (proxy_protocol_from), the
+ * client its PROXY header named. */
 const char *iocp_conn_peer(const iocp_conn *conn);
 iocp_err iocp_conn_send(iocp_conn *conn, const void *data, size_t len);
 iocp_err iocp_conn_send_message(iocp_conn *conn, const void *data, size_t len);
