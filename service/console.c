@@ -64,6 +64,8 @@ int svc_console_run(svc_options *opt)
             failed = 1;
             break;
         }
+        if (host.drain_requested)
+            break; /* `iocp-service drain`: the stop below drains */
     }
     svc_host_stop(&host, NULL, NULL);
     svc_log_close();

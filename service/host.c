@@ -40,6 +40,12 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
         *close_after = 1;
         return svc_proto_format_error("malformed request", resp, size);
     }
+    if (r == SVC_REQ_DRAIN) {
+        /* The pipe's DACL admits only this instance's account, administrators and SYSTEM. */
+        InterlockedExchange(&h->drain_requested, 1);
+        InterlockedExchange(&h->draining, 1); /* /readyz says 503 from now on */
+        svc_log(IOCP_LOG_INFO, "drain requested through the status pipe");
+    }
     svc_status_info info;
     iocp_stats st;
     memset(&info, 0, sizeof info);
@@ -83,6 +89,17 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
     info.udp_capped = st.udp_capped;
     info.udp_refused_loop = st.udp_refused_loop;
     return svc_proto_format(r, &info, resp, size);
+}
+
+/* The admin endpoint's view (admin_http.c), on its engine's worker: the main engine outlives
+ * the admin one (svc_host_stop stops the admin endpoint first). */
+static void admin_view(void *user, iocp_stats *st, svc_metrics_state *s)
+{
+    svc_host *h = user;
+    iocp_engine_stats(h->engine, st);
+    s->draining = h->draining != 0;
+    s->ready = !s->draining && iocp_engine_wait(h->engine, 0) != IOCP_OK &&
+               (st->contexts_in_use < st->contexts_total || h->opt.server.udp_only);
 }
 
 static void step(svc_progress_fn progress, void *user)
@@ -202,6 +219,18 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     }
     step(progress, user);
 
+    if (opt->server.admin_port != 0) {
+        char aerr[600];
+        if (svc_admin_start(opt->server.admin_bind, (uint16_t)opt->server.admin_port, admin_view, h,
+                            &h->admin, aerr, sizeof aerr) != 0) {
+            snprintf(why, sizeof why, "%s", aerr);
+            *win32_exit = ERROR_INVALID_PARAMETER;
+            goto fail;
+        }
+        svc_log(IOCP_LOG_INFO, "admin endpoint (GET /metrics, /healthz, /readyz) on %s",
+                svc_admin_address(h->admin));
+    }
+
     char src[SVC_PATH_MAX + 100], tls[SVC_PATH_MAX + 200] = "", udp[120] = "";
     if (opt->server.udp_only)
         snprintf(udp, sizeof udp, "; UDP echo alone");
@@ -222,6 +251,8 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
 
 fail:
     svc_event(IOCP_LOG_ERROR, MSG_START_FAILED, why);
+    svc_admin_stop(h->admin);
+    h->admin = NULL;
     if (h->pipe != NULL)
         svc_pipe_server_stop(h->pipe);
     h->pipe = NULL;
@@ -275,6 +306,18 @@ void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user)
 {
     uint64_t t0 = svc_now_ms();
     InterlockedExchange(&h->draining, 1);
+    if (h->opt.server.unready_delay_s > 0 && h->admin != NULL) {
+        /* /readyz answers 503 now; the listener still accepts while a load balancer's health
+         * check notices and takes this instance out of rotation, so no client meets a closed
+         * port. */
+        svc_log(IOCP_LOG_INFO, "stopping: not ready (/readyz 503); accepting for %lu s more",
+                (unsigned long)h->opt.server.unready_delay_s);
+        uint64_t until = t0 + (uint64_t)h->opt.server.unready_delay_s * 1000u;
+        while (svc_now_ms() < until) {
+            Sleep(200);
+            step(progress, user);
+        }
+    }
     svc_log(IOCP_LOG_INFO,
             "stopping: accepting no more connections; open ones get up to %lu s to finish",
             (unsigned long)h->opt.server.drain_timeout_s);
@@ -293,6 +336,8 @@ void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user)
     if (t.done != NULL)
         CloseHandle(t.done);
     step(progress, user);
+    svc_admin_stop(h->admin); /* before the engine it reports on is freed */
+    h->admin = NULL;
     svc_pipe_server_stop(h->pipe);
     h->pipe = NULL;
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy_proto.h" /* the engine's CIDR list parser: the same rules as the engine's */
+
 #define MIB (1024u * 1024u)
 
 /* The server options, in the order of the usage text. Both `run` and `install` take them;
@@ -111,6 +113,23 @@ const svc_server_opt svc_server_opts[] = {
     {"--udp-total-rate", L"UdpTotalRate", SVC_OPT_NUMBER, 0, 100000000, FIELD(udp_total_rate),
      "datagrams a second answered in all, whatever their sources (default 100000; 0 = no "
      "limit)"},
+    {"--proxy-protocol", L"ProxyProtocol", SVC_OPT_TEXT, 0, SVC_TEXT_MAX - 1, FIELD(proxy_protocol),
+     "CIDR[,CIDR...]: connections from these sources (a load balancer: HAProxy's send-proxy or "
+     "send-proxy-v2) must begin with a PROXY protocol v1 or v2 header, whose client address "
+     "is then the connection's (per-IP limit, log); from any other source a PROXY line is "
+     "data (default none, e.g. 127.0.0.1/32,::1/128,10.0.0.0/8)"},
+    {"--proxy-timeout", L"ProxyTimeout", SVC_OPT_NUMBER, 1, 600, FIELD(proxy_timeout_s),
+     "reset a connection from a --proxy-protocol source whose header is not whole this many "
+     "seconds after it connected (default 5)"},
+    {"--admin-port", L"AdminPort", SVC_OPT_NUMBER, 0, 65535, FIELD(admin_port),
+     "serve HTTP GET /metrics (Prometheus text), /healthz and /readyz on this TCP port "
+     "(default 0 = none)"},
+    {"--admin-bind", L"AdminBind", SVC_OPT_TEXT, 0, SVC_TEXT_MAX - 1, FIELD(admin_bind),
+     "address of the admin port (default 127.0.0.1: loopback only; the endpoint has no "
+     "authentication, so bind it beyond loopback only on a network you trust)"},
+    {"--unready-delay", L"UnreadyDelay", SVC_OPT_NUMBER, 0, 3600, FIELD(unready_delay_s),
+     "seconds a stop answers 503 on /readyz while still accepting, before the drain, so that a "
+     "load balancer's health check takes the instance out of rotation first (default 0)"},
 };
 const size_t svc_server_opt_count = sizeof svc_server_opts / sizeof svc_server_opts[0];
 
@@ -158,6 +177,7 @@ void svc_server_options_init(svc_server_options *o)
     o->udp_byte_burst = c.udp_byte_burst;
     o->udp_sources = c.udp_sources;
     o->udp_total_rate = c.udp_total_rate;
+    o->proxy_timeout_s = c.proxy_header_timeout_ms / 1000u;
 }
 
 void svc_options_init(svc_options *o)
@@ -367,6 +387,18 @@ int svc_server_options_check(const svc_server_options *o, char *err, size_t err_
         snprintf(err, err_size, "--udp-only serves no TCP, so TLS has nothing to protect");
         return -1;
     }
+    if (o->proxy_protocol[0] != '\0') {
+        char why[200];
+        size_t n = 0;
+        if (!iocpi_cidr_list_parse(o->proxy_protocol, NULL, 0, &n, why, sizeof why)) {
+            snprintf(err, err_size, "--proxy-protocol: %s", why);
+            return -1;
+        }
+    }
+    if (o->admin_bind[0] != '\0' && o->admin_port == 0) {
+        snprintf(err, err_size, "--admin-bind is the address of --admin-port, which is missing");
+        return -1;
+    }
     return 0;
 }
 
@@ -434,6 +466,8 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
     config->udp_byte_burst = o->udp_byte_burst;
     config->udp_sources = o->udp_sources;
     config->udp_total_rate = o->udp_total_rate;
+    config->proxy_protocol_from = o->proxy_protocol[0] != '\0' ? o->proxy_protocol : NULL;
+    config->proxy_header_timeout_ms = o->proxy_timeout_s * 1000u;
 }
 
 uint64_t svc_physical_memory(void)
@@ -517,7 +551,7 @@ int svc_server_memory_check(const svc_server_options *o, uint64_t physical, char
 #define SERVER_CMDS (FOR(SVC_CMD_RUN) | FOR(SVC_CMD_INSTALL))
 #define NAME_CMDS                                                                                  \
     (FOR(SVC_CMD_RUN) | FOR(SVC_CMD_INSTALL) | FOR(SVC_CMD_UNINSTALL) | FOR(SVC_CMD_START) |       \
-     FOR(SVC_CMD_STOP) | FOR(SVC_CMD_STATUS) | FOR(SVC_CMD_SERVICE))
+     FOR(SVC_CMD_STOP) | FOR(SVC_CMD_STATUS) | FOR(SVC_CMD_SERVICE) | FOR(SVC_CMD_DRAIN))
 #define WAIT_CMDS (FOR(SVC_CMD_UNINSTALL) | FOR(SVC_CMD_START) | FOR(SVC_CMD_STOP))
 
 static const struct {
@@ -526,7 +560,7 @@ static const struct {
 } commands[] = {
     {"run", SVC_CMD_RUN},         {"install", SVC_CMD_INSTALL}, {"uninstall", SVC_CMD_UNINSTALL},
     {"start", SVC_CMD_START},     {"stop", SVC_CMD_STOP},       {"status", SVC_CMD_STATUS},
-    {"service", SVC_CMD_SERVICE}, {"help", SVC_CMD_HELP},
+    {"service", SVC_CMD_SERVICE}, {"help", SVC_CMD_HELP},       {"drain", SVC_CMD_DRAIN},
 };
 
 static const char *command_word(svc_command cmd)
@@ -850,6 +884,10 @@ void svc_usage(FILE *to)
             "  stop        stop the service and wait until it has stopped\n"
             "  status      the service's state and, while running, its live statistics\n"
             "  --version   print the version (iocp-service X.Y.Z) and exit\n"
+            "  drain       the running instance (console or service) stops as a stop does:\n"
+            "              /readyz says 503 for --unready-delay, then the listener closes\n"
+            "              and open connections finish (through the status pipe: local,\n"
+            "              the instance's account or an administrator only)\n"
             "\n"
             "every command:\n"
             "  --name NAME           service / instance name (default %s)\n"

@@ -10,7 +10,10 @@ svc_request svc_proto_parse_request(const char *buf, size_t len)
     static const struct {
         const char *word;
         svc_request req;
-    } words[] = {{"PING", SVC_REQ_PING}, {"INFO", SVC_REQ_INFO}, {"STATS", SVC_REQ_STATS}};
+    } words[] = {{"PING", SVC_REQ_PING},
+                 {"INFO", SVC_REQ_INFO},
+                 {"STATS", SVC_REQ_STATS},
+                 {"DRAIN", SVC_REQ_DRAIN}};
 
     if (buf == NULL || len == 0 || len > SVC_PROTO_REQUEST_MAX)
         return SVC_REQ_MALFORMED;

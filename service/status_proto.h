@@ -2,7 +2,7 @@
  * status_proto.h: the status pipe's requests and answers. Plain C11, no Win32 (it also
  * compiles natively), so the parsing is tested on its own.
  *
- * A request is one pipe message holding one word: "PING", "INFO" or "STATS", optionally
+ * A request is one pipe message holding one word: "PING", "INFO", "STATS" or "DRAIN", optionally
  * followed by "\n" or "\r\n"; at most SVC_PROTO_REQUEST_MAX bytes. Anything else is
  * malformed. An answer is text: "OK\n" then "key=value\n" lines, or "ERR reason\n" (after
  * which the server closes the pipe).
@@ -20,7 +20,8 @@ typedef enum svc_request {
     SVC_REQ_MALFORMED = 0,
     SVC_REQ_PING,
     SVC_REQ_INFO,
-    SVC_REQ_STATS
+    SVC_REQ_STATS,
+    SVC_REQ_DRAIN /* stop as a stop does (drain.c); answered as INFO, draining=1 */
 } svc_request;
 
 /* What an instance tells about itself. */

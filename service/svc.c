@@ -140,6 +140,11 @@ static void WINAPI service_main(DWORD argc, wchar_t **argv)
             report(SERVICE_STOP_PENDING, NO_ERROR, STOP_WAIT_HINT_MS);
             break;
         }
+        if (host.drain_requested) {
+            /* `iocp-service drain`: a stop as the SCM's, asked for over the status pipe. */
+            report(SERVICE_STOP_PENDING, NO_ERROR, STOP_WAIT_HINT_MS);
+            break;
+        }
     }
     svc_host_stop(&host, progress, (void *)(uintptr_t)STOP_WAIT_HINT_MS);
     svc_log_close();

@@ -84,7 +84,8 @@ typedef enum svc_command {
     SVC_CMD_STOP,
     SVC_CMD_STATUS,
     SVC_CMD_SERVICE, /* started by the SCM (the ImagePath says so); not for people */
-    SVC_CMD_VERSION  /* --version: print "iocp-service X.Y.Z" (the project's version) */
+    SVC_CMD_VERSION, /* --version: print "iocp-service X.Y.Z" (the project's version) */
+    SVC_CMD_DRAIN    /* drain.c: the running instance stops accepting and drains */
 } svc_command;
 
 typedef enum svc_start_type {
@@ -128,6 +129,16 @@ typedef struct svc_server_options {
     uint32_t evict_idle_s; /* 0 = never evict */
     uint32_t conn_rate, conn_burst;
     uint32_t udp_rate, udp_burst, udp_byte_rate, udp_byte_burst, udp_sources, udp_total_rate;
+    /* Behind a load balancer: the PROXY protocol from these CIDR ranges ("" = off), within
+     * proxy_timeout_s; the admin HTTP endpoint (admin_http.c: /metrics, /healthz, /readyz)
+     * on admin_port (0 = none) of admin_bind ("" = 127.0.0.1); a stop makes /readyz answer
+     * 503 for unready_delay_s before the listener closes, so a balancer takes the instance
+     * out of rotation while it still accepts */
+    char proxy_protocol[SVC_TEXT_MAX];
+    uint32_t proxy_timeout_s;
+    uint32_t admin_port;
+    char admin_bind[SVC_TEXT_MAX];
+    uint32_t unready_delay_s;
 } svc_server_options;
 
 /* Where --tls-cert is looked up. The default follows the mode: LocalMachine\My for the
@@ -431,6 +442,8 @@ int svc_get_secret(const char *who, char *out, size_t size, char *err, size_t er
 
 /* ---- the host: what console and service share --------------------------------------------- */
 
+typedef struct svc_admin svc_admin;
+
 /* Called between start steps and about every 500 ms while stopping (service checkpoints). */
 typedef void (*svc_progress_fn)(void *user);
 
@@ -442,9 +455,11 @@ typedef struct svc_host {
     iocp_engine *engine;
     svc_pipe_server *pipe;
     uint64_t started_ms;
-    uint64_t summary_ms;     /* when the last protocol-error summary was taken */
-    uint64_t summary_errors; /* protocol_errors at that moment */
-    volatile LONG draining;  /* 1 once the stop began (the pipe reports it) */
+    uint64_t summary_ms;           /* when the last protocol-error summary was taken */
+    uint64_t summary_errors;       /* protocol_errors at that moment */
+    volatile LONG draining;        /* 1 once the stop began (the pipe reports it) */
+    volatile LONG drain_requested; /* `iocp-service drain` asked for a stop (drain.c) */
+    svc_admin *admin;              /* the admin HTTP endpoint, NULL without --admin-port */
 } svc_host;
 
 /* Starts everything: log file, mutex, engine, status pipe. Returns SVC_EXIT_OK, or an exit
@@ -460,6 +475,48 @@ const char *svc_host_address(const svc_host *h);
 /* Drains (stops accepting, lets connections finish, up to the drain timeout), then releases
  * everything, logs "stopped", releases the mutex. Same thread as svc_host_start. */
 void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user);
+
+/* ---- behind a load balancer: metrics.c, admin_http.c, drain.c ------------------------------ */
+
+/* What /metrics and /readyz say beyond the engine's statistics. */
+typedef struct svc_metrics_state {
+    int ready;    /* accepting: not draining, not stopping, a slot free */
+    int draining; /* a stop or a drain has begun */
+} svc_metrics_state;
+/* The Prometheus text (format 0.0.4); returns its length (< size, NUL-terminated). */
+size_t svc_metrics_format(const iocp_stats *st, const svc_metrics_state *s, char *out, size_t size);
+
+/* The admin HTTP endpoint: its own small engine (raw framing), one GET or HEAD per
+ * connection, at most SVC_ADMIN_REQUEST_MAX bytes within SVC_ADMIN_REQUEST_MS. */
+#define SVC_ADMIN_REQUEST_MAX 8192
+#define SVC_ADMIN_REQUEST_MS  5000
+/* Reads the server's state for one request (on the admin engine's worker). */
+typedef void (*svc_admin_view)(void *user, iocp_stats *st, svc_metrics_state *s);
+/* bind "" = 127.0.0.1. Returns 0, or -1 with err naming what failed. */
+int svc_admin_start(const char *bind, uint16_t port, svc_admin_view view, void *user,
+                    svc_admin **out, char *err, size_t err_size);
+const char *svc_admin_address(const svc_admin *a);
+void svc_admin_stop(svc_admin *a);
+
+/* One request's head, parsed (plain text; tested in test_service_unit). */
+typedef enum svc_http_result {
+    SVC_HTTP_INCOMPLETE = 0, /* no end of the head yet, and within the size */
+    SVC_HTTP_OK,             /* a GET or HEAD of target */
+    SVC_HTTP_BAD,            /* 400: not an HTTP/1.x request line */
+    SVC_HTTP_METHOD,         /* 405: a method other than GET and HEAD */
+    SVC_HTTP_TOO_LARGE,      /* 431: the head passes max bytes */
+    SVC_HTTP_VERSION         /* 505: not HTTP/1.0 or 1.1 */
+} svc_http_result;
+typedef struct svc_http_request {
+    int head;        /* HEAD: the answer has no body */
+    char target[64]; /* the path, query dropped; longer targets are truncated (404) */
+} svc_http_request;
+svc_http_result svc_http_parse(const char *buf, size_t len, size_t max, svc_http_request *out);
+
+/* `iocp-service drain --name N`: asks the running instance (through its status pipe, with the
+ * same trust checks as `status`) to stop as a stop does: /readyz 503 for --unready-delay,
+ * then the drain. */
+int svc_drain(const svc_options *opt);
 
 /* ---- utilities ---------------------------------------------------------------------------- */
 

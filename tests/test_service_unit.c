@@ -1465,6 +1465,121 @@ static void log_rate_limit_per_kind(void)
     CHECK(passed >= SVC_LOG_KINDS - 1);
 }
 
+/* ---- behind a load balancer: options, the admin endpoint's request parser, /metrics -------- */
+
+static void options_load_balancer(void)
+{
+    svc_options o;
+    PARSE_OK(&o, "run", "--proxy-protocol", "127.0.0.1/32, ::1/128,10.0.0.0/8", "--admin-port",
+             "9100");
+    CHECK(strcmp(o.server.proxy_protocol, "127.0.0.1/32, ::1/128,10.0.0.0/8") == 0);
+    CHECK_EQ_U(o.server.admin_port, 9100);
+    CHECK_EQ_U(o.server.proxy_timeout_s, 5);
+    iocp_config c;
+    svc_server_config(&o.server, &c);
+    CHECK(c.proxy_protocol_from != NULL &&
+          strcmp(c.proxy_protocol_from, o.server.proxy_protocol) == 0);
+    CHECK_EQ_U(c.proxy_header_timeout_ms, 5000);
+    PARSE_OK(&o, "run", "--admin-port", "9100", "--admin-bind", "::1");
+    PARSE_OK(&o, "drain", "--name", "edge-1", NULL, NULL);
+    CHECK(o.command == SVC_CMD_DRAIN && strcmp(o.name, "edge-1") == 0);
+    parse_fails("'10.0.0.0/33': the prefix length must be 0..32 for IPv4", "run",
+                "--proxy-protocol", "10.0.0.0/33", NULL);
+    parse_fails("--proxy-protocol: 'balancer': not an IPv4 or IPv6 address", "run",
+                "--proxy-protocol", "balancer", NULL);
+    parse_fails("--admin-bind is the address of --admin-port", "run", "--admin-bind", "::1", NULL);
+    parse_fails("out of range", "run", "--proxy-timeout", "0", NULL);
+    parse_fails("'drain' does not take --port", "drain", "--port", "1", NULL);
+}
+
+static void admin_http_requests(void)
+{
+    static const struct {
+        const char *req;
+        svc_http_result want;
+        const char *target;
+        int head;
+    } cases[] = {
+        {"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", SVC_HTTP_OK, "/metrics", 0},
+        {"HEAD /readyz?x=1 HTTP/1.0\r\n\r\n", SVC_HTTP_OK, "/readyz", 1},
+        {"GET /healthz HTTP/1.1\n\n", SVC_HTTP_OK, "/healthz", 0},
+        {"GET /metrics HTTP/1.1\r\nHost: x\r\n", SVC_HTTP_INCOMPLETE, "", 0},
+        {"GET /metr", SVC_HTTP_INCOMPLETE, "", 0},
+        {"POST /metrics HTTP/1.1\r\n", SVC_HTTP_METHOD, "", 0},
+        {"DELETE / HTTP/1.1\r\n\r\n", SVC_HTTP_METHOD, "", 0},
+        {"get /metrics HTTP/1.1\r\n", SVC_HTTP_BAD, "", 0},
+        {"GET metrics HTTP/1.1\r\n", SVC_HTTP_BAD, "", 0},
+        {"GET  /metrics HTTP/1.1\r\n", SVC_HTTP_BAD, "", 0},
+        {"GET /metrics\r\n", SVC_HTTP_BAD, "", 0},
+        {"\x16\x03\x01\x02\x01\n", SVC_HTTP_BAD, "", 0},
+        {"GET /a\x01b HTTP/1.1\r\n", SVC_HTTP_BAD, "", 0},
+        {"GET /metrics HTTP/2.0\r\n\r\n", SVC_HTTP_VERSION, "", 0},
+        {"GET /metrics FTP/1.1\r\n", SVC_HTTP_BAD, "", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        svc_http_request r;
+        svc_http_result got = svc_http_parse(cases[i].req, strlen(cases[i].req), 8192, &r);
+        CHECK_MSG(got == cases[i].want, "'%s': %d, want %d", cases[i].req, (int)got,
+                  (int)cases[i].want);
+        if (got == SVC_HTTP_OK)
+            CHECK(strcmp(r.target, cases[i].target) == 0 && r.head == cases[i].head);
+    }
+    /* 8 KiB without the end of the head: too large, whether or not a line ended. */
+    char big[8192];
+    memset(big, 'a', sizeof big);
+    svc_http_request r;
+    CHECK(svc_http_parse(big, sizeof big, sizeof big, &r) == SVC_HTTP_TOO_LARGE);
+    memcpy(big, "GET / HTTP/1.1\r\n", 16);
+    CHECK(svc_http_parse(big, sizeof big, sizeof big, &r) == SVC_HTTP_TOO_LARGE);
+    CHECK(svc_http_parse(big, 100, sizeof big, &r) == SVC_HTTP_INCOMPLETE);
+}
+
+static void metrics_text(void)
+{
+    iocp_stats st;
+    memset(&st, 0, sizeof st);
+    st.accepted = 12;
+    st.rejected = 1;
+    st.rejected_per_address = 2;
+    st.proxy_rejected = 3;
+    st.rejected_rate = 6;
+    st.udp_refused_loop = 7;
+    st.closed[IOCP_CLOSE_IDLE_TIMEOUT] = 4;
+    st.closed[IOCP_CLOSE_EVICTED] = 8;
+    st.bytes_in = 5000000000ull;
+    st.uptime_ms = 1500;
+    svc_metrics_state ms = {1, 0};
+    char out[32768];
+    size_t n = svc_metrics_format(&st, &ms, out, sizeof out);
+    CHECK(n > 0 && n < sizeof out && out[n] == '\0' && out[n - 1] == '\n');
+    static const char *const lines[] = {
+        "\niocp_connections_accepted_total 12\n",
+        "\niocp_connections_rejected_total{reason=\"slots\"} 1\n",
+        "\niocp_connections_rejected_total{reason=\"per_address\"} 2\n",
+        "\niocp_connections_rejected_total{reason=\"proxy_header\"} 3\n",
+        "\niocp_connections_rejected_total{reason=\"rate\"} 6\n",
+        "\niocp_udp_refused_datagrams_total{reason=\"loop\"} 7\n",
+        "\niocp_connections_closed_total{reason=\"idle_timeout\"} 4\n",
+        "\niocp_connections_closed_total{reason=\"evicted\"} 8\n",
+        "\niocp_received_bytes_total 5000000000\n",
+        "\niocp_uptime_seconds 1.500\n",
+        "\niocp_ready 1\n",
+        "\n# TYPE iocp_connections_accepted counter\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        CHECK_MSG(strstr(out, lines[i]) != NULL, "no '%s' in:\n%s", lines[i], out);
+    /* every close reason has its line */
+    size_t reasons = 0;
+    for (const char *p = out; (p = strstr(p, "iocp_connections_closed_total{")) != NULL; p++)
+        reasons++;
+    CHECK_EQ_U(reasons, IOCP_CLOSE_REASON_COUNT_);
+    /* a buffer too small is cut, never overrun */
+    char small[100];
+    memset(small, 'x', sizeof small);
+    n = svc_metrics_format(&st, &ms, small, 64);
+    CHECK(n < 64 && small[n] == '\0' && small[64] == 'x');
+}
+
 static const test_case cases[] = {
     {"options_defaults", options_defaults},
     {"options_every_server_option", options_every_server_option},
@@ -1495,6 +1610,9 @@ static const test_case cases[] = {
     {"location_permissions", location_permissions},
     {"accounts_without_password", accounts_without_password},
     {"password_line_from_pipe", password_line_from_pipe},
+    {"options_load_balancer", options_load_balancer},
+    {"admin_http_requests", admin_http_requests},
+    {"metrics_text", metrics_text},
 };
 
 int main(int argc, char **argv)

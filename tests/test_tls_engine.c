@@ -761,6 +761,101 @@ static void record_split_across_idle_switch(void)
     free(cl.echo);
 }
 
+/* ---- TLS behind a load balancer: the PROXY header first ----------------------------------- */
+
+/* A balancer in miniature: it accepts the client engine's connection, and sends the server a
+ * PROXY v1 header with the ClientHello's first bytes in the same write (so the header and
+ * TLS share one read on the server), then relays both ways as they come. */
+static DWORD WINAPI proxy_relay_main(LPVOID arg)
+{
+    relay *r = arg;
+    SOCKET a = accept(r->listener, NULL, NULL);
+    CHECK(a != INVALID_SOCKET);
+    SOCKET b = tn_connect("127.0.0.1", r->target, 10000);
+    CHECK(b != INVALID_SOCKET);
+    static const char header[] = "PROXY TCP4 198.51.100.23 127.0.0.1 50123 443\r\n";
+    char first[16384 + sizeof header];
+    memcpy(first, header, sizeof header - 1);
+    int n = recv(a, first + sizeof header - 1, 16384, 0);
+    CHECK(n > 0);
+    CHECK(tn_send_all(b, first, sizeof header - 1 + (size_t)n) == 0);
+    for (int open_a = 1, open_b = 1; open_a || open_b;) {
+        fd_set rd;
+        FD_ZERO(&rd);
+        if (open_a)
+            FD_SET(a, &rd);
+        if (open_b)
+            FD_SET(b, &rd);
+        struct timeval tv = {10, 0};
+        CHECK(select(0, &rd, NULL, NULL, &tv) > 0);
+        if (open_a && FD_ISSET(a, &rd) && !relay_pump(a, b, r, 0)) {
+            open_a = 0;
+            shutdown(b, SD_SEND);
+        }
+        if (open_b && FD_ISSET(b, &rd) && !relay_pump(b, a, r, 0)) {
+            open_b = 0;
+            shutdown(a, SD_SEND);
+        }
+    }
+    closesocket(a);
+    closesocket(b);
+    return 0;
+}
+
+static char proxied_peer[64];
+
+static void proxied_open(iocp_conn *conn)
+{
+    snprintf(proxied_peer, sizeof proxied_peer, "%s", iocp_conn_peer(conn));
+}
+
+static void proxied_data(iocp_conn *conn, const void *data, size_t len)
+{
+    iocp_conn_send(conn, data, len);
+}
+
+/* The server trusts 127.0.0.1 for PROXY headers: the handshake starts after the header, the
+ * echo is exact, and the connection's address is the header's client. */
+static void tls_after_proxy_header(void)
+{
+    paths();
+    iocp_config cfg;
+    server_config(&cfg);
+    cfg.proxy_protocol_from = "127.0.0.1/32";
+    static const iocp_handlers h = {proxied_open, proxied_data, NULL, NULL};
+    iocp_engine *srv = start_server(&cfg, &h);
+    if (srv == NULL)
+        return;
+    relay r;
+    memset(&r, 0, sizeof r);
+    r.srv = srv;
+    r.target = iocp_engine_port(srv);
+    r.listener = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(r.listener != INVALID_SOCKET);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(r.listener, (struct sockaddr *)&sa, sizeof sa) == 0);
+    int len = sizeof sa;
+    CHECK(getsockname(r.listener, (struct sockaddr *)&sa, &len) == 0);
+    CHECK(listen(r.listener, 1) == 0);
+    r.port = ntohs(sa.sin_port);
+    r.thread = CreateThread(NULL, 0, proxy_relay_main, &r, 0, NULL);
+    CHECK(r.thread != NULL);
+    neighbour_echo(r.port, 30000, 4000, 23);
+    CHECK(WaitForSingleObject(r.thread, 20000) == WAIT_OBJECT_0);
+    CloseHandle(r.thread);
+    closesocket(r.listener);
+    iocp_stats st;
+    iocp_engine_stats(srv, &st);
+    CHECK_EQ_U(st.tls_handshakes, 1);
+    CHECK_EQ_U(st.proxy_headers, 1);
+    CHECK_MSG(strcmp(proxied_peer, "198.51.100.23:50123") == 0, "iocp_conn_peer: '%s'",
+              proxied_peer);
+    tn_stop_clean(srv);
+}
+
 static const test_case cases[] = {
     {"echo_through_both_roles", echo_through_both_roles},
     {"framed_modes", framed_modes},
@@ -771,6 +866,7 @@ static const test_case cases[] = {
     {"garbage_over_tls", garbage_over_tls},
     {"resets_mid_tls_transfer", resets_mid_tls_transfer},
     {"record_split_across_idle_switch", record_split_across_idle_switch},
+    {"tls_after_proxy_header", tls_after_proxy_header},
 };
 
 TEST_MAIN(cases)

@@ -385,8 +385,8 @@ static iocp_err send_parts_locked(iocp_conn *c, const void *const *parts, const 
                                   int nparts)
 {
     iocp_engine *e = c->engine;
-    if (c->state != CONN_OPEN || (c->tls != NULL && !c->tls->established))
-        return IOCP_E_NOT_CONNECTED;
+    if (c->state != CONN_OPEN || (c->tls != NULL && !c->tls->established) || c->proxy_pending)
+        return IOCP_E_NOT_CONNECTED; /* not announced yet: nothing may reach it */
     size_t total = 0;
     for (int i = 0; i < nparts; i++)
         total += lens[i];
@@ -661,6 +661,34 @@ static void tls_receive(iocp_conn *c, DWORD bytes, uint64_t now)
     c->tls_kept = keep;
 }
 
+/* PROXY protocol: recv_buf[0 .. bytes) are among the first bytes of a connection from a
+ * trusted balancer, which begin with its header (proxy_conn.c). Once the header is complete
+ * the connection is announced as a plaintext one is at open (a TLS one after its handshake,
+ * which starts with the bytes that follow); those bytes move to the front of the buffer.
+ * Returns how many there are: 0 when the header is not complete yet, or the connection was
+ * closed (a bad header, the per-address limit, a handler's on_open). */
+static DWORD proxy_receive(iocp_conn *c, DWORD bytes)
+{
+    iocp_engine *e = c->engine;
+    size_t used = 0;
+    if (iocpi_proxy_header(c, c->recv_buf, bytes, &used) <= 0)
+        return 0;
+    c->opened_ms = (LONG64)iocpi_now_ms(); /* a TLS handshake's deadline starts now */
+    if (c->tls == NULL) {
+        if (e->stopping) {
+            iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, IOCP_ABORT);
+            return 0;
+        }
+        c->announced = 1;
+        if (e->handlers.on_open != NULL)
+            e->handlers.on_open(c);
+    }
+    if (c->state != CONN_OPEN || used == bytes)
+        return 0;
+    memmove(c->recv_buf, c->recv_buf + used, bytes - used);
+    return bytes - (DWORD)used;
+}
+
 /* The sweep cancelled a quiet connection's receive (error 995 and no bytes: had data come
  * first, the receive would have completed with it instead). Its buffer goes back to the pool
  * and it waits with a zero-byte receive, unless a TLS record's first bytes are kept in it. */
@@ -706,6 +734,8 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
         return 0;
     }
     if (bytes == 0) {
+        if (c->proxy_pending)
+            iocpi_proxy_closed_early(c, "closed before its PROXY header was complete");
         /* The peer shut down its side: flush what we owe it, then close. A TLS peer that
          * did so without close_notify may have been cut off: logged, then the same. */
         if (c->tls != NULL && c->tls->established)
@@ -716,6 +746,8 @@ static int recv_handle(iocp_conn *c, DWORD bytes, DWORD error)
     uint64_t now = iocpi_now_ms();
     c->last_activity_ms = c->last_recv_ms = (LONG64)now;
     InterlockedAdd64(&e->counters.bytes_in, bytes);
+    if (c->proxy_pending && (bytes = proxy_receive(c, bytes)) == 0)
+        return keeps_reading(c);
     if (c->tls != NULL)
         tls_receive(c, bytes, now);
     else
@@ -881,7 +913,7 @@ void iocpi_conn_open(iocp_conn *c, SOCKET sock, int outgoing)
     /* Opened while the engine stops: closed at once, and the handler never hears of it
      * (on_close only follows an on_open; a dial reports on_connect_failed instead). A TLS
      * connection is announced once its handshake is done (tls_established). */
-    c->announced = !e->stopping && c->tls == NULL;
+    c->announced = !e->stopping && c->tls == NULL && !c->proxy_pending;
     if (e->stopping) {
         iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, IOCP_ABORT);
     } else if (c->tls != NULL && outgoing) {
@@ -963,6 +995,7 @@ static void final_done(iocpi_op *op, DWORD bytes, DWORD error)
         InterlockedAdd64(&e->counters.allocations, (LONG64)(c->decoder.allocations - allocs));
     c->user = NULL;
     c->peer[0] = '\0';
+    c->proxy_pending = 0;
     InterlockedIncrement(&c->generation);
     if (c->generation == 0)
         c->generation = 1; /* ids are never 0 */
@@ -1010,6 +1043,14 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
                 e, IOCP_LOG_INFO, "%s took none of %llu queued bytes for %llu ms: resetting",
                 c->peer, (unsigned long long)c->queued, (unsigned long long)elapsed(now, stalled));
             drop = close_locked(c, IOCP_CLOSE_SEND_TIMEOUT, 0, IOCP_ABORT);
+        } else if (c->proxy_pending && elapsed(now, c->opened_ms) >= cfg->proxy_header_timeout_ms) {
+            /* From a trusted balancer and no whole PROXY header in time (a stalled or hostile
+             * client behind it, or not a balancer at all). */
+            c->proxy_pending = 0;
+            InterlockedIncrement64(&e->counters.proxy_rejected);
+            iocpi_log_later(e, IOCP_LOG_INFO, "%s: no PROXY header after %llu ms: resetting",
+                            c->peer, (unsigned long long)elapsed(now, c->opened_ms));
+            drop = close_locked(c, IOCP_CLOSE_PROTOCOL, WAIT_TIMEOUT, IOCP_ABORT);
         } else if (c->tls != NULL && !c->tls->established && cfg->tls.handshake_timeout_ms &&
                    elapsed(now, c->opened_ms) >= cfg->tls.handshake_timeout_ms) {
             InterlockedIncrement64(&e->counters.tls_handshake_failures);

@@ -35,6 +35,7 @@ void iocp_config_init(iocp_config *config)
     config->udp_byte_burst = 1024u * 1024u;
     config->udp_sources = 4096;
     config->udp_total_rate = 100000;
+    config->proxy_header_timeout_ms = 5000;
 }
 
 static iocp_err config_check(iocp_config *c, iocp_error_info *err)
@@ -135,6 +136,9 @@ static uint32_t sweep_period_ms(const iocp_config *c)
         shortest = c->tls.handshake_timeout_ms / 8;
     if (c->evict_idle_ms && c->evict_idle_ms / 4 < shortest)
         shortest = c->evict_idle_ms / 4; /* the candidates are at most this stale */
+    if (c->proxy_protocol_from && c->proxy_protocol_from[0] &&
+        c->proxy_header_timeout_ms / 8 < shortest)
+        shortest = c->proxy_header_timeout_ms / 8;
     return shortest < 10 ? 10 : shortest;
 }
 
@@ -163,6 +167,7 @@ static void engine_free(iocp_engine *e)
     iocpi_udp_fini(e);
     iocpi_peers_fini(e);
     iocpi_evict_fini(e);
+    iocpi_proxy_engine_stop(e);
     iocpi_pool_fini(e);
     iocpi_tls_engine_stop(e);
     if (e->port != NULL)
@@ -239,6 +244,8 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
         rc = iocpi_peers_init(e, err);
     if (rc == IOCP_OK)
         rc = iocpi_evict_init(e, err);
+    if (rc == IOCP_OK)
+        rc = iocpi_proxy_engine_start(e, err);
     if (rc != IOCP_OK)
         goto fail;
 
@@ -498,4 +505,6 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->udp_capped = (uint64_t)c->udp_capped;
     out->udp_refused_loop = (uint64_t)c->udp_refused_loop;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
+    out->proxy_headers = (uint64_t)c->proxy_headers;
+    out->proxy_rejected = (uint64_t)c->proxy_rejected;
 }

@@ -160,6 +160,10 @@ struct iocp_conn {
     size_t tls_kept;
     volatile LONG64 opened_ms;
 
+    /* PROXY protocol (proxy_conn.c): this connection's first bytes must be a header (it came
+     * from a trusted source); its per-address count waits for the header's address */
+    int proxy_pending;
+
     /* dialling (outgoing connections): the ops live here, the dial's state in `dial` */
     iocpi_op connect_op;
     iocpi_op dial_failed_op; /* reports a dial that failed, on a worker */
@@ -231,6 +235,7 @@ typedef struct iocpi_counters {
     volatile LONG64 udp_refused_port, udp_refused_self, udp_refused_address;
     volatile LONG64 udp_rate_limited, udp_capped;
     volatile LONG64 udp_refused_loop;
+    volatile LONG64 proxy_headers, proxy_rejected;
 } iocpi_counters;
 
 /* rate.c: token buckets per source in a fixed table (or one bucket for all: sources 0). */
@@ -362,6 +367,12 @@ struct iocp_engine {
     /* UDP (udp.c): the endpoint, NULL without config.udp */
     struct iocpi_udp *udp;
 
+    /* PROXY protocol (proxy_conn.c): the trusted sources (NULL = off) and one header state
+     * per context */
+    struct iocpi_cidr *proxy_from;
+    size_t proxy_from_n;
+    struct iocpi_proxy_conn *proxy_states;
+
     iocpi_counters counters;
 };
 
@@ -491,6 +502,22 @@ void iocpi_evict_handoff(iocp_engine *e);
 void iocpi_evict_expire(iocp_engine *e, uint64_t now, int all);
 iocp_err iocpi_evict_init(iocp_engine *e, iocp_error_info *err);
 void iocpi_evict_fini(iocp_engine *e);
+
+/* proxy_conn.c: the PROXY protocol on accepted connections. start parses
+ * config.proxy_protocol_from; begin (the accept path) returns 1 when the source is trusted:
+ * the connection then waits for a header (proxy_pending) and its per-address count with it;
+ * header feeds it the connection's first bytes: 1 = the header is complete (*used bytes of it,
+ * the connection's address and count are the header's), 0 = more to come, -1 = the connection
+ * was closed (a bad header, or the per-address limit). closed_early counts and logs a
+ * connection that ends (the timeout, the peer's FIN) before its header was complete. */
+iocp_err iocpi_proxy_engine_start(iocp_engine *e, iocp_error_info *err);
+void iocpi_proxy_engine_stop(iocp_engine *e);
+/* 1 when remote is one of proxy_protocol_from's sources (its connections are counted and rated
+ * by the header's client, not by this address). */
+int iocpi_proxy_trusted(iocp_engine *e, const struct sockaddr *remote);
+int iocpi_proxy_begin(iocp_engine *e, iocp_conn *c, const struct sockaddr *remote);
+int iocpi_proxy_header(iocp_conn *c, const uint8_t *data, size_t len, size_t *used);
+void iocpi_proxy_closed_early(iocp_conn *c, const char *why);
 
 /* tls_creds.c: the engine's TLS, made before the pool (it may raise buffer_size) and freed
  * after the last connection. */

@@ -216,9 +216,11 @@ void iocpi_listener_admit(iocp_engine *e, iocp_conn *c, SOCKET s, const char *pe
                           const SOCKADDR_STORAGE *remote)
 {
     DWORD sys = 0;
-    if (!iocpi_peers_admit(e, (const struct sockaddr *)remote, c)) {
+    if (!iocpi_proxy_begin(e, c, (const struct sockaddr *)remote) &&
+        !iocpi_peers_admit(e, (const struct sockaddr *)remote, c)) {
         /* After the pool, not before: only an address holding a context is counted, so the
-         * table never holds more addresses than there are contexts (peers.c). */
+         * table never holds more addresses than there are contexts (peers.c). From a trusted
+         * balancer the count waits for the PROXY header's address (proxy_conn.c). */
         iocpi_pool_return(e, c);
         reject_per_address(e, s, peer);
     } else if (iocpi_associate(e, s, &sys) != IOCP_OK) {
@@ -226,6 +228,7 @@ void iocpi_listener_admit(iocp_engine *e, iocp_conn *c, SOCKET s, const char *pe
                   (unsigned long)sys);
         iocpi_close_socket(s, 1);
         iocpi_peers_release(e, c);
+        c->proxy_pending = 0;
         iocpi_pool_return(e, c);
     } else {
         memcpy(c->peer, peer, sizeof c->peer);
@@ -322,7 +325,9 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
         iocpi_close_socket(s, 1);
         if (rearm)
             post_accept(a);
-    } else if (!iocpi_peers_rate_admit(e, (const struct sockaddr *)&remote_addr)) {
+    } else if (!iocpi_proxy_trusted(e, (const struct sockaddr *)&remote_addr) &&
+               !iocpi_peers_rate_admit(e, (const struct sockaddr *)&remote_addr)) {
+        /* A trusted balancer's connections are rated by the PROXY header's client instead. */
         reject_rate(e, s, peer);
         if (rearm)
             post_accept(a);

@@ -233,6 +233,18 @@ typedef struct iocp_config {
     uint32_t udp_byte_rate, udp_byte_burst;
     uint32_t udp_sources;
     uint32_t udp_total_rate;
+    /* PROXY protocol v1 and v2 (HAProxy's; proxy_proto.c), for an engine behind a load
+     * balancer. NULL or "" = off. Otherwise the sources it is believed from, as a list of
+     * CIDR ranges ("127.0.0.1/32,::1/128,10.0.0.0/8"; a bad list fails iocp_engine_start
+     * with IOCP_E_INVALID_ARG naming the entry). An accepted connection from one of them must
+     * begin with a valid header, complete within proxy_header_timeout_ms (default 5000), or
+     * it is reset and counted in proxy_rejected, never announced; the header's source address
+     * then is the connection's address everywhere (max_connections_per_address, the log,
+     * iocp_conn_peer), and TLS and framing start after it. A v2 LOCAL header (a balancer's
+     * health check) or v1 UNKNOWN keeps the connection's own address. A connection from any
+     * other source is served as without this: a PROXY line it sends is data. */
+    const char *proxy_protocol_from;
+    uint32_t proxy_header_timeout_ms;
 } iocp_config;
 
 #define IOCP_TLS_MIN_BUFFER 18432
@@ -383,7 +395,8 @@ IOCP_API void *iocp_conn_user(const iocp_conn *conn);
 IOCP_API void iocp_conn_set_user(iocp_conn *conn, void *user);
 /* 1 for a connection made by iocp_engine_connect, 0 for an accepted one. */
 IOCP_API int iocp_conn_is_outgoing(const iocp_conn *conn);
-/* "127.0.0.1:50123" or "[::1]:50123". */
+/* "127.0.0.1:50123" or "[::1]:50123"; behind a trusted balancer (proxy_protocol_from), the
+ * client its PROXY header named. */
 IOCP_API const char *iocp_conn_peer(const iocp_conn *conn);
 IOCP_API iocp_err iocp_conn_send(iocp_conn *conn, const void *data, size_t len);
 IOCP_API iocp_err iocp_conn_send_message(iocp_conn *conn, const void *data, size_t len);
@@ -446,6 +459,9 @@ typedef struct iocp_stats {
     uint64_t udp_rate_limited, udp_capped;
     uint64_t udp_refused_loop; /* echo: the datagram we just answered came back, again */
     uint64_t uptime_ms;
+    /* PROXY protocol: headers accepted; connections from a trusted source closed without one
+     * (invalid, too slow, or closed before it was complete) */
+    uint64_t proxy_headers, proxy_rejected;
 } iocp_stats;
 
 IOCP_API void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out);
