@@ -210,6 +210,15 @@ int svc_account_is_builtin(const char *account)
     return 0;
 }
 
+int svc_account_password_null(const char *account)
+{
+    size_t len = strlen(account);
+    /* CreateServiceW: "If the account name ... is the name of a managed service account or
+     * virtual account name, the lpPassword parameter must be NULL"; the three built-in
+     * accounts take an empty string. */
+    return (len > 0 && account[len - 1] == '$') || _strnicmp(account, "NT SERVICE\\", 11) == 0;
+}
+
 DWORD svc_read_password_line(HANDLE in, char *out, size_t size)
 {
     size_t len = 0;
