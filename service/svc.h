@@ -416,6 +416,10 @@ const char *svc_file_refusal(DWORD attributes, DWORD links, PSID owner, PSID sel
 /* svc_file_refusal on an open handle (opened with READ_CONTROL and FILE_READ_ATTRIBUTES).
  * Win32 code; why says what was wrong. */
 DWORD svc_file_check(HANDLE h, int want_dir, char *why, size_t why_size);
+/* The DACL (SDDL) of a file (folder 0) or log folder (1) the service creates: system and
+ * administrators, and service_sid (NT SERVICE\<name>) when given, else user_sid. */
+void svc_private_file_sddl(int folder, const wchar_t *user_sid, const wchar_t *service_sid,
+                           wchar_t *out, size_t count);
 /* Opens path (never through a reparse point) with access (plus FILE_READ_ATTRIBUTES,
  * READ_CONTROL, SYNCHRONIZE), sharing read, write and delete, and checks it; a new file gets
  * a protected DACL: system, administrators, this account. INVALID_HANDLE_VALUE with *code
@@ -451,8 +455,26 @@ int svc_scm_status(const svc_options *opt);
  * right, or by owning it. 1 with who saying who and how ("BUILTIN\Users may change it (add
  * files)"), 0 if nobody else, -1 if sd cannot be read. */
 int svc_sd_writable_by_others(PSECURITY_DESCRIPTOR sd, int folder, char *who, size_t who_size);
-/* The same for the executable and its folder, read from the file system. 0 safe; 1 unsafe
- * and -1 unreadable, both with msg saying which path and why. */
+/* folder for svc_sd_writable_by_others, and a step of the executable's path. A folder above
+ * the executable's own counts only the rights that replace what is below it (delete or
+ * rename a child, change its permissions or owner), not adding a folder (C:\ allows that). */
+typedef enum svc_location_kind {
+    SVC_LOCATION_FILE = 0,   /* the executable */
+    SVC_LOCATION_FOLDER = 1, /* its folder: adding a file (a DLL beside it) counts too */
+    SVC_LOCATION_ANCESTOR = 2
+} svc_location_kind;
+typedef struct svc_location_entry {
+    const wchar_t *path;
+    svc_location_kind kind;
+    DWORD attributes; /* FILE_ATTRIBUTE_REPARSE_POINT: refused, whoever owns it */
+    PSECURITY_DESCRIPTOR sd;
+} svc_location_entry;
+/* The verdict on the executable, its folder and every folder above (in that order): the
+ * first step that is a reparse point or that others may change. 0 safe; 1 unsafe and -1
+ * unreadable, both with msg saying which path and why. */
+int svc_location_verdict(const svc_location_entry *entries, size_t count, char *msg,
+                         size_t msg_size);
+/* The same, read from the file system for the executable's path. */
 int svc_check_exe_location(const wchar_t *exe, char *msg, size_t msg_size);
 /* 1 for the accounts that need no password: LocalSystem, LocalService, NetworkService (with
  * or without NT AUTHORITY\ or .\), NT SERVICE\<name>, group managed accounts (name$). */

@@ -815,6 +815,87 @@ static void location_permissions(void)
     CHECK_MSG(strstr(who, "no permissions") != NULL, "%s", who);
 }
 
+/* A path of four steps built from SDDL (executable, its folder, a folder above, the root):
+ * the verdict names the first step others may change, or a reparse point anywhere. */
+static int chain(const wchar_t *folder_above, DWORD above_attributes, char *msg, size_t size)
+{
+    /* C:\ as Windows ships it: every authenticated user may add a folder to it (this is no
+     * way to replace what is below), and gets modify only on what is inside (inherit-only). */
+    const wchar_t *root = L"O:SYD:(A;;FA;;;BA)(A;;FA;;;SY)(A;OICIIO;GA;;;CO)(A;OICI;0x1200a9;;;BU)"
+                          L"(A;CI;0x4;;;AU)(A;OICIIO;SDGXGWGR;;;AU)";
+    const wchar_t *safe = L"O:BAD:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x1200a9;;;BU)";
+    const wchar_t *sddl[4] = {safe, safe, folder_above, root};
+    const wchar_t *paths[4] = {L"C:\\apps\\iocp\\iocp-service.exe", L"C:\\apps\\iocp", L"C:\\apps",
+                               L"C:\\"};
+    svc_location_entry e[4];
+    for (int i = 0; i < 4; i++) {
+        e[i].path = paths[i];
+        e[i].kind = i == 0   ? SVC_LOCATION_FILE
+                    : i == 1 ? SVC_LOCATION_FOLDER
+                             : SVC_LOCATION_ANCESTOR;
+        e[i].attributes = i == 0 ? FILE_ATTRIBUTE_ARCHIVE : FILE_ATTRIBUTE_DIRECTORY;
+        e[i].sd = NULL;
+        CHECK(ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl[i], SDDL_REVISION_1,
+                                                                   &e[i].sd, NULL));
+    }
+    e[2].attributes = above_attributes;
+    int rc = svc_location_verdict(e, 4, msg, size);
+    for (int i = 0; i < 4; i++)
+        LocalFree(e[i].sd);
+    return rc;
+}
+
+static void location_walks_every_folder(void)
+{
+    char msg[800];
+    const wchar_t *safe = L"O:BAD:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x1200a9;;;BU)";
+    /* Safe all the way, with C:\ as shipped at the top. */
+    CHECK_MSG(chain(safe, FILE_ATTRIBUTE_DIRECTORY, msg, sizeof msg) == 0, "%s", msg);
+    /* Authenticated users may modify C:\apps: they can rename C:\apps\iocp away and put
+     * their own folder with their own iocp-service.exe in its place. */
+    CHECK(chain(L"O:BAD:(A;;FA;;;BA)(A;;FA;;;SY)(A;;0x1301bf;;;AU)", FILE_ATTRIBUTE_DIRECTORY, msg,
+                sizeof msg) == 1);
+    CHECK_MSG(strstr(msg, "the folder above it C:\\apps: ") != NULL, "%s", msg);
+    CHECK_MSG(strstr(msg, "delete") != NULL, "%s", msg);
+    /* Deleting a child is enough on its own. */
+    CHECK(chain(L"O:BAD:(A;;FA;;;BA)(A;;0x1200e9;;;BU)", FILE_ATTRIBUTE_DIRECTORY, msg,
+                sizeof msg) == 1);
+    CHECK_MSG(strstr(msg, "delete files in it") != NULL, "%s", msg);
+    /* Owned by a user: they may rewrite its permissions whenever they like. */
+    CHECK(chain(L"O:S-1-5-21-1-2-3-1000D:(A;;FA;;;BA)", FILE_ATTRIBUTE_DIRECTORY, msg,
+                sizeof msg) == 1);
+    CHECK_MSG(strstr(msg, "C:\\apps: it is owned by") != NULL, "%s", msg);
+    /* Adding files or folders to a folder above is no way in (it is, beside the executable). */
+    CHECK_MSG(chain(L"O:BAD:(A;;FA;;;BA)(A;;0x1200af;;;BU)", FILE_ATTRIBUTE_DIRECTORY, msg,
+                    sizeof msg) == 0,
+              "%s", msg);
+    /* A junction on the way, however well protected: refused, named. */
+    CHECK(chain(safe, FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT, msg, sizeof msg) ==
+          1);
+    CHECK_MSG(strstr(msg, "C:\\apps is a reparse point") != NULL, "%s", msg);
+}
+
+/* The log file and its folder name the service's own SID, not the account it runs as (which
+ * every LocalService service shares); a console, or a token without that SID, its user. */
+static void private_file_names_service_sid(void)
+{
+    wchar_t sddl[400];
+    const wchar_t *ls = L"S-1-5-19", *svc = L"S-1-5-80-1-2-3-4-5";
+    svc_private_file_sddl(0, ls, svc, sddl, 400);
+    CHECK_MSG(wcscmp(sddl, L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;S-1-5-80-1-2-3-4-5)") == 0, "%ls",
+              sddl);
+    svc_private_file_sddl(1, ls, svc, sddl, 400);
+    CHECK_MSG(wcscmp(sddl,
+                     L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;S-1-5-80-1-2-3-4-"
+                     L"5)") == 0,
+              "%ls", sddl);
+    CHECK(wcsstr(sddl, ls) == NULL);
+    svc_private_file_sddl(0, ls, NULL, sddl, 400);
+    CHECK_MSG(wcscmp(sddl, L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;S-1-5-19)") == 0, "%ls", sddl);
+    svc_private_file_sddl(1, ls, L"", sddl, 400);
+    CHECK_MSG(wcsstr(sddl, L";;;S-1-5-19)") != NULL, "%ls", sddl);
+}
+
 static void accounts_without_password(void)
 {
     static const char *const builtin[] = {"NT AUTHORITY\\LocalService",
@@ -1629,6 +1710,8 @@ static const test_case cases[] = {
     {"log_rate_limit_per_kind", log_rate_limit_per_kind},
     {"safe_text_filters_controls", safe_text_filters_controls},
     {"location_permissions", location_permissions},
+    {"location_walks_every_folder", location_walks_every_folder},
+    {"private_file_names_service_sid", private_file_names_service_sid},
     {"accounts_without_password", accounts_without_password},
     {"password_line_from_pipe", password_line_from_pipe},
     {"failure_schedule", failure_schedule},
