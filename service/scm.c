@@ -265,7 +265,7 @@ int svc_scm_install(const svc_options *opt)
     SERVICE_FAILURE_ACTIONS_FLAG non_crash = {TRUE};
     SERVICE_PRESHUTDOWN_INFO pre = {opt->server.drain_timeout_s * 1000u + PRESHUTDOWN_EXTRA};
     SERVICE_DELAYED_AUTO_START_INFO delayed = {TRUE};
-    /* Least privilege: the process needs none of LocalService's privileges beyond change
+    /* Least privilege: the process needs none of its account's privileges beyond change
      * notification; the SCM drops the others from its token. */
     static wchar_t privileges[] = L"SeChangeNotifyPrivilege\0";
     SERVICE_REQUIRED_PRIVILEGES_INFOW priv = {privileges};

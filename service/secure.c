@@ -1,13 +1,13 @@
 /*
  * secure.c: what `install` checks before it registers anything.
  *
- * The executable's location. The SCM runs the ImagePath as the service account
- * (LocalService by default, LocalSystem if asked), at every start. If anyone else may
- * replace that file, or add a file to its folder (a DLL the loader finds there first), they
- * get their code run with the service's rights. So the file's and its folder's permissions
- * must leave writing to SYSTEM, Administrators and TrustedInstaller, and their owner must be
- * one of those (an owner may always rewrite the permissions). The same holds for every folder
- * above, up to the root, for the rights that let one replace what is below: whoever may
+ * The executable's location. The SCM runs the ImagePath as the service account (its
+ * virtual account NT SERVICE\<name> by default, another if asked), at every start. If
+ * anyone else may replace that file, or add a file to its folder (a DLL the loader finds
+ * there first), they get their code run with the service's rights. So the file's and its folder's
+ * permissions must leave writing to SYSTEM, Administrators and TrustedInstaller, and their owner
+ * must be one of those (an owner may always rewrite the permissions). The same holds for every
+ * folder above, up to the root, for the rights that let one replace what is below: whoever may
  * delete or rename a child (or change the folder's permissions, or owns it) can move the
  * executable's folder away and put another in its place. Adding a folder is not such a right
  * (C:\ lets every user add folders). No step of the path may be a reparse point (a junction

@@ -300,7 +300,7 @@ typedef struct svc_instance {
  * by the same thread. */
 svc_lock_result svc_instance_lock(svc_instance *inst, const char *name, DWORD *sys_code);
 void svc_instance_unlock(svc_instance *inst);
-/* For a refused second instance: "process 1234 (service, account NT AUTHORITY\LocalService,
+/* For a refused second instance: "process 1234 (service, account NT SERVICE\x,
  * listening on [::]:9000)", or, when no trusted instance answers, who owns the name and how to
  * free it. Waits up to 2 s for a holder that is still starting. */
 void svc_instance_describe_holder(const char *name, char *out, size_t size);
