@@ -1,9 +1,9 @@
 /*
  * instance.c: one server per name. The listener runs only while the process holds the
- * instance mutex: as a service, "iocp-service\<name>" in a private namespace only the service
- * can create; in a console, the same in the user's own namespace; where there are no private
- * namespaces (Wine), a plain name protected by its DACL (namespace.c says which and why). A
- * console refuses to start while the SCM runs the service of that name.
+ * instance mutex: as a service, "iocp-service-<name>\instance" in a private namespace only
+ * the service can create; in a console, the same in the user's own namespace; where there are
+ * no private namespaces (Wine), a plain name protected by its DACL (namespace.c says which
+ * and why). A console refuses to start while the SCM runs the service of that name.
  *
  * A mutex does not say who holds it. The holder says so itself, on its status pipe
  * \\.\pipe\iocp-service-<name> (pid, console or service, address); nothing is written to disk,

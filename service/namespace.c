@@ -17,7 +17,16 @@
  *   console   boundary: the user's own SID: `run` is per user, and another user can neither
  *             make it first nor share it.
  *
- * The mutex inside is "iocp-service\<name>". Where there is no namespace (Wine: no private
+ * One namespace per instance name, alias "iocp-service-<name>", and the mutex inside it is
+ * "iocp-service-<name>\instance": the process that creates a namespace is the one that holds
+ * its mutex. That matters because once the creator closes its handle (or ends), the namespace
+ * can no longer be opened, although it lives on while anyone has it or its objects open: a
+ * namespace shared by several names would be left unopenable by the first instance to stop.
+ * Opening asks the boundary too (older documentation: "the caller must be within this
+ * boundary"), so only the service's own processes and administrators' tools that run as it
+ * look inside; `status` does not need to (it believes the process the SCM names).
+ *
+ * Where there is no namespace (Wine: no private
  * namespaces at all, docs/wine.md; a service token without its SID), the plain name is used,
  * protected by its DACL, and the log says so:
  *
@@ -38,7 +47,7 @@
 #include <sddl.h>
 #include <string.h>
 
-#define NS_ALIAS L"iocp-service"
+#define NS_ALIAS_FORMAT L"iocp-service-%ls"
 
 void svc_instance_plan(const char *name, int service_mode, const wchar_t *user_sid,
                        const wchar_t *service_sid, svc_ns_state ns, DWORD ns_code,
@@ -59,15 +68,16 @@ void svc_instance_plan(const char *name, int service_mode, const wchar_t *user_s
         out->use_namespace = 1;
         swprintf(out->boundary_sid, sizeof out->boundary_sid / sizeof out->boundary_sid[0], L"%ls",
                  boundary);
-        swprintf(out->alias, sizeof out->alias / sizeof out->alias[0], L"%ls", NS_ALIAS);
+        swprintf(out->alias, sizeof out->alias / sizeof out->alias[0], NS_ALIAS_FORMAT, wname);
+        out->alias[sizeof out->alias / sizeof out->alias[0] - 1] = L'\0';
         swprintf(out->namespace_sddl, sizeof out->namespace_sddl / sizeof out->namespace_sddl[0],
                  L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;%ls)", boundary);
     }
     char plain[SVC_NAME_MAX + 240];
     svc_narrow(out->plain, plain, sizeof plain);
     if (out->use_namespace && ns == SVC_NS_READY) {
-        swprintf(out->mutex, sizeof out->mutex / sizeof out->mutex[0], L"%ls\\%ls", NS_ALIAS,
-                 wname);
+        swprintf(out->mutex, sizeof out->mutex / sizeof out->mutex[0], L"%ls\\instance",
+                 out->alias);
         out->in_namespace = 1;
         return;
     }
@@ -90,9 +100,9 @@ void svc_instance_plan(const char *name, int service_mode, const wchar_t *user_s
     } else if (ns == SVC_NS_FAILED) {
         char text[300];
         snprintf(out->note, sizeof out->note,
-                 "cannot create or open the private namespace %s (%s): the instance mutex is "
-                 "the plain name %s, protected by its DACL only",
-                 "iocp-service", svc_win32_text(ns_code, text, sizeof text), plain);
+                 "cannot create or open the private namespace iocp-service-%s (%s): the "
+                 "instance mutex is the plain name %s, protected by its DACL only",
+                 name, svc_win32_text(ns_code, text, sizeof text), plain);
     }
     /* SVC_NS_NOT_TRIED: the caller tries the namespace and asks again. */
 }
@@ -149,7 +159,7 @@ static HANDLE make_boundary(const wchar_t *sid_text, svc_ns_state *state, DWORD 
     *code = 0;
     if (api.create_boundary == NULL)
         return NULL;
-    HANDLE b = api.create_boundary(NS_ALIAS, 0);
+    HANDLE b = api.create_boundary(L"iocp-service", 0);
     /* Wine returns NULL (and sets no error); its AddSIDToBoundaryDescriptor is not there,
      * and a stub of it would end the process: stop at the NULL boundary. */
     if (b == NULL)
@@ -226,7 +236,7 @@ int svc_instance_private_namespaces(void)
     ensure_api();
     if (api.create_boundary == NULL)
         return 0;
-    HANDLE b = api.create_boundary(NS_ALIAS, 0);
+    HANDLE b = api.create_boundary(L"iocp-service", 0);
     if (b == NULL)
         return 0;
     int all = api.add_sid != NULL && api.create_ns != NULL && api.open_ns != NULL &&

@@ -558,6 +558,11 @@ static void second_instance_console(void)
     snprintf(args, sizeof args, "run --port 0 --name %s --log-file \"%s\"", name, log);
     child_start(&a, args);
     CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    /* A console's mutex is its user's: in the user's namespace, or a per-user plain name. */
+    CHECK_MSG(strstr(a.text, "in a private namespace that only this account can create") != NULL ||
+                  strstr(a.text, "the instance mutex is the plain name Local\\iocp-service-") !=
+                      NULL,
+              "%s", a.text);
     CHECK_RUN(&b, 3, "run --port 0 --name %s", name);
     CHECK_OUT(&b, "already running");
     snprintf(want, sizeof want, "process %lu (console", (unsigned long)a.pid);
@@ -586,6 +591,11 @@ static void second_instance_service(void)
         "install --allow-unsafe-location --name %s --port 0 --drain-timeout 2 --log-file \"%s\"",
         name, log);
     CHECK_RUN(&c, 0, "start --name %s", name);
+    /* Where its mutex is, said in its log: in its private namespace (Windows), or the plain
+     * name and why (Wine: no service SID in the token, no private namespaces). */
+    CHECK_MSG(log_has(log, "in a private namespace that only this account can create", 500) ||
+                  log_has(log, "the instance mutex is the plain name Global\\iocp-service-", 10),
+              "the service's log does not say where its mutex is");
     CHECK_RUN(&c, 3, "run --port 0 --name %s", name);
     CHECK_OUT(&c, "already running: the service, process");
     CHECK_OUT(&c, "(service");

@@ -1132,10 +1132,10 @@ static void instance_names_plan(void)
     CHECK_MSG(
         wcscmp(p.namespace_sddl, L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;S-1-5-80-1-2-3-4-5)") == 0,
         "%ls", p.namespace_sddl);
-    CHECK_MSG(wcscmp(p.alias, L"iocp-service") == 0, "%ls", p.alias);
+    CHECK_MSG(wcscmp(p.alias, L"iocp-service-echo1") == 0, "%ls", p.alias);
     svc_instance_plan("echo1", 1, user, service, SVC_NS_READY, 0, &p);
     CHECK(p.in_namespace);
-    CHECK_MSG(wcscmp(p.mutex, L"iocp-service\\echo1") == 0, "%ls", p.mutex);
+    CHECK_MSG(wcscmp(p.mutex, L"iocp-service-echo1\\instance") == 0, "%ls", p.mutex);
     CHECK(p.note[0] == '\0');
 
     /* No boundary (Wine): the plain global name, and a note that says so and what it costs. */
@@ -1164,7 +1164,7 @@ static void instance_names_plan(void)
     CHECK(p.use_namespace);
     CHECK_MSG(wcscmp(p.boundary_sid, user) == 0, "%ls", p.boundary_sid);
     svc_instance_plan("echo1", 0, user, NULL, SVC_NS_READY, 0, &p);
-    CHECK_MSG(wcscmp(p.mutex, L"iocp-service\\echo1") == 0, "%ls", p.mutex);
+    CHECK_MSG(wcscmp(p.mutex, L"iocp-service-echo1\\instance") == 0, "%ls", p.mutex);
     svc_instance_plan("echo1", 0, user, NULL, SVC_NS_UNAVAILABLE, 0, &p);
     CHECK_MSG(wcscmp(p.mutex, L"Local\\iocp-service-echo1-S-1-5-21-1-2-3-1001") == 0, "%ls",
               p.mutex);
