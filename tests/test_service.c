@@ -20,6 +20,7 @@
 #include "net_util.h"
 #include "proc_util.h"
 #include "svc.h"
+#include <sddl.h> /* after svc.h: it needs windows.h first */
 
 #ifndef IOCP_SERVICE_EXE
 #error "IOCP_SERVICE_EXE must name iocp-service.exe (set by tests/CMakeLists.txt)"
@@ -1432,6 +1433,20 @@ static void squatted_names(void)
     CHECK_RUN(&c, 3, "run --port 0 --name %s", name);
     CHECK_OUT(&c, "another program has taken the name");
     CHECK_OUT(&c, "handle.exe");
+    CloseHandle(m);
+
+    /* The machine-wide name any user could take, locked so that nobody else may open it:
+     * a console's instance is its user's own, so it starts all the same. */
+    PSECURITY_DESCRIPTOR sd = NULL;
+    CHECK(ConvertStringSecurityDescriptorToSecurityDescriptorW(L"D:P", SDDL_REVISION_1, &sd, NULL));
+    SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
+    swprintf(wmutex, SVC_NAME_MAX + 240, L"Global\\iocp-service-%hs", name);
+    m = CreateMutexW(&sa, TRUE, wmutex);
+    LocalFree(sd);
+    CHECK(m != NULL);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    child_kill(&a);
     CloseHandle(m);
 }
 
