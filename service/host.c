@@ -93,6 +93,9 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     h->mode = mode;
     *win32_exit = NO_ERROR;
 
+    /* Before the log file is made: its DACL names NT SERVICE\<name> (safefile.c). */
+    if (strcmp(mode, "service") == 0)
+        svc_identity_set_service(opt->name);
     svc_log_set_limits((uint64_t)opt->server.log_max_mib << 20, opt->server.log_keep);
     if (opt->server.log_file[0] != '\0') {
         char reason[600];
@@ -118,9 +121,7 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     char holder[700];
     DWORD sys = 0;
     char mutex_name[SVC_NAME_MAX + 240];
-    if (strcmp(mode, "service") == 0) {
-        svc_identity_set_service(opt->name);
-    } else {
+    if (strcmp(mode, "service") != 0) {
         /* A console's mutex is its user's own, not the service's: while the SCM runs the
          * service of this name, a console of that name would only fight it for the pipe. */
         DWORD service = svc_instance_service_pid(opt->name);

@@ -83,7 +83,12 @@ void svc_instance_plan(const char *name, int service_mode, const wchar_t *user_s
     }
     swprintf(out->mutex, sizeof out->mutex / sizeof out->mutex[0], L"%ls", out->plain);
     const char *who = service_mode ? "the service" : "this user's instance";
-    if (!out->use_namespace) {
+    if (!out->use_namespace && !service_mode) {
+        snprintf(out->note, sizeof out->note,
+                 "cannot read this process's user SID: the instance mutex is the plain name "
+                 "%s, protected by its DACL only",
+                 plain);
+    } else if (!out->use_namespace) {
         snprintf(out->note, sizeof out->note,
                  "the token lacks NT SERVICE\\%s (installed by an older version: run install "
                  "again; or a system without per-service SIDs, as Wine): the instance mutex is "

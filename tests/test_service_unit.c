@@ -1171,6 +1171,9 @@ static void instance_names_plan(void)
     svc_narrow(p.mutex, note, sizeof note);
     CHECK_MSG(strstr(p.note, note) != NULL, "%s", p.note);
     CHECK_MSG(strstr(p.note, "this user's instance") != NULL, "%s", p.note);
+    svc_instance_plan("echo1", 0, NULL, NULL, SVC_NS_NOT_TRIED, 0, &p);
+    CHECK(!p.use_namespace);
+    CHECK_MSG(strstr(p.note, "cannot read this process's user SID") != NULL, "%s", p.note);
 
     /* This system: Wine has no private namespaces; then the console's lock uses the plain
      * name and says so. */
