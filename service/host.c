@@ -119,6 +119,9 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     h->mode = mode;
     *win32_exit = NO_ERROR;
 
+    /* Before the log file is made: its DACL names NT SERVICE\<name> (safefile.c). */
+    if (strcmp(mode, "service") == 0)
+        svc_identity_set_service(opt->name);
     svc_log_set_limits((uint64_t)opt->server.log_max_mib << 20, opt->server.log_keep);
     if (opt->server.log_file[0] != '\0') {
         char reason[600];
@@ -143,13 +146,28 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
 
     char holder[700];
     DWORD sys = 0;
-    wchar_t wmutex[SVC_NAME_MAX + 40];
-    char mutex_name[SVC_NAME_MAX + 40];
-    if (strcmp(mode, "service") == 0)
-        svc_identity_set_service(opt->name);
-    svc_instance_mutex_name(opt->name, wmutex, sizeof wmutex / sizeof wmutex[0]);
-    svc_narrow(wmutex, mutex_name, sizeof mutex_name);
-    switch (svc_instance_lock(&h->instance, opt->name, &sys)) {
+    char mutex_name[SVC_NAME_MAX + 240];
+    if (strcmp(mode, "service") != 0) {
+        /* A console's mutex is its user's own, not the service's: while the SCM runs the
+         * service of this name, a console of that name would only fight it for the pipe. */
+        DWORD service = svc_instance_service_pid(opt->name);
+        if (service != 0) {
+            svc_instance_describe_holder(opt->name, holder, sizeof holder);
+            snprintf(why, sizeof why,
+                     "another instance named '%s' is already running: the service, %s; stop "
+                     "it first (iocp-service stop --name %s) or use another --name",
+                     opt->name, holder, opt->name);
+            *win32_exit = ERROR_SERVICE_ALREADY_RUNNING;
+            rc = SVC_EXIT_ALREADY_RUNNING;
+            goto fail;
+        }
+    }
+    svc_lock_result locked = svc_instance_lock(&h->instance, opt->name, &sys);
+    svc_narrow(h->instance.name, mutex_name, sizeof mutex_name);
+    if (h->instance.note[0] != '\0')
+        svc_log(strcmp(mode, "service") == 0 ? IOCP_LOG_WARN : IOCP_LOG_INFO, "%s",
+                h->instance.note);
+    switch (locked) {
     case SVC_LOCK_OK:
         break;
     case SVC_LOCK_ABANDONED:
@@ -174,6 +192,10 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
         goto fail;
     }
     h->locked = 1;
+    if (h->instance.in_namespace)
+        svc_log(IOCP_LOG_INFO,
+                "instance mutex %s: in a private namespace that only this account can create",
+                mutex_name);
     step(progress, user);
 
     iocp_config config;

@@ -64,6 +64,39 @@ int svc_service_sid(const char *name, BYTE *sid, DWORD size)
     return 0;
 }
 
+int svc_identity_sids(wchar_t *user, size_t user_count, wchar_t *service, size_t service_count)
+{
+    BYTE sid[SECURITY_MAX_SID_SIZE];
+    BOOL member = FALSE;
+    wchar_t *text = NULL;
+    user[0] = L'\0';
+    service[0] = L'\0';
+    if (service_name[0] != '\0' && svc_service_sid(service_name, sid, sizeof sid) == 0 &&
+        CheckTokenMembership(NULL, (PSID)sid, &member) && member &&
+        ConvertSidToStringSidW((PSID)sid, &text)) {
+        swprintf(service, service_count, L"%ls", text);
+        service[service_count - 1] = L'\0';
+        LocalFree(text);
+        text = NULL;
+    }
+    HANDLE token = NULL;
+    union {
+        TOKEN_USER user;
+        BYTE raw[256];
+    } info;
+    DWORD len = 0;
+    if (OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token)) {
+        if (GetTokenInformation(token, TokenUser, &info, sizeof info, &len) &&
+            ConvertSidToStringSidW(info.user.User.Sid, &text)) {
+            swprintf(user, user_count, L"%ls", text);
+            user[user_count - 1] = L'\0';
+            LocalFree(text);
+        }
+        CloseHandle(token);
+    }
+    return service_name[0] != '\0';
+}
+
 /* The SID the private DACL names besides system and administrators, as SDDL text. */
 static int own_sid_text(wchar_t **text)
 {

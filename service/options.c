@@ -186,7 +186,7 @@ void svc_options_init(svc_options *o)
     snprintf(o->name, sizeof o->name, "%s", SVC_DEFAULT_NAME);
     svc_server_options_init(&o->server);
     o->start_type = SVC_START_DEMAND;
-    snprintf(o->account, sizeof o->account, "%s", SVC_DEFAULT_ACCOUNT);
+    o->account[0] = '\0'; /* install: SVC_DEFAULT_ACCOUNT, NT SERVICE\<name> */
     o->restart_delay_s = SVC_DEFAULT_RESTART_S;
 }
 
@@ -608,10 +608,11 @@ static int set_text(char *dst, size_t size, const char *flag, const char *v, cha
 }
 
 /* What a command-specific option's setter gets: the options being built, and whether
- * --display-name was given (install makes one up otherwise). */
+ * --display-name and --account were given (install makes them up otherwise). */
 typedef struct parse_state {
     svc_options *out;
     int display_set;
+    int account_set;
 } parse_state;
 
 typedef int (*opt_setter)(parse_state *ps, const char *flag, const char *v, char *err,
@@ -654,6 +655,7 @@ static int set_description(parse_state *ps, const char *flag, const char *v, cha
 
 static int set_account(parse_state *ps, const char *flag, const char *v, char *err, size_t err_size)
 {
+    ps->account_set = 1;
     return set_text(ps->out->account, sizeof ps->out->account, flag, v, err, err_size);
 }
 
@@ -813,7 +815,7 @@ int svc_options_parse(int argc, char **argv, svc_options *out, char *err, size_t
     int rc = parse_command(argv[1], out, err, err_size);
     if (rc != 0)
         return rc < 0 ? -1 : 0;
-    parse_state ps = {out, 0};
+    parse_state ps = {out, 0, 0};
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             out->command = SVC_CMD_HELP;
@@ -830,6 +832,10 @@ int svc_options_parse(int argc, char **argv, svc_options *out, char *err, size_t
         svc_server_options_check(&out->server, err, err_size) != 0)
         return -1;
     if (out->command == SVC_CMD_INSTALL) {
+        /* The service's own virtual account: its files and keys are its alone, not shared
+         * with every service that runs as LocalService. */
+        if (!ps.account_set)
+            snprintf(out->account, sizeof out->account, "NT SERVICE\\%s", out->name);
         if (!ps.display_set)
             snprintf(out->display_name, sizeof out->display_name, "IOCP echo server (%s)",
                      out->name);
@@ -907,14 +913,19 @@ void svc_usage(FILE *to)
             "  --display-name TEXT   name shown in services.msc\n"
             "  --description TEXT    description shown in services.msc\n"
             "  --start demand|auto|delayed   start type (default demand)\n"
-            "  --account NAME        account to run as (default %s); for an account with a\n"
+            "  --account NAME        account to run as (default %s, the service's\n"
+            "                        own virtual account); for an account with a\n"
             "                        password, install asks for it (echo off) on a console,\n"
             "                        or reads one line of standard input when that is not one\n"
             "  --password TEXT       discouraged: other programs, audit logs and shell history\n"
             "                        see a command line; leave it out to be asked\n"
             "  --allow-unsafe-location  install even if users other than administrators may\n"
-            "                        change the executable or its folder (warns instead)\n"
-            "  --restart-delay N     restart this many seconds after a failure (default %d)\n"
+            "                        change the executable, its folder or a folder above it\n"
+            "                        (warns instead)\n"
+            "  --restart-delay N     after a failure (a crash, or a stop with an error) the\n"
+            "                        service restarts after N seconds (default %d), then 5 s,\n"
+            "                        30 s, and 60 s after every later failure (each at least N);\n"
+            "                        an hour without a failure starts the count again\n"
             "\n"
             "start, stop, uninstall:\n"
             "  --timeout N           seconds to wait for the state (default: start 30,\n"

@@ -14,8 +14,10 @@
  *   - refuses an existing file or folder whose owner is not trusted: LocalSystem,
  *     Administrators, TrustedInstaller (it owns system folders) or this process's own account.
  *     A file created by anyone else was planted;
- *   - gives a file it creates an explicit protected DACL (system, administrators, this
- *     process's account; nobody else), not what the folder would pass on.
+ *   - gives a file it creates an explicit protected DACL (system, administrators, and the
+ *     service's own SID NT SERVICE\<name>, or in a console or a token without that SID this
+ *     process's account; nobody else), not what the folder would pass on. Naming the account
+ *     instead would let every service that runs as LocalService read and forge the log.
  * The checks run on the opened handle, so what is checked is what is written.
  */
 #include "svc.h"
@@ -93,25 +95,45 @@ static PSID self_sid(BYTE *buf, DWORD size)
     return sid;
 }
 
-/* A security descriptor from SDDL where %ls is this process's account. LocalFree it. */
-static PSECURITY_DESCRIPTOR sd_for_self(const wchar_t *format)
+void svc_private_file_sddl(int folder, const wchar_t *user_sid, const wchar_t *service_sid,
+                           wchar_t *out, size_t count)
 {
-    union {
-        TOKEN_USER user;
-        BYTE raw[256];
-    } info;
-    PSID self = self_sid(info.raw, sizeof info.raw);
-    wchar_t *sid_text = NULL;
+    const wchar_t *own = service_sid != NULL && service_sid[0] != L'\0' ? service_sid : user_sid;
+    if (folder) /* system and administrators: full; the service: modify; inherited */
+        swprintf(out, count, L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;%ls)", own);
+    else /* full control for system, administrators and the service; P: nothing inherited */
+        swprintf(out, count, L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;%ls)", own);
+    out[count - 1] = L'\0';
+}
+
+/* The private descriptor of a new file or folder: it names the service's own SID
+ * (NT SERVICE\<name>) when the token holds it, else this process's account. LocalFree it. */
+static PSECURITY_DESCRIPTOR private_sd(int folder)
+{
+    wchar_t user[SVC_SID_TEXT_MAX], service[SVC_SID_TEXT_MAX], sddl[SVC_SID_TEXT_MAX + 100];
     PSECURITY_DESCRIPTOR sd = NULL;
-    if (self != NULL && ConvertSidToStringSidW(self, &sid_text)) {
-        wchar_t sddl[400];
-        swprintf(sddl, sizeof sddl / sizeof sddl[0], format, sid_text);
-        sddl[sizeof sddl / sizeof sddl[0] - 1] = L'\0';
-        if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL))
-            sd = NULL;
-        LocalFree(sid_text);
-    }
+    svc_identity_sids(user, SVC_SID_TEXT_MAX, service, SVC_SID_TEXT_MAX);
+    if (user[0] == L'\0' && service[0] == L'\0')
+        return NULL;
+    svc_private_file_sddl(folder, user, service, sddl, sizeof sddl / sizeof sddl[0]);
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL))
+        sd = NULL;
     return sd;
+}
+
+/* Whether owner is the service's own SID (a file it made under a token whose owner is that
+ * SID, or whose account is its virtual account). */
+static int owner_is_service(PSID owner)
+{
+    wchar_t user[SVC_SID_TEXT_MAX], service[SVC_SID_TEXT_MAX];
+    PSID sid = NULL;
+    int same = 0;
+    svc_identity_sids(user, SVC_SID_TEXT_MAX, service, SVC_SID_TEXT_MAX);
+    if (owner != NULL && service[0] != L'\0' && ConvertStringSidToSidW(service, &sid)) {
+        same = IsValidSid(owner) && EqualSid(owner, sid);
+        LocalFree(sid);
+    }
+    return same;
 }
 
 DWORD svc_file_check(HANDLE h, int want_dir, char *why, size_t why_size)
@@ -135,8 +157,10 @@ DWORD svc_file_check(HANDLE h, int want_dir, char *why, size_t why_size)
         snprintf(why, why_size, "cannot read its owner (Win32 %lu)", (unsigned long)code);
         return code;
     }
-    const char *reason = svc_file_refusal(bi.dwFileAttributes, bi.nNumberOfLinks, owner,
-                                          self_sid(info.raw, sizeof info.raw), want_dir, &code);
+    /* "This process's account" is the service's SID too, when it runs as the service. */
+    PSID self = owner_is_service(owner) ? owner : self_sid(info.raw, sizeof info.raw);
+    const char *reason =
+        svc_file_refusal(bi.dwFileAttributes, bi.nNumberOfLinks, owner, self, want_dir, &code);
     if (reason != NULL) {
         wchar_t *text = NULL;
         char owner_text[200] = "?";
@@ -158,8 +182,7 @@ DWORD svc_file_check(HANDLE h, int want_dir, char *why, size_t why_size)
 HANDLE svc_file_open_checked(const wchar_t *path, DWORD access, DWORD disposition, DWORD *code,
                              char *why, size_t why_size)
 {
-    /* Full control for system, administrators and this account; P: nothing inherited. */
-    PSECURITY_DESCRIPTOR sd = sd_for_self(L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;%ls)");
+    PSECURITY_DESCRIPTOR sd = private_sd(0);
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
     why[0] = '\0';
     if (sd == NULL && disposition != OPEN_EXISTING) {
@@ -209,8 +232,7 @@ HANDLE svc_dir_open_checked(const wchar_t *dir, int *created, DWORD *code, char 
         /* Missing: made here, one level only (a missing parent is an operator's mistake).
          * System and administrators: full; this account: modify; nobody else: the lines name
          * the peers and nobody else needs them. */
-        PSECURITY_DESCRIPTOR sd =
-            sd_for_self(L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;%ls)");
+        PSECURITY_DESCRIPTOR sd = private_sd(1);
         SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
         if (sd == NULL) {
             *code = ERROR_INVALID_SECURITY_DESCR;

@@ -232,7 +232,9 @@ int svc_scm_install(const svc_options *opt)
     DWORD start = opt->start_type == SVC_START_DEMAND ? SERVICE_DEMAND_START : SERVICE_AUTO_START;
     svc = CreateServiceW(scm, wname, display, SERVICE_ALL_ACCESS, SERVICE_WIN32_OWN_PROCESS, start,
                          SERVICE_ERROR_NORMAL, image, NULL, NULL, NULL, account,
-                         password); /* "" for the built-in accounts, as documented */
+                         /* NULL for a virtual or managed account, "" for the built-in ones,
+                          * as CreateServiceW documents */
+                         svc_account_password_null(opt->account) ? NULL : password);
     SecureZeroMemory(password, sizeof password);
     if (svc == NULL) {
         DWORD e = GetLastError();
@@ -254,27 +256,28 @@ int svc_scm_install(const svc_options *opt)
 
     svc_params_path(opt->name, params, sizeof params / sizeof params[0]);
     SERVICE_DESCRIPTIONW desc = {description};
-    /* Restart after the delay on the first two failures, then stay down for the day. The
-     * SCM counts a failure when the process ends without reporting SERVICE_STOPPED (a
-     * crash: the crash guard exits with 70). */
-    SC_ACTION actions[3] = {{SC_ACTION_RESTART, opt->restart_delay_s * 1000u},
-                            {SC_ACTION_RESTART, opt->restart_delay_s * 1000u},
-                            {SC_ACTION_NONE, 0}};
-    SERVICE_FAILURE_ACTIONSW failure = {86400, NULL, NULL, 3, actions};
+    /* Restart on every failure, sooner first (svc_failure_schedule), the count forgotten
+     * after an hour up; and a stop with an error (a port taken at boot, a bad parameter)
+     * counts as a failure too, not only a crash. */
+    SC_ACTION actions[SVC_FAILURE_STEPS];
+    SERVICE_FAILURE_ACTIONSW failure;
+    svc_failure_schedule(opt->restart_delay_s, actions, &failure);
+    SERVICE_FAILURE_ACTIONS_FLAG non_crash = {TRUE};
     SERVICE_PRESHUTDOWN_INFO pre = {opt->server.drain_timeout_s * 1000u + PRESHUTDOWN_EXTRA};
     SERVICE_DELAYED_AUTO_START_INFO delayed = {TRUE};
-    /* Least privilege: the process needs none of LocalService's privileges beyond change
+    /* Least privilege: the process needs none of its account's privileges beyond change
      * notification; the SCM drops the others from its token. */
     static wchar_t privileges[] = L"SeChangeNotifyPrivilege\0";
     SERVICE_REQUIRED_PRIVILEGES_INFOW priv = {privileges};
     /* NT SERVICE\<name> in the token: the mutex and the pipe admit this service alone, not
      * every service that runs as LocalService. */
     SERVICE_SID_INFO sid_type = {SERVICE_SID_TYPE_UNRESTRICTED};
-    char what[120];
-    snprintf(what, sizeof what, "failure actions (restart after %lu s, twice a day)",
-             (unsigned long)opt->restart_delay_s);
+    char what[200];
+    svc_failure_text(&failure, what, sizeof what);
     if (config2(svc, SERVICE_CONFIG_DESCRIPTION, &desc, "description") != 0 ||
         config2(svc, SERVICE_CONFIG_FAILURE_ACTIONS, &failure, what) != 0 ||
+        config2(svc, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, &non_crash,
+                "failure actions also when it stops with an error (not only a crash)") != 0 ||
         config2(svc, SERVICE_CONFIG_PRESHUTDOWN_INFO, &pre, "preshutdown timeout") != 0 ||
         config2(svc, SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, &priv, "required privileges") != 0 ||
         config2(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid_type, "per-service SID") != 0 ||

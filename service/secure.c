@@ -1,15 +1,20 @@
 /*
  * secure.c: what `install` checks before it registers anything.
  *
- * The executable's location. The SCM runs the ImagePath as the service account
- * (LocalService by default, LocalSystem if asked), at every start. If anyone else may
- * replace that file, or add a file to its folder (a DLL the loader finds there first), they
- * get their code run with the service's rights. So the file's and its folder's permissions
- * must leave writing to SYSTEM, Administrators and TrustedInstaller, and their owner must be
- * one of those (an owner may always rewrite the permissions). The check reads the DACL and
- * owner; it does not evaluate deny entries (an allow entry refused by a deny entry before it
- * is still reported: the strict answer, and --allow-unsafe-location exists for the rare
- * case).
+ * The executable's location. The SCM runs the ImagePath as the service account (its
+ * virtual account NT SERVICE\<name> by default, another if asked), at every start. If
+ * anyone else may replace that file, or add a file to its folder (a DLL the loader finds
+ * there first), they get their code run with the service's rights. So the file's and its folder's
+ * permissions must leave writing to SYSTEM, Administrators and TrustedInstaller, and their owner
+ * must be one of those (an owner may always rewrite the permissions). The same holds for every
+ * folder above, up to the root, for the rights that let one replace what is below: whoever may
+ * delete or rename a child (or change the folder's permissions, or owns it) can move the
+ * executable's folder away and put another in its place. Adding a folder is not such a right
+ * (C:\ lets every user add folders). No step of the path may be a reparse point (a junction
+ * or symbolic link): the check would be of the link, and what runs is wherever it leads. The check
+ * reads the DACL and owner; it does not evaluate deny entries (an allow entry refused by a deny
+ * entry before it is still reported: the strict answer, and --allow-unsafe-location exists for the
+ * rare case).
  *
  * The account's password. A password on the command line is visible to every process that
  * can read command lines, kept by process-creation auditing (event 4688 with command lines)
@@ -20,6 +25,7 @@
 
 #include <aclapi.h>
 #include <sddl.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- the executable's location ---------------------------------------------------------- */
@@ -31,6 +37,9 @@
     (FILE_WRITE_DATA | FILE_APPEND_DATA | WRITE_DAC | WRITE_OWNER | DELETE | GENERIC_WRITE |       \
      GENERIC_ALL | MAXIMUM_ALLOWED)
 #define FOLDER_WRITE_RIGHTS (WRITE_RIGHTS | FILE_DELETE_CHILD)
+/* A folder further up: replacing a child (delete or rename it), or itself, or its rights. */
+#define ANCESTOR_WRITE_RIGHTS                                                                      \
+    (FILE_DELETE_CHILD | DELETE | WRITE_DAC | WRITE_OWNER | GENERIC_ALL | MAXIMUM_ALLOWED)
 
 /* NT SERVICE\TrustedInstaller: owns and writes the system's own files. */
 #define TRUSTED_INSTALLER_SID L"S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464"
@@ -116,7 +125,9 @@ int svc_sd_writable_by_others(PSECURITY_DESCRIPTOR sd, int folder, char *who, si
     ACL_SIZE_INFORMATION info;
     if (!GetAclInformation(dacl, &info, sizeof info, AclSizeInformation))
         return -1;
-    ACCESS_MASK dangerous = folder ? FOLDER_WRITE_RIGHTS : WRITE_RIGHTS;
+    ACCESS_MASK dangerous = folder == SVC_LOCATION_ANCESTOR ? ANCESTOR_WRITE_RIGHTS
+                            : folder                        ? FOLDER_WRITE_RIGHTS
+                                                            : WRITE_RIGHTS;
     for (DWORD i = 0; i < info.AceCount; i++) {
         ACE_HEADER *ace;
         if (!GetAce(dacl, i, (void **)&ace))
@@ -144,44 +155,115 @@ int svc_sd_writable_by_others(PSECURITY_DESCRIPTOR sd, int folder, char *who, si
     return 0;
 }
 
-/* One object's verdict into msg ("PATH: who"). */
-static int check_object(const wchar_t *path, int folder, char *msg, size_t msg_size)
+int svc_location_verdict(const svc_location_entry *entries, size_t count, char *msg,
+                         size_t msg_size)
 {
-    PSECURITY_DESCRIPTOR sd = NULL;
-    char who[400], p8[SVC_PATH_MAX * 3], text[300];
-    svc_narrow(path, p8, sizeof p8);
-    DWORD e = GetNamedSecurityInfoW(path, SE_FILE_OBJECT,
-                                    OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, NULL,
-                                    NULL, NULL, NULL, &sd);
-    if (e != ERROR_SUCCESS) {
+    static const char *const what[] = {"the executable", "the folder", "the folder above it"};
+    char who[400], p8[SVC_PATH_MAX * 3];
+    msg[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        const svc_location_entry *e = &entries[i];
+        svc_narrow(e->path, p8, sizeof p8);
+        if (e->attributes != INVALID_FILE_ATTRIBUTES &&
+            (e->attributes & FILE_ATTRIBUTE_REPARSE_POINT)) {
+            snprintf(msg, msg_size,
+                     "%s %s is a reparse point (a junction or symbolic link: what runs is "
+                     "wherever it leads, which whoever may change the link decides); install "
+                     "from the real path",
+                     what[e->kind], p8);
+            return 1;
+        }
+        int rc = svc_sd_writable_by_others(e->sd, (int)e->kind, who, sizeof who);
+        if (rc < 0) {
+            snprintf(msg, msg_size, "cannot read the permissions of %s", p8);
+            return -1;
+        }
+        if (rc > 0) {
+            snprintf(msg, msg_size, "%s %s: %s", what[e->kind], p8, who);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* One step of the path, read from the file system: its attributes (a link's own, not its
+ * target's) and its owner and DACL. 0, or -1 with msg set. */
+static int read_entry(const wchar_t *path, svc_location_entry *e, char *msg, size_t msg_size)
+{
+    char p8[SVC_PATH_MAX * 3], text[300];
+    e->path = path;
+    e->sd = NULL;
+    e->attributes = GetFileAttributesW(path);
+    DWORD err = GetNamedSecurityInfoW(path, SE_FILE_OBJECT,
+                                      OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, NULL,
+                                      NULL, NULL, NULL, &e->sd);
+    if (err != ERROR_SUCCESS) {
+        svc_narrow(path, p8, sizeof p8);
         snprintf(msg, msg_size, "cannot read the permissions of %s: %s", p8,
-                 svc_win32_text(e, text, sizeof text));
+                 svc_win32_text(err, text, sizeof text));
+        e->sd = NULL;
         return -1;
     }
-    int rc = svc_sd_writable_by_others(sd, folder, who, sizeof who);
-    LocalFree(sd);
-    if (rc < 0)
-        snprintf(msg, msg_size, "cannot read the permissions of %s", p8);
-    else if (rc > 0)
-        snprintf(msg, msg_size, "%s %s: %s", folder ? "the folder" : "the executable", p8, who);
-    return rc;
+    return 0;
+}
+
+/* "C:\a\b" -> "C:\a"; "C:\a" -> "C:\"; 0 when path is a root (or has no folder above). */
+static int cut_to_parent(wchar_t *path)
+{
+    wchar_t *slash = wcsrchr(path, L'\\');
+    if (slash == NULL || slash[1] == L'\0')
+        return 0; /* "C:\" or no backslash: the top */
+    /* "\\server\share": a share's root has no folder above it here. */
+    if (path[0] == L'\\' && path[1] == L'\\') {
+        int n = 0;
+        for (const wchar_t *p = path + 2; p < slash; p++)
+            n += *p == L'\\';
+        if (n < 1)
+            return 0;
+    }
+    /* "C:\x": the folder above is "C:\", whose own path keeps the backslash. */
+    slash[slash > path && slash[-1] == L':' ? 1 : 0] = L'\0';
+    return 1;
 }
 
 int svc_check_exe_location(const wchar_t *exe, char *msg, size_t msg_size)
 {
-    wchar_t folder[SVC_PATH_MAX];
+    /* The executable, then each folder up to the root: at most one step per backslash. */
+    size_t cap = 2;
+    for (const wchar_t *p = exe; *p; p++)
+        cap += *p == L'\\';
+    svc_location_entry *entries = calloc(cap, sizeof *entries);
+    wchar_t(*paths)[SVC_PATH_MAX] = calloc(cap, sizeof *paths);
+    size_t n = 0;
+    int rc = -1;
     msg[0] = '\0';
-    int rc = check_object(exe, 0, msg, msg_size);
-    if (rc != 0)
-        return rc;
-    swprintf(folder, SVC_PATH_MAX, L"%ls", exe);
-    folder[SVC_PATH_MAX - 1] = L'\0';
-    wchar_t *slash = wcsrchr(folder, L'\\');
-    if (slash == NULL)
-        return 0;
-    /* "C:\x.exe": the folder is "C:\", whose own path keeps the backslash. */
-    slash[slash > folder && slash[-1] == L':' ? 1 : 0] = L'\0';
-    return check_object(folder, 1, msg, msg_size);
+    if (entries == NULL || paths == NULL) {
+        snprintf(msg, msg_size, "out of memory checking the executable's location");
+        goto out;
+    }
+    swprintf(paths[0], SVC_PATH_MAX, L"%ls", exe);
+    paths[0][SVC_PATH_MAX - 1] = L'\0';
+    for (;;) {
+        entries[n].kind = n == 0   ? SVC_LOCATION_FILE
+                          : n == 1 ? SVC_LOCATION_FOLDER
+                                   : SVC_LOCATION_ANCESTOR;
+        if (read_entry(paths[n], &entries[n], msg, msg_size) != 0)
+            goto out;
+        n++;
+        if (n >= cap)
+            break;
+        memcpy(paths[n], paths[n - 1], sizeof paths[n]);
+        if (!cut_to_parent(paths[n]))
+            break;
+    }
+    rc = svc_location_verdict(entries, n, msg, msg_size);
+out:
+    if (entries != NULL)
+        for (size_t i = 0; i < n; i++)
+            LocalFree(entries[i].sd);
+    free(entries);
+    free(paths);
+    return rc;
 }
 
 /* ---- the account and its password -------------------------------------------------------- */
@@ -208,6 +290,15 @@ int svc_account_is_builtin(const char *account)
         if (_stricmp(name, builtin[i]) == 0)
             return 1;
     return 0;
+}
+
+int svc_account_password_null(const char *account)
+{
+    size_t len = strlen(account);
+    /* CreateServiceW: "If the account name ... is the name of a managed service account or
+     * virtual account name, the lpPassword parameter must be NULL"; the three built-in
+     * accounts take an empty string. */
+    return (len > 0 && account[len - 1] == '$') || _strnicmp(account, "NT SERVICE\\", 11) == 0;
 }
 
 DWORD svc_read_password_line(HANDLE in, char *out, size_t size)

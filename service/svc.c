@@ -101,6 +101,8 @@ static void WINAPI service_main(DWORD argc, wchar_t **argv)
         return; /* nothing to report to: the SCM sees the process end */
     report(SERVICE_START_PENDING, NO_ERROR, START_WAIT_HINT_MS);
     svc_log_init(s.opt.name, 0);
+    /* Before any file is made: the log's DACL names NT SERVICE\<name> (safefile.c). */
+    svc_identity_set_service(s.opt.name);
 
     DWORD win32 = NO_ERROR;
     char err[600];

@@ -11,12 +11,14 @@
  *   host.c          what console and service share: mutex, engine, status pipe, drain, events
  *   scm.c           install / uninstall / start / stop / status (the SCM client side)
  *   secure.c        install's checks: the executable's location, the account's password
- *   instance.c      the named mutex Global\iocp-service-<name> and who holds it
+ *   instance.c      the instance mutex and who holds it
+ *   namespace.c     where the mutex lives: a private namespace, or a plain name and why
  *   status_pipe.c   the local named pipe: server (in the instance) and client (`status`)
  *   status_proto.c  the pipe's requests and answers (plain C, no Win32)
  *   log.c           log file (size cap, rotation), stderr, Event Log; rate limit per kind
  *   safefile.c      opening what the service writes: no links, trusted owner, private DACL
  *   util.c          UTF-8 / UTF-16 conversion, Win32 error text
+ *   recovery.c      the failure actions install sets: restart on every failure, growing delay
  */
 #ifndef IOCP_SERVICE_SVC_H
 #define IOCP_SERVICE_SVC_H
@@ -61,11 +63,11 @@ enum {
 
 #define SVC_DEFAULT_NAME      "iocp-echo"
 #define SVC_DEFAULT_PORT      9000
-#define SVC_DEFAULT_ACCOUNT   "NT AUTHORITY\\LocalService"
+#define SVC_DEFAULT_ACCOUNT   "NT SERVICE\\<name>" /* install fills in the name */
 #define SVC_DEFAULT_DRAIN_S   10
 #define SVC_DEFAULT_IDLE_S    300
 #define SVC_DEFAULT_MESSAGE_S 60
-#define SVC_DEFAULT_RESTART_S 10
+#define SVC_DEFAULT_RESTART_S 1               /* the first restart; recovery.c has the rest */
 #define SVC_DEFAULT_PER_IP    256             /* a quarter of the default 1,024 slots */
 #define SVC_DEFAULT_SEND_CAP  (1024u * 1024u) /* see svc_server_options_init */
 #define SVC_DEFAULT_LOG_MIB   16              /* log file size cap before it is rotated */
@@ -264,16 +266,58 @@ typedef enum svc_lock_result {
     SVC_LOCK_ERROR      /* *sys_code says why */
 } svc_lock_result;
 
+/* What the instance mutex is called, and why (namespace.c). */
+#define SVC_SID_TEXT_MAX 200 /* "S-1-5-21-..." with every subauthority a SID may have */
+typedef enum svc_ns_state {
+    SVC_NS_NOT_TRIED = 0,
+    SVC_NS_READY,       /* the private namespace is created or opened */
+    SVC_NS_UNAVAILABLE, /* no boundary descriptor (Wine), or the functions are missing */
+    SVC_NS_FAILED       /* creating and opening it failed: ns_code */
+} svc_ns_state;
+
+typedef struct svc_instance_names {
+    int use_namespace;                             /* a private namespace applies (boundary_sid) */
+    int in_namespace;                              /* mutex is inside it */
+    wchar_t boundary_sid[SVC_SID_TEXT_MAX];        /* the one SID the boundary names */
+    wchar_t alias[32];                             /* the namespace's alias prefix */
+    wchar_t namespace_sddl[SVC_SID_TEXT_MAX + 64]; /* who may open it */
+    wchar_t plain[SVC_NAME_MAX + 240];             /* the name without a namespace */
+    wchar_t mutex[SVC_NAME_MAX + 240];             /* the name to use */
+    char note[600]; /* why the plain name is used (for the log); "" otherwise */
+} svc_instance_names;
+
+/* The decision, from what the caller found out: service_mode (this process is the service
+ * of that name), the token's user SID, the service SID when the token holds it (else NULL),
+ * and what came of trying the namespace (SVC_NS_NOT_TRIED before trying: out->use_namespace
+ * says whether to). Service: boundary = the service SID, else Global\iocp-service-<name>;
+ * console: boundary = the user SID, else Local\iocp-service-<name>-<user SID>. */
+void svc_instance_plan(const char *name, int service_mode, const wchar_t *user_sid,
+                       const wchar_t *service_sid, svc_ns_state ns, DWORD ns_code,
+                       svc_instance_names *out);
+/* Creates (create = 1) or opens the plan's private namespace. NULL with *state and *code
+ * saying why not (never calls past a NULL boundary descriptor). */
+HANDLE svc_instance_open_namespace(const svc_instance_names *plan, int create, svc_ns_state *state,
+                                   DWORD *code);
+void svc_instance_close_namespace(HANDLE ns);
+/* 1 when this system has private namespaces (a boundary descriptor can be made). */
+int svc_instance_private_namespaces(void);
+/* The process the SCM runs as the service of this name (not stopped), or 0. */
+DWORD svc_instance_service_pid(const char *name);
+
 typedef struct svc_instance {
     HANDLE mutex;
+    HANDLE ns; /* the private namespace it is in, or NULL */
+    int in_namespace;
+    wchar_t name[SVC_NAME_MAX + 240]; /* the mutex's name (also when refused) */
+    char note[600];                   /* why a plain name, for the log; "" otherwise */
 } svc_instance;
 
-/* Takes Global\iocp-service-<name> without waiting. SVC_LOCK_HELD also when the mutex exists
- * and its security keeps this account out (*sys_code ERROR_ACCESS_DENIED). Must be released by
- * the same thread. */
+/* Takes the instance mutex (svc_instance_plan) without waiting. SVC_LOCK_HELD also when the mutex
+ * exists and its security keeps this account out (*sys_code ERROR_ACCESS_DENIED). Must be released
+ * by the same thread. */
 svc_lock_result svc_instance_lock(svc_instance *inst, const char *name, DWORD *sys_code);
 void svc_instance_unlock(svc_instance *inst);
-/* For a refused second instance: "process 1234 (service, account NT AUTHORITY\LocalService,
+/* For a refused second instance: "process 1234 (service, account NT SERVICE\x,
  * listening on [::]:9000)", or, when no trusted instance answers, who owns the name and how to
  * free it. Waits up to 2 s for a holder that is still starting. */
 void svc_instance_describe_holder(const char *name, char *out, size_t size);
@@ -282,6 +326,7 @@ void svc_instance_describe_holder(const char *name, char *out, size_t size);
  * service's process; otherwise -1 with err saying who answered. */
 int svc_instance_ask(const char *name, const char *req, uint32_t timeout_ms, svc_status_info *info,
                      char *err, size_t err_size);
+/* The plain name (no namespace) this process would use for the instance mutex. */
 void svc_instance_mutex_name(const char *name, wchar_t *out, size_t count);
 
 /* ---- status pipe ---------------------------------------------------------------------------- */
@@ -388,6 +433,10 @@ const char *svc_file_refusal(DWORD attributes, DWORD links, PSID owner, PSID sel
 /* svc_file_refusal on an open handle (opened with READ_CONTROL and FILE_READ_ATTRIBUTES).
  * Win32 code; why says what was wrong. */
 DWORD svc_file_check(HANDLE h, int want_dir, char *why, size_t why_size);
+/* The DACL (SDDL) of a file (folder 0) or log folder (1) the service creates: system and
+ * administrators, and service_sid (NT SERVICE\<name>) when given, else user_sid. */
+void svc_private_file_sddl(int folder, const wchar_t *user_sid, const wchar_t *service_sid,
+                           wchar_t *out, size_t count);
 /* Opens path (never through a reparse point) with access (plus FILE_READ_ATTRIBUTES,
  * READ_CONTROL, SYNCHRONIZE), sharing read, write and delete, and checks it; a new file gets
  * a protected DACL: system, administrators, this account. INVALID_HANDLE_VALUE with *code
@@ -423,12 +472,33 @@ int svc_scm_status(const svc_options *opt);
  * right, or by owning it. 1 with who saying who and how ("BUILTIN\Users may change it (add
  * files)"), 0 if nobody else, -1 if sd cannot be read. */
 int svc_sd_writable_by_others(PSECURITY_DESCRIPTOR sd, int folder, char *who, size_t who_size);
-/* The same for the executable and its folder, read from the file system. 0 safe; 1 unsafe
- * and -1 unreadable, both with msg saying which path and why. */
+/* folder for svc_sd_writable_by_others, and a step of the executable's path. A folder above
+ * the executable's own counts only the rights that replace what is below it (delete or
+ * rename a child, change its permissions or owner), not adding a folder (C:\ allows that). */
+typedef enum svc_location_kind {
+    SVC_LOCATION_FILE = 0,   /* the executable */
+    SVC_LOCATION_FOLDER = 1, /* its folder: adding a file (a DLL beside it) counts too */
+    SVC_LOCATION_ANCESTOR = 2
+} svc_location_kind;
+typedef struct svc_location_entry {
+    const wchar_t *path;
+    svc_location_kind kind;
+    DWORD attributes; /* FILE_ATTRIBUTE_REPARSE_POINT: refused, whoever owns it */
+    PSECURITY_DESCRIPTOR sd;
+} svc_location_entry;
+/* The verdict on the executable, its folder and every folder above (in that order): the
+ * first step that is a reparse point or that others may change. 0 safe; 1 unsafe and -1
+ * unreadable, both with msg saying which path and why. */
+int svc_location_verdict(const svc_location_entry *entries, size_t count, char *msg,
+                         size_t msg_size);
+/* The same, read from the file system for the executable's path. */
 int svc_check_exe_location(const wchar_t *exe, char *msg, size_t msg_size);
 /* 1 for the accounts that need no password: LocalSystem, LocalService, NetworkService (with
  * or without NT AUTHORITY\ or .\), NT SERVICE\<name>, group managed accounts (name$). */
 int svc_account_is_builtin(const char *account);
+/* 1 for the accounts CreateServiceW must get a NULL password for: virtual accounts
+ * (NT SERVICE\<name>) and managed service accounts (name$). */
+int svc_account_password_null(const char *account);
 /* One line from in (a pipe or a file), without its "\n" or "\r\n". NO_ERROR;
  * ERROR_HANDLE_EOF when the input ends before any byte; ERROR_INSUFFICIENT_BUFFER when the
  * line does not fit (out is wiped then). */
@@ -517,6 +587,19 @@ svc_http_result svc_http_parse(const char *buf, size_t len, size_t max, svc_http
  * same trust checks as `status`) to stop as a stop does: /readyz 503 for --unready-delay,
  * then the drain. */
 int svc_drain(const svc_options *opt);
+/* ---- failure actions (recovery.c) ------------------------------------------------------- */
+
+#define SVC_FAILURE_STEPS   4    /* first delay, 5 s, 30 s, 60 s (the last repeats) */
+#define SVC_FAILURE_RESET_S 3600 /* an hour without a failure: the next one is a "first" again */
+
+/* The failure actions install sets: restart on every failure, after first_delay_s, then 5 s,
+ * 30 s and 60 s (each at least first_delay_s); the SCM repeats the last for every later
+ * failure. out points into actions. */
+void svc_failure_schedule(uint32_t first_delay_s, SC_ACTION actions[SVC_FAILURE_STEPS],
+                          SERVICE_FAILURE_ACTIONSW *out);
+/* "failure actions (restart after 1 s, 5 s, 30 s, 60 s, then 60 s after every later failure;
+ * the count restarts after 60 min without one)": what install prints. */
+void svc_failure_text(const SERVICE_FAILURE_ACTIONSW *fa, char *out, size_t size);
 
 /* ---- utilities ---------------------------------------------------------------------------- */
 
@@ -527,6 +610,9 @@ void svc_narrow(const wchar_t *s, char *out, size_t size);
 
 /* Running as the service of this name: the private DACL names NT SERVICE\<name>. */
 void svc_identity_set_service(const char *name);
+/* The token's user SID as text into user, and NT SERVICE\<name> into service when this is
+ * the service and its token holds that SID ("" otherwise). 1 when running as the service. */
+int svc_identity_sids(wchar_t *user, size_t user_count, wchar_t *service, size_t service_count);
 /* NT SERVICE\<name>, computed (S-1-5-80-<SHA-1 of the upper-case name>). 0 or -1. */
 int svc_service_sid(const char *name, BYTE *sid, DWORD size);
 /* Full control for local system, administrators and this instance's own SID only (the

@@ -81,8 +81,13 @@ static void options_defaults(void)
 
     PARSE_OK(&o, "install", NULL, NULL, NULL, NULL);
     CHECK(o.start_type == SVC_START_DEMAND);
-    CHECK(strcmp(o.account, "NT AUTHORITY\\LocalService") == 0);
+    /* The service's own virtual account, not the LocalService that every such service shares. */
+    CHECK_MSG(strcmp(o.account, "NT SERVICE\\iocp-echo") == 0, "%s", o.account);
     CHECK(strstr(o.display_name, "iocp-echo") != NULL);
+    PARSE_OK(&o, "install", "--name", "echo7", NULL, NULL);
+    CHECK_MSG(strcmp(o.account, "NT SERVICE\\echo7") == 0, "%s", o.account);
+    PARSE_OK(&o, "install", "--account", "NT AUTHORITY\\LocalService", NULL, NULL);
+    CHECK_MSG(strcmp(o.account, "NT AUTHORITY\\LocalService") == 0, "%s", o.account);
     CHECK(strstr(o.description, "Parameters") != NULL);
 
     PARSE_OK(&o, NULL, NULL, NULL, NULL, NULL);
@@ -810,6 +815,87 @@ static void location_permissions(void)
     CHECK_MSG(strstr(who, "no permissions") != NULL, "%s", who);
 }
 
+/* A path of four steps built from SDDL (executable, its folder, a folder above, the root):
+ * the verdict names the first step others may change, or a reparse point anywhere. */
+static int chain(const wchar_t *folder_above, DWORD above_attributes, char *msg, size_t size)
+{
+    /* C:\ as Windows ships it: every authenticated user may add a folder to it (this is no
+     * way to replace what is below), and gets modify only on what is inside (inherit-only). */
+    const wchar_t *root = L"O:SYD:(A;;FA;;;BA)(A;;FA;;;SY)(A;OICIIO;GA;;;CO)(A;OICI;0x1200a9;;;BU)"
+                          L"(A;CI;0x4;;;AU)(A;OICIIO;SDGXGWGR;;;AU)";
+    const wchar_t *safe = L"O:BAD:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x1200a9;;;BU)";
+    const wchar_t *sddl[4] = {safe, safe, folder_above, root};
+    const wchar_t *paths[4] = {L"C:\\apps\\iocp\\iocp-service.exe", L"C:\\apps\\iocp", L"C:\\apps",
+                               L"C:\\"};
+    svc_location_entry e[4];
+    for (int i = 0; i < 4; i++) {
+        e[i].path = paths[i];
+        e[i].kind = i == 0   ? SVC_LOCATION_FILE
+                    : i == 1 ? SVC_LOCATION_FOLDER
+                             : SVC_LOCATION_ANCESTOR;
+        e[i].attributes = i == 0 ? FILE_ATTRIBUTE_ARCHIVE : FILE_ATTRIBUTE_DIRECTORY;
+        e[i].sd = NULL;
+        CHECK(ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl[i], SDDL_REVISION_1,
+                                                                   &e[i].sd, NULL));
+    }
+    e[2].attributes = above_attributes;
+    int rc = svc_location_verdict(e, 4, msg, size);
+    for (int i = 0; i < 4; i++)
+        LocalFree(e[i].sd);
+    return rc;
+}
+
+static void location_walks_every_folder(void)
+{
+    char msg[800];
+    const wchar_t *safe = L"O:BAD:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x1200a9;;;BU)";
+    /* Safe all the way, with C:\ as shipped at the top. */
+    CHECK_MSG(chain(safe, FILE_ATTRIBUTE_DIRECTORY, msg, sizeof msg) == 0, "%s", msg);
+    /* Authenticated users may modify C:\apps: they can rename C:\apps\iocp away and put
+     * their own folder with their own iocp-service.exe in its place. */
+    CHECK(chain(L"O:BAD:(A;;FA;;;BA)(A;;FA;;;SY)(A;;0x1301bf;;;AU)", FILE_ATTRIBUTE_DIRECTORY, msg,
+                sizeof msg) == 1);
+    CHECK_MSG(strstr(msg, "the folder above it C:\\apps: ") != NULL, "%s", msg);
+    CHECK_MSG(strstr(msg, "delete") != NULL, "%s", msg);
+    /* Deleting a child is enough on its own. */
+    CHECK(chain(L"O:BAD:(A;;FA;;;BA)(A;;0x1200e9;;;BU)", FILE_ATTRIBUTE_DIRECTORY, msg,
+                sizeof msg) == 1);
+    CHECK_MSG(strstr(msg, "delete files in it") != NULL, "%s", msg);
+    /* Owned by a user: they may rewrite its permissions whenever they like. */
+    CHECK(chain(L"O:S-1-5-21-1-2-3-1000D:(A;;FA;;;BA)", FILE_ATTRIBUTE_DIRECTORY, msg,
+                sizeof msg) == 1);
+    CHECK_MSG(strstr(msg, "C:\\apps: it is owned by") != NULL, "%s", msg);
+    /* Adding files or folders to a folder above is no way in (it is, beside the executable). */
+    CHECK_MSG(chain(L"O:BAD:(A;;FA;;;BA)(A;;0x1200af;;;BU)", FILE_ATTRIBUTE_DIRECTORY, msg,
+                    sizeof msg) == 0,
+              "%s", msg);
+    /* A junction on the way, however well protected: refused, named. */
+    CHECK(chain(safe, FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT, msg, sizeof msg) ==
+          1);
+    CHECK_MSG(strstr(msg, "C:\\apps is a reparse point") != NULL, "%s", msg);
+}
+
+/* The log file and its folder name the service's own SID, not the account it runs as (which
+ * every LocalService service shares); a console, or a token without that SID, its user. */
+static void private_file_names_service_sid(void)
+{
+    wchar_t sddl[400];
+    const wchar_t *ls = L"S-1-5-19", *svc = L"S-1-5-80-1-2-3-4-5";
+    svc_private_file_sddl(0, ls, svc, sddl, 400);
+    CHECK_MSG(wcscmp(sddl, L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;S-1-5-80-1-2-3-4-5)") == 0, "%ls",
+              sddl);
+    svc_private_file_sddl(1, ls, svc, sddl, 400);
+    CHECK_MSG(wcscmp(sddl,
+                     L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;S-1-5-80-1-2-3-4-"
+                     L"5)") == 0,
+              "%ls", sddl);
+    CHECK(wcsstr(sddl, ls) == NULL);
+    svc_private_file_sddl(0, ls, NULL, sddl, 400);
+    CHECK_MSG(wcscmp(sddl, L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;S-1-5-19)") == 0, "%ls", sddl);
+    svc_private_file_sddl(1, ls, L"", sddl, 400);
+    CHECK_MSG(wcsstr(sddl, L";;;S-1-5-19)") != NULL, "%ls", sddl);
+}
+
 static void accounts_without_password(void)
 {
     static const char *const builtin[] = {"NT AUTHORITY\\LocalService",
@@ -826,6 +912,13 @@ static void accounts_without_password(void)
                                         "NT AUTHORITY\\LocalServiceX", "me@corp.example"};
     for (size_t i = 0; i < sizeof users / sizeof users[0]; i++)
         CHECK_MSG(!svc_account_is_builtin(users[i]), "%s", users[i]);
+    /* CreateServiceW wants NULL, not "", as the password of a virtual or managed account. */
+    CHECK(svc_account_password_null("NT SERVICE\\iocp-echo"));
+    CHECK(svc_account_password_null("nt service\\iocp-echo"));
+    CHECK(svc_account_password_null("CORP\\web01$"));
+    CHECK(!svc_account_password_null("NT AUTHORITY\\LocalService"));
+    CHECK(!svc_account_password_null("LocalSystem"));
+    CHECK(!svc_account_password_null(".\\svc-echo"));
 }
 
 static void password_line_from_pipe(void)
@@ -958,12 +1051,18 @@ static void mutex_abandoned_is_taken_over(void)
 static void mutex_squatted_is_named(void)
 {
     char name[64], holder[800];
-    wchar_t wname[128];
+    wchar_t wname[SVC_NAME_MAX + 240];
     DWORD sys;
     snprintf(name, sizeof name, "unit-sq-%lu", (unsigned long)GetCurrentProcessId());
-    svc_instance_mutex_name(name, wname, 128);
+    svc_instance_mutex_name(name, wname, SVC_NAME_MAX + 240);
     HANDLE squat = CreateMutexW(NULL, TRUE, wname);
     CHECK(squat != NULL);
+    if (svc_instance_private_namespaces()) {
+        /* Windows: the instance is in its own namespace; the plain name is nobody's lever. */
+        CHECK(run_lock(name, 1, &sys) == SVC_LOCK_OK);
+        CloseHandle(squat);
+        return;
+    }
     CHECK(run_lock(name, 1, &sys) == SVC_LOCK_HELD);
     svc_instance_describe_holder(name, holder, sizeof holder);
     CHECK_MSG(strstr(holder, "another program has taken the name") != NULL, "holder: %s", holder);
@@ -972,7 +1071,7 @@ static void mutex_squatted_is_named(void)
 
     /* A mutex whose DACL admits nobody. */
     snprintf(name, sizeof name, "unit-sq2-%lu", (unsigned long)GetCurrentProcessId());
-    svc_instance_mutex_name(name, wname, 128);
+    svc_instance_mutex_name(name, wname, SVC_NAME_MAX + 240);
     PSECURITY_DESCRIPTOR sd = NULL;
     CHECK(ConvertStringSecurityDescriptorToSecurityDescriptorW(L"D:P", SDDL_REVISION_1, &sd, NULL));
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
@@ -1009,6 +1108,89 @@ static void pipe_trust_rules(void)
     CHECK_MSG(strstr(why, "not by the account that holds the instance mutex") != NULL, "%s", why);
     CHECK(svc_instance_trust(&peer, NULL, 0, 100, why, sizeof why) == 0); /* no instance */
     CHECK_MSG(strstr(why, "not known to hold the instance mutex") != NULL, "%s", why);
+    /* The SCM runs the service as another process: the pipe's owner being the mutex's owner
+     * (a console of the service's account, or a squatter of the same account) is not enough. */
+    CHECK(svc_instance_trust(&peer, a, 200, 100, why, sizeof why) == 0);
+    CHECK_MSG(strstr(why, "served by process 100, but the Service Control Manager runs the service "
+                          "as process 200") != NULL,
+              "%s", why);
+}
+
+/* Where the instance mutex lives, decided from what the process found out (namespace.c). */
+static void instance_names_plan(void)
+{
+    const wchar_t *user = L"S-1-5-21-1-2-3-1001";
+    const wchar_t *service = L"S-1-5-80-1-2-3-4-5";
+    svc_instance_names p;
+    char note[600];
+
+    /* The service with its SID: a namespace bounded by that SID alone; administrators and
+     * system are in its DACL, not its boundary (a token must hold every boundary SID). */
+    svc_instance_plan("echo1", 1, user, service, SVC_NS_NOT_TRIED, 0, &p);
+    CHECK(p.use_namespace);
+    CHECK_MSG(wcscmp(p.boundary_sid, service) == 0, "%ls", p.boundary_sid);
+    CHECK_MSG(
+        wcscmp(p.namespace_sddl, L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;S-1-5-80-1-2-3-4-5)") == 0,
+        "%ls", p.namespace_sddl);
+    CHECK_MSG(wcscmp(p.alias, L"iocp-service-echo1") == 0, "%ls", p.alias);
+    svc_instance_plan("echo1", 1, user, service, SVC_NS_READY, 0, &p);
+    CHECK(p.in_namespace);
+    CHECK_MSG(wcscmp(p.mutex, L"iocp-service-echo1\\instance") == 0, "%ls", p.mutex);
+    CHECK(p.note[0] == '\0');
+
+    /* No boundary (Wine): the plain global name, and a note that says so and what it costs. */
+    svc_instance_plan("echo1", 1, user, service, SVC_NS_UNAVAILABLE, 0, &p);
+    CHECK(!p.in_namespace);
+    CHECK_MSG(wcscmp(p.mutex, L"Global\\iocp-service-echo1") == 0, "%ls", p.mutex);
+    CHECK_MSG(strstr(p.note, "private namespaces are not available") != NULL, "%s", p.note);
+    CHECK_MSG(strstr(p.note, "Global\\iocp-service-echo1") != NULL, "%s", p.note);
+    CHECK_MSG(strstr(p.note, "keeps the service from starting") != NULL, "%s", p.note);
+    /* It failed on a system that has them: the code is named. */
+    svc_instance_plan("echo1", 1, user, service, SVC_NS_FAILED, ERROR_ACCESS_DENIED, &p);
+    CHECK_MSG(wcscmp(p.mutex, L"Global\\iocp-service-echo1") == 0, "%ls", p.mutex);
+    CHECK_MSG(strstr(p.note, "Win32 5") != NULL, "%s", p.note);
+
+    /* A service token without its SID: no namespace to try (a boundary of LocalService would
+     * admit every LocalService service), the plain name and why. */
+    svc_instance_plan("echo1", 1, user, NULL, SVC_NS_NOT_TRIED, 0, &p);
+    CHECK(!p.use_namespace);
+    svc_instance_plan("echo1", 1, user, NULL, SVC_NS_UNAVAILABLE, 0, &p);
+    CHECK_MSG(wcscmp(p.mutex, L"Global\\iocp-service-echo1") == 0, "%ls", p.mutex);
+    CHECK_MSG(strstr(p.note, "lacks NT SERVICE\\echo1") != NULL, "%s", p.note);
+
+    /* A console: the user's own namespace, or a per-user, per-session plain name. Never the
+     * service's name: a console cannot take the service's place, nor a user another's. */
+    svc_instance_plan("echo1", 0, user, NULL, SVC_NS_NOT_TRIED, 0, &p);
+    CHECK(p.use_namespace);
+    CHECK_MSG(wcscmp(p.boundary_sid, user) == 0, "%ls", p.boundary_sid);
+    svc_instance_plan("echo1", 0, user, NULL, SVC_NS_READY, 0, &p);
+    CHECK_MSG(wcscmp(p.mutex, L"iocp-service-echo1\\instance") == 0, "%ls", p.mutex);
+    svc_instance_plan("echo1", 0, user, NULL, SVC_NS_UNAVAILABLE, 0, &p);
+    CHECK_MSG(wcscmp(p.mutex, L"Local\\iocp-service-echo1-S-1-5-21-1-2-3-1001") == 0, "%ls",
+              p.mutex);
+    svc_narrow(p.mutex, note, sizeof note);
+    CHECK_MSG(strstr(p.note, note) != NULL, "%s", p.note);
+    CHECK_MSG(strstr(p.note, "this user's instance") != NULL, "%s", p.note);
+    svc_instance_plan("echo1", 0, NULL, NULL, SVC_NS_NOT_TRIED, 0, &p);
+    CHECK(!p.use_namespace);
+    CHECK_MSG(strstr(p.note, "cannot read this process's user SID") != NULL, "%s", p.note);
+
+    /* This system: Wine has no private namespaces; then the console's lock uses the plain
+     * name and says so. */
+    svc_instance inst;
+    DWORD sys;
+    char name[64];
+    snprintf(name, sizeof name, "unit-ns-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK(svc_instance_lock(&inst, name, &sys) == SVC_LOCK_OK);
+    printf("private namespaces here: %d; mutex %ls; %s\n", svc_instance_private_namespaces(),
+           inst.name, inst.note);
+    CHECK(inst.in_namespace == svc_instance_private_namespaces());
+    if (!inst.in_namespace) {
+        CHECK(wcsncmp(inst.name, L"Local\\iocp-service-unit-ns-", 27) == 0);
+        CHECK_MSG(strstr(inst.note, "private namespaces are not available") != NULL, "%s",
+                  inst.note);
+    }
+    svc_instance_unlock(&inst);
 }
 
 /* NT SERVICE\<name> is computed as Windows does (sc showsid TrustedInstaller). */
@@ -1580,6 +1762,43 @@ static void metrics_text(void)
     CHECK(n < 64 && small[n] == '\0' && small[64] == 'x');
 }
 
+/* ---- failure actions (recovery.c) ------------------------------------------------------ */
+
+/* Restart on every failure: 1 s, 5 s, 30 s, then 60 s (repeated by the SCM for every later
+ * failure), the count forgotten after an hour; a longer first delay raises the shorter ones;
+ * what install prints says all of it. */
+static void failure_schedule(void)
+{
+    SC_ACTION a[SVC_FAILURE_STEPS];
+    SERVICE_FAILURE_ACTIONSW fa;
+    char text[300];
+    svc_options o;
+    svc_options_init(&o);
+    CHECK_EQ_U(o.restart_delay_s, 1);
+    svc_failure_schedule(o.restart_delay_s, a, &fa);
+    CHECK_EQ_U(fa.cActions, 4);
+    CHECK(fa.lpsaActions == a);
+    CHECK_EQ_U(fa.dwResetPeriod, 3600);
+    static const DWORD want[4] = {1000, 5000, 30000, 60000};
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_U(a[i].Type, SC_ACTION_RESTART); /* never SC_ACTION_NONE: no day's outage */
+        CHECK_EQ_U(a[i].Delay, want[i]);
+    }
+    svc_failure_text(&fa, text, sizeof text);
+    CHECK_MSG(strcmp(text,
+                     "failure actions (restart after 1 s, 5 s, 30 s, 60 s, then 60 s after "
+                     "every later failure; the count restarts after 60 min without one)") == 0,
+              "%s", text);
+    svc_failure_schedule(45, a, &fa);
+    CHECK_EQ_U(a[0].Delay, 45000);
+    CHECK_EQ_U(a[1].Delay, 45000);
+    CHECK_EQ_U(a[2].Delay, 45000);
+    CHECK_EQ_U(a[3].Delay, 60000);
+    svc_failure_schedule(0, a, &fa);
+    CHECK_EQ_U(a[0].Delay, 0);
+    CHECK_EQ_U(a[1].Delay, 5000);
+}
+
 static const test_case cases[] = {
     {"options_defaults", options_defaults},
     {"options_every_server_option", options_every_server_option},
@@ -1599,6 +1818,7 @@ static const test_case cases[] = {
     {"mutex_abandoned_is_taken_over", mutex_abandoned_is_taken_over},
     {"mutex_squatted_is_named", mutex_squatted_is_named},
     {"pipe_trust_rules", pipe_trust_rules},
+    {"instance_names_plan", instance_names_plan},
     {"service_sid_is_windows_one", service_sid_is_windows_one},
     {"win32_text_keeps_code", win32_text_keeps_code},
     {"log_file_refusal_reasons", log_file_refusal_reasons},
@@ -1608,11 +1828,14 @@ static const test_case cases[] = {
     {"log_rate_limit_per_kind", log_rate_limit_per_kind},
     {"safe_text_filters_controls", safe_text_filters_controls},
     {"location_permissions", location_permissions},
+    {"location_walks_every_folder", location_walks_every_folder},
+    {"private_file_names_service_sid", private_file_names_service_sid},
     {"accounts_without_password", accounts_without_password},
     {"password_line_from_pipe", password_line_from_pipe},
     {"options_load_balancer", options_load_balancer},
     {"admin_http_requests", admin_http_requests},
     {"metrics_text", metrics_text},
+    {"failure_schedule", failure_schedule},
 };
 
 int main(int argc, char **argv)

@@ -50,8 +50,9 @@ struct iocpi_op {
 };
 
 /* Checks of the states the code relies on (the entry state of a done handler, a release).
- * On in every test, sanitizer and fault build (IOCP_ASSERTIONS, set by the build for them);
- * a failed one prints what and where and aborts, which the crash guard reports. */
+ * On in every build, release included (IOCP_ASSERTIONS; docs/design.md, "Failure policy");
+ * a failed one prints what and where and aborts, which the crash guard reports and the
+ * service's failure actions restart. */
 #ifdef IOCP_ASSERTIONS
 void iocpi_assert_failed(const char *expr, const char *file, int line);
 #define IOCPI_ASSERT(expr) ((expr) ? (void)0 : iocpi_assert_failed(#expr, __FILE__, __LINE__))
