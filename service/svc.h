@@ -398,6 +398,15 @@ int svc_scm_uninstall(const svc_options *opt);
 int svc_scm_start(const svc_options *opt);
 int svc_scm_stop(const svc_options *opt);
 int svc_scm_status(const svc_options *opt);
+/* start_report.c: after a failed start, the cause and the fix to stderr (the Parameters
+ * value that is wrong and what it should be, the port and how to find its holder, the log
+ * file); and notes for a service made without `install` (no Parameters key: defaults; no
+ * Event Log source: how to add it). */
+void svc_start_explain(const char *name, DWORD win32_exit);
+void svc_setup_notes(const char *name);
+/* status_config.c: for `status`, the service's start type, account, command, version, log
+ * file and the options that differ from the defaults (svc: opened with SERVICE_QUERY_CONFIG). */
+void svc_print_config(SC_HANDLE svc, const char *name);
 
 /* ---- install's checks (secure.c) --------------------------------------------------------- */
 
