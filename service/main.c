@@ -62,6 +62,8 @@ static int dispatch(svc_options *opt)
         return svc_scm_stop(opt);
     case SVC_CMD_STATUS:
         return svc_scm_status(opt);
+    case SVC_CMD_LIST:
+        return svc_list(opt);
     case SVC_CMD_HELP:
         svc_usage(stdout);
         return SVC_EXIT_OK;

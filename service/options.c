@@ -475,7 +475,7 @@ static const struct {
 } commands[] = {
     {"run", SVC_CMD_RUN},         {"install", SVC_CMD_INSTALL}, {"uninstall", SVC_CMD_UNINSTALL},
     {"start", SVC_CMD_START},     {"stop", SVC_CMD_STOP},       {"status", SVC_CMD_STATUS},
-    {"service", SVC_CMD_SERVICE}, {"help", SVC_CMD_HELP},
+    {"service", SVC_CMD_SERVICE}, {"help", SVC_CMD_HELP},       {"list", SVC_CMD_LIST},
 };
 
 static const char *command_word(svc_command cmd)
@@ -794,6 +794,7 @@ void svc_usage(FILE *to)
             "  start       start the service and wait until it is running\n"
             "  stop        stop the service and wait until it has stopped\n"
             "  status      the service's state and, while running, its live statistics\n"
+            "  list        every instance on this machine (services and consoles): state, port\n"
             "\n"
             "every command:\n"
             "  --name NAME           service / instance name (default %s)\n"

@@ -83,7 +83,8 @@ typedef enum svc_command {
     SVC_CMD_START,
     SVC_CMD_STOP,
     SVC_CMD_STATUS,
-    SVC_CMD_SERVICE /* started by the SCM (the ImagePath says so); not for people */
+    SVC_CMD_SERVICE, /* started by the SCM (the ImagePath says so); not for people */
+    SVC_CMD_LIST     /* every instance on this machine, service or console */
 } svc_command;
 
 typedef enum svc_start_type {
@@ -407,6 +408,9 @@ void svc_setup_notes(const char *name);
 /* status_config.c: for `status`, the service's start type, account, command, version, log
  * file and the options that differ from the defaults (svc: opened with SERVICE_QUERY_CONFIG). */
 void svc_print_config(SC_HANDLE svc, const char *name);
+/* list.c: `list`, every instance on this machine (services whose command runs this program,
+ * consoles found by their status pipes) with its state, process and address. */
+int svc_list(const svc_options *opt);
 
 /* ---- install's checks (secure.c) --------------------------------------------------------- */
 

@@ -436,6 +436,15 @@ static void lifecycle(void)
         CHECK_OUT(&c, "installed service");
         CHECK_RUN(&c, 7, "status --name %s", name);
         CHECK_OUT(&c, "STOPPED");
+        /* How it is configured: what the SCM holds and what the service will read. */
+        CHECK_OUT(&c, "start: demand (manual), account: NT AUTHORITY\\LocalService");
+        CHECK_OUT(&c, "iocp-service.exe\" service --name ");
+        CHECK_OUT(&c, "version: ");
+        char want[MAX_PATH * 3 + 20];
+        snprintf(want, sizeof want, "log file: %s", log);
+        CHECK_OUT(&c, want);
+        CHECK_OUT(&c, "options: Port=0 Framing=line DrainTimeout=5 LogFile=");
+        CHECK(strstr(c.text, "has no Parameters key") == NULL); /* install wrote one */
 
         CHECK_RUN(&c, 0, "start --name %s", name);
         CHECK_OUT(&c, "is running (pid");
@@ -1787,6 +1796,51 @@ static void tls_service(void)
         CHECK(log_has(log, "tls_handshakes=1 tls_failures=1", 5000));
 }
 
+/* `list`: a running service and a console, each with its kind, process and address; a
+ * stopped service with the port it will take. */
+static void list_instances(void)
+{
+    char name[64], stopped[64], console[64], args[300], want[200];
+    static child c, a;
+    service_name(name, sizeof name, "lsrv");
+    service_name(stopped, sizeof stopped, "lstop");
+    snprintf(console, sizeof console, "iocpt-lcon-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK_RUN(&c, 0, "install --allow-unsafe-location --name %s --port 0", name);
+    CHECK_RUN(&c, 0, "install --allow-unsafe-location --name %s --port 0", stopped);
+    CHECK_RUN(&c, 0, "start --name %s", name);
+    uint16_t service_port = port_of(&c);
+    snprintf(args, sizeof args, "run --port 0 --name %s", console);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    uint16_t console_port = port_of(&a);
+
+    CHECK_RUN(&c, 0, "list");
+    CHECK_OUT(&c, "NAME ");
+    CHECK_OUT(&c, "LISTENING");
+    const char *row = strstr(c.text, name);
+    CHECK_MSG(row != NULL, "no row for %s", name);
+    snprintf(want, sizeof want, "service  RUNNING ");
+    CHECK(strncmp(row + 25, want, strlen(want)) == 0);
+    snprintf(want, sizeof want, "]:%u", (unsigned)service_port);
+    const char *at = strstr(row, want);
+    CHECK_MSG(at != NULL && (at[strlen(want)] == '\r' || at[strlen(want)] == '\n'),
+              "no '%s' at the end of its row", want);
+    row = strstr(c.text, stopped);
+    CHECK_MSG(row != NULL, "no row for %s", stopped);
+    CHECK(strncmp(row + 25, "service  STOPPED   -       (port 0 when started)", 48) == 0);
+    row = strstr(c.text, console);
+    CHECK_MSG(row != NULL, "no row for %s", console);
+    snprintf(want, sizeof want, "console  RUNNING   %-7lu [::]:%u", (unsigned long)a.pid,
+             (unsigned)console_port);
+    CHECK_MSG(strncmp(row + 25, want, strlen(want)) == 0, "row: %.80s, wanted %s", row + 25, want);
+
+    child_kill(&a);
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+    CHECK_RUN(&c, 0, "uninstall --name %s", stopped);
+    CHECK_RUN(&c, 0, "list");
+    CHECK(strstr(c.text, name) == NULL && strstr(c.text, console) == NULL);
+}
+
 /* ---- a service made by sc.exe -------------------------------------------------------------- */
 
 /* Runs Windows' (Wine's) sc.exe to its end; its output stays in *c. */
@@ -1887,6 +1941,7 @@ static const test_case cases[] = {
     {"tls_service", tls_service},
     {"log_folder_missing", log_folder_missing},
     {"sc_create_recipe", sc_create_recipe},
+    {"list_instances", list_instances},
 };
 
 TEST_MAIN(cases)
