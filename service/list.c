@@ -28,7 +28,7 @@
 
 #define LIST_ASK_MS 3000 /* one instance's answer; a busy one is listed without its address */
 
-/* This program's file name ("iocp-service.exe"), lower case. */
+/* This program's file name ("iocp-service.exe"). */
 static void own_file_name(wchar_t *out, size_t count)
 {
     wchar_t path[SVC_PATH_MAX];
@@ -37,14 +37,12 @@ static void own_file_name(wchar_t *out, size_t count)
     if (n == 0 || n >= SVC_PATH_MAX)
         return;
     const wchar_t *base = wcsrchr(path, L'\\');
-    base = base != NULL ? base + 1 : path;
-    wcsncpy(out, base, count - 1);
+    swprintf(out, count, L"%ls", base != NULL ? base + 1 : path);
     out[count - 1] = L'\0';
-    _wcslwr(out);
 }
 
-/* 1 when the service's command line runs an executable with this file name. The path is
- * quoted, or (unquoted, as `sc create` allows) ends at ".exe". */
+/* 1 when the service's command line runs an executable with this file name (any case). The
+ * path is quoted, or (unquoted, as `sc create` allows) ends at ".exe". */
 static int runs_this_program(const wchar_t *command, const wchar_t *own)
 {
     wchar_t exe[SVC_PATH_MAX];
@@ -52,25 +50,20 @@ static int runs_this_program(const wchar_t *command, const wchar_t *own)
     size_t n = 0;
     if (*p == L'"') {
         p++;
-        while (p[n] != L'\0' && p[n] != L'"' && n + 1 < SVC_PATH_MAX)
+        while (p[n] != L'\0' && p[n] != L'"')
             n++;
     } else {
-        const wchar_t *end = NULL;
-        wchar_t low[SVC_PATH_MAX];
-        wcsncpy(low, p, SVC_PATH_MAX - 1);
-        low[SVC_PATH_MAX - 1] = L'\0';
-        _wcslwr(low);
-        end = wcsstr(low, L".exe");
-        n = end != NULL ? (size_t)(end - low) + 4 : wcslen(low);
+        while (p[n] != L'\0' && _wcsnicmp(p + n, L".exe", 4) != 0)
+            n++;
+        if (p[n] != L'\0')
+            n += 4;
     }
-    if (n >= SVC_PATH_MAX)
+    if (n == 0 || n >= SVC_PATH_MAX || own[0] == L'\0')
         return 0;
-    wcsncpy(exe, p, n);
+    memcpy(exe, p, n * sizeof(wchar_t));
     exe[n] = L'\0';
-    _wcslwr(exe);
     const wchar_t *base = wcsrchr(exe, L'\\');
-    base = base != NULL ? base + 1 : exe;
-    return own[0] != L'\0' && wcscmp(base, own) == 0;
+    return _wcsicmp(base != NULL ? base + 1 : exe, own) == 0;
 }
 
 static const char *state_text(DWORD state)
@@ -242,8 +235,7 @@ static void list_console_processes(int *shown)
     PROCESSENTRY32W pe;
     pe.dwSize = sizeof pe;
     for (BOOL more = Process32FirstW(snap, &pe); more; more = Process32NextW(snap, &pe)) {
-        _wcslwr(pe.szExeFile);
-        if (pe.th32ProcessID == GetCurrentProcessId() || wcscmp(pe.szExeFile, own) != 0)
+        if (pe.th32ProcessID == GetCurrentProcessId() || _wcsicmp(pe.szExeFile, own) != 0)
             continue;
         char name[SVC_NAME_MAX + 1], where[400], mode[16] = "";
         unsigned long pid = 0;

@@ -155,7 +155,7 @@ void svc_setup_notes(const char *name)
     } else if (rc == ERROR_FILE_NOT_FOUND) {
         DWORD n = GetModuleFileNameW(NULL, exe, sizeof exe / sizeof exe[0]);
         if (n == 0 || n >= sizeof exe / sizeof exe[0])
-            wcscpy(exe, L"C:\\path\\to\\iocp-service.exe");
+            swprintf(exe, sizeof exe / sizeof exe[0], L"%ls", L"C:\\path\\to\\iocp-service.exe");
         printf("note: service '%s' has no Event Log source: its events show without their "
                "text; add it (elevated) with:\n"
                "  reg add \"HKLM\\%ls\" /v EventMessageFile /t REG_EXPAND_SZ /d \"%ls\" /f\n"
