@@ -667,6 +667,21 @@ static void port_in_use(void)
     snprintf(want, sizeof want, "port %u is in use by another program", port);
     CHECK_OUT(&c, want);
     closesocket(l);
+
+    /* Held by another instance (SO_EXCLUSIVEADDRUSE): 10013 on Windows and Wine, which could
+     * also mean "this account may not use it"; the text says both. */
+    static child holder;
+    char args[300];
+    snprintf(args, sizeof args, "run --name %s-h --port %u", name, port);
+    child_start(&holder, args);
+    CHECK_MSG(child_wait_line(&holder, "listening on", 20000), "%s", holder.text);
+    DWORD code = run(&c, "start --name %s", name);
+    CHECK_EQ_U(code, 2);
+    snprintf(want, sizeof want, "TCP port %u is in use by another program%s", port,
+             strstr(c.text, "(WSA 10013)") != NULL ? ", or this account may not use it" : "");
+    CHECK_OUT(&c, want);
+    CHECK(strstr(c.text, "(WSA 10013)") != NULL || strstr(c.text, "(WSA 10048)") != NULL);
+    child_kill(&holder);
     CHECK_RUN(&c, 0, "uninstall --name %s", name);
 }
 
