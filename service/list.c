@@ -27,6 +27,11 @@
 #include "safe_text.h"
 
 #define LIST_ASK_MS 3000 /* one instance's answer; a busy one is listed without its address */
+/* All the answers together: pipes that never answer (a squatter's, made by any local user)
+ * cannot hold `list` longer; the rows after it are listed without asking. */
+#define LIST_BUDGET_MS 15000
+
+static uint64_t ask_deadline_ms;
 
 /* This program's file name ("iocp-service.exe"). */
 static void own_file_name(wchar_t *out, size_t count)
@@ -104,7 +109,14 @@ static void ask_address(const char *name, char *out, size_t size, unsigned long 
     svc_status_info info;
     char err[300];
     memset(&info, 0, sizeof info);
-    if (svc_instance_ask(name, "INFO", LIST_ASK_MS, &info, err, sizeof err) == 0) {
+    uint64_t now = svc_now_ms();
+    if (now >= ask_deadline_ms) {
+        snprintf(out, size, "(not asked: %u s spent on the others)", LIST_BUDGET_MS / 1000);
+        return;
+    }
+    uint64_t left = ask_deadline_ms - now;
+    if (svc_instance_ask(name, "INFO", left < LIST_ASK_MS ? (uint32_t)left : LIST_ASK_MS, &info,
+                         err, sizeof err) == 0) {
         safe_text_str(info.address, SAFE_TEXT_ONE_LINE);
         safe_text_str(info.mode, SAFE_TEXT_ONE_LINE);
         snprintf(out, size, "%s", info.address);
@@ -252,6 +264,7 @@ static void list_console_processes(int *shown)
 int svc_list(const svc_options *opt)
 {
     (void)opt;
+    ask_deadline_ms = svc_now_ms() + LIST_BUDGET_MS;
     static char services[512][SVC_NAME_MAX + 1];
     size_t nservices = 0;
     int shown = list_services(services, 512, &nservices);
