@@ -8,6 +8,9 @@ commit after that one changed the code it measures (git log COMMIT..HEAD -- PATH
     bench/RESULTS.md        iocp/ client/ service/ bench/
     docs/reliability.md     iocp/ client/ service/ tests/ scripts/reliability-table.py
 
+(Markdown files and bench/results/ under them do not count: prose and the results
+themselves are not the code measured.)
+
 unless the table says why it still holds, with a marker line anywhere in its section:
 
     <!-- figures hold at COMMIT: REASON -->
@@ -63,7 +66,9 @@ def changes_since(commit, paths):
     rc, _ = git("cat-file", "-e", commit + "^{commit}")
     if rc != 0:
         return None
-    rc, log = git("log", "--format=%h %s", f"{commit}..HEAD", "--", *paths)
+    # Prose and the results themselves are not the code they measure.
+    rc, log = git("log", "--format=%h %s", f"{commit}..HEAD", "--", *paths,
+                  ":(exclude,glob)**/*.md", ":(exclude)bench/results")
     return [line[:100] for line in log.split("\n") if line] if rc == 0 else None
 
 
@@ -74,7 +79,8 @@ def main():
         for line_no, text in sections(path):
             where = f"{path}:{line_no}"
             m = COMMIT.search(text.split("\n")[0])
-            marker = MARKER.search(text)
+            markers = list(MARKER.finditer(text))
+            marker = markers[-1] if markers else None  # the last one written counts
             if m is None and marker is None:
                 print(f"STALE {where}: measured figures that name no commit: "
                       f"{text.split(chr(10))[0][:90]}")
