@@ -281,9 +281,14 @@ static int describe_loss(session *s, size_t got, size_t want, int log)
     unsigned long sys = s->close_sys;
     iocp_err err = sys != 0 ? iocp_err_from_sys(sys) : IOCP_E_RESET;
     iocp_format_error(err, sys, why, sizeof why);
-    char progress[96];
+    char progress[200];
     if (s->framed)
         snprintf(progress, sizeof progress, "before the echo of a %zu-byte message", want);
+    else if (got == 0) /* a framed server closes on bytes that break its framing */
+        snprintf(progress, sizeof progress,
+                 "after 0 of %zu echo bytes (a server that frames its messages closes on raw "
+                 "bytes: match it with --framing line or length)",
+                 want);
     else
         snprintf(progress, sizeof progress, "after %zu of %zu echo bytes", got, want);
     int code = CLIENT_EXIT_RESET;

@@ -525,6 +525,16 @@ static void framing_mismatch(void)
     tc_run_free(&r);
     wait_idle(e);
     tn_stop_clean(e);
+    /* Raw bytes to a length-framed server: "hell" is a header past max_message, so the
+     * server closes; the client says framing may be why. */
+    e = echo_server(IOCP_FRAMING_LENGTH);
+    run(&r, e, 0, "127.0.0.1 %u --timeout 5000 hello", NULL, 30000);
+    CHECK_MSG(r.exit_code == 5, "exit %lu: %s", r.exit_code, r.err);
+    check_err_says(&r, "after 0 of 5 echo bytes (a server that frames its messages closes on "
+                       "raw bytes: match it with --framing line or length)");
+    tc_run_free(&r);
+    wait_idle(e);
+    tn_stop_clean(e);
 }
 
 /* ---- reconnect -------------------------------------------------------------------------- */
