@@ -556,9 +556,10 @@ size_t client_args_help(char *buf, size_t size)
         "error),\n"
         "    or the TLS handshake failed\n"
         "  %d UDP: no answer to a datagram after --retries more tries (or, with --load, to "
-        "any)\n",
+        "any)\n"
+        "  %d crashed (a bug: please report it with the command line)\n",
         CLIENT_EXIT_OK, CLIENT_EXIT_USAGE, CLIENT_EXIT_RESOLVE, CLIENT_EXIT_REFUSED,
         CLIENT_EXIT_TIMEOUT, CLIENT_EXIT_RESET, CLIENT_EXIT_MISMATCH, CLIENT_EXIT_OTHER,
-        CLIENT_EXIT_TLS, CLIENT_EXIT_NO_REPLY);
+        CLIENT_EXIT_TLS, CLIENT_EXIT_NO_REPLY, IOCP_CRASH_EXIT_CODE);
     return len;
 }

@@ -281,9 +281,14 @@ static int describe_loss(session *s, size_t got, size_t want, int log)
     unsigned long sys = s->close_sys;
     iocp_err err = sys != 0 ? iocp_err_from_sys(sys) : IOCP_E_RESET;
     iocp_format_error(err, sys, why, sizeof why);
-    char progress[96];
+    char progress[200];
     if (s->framed)
         snprintf(progress, sizeof progress, "before the echo of a %zu-byte message", want);
+    else if (got == 0) /* a framed server closes on bytes that break its framing */
+        snprintf(progress, sizeof progress,
+                 "after 0 of %zu echo bytes (a server that frames its messages closes on raw "
+                 "bytes: match it with --framing line or length)",
+                 want);
     else
         snprintf(progress, sizeof progress, "after %zu of %zu echo bytes", got, want);
     int code = CLIENT_EXIT_RESET;
@@ -385,11 +390,21 @@ int session_exchange(session *s, const uint8_t *msg, size_t len, const uint8_t *
                 client_errorf("out of memory holding the echo from %s (%zu bytes)", s->where, got);
                 return CLIENT_EXIT_OTHER;
             }
+            if (state == CONN_OPEN && s->framed) {
+                /* Framed, only whole messages count: a server that frames otherwise (or not
+                 * at all) never completes one, which looks exactly like a slow server. */
+                client_errorf("timed out waiting for the echo from %s: no whole %s-framed "
+                              "message came back in %lu ms for the %zu-byte message sent; the "
+                              "server's framing may differ: match it with --framing raw, line "
+                              "or length",
+                              s->where, iocp_framing_name(a->framing), (unsigned long)a->timeout_ms,
+                              len);
+                return CLIENT_EXIT_TIMEOUT;
+            }
             if (state == CONN_OPEN) {
-                client_errorf("timed out waiting for the echo from %s: %s %zu of %zu bytes, "
-                              "nothing more for %lu ms",
-                              s->where, s->framed ? "message of" : "received",
-                              s->framed ? len : got, len, (unsigned long)a->timeout_ms);
+                client_errorf("timed out waiting for the echo from %s: received %zu of %zu "
+                              "bytes, nothing more for %lu ms",
+                              s->where, got, len, (unsigned long)a->timeout_ms);
                 return CLIENT_EXIT_TIMEOUT;
             }
             rc = describe_loss(s, got, len, 1);

@@ -96,6 +96,16 @@ if FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh; then summary+=("passed: fuz
     status=1
 fi
 
+# Generated tables older than the code they measure (scripts/check-figures.py). Reported in
+# every run; a failure only with IOCP_FIGURES_STRICT=1 until bench/RESULTS.md is regenerated.
+echo "== figures: generated tables against the code they measure"
+if python3 scripts/check-figures.py; then summary+=("passed: figures current"); elif [ "${IOCP_FIGURES_STRICT:-0}" = 1 ]; then
+    summary+=("FAILED: figures older than the code (scripts/check-figures.py)")
+    status=1
+else
+    summary+=("warning: figures older than the code (scripts/check-figures.py; IOCP_FIGURES_STRICT=1 fails on it)")
+fi
+
 echo "== summary"
 printf '%s\n' "${summary[@]}"
 exit $status

@@ -127,9 +127,16 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
         char reason[600];
         DWORD e = svc_log_open_file_ex(opt->server.log_file, reason, sizeof reason);
         if (e != NO_ERROR) {
-            /* The reason (what was refused and why), then the code's text. */
-            snprintf(why, sizeof why, "cannot open the log file %s: %s%s%s", opt->server.log_file,
-                     reason, reason[0] ? " -- " : "", svc_win32_text(e, text, sizeof text));
+            /* The reason (what was refused and why), then the code's text unless the reason
+             * has said it already; a missing folder gets the fix. */
+            svc_win32_text(e, text, sizeof text);
+            snprintf(why, sizeof why, "cannot open the log file %s: %s%s%s%s", opt->server.log_file,
+                     reason, reason[0] && strstr(reason, text) == NULL ? " -- " : "",
+                     reason[0] && strstr(reason, text) != NULL ? "" : text,
+                     e == ERROR_PATH_NOT_FOUND
+                         ? "; create the folder first (only the last folder of the path is "
+                           "made)"
+                         : "");
             *win32_exit = e;
             goto fail;
         }

@@ -561,6 +561,7 @@ static const struct {
     {"run", SVC_CMD_RUN},         {"install", SVC_CMD_INSTALL}, {"uninstall", SVC_CMD_UNINSTALL},
     {"start", SVC_CMD_START},     {"stop", SVC_CMD_STOP},       {"status", SVC_CMD_STATUS},
     {"service", SVC_CMD_SERVICE}, {"help", SVC_CMD_HELP},       {"drain", SVC_CMD_DRAIN},
+    {"list", SVC_CMD_LIST},
 };
 
 static const char *command_word(svc_command cmd)
@@ -894,6 +895,7 @@ void svc_usage(FILE *to)
             "              /readyz says 503 for --unready-delay, then the listener closes\n"
             "              and open connections finish (through the status pipe: local,\n"
             "              the instance's account or an administrator only)\n"
+            "  list        every instance on this machine (services and consoles): state, port\n"
             "\n"
             "every command:\n"
             "  --name NAME           service / instance name (default %s)\n"

@@ -239,8 +239,11 @@ int svc_scm_install(const svc_options *opt)
     if (svc == NULL) {
         DWORD e = GetLastError();
         if (e == ERROR_SERVICE_EXISTS || e == ERROR_DUPLICATE_SERVICE_NAME) {
-            fprintf(stderr, "iocp-service: a service named '%s' already exists%s\n", opt->name,
-                    e == ERROR_DUPLICATE_SERVICE_NAME ? " (as a display name)" : "");
+            fprintf(stderr,
+                    "iocp-service: a service named '%s' already exists%s: remove it first "
+                    "(iocp-service uninstall --name %s) or choose another --name\n",
+                    opt->name, e == ERROR_DUPLICATE_SERVICE_NAME ? " (as a display name)" : "",
+                    opt->name);
             rc = SVC_EXIT_NAME;
         } else {
             char what[120];
@@ -540,14 +543,12 @@ int svc_scm_start(const svc_options *opt)
             rc = (int)st.dwServiceSpecificExitCode;
         else
             rc = code == NO_ERROR ? SVC_EXIT_CANNOT_START : svc_exit_from_win32(code);
-        svc_server_options o;
-        read_params(opt->name, &o);
         fprintf(stderr, "iocp-service: service '%s' failed to start: %s\n", opt->name,
                 code == NO_ERROR ? "it stopped without reporting an error"
                                  : exit_reason(&st, text, sizeof text));
-        fprintf(stderr, "iocp-service: details: Event Log (Application, source %s)%s%s\n",
-                opt->name, o.log_file[0] ? " and " : "", o.log_file);
+        svc_start_explain(opt->name, code); /* the cause and the fix, from the Parameters */
     }
+    svc_setup_notes(opt->name);
 out:
     CloseServiceHandle(svc);
     CloseServiceHandle(scm);
@@ -612,7 +613,7 @@ int svc_scm_status(const svc_options *opt)
         return rc;
     wchar_t wname[SVC_NAME_MAX + 1];
     svc_widen(opt->name, wname, sizeof wname / sizeof wname[0]);
-    SC_HANDLE svc = OpenServiceW(scm, wname, SERVICE_QUERY_STATUS);
+    SC_HANDLE svc = OpenServiceW(scm, wname, SERVICE_QUERY_STATUS | SERVICE_QUERY_CONFIG);
     if (svc == NULL) {
         DWORD e = GetLastError();
         CloseServiceHandle(scm);
@@ -625,7 +626,11 @@ int svc_scm_status(const svc_options *opt)
             print_stats(&info);
             return SVC_EXIT_OK;
         }
-        printf("no service named '%s' is installed\n", opt->name);
+        printf("no service named '%s' is installed%s\n", opt->name,
+               strcmp(opt->name, SVC_DEFAULT_NAME) == 0
+                   ? " (the default name: give yours with --name NAME; every instance: "
+                     "iocp-service list)"
+                   : "");
         if (strstr(err, "answer ignored") != NULL) /* someone else answers on the pipe */
             printf("(the status pipe: %s)\n", err);
         return SVC_EXIT_NAME;
@@ -650,6 +655,8 @@ int svc_scm_status(const svc_options *opt)
         printf("\n");
         rc = SVC_EXIT_NOT_RUNNING;
     }
+    svc_print_config(svc, opt->name); /* status_config.c */
+    svc_setup_notes(opt->name);
     CloseServiceHandle(svc);
     CloseServiceHandle(scm);
     return rc;

@@ -85,6 +85,46 @@ static DWORD WINAPI handler(DWORD control, DWORD event_type, void *event_data, v
     }
 }
 
+/* Start parameters (`sc start NAME --port 0`, or "Start parameters" in services.msc): server
+ * options for this start only, over the Parameters, as "--flag value" (a switch alone). 0, or
+ * -1 with err set. The TLS password is not taken here: start parameters are no secret. */
+static int apply_start_args(DWORD argc, wchar_t **argv, svc_server_options *o, char *err,
+                            size_t err_size)
+{
+    char arg[SVC_PATH_MAX * 3], value[SVC_PATH_MAX * 3], why[300];
+    for (DWORD i = 1; i < argc; i++) {
+        const svc_server_opt *def = NULL;
+        svc_narrow(argv[i], arg, sizeof arg);
+        for (size_t k = 0; k < svc_server_opt_count && def == NULL; k++)
+            if (strcmp(arg, svc_server_opts[k].flag) == 0)
+                def = &svc_server_opts[k];
+        if (def == NULL || def->kind == SVC_OPT_SECRET) {
+            snprintf(err, err_size,
+                     "start parameter '%.64s' is not a server option (see "
+                     "iocp-service --help)",
+                     arg);
+            return -1;
+        }
+        if (def->kind == SVC_OPT_SWITCH) {
+            snprintf(value, sizeof value, "1");
+        } else if (i + 1 < argc) {
+            svc_narrow(argv[++i], value, sizeof value);
+        } else {
+            snprintf(err, err_size, "start parameter %s needs a value", def->flag);
+            return -1;
+        }
+        if (svc_server_opt_set(o, def, value, why, sizeof why) != 0) {
+            snprintf(err, err_size, "start parameter %s", why);
+            return -1;
+        }
+    }
+    if (svc_server_options_check(o, why, sizeof why) != 0) {
+        snprintf(err, err_size, "start parameters: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 static void WINAPI service_main(DWORD argc, wchar_t **argv)
 {
     /* The SCM passes the service's own name first: it wins over --name. */
@@ -109,6 +149,19 @@ static void WINAPI service_main(DWORD argc, wchar_t **argv)
     wchar_t path[200];
     svc_params_path(s.opt.name, path, sizeof path / sizeof path[0]);
     DWORD pe = svc_params_read(HKEY_LOCAL_MACHINE, path, &s.opt.server, err, sizeof err);
+    if (pe == ERROR_FILE_NOT_FOUND) {
+        /* Made by `sc create` alone: the defaults are a whole configuration. */
+        char note[400];
+        snprintf(note, sizeof note,
+                 "no Parameters key (%s): running on the defaults; `iocp-service install` "
+                 "writes one, or add values under it",
+                 err);
+        svc_event(IOCP_LOG_WARN, MSG_WARNING, note);
+        pe = NO_ERROR;
+    }
+    if (pe == NO_ERROR && argc > 1 && argv != NULL &&
+        apply_start_args(argc, argv, &s.opt.server, err, sizeof err) != 0)
+        pe = ERROR_INVALID_PARAMETER;
     if (pe != NO_ERROR) {
         /* Open the log file anyway if that parameter was read: the reason belongs there. */
         SecureZeroMemory(s.opt.server.tls_password, sizeof s.opt.server.tls_password);

@@ -87,7 +87,8 @@ typedef enum svc_command {
     SVC_CMD_STATUS,
     SVC_CMD_SERVICE, /* started by the SCM (the ImagePath says so); not for people */
     SVC_CMD_VERSION, /* --version: print "iocp-service X.Y.Z" (the project's version) */
-    SVC_CMD_DRAIN    /* drain.c: the running instance stops accepting and drains */
+    SVC_CMD_DRAIN,   /* drain.c: the running instance stops accepting and drains */
+    SVC_CMD_LIST     /* every instance on this machine, service or console */
 } svc_command;
 
 typedef enum svc_start_type {
@@ -464,6 +465,18 @@ int svc_scm_uninstall(const svc_options *opt);
 int svc_scm_start(const svc_options *opt);
 int svc_scm_stop(const svc_options *opt);
 int svc_scm_status(const svc_options *opt);
+/* start_report.c: after a failed start, the cause and the fix to stderr (the Parameters
+ * value that is wrong and what it should be, the port and how to find its holder, the log
+ * file); and notes for a service made without `install` (no Parameters key: defaults; no
+ * Event Log source: how to add it). */
+void svc_start_explain(const char *name, DWORD win32_exit);
+void svc_setup_notes(const char *name);
+/* status_config.c: for `status`, the service's start type, account, command, version, log
+ * file and the options that differ from the defaults (svc: opened with SERVICE_QUERY_CONFIG). */
+void svc_print_config(SC_HANDLE svc, const char *name);
+/* list.c: `list`, every instance on this machine (services whose command runs this program,
+ * consoles found by their status pipes) with its state, process and address. */
+int svc_list(const svc_options *opt);
 
 /* ---- install's checks (secure.c) --------------------------------------------------------- */
 

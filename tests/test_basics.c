@@ -22,6 +22,9 @@ static void error_codes_map(void)
 {
     CHECK(iocp_err_from_sys(WSAECONNREFUSED) == IOCP_E_REFUSED);
     CHECK(iocp_err_from_sys(WSAEADDRINUSE) == IOCP_E_ADDR_IN_USE);
+    /* 10049 is an address this machine does not have, not one in use. */
+    CHECK(iocp_err_from_sys(WSAEADDRNOTAVAIL) == IOCP_E_ADDR_NOT_HERE);
+    CHECK(strcmp(iocp_strerror(IOCP_E_ADDR_NOT_HERE), "address not on this machine") == 0);
     CHECK(iocp_err_from_sys(WSAHOST_NOT_FOUND) == IOCP_E_RESOLVE);
     /* Every variant of "connection gone" that Windows and Wine report is a reset. */
     CHECK(iocp_err_from_sys(WSAECONNRESET) == IOCP_E_RESET);

@@ -512,6 +512,31 @@ static void echo_timeout(void)
     tn_stop_clean(e);
 }
 
+/* A framed client against a server that frames otherwise never sees a whole message: the
+ * timeout says the framings may differ, and says which one the client used. */
+static void framing_mismatch(void)
+{
+    iocp_engine *e = echo_server(IOCP_FRAMING_LINE); /* waits for a '\n' that never comes */
+    tc_run r;
+    run(&r, e, 0, "127.0.0.1 %u --framing length --timeout 500 hello", NULL, 30000);
+    CHECK_EQ_U(r.exit_code, 4);
+    check_err_says(&r, "no whole length-framed message came back in 500 ms for the 5-byte "
+                       "message sent; the server's framing may differ: match it with --framing");
+    tc_run_free(&r);
+    wait_idle(e);
+    tn_stop_clean(e);
+    /* Raw bytes to a length-framed server: "hell" is a header past max_message, so the
+     * server closes; the client says framing may be why. */
+    e = echo_server(IOCP_FRAMING_LENGTH);
+    run(&r, e, 0, "127.0.0.1 %u --timeout 5000 hello", NULL, 30000);
+    CHECK_MSG(r.exit_code == 5, "exit %lu: %s", r.exit_code, r.err);
+    check_err_says(&r, "after 0 of 5 echo bytes (a server that frames its messages closes on "
+                       "raw bytes: match it with --framing line or length)");
+    tc_run_free(&r);
+    wait_idle(e);
+    tn_stop_clean(e);
+}
+
 /* ---- reconnect -------------------------------------------------------------------------- */
 
 /* An echo server on a given port: the port may still be held for a moment after a stop. */
@@ -678,6 +703,8 @@ static void tls_client_side_errors(void)
     run(&r, e, 0, "127.0.0.1 %u --tls --timeout 5000 hello", NULL, 30000);
     CHECK_MSG(r.exit_code == 8, "exit %lu: %s", r.exit_code, r.err);
     check_err_says(&r, "TLS handshake failed");
+    /* not an SSPI status name the user cannot act on */
+    check_err_says(&r, "the server did not answer TLS (it sent our ClientHello back");
     printf("  plaintext server: %s", r.err);
     CHECK(r.out_len == 0);
     tc_run_free(&r);
@@ -894,6 +921,7 @@ static const test_case cases[] = {
     {"server_closes_mid_echo", server_closes_mid_echo},
     {"echo_mismatch", echo_mismatch},
     {"echo_timeout", echo_timeout},
+    {"framing_mismatch", framing_mismatch},
     {"reconnect_resumes_after_restart", reconnect_resumes_after_restart},
     {"reconnect_waits_for_server", reconnect_waits_for_server},
     {"tls_client_side_errors", tls_client_side_errors},

@@ -272,6 +272,7 @@ static void help_shows_every_option_with_default(void)
     /* the exit codes are listed too, and every line fits 100 columns */
     CHECK(strstr(text, "6 echo mismatch") != NULL);
     CHECK(strstr(text, "8 TLS: the server's certificate failed validation") != NULL);
+    CHECK(strstr(text, "70 crashed") != NULL);
     for (const char *line = text; *line;) {
         const char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);

@@ -18,6 +18,7 @@
 #include <shlobj.h>
 
 #include "net_util.h"
+#include "iocp/version.h"
 #include "proc_util.h"
 #include "svc.h"
 #include <sddl.h> /* after svc.h: it needs windows.h first */
@@ -412,6 +413,10 @@ static void usage_and_exit_codes(void)
     CHECK_RUN(&c, 1, "service");
     CHECK_OUT(&c, "use 'run'");
     CHECK_RUN(&c, 5, "status --name iocpt-nothing-%lu", (unsigned long)GetCurrentProcessId());
+    /* Without --name: the default name, and how to give another (a first try, typically). */
+    if (run(&c, "status") == 5)
+        CHECK_OUT(&c, "(the default name: give yours with --name NAME; every instance: "
+                      "iocp-service list)");
     CHECK_RUN(&c, 5, "start --name iocpt-nothing-%lu", (unsigned long)GetCurrentProcessId());
     CHECK_RUN(&c, 5, "stop --name iocpt-nothing-%lu", (unsigned long)GetCurrentProcessId());
     CHECK_RUN(&c, 5, "uninstall --name iocpt-nothing-%lu", (unsigned long)GetCurrentProcessId());
@@ -433,6 +438,18 @@ static void lifecycle(void)
         CHECK_OUT(&c, "installed service");
         CHECK_RUN(&c, 7, "status --name %s", name);
         CHECK_OUT(&c, "STOPPED");
+        /* How it is configured: what the SCM holds and what the service will read. */
+        char account[128];
+        snprintf(account, sizeof account, "start: demand (manual), account: NT SERVICE\\%s",
+                 name);
+        CHECK_OUT(&c, account);
+        CHECK_OUT(&c, "iocp-service.exe\" service --name ");
+        CHECK_OUT(&c, "    version: " IOCP_VERSION_STRING " (the executable's VERSIONINFO)");
+        char want[MAX_PATH * 3 + 20];
+        snprintf(want, sizeof want, "log file: %s", log);
+        CHECK_OUT(&c, want);
+        CHECK_OUT(&c, "options: Port=0 Framing=line DrainTimeout=5 LogFile=");
+        CHECK(strstr(c.text, "has no Parameters key") == NULL); /* install wrote one */
 
         CHECK_RUN(&c, 0, "start --name %s", name);
         CHECK_OUT(&c, "is running (pid");
@@ -542,7 +559,12 @@ static void install_configuration(void)
     FreeLibrary(m);
 
     CHECK_RUN(&c, 5, "install --allow-unsafe-location --name %s", name);
-    CHECK_OUT(&c, "already exists");
+    char fix[200];
+    snprintf(fix, sizeof fix,
+             "already exists: remove it first (iocp-service uninstall --name %s) or choose "
+             "another --name",
+             name);
+    CHECK_OUT(&c, fix);
     CHECK_RUN(&c, 0, "uninstall --name %s", name);
     CHECK_RUN(&c, 5, "uninstall --name %s", name);
 }
@@ -646,6 +668,18 @@ static void port_in_use(void)
     CHECK_RUN(&c, 2, "start --name %s", name);
     CHECK_OUT(&c, "failed to start");
     CHECK_OUT(&c, "10048"); /* WSAEADDRINUSE */
+    /* The port, the cause, how to find the holder, the fix and where the details are. */
+    char want[300];
+    snprintf(want, sizeof want, "TCP port %u is in use by another program", port);
+    CHECK_OUT(&c, want);
+    snprintf(want, sizeof want,
+             "find it with: netstat -ano | findstr :%u, or "
+             "Get-NetTCPConnection -LocalPort %u",
+             port, port);
+    CHECK_OUT(&c, want);
+    CHECK_OUT(&c, "/v Port /t REG_DWORD /d PORT /f");
+    snprintf(want, sizeof want, "details: the log file %s", log);
+    CHECK_OUT(&c, want);
     CHECK(log_has(log, "cannot start the server", 2000));
     CHECK_RUN(&c, 7, "status --name %s", name);
     CHECK_OUT(&c, "10048");
@@ -658,7 +692,24 @@ static void port_in_use(void)
     CHECK(listen(l, 8) == 0);
     CHECK_RUN(&c, 2, "run --name %s-c --port %u", name, port);
     CHECK_OUT(&c, "cannot start the server");
+    snprintf(want, sizeof want, "port %u is in use by another program", port);
+    CHECK_OUT(&c, want);
     closesocket(l);
+
+    /* Held by another instance (SO_EXCLUSIVEADDRUSE): 10013 on Windows and Wine, which could
+     * also mean "this account may not use it"; the text says both. */
+    static child holder;
+    char args[300];
+    snprintf(args, sizeof args, "run --name %s-h --port %u", name, port);
+    child_start(&holder, args);
+    CHECK_MSG(child_wait_line(&holder, "listening on", 20000), "%s", holder.text);
+    DWORD code = run(&c, "start --name %s", name);
+    CHECK_EQ_U(code, 2);
+    snprintf(want, sizeof want, "TCP port %u is in use by another program%s", port,
+             strstr(c.text, "(WSA 10013)") != NULL ? ", or this account may not use it" : "");
+    CHECK_OUT(&c, want);
+    CHECK(strstr(c.text, "(WSA 10013)") != NULL || strstr(c.text, "(WSA 10048)") != NULL);
+    child_kill(&holder);
     CHECK_RUN(&c, 0, "uninstall --name %s", name);
 }
 
@@ -675,10 +726,22 @@ static void bad_parameter(void)
     HKEY h;
     svc_params_path(name, key, 200);
     CHECK(RegOpenKeyExW(HKEY_LOCAL_MACHINE, key, 0, KEY_SET_VALUE, &h) == ERROR_SUCCESS);
-    CHECK(RegSetValueExW(h, L"Framing", 0, REG_SZ, (const BYTE *)L"xml", 8) == ERROR_SUCCESS);
+    CHECK(RegSetValueExW(h, L"Framing", 0, REG_SZ, (const BYTE *)L"lines", 12) == ERROR_SUCCESS);
     RegCloseKey(h);
     CHECK_RUN(&c, 2, "start --name %s", name);
     CHECK_OUT(&c, "(Win32 87)");
+    /* `start` reads the Parameters itself: the value, what it should be, the command that
+     * fixes it, and the log file (the Event Log keeps nothing under Wine). */
+    CHECK_OUT(&c, "its configuration is wrong: parameter Framing: --framing must be raw, line or "
+                  "length, not 'lines'");
+    char want[400];
+    snprintf(want, sizeof want,
+             "fix: reg add \"HKLM\\SYSTEM\\CurrentControlSet\\Services\\%s\\Parameters\" /v "
+             "Framing /t REG_SZ /d \"raw\" /f",
+             name);
+    CHECK_OUT(&c, want);
+    snprintf(want, sizeof want, "details: the log file %s", log);
+    CHECK_OUT(&c, want);
     CHECK(log_has(log, "parameter Framing", 2000));
     CHECK_RUN(&c, 0, "uninstall --name %s", name);
 }
@@ -1194,6 +1257,24 @@ static void log_file_refused(void)
     CHECK_MSG(strcmp(text, "mine\n") == 0, "the linked file was written: %s", text);
     DeleteFileW(wother);
     DeleteFileW(wlog);
+}
+
+/* A log file in a folder whose parent is missing: one reason, said once, and the fix. */
+static void log_folder_missing(void)
+{
+    char name[64], log[MAX_PATH * 3], path[MAX_PATH * 3 + 40];
+    static child c;
+    snprintf(name, sizeof name, "iocpt-logdir-%lu", (unsigned long)GetCurrentProcessId());
+    log_path(log, sizeof log, name);
+    snprintf(path, sizeof path, "%s-missing\\deeper\\x.log", log);
+    CHECK_RUN(&c, 2, "run --port 0 --name %s --log-file \"%s\"", name, path);
+    CHECK_OUT(&c, "cannot open the log file");
+    CHECK_OUT(&c, path);
+    CHECK_OUT(&c, "create the folder first");
+    const char *first = strstr(c.text, "(Win32 3)");
+    CHECK_MSG(first != NULL && strstr(first + 1, "(Win32 3)") == NULL,
+              "the reason is not said exactly once:\n%s", c.text);
+    CHECK(strstr(c.text, "listening on") == NULL);
 }
 
 /* ---- the status pipe under abuse ---------------------------------------------------------- */
@@ -1772,6 +1853,125 @@ static void tls_service(void)
         CHECK(log_has(log, "tls_handshakes=1 tls_failures=1", 5000));
 }
 
+/* `list`: a running service and a console, each with its kind, process and address; a
+ * stopped service with the port it will take. */
+static void list_instances(void)
+{
+    char name[64], stopped[64], console[64], args[300], want[200];
+    static child c, a;
+    service_name(name, sizeof name, "lsrv");
+    service_name(stopped, sizeof stopped, "lstop");
+    snprintf(console, sizeof console, "iocpt-lcon-%lu", (unsigned long)GetCurrentProcessId());
+    CHECK_RUN(&c, 0, "install --allow-unsafe-location --name %s --port 0", name);
+    CHECK_RUN(&c, 0, "install --allow-unsafe-location --name %s --port 0", stopped);
+    CHECK_RUN(&c, 0, "start --name %s", name);
+    uint16_t service_port = port_of(&c);
+    snprintf(args, sizeof args, "run --port 0 --name %s", console);
+    child_start(&a, args);
+    CHECK_MSG(child_wait_line(&a, "listening on", 20000), "%s", a.text);
+    uint16_t console_port = port_of(&a);
+
+    CHECK_RUN(&c, 0, "list");
+    CHECK_OUT(&c, "NAME ");
+    CHECK_OUT(&c, "LISTENING");
+    const char *row = strstr(c.text, name);
+    CHECK_MSG(row != NULL, "no row for %s", name);
+    snprintf(want, sizeof want, "service  RUNNING ");
+    CHECK(strncmp(row + 25, want, strlen(want)) == 0);
+    snprintf(want, sizeof want, "]:%u", (unsigned)service_port);
+    const char *at = strstr(row, want);
+    CHECK_MSG(at != NULL && (at[strlen(want)] == '\r' || at[strlen(want)] == '\n'),
+              "no '%s' at the end of its row", want);
+    row = strstr(c.text, stopped);
+    CHECK_MSG(row != NULL, "no row for %s", stopped);
+    CHECK(strncmp(row + 25, "service  STOPPED   -       (port 0 when started)", 48) == 0);
+    row = strstr(c.text, console);
+    CHECK_MSG(row != NULL, "no row for %s", console);
+    snprintf(want, sizeof want, "console  RUNNING   %-7lu [::]:%u", (unsigned long)a.pid,
+             (unsigned)console_port);
+    CHECK_MSG(strncmp(row + 25, want, strlen(want)) == 0, "row: %.80s, wanted %s", row + 25, want);
+
+    child_kill(&a);
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+    CHECK_RUN(&c, 0, "uninstall --name %s", stopped);
+    CHECK_RUN(&c, 0, "list");
+    CHECK(strstr(c.text, name) == NULL && strstr(c.text, console) == NULL);
+}
+
+/* ---- a service made by sc.exe -------------------------------------------------------------- */
+
+/* Runs Windows' (Wine's) sc.exe to its end; its output stays in *c. */
+static DWORD run_sc(tp_child *c, const char *fmt, ...)
+{
+    char args[2048], sc[MAX_PATH * 3];
+    wchar_t sys[MAX_PATH];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    CHECK(GetSystemDirectoryW(sys, MAX_PATH) > 0);
+    svc_narrow(sys, sc, sizeof sc);
+    strcat(sc, "\\sc.exe");
+    tp_free(c);
+    tp_start(c, sc, args, NULL, 1, 0);
+    CHECK_MSG(tp_wait(c, 60000), "sc %s did not finish", args);
+    printf("$ sc %s  -> %lu\n%s", args, (unsigned long)c->exit_code, c->out);
+    return (DWORD)c->exit_code;
+}
+
+/* `status` until it exits with want (0 running, 7 stopped), within 30 s. */
+static void wait_status(child *c, const char *name, DWORD want)
+{
+    uint64_t deadline = test_now_ms() + 30000;
+    while (run(c, "status --name %s", name) != want) {
+        CHECK_MSG(test_now_ms() < deadline, "service '%s' did not reach status %lu", name,
+                  (unsigned long)want);
+        Sleep(200);
+    }
+}
+
+/* service/README.md's recipe with sc.exe alone: no Parameters key and no Event Log source.
+ * The service starts on the defaults (status says so, and how to add the source); start
+ * parameters give it port 0 here, as tests take no fixed port. Then echo, stop, delete. */
+static void sc_create_recipe(void)
+{
+    char name[64], exe[MAX_PATH * 3];
+    wchar_t wexe[MAX_PATH];
+    static child c;
+    static tp_child sc;
+    service_name(name, sizeof name, "sc");
+    tp_program_path(service_exe(), wexe, MAX_PATH);
+    svc_narrow(wexe, exe, sizeof exe);
+    CHECK_EQ_U(run_sc(&sc, "create %s binPath= \"\\\"%s\\\" service --name %s\" start= demand",
+                      name, exe, name),
+               0);
+    CHECK_RUN(&c, 7, "status --name %s", name);
+    CHECK_OUT(&c, "options: the defaults (no Parameters key)");
+    CHECK_OUT(&c, "has no Parameters key (made with sc create?): it runs on the defaults");
+    CHECK_OUT(&c, "has no Event Log source");
+    CHECK_OUT(&c, "/v EventMessageFile /t REG_EXPAND_SZ /d");
+    CHECK_OUT(&c, "start: demand (manual)");
+    CHECK_OUT(&c, "service --name ");
+
+    CHECK_EQ_U(run_sc(&sc, "start %s --port 0", name), 0);
+    wait_status(&c, name, 0);
+    const char *at = strstr(c.text, "listening on ");
+    CHECK_MSG(at != NULL, "%s", c.text);
+    const char *colon = strchr(at, ']');
+    CHECK(colon != NULL && colon[1] == ':');
+    unsigned port = (unsigned)strtoul(colon + 2, NULL, 10);
+    CHECK(port > 0 && port < 65536);
+    SOCKET s = connect_local((uint16_t)port);
+    echo_once(s, "made by sc.exe");
+    closesocket(s);
+
+    CHECK_EQ_U(run_sc(&sc, "stop %s", name), 0);
+    wait_status(&c, name, 7);
+    CHECK_EQ_U(run_sc(&sc, "delete %s", name), 0);
+    CHECK_RUN(&c, 5, "status --name %s", name);
+    tp_free(&sc);
+}
+
 static const test_case cases[] = {
     {"usage_and_exit_codes", usage_and_exit_codes},
     {"lifecycle", lifecycle},
@@ -1796,6 +1996,9 @@ static const test_case cases[] = {
     {"status_pipe_session_lifetime", status_pipe_session_lifetime},
     {"tls_console", tls_console},
     {"tls_service", tls_service},
+    {"log_folder_missing", log_folder_missing},
+    {"sc_create_recipe", sc_create_recipe},
+    {"list_instances", list_instances},
 };
 
 TEST_MAIN(cases)

@@ -351,6 +351,46 @@ static void plaintext_is_refused(void)
     iocpi_tls_creds_free(&c);
 }
 
+/* The client's side of the same: a plaintext server that echoes the ClientHello back, or
+ * answers with text, is named as "did not answer TLS" before Schannel sees it (Schannel's
+ * own status for it ranges from SEC_E_ILLEGAL_MESSAGE to Wine's SEC_E_INTERNAL_ERROR).
+ * Needs no server role, so it runs on every Wine. */
+static void client_names_a_plaintext_server(void)
+{
+    iocpi_tls_creds c;
+    char err[400];
+    CHECK_MSG(iocpi_tls_creds_client(&c, NULL, 1, err, sizeof err) == 0, "%s", err);
+    for (int round = 0; round < 2; round++) {
+        iocpi_tls t;
+        CHECK(iocpi_tls_init(&t, &c, "localhost") == 0);
+        CHECK(iocpi_tls_begin(&t) == IOCPI_TLS_PROGRESS);
+        CHECK(t.out_len > 6 && (unsigned char)t.out[0] == 22 && t.out[5] == 1);
+        static char reply[65536];
+        size_t len = t.out_len < sizeof reply ? t.out_len : sizeof reply;
+        const char *want = "the server did not answer TLS (it sent our ClientHello back";
+        if (round == 0) {
+            memcpy(reply, t.out, len); /* an echo server */
+        } else {
+            len = (size_t)snprintf(reply, sizeof reply, "HTTP/1.1 400 Bad Request\r\n\r\n");
+            want = "the server did not answer TLS (first byte 0x48";
+        }
+        t.out_len = 0;
+        size_t used;
+        char *p;
+        size_t n;
+        /* Five bytes cannot tell a ServerHello from our ClientHello yet: wait for more. */
+        iocpi_tls_status r =
+            round == 0 ? iocpi_tls_input(&t, reply, 5, &used, &p, &n) : IOCPI_TLS_NEED_MORE;
+        CHECK(r == IOCPI_TLS_NEED_MORE);
+        r = iocpi_tls_input(&t, reply, len, &used, &p, &n);
+        printf("reply %d: status %d, %s\n", round, (int)r, t.err);
+        CHECK(r == IOCPI_TLS_FAILED);
+        CHECK_MSG(strstr(t.err, want) != NULL, "'%s' lacks '%s'", t.err, want);
+        iocpi_tls_fini(&t);
+    }
+    iocpi_tls_creds_free(&c);
+}
+
 /* Reads a whole file into a fresh buffer. */
 static BYTE *slurp(const char *path, DWORD *len)
 {
@@ -440,6 +480,7 @@ static const test_case cases[] = {
     {"records_every_split", records_every_split},
     {"client_validation", client_validation},
     {"plaintext_is_refused", plaintext_is_refused},
+    {"client_names_a_plaintext_server", client_names_a_plaintext_server},
 };
 
 TEST_MAIN(cases)

@@ -19,6 +19,7 @@ static const char *const error_text[IOCP_E_COUNT_] = {
     [IOCP_E_ACCESS] = "access denied",
     [IOCP_E_SYSTEM] = "system error",
     [IOCP_E_TLS] = "TLS error",
+    [IOCP_E_ADDR_NOT_HERE] = "address not on this machine",
 };
 
 const char *iocp_strerror(iocp_err err)
@@ -45,8 +46,9 @@ iocp_err iocp_err_from_sys(unsigned long sys_code)
     case WSANO_RECOVERY:
         return IOCP_E_RESOLVE;
     case WSAEADDRINUSE:
-    case WSAEADDRNOTAVAIL:
         return IOCP_E_ADDR_IN_USE;
+    case WSAEADDRNOTAVAIL: /* to bind: not one of this machine's addresses */
+        return IOCP_E_ADDR_NOT_HERE;
     case WSAECONNREFUSED:
     case ERROR_CONNECTION_REFUSED:
         return IOCP_E_REFUSED;

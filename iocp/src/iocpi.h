@@ -586,5 +586,9 @@ BOOL iocpi_fault_post(HANDLE port, DWORD bytes, ULONG_PTR key, OVERLAPPED *ov);
 /* Fills an iocp_error_info: "what failed: text (WSA n)". info may be NULL. */
 void iocpi_error_set(iocp_error_info *info, iocp_err code, unsigned long sys_code, const char *fmt,
                      ...);
+/* A failed bind of want (the address as text) in words: the port in use and how to find its
+ * holder, or an address not on this machine (bind_error.c). Fills err; returns its code. */
+iocp_err iocpi_bind_failed(iocp_error_info *err, unsigned long sys, int udp, const char *want,
+                           uint16_t port);
 
 #endif

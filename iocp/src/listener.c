@@ -376,10 +376,8 @@ iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err)
     }
     if (bind(s, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
         sys = (DWORD)WSAGetLastError();
-        /* Another socket's SO_EXCLUSIVEADDRUSE (or a reserved port range) answers
-         * WSAEACCES rather than WSAEADDRINUSE: to the operator both mean "port taken". */
-        rc = sys == WSAEACCES ? IOCP_E_ADDR_IN_USE : iocp_err_from_sys(sys);
-        iocpi_error_set(err, rc, sys, "cannot bind %s", want);
+        /* 10013 (another socket's SO_EXCLUSIVEADDRUSE) reads as "port taken" too. */
+        rc = iocpi_bind_failed(err, sys, 0, want, e->config.port);
         goto fail;
     }
     if (listen(s, e->config.backlog > 0 ? e->config.backlog : SOMAXCONN) != 0) {

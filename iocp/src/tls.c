@@ -298,6 +298,35 @@ iocpi_tls_status iocpi_tls_begin(iocpi_tls *t)
     return handshake(t, NULL, 0, &consumed);
 }
 
+/* A client's first bytes from the server must be a handshake record (22) that is not our own
+ * ClientHello (handshake type 1 at offset 5), or an alert (21). A plaintext echo server sends
+ * the ClientHello back, and Schannel's answer to that ranges from SEC_E_ILLEGAL_MESSAGE to
+ * SEC_E_INTERNAL_ERROR (Wine): the user needs "this server does not speak TLS". 1: decided
+ * (fine), 0: need more bytes, -1: failed (t->err says why). */
+static int tls_reply_check(iocpi_tls *t, const char *in, size_t len)
+{
+    BYTE first = (BYTE)in[0];
+    char what[120];
+    if (first == 21)
+        return 1;
+    if (first != 22) {
+        snprintf(what, sizeof what,
+                 "the server did not answer TLS (first byte 0x%02x: a plaintext server?)",
+                 (unsigned)first);
+        fail(t, SEC_E_ILLEGAL_MESSAGE, what);
+        return -1;
+    }
+    if (len < 6)
+        return 0;
+    if ((BYTE)in[5] == 1) {
+        fail(t, SEC_E_ILLEGAL_MESSAGE,
+             "the server did not answer TLS (it sent our ClientHello back: a plaintext echo "
+             "server?)");
+        return -1;
+    }
+    return 1;
+}
+
 iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *consumed, char **plain,
                                  size_t *plain_len)
 {
@@ -313,6 +342,14 @@ iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *con
         snprintf(what, sizeof what, "not a TLS ClientHello (first byte 0x%02x: plaintext?)",
                  (unsigned)(BYTE)in[0]);
         return fail(t, SEC_E_ILLEGAL_MESSAGE, what);
+    }
+    if (!t->creds->server && !t->reply_seen) {
+        int r = tls_reply_check(t, in, len);
+        if (r < 0)
+            return IOCPI_TLS_FAILED;
+        if (r == 0)
+            return IOCPI_TLS_NEED_MORE;
+        t->reply_seen = 1;
     }
     if (!t->established)
         return handshake(t, in, len, consumed);

@@ -64,7 +64,8 @@ typedef struct iocpi_tls {
     CtxtHandle ctx;
     int has_ctx;
     int established;
-    int shut_down; /* our close_notify is made */
+    int shut_down;  /* our close_notify is made */
+    int reply_seen; /* client: the server's first bytes looked like TLS (tls_reply_check) */
     SecPkgContext_StreamSizes sizes;
     wchar_t *server_name; /* client: SNI and the name the certificate must carry (heap) */
     /* Bytes to send (handshake tokens, alerts, close_notify): the caller takes them. */

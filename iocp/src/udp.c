@@ -476,8 +476,7 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
     }
     if (bind(u->sock, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
         sys = (DWORD)WSAGetLastError();
-        rc = sys == WSAEACCES ? IOCP_E_ADDR_IN_USE : iocp_err_from_sys(sys);
-        iocpi_error_set(err, rc, sys, "udp: cannot bind %s", want);
+        rc = iocpi_bind_failed(err, sys, 1, want, port);
         goto fail;
     }
     /* Room for bursts while every receive is being handled (the system may cap it). */

@@ -46,6 +46,7 @@ typedef enum iocp_err {
     IOCP_E_ACCESS,        /* access denied by the system */
     IOCP_E_SYSTEM,        /* any other Win32/WSA failure; the raw code says which */
     IOCP_E_TLS,           /* TLS: credentials, the start-up self-check, or a handshake */
+    IOCP_E_ADDR_NOT_HERE, /* the address to bind is not one of this machine's (WSA 10049) */
     IOCP_E_COUNT_
 } iocp_err;
 
@@ -63,7 +64,8 @@ IOCP_API char *iocp_format_error(iocp_err err, unsigned long sys_code, char *buf
 typedef struct iocp_error_info {
     iocp_err code;
     unsigned long sys_code; /* GetLastError()/WSAGetLastError() value, 0 if none */
-    char message[256];      /* e.g. "cannot bind [::]:9000: address in use (WSA 10048)" */
+    char message[256];      /* e.g. "cannot bind [::]:9000: port 9000 is in use by another program
+                               (WSA 10048); find it with: netstat -ano | findstr :9000, ..." */
 } iocp_error_info;
 
 /* ---- logging --------------------------------------------------------------------------- */
