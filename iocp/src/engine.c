@@ -139,6 +139,7 @@ static void engine_free(iocp_engine *e)
     }
     if (e->listen_sock != INVALID_SOCKET)
         closesocket(e->listen_sock);
+    iocpi_handover_waits_stop(e);
     free(e->accepts);
     iocpi_udp_fini(e);
     iocpi_peers_fini(e);

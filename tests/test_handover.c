@@ -1,0 +1,246 @@
+/*
+ * test_handover.c: one engine hands its listener to another (handover.c) while clients keep
+ * connecting: no connect is refused, every echo is exact, and the old engine's open
+ * connections go on until its drain closes them with a FIN.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+#include "net_util.h"
+
+#define LONG_LIVED 20
+
+/* A client that opens a new connection every few milliseconds until told to stop: each sends
+ * its own line and checks the echo, then closes and waits for the server's FIN. */
+typedef struct churn {
+    uint16_t port;
+    volatile LONG stop;
+    volatile LONG connects, refused, wrong_echo, resets;
+    HANDLE thread;
+} churn;
+
+static DWORD WINAPI churn_main(LPVOID arg)
+{
+    churn *c = arg;
+    for (unsigned n = 0; !c->stop; n++) {
+        SOCKET s = tn_connect("127.0.0.1", c->port, 5000);
+        if (s == INVALID_SOCKET) {
+            InterlockedIncrement(&c->refused);
+            Sleep(2);
+            continue;
+        }
+        InterlockedIncrement(&c->connects);
+        char msg[64], back[64];
+        int len = snprintf(msg, sizeof msg, "churn connection %u says hello\n", n);
+        if (tn_send_all(s, msg, (size_t)len) != 0 ||
+            tn_recv_exact(s, back, (size_t)len) != (size_t)len || memcmp(msg, back, (size_t)len))
+            InterlockedIncrement(&c->wrong_echo);
+        shutdown(s, SD_SEND);
+        char tail;
+        if (recv(s, &tail, 1, 0) != 0) /* the server's FIN after ours, not a reset */
+            InterlockedIncrement(&c->resets);
+        closesocket(s);
+        Sleep(2); /* pacing: a new connection every few milliseconds */
+    }
+    return 0;
+}
+
+static void churn_start(churn *c, uint16_t port)
+{
+    memset(c, 0, sizeof *c);
+    c->port = port;
+    c->thread = CreateThread(NULL, 0, churn_main, c, 0, NULL);
+    CHECK(c->thread != NULL);
+}
+
+static void churn_stop(churn *c)
+{
+    InterlockedExchange(&c->stop, 1);
+    CHECK(WaitForSingleObject(c->thread, 60000) == WAIT_OBJECT_0);
+    CloseHandle(c->thread);
+}
+
+static uint64_t accepted(iocp_engine *e)
+{
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    return st.accepted;
+}
+
+/* Waits until e has accepted at least `count` connections. */
+static int wait_accepted(iocp_engine *e, uint64_t count, uint32_t timeout_ms)
+{
+    DWORD until = GetTickCount() + timeout_ms;
+    while (accepted(e) < count) {
+        if ((LONG)(GetTickCount() - until) >= 0)
+            return 0;
+        Sleep(5);
+    }
+    return 1;
+}
+
+static void echo_line(SOCKET s, const char *what, int i)
+{
+    char msg[64], back[64];
+    int len = snprintf(msg, sizeof msg, "%s %d\n", what, i);
+    CHECK(tn_send_all(s, msg, (size_t)len) == 0);
+    CHECK_MSG(tn_recv_exact(s, back, (size_t)len) == (size_t)len && !memcmp(msg, back, (size_t)len),
+              "long-lived connection %d: the echo of \"%s %d\" differs", i, what, i);
+}
+
+typedef struct stopper {
+    iocp_engine *e;
+    iocp_err rc;
+} stopper;
+
+static DWORD WINAPI stop_main(LPVOID arg)
+{
+    stopper *s = arg;
+    s->rc = iocp_engine_stop(s->e, 10000);
+    return 0;
+}
+
+/* Engine A listens and holds LONG_LIVED connections; B starts on A's listener (the duplicate
+ * for this process), A stops accepting while a client connects in a loop; A's connections
+ * keep echoing, then A's drain closes each with a FIN; B goes on serving. */
+static void handover_in_process(void)
+{
+    iocp_config ca;
+    iocp_config_init(&ca);
+    ca.bind_address = "127.0.0.1";
+    iocp_engine *a = tn_start(&ca, NULL, NULL);
+    uint16_t port = iocp_engine_port(a);
+    SOCKET held[LONG_LIVED];
+    for (int i = 0; i < LONG_LIVED; i++) {
+        held[i] = tn_connect("127.0.0.1", port, 10000);
+        CHECK(held[i] != INVALID_SOCKET);
+        echo_line(held[i], "before", i);
+    }
+    churn load;
+    churn_start(&load, port);
+    CHECK(wait_accepted(a, LONG_LIVED + 20, 20000)); /* the loop is running against A */
+
+    iocp_listener_export x;
+    iocp_error_info err;
+    CHECK_MSG(iocp_engine_export_listener(a, GetCurrentProcessId(), &x, &err) == IOCP_OK, "%s",
+              err.message);
+    CHECK_EQ_U(x.port, port);
+    iocp_config cb;
+    iocp_config_init(&cb);
+    cb.inherit_listener = &x;
+    iocp_engine *b = NULL;
+    CHECK_MSG(iocp_engine_start(&cb, NULL, NULL, &b, &err) == IOCP_OK, "%s", err.message);
+    CHECK_EQ_U(iocp_engine_port(b), port);
+    CHECK(wait_accepted(b, 10, 20000)); /* both accept on one socket now */
+
+    CHECK_OK(iocp_engine_stop_accepting(a));
+    uint64_t b_at_stop = accepted(b);
+    CHECK(wait_accepted(b, b_at_stop + 50, 30000)); /* B alone takes the new ones */
+    /* A's accepts are done: nothing more arrives there. */
+    uint64_t a_after = accepted(a);
+    CHECK(wait_accepted(b, accepted(b) + 20, 30000));
+    CHECK_EQ_U(accepted(a), a_after);
+    churn_stop(&load);
+    printf("handover in process: %ld connects, %ld refused, %ld wrong echoes, %ld resets; "
+           "A accepted %llu, B %llu\n",
+           load.connects, load.refused, load.wrong_echo, load.resets, (unsigned long long)a_after,
+           (unsigned long long)accepted(b));
+    CHECK_EQ_U(load.refused, 0);
+    CHECK_EQ_U(load.wrong_echo, 0);
+    CHECK_EQ_U(load.resets, 0);
+
+    /* A no longer accepts, but its connections still work until it drains. */
+    for (int i = 0; i < LONG_LIVED; i++)
+        echo_line(held[i], "after", i);
+    stopper st = {a, IOCP_OK};
+    HANDLE t = CreateThread(NULL, 0, stop_main, &st, 0, NULL);
+    CHECK(t != NULL);
+    for (int i = 0; i < LONG_LIVED; i++) {
+        char c;
+        int got = recv(held[i], &c, 1, 0);
+        CHECK_MSG(got == 0, "long-lived connection %d: recv gave %d (WSA %d), not the FIN", i, got,
+                  got < 0 ? WSAGetLastError() : 0);
+        closesocket(held[i]);
+    }
+    CHECK(WaitForSingleObject(t, 30000) == WAIT_OBJECT_0);
+    CloseHandle(t);
+    CHECK_OK(st.rc);
+    iocp_stats sa;
+    iocp_engine_stats(a, &sa);
+    CHECK_EQ_U(sa.closed[IOCP_CLOSE_STOP], LONG_LIVED);
+    CHECK_EQ_U(sa.closed[IOCP_CLOSE_RESET], 0);
+    tn_stop_clean(a);
+
+    /* B serves on after A is gone: the socket stayed open through B's duplicate. */
+    SOCKET s = tn_connect("127.0.0.1", port, 10000);
+    CHECK(s != INVALID_SOCKET);
+    echo_line(s, "after A", 0);
+    closesocket(s);
+    tn_stop_clean(b);
+}
+
+/* What goes wrong names itself: a changed port, a blob for another process, an export from
+ * an engine that has stopped accepting or does not listen. */
+static void handover_refusals(void)
+{
+    iocp_config ca;
+    iocp_config_init(&ca);
+    ca.bind_address = "127.0.0.1";
+    iocp_engine *a = tn_start(&ca, NULL, NULL);
+    uint16_t port = iocp_engine_port(a);
+    iocp_listener_export x;
+    iocp_error_info err;
+    CHECK_OK(iocp_engine_export_listener(a, GetCurrentProcessId(), &x, &err));
+
+    iocp_config cb;
+    iocp_config_init(&cb);
+    cb.inherit_listener = &x;
+    cb.port = (uint16_t)(port == 65535 ? 65534 : port + 1);
+    iocp_engine *b = NULL;
+    CHECK(iocp_engine_start(&cb, NULL, NULL, &b, &err) == IOCP_E_INVALID_ARG && b == NULL);
+    char want[32];
+    snprintf(want, sizeof want, "port %u", (unsigned)port);
+    CHECK_MSG(strstr(err.message, want) != NULL, "the error names the listener's port: %s",
+              err.message);
+
+    iocp_listener_export other = x;
+    other.target_pid = x.target_pid + 4;
+    cb.port = 0;
+    cb.inherit_listener = &other;
+    CHECK(iocp_engine_start(&cb, NULL, NULL, &b, &err) == IOCP_E_INVALID_ARG);
+    CHECK_MSG(strstr(err.message, "exported for process") != NULL, "%s", err.message);
+
+    CHECK_OK(iocp_engine_stop_accepting(a));
+    CHECK_OK(iocp_engine_stop_accepting(a)); /* twice is harmless */
+    CHECK(iocp_engine_export_listener(a, GetCurrentProcessId(), &x, &err) == IOCP_E_STATE);
+    CHECK_MSG(strstr(err.message, "handed over") != NULL, "%s", err.message);
+    /* No successor took the socket: once the cancelled accepts are back and our handle is
+     * closed, the port refuses (a connect before that waits in the backlog). */
+    DWORD until = GetTickCount() + 10000;
+    SOCKET probe;
+    while ((probe = tn_connect("127.0.0.1", port, 2000)) != INVALID_SOCKET) {
+        closesocket(probe);
+        CHECK_MSG((LONG)(GetTickCount() - until) < 0,
+                  "port %u still accepts 10 s after stop_accepting with no successor", port);
+        Sleep(20);
+    }
+    tn_stop_clean(a);
+
+    iocp_config cc;
+    iocp_config_init(&cc);
+    cc.listen = 0;
+    iocp_engine *client = NULL;
+    CHECK_OK(iocp_engine_start(&cc, NULL, NULL, &client, &err));
+    CHECK(iocp_engine_stop_accepting(client) == IOCP_E_INVALID_ARG);
+    CHECK(iocp_engine_export_listener(client, GetCurrentProcessId(), &x, &err) ==
+          IOCP_E_INVALID_ARG);
+    iocp_engine_destroy(client);
+}
+
+static const test_case cases[] = {
+    {"handover_in_process", handover_in_process},
+    {"handover_refusals", handover_refusals},
+};
+
+TEST_MAIN(cases)
