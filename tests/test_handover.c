@@ -4,10 +4,12 @@
  * connections go on until its drain closes them with a FIN.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 #include "net_util.h"
+#include "proc_util.h"
 
 #define LONG_LIVED 20
 
@@ -238,9 +240,152 @@ static void handover_refusals(void)
     iocp_engine_destroy(client);
 }
 
+/* ---- across processes: this executable run as the successor ---------------------------- */
+
+#define CHILD_FLAG "--successor"
+
+static int read_all(HANDLE h, void *buf, DWORD len)
+{
+    DWORD got = 0, n = 0;
+    while (got < len && ReadFile(h, (char *)buf + got, len - got, &n, NULL) && n > 0)
+        got += n;
+    return got == len;
+}
+
+/* The successor: reads the export from stdin, serves on it, says "serving <port>", and at
+ * stdin's end (the parent is done) stops cleanly and says how many it accepted. */
+static int successor_main(void)
+{
+    HANDLE in = GetStdHandle(STD_INPUT_HANDLE);
+    iocp_listener_export x;
+    if (!read_all(in, &x, sizeof x)) {
+        printf("no export on stdin\n");
+        return 2;
+    }
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.inherit_listener = &x;
+    iocp_engine *e = NULL;
+    iocp_error_info err;
+    if (iocp_engine_start(&cfg, NULL, NULL, &e, &err) != IOCP_OK) {
+        printf("cannot start: %s\n", err.message);
+        return 3;
+    }
+    printf("serving %u\n", (unsigned)iocp_engine_port(e));
+    fflush(stdout);
+    char c;
+    while (read_all(in, &c, 1)) {
+    }
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    printf("accepted %llu\n", (unsigned long long)st.accepted);
+    tn_stop_clean(e); /* every context and operation back, or exit 1 */
+    printf("clean\n");
+    fflush(stdout);
+    return 0;
+}
+
+/* The same handover with the successor in another process: the export is made for its pid
+ * and passed through its stdin. */
+static void handover_across_processes(void)
+{
+    iocp_config ca;
+    iocp_config_init(&ca);
+    ca.bind_address = "127.0.0.1";
+    iocp_engine *a = tn_start(&ca, NULL, NULL);
+    uint16_t port = iocp_engine_port(a);
+    SOCKET held[LONG_LIVED];
+    for (int i = 0; i < LONG_LIVED; i++) {
+        held[i] = tn_connect("127.0.0.1", port, 10000);
+        CHECK(held[i] != INVALID_SOCKET);
+        echo_line(held[i], "before", i);
+    }
+    churn load;
+    churn_start(&load, port);
+    CHECK(wait_accepted(a, LONG_LIVED + 20, 20000));
+
+    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+    HANDLE child_in = NULL, to_child = NULL;
+    CHECK(CreatePipe(&child_in, &to_child, &sa, 0));
+    SetHandleInformation(to_child, HANDLE_FLAG_INHERIT, 0);
+    char self[MAX_PATH];
+    CHECK(GetModuleFileNameA(NULL, self, sizeof self) > 0);
+    tp_child child;
+    tp_start(&child, self, CHILD_FLAG, child_in, 1, 0);
+    CloseHandle(child_in);
+
+    iocp_listener_export x;
+    iocp_error_info err;
+    CHECK_MSG(iocp_engine_export_listener(a, child.pid, &x, &err) == IOCP_OK, "%s", err.message);
+    DWORD wrote = 0;
+    CHECK(WriteFile(to_child, &x, sizeof x, &wrote, NULL) && wrote == sizeof x);
+    char want[32];
+    snprintf(want, sizeof want, "serving %u", (unsigned)port);
+    CHECK_MSG(tp_wait_line(&child, want, 30000), "the successor did not serve port %u: %s", port,
+              child.out ? child.out : "");
+    DWORD t0 = GetTickCount();
+    CHECK_OK(iocp_engine_stop_accepting(a));
+    /* The successor alone takes the new ones: A's count stops, the client goes on. */
+    LONG connects_at_stop = load.connects;
+    uint64_t a_after = accepted(a);
+    DWORD until = GetTickCount() + 30000;
+    while (load.connects < connects_at_stop + 100) {
+        CHECK_MSG((LONG)(GetTickCount() - until) < 0, "the client stalled after the handover");
+        Sleep(10);
+    }
+    uint64_t a_end = accepted(a);
+    churn_stop(&load);
+    CHECK_EQ_U(load.refused, 0);
+    CHECK_EQ_U(load.wrong_echo, 0);
+    CHECK_EQ_U(load.resets, 0);
+    for (int i = 0; i < LONG_LIVED; i++)
+        echo_line(held[i], "after", i);
+    stopper st = {a, IOCP_OK};
+    HANDLE t = CreateThread(NULL, 0, stop_main, &st, 0, NULL);
+    CHECK(t != NULL);
+    for (int i = 0; i < LONG_LIVED; i++) {
+        char c;
+        int got = recv(held[i], &c, 1, 0);
+        CHECK_MSG(got == 0, "long-lived connection %d: recv gave %d (WSA %d), not the FIN", i, got,
+                  got < 0 ? WSAGetLastError() : 0);
+        closesocket(held[i]);
+    }
+    CHECK(WaitForSingleObject(t, 30000) == WAIT_OBJECT_0);
+    CloseHandle(t);
+    CHECK_OK(st.rc);
+    DWORD drained_ms = GetTickCount() - t0;
+    tn_stop_clean(a);
+
+    /* The successor serves on alone. */
+    SOCKET s = tn_connect("127.0.0.1", port, 10000);
+    CHECK(s != INVALID_SOCKET);
+    echo_line(s, "after A", 0);
+    closesocket(s);
+    CloseHandle(to_child);
+    CHECK(tp_wait(&child, 60000));
+    CHECK_MSG(child.exit_code == 0 && tp_find_line(child.out, "clean") != NULL,
+              "the successor exited %lu: %s", child.exit_code, child.out);
+    printf("the successor said:\n%s", child.out);
+    const char *acc = tp_find_line(child.out, "accepted ");
+    unsigned long long b_accepted = acc ? strtoull(acc + 9, NULL, 10) : 0;
+    printf("handover across processes: %ld connects, %ld refused, %ld wrong echoes, %ld resets; "
+           "A accepted %llu (%llu after its stop_accepting returned), the successor %llu; "
+           "stop_accepting to A drained: %lu ms\n",
+           load.connects, load.refused, load.wrong_echo, load.resets, (unsigned long long)a_end,
+           (unsigned long long)(a_end - a_after), b_accepted, (unsigned long)drained_ms);
+    CHECK(b_accepted >= 100);
+    tp_free(&child);
+}
+
 static const test_case cases[] = {
     {"handover_in_process", handover_in_process},
     {"handover_refusals", handover_refusals},
+    {"handover_across_processes", handover_across_processes},
 };
 
-TEST_MAIN(cases)
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], CHILD_FLAG) == 0)
+        return successor_main();
+    return test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
