@@ -666,6 +666,7 @@ static const struct {
     size_t offset; /* an int in svc_options */
 } command_switches[] = {
     {"--allow-unsafe-location", FOR(SVC_CMD_INSTALL), offsetof(svc_options, allow_unsafe_location)},
+    {"--take-over", FOR(SVC_CMD_RUN), offsetof(svc_options, take_over)},
 };
 
 /* The command word (argv[1]): 0, 1 when it was a help flag (nothing more to parse), or -1
@@ -859,6 +860,13 @@ void svc_usage(FILE *to)
             "  --allow-unsafe-location  install even if users other than administrators may\n"
             "                        change the executable or its folder (warns instead)\n"
             "  --restart-delay N     restart this many seconds after a failure (default %d)\n"
+            "\n"
+            "run:\n"
+            "  --take-over           take over from the running instance of --name: start on\n"
+            "                        its listening socket (the same --port; TCP only, no\n"
+            "                        --admin-port yet), then it stops accepting, lets its\n"
+            "                        connections run for up to its drain timeout and exits;\n"
+            "                        no connect is refused (through the status pipe)\n"
             "\n"
             "start, stop, uninstall:\n"
             "  --timeout N           seconds to wait for the state (default: start 30,\n"

@@ -377,10 +377,135 @@ static void handover_across_processes(void)
     tp_free(&child);
 }
 
+/* ---- iocp-service run --take-over ------------------------------------------------------ */
+
+/* Waits until text appears anywhere in the child's output (a log line has a prefix). */
+static int wait_text(tp_child *c, const char *text, uint32_t timeout_ms)
+{
+    DWORD until = GetTickCount() + timeout_ms;
+    for (;;) {
+        tp_drain(c);
+        if (c->out != NULL && strstr(c->out, text) != NULL)
+            return 1;
+        if ((LONG)(GetTickCount() - until) >= 0)
+            return 0;
+        Sleep(20);
+    }
+}
+
+static uint16_t listening_port(tp_child *c)
+{
+    const char *p = tp_find_line(c->out, "listening on ");
+    CHECK_MSG(p != NULL, "no 'listening on' line in:\n%s", c->out);
+    const char *colon = strrchr(p, ':');
+    CHECK(colon != NULL);
+    return (uint16_t)strtoul(colon + 1, NULL, 10);
+}
+
+static void run_service(tp_child *c, const char *args)
+{
+    tp_start(c, IOCP_SERVICE_EXE, args, NULL, 1, CREATE_NEW_PROCESS_GROUP);
+}
+
+/* A console instance is taken over by another: a client connecting every few ms and 20
+ * long-lived connections through it see 0 refused, 0 resets, every echo exact; the old one's
+ * connections echo after the handover and get a FIN at its drain's end (--drain-timeout 3),
+ * then it exits 0; a successor with another port, or for a name nobody runs, is refused with
+ * the reason and the old one serves on. */
+static void takeover_console(void)
+{
+    char name[40], args[300];
+    snprintf(name, sizeof name, "takeover-%lu", (unsigned long)GetCurrentProcessId());
+    snprintf(args, sizeof args, "run --name %s --bind 127.0.0.1 --port 0 --drain-timeout 3", name);
+    tp_child old;
+    run_service(&old, args);
+    CHECK_MSG(tp_wait_line(&old, "listening on", 30000), "%s", old.out);
+    uint16_t port = listening_port(&old);
+    SOCKET held[LONG_LIVED];
+    for (int i = 0; i < LONG_LIVED; i++) {
+        held[i] = tn_connect("127.0.0.1", port, 15000);
+        CHECK(held[i] != INVALID_SOCKET);
+        echo_line(held[i], "before", i);
+    }
+    churn load;
+    churn_start(&load, port);
+
+    /* Refused: nobody runs that name; another port (named, and the old one serves on). */
+    tp_child bad;
+    snprintf(args, sizeof args, "run --name nobody-%s --bind 127.0.0.1 --port %u --take-over", name,
+             (unsigned)port);
+    run_service(&bad, args);
+    CHECK(tp_wait(&bad, 60000));
+    CHECK_MSG(bad.exit_code != 0 && strstr(bad.out, "cannot take over instance") != NULL,
+              "exit %lu: %s", bad.exit_code, bad.out);
+    tp_free(&bad);
+    snprintf(args, sizeof args, "run --name %s --bind 127.0.0.1 --port %u --take-over", name,
+             (unsigned)(port == 65535 ? 65534 : port + 1));
+    run_service(&bad, args);
+    CHECK(tp_wait(&bad, 60000));
+    char want[40];
+    snprintf(want, sizeof want, "is on port %u", (unsigned)port);
+    CHECK_MSG(bad.exit_code != 0 && strstr(bad.out, want) != NULL, "exit %lu: %s", bad.exit_code,
+              bad.out);
+    tp_free(&bad);
+
+    LONG before = load.connects;
+    DWORD t0 = GetTickCount();
+    tp_child next;
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port %u --drain-timeout 3 --take-over", name,
+             (unsigned)port);
+    run_service(&next, args);
+    CHECK_MSG(wait_text(&old, "handed over to process", 60000), "old: %s\nnew: %s", old.out,
+              next.out);
+    DWORD handed_ms = GetTickCount() - t0;
+    for (int i = 0; i < LONG_LIVED; i++)
+        echo_line(held[i], "after", i); /* the old one still serves its own */
+    for (int i = 0; i < LONG_LIVED; i++) {
+        char c;
+        int got = recv(held[i], &c, 1, 0);
+        CHECK_MSG(got == 0, "long-lived connection %d: recv gave %d (WSA %d), not the FIN", i, got,
+                  got < 0 ? WSAGetLastError() : 0);
+        closesocket(held[i]);
+    }
+    CHECK(tp_wait(&old, 60000));
+    CHECK_MSG(old.exit_code == 0, "the old instance exited %lu: %s", old.exit_code, old.out);
+    DWORD old_gone_ms = GetTickCount() - t0;
+    CHECK_MSG(tp_wait_line(&next, "listening on", 60000), "%s", next.out);
+    CHECK_EQ_U(listening_port(&next), port);
+    LONG at = load.connects;
+    DWORD until = GetTickCount() + 30000;
+    while (load.connects < at + 50) {
+        CHECK_MSG((LONG)(GetTickCount() - until) < 0, "the client stalled after the take-over");
+        Sleep(10);
+    }
+    churn_stop(&load);
+    printf("take-over: %ld connects (%ld during it), %ld refused, %ld wrong echoes, %ld resets; "
+           "handed over %lu ms after the successor started, old instance gone after %lu ms\n",
+           load.connects, at - before, load.refused, load.wrong_echo, load.resets,
+           (unsigned long)handed_ms, (unsigned long)old_gone_ms);
+    CHECK_EQ_U(load.refused, 0);
+    CHECK_EQ_U(load.wrong_echo, 0);
+    CHECK_EQ_U(load.resets, 0);
+
+    /* The successor answers on the pipe as the instance now, and drains on request. */
+    tp_child drain;
+    snprintf(args, sizeof args, "drain --name %s", name);
+    run_service(&drain, args);
+    CHECK(tp_wait(&drain, 30000));
+    CHECK_MSG(drain.exit_code == 0, "drain exited %lu: %s", drain.exit_code, drain.out);
+    CHECK(tp_wait(&next, 30000));
+    CHECK_MSG(next.exit_code == 0, "the successor exited %lu: %s", next.exit_code, next.out);
+    tp_free(&drain);
+    tp_free(&next);
+    tp_free(&old);
+}
+
 static const test_case cases[] = {
     {"handover_in_process", handover_in_process},
     {"handover_refusals", handover_refusals},
     {"handover_across_processes", handover_across_processes},
+    {"takeover_console", takeover_console},
 };
 
 int main(int argc, char **argv)
