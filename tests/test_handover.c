@@ -10,6 +10,7 @@
 #include "harness.h"
 #include "net_util.h"
 #include "proc_util.h"
+#include "svc.h"
 
 #define LONG_LIVED 20
 
@@ -448,6 +449,23 @@ static void takeover_console(void)
     CHECK_MSG(bad.exit_code != 0 && strstr(bad.out, want) != NULL, "exit %lu: %s", bad.exit_code,
               bad.out);
     tp_free(&bad);
+
+    /* A local client of the pipe cannot have the listener planted in another process, nor
+     * make the instance hand over to nobody. */
+    char answer[SVC_PROTO_ANSWER_MAX], req[SVC_PROTO_REQUEST_MAX];
+    size_t alen = 0;
+    snprintf(req, sizeof req, "EXPORT %lu", (unsigned long)old.pid);
+    CHECK(svc_pipe_request(name, req, strlen(req), answer, sizeof answer, &alen, 10000, NULL) ==
+          NO_ERROR);
+    CHECK_MSG(strstr(answer, "ERR the listener goes only to the process that asks") == answer, "%s",
+              answer);
+    CHECK(svc_pipe_request(name, "HANDOVER", 8, answer, sizeof answer, &alen, 10000, NULL) ==
+          NO_ERROR);
+    CHECK_MSG(strstr(answer, "ERR HANDOVER only from the process") == answer, "%s", answer);
+    snprintf(req, sizeof req, "EXPORT 12x");
+    CHECK(svc_pipe_request(name, req, strlen(req), answer, sizeof answer, &alen, 10000, NULL) ==
+          NO_ERROR);
+    CHECK_MSG(strstr(answer, "ERR EXPORT needs a process id") == answer, "%s", answer);
 
     LONG before = load.connects;
     DWORD t0 = GetTickCount();
