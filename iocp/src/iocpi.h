@@ -412,6 +412,10 @@ void iocpi_tls_engine_stop(iocp_engine *e);
 iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err);
 void iocpi_listener_stop(iocp_engine *e);
 
+/* engine.c, for reconfigure.c: the configuration's checks; the sweep's period for it. */
+iocp_err iocpi_config_check(iocp_config *c, iocp_error_info *err);
+uint32_t iocpi_sweep_period_ms(const iocp_config *c);
+
 /* handover.c: a listener inherited from another engine (config.inherit_listener): the
  * socket made from its protocol info; the per-slot events and waits when it cannot join our
  * port (waits_start after the slots exist, waits_stop once no accept is posted). */

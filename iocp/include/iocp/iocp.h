@@ -451,6 +451,18 @@ iocp_err iocp_engine_export_listener(iocp_engine *engine, uint32_t target_pid,
  * engine that does not listen. */
 iocp_err iocp_engine_stop_accepting(iocp_engine *engine);
 
+/* ---- changing a running engine's configuration (reconfigure.c) ------------------------ */
+
+/* Applies what can change while the engine runs: idle_timeout_ms, message_timeout_ms,
+ * send_timeout_ms, tls.handshake_timeout_ms, proxy_header_timeout_ms, log_level, and
+ * max_connections_per_address between two non-zero values; they apply to open connections
+ * from the next sweep. next is a whole configuration (start from the one the engine was
+ * started with): an invalid one is refused with IOCP_E_INVALID_ARG and nothing changes. The
+ * fields that differ and cannot change live are named in not_live ("port, framing"; "" =
+ * none; may be NULL), and left as they are. */
+iocp_err iocp_engine_reconfigure(iocp_engine *engine, const iocp_config *next, char *not_live,
+                                 size_t not_live_size, iocp_error_info *err);
+
 /* ---- process helpers ------------------------------------------------------------------- */
 
 /* Installs an unhandled-exception filter that prints the exception code and ends the process
