@@ -35,6 +35,9 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
                            int *close_after)
 {
     svc_host *h = user;
+    size_t taken = svc_takeover_answer(h, req, len, resp, size, close_after);
+    if (taken != 0)
+        return taken;
     svc_request r = svc_proto_parse_request(req, len);
     if (r == SVC_REQ_MALFORMED) {
         *close_after = 1;
@@ -102,6 +105,63 @@ static void admin_view(void *user, iocp_stats *st, svc_metrics_state *s)
                (st->contexts_in_use < st->contexts_total || h->opt.server.udp_only);
 }
 
+/* Takes the instance mutex: SVC_EXIT_OK, or an exit code with why and *win32_exit set. */
+static int take_lock(svc_host *h, const svc_options *opt, const char *mode, char *why,
+                     size_t why_size, DWORD *win32_exit)
+{
+    char text[600];
+    char holder[700];
+    DWORD sys = 0;
+    char mutex_name[SVC_NAME_MAX + 240];
+    if (strcmp(mode, "service") != 0) {
+        /* A console's mutex is its user's own, not the service's: while the SCM runs the
+         * service of this name, a console of that name would only fight it for the pipe. */
+        DWORD service = svc_instance_service_pid(opt->name);
+        if (service != 0) {
+            svc_instance_describe_holder(opt->name, holder, sizeof holder);
+            snprintf(why, why_size,
+                     "another instance named '%s' is already running: the service, %s; stop "
+                     "it first (iocp-service stop --name %s) or use another --name",
+                     opt->name, holder, opt->name);
+            *win32_exit = ERROR_SERVICE_ALREADY_RUNNING;
+            return SVC_EXIT_ALREADY_RUNNING;
+        }
+    }
+    svc_lock_result locked = svc_instance_lock(&h->instance, opt->name, &sys);
+    svc_narrow(h->instance.name, mutex_name, sizeof mutex_name);
+    if (h->instance.note[0] != '\0')
+        svc_log(strcmp(mode, "service") == 0 ? IOCP_LOG_WARN : IOCP_LOG_INFO, "%s",
+                h->instance.note);
+    switch (locked) {
+    case SVC_LOCK_OK:
+        break;
+    case SVC_LOCK_ABANDONED:
+        snprintf(why, why_size,
+                 "took over the abandoned instance mutex %s: its previous holder ended without "
+                 "releasing it (killed?)",
+                 mutex_name);
+        svc_event(IOCP_LOG_WARN, MSG_MUTEX_ABANDONED, why);
+        break;
+    case SVC_LOCK_HELD:
+        svc_instance_describe_holder(opt->name, holder, sizeof holder);
+        snprintf(why, why_size, "another instance named '%s' is already running: %s (holds %s)",
+                 opt->name, holder, mutex_name);
+        *win32_exit = ERROR_SERVICE_ALREADY_RUNNING;
+        return SVC_EXIT_ALREADY_RUNNING;
+    default:
+        snprintf(why, why_size, "cannot create the instance mutex %s: %s", mutex_name,
+                 svc_win32_text(sys, text, sizeof text));
+        *win32_exit = sys;
+        return SVC_EXIT_SYSTEM;
+    }
+    h->locked = 1;
+    if (h->instance.in_namespace)
+        svc_log(IOCP_LOG_INFO,
+                "instance mutex %s: in a private namespace that only this account can create",
+                mutex_name);
+    return SVC_EXIT_OK;
+}
+
 static void step(svc_progress_fn progress, void *user)
 {
     if (progress != NULL)
@@ -151,58 +211,16 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
         goto fail;
     }
 
-    char holder[700];
-    DWORD sys = 0;
-    char mutex_name[SVC_NAME_MAX + 240];
-    if (strcmp(mode, "service") != 0) {
-        /* A console's mutex is its user's own, not the service's: while the SCM runs the
-         * service of this name, a console of that name would only fight it for the pipe. */
-        DWORD service = svc_instance_service_pid(opt->name);
-        if (service != 0) {
-            svc_instance_describe_holder(opt->name, holder, sizeof holder);
-            snprintf(why, sizeof why,
-                     "another instance named '%s' is already running: the service, %s; stop "
-                     "it first (iocp-service stop --name %s) or use another --name",
-                     opt->name, holder, opt->name);
-            *win32_exit = ERROR_SERVICE_ALREADY_RUNNING;
-            rc = SVC_EXIT_ALREADY_RUNNING;
+    if (opt->take_over) {
+        /* The running instance keeps the mutex and the pipe until it has handed over. */
+        if (svc_takeover_begin(h, opt, why, sizeof why) != 0) {
+            *win32_exit = ERROR_INVALID_PARAMETER;
             goto fail;
         }
-    }
-    svc_lock_result locked = svc_instance_lock(&h->instance, opt->name, &sys);
-    svc_narrow(h->instance.name, mutex_name, sizeof mutex_name);
-    if (h->instance.note[0] != '\0')
-        svc_log(strcmp(mode, "service") == 0 ? IOCP_LOG_WARN : IOCP_LOG_INFO, "%s",
-                h->instance.note);
-    switch (locked) {
-    case SVC_LOCK_OK:
-        break;
-    case SVC_LOCK_ABANDONED:
-        snprintf(why, sizeof why,
-                 "took over the abandoned instance mutex %s: its previous holder ended without "
-                 "releasing it (killed?)",
-                 mutex_name);
-        svc_event(IOCP_LOG_WARN, MSG_MUTEX_ABANDONED, why);
-        break;
-    case SVC_LOCK_HELD:
-        svc_instance_describe_holder(opt->name, holder, sizeof holder);
-        snprintf(why, sizeof why, "another instance named '%s' is already running: %s (holds %s)",
-                 opt->name, holder, mutex_name);
-        *win32_exit = ERROR_SERVICE_ALREADY_RUNNING;
-        rc = SVC_EXIT_ALREADY_RUNNING;
-        goto fail;
-    default:
-        snprintf(why, sizeof why, "cannot create the instance mutex %s: %s", mutex_name,
-                 svc_win32_text(sys, text, sizeof text));
-        *win32_exit = sys;
-        rc = SVC_EXIT_SYSTEM;
+    } else if ((rc = take_lock(h, opt, mode, why, sizeof why, win32_exit)) != SVC_EXIT_OK) {
         goto fail;
     }
-    h->locked = 1;
-    if (h->instance.in_namespace)
-        svc_log(IOCP_LOG_INFO,
-                "instance mutex %s: in a private namespace that only this account can create",
-                mutex_name);
+    rc = SVC_EXIT_CANNOT_START;
     step(progress, user);
 
     iocp_config config;
@@ -215,6 +233,8 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
             strcmp(mode, "service") == 0 ? SVC_TLS_STORE_MACHINE : SVC_TLS_STORE_USER;
     svc_server_config(&h->opt.server, &config);
     config.log = svc_log_engine;
+    if (opt->take_over)
+        config.inherit_listener = &h->inherited;
     iocp_err e = iocp_engine_start(&config, NULL, h, &h->engine, &err);
     /* The engine has loaded the PFX (or failed to): the password is not needed again. */
     SecureZeroMemory(h->opt.server.tls_password, sizeof h->opt.server.tls_password);
@@ -229,6 +249,18 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     h->started_ms = svc_now_ms();
     h->summary_ms = h->started_ms;
     step(progress, user);
+    if (opt->take_over) {
+        /* Serving now, self-check passed: the old instance stops accepting, drains, exits;
+         * then its mutex and pipe are ours. */
+        if (svc_takeover_finish(h, why, sizeof why) != 0) {
+            *win32_exit = ERROR_SERVICE_ALREADY_RUNNING;
+            goto fail;
+        }
+        if ((rc = take_lock(h, opt, mode, why, sizeof why, win32_exit)) != SVC_EXIT_OK)
+            goto fail;
+        rc = SVC_EXIT_CANNOT_START;
+        step(progress, user);
+    }
 
     DWORD pe = svc_pipe_server_start(opt->name, pipe_handler, h, &h->pipe);
     if (pe != NO_ERROR) {
@@ -335,7 +367,9 @@ void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user)
 {
     uint64_t t0 = svc_now_ms();
     InterlockedExchange(&h->draining, 1);
-    if (h->opt.server.unready_delay_s > 0 && h->admin != NULL) {
+    if (h->handed_over) {
+        svc_takeover_drain(h, progress, user); /* the successor accepts: no unready delay */
+    } else if (h->opt.server.unready_delay_s > 0 && h->admin != NULL) {
         /* /readyz answers 503 now; the listener still accepts while a load balancer's health
          * check notices and takes this instance out of rotation, so no client meets a closed
          * port. */

@@ -188,12 +188,20 @@ int svc_instance_trust(const svc_pipe_peer *peer, const BYTE *mutex_sid, DWORD s
 int svc_instance_ask(const char *name, const char *req, uint32_t timeout_ms, svc_status_info *info,
                      char *err, size_t err_size)
 {
-    char answer[SVC_PROTO_ANSWER_MAX], text[300];
+    char answer[SVC_PROTO_ANSWER_MAX];
+    return svc_instance_ask_raw(name, req, timeout_ms, info, answer, sizeof answer, err, err_size);
+}
+
+int svc_instance_ask_raw(const char *name, const char *req, uint32_t timeout_ms,
+                         svc_status_info *info, char *answer, size_t answer_size, char *err,
+                         size_t err_size)
+{
+    char text[300];
     size_t len;
     svc_pipe_peer peer;
     BYTE owner[SECURITY_MAX_SID_SIZE];
     DWORD e =
-        svc_pipe_request(name, req, strlen(req), answer, sizeof answer, &len, timeout_ms, &peer);
+        svc_pipe_request(name, req, strlen(req), answer, answer_size, &len, timeout_ms, &peer);
     if (e != NO_ERROR) {
         snprintf(err, err_size, "%s", svc_win32_text(e, text, sizeof text));
         return -1;

@@ -49,7 +49,7 @@ static void family(out_buf *o, const char *name, const char *type, const char *h
  * without a name here is still reported, as "reason_<n>". */
 static const char *const close_names[] = {
     "peer",     "reset",         "local", "idle_timeout", "message_timeout", "send_timeout",
-    "protocol", "send_overflow", "stop",  "error",        "handshake",    "evicted",
+    "protocol", "send_overflow", "stop",  "error",        "handshake",       "evicted",
 };
 
 size_t svc_metrics_format(const iocp_stats *st, const svc_metrics_state *s, char *out, size_t size)

@@ -720,6 +720,7 @@ static const struct {
     size_t offset; /* an int in svc_options */
 } command_switches[] = {
     {"--allow-unsafe-location", FOR(SVC_CMD_INSTALL), offsetof(svc_options, allow_unsafe_location)},
+    {"--take-over", FOR(SVC_CMD_RUN), offsetof(svc_options, take_over)},
 };
 
 /* The command word (argv[1]): 0, 1 when it was a help flag (nothing more to parse), or -1
@@ -928,6 +929,13 @@ void svc_usage(FILE *to)
             "                        service restarts after N seconds (default %d), then 5 s,\n"
             "                        30 s, and 60 s after every later failure (each at least N);\n"
             "                        an hour without a failure starts the count again\n"
+            "\n"
+            "run:\n"
+            "  --take-over           take over from the running instance of --name: start on\n"
+            "                        its listening socket (the same --port; TCP only, no\n"
+            "                        --admin-port yet), then it stops accepting, lets its\n"
+            "                        connections run for up to its drain timeout and exits;\n"
+            "                        no connect is refused (through the status pipe)\n"
             "\n"
             "start, stop, uninstall:\n"
             "  --timeout N           seconds to wait for the state (default: start 30,\n"

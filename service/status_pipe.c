@@ -63,6 +63,14 @@ typedef struct pipe_inst {
     DWORD resp_len;
 } pipe_inst;
 
+/* The client of the request being handled (svc_pipe_client_pid); 0 outside a handler. */
+static DWORD pipe_client_pid;
+
+DWORD svc_pipe_client_pid(void)
+{
+    return pipe_client_pid;
+}
+
 /* Allocated by svc_pipe_server_start, freed by svc_pipe_server_stop. */
 struct svc_pipe_server {
     wchar_t name[SVC_NAME_MAX + 40];
@@ -212,7 +220,11 @@ static void advance(svc_pipe_server *s, pipe_inst *p)
         }
         {
             int close_after = 0;
+            /* One thread serves every instance: the handler may ask who is asking. */
+            if (!GetNamedPipeClientProcessId(p->pipe, &pipe_client_pid))
+                pipe_client_pid = 0;
             size_t len = s->fn(s->user, p->req, n, p->resp, sizeof p->resp, &close_after);
+            pipe_client_pid = 0;
             if (len == 0) {
                 answer_error(p, "malformed request");
                 return;

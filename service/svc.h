@@ -169,6 +169,7 @@ typedef struct svc_options {
     uint32_t restart_delay_s;
     /* start / stop / uninstall: how long to wait for the state; 0 = the default */
     uint32_t timeout_s;
+    int take_over; /* run --take-over: start on the running instance's listener (takeover.c) */
 } svc_options;
 
 /* One server option: its flag, its registry value, its range. Shared by the command line and
@@ -327,6 +328,11 @@ void svc_instance_describe_holder(const char *name, char *out, size_t size);
  * service's process; otherwise -1 with err saying who answered. */
 int svc_instance_ask(const char *name, const char *req, uint32_t timeout_ms, svc_status_info *info,
                      char *err, size_t err_size);
+/* The same, with the answer's text kept in answer (NUL-terminated), for the keys
+ * svc_status_info has no field for (takeover.c). */
+int svc_instance_ask_raw(const char *name, const char *req, uint32_t timeout_ms,
+                         svc_status_info *info, char *answer, size_t answer_size, char *err,
+                         size_t err_size);
 /* The plain name (no namespace) this process would use for the instance mutex. */
 void svc_instance_mutex_name(const char *name, wchar_t *out, size_t count);
 
@@ -355,6 +361,8 @@ void svc_pipe_name(const char *name, wchar_t *out, size_t count);
 DWORD svc_pipe_server_start(const char *name, svc_pipe_handler fn, void *user,
                             svc_pipe_server **out);
 void svc_pipe_server_stop(svc_pipe_server *s);
+/* Inside a handler: the process id of the client asking (0 if the system does not say). */
+DWORD svc_pipe_client_pid(void);
 /* Client: one request, one answer (NUL-terminated in resp), within timeout_ms; *peer (may be
  * NULL) says who answered. Win32 code. */
 DWORD svc_pipe_request(const char *name, const char *req, size_t len, char *resp, size_t resp_size,
@@ -543,6 +551,12 @@ typedef struct svc_host {
     volatile LONG draining;        /* 1 once the stop began (the pipe reports it) */
     volatile LONG drain_requested; /* `iocp-service drain` asked for a stop (drain.c) */
     svc_admin *admin;              /* the admin HTTP endpoint, NULL without --admin-port */
+    /* take-over (takeover.c): the listener this instance started on and whom it came from;
+     * the successor this one exported to, and whether it has taken over */
+    iocp_listener_export inherited;
+    DWORD predecessor_pid;
+    DWORD successor_pid;
+    volatile LONG handed_over;
 } svc_host;
 
 /* Starts everything: log file, mutex, engine, status pipe. Returns SVC_EXIT_OK, or an exit
@@ -595,6 +609,23 @@ typedef struct svc_http_request {
     char target[64]; /* the path, query dropped; longer targets are truncated (404) */
 } svc_http_request;
 svc_http_result svc_http_parse(const char *buf, size_t len, size_t max, svc_http_request *out);
+
+/* ---- take-over: takeover.c ------------------------------------------------------------------ */
+
+/* The running instance's side, from its status pipe: "EXPORT <pid>" (the listener duplicated
+ * for the asking process, which must be that pid) and "HANDOVER" (from that process only:
+ * stop accepting, let open connections run for up to the drain timeout, then stop). Returns
+ * the answer's length, or 0 when req is neither (the status requests then). */
+size_t svc_takeover_answer(svc_host *h, const char *req, size_t len, char *resp, size_t size,
+                           int *close_after);
+/* The successor's side, in svc_host_start: before the engine, asks instance opt->name for its
+ * listener (into h->inherited); after the engine has started (its self-check passed), tells
+ * the old one to hand over and waits until it has exited. 0, or -1 with why set. */
+int svc_takeover_begin(svc_host *h, const svc_options *opt, char *why, size_t why_size);
+int svc_takeover_finish(svc_host *h, char *why, size_t why_size);
+/* In svc_host_stop after a handover: waits up to the drain timeout for the open connections
+ * to end by themselves (progress called meanwhile). */
+void svc_takeover_drain(svc_host *h, svc_progress_fn progress, void *user);
 
 /* `iocp-service drain --name N`: asks the running instance (through its status pipe, with the
  * same trust checks as `status`) to stop as a stop does: /readyz 503 for --unready-delay,

@@ -440,8 +440,7 @@ static void lifecycle(void)
         CHECK_OUT(&c, "STOPPED");
         /* How it is configured: what the SCM holds and what the service will read. */
         char account[128];
-        snprintf(account, sizeof account, "start: demand (manual), account: NT SERVICE\\%s",
-                 name);
+        snprintf(account, sizeof account, "start: demand (manual), account: NT SERVICE\\%s", name);
         CHECK_OUT(&c, account);
         CHECK_OUT(&c, "iocp-service.exe\" service --name ");
         CHECK_OUT(&c, "    version: " IOCP_VERSION_STRING " (the executable's VERSIONINFO)");

@@ -38,7 +38,7 @@ void iocp_config_init(iocp_config *config)
     config->proxy_header_timeout_ms = 5000;
 }
 
-static iocp_err config_check(iocp_config *c, iocp_error_info *err)
+iocp_err iocpi_config_check(iocp_config *c, iocp_error_info *err)
 {
 #define REJECT(...)                                                                                \
     do {                                                                                           \
@@ -119,7 +119,7 @@ static VOID CALLBACK sweep_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
                   (long long)(retries - seen));
 }
 
-static uint32_t sweep_period_ms(const iocp_config *c)
+uint32_t iocpi_sweep_period_ms(const iocp_config *c)
 {
     uint32_t shortest = 1000;
     if (c->idle_timeout_ms && c->idle_timeout_ms / 8 < shortest)
@@ -163,6 +163,7 @@ static void engine_free(iocp_engine *e)
     }
     if (e->listen_sock != INVALID_SOCKET)
         closesocket(e->listen_sock);
+    iocpi_handover_waits_stop(e);
     free(e->accepts);
     iocpi_udp_fini(e);
     iocpi_peers_fini(e);
@@ -214,7 +215,7 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
         e->config.log = iocp_log_stderr;
     e->handlers = handlers ? *handlers : *iocp_echo_handlers();
     e->user = user;
-    rc = config_check(&e->config, err);
+    rc = iocpi_config_check(&e->config, err);
     if (rc != IOCP_OK)
         goto fail;
 
@@ -298,7 +299,8 @@ iocp_err iocp_engine_start(const iocp_config *config, const iocp_handlers *handl
             goto fail;
         }
     }
-    iocpi_timer_set(e->sweep_timer, sweep_period_ms(&e->config), sweep_period_ms(&e->config));
+    iocpi_timer_set(e->sweep_timer, iocpi_sweep_period_ms(&e->config),
+                    iocpi_sweep_period_ms(&e->config));
     if (e->config.listen)
         iocpi_log(e, IOCP_LOG_INFO, "listening on %s (%lu contexts, %lu workers, %s framing)",
                   e->address, (unsigned long)e->config.max_connections,

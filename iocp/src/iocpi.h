@@ -195,6 +195,9 @@ typedef struct iocpi_accept {
     SOCKET sock;
     int posted;
     int probe; /* posted during a shortage: its success shows accepting works again */
+    /* an inherited listener on another engine's port (handover.c): the AcceptEx's event and
+     * the thread-pool wait that posts its completion to our port */
+    HANDLE event, wait;
     /* local and remote address, each sizeof(SOCKADDR_STORAGE) + 16 as AcceptEx requires */
     char addrs[2 * (sizeof(SOCKADDR_STORAGE) + 16)];
 } iocpi_accept;
@@ -326,6 +329,8 @@ struct iocp_engine {
     uint64_t accept_warned_ms;    /* when a shortage was last logged as a warning */
     int accept_shortage_warned;   /* this shortage was: its end is logged too */
     uint32_t accept_error_streak; /* failed accepts in a row */
+    int accept_emulated;          /* accepts complete by events (an inherited listener) */
+    volatile LONG accept_stopped; /* iocp_engine_stop_accepting: the successor accepts now */
 
     /* max_connections_per_address (peers.c); peers is NULL without a limit */
     iocpi_peer_slot *peers;
@@ -533,6 +538,17 @@ void iocpi_listener_admit(iocp_engine *e, iocp_conn *c, SOCKET s, const char *pe
                           const SOCKADDR_STORAGE *remote);
 /* Resets an accepted socket for want of a context (counted rejected). */
 void iocpi_listener_reject(iocp_engine *e, SOCKET s, const char *peer);
+
+/* engine.c, for reconfigure.c: the configuration's checks; the sweep's period for it. */
+iocp_err iocpi_config_check(iocp_config *c, iocp_error_info *err);
+uint32_t iocpi_sweep_period_ms(const iocp_config *c);
+
+/* handover.c: a listener inherited from another engine (config.inherit_listener): the
+ * socket made from its protocol info; the per-slot events and waits when it cannot join our
+ * port (waits_start after the slots exist, waits_stop once no accept is posted). */
+iocp_err iocpi_handover_inherit(iocp_engine *e, SOCKET *out, iocp_error_info *err);
+iocp_err iocpi_handover_waits_start(iocp_engine *e, iocp_error_info *err);
+void iocpi_handover_waits_stop(iocp_engine *e);
 
 /* udp.c: the UDP endpoint. start after the listener (its port may be the listener's); stop
  * closes the socket (every receive and send completes, udp_busy falls to 0); fini frees it

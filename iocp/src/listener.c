@@ -32,6 +32,16 @@ static void timer_in(iocp_engine *e, uint32_t ms)
         iocpi_timer_set(e->accept_retry_timer, ms, 0);
 }
 
+/* Closes our handle to the listener (a successor's duplicate keeps the socket open). Under
+ * accept_lock. */
+static void close_listener_locked(iocp_engine *e)
+{
+    if (e->listen_sock != INVALID_SOCKET) {
+        closesocket(e->listen_sock);
+        e->listen_sock = INVALID_SOCKET;
+    }
+}
+
 /* The next try after a growing delay. */
 static void retry_later(iocp_engine *e)
 {
@@ -83,7 +93,7 @@ static int post_accept(iocpi_accept *a)
         SOCKET s = iocpi_socket(e->family);
         DWORD sys = s == INVALID_SOCKET ? (DWORD)WSAGetLastError() : 0;
         AcquireSRWLockExclusive(&e->accept_lock);
-        if (e->stopping || e->listen_sock == INVALID_SOCKET || a->posted) {
+        if (e->stopping || e->accept_stopped || e->listen_sock == INVALID_SOCKET || a->posted) {
             accept_unlock(e);
             if (s != INVALID_SOCKET)
                 closesocket(s);
@@ -96,6 +106,8 @@ static int post_accept(iocpi_accept *a)
         }
         a->sock = s;
         memset(&a->op.ov, 0, sizeof a->op.ov);
+        if (e->accept_emulated) /* the low bit: no port packet; the event's wait posts one */
+            a->op.ov.hEvent = (HANDLE)((ULONG_PTR)a->event | 1);
         a->posted = 1;
         a->probe = e->accept_starved;
         InterlockedIncrement(&e->accepts_posted);
@@ -147,7 +159,7 @@ static VOID CALLBACK retry_cb(PTP_CALLBACK_INSTANCE inst, PVOID ctx, PTP_TIMER t
     iocp_engine *e = ctx;
     int may_resume = 0;
     AcquireSRWLockExclusive(&e->accept_lock);
-    if (e->stopping) {
+    if (e->stopping || e->accept_stopped) {
         accept_unlock(e);
         return;
     }
@@ -263,7 +275,7 @@ static int release_slot(iocp_engine *e, iocpi_accept *a, DWORD error)
     AcquireSRWLockExclusive(&e->accept_lock);
     a->sock = INVALID_SOCKET;
     a->posted = 0;
-    if (e->stopping) {
+    if (e->stopping || e->accept_stopped) {
         /* the stop takes the slots back */
     } else if (error == 0) {
         e->accept_error_streak = 0;
@@ -318,8 +330,10 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
     if (e->stopping) {
         iocpi_close_socket(s, 1);
     } else if (error != 0) {
-        /* e.g. the client reset before the accept completed: this slot just goes on. */
-        InterlockedIncrement64(&e->counters.accept_errors);
+        /* e.g. the client reset before the accept completed: this slot just goes on. A
+         * cancel by iocp_engine_stop_accepting is no error. */
+        if (!(e->accept_stopped && error == ERROR_OPERATION_ABORTED))
+            InterlockedIncrement64(&e->counters.accept_errors);
         iocpi_log(e, IOCP_LOG_DEBUG, "accept failed (Win32 %lu)%s", (unsigned long)error,
                   rearm ? "; re-arming" : "");
         iocpi_close_socket(s, 1);
@@ -342,11 +356,18 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
         /* else: every context was taken and the idlest quiet connection makes room; this one
          * gets its context when it is back in the pool (evict.c) */
     }
-    /* Last: the stop waits for this count, and the re-arm above is already counted. */
-    InterlockedDecrement(&e->accepts_posted);
+    /* Last: the stop waits for this count, and the re-arm above is already counted. After
+     * iocp_engine_stop_accepting the last accept to finish closes the listener. */
+    if (InterlockedDecrement(&e->accepts_posted) == 0 && e->accept_stopped) {
+        AcquireSRWLockExclusive(&e->accept_lock);
+        if (e->accepts_posted == 0)
+            close_listener_locked(e);
+        accept_unlock(e);
+    }
 }
 
-iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err)
+/* Makes, binds and listens on the configured address; *s is the socket (or INVALID_SOCKET). */
+static iocp_err bind_listener(iocp_engine *e, SOCKET *out, iocp_error_info *err)
 {
     ADDRINFOW *ai = NULL;
     iocp_err rc = iocpi_resolve_bind(e->config.bind_address, e->config.port, SOCK_STREAM,
@@ -386,6 +407,26 @@ iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err)
         iocpi_error_set(err, rc, sys, "cannot listen on %s", want);
         goto fail;
     }
+    FreeAddrInfoW(ai);
+    *out = s;
+    return IOCP_OK;
+
+fail:
+    if (s != INVALID_SOCKET)
+        closesocket(s);
+    FreeAddrInfoW(ai);
+    return rc;
+}
+
+iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err)
+{
+    SOCKET s = INVALID_SOCKET;
+    /* Handed over by another engine (handover.c), or our own. */
+    iocp_err rc = e->config.inherit_listener != NULL ? iocpi_handover_inherit(e, &s, err)
+                                                     : bind_listener(e, &s, err);
+    if (rc != IOCP_OK)
+        return rc;
+    DWORD sys = 0;
     SOCKADDR_STORAGE bound;
     int bound_len = sizeof bound;
     if (getsockname(s, (struct sockaddr *)&bound, &bound_len) == 0) {
@@ -395,8 +436,14 @@ iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err)
     rc = iocpi_load_extensions(e, s, &sys);
     if (rc == IOCP_OK)
         rc = iocpi_associate(e, s, &sys);
+    if (rc != IOCP_OK && e->config.inherit_listener != NULL && sys == ERROR_INVALID_PARAMETER) {
+        /* The original is on its owner's port, and a handle goes on one port only: our
+         * AcceptEx calls complete by an event each instead (handover.c). */
+        e->accept_emulated = 1;
+        rc = IOCP_OK;
+    }
     if (rc != IOCP_OK) {
-        iocpi_error_set(err, rc, sys, "cannot prepare the listener on %s", want);
+        iocpi_error_set(err, rc, sys, "cannot prepare the listener on %s", e->address);
         goto fail;
     }
     e->accept_retry_timer = CreateThreadpoolTimer(retry_cb, e, NULL);
@@ -406,22 +453,52 @@ iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err)
         iocpi_error_set(err, rc, GetLastError(), "cannot allocate the accept slots");
         goto fail;
     }
-    e->listen_sock = s;
-    FreeAddrInfoW(ai);
     for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
         iocpi_accept *a = &e->accepts[i];
         a->engine = e;
         iocpi_op_init(&a->op, accept_done);
         a->sock = INVALID_SOCKET;
-        post_accept(a);
     }
+    if (e->accept_emulated) {
+        rc = iocpi_handover_waits_start(e, err);
+        if (rc != IOCP_OK)
+            goto fail;
+    }
+    e->listen_sock = s;
+    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++)
+        post_accept(&e->accepts[i]);
     return IOCP_OK;
 
 fail:
-    if (s != INVALID_SOCKET)
-        closesocket(s);
-    FreeAddrInfoW(ai);
+    closesocket(s);
     return rc;
+}
+
+/* Stops posting accepts and takes back the posted ones. The listener is closed by the last
+ * of them to finish (accept_done), not here: an AcceptEx that completed before its cancel
+ * came is a connection, which needs the listener for SO_UPDATE_ACCEPT_CONTEXT. */
+iocp_err iocp_engine_stop_accepting(iocp_engine *engine)
+{
+    iocp_engine *e = engine;
+    if (e == NULL || !e->config.listen)
+        return IOCP_E_INVALID_ARG;
+    AcquireSRWLockExclusive(&e->accept_lock);
+    if (e->accept_stopped || e->listen_sock == INVALID_SOCKET) {
+        accept_unlock(e);
+        return IOCP_OK;
+    }
+    e->accept_stopped = 1;
+    /* Cancel one op at a time: CancelIoEx(s, NULL) would also take the successor's accepts
+     * when both engines are in one process (one file object, every handle's requests). */
+    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
+        if (e->accepts[i].posted)
+            CancelIoEx((HANDLE)e->listen_sock, &e->accepts[i].op.ov);
+    }
+    if (e->accepts_posted == 0)
+        close_listener_locked(e);
+    iocpi_log_later(e, IOCP_LOG_INFO, "stopped accepting on %s", e->address);
+    accept_unlock(e);
+    return IOCP_OK;
 }
 
 /* Closes the listener: its pending AcceptEx calls complete with an error and their sockets
@@ -436,7 +513,12 @@ void iocpi_listener_stop(iocp_engine *e)
     SOCKET s = e->listen_sock;
     e->listen_sock = INVALID_SOCKET;
     if (s != INVALID_SOCKET) {
-        CancelIoEx((HANDLE)s, NULL);
+        /* One op at a time, not CancelIoEx(s, NULL): that would take a successor's accepts
+         * too when it runs in this process (one socket, two handles; handover.c). */
+        for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
+            if (e->accepts[i].posted)
+                CancelIoEx((HANDLE)s, &e->accepts[i].op.ov);
+        }
         closesocket(s);
     }
     accept_unlock(e);

@@ -247,6 +247,11 @@ typedef struct iocp_config {
      * other source is served as without this: a PROXY line it sends is data. */
     const char *proxy_protocol_from;
     uint32_t proxy_header_timeout_ms;
+
+    /* Start from another engine's listener instead of binding (iocp_engine_export_listener,
+     * made for this process's pid); NULL = bind as configured. port must be 0 or the
+     * listener's port (a different one fails with IOCP_E_INVALID_ARG naming both). */
+    const struct iocp_listener_export *inherit_listener;
 } iocp_config;
 
 #define IOCP_TLS_MIN_BUFFER 18432
@@ -467,6 +472,44 @@ typedef struct iocp_stats {
 } iocp_stats;
 
 IOCP_API void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out);
+
+/* ---- handing the listener to a successor (handover.c) ---------------------------------- */
+
+/* What a successor needs to accept on this engine's listening socket: the socket duplicated
+ * for its process (a WSAPROTOCOL_INFOW from WSADuplicateSocketW, opaque here), and the port,
+ * for its check. Plain bytes: it may travel over a pipe to another process. */
+#define IOCP_LISTENER_INFO_BYTES 1024
+typedef struct iocp_listener_export {
+    uint32_t target_pid;
+    uint16_t port;
+    uint16_t family; /* AF_INET or AF_INET6 */
+    unsigned char tcp[IOCP_LISTENER_INFO_BYTES];
+} iocp_listener_export;
+
+/* Duplicates the listener for process target_pid (this process's own pid works too: a second
+ * engine here). Both engines then accept on one socket until this one stops accepting. */
+IOCP_API iocp_err iocp_engine_export_listener(iocp_engine *engine, uint32_t target_pid,
+                                              iocp_listener_export *out, iocp_error_info *err);
+
+/* Stops accepting: the posted AcceptEx calls are cancelled (one that had already accepted a
+ * connection is served as usual), then this engine's handle to the listener is closed; a
+ * successor's duplicate keeps the socket, and the connections waiting in its backlog, open.
+ * Open connections go on until iocp_engine_stop drains them. IOCP_E_INVALID_ARG for an
+ * engine that does not listen. */
+IOCP_API iocp_err iocp_engine_stop_accepting(iocp_engine *engine);
+
+/* ---- changing a running engine's configuration (reconfigure.c) ------------------------ */
+
+/* Applies what can change while the engine runs: idle_timeout_ms, message_timeout_ms,
+ * send_timeout_ms, tls.handshake_timeout_ms, proxy_header_timeout_ms, log_level, and
+ * max_connections_per_address between two non-zero values; they apply to open connections
+ * from the next sweep. next is a whole configuration (start from the one the engine was
+ * started with): an invalid one is refused with IOCP_E_INVALID_ARG and nothing changes. The
+ * fields that differ and cannot change live are named in not_live ("port, framing"; "" =
+ * none; may be NULL), and left as they are. */
+IOCP_API iocp_err iocp_engine_reconfigure(iocp_engine *engine, const iocp_config *next,
+                                          char *not_live, size_t not_live_size,
+                                          iocp_error_info *err);
 
 /* ---- process helpers ------------------------------------------------------------------- */
 
