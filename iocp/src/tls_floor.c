@@ -1,0 +1,235 @@
+/*
+ * tls_floor.c: the engine holds its TLS floor itself.
+ *
+ * The credentials ask Schannel for the floor (tls_creds.c: the protocols below the minimum
+ * disabled, CBC ciphers and RSA key exchange refused through CRYPTO_SETTINGS), but a system
+ * may not honour the request: Wine's Schannel (GnuTLS underneath) negotiates TLS 1.0 and
+ * static-RSA CBC suites whatever the credentials say (docs/wine.md). So the floor is held here
+ * twice, whatever Schannel does:
+ *
+ *   - before the handshake (server): the ClientHello is read (tls_hello.c) and one whose
+ *     highest offered version is below the minimum is answered with a fatal protocol_version
+ *     alert; Schannel never sees it, so a scanner finds those protocols "not offered";
+ *   - after the handshake (both roles): the negotiated protocol and cipher suite are read back
+ *     (SECPKG_ATTR_CONNECTION_INFO, SECPKG_ATTR_CIPHER_INFO) and a session below the floor
+ *     fails before any application byte crosses it: the server replaces its last flight (its
+ *     ChangeCipherSpec and Finished) with a fatal alert, so the client's handshake never
+ *     completes; the client sends nothing more and closes.
+ *
+ * The suite floor: forward secrecy (ECDHE or DHE key exchange) always, and an AEAD cipher (GCM,
+ * CCM, ChaCha20-Poly1305) on TLS 1.2 and later. TLS 1.0 and 1.1 have no AEAD suite, so an
+ * engine allowed to speak them (min_version below 1.2) accepts their CBC suites.
+ */
+#include "tls.h"
+
+#ifndef SP_PROT_TLS1_3_SERVER
+#define SP_PROT_TLS1_3_SERVER 0x00001000
+#define SP_PROT_TLS1_3_CLIENT 0x00002000
+#endif
+
+#define ALERT_DECODE_ERROR 50u
+#define ALERT_PROTOCOL_VERSION 70u
+#define ALERT_INSUFFICIENT_SECURITY 71u
+
+static unsigned min_version(const iocpi_tls *t)
+{
+    return t->creds->min_version != 0 ? t->creds->min_version : IOCPI_TLS_V1_2;
+}
+
+unsigned iocpi_tls_wire_version(DWORD p)
+{
+    return (p & (SP_PROT_TLS1_3_SERVER | SP_PROT_TLS1_3_CLIENT)) ? IOCPI_TLS_V1_3
+           : (p & SP_PROT_TLS1_2)                                ? IOCPI_TLS_V1_2
+           : (p & SP_PROT_TLS1_1)                                ? IOCPI_TLS_V1_1
+           : (p & SP_PROT_TLS1_0)                                ? IOCPI_TLS_V1_0
+           : (p & SP_PROT_SSL3)                                  ? 0x0300u
+                                                                 : 0u;
+}
+
+/* The record version of an alert sent before the handshake settled one: the client's own,
+ * within 3.1 .. 3.3 (what a TLS 1.0 client expects, and what TLS 1.3 uses on the wire). */
+static unsigned alert_version(unsigned v)
+{
+    return v < IOCPI_TLS_V1_0 ? IOCPI_TLS_V1_0 : v > IOCPI_TLS_V1_2 ? IOCPI_TLS_V1_2 : v;
+}
+
+static int append_alert(iocpi_tls *t, unsigned version, unsigned description)
+{
+    uint8_t alert[IOCPI_TLS_ALERT_LEN];
+    size_t n = iocpi_tls_alert(alert, alert_version(version), description);
+    if (t->out_cap - t->out_len < n) {
+        size_t cap = t->out_len + 64;
+        char *p = realloc(t->out, cap);
+        if (p == NULL)
+            return -1;
+        t->out = p;
+        t->out_cap = cap;
+    }
+    memcpy(t->out + t->out_len, alert, n);
+    t->out_len += n;
+    return 0;
+}
+
+iocpi_tls_status iocpi_tls_floor_hello(iocpi_tls *t, const char *in, size_t len)
+{
+    iocpi_hello h;
+    char offered[32], floor[32];
+    if (t->hello_checked)
+        return IOCPI_TLS_PROGRESS;
+    iocpi_hello_result r = iocpi_hello_parse((const uint8_t *)in, len, &h);
+    if (r == IOCPI_HELLO_NEED_MORE)
+        return IOCPI_TLS_NEED_MORE; /* bounded: IOCPI_HELLO_WIRE_MAX < the receive buffer */
+    if (r == IOCPI_HELLO_OK && h.highest >= min_version(t)) {
+        t->hello_checked = 1;
+        return IOCPI_TLS_PROGRESS;
+    }
+    t->status = SEC_E_ILLEGAL_MESSAGE;
+    if (r == IOCPI_HELLO_OK) {
+        t->status = SEC_E_UNSUPPORTED_FUNCTION;
+        t->below_floor = 1;
+        snprintf(t->err, sizeof t->err,
+                 "the client offered at most %s, below the minimum %s (protocol_version alert "
+                 "sent)",
+                 iocpi_tls_version_name(h.highest, offered, sizeof offered),
+                 iocpi_tls_version_name(min_version(t), floor, sizeof floor));
+    } else if (r == IOCPI_HELLO_TOO_LARGE) {
+        snprintf(t->err, sizeof t->err, "a ClientHello not whole within %u bytes",
+                 (unsigned)IOCPI_HELLO_WIRE_MAX);
+    } else {
+        snprintf(t->err, sizeof t->err, "a malformed ClientHello: %s", h.error);
+    }
+    if (append_alert(t, h.record_version,
+                     r == IOCPI_HELLO_OK ? ALERT_PROTOCOL_VERSION : ALERT_DECODE_ERROR) != 0)
+        t->status = SEC_E_INSUFFICIENT_MEMORY;
+    return IOCPI_TLS_FAILED;
+}
+
+/* What the suite floor needs to know of a suite, by its IANA number: the suites Schannel and
+ * its peers negotiate. A suite not listed is judged by its name (below). */
+typedef struct suite_info {
+    unsigned short id;
+    unsigned char forward_secret, aead;
+    const char *name;
+} suite_info;
+
+static const suite_info suites[] = {
+    {0x0004, 0, 0, "TLS_RSA_WITH_RC4_128_MD5"},
+    {0x0005, 0, 0, "TLS_RSA_WITH_RC4_128_SHA"},
+    {0x000a, 0, 0, "TLS_RSA_WITH_3DES_EDE_CBC_SHA"},
+    {0x002f, 0, 0, "TLS_RSA_WITH_AES_128_CBC_SHA"},
+    {0x0033, 1, 0, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA"},
+    {0x0035, 0, 0, "TLS_RSA_WITH_AES_256_CBC_SHA"},
+    {0x0039, 1, 0, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA"},
+    {0x003c, 0, 0, "TLS_RSA_WITH_AES_128_CBC_SHA256"},
+    {0x003d, 0, 0, "TLS_RSA_WITH_AES_256_CBC_SHA256"},
+    {0x0067, 1, 0, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256"},
+    {0x006b, 1, 0, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256"},
+    {0x009c, 0, 1, "TLS_RSA_WITH_AES_128_GCM_SHA256"},
+    {0x009d, 0, 1, "TLS_RSA_WITH_AES_256_GCM_SHA384"},
+    {0x009e, 1, 1, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"},
+    {0x009f, 1, 1, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"},
+    {0x1301, 1, 1, "TLS_AES_128_GCM_SHA256"},
+    {0x1302, 1, 1, "TLS_AES_256_GCM_SHA384"},
+    {0x1303, 1, 1, "TLS_CHACHA20_POLY1305_SHA256"},
+    {0xc009, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"},
+    {0xc00a, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"},
+    {0xc013, 1, 0, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"},
+    {0xc014, 1, 0, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"},
+    {0xc023, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"},
+    {0xc024, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384"},
+    {0xc027, 1, 0, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"},
+    {0xc028, 1, 0, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"},
+    {0xc02b, 1, 1, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+    {0xc02c, 1, 1, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+    {0xc02f, 1, 1, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
+    {0xc030, 1, 1, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"},
+    {0xcca8, 1, 1, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
+    {0xcca9, 1, 1, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
+    {0xccaa, 1, 1, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
+};
+
+/* A suite not in the table, by the IANA name Schannel reports ("TLS_ECDHE_RSA_WITH_..."):
+ * forward secret when its key exchange is ECDHE or DHE, AEAD when its cipher is GCM, CCM or
+ * ChaCha20-Poly1305. Without a name nothing is known: both are 0 (refused). */
+static void judge_by_name(const char *name, suite_info *s)
+{
+    s->forward_secret = (unsigned char)(strncmp(name, "TLS_ECDHE_", 10) == 0 ||
+                                        strncmp(name, "TLS_DHE_", 8) == 0);
+    s->aead = (unsigned char)(strstr(name, "_GCM") != NULL || strstr(name, "_CCM") != NULL ||
+                              strstr(name, "POLY1305") != NULL);
+}
+
+/* The negotiated suite: its number and name from SECPKG_ATTR_CIPHER_INFO. 0, or -1 when the
+ * system does not say (then the connection info's key exchange is all there is). */
+static int negotiated_suite(iocpi_tls *t, suite_info *out, char *name, size_t name_size)
+{
+    SecPkgContext_CipherInfo ci;
+    memset(&ci, 0, sizeof ci);
+    memset(out, 0, sizeof *out);
+    name[0] = '\0';
+    if (QueryContextAttributesW(&t->ctx, SECPKG_ATTR_CIPHER_INFO, &ci) != SEC_E_OK)
+        return -1;
+    out->id = (unsigned short)ci.dwCipherSuite;
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)
+        if (suites[i].id == out->id) {
+            *out = suites[i];
+            snprintf(name, name_size, "%s (0x%04x)", suites[i].name, (unsigned)out->id);
+            return 0;
+        }
+    /* Not a suite the table knows (or no number: Wine 10 gives 0 for some): by its name. */
+    char text[SZ_ALG_MAX_SIZE * 3];
+    ci.szCipherSuite[SZ_ALG_MAX_SIZE - 1] = L'\0';
+    if (WideCharToMultiByte(CP_UTF8, 0, ci.szCipherSuite, -1, text, (int)sizeof text, NULL,
+                            NULL) == 0)
+        text[0] = '\0';
+    snprintf(name, name_size, "%s (0x%04x)", text[0] != '\0' ? text : "a suite",
+             (unsigned)out->id);
+    judge_by_name(text, out);
+    return 0;
+}
+
+int iocpi_tls_floor_check(iocpi_tls *t)
+{
+    SecPkgContext_ConnectionInfo info;
+    char version[32], floor[32], suite_name[200], why[120] = "";
+    memset(&info, 0, sizeof info);
+    SECURITY_STATUS s = QueryContextAttributesW(&t->ctx, SECPKG_ATTR_CONNECTION_INFO, &info);
+    unsigned v = s == SEC_E_OK ? iocpi_tls_wire_version(info.dwProtocol) : 0;
+    const char *peer = t->creds->server ? "the client" : "the server";
+    unsigned alert = ALERT_PROTOCOL_VERSION;
+    iocpi_tls_version_name(v, version, sizeof version);
+    iocpi_tls_version_name(min_version(t), floor, sizeof floor);
+    if (v < min_version(t)) {
+        snprintf(t->err, sizeof t->err, "%s negotiated %s, below the minimum %s (--tls-min-version)",
+                 peer, v != 0 ? version : "an unknown protocol", floor);
+    } else if (!t->creds->legacy_suites && v < IOCPI_TLS_V1_3) {
+        suite_info suite;
+        if (negotiated_suite(t, &suite, suite_name, sizeof suite_name) != 0) {
+            /* No cipher info: the connection info still tells the key exchange. */
+            snprintf(suite_name, sizeof suite_name, "key exchange 0x%04x",
+                     (unsigned)info.aiExch);
+            suite.forward_secret =
+                (unsigned char)(info.aiExch == CALG_ECDH_EPHEM || info.aiExch == CALG_DH_EPHEM);
+            suite.aead = 1; /* not knowable here: only forward secrecy is held */
+        }
+        if (!suite.forward_secret || (!suite.aead && v >= IOCPI_TLS_V1_2))
+            snprintf(why, sizeof why, "%s%s%s", !suite.aead ? "no AEAD cipher (CBC)" : "",
+                     !suite.aead && !suite.forward_secret ? " and " : "",
+                     !suite.forward_secret ? "no forward secrecy (static RSA key exchange)" : "");
+        if (why[0] != '\0') {
+            alert = ALERT_INSUFFICIENT_SECURITY;
+            snprintf(t->err, sizeof t->err,
+                     "%s negotiated %s with %s: %s, below the suite floor", peer, version,
+                     suite_name, why);
+        }
+    }
+    if (v >= min_version(t) && why[0] == '\0')
+        return 0;
+    t->below_floor = 1;
+    t->status = SEC_E_ALGORITHM_MISMATCH;
+    /* Nothing of the last flight goes out: the peer's handshake never completes. */
+    t->out_len = 0;
+    if (t->creds->server)
+        append_alert(t, v != 0 ? v : IOCPI_TLS_V1_2, alert);
+    return -1;
+}
