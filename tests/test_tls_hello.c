@@ -21,6 +21,8 @@ typedef struct hello_spec {
     int extensions;      /* 0: no extension block at all (pre-TLS 1.3 shape) */
     size_t session_id;   /* its length */
     size_t padding;      /* an extra extension (type 21) of this many bytes, 0 = none */
+    const unsigned *suites; /* NULL: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256 */
+    size_t suite_count;
 } hello_spec;
 
 static size_t put16(uint8_t *p, unsigned v)
@@ -40,9 +42,12 @@ static size_t build_message(const hello_spec *s, uint8_t *msg, size_t cap)
     msg[n++] = (uint8_t)s->session_id;
     memset(msg + n, 0x11, s->session_id);
     n += s->session_id;
-    n += put16(msg + n, 4); /* two suites */
-    n += put16(msg + n, 0xc02f);
-    n += put16(msg + n, 0x1301);
+    static const unsigned default_suites[] = {0xc02f, 0x1301};
+    const unsigned *suites = s->suites != NULL ? s->suites : default_suites;
+    size_t suite_count = s->suites != NULL ? s->suite_count : 2;
+    n += put16(msg + n, (unsigned)(2 * suite_count));
+    for (size_t i = 0; i < suite_count; i++)
+        n += put16(msg + n, suites[i]);
     msg[n++] = 1; /* one compression method: null */
     msg[n++] = 0;
     if (s->extensions) {
@@ -126,14 +131,14 @@ static void highest_version_offered(void)
         unsigned want;
         int has_sv;
     } cases[] = {
-        {{0x0301, NULL, 0, 0, 0, 0}, 0x0301, 0},          /* TLS 1.0, no extensions */
-        {{0x0302, NULL, 0, 1, 32, 0}, 0x0302, 0},         /* TLS 1.1 with extensions */
-        {{0x0303, NULL, 0, 1, 0, 0}, 0x0303, 0},          /* TLS 1.2 */
-        {{0x0303, v13, 2, 1, 32, 0}, 0x0304, 1},          /* TLS 1.3 */
-        {{0x0303, grease_11, 3, 1, 0, 0}, 0x0302, 1},     /* supported_versions wins, GREASE out */
-        {{0x0303, only_grease, 1, 1, 0, 0}, 0, 1},        /* nothing real offered */
-        {{0x0301, low_first, 3, 1, 0, 0}, 0x0304, 1},     /* the largest, not the first */
-        {{0x0303, v13, 2, 1, 0, 1000}, 0x0304, 1},        /* padded */
+        {{0x0301, NULL, 0, 0, 0, 0, NULL, 0}, 0x0301, 0},          /* TLS 1.0, no extensions */
+        {{0x0302, NULL, 0, 1, 32, 0, NULL, 0}, 0x0302, 0},         /* TLS 1.1 with extensions */
+        {{0x0303, NULL, 0, 1, 0, 0, NULL, 0}, 0x0303, 0},          /* TLS 1.2 */
+        {{0x0303, v13, 2, 1, 32, 0, NULL, 0}, 0x0304, 1},          /* TLS 1.3 */
+        {{0x0303, grease_11, 3, 1, 0, 0, NULL, 0}, 0x0302, 1},     /* supported_versions wins, GREASE out */
+        {{0x0303, only_grease, 1, 1, 0, 0, NULL, 0}, 0, 1},        /* nothing real offered */
+        {{0x0301, low_first, 3, 1, 0, 0, NULL, 0}, 0x0304, 1},     /* the largest, not the first */
+        {{0x0303, v13, 2, 1, 0, 1000, NULL, 0}, 0x0304, 1},        /* padded */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = build(&cases[i].spec);
@@ -153,7 +158,7 @@ static void highest_version_offered(void)
 static void every_split_needs_more(void)
 {
     static const unsigned v13[] = {0x0304, 0x0303};
-    hello_spec s = {0x0303, v13, 2, 1, 32, 200};
+    hello_spec s = {0x0303, v13, 2, 1, 32, 200, NULL, 0};
     size_t m = build_message(&s, msg_buf, sizeof msg_buf);
     static const size_t frags[] = {16384, 100, 7, 1};
     for (size_t f = 0; f < sizeof frags / sizeof frags[0]; f++) {
@@ -176,7 +181,7 @@ static void every_split_needs_more(void)
 static void malformed_refused(void)
 {
     static const unsigned v13[] = {0x0304, 0x0303};
-    hello_spec s = {0x0303, v13, 2, 1, 0, 0};
+    hello_spec s = {0x0303, v13, 2, 1, 0, 0, NULL, 0};
     size_t n = build(&s);
     uint8_t good[1024];
     CHECK(n <= sizeof good);
@@ -238,13 +243,13 @@ static void malformed_refused(void)
 static void oversized_refused(void)
 {
     static const unsigned v13[] = {0x0304, 0x0303};
-    hello_spec big = {0x0303, v13, 2, 1, 0, 16384};
+    hello_spec big = {0x0303, v13, 2, 1, 0, 16384, NULL, 0};
     size_t m = build_message(&big, msg_buf, sizeof msg_buf);
     size_t n = build_records(msg_buf, m, 16384, wire_buf, sizeof wire_buf);
     iocpi_hello h;
     CHECK(parse_copy(wire_buf, n, &h) == IOCPI_HELLO_TOO_LARGE);
     /* Tiny records: the same hello stops at the wire bound, whatever follows. */
-    hello_spec mid = {0x0303, v13, 2, 1, 0, 4000};
+    hello_spec mid = {0x0303, v13, 2, 1, 0, 4000, NULL, 0};
     m = build_message(&mid, msg_buf, sizeof msg_buf);
     n = build_records(msg_buf, m, 1, wire_buf, sizeof wire_buf);
     CHECK(n > IOCPI_HELLO_WIRE_MAX);
@@ -258,6 +263,38 @@ static void oversized_refused(void)
     /* A record longer than 16384. */
     static const uint8_t long_record[] = {22, 3, 1, 0x40, 0x01, 1, 0, 0, 40};
     CHECK(parse_copy(long_record, sizeof long_record, &h) == IOCPI_HELLO_MALFORMED);
+}
+
+/* What the suite floor needs from the offer: a forward-secret AEAD suite, or at least a
+ * forward-secret one (enough below TLS 1.2); unknown suites count as neither. */
+static void suites_offered(void)
+{
+    static const unsigned cbc_only[] = {0xc013, 0x002f, 0x0035};
+    static const unsigned rsa_gcm[] = {0x009c, 0x009d};
+    static const unsigned mixed[] = {0x002f, 0xcca8};
+    static const unsigned unknown[] = {0x5600, 0xff85};
+    static const unsigned tls13[] = {0x1302};
+    struct {
+        const unsigned *suites;
+        size_t count;
+        int fs, fs_aead;
+    } cases[] = {
+        {cbc_only, 3, 1, 0}, {rsa_gcm, 2, 0, 0}, {mixed, 2, 1, 1},
+        {unknown, 2, 0, 0},  {tls13, 1, 1, 1},   {NULL, 0, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hello_spec s = {0x0303, NULL, 0, 1, 0, 0, cases[i].suites, cases[i].count};
+        size_t n = build(&s);
+        iocpi_hello h;
+        CHECK(parse_copy(wire_buf, n, &h) == IOCPI_HELLO_OK);
+        CHECK_MSG(h.offers_fs == cases[i].fs && h.offers_fs_aead == cases[i].fs_aead,
+                  "case %lu: offers_fs %d, offers_fs_aead %d", (unsigned long)i, h.offers_fs,
+                  h.offers_fs_aead);
+    }
+    const iocpi_tls_suite *s = iocpi_tls_suite_find(0xc030);
+    CHECK(s != NULL && s->forward_secret && s->aead &&
+          strcmp(s->name, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384") == 0);
+    CHECK(iocpi_tls_suite_find(0x5600) == NULL);
 }
 
 static void alert_and_names(void)
@@ -279,6 +316,7 @@ static const test_case cases[] = {
     {"every_split_needs_more", every_split_needs_more},
     {"malformed_refused", malformed_refused},
     {"oversized_refused", oversized_refused},
+    {"suites_offered", suites_offered},
     {"alert_and_names", alert_and_names},
 };
 

@@ -9,7 +9,8 @@
  *
  *   - before the handshake (server): the ClientHello is read (tls_hello.c) and one whose
  *     highest offered version is below the minimum is answered with a fatal protocol_version
- *     alert; Schannel never sees it, so a scanner finds those protocols "not offered";
+ *     alert, one that offers no suite the floor accepts with insufficient_security; Schannel
+ *     never sees it, so a scanner finds those protocols and suites "not offered";
  *   - after the handshake (both roles): the negotiated protocol and cipher suite are read back
  *     (SECPKG_ATTR_CONNECTION_INFO, SECPKG_ATTR_CIPHER_INFO) and a session below the floor
  *     fails before any application byte crosses it: the server replaces its last flight (its
@@ -79,13 +80,30 @@ iocpi_tls_status iocpi_tls_floor_hello(iocpi_tls *t, const char *in, size_t len)
     iocpi_hello_result r = iocpi_hello_parse((const uint8_t *)in, len, &h);
     if (r == IOCPI_HELLO_NEED_MORE)
         return IOCPI_TLS_NEED_MORE; /* bounded: IOCPI_HELLO_WIRE_MAX < the receive buffer */
-    if (r == IOCPI_HELLO_OK && h.highest >= min_version(t)) {
+    /* The suite floor, as the negotiated version will need it: from TLS 1.2 on (the server
+     * takes the highest version both speak) forward secrecy with an AEAD cipher, below it
+     * forward secrecy. A client offering none gets insufficient_security here rather than a
+     * handshake the check after it would fail: a scanner asking for CBC-only or static-RSA
+     * suites then finds them not offered. */
+    int suites_ok = t->creds->legacy_suites ||
+                    (h.highest >= IOCPI_TLS_V1_2 ? h.offers_fs_aead : h.offers_fs);
+    if (r == IOCPI_HELLO_OK && h.highest >= min_version(t) && suites_ok) {
         t->hello_checked = 1;
         return IOCPI_TLS_PROGRESS;
     }
     t->status = SEC_E_ILLEGAL_MESSAGE;
-    if (r == IOCPI_HELLO_OK) {
-        t->status = SEC_E_UNSUPPORTED_FUNCTION;
+    unsigned alert = ALERT_DECODE_ERROR;
+    if (r == IOCPI_HELLO_OK && h.highest >= min_version(t)) {
+        t->status = SEC_E_ALGORITHM_MISMATCH;
+        t->below_floor = 1;
+        alert = ALERT_INSUFFICIENT_SECURITY;
+        snprintf(t->err, sizeof t->err,
+                 "the client offered no cipher suite %s (insufficient_security alert sent)",
+                 h.highest >= IOCPI_TLS_V1_2 ? "with forward secrecy and an AEAD cipher"
+                                             : "with forward secrecy");
+    } else if (r == IOCPI_HELLO_OK) {
+        alert = ALERT_PROTOCOL_VERSION;
+        t->status = SEC_E_ALGORITHM_MISMATCH;
         t->below_floor = 1;
         snprintf(t->err, sizeof t->err,
                  "the client offered at most %s, below the minimum %s (protocol_version alert "
@@ -98,60 +116,15 @@ iocpi_tls_status iocpi_tls_floor_hello(iocpi_tls *t, const char *in, size_t len)
     } else {
         snprintf(t->err, sizeof t->err, "a malformed ClientHello: %s", h.error);
     }
-    if (append_alert(t, h.record_version,
-                     r == IOCPI_HELLO_OK ? ALERT_PROTOCOL_VERSION : ALERT_DECODE_ERROR) != 0)
+    if (append_alert(t, h.record_version, alert) != 0)
         t->status = SEC_E_INSUFFICIENT_MEMORY;
     return IOCPI_TLS_FAILED;
 }
 
-/* What the suite floor needs to know of a suite, by its IANA number: the suites Schannel and
- * its peers negotiate. A suite not listed is judged by its name (below). */
-typedef struct suite_info {
-    unsigned short id;
-    unsigned char forward_secret, aead;
-    const char *name;
-} suite_info;
-
-static const suite_info suites[] = {
-    {0x0004, 0, 0, "TLS_RSA_WITH_RC4_128_MD5"},
-    {0x0005, 0, 0, "TLS_RSA_WITH_RC4_128_SHA"},
-    {0x000a, 0, 0, "TLS_RSA_WITH_3DES_EDE_CBC_SHA"},
-    {0x002f, 0, 0, "TLS_RSA_WITH_AES_128_CBC_SHA"},
-    {0x0033, 1, 0, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA"},
-    {0x0035, 0, 0, "TLS_RSA_WITH_AES_256_CBC_SHA"},
-    {0x0039, 1, 0, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA"},
-    {0x003c, 0, 0, "TLS_RSA_WITH_AES_128_CBC_SHA256"},
-    {0x003d, 0, 0, "TLS_RSA_WITH_AES_256_CBC_SHA256"},
-    {0x0067, 1, 0, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256"},
-    {0x006b, 1, 0, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256"},
-    {0x009c, 0, 1, "TLS_RSA_WITH_AES_128_GCM_SHA256"},
-    {0x009d, 0, 1, "TLS_RSA_WITH_AES_256_GCM_SHA384"},
-    {0x009e, 1, 1, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"},
-    {0x009f, 1, 1, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"},
-    {0x1301, 1, 1, "TLS_AES_128_GCM_SHA256"},
-    {0x1302, 1, 1, "TLS_AES_256_GCM_SHA384"},
-    {0x1303, 1, 1, "TLS_CHACHA20_POLY1305_SHA256"},
-    {0xc009, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"},
-    {0xc00a, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"},
-    {0xc013, 1, 0, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"},
-    {0xc014, 1, 0, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"},
-    {0xc023, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"},
-    {0xc024, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384"},
-    {0xc027, 1, 0, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"},
-    {0xc028, 1, 0, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"},
-    {0xc02b, 1, 1, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
-    {0xc02c, 1, 1, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
-    {0xc02f, 1, 1, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
-    {0xc030, 1, 1, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"},
-    {0xcca8, 1, 1, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
-    {0xcca9, 1, 1, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
-    {0xccaa, 1, 1, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
-};
-
 /* A suite not in the table, by the IANA name Schannel reports ("TLS_ECDHE_RSA_WITH_..."):
  * forward secret when its key exchange is ECDHE or DHE, AEAD when its cipher is GCM, CCM or
  * ChaCha20-Poly1305. Without a name nothing is known: both are 0 (refused). */
-static void judge_by_name(const char *name, suite_info *s)
+static void judge_by_name(const char *name, iocpi_tls_suite *s)
 {
     s->forward_secret = (unsigned char)(strncmp(name, "TLS_ECDHE_", 10) == 0 ||
                                         strncmp(name, "TLS_DHE_", 8) == 0);
@@ -161,7 +134,7 @@ static void judge_by_name(const char *name, suite_info *s)
 
 /* The negotiated suite: its number and name from SECPKG_ATTR_CIPHER_INFO. 0, or -1 when the
  * system does not say (then the connection info's key exchange is all there is). */
-static int negotiated_suite(iocpi_tls *t, suite_info *out, char *name, size_t name_size)
+static int negotiated_suite(iocpi_tls *t, iocpi_tls_suite *out, char *name, size_t name_size)
 {
     SecPkgContext_CipherInfo ci;
     memset(&ci, 0, sizeof ci);
@@ -170,12 +143,12 @@ static int negotiated_suite(iocpi_tls *t, suite_info *out, char *name, size_t na
     if (QueryContextAttributesW(&t->ctx, SECPKG_ATTR_CIPHER_INFO, &ci) != SEC_E_OK)
         return -1;
     out->id = (unsigned short)ci.dwCipherSuite;
-    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)
-        if (suites[i].id == out->id) {
-            *out = suites[i];
-            snprintf(name, name_size, "%s (0x%04x)", suites[i].name, (unsigned)out->id);
-            return 0;
-        }
+    const iocpi_tls_suite *known = iocpi_tls_suite_find(out->id);
+    if (known != NULL) {
+        *out = *known;
+        snprintf(name, name_size, "%s (0x%04x)", known->name, (unsigned)out->id);
+        return 0;
+    }
     /* Not a suite the table knows (or no number: Wine 10 gives 0 for some): by its name. */
     char text[SZ_ALG_MAX_SIZE * 3];
     ci.szCipherSuite[SZ_ALG_MAX_SIZE - 1] = L'\0';
@@ -203,7 +176,7 @@ int iocpi_tls_floor_check(iocpi_tls *t)
         snprintf(t->err, sizeof t->err, "%s negotiated %s, below the minimum %s (--tls-min-version)",
                  peer, v != 0 ? version : "an unknown protocol", floor);
     } else if (!t->creds->legacy_suites && v < IOCPI_TLS_V1_3) {
-        suite_info suite;
+        iocpi_tls_suite suite;
         if (negotiated_suite(t, &suite, suite_name, sizeof suite_name) != 0) {
             /* No cipher info: the connection info still tells the key exchange. */
             snprintf(suite_name, sizeof suite_name, "key exchange 0x%04x",

@@ -76,8 +76,16 @@ static iocpi_hello_result parse_body(const uint8_t *body, size_t len, iocpi_hell
     out->highest = (uint16_t)v;
     if (take_u8(&c, &n) != 0 || n > 32 || skip(&c, n) != 0)
         return malformed(out, "bad session id");
-    if (take_u16(&c, &n) != 0 || n < 2 || n % 2 != 0 || skip(&c, n) != 0)
+    if (take_u16(&c, &n) != 0 || n < 2 || n % 2 != 0 || c.len - c.pos < n)
         return malformed(out, "bad cipher suite list");
+    for (size_t end = c.pos + n; c.pos < end;) {
+        take_u16(&c, &v); /* cannot fail: the list lies within the message */
+        const iocpi_tls_suite *s = iocpi_tls_suite_find(v);
+        if (s != NULL && s->forward_secret) {
+            out->offers_fs = 1;
+            out->offers_fs_aead |= s->aead;
+        }
+    }
     if (take_u8(&c, &n) != 0 || n < 1 || skip(&c, n) != 0)
         return malformed(out, "bad compression method list");
     if (c.pos == c.len)
@@ -163,6 +171,57 @@ iocpi_hello_result iocpi_hello_parse(const uint8_t *in, size_t len, iocpi_hello 
             return IOCPI_HELLO_NEED_MORE;
         pos += RECORD_HEADER + frag;
     }
+}
+
+/* The suites Schannel and its peers negotiate (IANA numbers, RFC 5246, 5289, 7905, 8446). */
+static const iocpi_tls_suite suites[] = {
+    {0x0004, 0, 0, "TLS_RSA_WITH_RC4_128_MD5"},
+    {0x0005, 0, 0, "TLS_RSA_WITH_RC4_128_SHA"},
+    {0x000a, 0, 0, "TLS_RSA_WITH_3DES_EDE_CBC_SHA"},
+    {0x002f, 0, 0, "TLS_RSA_WITH_AES_128_CBC_SHA"},
+    {0x0033, 1, 0, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA"},
+    {0x0035, 0, 0, "TLS_RSA_WITH_AES_256_CBC_SHA"},
+    {0x0039, 1, 0, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA"},
+    {0x003c, 0, 0, "TLS_RSA_WITH_AES_128_CBC_SHA256"},
+    {0x003d, 0, 0, "TLS_RSA_WITH_AES_256_CBC_SHA256"},
+    {0x0067, 1, 0, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256"},
+    {0x006b, 1, 0, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256"},
+    {0x009c, 0, 1, "TLS_RSA_WITH_AES_128_GCM_SHA256"},
+    {0x009d, 0, 1, "TLS_RSA_WITH_AES_256_GCM_SHA384"},
+    {0x009e, 1, 1, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"},
+    {0x009f, 1, 1, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"},
+    {0x1301, 1, 1, "TLS_AES_128_GCM_SHA256"},
+    {0x1302, 1, 1, "TLS_AES_256_GCM_SHA384"},
+    {0x1303, 1, 1, "TLS_CHACHA20_POLY1305_SHA256"},
+    {0x1304, 1, 1, "TLS_AES_128_CCM_SHA256"},
+    {0x1305, 1, 1, "TLS_AES_128_CCM_8_SHA256"},
+    {0xc009, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"},
+    {0xc00a, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"},
+    {0xc013, 1, 0, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"},
+    {0xc014, 1, 0, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"},
+    {0xc023, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"},
+    {0xc024, 1, 0, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384"},
+    {0xc027, 1, 0, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"},
+    {0xc028, 1, 0, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"},
+    {0xc02b, 1, 1, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+    {0xc02c, 1, 1, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+    {0xc02f, 1, 1, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
+    {0xc030, 1, 1, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"},
+    {0xc09e, 1, 1, "TLS_DHE_RSA_WITH_AES_128_CCM"},
+    {0xc09f, 1, 1, "TLS_DHE_RSA_WITH_AES_256_CCM"},
+    {0xc0ac, 1, 1, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM"},
+    {0xc0ad, 1, 1, "TLS_ECDHE_ECDSA_WITH_AES_256_CCM"},
+    {0xcca8, 1, 1, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
+    {0xcca9, 1, 1, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
+    {0xccaa, 1, 1, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256"},
+};
+
+const iocpi_tls_suite *iocpi_tls_suite_find(unsigned id)
+{
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)
+        if (suites[i].id == id)
+            return &suites[i];
+    return NULL;
 }
 
 const char *iocpi_tls_version_name(unsigned version, char *buf, size_t size)

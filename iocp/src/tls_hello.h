@@ -37,6 +37,9 @@ typedef struct iocpi_hello {
                                 supported_versions when present, else legacy_version; 0 when
                                 supported_versions lists nothing real */
     int has_supported_versions;
+    /* Among the offered cipher suites (iocpi_tls_suite): one with forward secrecy and an AEAD
+     * cipher (or a TLS 1.3 suite); one with forward secrecy whatever its cipher. */
+    int offers_fs_aead, offers_fs;
     size_t wire_len;   /* the input bytes the ClientHello's records take */
     const char *error; /* MALFORMED: what was wrong (a static string) */
 } iocpi_hello;
@@ -45,6 +48,16 @@ typedef struct iocpi_hello {
  * record header). Never reads outside in[0..len); uses a fixed amount of stack (the message is
  * reassembled from its records into a local buffer of IOCPI_HELLO_WIRE_MAX bytes). */
 iocpi_hello_result iocpi_hello_parse(const uint8_t *in, size_t len, iocpi_hello *out);
+
+/* What the suite floor needs to know of a cipher suite, by its IANA number; NULL for a suite
+ * this table does not know (the floor then judges by the name the system reports). */
+typedef struct iocpi_tls_suite {
+    unsigned short id;
+    unsigned char forward_secret; /* ECDHE or DHE key exchange, or any TLS 1.3 suite */
+    unsigned char aead;           /* GCM, CCM, ChaCha20-Poly1305 */
+    const char *name;
+} iocpi_tls_suite;
+const iocpi_tls_suite *iocpi_tls_suite_find(unsigned id);
 
 /* "TLS 1.2", "TLS 1.0", "SSL 3.0", "0x7f1c": a wire version for people. */
 const char *iocpi_tls_version_name(unsigned version, char *buf, size_t size);

@@ -12,6 +12,7 @@
  *     same answer (the same reason for MALFORMED);
  *   - bounds: NEED_MORE only below IOCPI_HELLO_WIRE_MAX bytes; OK's wire_len lies within the
  *     input and the bound; without supported_versions the highest version is legacy_version;
+ *     a forward-secret AEAD suite offered implies a forward-secret one;
  *     MALFORMED always carries a reason.
  * Prefixes checked: all of them for inputs up to 600 bytes, else 200 spread over the input
  * and each record boundary's neighbourhood is covered by the spread.
@@ -50,6 +51,7 @@ static void check_alone(iocpi_hello_result r, const iocpi_hello *h, size_t len)
         REQUIRE(h->wire_len >= 5 + 4 + 2 + 32 + 1 + 2 + 2 + 1 + 1);
         if (!h->has_supported_versions)
             REQUIRE(h->highest == h->legacy_version);
+        REQUIRE(!h->offers_fs_aead || h->offers_fs);
     }
     if (r == IOCPI_HELLO_MALFORMED)
         REQUIRE(h->error != NULL && h->error[0] != '\0');
@@ -69,7 +71,8 @@ static void check_prefix(const uint8_t *data, size_t cut, iocpi_hello_result who
             REQUIRE(r == IOCPI_HELLO_OK);
             REQUIRE(h.highest == w->highest && h.legacy_version == w->legacy_version &&
                     h.wire_len == w->wire_len && h.record_version == w->record_version &&
-                    h.has_supported_versions == w->has_supported_versions);
+                    h.has_supported_versions == w->has_supported_versions &&
+                    h.offers_fs == w->offers_fs && h.offers_fs_aead == w->offers_fs_aead);
         }
         break;
     case IOCPI_HELLO_NEED_MORE:
