@@ -266,7 +266,8 @@ static void oversized_refused(void)
 }
 
 /* What the suite floor needs from the offer: a forward-secret AEAD suite, or at least a
- * forward-secret one (enough below TLS 1.2); unknown suites count as neither. */
+ * forward-secret one (enough below TLS 1.2), for each kind of certificate; unknown suites
+ * count as neither. */
 static void suites_offered(void)
 {
     static const unsigned cbc_only[] = {0xc013, 0x002f, 0x0035};
@@ -274,13 +275,19 @@ static void suites_offered(void)
     static const unsigned mixed[] = {0x002f, 0xcca8};
     static const unsigned unknown[] = {0x5600, 0xff85};
     static const unsigned tls13[] = {0x1302};
+    static const unsigned ecdsa_gcm_rsa_cbc[] = {0xc02b, 0xc014};
     struct {
         const unsigned *suites;
         size_t count;
-        int fs, fs_aead;
+        unsigned fs, fs_aead;
     } cases[] = {
-        {cbc_only, 3, 1, 0}, {rsa_gcm, 2, 0, 0}, {mixed, 2, 1, 1},
-        {unknown, 2, 0, 0},  {tls13, 1, 1, 1},   {NULL, 0, 1, 1},
+        {cbc_only, 3, IOCPI_TLS_AUTH_RSA, 0},
+        {rsa_gcm, 2, 0, 0},
+        {mixed, 2, IOCPI_TLS_AUTH_RSA, IOCPI_TLS_AUTH_RSA},
+        {ecdsa_gcm_rsa_cbc, 2, IOCPI_TLS_AUTH_RSA | IOCPI_TLS_AUTH_ECDSA, IOCPI_TLS_AUTH_ECDSA},
+        {unknown, 2, 0, 0},
+        {tls13, 1, IOCPI_TLS_AUTH_ANY, IOCPI_TLS_AUTH_ANY},
+        {NULL, 0, IOCPI_TLS_AUTH_RSA | IOCPI_TLS_AUTH_ANY, IOCPI_TLS_AUTH_RSA | IOCPI_TLS_AUTH_ANY},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         hello_spec s = {0x0303, NULL, 0, 1, 0, 0, cases[i].suites, cases[i].count};
@@ -288,11 +295,11 @@ static void suites_offered(void)
         iocpi_hello h;
         CHECK(parse_copy(wire_buf, n, &h) == IOCPI_HELLO_OK);
         CHECK_MSG(h.offers_fs == cases[i].fs && h.offers_fs_aead == cases[i].fs_aead,
-                  "case %lu: offers_fs %d, offers_fs_aead %d", (unsigned long)i, h.offers_fs,
+                  "case %lu: offers_fs %u, offers_fs_aead %u", (unsigned long)i, h.offers_fs,
                   h.offers_fs_aead);
     }
     const iocpi_tls_suite *s = iocpi_tls_suite_find(0xc030);
-    CHECK(s != NULL && s->forward_secret && s->aead &&
+    CHECK(s != NULL && s->forward_secret && s->aead && s->auth == IOCPI_TLS_AUTH_RSA &&
           strcmp(s->name, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384") == 0);
     CHECK(iocpi_tls_suite_find(0x5600) == NULL);
 }

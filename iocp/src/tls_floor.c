@@ -71,6 +71,19 @@ static int append_alert(iocpi_tls *t, unsigned version, unsigned description)
     return 0;
 }
 
+/* The suites a certificate can serve, by its key (IOCPI_TLS_AUTH_*): an RSA key signs for
+ * ..._RSA_WITH_... suites, an EC key for ..._ECDSA_WITH_...; another key, both (the check
+ * after the handshake still holds the floor). */
+static unsigned certificate_auth(PCCERT_CONTEXT cert)
+{
+    const char *oid = cert != NULL ? cert->pCertInfo->SubjectPublicKeyInfo.Algorithm.pszObjId : NULL;
+    if (oid != NULL && strcmp(oid, szOID_RSA_RSA) == 0)
+        return IOCPI_TLS_AUTH_RSA;
+    if (oid != NULL && strcmp(oid, szOID_ECC_PUBLIC_KEY) == 0)
+        return IOCPI_TLS_AUTH_ECDSA;
+    return IOCPI_TLS_AUTH_RSA | IOCPI_TLS_AUTH_ECDSA;
+}
+
 iocpi_tls_status iocpi_tls_floor_hello(iocpi_tls *t, const char *in, size_t len)
 {
     iocpi_hello h;
@@ -82,11 +95,12 @@ iocpi_tls_status iocpi_tls_floor_hello(iocpi_tls *t, const char *in, size_t len)
         return IOCPI_TLS_NEED_MORE; /* bounded: IOCPI_HELLO_WIRE_MAX < the receive buffer */
     /* The suite floor, as the negotiated version will need it: from TLS 1.2 on (the server
      * takes the highest version both speak) forward secrecy with an AEAD cipher, below it
-     * forward secrecy. A client offering none gets insufficient_security here rather than a
-     * handshake the check after it would fail: a scanner asking for CBC-only or static-RSA
-     * suites then finds them not offered. */
+     * forward secrecy; among the suites this certificate can serve. A client offering none
+     * gets insufficient_security here rather than a handshake the check after it would fail:
+     * a scanner asking for CBC-only or static-RSA suites then finds them not offered. */
+    unsigned usable = IOCPI_TLS_AUTH_ANY | certificate_auth(t->creds->cert);
     int suites_ok = t->creds->legacy_suites ||
-                    (h.highest >= IOCPI_TLS_V1_2 ? h.offers_fs_aead : h.offers_fs);
+                    ((h.highest >= IOCPI_TLS_V1_2 ? h.offers_fs_aead : h.offers_fs) & usable) != 0;
     if (r == IOCPI_HELLO_OK && h.highest >= min_version(t) && suites_ok) {
         t->hello_checked = 1;
         return IOCPI_TLS_PROGRESS;

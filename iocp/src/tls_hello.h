@@ -37,9 +37,10 @@ typedef struct iocpi_hello {
                                 supported_versions when present, else legacy_version; 0 when
                                 supported_versions lists nothing real */
     int has_supported_versions;
-    /* Among the offered cipher suites (iocpi_tls_suite): one with forward secrecy and an AEAD
-     * cipher (or a TLS 1.3 suite); one with forward secrecy whatever its cipher. */
-    int offers_fs_aead, offers_fs;
+    /* Among the offered cipher suites (iocpi_tls_suite), as IOCPI_TLS_AUTH_* bits of the
+     * certificates they can be used with: those with forward secrecy and an AEAD cipher (TLS
+     * 1.3 suites included); those with forward secrecy whatever their cipher. */
+    unsigned offers_fs_aead, offers_fs;
     size_t wire_len;   /* the input bytes the ClientHello's records take */
     const char *error; /* MALFORMED: what was wrong (a static string) */
 } iocpi_hello;
@@ -51,10 +52,14 @@ iocpi_hello_result iocpi_hello_parse(const uint8_t *in, size_t len, iocpi_hello 
 
 /* What the suite floor needs to know of a cipher suite, by its IANA number; NULL for a suite
  * this table does not know (the floor then judges by the name the system reports). */
+#define IOCPI_TLS_AUTH_ANY 1u   /* TLS 1.3: the suite does not name the certificate's key */
+#define IOCPI_TLS_AUTH_RSA 2u   /* ..._RSA_WITH_...: an RSA certificate */
+#define IOCPI_TLS_AUTH_ECDSA 4u /* ..._ECDSA_WITH_...: an EC certificate */
 typedef struct iocpi_tls_suite {
     unsigned short id;
     unsigned char forward_secret; /* ECDHE or DHE key exchange, or any TLS 1.3 suite */
     unsigned char aead;           /* GCM, CCM, ChaCha20-Poly1305 */
+    unsigned char auth;           /* IOCPI_TLS_AUTH_* */
     const char *name;
 } iocpi_tls_suite;
 const iocpi_tls_suite *iocpi_tls_suite_find(unsigned id);

@@ -51,7 +51,7 @@ static void check_alone(iocpi_hello_result r, const iocpi_hello *h, size_t len)
         REQUIRE(h->wire_len >= 5 + 4 + 2 + 32 + 1 + 2 + 2 + 1 + 1);
         if (!h->has_supported_versions)
             REQUIRE(h->highest == h->legacy_version);
-        REQUIRE(!h->offers_fs_aead || h->offers_fs);
+        REQUIRE((h->offers_fs_aead & ~h->offers_fs) == 0);
     }
     if (r == IOCPI_HELLO_MALFORMED)
         REQUIRE(h->error != NULL && h->error[0] != '\0');

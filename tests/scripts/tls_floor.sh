@@ -4,9 +4,11 @@
 #   SEC_E_UNSUPPORTED_FUNCTION, with the floor options given):
 #     openssl s_client -tls1 and -tls1_1 get a protocol_version alert and no echo;
 #     -tls1_2 -cipher AES128-SHA (static RSA, CBC) and ECDHE-RSA-AES128-SHA (CBC) get an
-#     insufficient_security alert and no echo (refused at the ClientHello); two clients that
-#     offer an ECDSA suite as well negotiate ECDHE-RSA CBC and RSA GCM and get the same alert
-#     from the check after the handshake; a default client is echoed; `status` counts the six
+#     insufficient_security alert and no echo (refused at the ClientHello, as is one offering
+#     an ECDSA AEAD suite the RSA certificate cannot serve); two clients that prefer
+#     ECDHE-RSA CBC and RSA GCM to the ECDHE-RSA GCM they also offer negotiate them and get
+#     the same alert from the check after the handshake; a default client is echoed; `status`
+#     counts the seven
 #     in "below the floor" and the log names what each offered or negotiated;
 #     --tls-min-version 1.0 echoes TLS 1.0 and 1.1 again.
 #   client (both Wines): iocp-client --tls refuses a TLS 1.0-only openssl s_server with exit 8
@@ -97,27 +99,30 @@ else
     refused static_rsa "alert insufficient security"
     s_client ecdhe_cbc "$port" -tls1_2 -cipher ECDHE-RSA-AES128-SHA
     refused ecdhe_cbc "alert insufficient security"
-    # These pass the ClientHello check (an ECDSA suite the floor accepts is offered too) but
-    # the RSA certificate cannot use it: the suite negotiated is below the floor, and the
-    # check after the handshake replaces the server's Finished with the alert.
-    s_client after_cbc "$port" -tls1_2 -cipher ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256
+    # An ECDSA suite the floor accepts does not help an RSA certificate: refused at once too.
+    s_client ecdsa_only_good "$port" -tls1_2 -cipher ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256
+    refused ecdsa_only_good "alert insufficient security"
+    # These pass the ClientHello check (ECDHE-RSA-AES128-GCM-SHA256 is offered too, last),
+    # and Wine's Schannel takes the client's first choice: the suite negotiated is below the
+    # floor, and the check after the handshake replaces the server's Finished with the alert.
+    s_client after_cbc "$port" -tls1_2 -cipher ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256
     refused after_cbc "alert insufficient security"
-    s_client after_rsa "$port" -tls1_2 -cipher AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256
+    s_client after_rsa "$port" -tls1_2 -cipher AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256
     refused after_rsa "alert insufficient security"
     s_client tls1_2 "$port" -tls1_2
     echoed tls1_2
     "$run" "$svc" status --name "floor-$$" >"$work/status.out" 2>&1 || true
     cat "$work/status.out"
-    grep -q "handshakes: 1 completed, 6 failed (6 below the floor)" "$work/status.out" ||
-        fail "status does not count the six below the floor"
+    grep -q "handshakes: 1 completed, 7 failed (7 below the floor)" "$work/status.out" ||
+        fail "status does not count the seven below the floor"
     stop_server
-    grep -q "tls_below_floor=6" "$log" || { cat "$log"; fail "the final statistics miss them"; }
+    grep -q "tls_below_floor=7" "$log" || { cat "$log"; fail "the final statistics miss them"; }
     grep -q "the client offered at most TLS 1.0, below the minimum TLS 1.2" "$log" ||
         fail "the log does not name TLS 1.0"
     grep -q "the client offered at most TLS 1.1, below the minimum TLS 1.2" "$log" ||
         fail "the log does not name TLS 1.1"
-    [ "$(grep -c "the client offered no cipher suite with forward secrecy and an AEAD cipher" "$log")" = 2 ] ||
-        { cat "$log"; fail "the log does not name the two CBC-only ClientHellos"; }
+    [ "$(grep -c "the client offered no cipher suite with forward secrecy and an AEAD cipher" "$log")" = 3 ] ||
+        { cat "$log"; fail "the log does not name the three ClientHellos without a suite to use"; }
     grep -q "negotiated TLS 1.2 with TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA.*no AEAD cipher (CBC), below" "$log" ||
         { cat "$log"; fail "the log does not name the ECDHE CBC suite negotiated"; }
     grep -q "negotiated TLS 1.2 with .*RSA_WITH_AES_128_GCM_SHA[0-9]* (0x[0-9a-f]*): no forward secrecy (static RSA key exchange), below" "$log" ||
