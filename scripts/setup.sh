@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the Linux cross-build and its tests need, if anything is missing:
-# MinGW-w64 (GCC, and the headers clang uses), Wine, CMake, Ninja, clang, Python, OpenSSL.
+# MinGW-w64 (GCC, and the headers clang uses), Wine, CMake, Ninja, clang, Python, OpenSSL,
+# testssl.sh.
 # Sourced by test.sh, demo.sh and the other scripts; quick when all is there.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ command -v clang-format >/dev/null || iocp_need+=(clang-format)
 command -v flock >/dev/null || iocp_need+=(util-linux)
 command -v python3 >/dev/null || iocp_need+=(python3)
 command -v openssl >/dev/null || iocp_need+=(openssl) # TLS tests: a native peer
+command -v testssl >/dev/null || iocp_need+=(testssl.sh) # the TLS scan (tests/scripts/tls_scan.sh)
 
 if [ ${#iocp_need[@]} -gt 0 ]; then
     echo "setup: installing ${iocp_need[*]}"
