@@ -467,9 +467,8 @@ int client_args_parse(int argc, char **argv, client_args *a, char *err, size_t e
         }
         a->mode = a->message_count > 0 ? CLIENT_MODE_MESSAGE : CLIENT_MODE_INTERACTIVE;
     }
-    const uint32_t tls_only =
-        (1u << OPT_TLS_CA) | (1u << OPT_TLS_INSECURE) | (1u << OPT_TLS_SERVER_NAME) |
-        (1u << OPT_TLS_MIN_VERSION);
+    const uint32_t tls_only = (1u << OPT_TLS_CA) | (1u << OPT_TLS_INSECURE) |
+                              (1u << OPT_TLS_SERVER_NAME) | (1u << OPT_TLS_MIN_VERSION);
     for (int id = 0; !a->tls && id < OPT_COUNT_; id++) {
         if ((tls_only & seen & (1u << id)) != 0)
             return set_err(err, es, "%s only applies with --tls", client_options[id].name);

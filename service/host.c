@@ -202,8 +202,7 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     tls_source(&h->opt.server, src, sizeof src);
     if (src[0] != '\0')
         snprintf(tls, sizeof tls, "; TLS with %s, handshake timeout %lu s, minimum TLS %s", src,
-                 (unsigned long)opt->server.tls_handshake_timeout_s,
-                 opt->server.tls_min_version);
+                 (unsigned long)opt->server.tls_handshake_timeout_s, opt->server.tls_min_version);
     snprintf(why, sizeof why,
              "listening on %s (%s, process %lu%s%s; %s framing, up to %lu connections, drain "
              "timeout %lu s)",
@@ -307,8 +306,7 @@ void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user)
             (unsigned long long)st.messages_in, (unsigned long long)st.messages_out,
             (unsigned long long)st.protocol_errors, (unsigned long long)st.closed[IOCP_CLOSE_STOP],
             (unsigned long long)st.tls_handshakes, (unsigned long long)st.tls_handshake_failures,
-            (unsigned long long)st.tls_below_floor,
-            (unsigned long long)(svc_now_ms() - t0));
+            (unsigned long long)st.tls_below_floor, (unsigned long long)(svc_now_ms() - t0));
     char text[400];
     snprintf(text, sizeof text,
              "served %llu connections (%llu rejected), %llu bytes in and %llu out, %llu "

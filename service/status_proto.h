@@ -38,8 +38,8 @@ typedef struct svc_status_info {
     char tls_source[128]; /* "PFX <path>" or "certificate <thumbprint> in <store>\My" */
     uint64_t tls_handshakes, tls_failures;
     uint64_t tls_below_floor; /* of the failures: refused by --tls-min-version or the suites */
-    int udp;              /* 1: UDP echo is served too (or alone) */
-    char udp_address[80]; /* "[::]:9000" */
+    int udp;                  /* 1: UDP echo is served too (or alone) */
+    char udp_address[80];     /* "[::]:9000" */
     uint64_t udp_datagrams_in, udp_datagrams_out, udp_bytes_in, udp_bytes_out;
     uint64_t udp_dropped, udp_truncated, udp_errors;
 } svc_status_info;

@@ -18,10 +18,11 @@ typedef struct hello_spec {
     unsigned legacy_version;
     const unsigned *versions; /* supported_versions, or NULL for none */
     size_t version_count;
-    int extensions;      /* 0: no extension block at all (pre-TLS 1.3 shape) */
-    size_t session_id;   /* its length */
-    size_t padding;      /* an extra extension (type 21) of this many bytes, 0 = none */
-    const unsigned *suites; /* NULL: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256 */
+    int extensions;    /* 0: no extension block at all (pre-TLS 1.3 shape) */
+    size_t session_id; /* its length */
+    size_t padding;    /* an extra extension (type 21) of this many bytes, 0 = none */
+    const unsigned
+        *suites; /* NULL: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256 */
     size_t suite_count;
 } hello_spec;
 
@@ -81,8 +82,7 @@ static size_t build_message(const hello_spec *s, uint8_t *msg, size_t cap)
 }
 
 /* The message in records of at most `frag` payload bytes each; returns the wire length. */
-static size_t build_records(const uint8_t *msg, size_t len, size_t frag, uint8_t *wire,
-                            size_t cap)
+static size_t build_records(const uint8_t *msg, size_t len, size_t frag, uint8_t *wire, size_t cap)
 {
     size_t n = 0;
     for (size_t pos = 0; pos < len; pos += frag) {
@@ -131,14 +131,16 @@ static void highest_version_offered(void)
         unsigned want;
         int has_sv;
     } cases[] = {
-        {{0x0301, NULL, 0, 0, 0, 0, NULL, 0}, 0x0301, 0},          /* TLS 1.0, no extensions */
-        {{0x0302, NULL, 0, 1, 32, 0, NULL, 0}, 0x0302, 0},         /* TLS 1.1 with extensions */
-        {{0x0303, NULL, 0, 1, 0, 0, NULL, 0}, 0x0303, 0},          /* TLS 1.2 */
-        {{0x0303, v13, 2, 1, 32, 0, NULL, 0}, 0x0304, 1},          /* TLS 1.3 */
-        {{0x0303, grease_11, 3, 1, 0, 0, NULL, 0}, 0x0302, 1},     /* supported_versions wins, GREASE out */
-        {{0x0303, only_grease, 1, 1, 0, 0, NULL, 0}, 0, 1},        /* nothing real offered */
-        {{0x0301, low_first, 3, 1, 0, 0, NULL, 0}, 0x0304, 1},     /* the largest, not the first */
-        {{0x0303, v13, 2, 1, 0, 1000, NULL, 0}, 0x0304, 1},        /* padded */
+        {{0x0301, NULL, 0, 0, 0, 0, NULL, 0}, 0x0301, 0},  /* TLS 1.0, no extensions */
+        {{0x0302, NULL, 0, 1, 32, 0, NULL, 0}, 0x0302, 0}, /* TLS 1.1 with extensions */
+        {{0x0303, NULL, 0, 1, 0, 0, NULL, 0}, 0x0303, 0},  /* TLS 1.2 */
+        {{0x0303, v13, 2, 1, 32, 0, NULL, 0}, 0x0304, 1},  /* TLS 1.3 */
+        {{0x0303, grease_11, 3, 1, 0, 0, NULL, 0},
+         0x0302,
+         1}, /* supported_versions wins, GREASE out */
+        {{0x0303, only_grease, 1, 1, 0, 0, NULL, 0}, 0, 1},    /* nothing real offered */
+        {{0x0301, low_first, 3, 1, 0, 0, NULL, 0}, 0x0304, 1}, /* the largest, not the first */
+        {{0x0303, v13, 2, 1, 0, 1000, NULL, 0}, 0x0304, 1},    /* padded */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = build(&cases[i].spec);

@@ -28,8 +28,8 @@
 #define SP_PROT_TLS1_3_CLIENT 0x00002000
 #endif
 
-#define ALERT_DECODE_ERROR 50u
-#define ALERT_PROTOCOL_VERSION 70u
+#define ALERT_DECODE_ERROR          50u
+#define ALERT_PROTOCOL_VERSION      70u
 #define ALERT_INSUFFICIENT_SECURITY 71u
 
 static unsigned min_version(const iocpi_tls *t)
@@ -76,7 +76,8 @@ static int append_alert(iocpi_tls *t, unsigned version, unsigned description)
  * after the handshake still holds the floor). */
 static unsigned certificate_auth(PCCERT_CONTEXT cert)
 {
-    const char *oid = cert != NULL ? cert->pCertInfo->SubjectPublicKeyInfo.Algorithm.pszObjId : NULL;
+    const char *oid =
+        cert != NULL ? cert->pCertInfo->SubjectPublicKeyInfo.Algorithm.pszObjId : NULL;
     if (oid != NULL && strcmp(oid, szOID_RSA_RSA) == 0)
         return IOCPI_TLS_AUTH_RSA;
     if (oid != NULL && strcmp(oid, szOID_ECC_PUBLIC_KEY) == 0)
@@ -140,8 +141,8 @@ iocpi_tls_status iocpi_tls_floor_hello(iocpi_tls *t, const char *in, size_t len)
  * ChaCha20-Poly1305. Without a name nothing is known: both are 0 (refused). */
 static void judge_by_name(const char *name, iocpi_tls_suite *s)
 {
-    s->forward_secret = (unsigned char)(strncmp(name, "TLS_ECDHE_", 10) == 0 ||
-                                        strncmp(name, "TLS_DHE_", 8) == 0);
+    s->forward_secret =
+        (unsigned char)(strncmp(name, "TLS_ECDHE_", 10) == 0 || strncmp(name, "TLS_DHE_", 8) == 0);
     s->aead = (unsigned char)(strstr(name, "_GCM") != NULL || strstr(name, "_CCM") != NULL ||
                               strstr(name, "POLY1305") != NULL);
 }
@@ -166,11 +167,10 @@ static int negotiated_suite(iocpi_tls *t, iocpi_tls_suite *out, char *name, size
     /* Not a suite the table knows (or no number: Wine 10 gives 0 for some): by its name. */
     char text[SZ_ALG_MAX_SIZE * 3];
     ci.szCipherSuite[SZ_ALG_MAX_SIZE - 1] = L'\0';
-    if (WideCharToMultiByte(CP_UTF8, 0, ci.szCipherSuite, -1, text, (int)sizeof text, NULL,
-                            NULL) == 0)
+    if (WideCharToMultiByte(CP_UTF8, 0, ci.szCipherSuite, -1, text, (int)sizeof text, NULL, NULL) ==
+        0)
         text[0] = '\0';
-    snprintf(name, name_size, "%s (0x%04x)", text[0] != '\0' ? text : "a suite",
-             (unsigned)out->id);
+    snprintf(name, name_size, "%s (0x%04x)", text[0] != '\0' ? text : "a suite", (unsigned)out->id);
     judge_by_name(text, out);
     return 0;
 }
@@ -187,14 +187,14 @@ int iocpi_tls_floor_check(iocpi_tls *t)
     iocpi_tls_version_name(v, version, sizeof version);
     iocpi_tls_version_name(min_version(t), floor, sizeof floor);
     if (v < min_version(t)) {
-        snprintf(t->err, sizeof t->err, "%s negotiated %s, below the minimum %s (--tls-min-version)",
-                 peer, v != 0 ? version : "an unknown protocol", floor);
+        snprintf(t->err, sizeof t->err,
+                 "%s negotiated %s, below the minimum %s (--tls-min-version)", peer,
+                 v != 0 ? version : "an unknown protocol", floor);
     } else if (!t->creds->legacy_suites && v < IOCPI_TLS_V1_3) {
         iocpi_tls_suite suite;
         if (negotiated_suite(t, &suite, suite_name, sizeof suite_name) != 0) {
             /* No cipher info: the connection info still tells the key exchange. */
-            snprintf(suite_name, sizeof suite_name, "key exchange 0x%04x",
-                     (unsigned)info.aiExch);
+            snprintf(suite_name, sizeof suite_name, "key exchange 0x%04x", (unsigned)info.aiExch);
             suite.forward_secret =
                 (unsigned char)(info.aiExch == CALG_ECDH_EPHEM || info.aiExch == CALG_DH_EPHEM);
             suite.aead = 1; /* not knowable here: only forward secrecy is held */
@@ -205,9 +205,8 @@ int iocpi_tls_floor_check(iocpi_tls *t)
                      !suite.forward_secret ? "no forward secrecy (static RSA key exchange)" : "");
         if (why[0] != '\0') {
             alert = ALERT_INSUFFICIENT_SECURITY;
-            snprintf(t->err, sizeof t->err,
-                     "%s negotiated %s with %s: %s, below the suite floor", peer, version,
-                     suite_name, why);
+            snprintf(t->err, sizeof t->err, "%s negotiated %s with %s: %s, below the suite floor",
+                     peer, version, suite_name, why);
         }
     }
     if (v >= min_version(t) && why[0] == '\0')

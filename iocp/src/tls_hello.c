@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define RECORD_HEADER 5u
-#define RECORD_MAX 16384u /* the largest plaintext fragment (RFC 8446 5.1) */
-#define TYPE_HANDSHAKE 22u
+#define RECORD_HEADER          5u
+#define RECORD_MAX             16384u /* the largest plaintext fragment (RFC 8446 5.1) */
+#define TYPE_HANDSHAKE         22u
 #define HANDSHAKE_CLIENT_HELLO 1u
 #define EXT_SUPPORTED_VERSIONS 43u
 

@@ -52,8 +52,8 @@ iocpi_hello_result iocpi_hello_parse(const uint8_t *in, size_t len, iocpi_hello 
 
 /* What the suite floor needs to know of a cipher suite, by its IANA number; NULL for a suite
  * this table does not know (the floor then judges by the name the system reports). */
-#define IOCPI_TLS_AUTH_ANY 1u   /* TLS 1.3: the suite does not name the certificate's key */
-#define IOCPI_TLS_AUTH_RSA 2u   /* ..._RSA_WITH_...: an RSA certificate */
+#define IOCPI_TLS_AUTH_ANY   1u /* TLS 1.3: the suite does not name the certificate's key */
+#define IOCPI_TLS_AUTH_RSA   2u /* ..._RSA_WITH_...: an RSA certificate */
 #define IOCPI_TLS_AUTH_ECDSA 4u /* ..._ECDSA_WITH_...: an EC certificate */
 typedef struct iocpi_tls_suite {
     unsigned short id;
