@@ -162,20 +162,43 @@ static void every_split_needs_more(void)
     static const unsigned v13[] = {0x0304, 0x0303};
     hello_spec s = {0x0303, v13, 2, 1, 32, 200, NULL, 0};
     size_t m = build_message(&s, msg_buf, sizeof msg_buf);
-    static const size_t frags[] = {16384, 100, 7, 1};
+    static const size_t frags[] = {16384, 100, 11};
     for (size_t f = 0; f < sizeof frags / sizeof frags[0]; f++) {
         size_t n = build_records(msg_buf, m, frags[f], wire_buf, sizeof wire_buf);
         iocpi_hello h;
-        for (size_t cut = 0; cut < n; cut++)
+        for (size_t cut = 0; cut < n; cut++) {
             CHECK_MSG(parse_copy(wire_buf, cut, &h) == IOCPI_HELLO_NEED_MORE,
                       "records of %lu: a cut at %lu of %lu did not ask for more",
                       (unsigned long)frags[f], (unsigned long)cut, (unsigned long)n);
+            /* need: the end of the header or record being waited for, past the cut */
+            CHECK(h.need > cut && h.need <= n);
+        }
         memcpy(wire_buf + n, "\x14\x03\x03\x00\x01\x01garbage", 14);
         for (size_t extra = 0; extra <= 14; extra++) {
             CHECK(parse_copy(wire_buf, n + extra, &h) == IOCPI_HELLO_OK);
             CHECK_EQ_U(h.highest, 0x0304);
             CHECK_EQ_U(h.wire_len, n);
         }
+    }
+}
+
+/* The record that ends the ClientHello carries more handshake bytes after it (a client
+ * never sends them, but a peer may): the message ends where its header says, in one record
+ * or across many. */
+static void record_holds_more_than_hello(void)
+{
+    static const unsigned v13[] = {0x0304, 0x0303};
+    hello_spec s = {0x0303, v13, 2, 1, 0, 0, NULL, 0};
+    size_t m = build_message(&s, msg_buf, sizeof msg_buf);
+    memcpy(msg_buf + m, "\x0b\x00\x00", 3);
+    static const size_t frags[] = {16384, 100, 7};
+    for (size_t f = 0; f < sizeof frags / sizeof frags[0]; f++) {
+        size_t n = build_records(msg_buf, m + 3, frags[f], wire_buf, sizeof wire_buf);
+        iocpi_hello h;
+        CHECK_MSG(parse_copy(wire_buf, n, &h) == IOCPI_HELLO_OK, "records of %lu",
+                  (unsigned long)frags[f]);
+        CHECK_EQ_U(h.highest, 0x0304);
+        CHECK_EQ_U(h.wire_len, n);
     }
 }
 
@@ -240,8 +263,9 @@ static void malformed_refused(void)
     CHECK(strcmp(h.error, "supported_versions given twice") == 0);
 }
 
-/* Bounded: a ClientHello longer than one record's worth, or announced so, is refused, and the
- * reader never asks for more than IOCPI_HELLO_WIRE_MAX bytes. */
+/* Bounded: a ClientHello longer than one record's worth, or announced so, or in more than
+ * IOCPI_HELLO_MAX_RECORDS records, is refused, and the reader never asks for more than
+ * IOCPI_HELLO_WIRE_MAX bytes. */
 static void oversized_refused(void)
 {
     static const unsigned v13[] = {0x0304, 0x0303};
@@ -250,15 +274,22 @@ static void oversized_refused(void)
     size_t n = build_records(msg_buf, m, 16384, wire_buf, sizeof wire_buf);
     iocpi_hello h;
     CHECK(parse_copy(wire_buf, n, &h) == IOCPI_HELLO_TOO_LARGE);
-    /* Tiny records: the same hello stops at the wire bound, whatever follows. */
-    hello_spec mid = {0x0303, v13, 2, 1, 0, 4000, NULL, 0};
+    /* In records of 600 bytes, a hello of 16,370 needs 28 records and more than the wire
+     * bound: refused as soon as the next record could not end within it. */
+    hello_spec mid = {0x0303, v13, 2, 1, 0, 16300, NULL, 0};
     m = build_message(&mid, msg_buf, sizeof msg_buf);
-    n = build_records(msg_buf, m, 1, wire_buf, sizeof wire_buf);
+    n = build_records(msg_buf, m, 600, wire_buf, sizeof wire_buf);
     CHECK(n > IOCPI_HELLO_WIRE_MAX);
-    CHECK(parse_copy(wire_buf, IOCPI_HELLO_WIRE_MAX - 100, &h) == IOCPI_HELLO_NEED_MORE);
-    /* Refused as soon as the next record could not end within the bound. */
+    CHECK(parse_copy(wire_buf, IOCPI_HELLO_WIRE_MAX - 700, &h) == IOCPI_HELLO_NEED_MORE);
     CHECK(parse_copy(wire_buf, IOCPI_HELLO_WIRE_MAX, &h) == IOCPI_HELLO_TOO_LARGE);
     CHECK(parse_copy(wire_buf, n, &h) == IOCPI_HELLO_TOO_LARGE);
+    /* One-byte records: refused once 32 whole records have not finished it. */
+    hello_spec small = {0x0303, v13, 2, 1, 0, 0, NULL, 0};
+    m = build_message(&small, msg_buf, sizeof msg_buf);
+    n = build_records(msg_buf, m, 1, wire_buf, sizeof wire_buf);
+    CHECK(parse_copy(wire_buf, 32 * 6 - 1, &h) == IOCPI_HELLO_NEED_MORE);
+    CHECK(parse_copy(wire_buf, 32 * 6, &h) == IOCPI_HELLO_MALFORMED);
+    CHECK(strcmp(h.error, "a ClientHello in more than 32 records") == 0);
     /* A header announcing 1 MiB: refused from its first 9 bytes. */
     static const uint8_t huge[] = {22, 3, 1, 0x40, 0x00, 1, 0x10, 0x00, 0x00};
     CHECK(parse_copy(huge, sizeof huge, &h) == IOCPI_HELLO_TOO_LARGE);
@@ -323,6 +354,7 @@ static void alert_and_names(void)
 static const test_case cases[] = {
     {"highest_version_offered", highest_version_offered},
     {"every_split_needs_more", every_split_needs_more},
+    {"record_holds_more_than_hello", record_holds_more_than_hello},
     {"malformed_refused", malformed_refused},
     {"oversized_refused", oversized_refused},
     {"suites_offered", suites_offered},

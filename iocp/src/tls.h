@@ -87,6 +87,7 @@ typedef struct iocpi_tls {
     DWORD chain_error;      /* client: the certificate's chain policy error, or 0 */
     char err[200];
     int hello_checked; /* server: the ClientHello passed the floor (tls_floor.c) */
+    size_t hello_need; /* server: the input length the next look at the ClientHello needs */
     int below_floor;   /* the failure was the floor's: counted in tls_below_floor */
 } iocpi_tls;
 

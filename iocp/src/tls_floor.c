@@ -91,9 +91,15 @@ iocpi_tls_status iocpi_tls_floor_hello(iocpi_tls *t, const char *in, size_t len)
     char offered[32], floor[32];
     if (t->hello_checked)
         return IOCPI_TLS_PROGRESS;
+    /* Read again only once the record it waits for is whole: a ClientHello dribbled a byte
+     * per read costs one parse per record (at most IOCPI_HELLO_MAX_RECORDS), not per read. */
+    if (len < t->hello_need)
+        return IOCPI_TLS_NEED_MORE;
     iocpi_hello_result r = iocpi_hello_parse((const uint8_t *)in, len, &h);
-    if (r == IOCPI_HELLO_NEED_MORE)
-        return IOCPI_TLS_NEED_MORE; /* bounded: IOCPI_HELLO_WIRE_MAX < the receive buffer */
+    if (r == IOCPI_HELLO_NEED_MORE) {
+        t->hello_need = h.need; /* bounded: IOCPI_HELLO_WIRE_MAX < the receive buffer */
+        return IOCPI_TLS_NEED_MORE;
+    }
     /* The suite floor, as the negotiated version will need it: from TLS 1.2 on (the server
      * takes the highest version both speak) forward secrecy with an AEAD cipher, below it
      * forward secrecy; among the suites this certificate can serve. A client offering none

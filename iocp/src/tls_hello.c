@@ -123,11 +123,15 @@ iocpi_hello_result iocpi_hello_parse(const uint8_t *in, size_t len, iocpi_hello 
     uint8_t msg[RECORD_MAX];
     size_t have = 0, want = 0, pos = 0; /* want: the whole message, once its header is in */
     memset(out, 0, sizeof *out);
-    for (;;) {
+    for (unsigned records = 0;; records++) {
         if (pos + RECORD_HEADER > IOCPI_HELLO_WIRE_MAX)
             return IOCPI_HELLO_TOO_LARGE;
-        if (len - pos < RECORD_HEADER)
+        if (records == IOCPI_HELLO_MAX_RECORDS)
+            return malformed(out, "a ClientHello in more than 32 records");
+        if (len - pos < RECORD_HEADER) {
+            out->need = pos + RECORD_HEADER;
             return IOCPI_HELLO_NEED_MORE;
+        }
         const uint8_t *h = in + pos;
         size_t frag = (size_t)h[3] << 8 | h[4];
         if (h[0] != TYPE_HANDSHAKE)
@@ -164,12 +168,20 @@ iocpi_hello_result iocpi_hello_parse(const uint8_t *in, size_t len, iocpi_hello 
             /* The record that ends the message: its payload may hold nothing else (a
              * ClientHello is the client's only handshake message of its first flight). */
             out->wire_len = pos + RECORD_HEADER + frag;
-            if (frag > avail)
+            if (frag > avail) {
+                out->need = out->wire_len;
                 return IOCPI_HELLO_NEED_MORE;
+            }
             return parse_body(msg + 4, want - 4, out);
         }
-        if (frag > avail)
+        if (frag > avail) {
+            /* The record's end; or, while the handshake header is incomplete, the header's
+             * end (its length may settle the answer at once: too large, not a ClientHello). */
+            size_t before = have - part;
+            size_t header_rest = 4 - before < frag ? 4 - before : frag;
+            out->need = pos + RECORD_HEADER + (want == 0 ? header_rest : frag);
             return IOCPI_HELLO_NEED_MORE;
+        }
         pos += RECORD_HEADER + frag;
     }
 }

@@ -22,6 +22,9 @@
  * (records included): one record of the largest plaintext size and its header. Real
  * ClientHellos are a few hundred bytes (about 1.8 KiB with a post-quantum key share). */
 #define IOCPI_HELLO_WIRE_MAX (16384u + 5u)
+/* ... and in at most this many records (real clients use one; each record read again costs a
+ * parse of what came before, so a peer dribbling one-byte records is cut off early). */
+#define IOCPI_HELLO_MAX_RECORDS 32u
 
 typedef enum iocpi_hello_result {
     IOCPI_HELLO_NEED_MORE, /* the ClientHello goes on past the input: read more, call again */
@@ -42,6 +45,8 @@ typedef struct iocpi_hello {
      * 1.3 suites included); those with forward secrecy whatever their cipher. */
     unsigned offers_fs_aead, offers_fs;
     size_t wire_len;   /* the input bytes the ClientHello's records take */
+    size_t need;       /* NEED_MORE: the input length at which a parse can get further (the end
+                          of the record, or of the header, being waited for) */
     const char *error; /* MALFORMED: what was wrong (a static string) */
 } iocpi_hello;
 

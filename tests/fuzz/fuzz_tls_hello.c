@@ -10,6 +10,9 @@
  *     from W on is OK with the same versions; when the whole asks for more, so does every
  *     prefix; when the whole is MALFORMED or TOO_LARGE, a prefix asks for more or gives that
  *     same answer (the same reason for MALFORMED);
+ *   - need: a prefix that asks for more names a length past itself, within the bound, and
+ *     every longer prefix short of that length asks for more too (the engine does not parse
+ *     again below it);
  *   - bounds: NEED_MORE only below IOCPI_HELLO_WIRE_MAX bytes; OK's wire_len lies within the
  *     input and the bound; without supported_versions the highest version is legacy_version;
  *     a forward-secret AEAD suite offered implies a forward-secret one;
@@ -45,7 +48,7 @@ static iocpi_hello_result parse_copy(const uint8_t *data, size_t len, iocpi_hell
 static void check_alone(iocpi_hello_result r, const iocpi_hello *h, size_t len)
 {
     if (r == IOCPI_HELLO_NEED_MORE)
-        REQUIRE(len < IOCPI_HELLO_WIRE_MAX);
+        REQUIRE(len < IOCPI_HELLO_WIRE_MAX && h->need > len && h->need <= IOCPI_HELLO_WIRE_MAX);
     if (r == IOCPI_HELLO_OK) {
         REQUIRE(h->wire_len <= len && h->wire_len <= IOCPI_HELLO_WIRE_MAX);
         REQUIRE(h->wire_len >= 5 + 4 + 2 + 32 + 1 + 2 + 2 + 1 + 1);
@@ -57,12 +60,19 @@ static void check_alone(iocpi_hello_result r, const iocpi_hello *h, size_t len)
         REQUIRE(h->error != NULL && h->error[0] != '\0');
 }
 
+/* need of the last prefix that asked for more: the engine skips parsing below it. */
+static size_t skip_below;
+
 static void check_prefix(const uint8_t *data, size_t cut, iocpi_hello_result whole,
                          const iocpi_hello *w)
 {
     iocpi_hello h;
     iocpi_hello_result r = parse_copy(data, cut, &h);
     check_alone(r, &h, cut);
+    if (cut < skip_below)
+        REQUIRE(r == IOCPI_HELLO_NEED_MORE);
+    if (r == IOCPI_HELLO_NEED_MORE)
+        skip_below = h.need;
     switch (whole) {
     case IOCPI_HELLO_OK:
         if (cut < w->wire_len) {
@@ -95,6 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     iocpi_hello w;
     iocpi_hello_result whole = parse_copy(data, len, &w);
     check_alone(whole, &w, len);
+    skip_below = 0;
     if (len <= 600) {
         for (size_t cut = 0; cut < len; cut++)
             check_prefix(data, cut, whole, &w);
