@@ -25,7 +25,9 @@ work=$(cd "$4" && pwd)
 peer_name=tls_floor
 source "$(dirname "${BASH_SOURCE[0]}")/peer_lib.sh"
 wine_major=$(wine --version | sed -n 's/^wine-\([0-9]*\).*/\1/p')
-# OpenSSL 3 offers TLS 1.0 and 1.1 only at security level 0.
+# OpenSSL 3 sends a TLS 1.0 or 1.1 ClientHello at its default security level, but then refuses
+# the server's SHA-1 signature ("legacy sigalg disallowed or unsupported"; -legacy_server_connect
+# does not change that): a TLS 1.0 or 1.1 handshake completes only at security level 0.
 legacy=(-cipher 'DEFAULT@SECLEVEL=0')
 
 # s_client LABEL PORT ARGS...: one line through; the output in $work/LABEL.out.
