@@ -205,10 +205,12 @@ int iocpi_tls_floor_check(iocpi_tls *t)
                 (unsigned char)(info.aiExch == CALG_ECDH_EPHEM || info.aiExch == CALG_DH_EPHEM);
             suite.aead = 1; /* not knowable here: only forward secrecy is held */
         }
-        if (!suite.forward_secret || (!suite.aead && v >= IOCPI_TLS_V1_2))
-            snprintf(why, sizeof why, "%s%s%s", !suite.aead ? "no AEAD cipher (CBC)" : "",
-                     !suite.aead && !suite.forward_secret ? " and " : "",
-                     !suite.forward_secret ? "no forward secrecy (static RSA key exchange)" : "");
+        /* CBC only counts from TLS 1.2 on: below it there is nothing else to choose. */
+        int cbc = !suite.aead && v >= IOCPI_TLS_V1_2, static_kx = !suite.forward_secret;
+        if (cbc || static_kx)
+            snprintf(why, sizeof why, "%s%s%s", cbc ? "no AEAD cipher (CBC)" : "",
+                     cbc && static_kx ? " and " : "",
+                     static_kx ? "no forward secrecy (static RSA key exchange)" : "");
         if (why[0] != '\0') {
             alert = ALERT_INSUFFICIENT_SECURITY;
             snprintf(t->err, sizeof t->err, "%s negotiated %s with %s: %s, below the suite floor",
