@@ -25,6 +25,7 @@ enum opt_id {
     OPT_TLS_CA,
     OPT_TLS_INSECURE,
     OPT_TLS_SERVER_NAME,
+    OPT_TLS_MIN_VERSION,
     OPT_UDP,
     OPT_RETRIES,
     OPT_LOAD,
@@ -73,6 +74,10 @@ const client_option client_options[] = {
                           "with --tls: accept any certificate (tests only: no protection)"},
     [OPT_TLS_SERVER_NAME] = {"--tls-server-name", "NAME", "HOST",
                              "with --tls: the name sent (SNI) and checked in the certificate"},
+    [OPT_TLS_MIN_VERSION] = {"--tls-min-version", "1.0|1.1|1.2", "1.2",
+                             "with --tls: the oldest TLS the server may choose; below it, or "
+                             "with a suite without forward secrecy (or CBC on TLS 1.2), the "
+                             "handshake is refused (exit 8)"},
     [OPT_UDP] = {"--udp", NULL, "off",
                  "UDP: one datagram per MESSAGE (or per load payload), each answer awaited "
                  "--timeout ms"},
@@ -249,6 +254,7 @@ static const value_rule rules[OPT_COUNT_] = {
     [OPT_TLS_CA] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_TLS_INSECURE] = {V_FLAG, FIELD(tls_insecure), 0, 0, NULL},
     [OPT_TLS_SERVER_NAME] = {V_SPECIAL, 0, 0, 0, NULL},
+    [OPT_TLS_MIN_VERSION] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_UDP] = {V_FLAG, FIELD(udp), 0, 0, NULL},
     [OPT_RETRIES] = {V_U32, FIELD(retries), 0, 100, "a count from 0 to 100"},
     [OPT_LOAD] = {V_SPECIAL, 0, 0, 0, NULL},
@@ -295,6 +301,14 @@ static int apply_special(client_args *a, int id, const char *v, char *err, size_
     }
     case OPT_LOAD:
         a->mode = CLIENT_MODE_LOAD;
+        return 0;
+    case OPT_TLS_MIN_VERSION:
+        a->tls_min_version = strcmp(v, "1.0") == 0   ? IOCP_TLS_1_0
+                             : strcmp(v, "1.1") == 0 ? IOCP_TLS_1_1
+                             : strcmp(v, "1.2") == 0 ? IOCP_TLS_1_2
+                                                     : 0;
+        if (a->tls_min_version == 0)
+            return set_err(err, es, "%s: '%s' is not 1.0, 1.1 or 1.2", name, v);
         return 0;
     case OPT_TLS_CA:
     case OPT_TLS_SERVER_NAME:
@@ -453,8 +467,8 @@ int client_args_parse(int argc, char **argv, client_args *a, char *err, size_t e
         }
         a->mode = a->message_count > 0 ? CLIENT_MODE_MESSAGE : CLIENT_MODE_INTERACTIVE;
     }
-    const uint32_t tls_only =
-        (1u << OPT_TLS_CA) | (1u << OPT_TLS_INSECURE) | (1u << OPT_TLS_SERVER_NAME);
+    const uint32_t tls_only = (1u << OPT_TLS_CA) | (1u << OPT_TLS_INSECURE) |
+                              (1u << OPT_TLS_SERVER_NAME) | (1u << OPT_TLS_MIN_VERSION);
     for (int id = 0; !a->tls && id < OPT_COUNT_; id++) {
         if ((tls_only & seen & (1u << id)) != 0)
             return set_err(err, es, "%s only applies with --tls", client_options[id].name);

@@ -43,6 +43,7 @@ typedef struct client_args {
     const char *tls_ca;          /* --tls-ca FILE (argv), NULL = the system's roots only */
     int tls_insecure;            /* accept any certificate */
     const char *tls_server_name; /* SNI and the name checked; NULL = HOST */
+    uint16_t tls_min_version;    /* --tls-min-version: IOCP_TLS_1_x; 0 = the engine's (1.2) */
 
     /* UDP (message and load modes): datagrams instead of a connection */
     int udp;

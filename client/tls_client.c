@@ -42,6 +42,7 @@ void client_tls_configure(const client_args *a, iocp_config *config, client_tls_
     config->tls.ca_file = a->tls_ca;
     config->tls.insecure = a->tls_insecure;
     config->tls.server_name = a->tls_server_name; /* NULL: the engine uses HOST */
+    config->tls.min_version = a->tls_min_version;
     config->log = tls_log;
     config->log_user = log;
     config->log_level = IOCP_LOG_INFO; /* the handshake failures are info lines */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Native checks of the framing module (plain C, so it builds on Linux too), into
-# build/native-fuzz:
+# Native checks of the framing module and of the TLS ClientHello reader (plain C, so both
+# build on Linux too), into build/native-fuzz:
 #   (a) tests/test_framing.c built with gcc and with clang, -fsanitize=address,undefined, and
 #       every case run;
 #   (b) the libFuzzer target tests/fuzz/fuzz_framing.c run for FUZZ_SECONDS (default 60) with a
@@ -8,6 +8,10 @@
 #   (c) every file in tests/fuzz/regressions/ replayed through the fuzzer binary.
 # A crash input the fuzzer finds is written to build/native-fuzz/crashes/: fix the bug, then
 # copy the input to tests/fuzz/regressions/ so it is replayed from then on.
+# The same three steps for iocp/src/tls_hello.c: tests/test_tls_hello.c, the target
+# tests/fuzz/fuzz_tls_hello.c on tests/fuzz/tls_hello_corpus (a third of FUZZ_SECONDS; the
+# framing target gets the rest, so the total stays FUZZ_SECONDS), and
+# tests/fuzz/tls_hello_regressions/ replayed (crashes in build/native-fuzz/crashes-tls-hello/).
 # Installs clang and libclang-rt-14-dev when missing. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,7 +70,52 @@ if [ ${#regressions[@]} -gt 0 ]; then
 fi
 echo "replayed ${#regressions[@]} regression inputs"
 
-seconds=${FUZZ_SECONDS:-60}
+total_seconds=${FUZZ_SECONDS:-60}
+hello_seconds=$((total_seconds / 3))
+[ "$hello_seconds" -ge 1 ] || hello_seconds=1
+seconds=$((total_seconds - hello_seconds))
+[ "$seconds" -ge 1 ] || seconds=1
+
+echo "== fuzz: the TLS ClientHello reader: unit tests (gcc, clang), regressions, ${hello_seconds}s fuzz"
+hello_cases=""
+for cc in gcc clang; do
+    "$cc" "${warn[@]}" "${san[@]}" "${inc[@]}" -Iiocp/src tests/test_tls_hello.c tests/harness.c \
+        iocp/src/tls_hello.c -o "$out/test_tls_hello_$cc"
+    "$out/test_tls_hello_$cc" >"$out/test_tls_hello_$cc.log" 2>&1 || {
+        cat "$out/test_tls_hello_$cc.log"
+        echo "fuzz: test_tls_hello ($cc) failed" >&2
+        exit 1
+    }
+    hello_cases=$(tail -n 1 "$out/test_tls_hello_$cc.log" | cut -d' ' -f1)
+done
+clang "${warn[@]}" "${san[@]}" -fsanitize=fuzzer -Iiocp/src tests/fuzz/fuzz_tls_hello.c \
+    iocp/src/tls_hello.c -o "$out/fuzz_tls_hello"
+mapfile -t hello_regressions < <(find tests/fuzz/tls_hello_regressions -type f ! -name README.md | sort)
+if [ ${#hello_regressions[@]} -gt 0 ]; then
+    "$out/fuzz_tls_hello" "${hello_regressions[@]}" >"$out/tls_hello_regressions.log" 2>&1 || {
+        tail -n 40 "$out/tls_hello_regressions.log"
+        echo "fuzz: a tls_hello regression input fails again" >&2
+        exit 1
+    }
+fi
+rm -rf "$out/corpus-tls-hello" "$out/crashes-tls-hello"
+mkdir -p "$out/corpus-tls-hello" "$out/crashes-tls-hello"
+cp tests/fuzz/tls_hello_corpus/* "$out/corpus-tls-hello/"
+hello_status=0
+"$out/fuzz_tls_hello" -seed=1 -max_total_time="$hello_seconds" -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$out/crashes-tls-hello/" "$out/corpus-tls-hello" \
+    >"$out/fuzz-tls-hello.log" 2>&1 || hello_status=$?
+if [ "$hello_status" -ne 0 ] || [ -n "$(ls -A "$out/crashes-tls-hello")" ]; then
+    tail -n 60 "$out/fuzz-tls-hello.log"
+    echo "fuzz: fuzz_tls_hello FAILED (exit $hello_status); crash inputs:" \
+        "$(ls "$out/crashes-tls-hello" | tr '\n' ' ')" >&2
+    echo "fuzz: keep each one in tests/fuzz/tls_hello_regressions/ once fixed" >&2
+    exit 1
+fi
+hello_runs=$(grep -E '^stat::number_of_executed_units' "$out/fuzz-tls-hello.log" | sed 's/^stat:://')
+echo "tls_hello: $hello_cases cases (gcc, clang), ${#hello_regressions[@]} regressions," \
+    "${hello_seconds}s fuzz: $hello_runs"
+
 echo "== fuzz: fuzz_framing for ${seconds}s (seed 1)"
 rm -rf "$out/corpus" "$out/crashes"
 mkdir -p "$out/corpus" "$out/crashes"
@@ -140,4 +189,6 @@ proxy_runs=$(grep -E '^stat::number_of_executed_units' "$out/fuzz_proxy.log" | s
 stats=$(echo "$stats" | tr -s ' ')
 echo "fuzz: ok: fuzz_proxy ${proxy_seconds}s (${proxy_runs}), ${#proxy_regressions[@]} proxy regressions"
 echo "fuzz: ok: test_framing $cases cases (gcc, clang), ${#regressions[@]} regressions," \
-    "${seconds}s fuzz: ${stats}${cov}; framing.c coverage: ${lines}"
+    "${seconds}s fuzz: ${stats}${cov}; framing.c coverage: ${lines};" \
+    "test_tls_hello $hello_cases cases, ${#hello_regressions[@]} regressions, ${hello_seconds}s fuzz:" \
+    "$hello_runs"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the Linux cross-build and its tests need, if anything is missing:
-# MinGW-w64 (GCC, and the headers clang uses), Wine, CMake, Ninja, clang, Python, OpenSSL.
+# MinGW-w64 (GCC, and the headers clang uses), Wine, CMake, Ninja, clang, Python, OpenSSL,
+# testssl.sh.
 # Sourced by test.sh, demo.sh and the other scripts; quick when all is there.
 set -euo pipefail
 
@@ -20,6 +21,7 @@ command -v npm >/dev/null || iocp_need+=(npm)         # scripts/lint-workflows.s
 # parser for /metrics, Debian's package for the system interpreter /usr/bin/python3.
 command -v haproxy >/dev/null || iocp_need+=(haproxy)
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || iocp_need+=(python3-prometheus-client)
+command -v testssl >/dev/null || iocp_need+=(testssl.sh) # the TLS scan (tests/scripts/tls_scan.sh)
 
 if [ ${#iocp_need[@]} -gt 0 ]; then
     echo "setup: installing ${iocp_need[*]}"

@@ -74,6 +74,7 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
     tls_source(&h->opt.server, info.tls_source, sizeof info.tls_source);
     info.tls_handshakes = st.tls_handshakes;
     info.tls_failures = st.tls_handshake_failures;
+    info.tls_below_floor = st.tls_below_floor;
     info.udp = iocp_engine_udp_port(h->engine) != 0;
     snprintf(info.udp_address, sizeof info.udp_address, "%s", iocp_engine_udp_address(h->engine));
     info.udp_datagrams_in = st.udp_datagrams_in;
@@ -299,8 +300,8 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
         snprintf(udp, sizeof udp, "; UDP echo on %s too", iocp_engine_udp_address(h->engine));
     tls_source(&h->opt.server, src, sizeof src);
     if (src[0] != '\0')
-        snprintf(tls, sizeof tls, "; TLS with %s, handshake timeout %lu s", src,
-                 (unsigned long)opt->server.tls_handshake_timeout_s);
+        snprintf(tls, sizeof tls, "; TLS with %s, handshake timeout %lu s, minimum TLS %s", src,
+                 (unsigned long)opt->server.tls_handshake_timeout_s, opt->server.tls_min_version);
     snprintf(why, sizeof why,
              "listening on %s (%s, process %lu%s%s; %s framing, up to %lu connections, drain "
              "timeout %lu s)",
@@ -414,14 +415,15 @@ void svc_host_stop(svc_host *h, svc_progress_fn progress, void *user)
             "final statistics: accepted=%llu rejected=%llu rejected_per_ip=%llu "
             "accept_errors=%llu bytes_in=%llu "
             "bytes_out=%llu messages_in=%llu messages_out=%llu protocol_errors=%llu "
-            "closed_by_stop=%llu tls_handshakes=%llu tls_failures=%llu drain_ms=%llu",
+            "closed_by_stop=%llu tls_handshakes=%llu tls_failures=%llu tls_below_floor=%llu "
+            "drain_ms=%llu",
             (unsigned long long)st.accepted, (unsigned long long)st.rejected,
             (unsigned long long)st.rejected_per_address, (unsigned long long)st.accept_errors,
             (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
             (unsigned long long)st.messages_in, (unsigned long long)st.messages_out,
             (unsigned long long)st.protocol_errors, (unsigned long long)st.closed[IOCP_CLOSE_STOP],
             (unsigned long long)st.tls_handshakes, (unsigned long long)st.tls_handshake_failures,
-            (unsigned long long)(svc_now_ms() - t0));
+            (unsigned long long)st.tls_below_floor, (unsigned long long)(svc_now_ms() - t0));
     char text[400];
     snprintf(text, sizeof text,
              "served %llu connections (%llu rejected), %llu bytes in and %llu out, %llu "

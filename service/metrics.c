@@ -117,6 +117,9 @@ size_t svc_metrics_format(const iocp_stats *st, const svc_metrics_state *s, char
     family(&o, "iocp_tls_handshake_failures", "counter",
            "TLS handshakes failed, timed out, or plaintext on a TLS port.",
            (unsigned long long)st->tls_handshake_failures);
+    family(&o, "iocp_tls_below_floor", "counter",
+           "TLS sessions refused for a protocol or suite below the floor (--tls-min-version).",
+           (unsigned long long)st->tls_below_floor);
     family(&o, "iocp_udp_received_datagrams", "counter", "UDP datagrams received.",
            (unsigned long long)st->udp_datagrams_in);
     family(&o, "iocp_udp_sent_datagrams", "counter", "UDP datagrams sent.",

@@ -77,6 +77,11 @@ const svc_server_opt svc_server_opts[] = {
      FIELD(tls_handshake_timeout_s),
      "reset a TLS peer whose handshake is not done this many seconds after it connected "
      "(default 10)"},
+    {"--tls-min-version", L"TlsMinVersion", SVC_OPT_TEXT, 0, 7, FIELD(tls_min_version),
+     "1.0 | 1.1 | 1.2: the oldest TLS a client may speak (default 1.2). A ClientHello offering "
+     "less gets a protocol_version alert; whatever the version, a suite without forward "
+     "secrecy, or a CBC suite on TLS 1.2, is refused after the handshake (status counts both "
+     "as tls_below_floor)"},
     {"--udp", L"Udp", SVC_OPT_SWITCH, 0, 1, FIELD(udp),
      "serve UDP echo as well, on the same port number: each datagram goes back whole to its "
      "sender (a flag; `status` shows the UDP counters)"},
@@ -178,6 +183,7 @@ void svc_server_options_init(svc_server_options *o)
     o->udp_sources = c.udp_sources;
     o->udp_total_rate = c.udp_total_rate;
     o->proxy_timeout_s = c.proxy_header_timeout_ms / 1000u;
+    snprintf(o->tls_min_version, sizeof o->tls_min_version, "1.2");
 }
 
 void svc_options_init(svc_options *o)
@@ -355,6 +361,14 @@ void svc_server_opt_get(const svc_server_options *o, const svc_server_opt *def, 
     }
 }
 
+uint16_t svc_tls_min_version(const char *text)
+{
+    return strcmp(text, "1.0") == 0   ? IOCP_TLS_1_0
+           : strcmp(text, "1.1") == 0 ? IOCP_TLS_1_1
+           : strcmp(text, "1.2") == 0 ? IOCP_TLS_1_2
+                                      : 0;
+}
+
 const char *svc_tls_store_name(int store)
 {
     return store == SVC_TLS_STORE_MACHINE ? "LocalMachine"
@@ -376,6 +390,12 @@ int svc_server_options_check(const svc_server_options *o, char *err, size_t err_
     }
     if (o->tls_store != SVC_TLS_STORE_DEFAULT && o->tls_cert[0] == '\0') {
         snprintf(err, err_size, "--tls-store says where --tls-cert is, which is missing");
+        return -1;
+    }
+    if (svc_tls_min_version(o->tls_min_version) == 0) {
+        snprintf(err, err_size,
+                 "--tls-min-version must be 1.0, 1.1 or 1.2 (the oldest TLS allowed), not '%s'",
+                 o->tls_min_version);
         return -1;
     }
     if (o->udp && o->udp_only) {
@@ -449,6 +469,7 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
         config->tls.cert_store_machine = o->tls_store == SVC_TLS_STORE_MACHINE;
     }
     config->tls.handshake_timeout_ms = o->tls_handshake_timeout_s * 1000u;
+    config->tls.min_version = svc_tls_min_version(o->tls_min_version);
     /* UDP on the TCP port's number (the engine's default), or alone on --port. */
     if (o->udp || o->udp_only)
         config->udp = 1;

@@ -569,8 +569,10 @@ static void print_stats(const svc_status_info *i)
            (unsigned long long)i->messages_out);
     printf("  protocol errors: %llu\n", (unsigned long long)i->protocol_errors);
     if (i->tls)
-        printf("  tls: on (%s), handshakes: %llu completed, %llu failed\n", i->tls_source,
-               (unsigned long long)i->tls_handshakes, (unsigned long long)i->tls_failures);
+        printf("  tls: on (%s), handshakes: %llu completed, %llu failed (%llu below the "
+               "floor)\n",
+               i->tls_source, (unsigned long long)i->tls_handshakes,
+               (unsigned long long)i->tls_failures, (unsigned long long)i->tls_below_floor);
     else
         printf("  tls: off\n");
     if (i->udp)

@@ -93,6 +93,7 @@ size_t svc_proto_format(svc_request req, const svc_status_info *info, char *out,
         put(out, size, &len, "protocol_errors", info->protocol_errors);
         put(out, size, &len, "tls_handshakes", info->tls_handshakes);
         put(out, size, &len, "tls_failures", info->tls_failures);
+        put(out, size, &len, "tls_below_floor", info->tls_below_floor);
         if (info->udp) {
             put(out, size, &len, "udp_datagrams_in", info->udp_datagrams_in);
             put(out, size, &len, "udp_datagrams_out", info->udp_datagrams_out);
@@ -167,6 +168,7 @@ int svc_proto_parse_answer(const char *text, size_t len, svc_status_info *out, c
         {"protocol_errors", offsetof(svc_status_info, protocol_errors)},
         {"tls_handshakes", offsetof(svc_status_info, tls_handshakes)},
         {"tls_failures", offsetof(svc_status_info, tls_failures)},
+        {"tls_below_floor", offsetof(svc_status_info, tls_below_floor)},
         {"udp_datagrams_in", offsetof(svc_status_info, udp_datagrams_in)},
         {"udp_datagrams_out", offsetof(svc_status_info, udp_datagrams_out)},
         {"udp_bytes_in", offsetof(svc_status_info, udp_bytes_in)},

@@ -38,8 +38,9 @@ typedef struct svc_status_info {
     int tls;              /* 1: the listener speaks TLS */
     char tls_source[128]; /* "PFX <path>" or "certificate <thumbprint> in <store>\My" */
     uint64_t tls_handshakes, tls_failures;
-    int udp;              /* 1: UDP echo is served too (or alone) */
-    char udp_address[80]; /* "[::]:9000" */
+    uint64_t tls_below_floor; /* of the failures: refused by --tls-min-version or the suites */
+    int udp;                  /* 1: UDP echo is served too (or alone) */
+    char udp_address[80];     /* "[::]:9000" */
     uint64_t udp_datagrams_in, udp_datagrams_out, udp_bytes_in, udp_bytes_out;
     uint64_t udp_dropped, udp_truncated, udp_errors;
     /* hostile peers: connections over --conn-rate, evicted for a newcomer; datagrams not

@@ -124,6 +124,7 @@ typedef struct svc_server_options {
     char tls_cert[SVC_TEXT_MAX];     /* SHA-1 thumbprint: 40 hex digits, spaces allowed */
     int tls_store;                   /* svc_tls_store */
     uint32_t tls_handshake_timeout_s;
+    char tls_min_version[8]; /* "1.0" | "1.1" | "1.2" (svc_tls_min_version) */
     /* UDP echo (the engine's UDP endpoint) on the TCP port's number as well; or alone */
     uint32_t udp;
     uint32_t udp_only;
@@ -211,6 +212,9 @@ void svc_server_opt_get(const svc_server_options *o, const svc_server_opt *def, 
  * needs --tls-pfx, --tls-store needs --tls-cert. 0, or -1 with err set. */
 int svc_server_options_check(const svc_server_options *o, char *err, size_t err_size);
 const char *svc_tls_store_name(int store);
+/* --tls-min-version's text as the engine's IOCP_TLS_1_x, or 0 when it is none of 1.0, 1.1,
+ * 1.2. */
+uint16_t svc_tls_min_version(const char *text);
 /* 1 for letters, digits, '.', '_', '-', 1 to SVC_NAME_MAX characters. */
 int svc_name_valid(const char *name);
 

@@ -321,6 +321,27 @@ static void options_tls(void)
     parse_fails("'status' does not take --tls-password", "status", "--tls-password", "x", NULL);
 }
 
+/* --tls-min-version: 1.2 unless told, the engine's IOCP_TLS_1_x, anything else named. */
+static void options_tls_min_version(void)
+{
+    svc_options o;
+    iocp_config c;
+    PARSE_OK(&o, "run", "--tls-pfx", "a.pfx", NULL, NULL);
+    CHECK(strcmp(o.server.tls_min_version, "1.2") == 0);
+    svc_server_config(&o.server, &c);
+    CHECK_EQ_U(c.tls.min_version, IOCP_TLS_1_2);
+    PARSE_OK(&o, "install", "--tls-pfx", "a.pfx", "--tls-min-version", "1.0");
+    svc_server_config(&o.server, &c);
+    CHECK_EQ_U(c.tls.min_version, IOCP_TLS_1_0);
+    PARSE_OK(&o, "run", "--tls-min-version", "1.1", NULL, NULL);
+    svc_server_config(&o.server, &c);
+    CHECK_EQ_U(c.tls.min_version, IOCP_TLS_1_1);
+    parse_fails("--tls-min-version must be 1.0, 1.1 or 1.2 (the oldest TLS allowed), not '1.3'",
+                "run", "--tls-min-version", "1.3", NULL);
+    parse_fails("not 'TLS1.2'", "run", "--tls-min-version", "TLS1.2", NULL);
+    parse_fails("not ''", "run", "--tls-min-version", "", NULL);
+}
+
 static void options_install_only(void)
 {
     svc_options o;
@@ -1804,6 +1825,7 @@ static const test_case cases[] = {
     {"options_every_server_option", options_every_server_option},
     {"options_install_only", options_install_only},
     {"options_tls", options_tls},
+    {"options_tls_min_version", options_tls_min_version},
     {"options_rejected", options_rejected},
     {"options_limits_ranges", options_limits_ranges},
     {"memory_budget_check", memory_budget_check},

@@ -600,7 +600,9 @@ static void tls_failed(iocp_conn *c)
     int handshake = !c->announced;
     if (handshake)
         InterlockedIncrement64(&e->counters.tls_handshake_failures);
-    else
+    if (handshake && c->tls->below_floor)
+        InterlockedIncrement64(&e->counters.tls_below_floor);
+    if (!handshake)
         InterlockedIncrement64(&e->counters.protocol_errors);
     iocpi_log(e, handshake ? IOCP_LOG_INFO : IOCP_LOG_WARN, "%s: %s; closing it", c->peer,
               c->tls->err);

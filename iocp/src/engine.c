@@ -487,6 +487,7 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->post_retries = (uint64_t)c->post_retries;
     out->tls_handshakes = (uint64_t)c->tls_handshakes;
     out->tls_handshake_failures = (uint64_t)c->tls_handshake_failures;
+    out->tls_below_floor = (uint64_t)c->tls_below_floor;
     out->buffers_in_use = (uint64_t)e->buffers.in_use;
     out->buffers_peak = (uint64_t)e->buffers.peak;
     out->buffers_max = e->buffers.slots;

@@ -231,7 +231,7 @@ typedef struct iocpi_counters {
     volatile LONG64 active, contexts_in_use, ops_in_flight, bytes_queued, heap_chunks;
     volatile LONG64 allocations;  /* see iocp_stats */
     volatile LONG64 post_retries; /* see iocp_stats */
-    volatile LONG64 tls_handshakes, tls_handshake_failures;
+    volatile LONG64 tls_handshakes, tls_handshake_failures, tls_below_floor;
     volatile LONG64 buffer_waits, idle_receives;
     volatile LONG64 udp_datagrams_in, udp_bytes_in, udp_datagrams_out, udp_bytes_out;
     volatile LONG64 udp_dropped, udp_truncated, udp_errors;

@@ -286,6 +286,8 @@ static int finish_handshake(iocpi_tls *t)
         fail(t, s, "TLS stream sizes");
         return -1;
     }
+    if (iocpi_tls_floor_check(t) != 0) /* tls_floor.c: protocol and suite */
+        return -1;
     if (!t->creds->server && verify_server(t) != 0)
         return -1;
     t->established = 1;
@@ -350,6 +352,11 @@ iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *con
         if (r == 0)
             return IOCPI_TLS_NEED_MORE;
         t->reply_seen = 1;
+    }
+    if (t->creds->server && !t->has_ctx) {
+        iocpi_tls_status floor = iocpi_tls_floor_hello(t, in, len); /* tls_floor.c */
+        if (floor != IOCPI_TLS_PROGRESS)
+            return floor;
     }
     if (!t->established)
         return handshake(t, in, len, consumed);

@@ -7,11 +7,15 @@
  *                 client role, and freeing what the PFX import persisted
  *   tls.c         a session: handshake, records in and out, close_notify, the peer's
  *                 certificate checked by the Windows chain engine, and the self-check
+ *   tls_floor.c   the engine's own floor: a ClientHello below the minimum version answered
+ *                 with an alert before Schannel sees it (tls_hello.c reads it), and every
+ *                 finished handshake checked for its protocol and suite
  */
 #ifndef IOCP_TLS_H
 #define IOCP_TLS_H
 
 #include "iocpi.h"
+#include "tls_hello.h"
 
 #define SECURITY_WIN32
 /* SCH_CREDENTIALS (the structure that can enable TLS 1.3) needs this and UNICODE_STRING. */
@@ -33,6 +37,11 @@ typedef struct iocpi_tls_creds {
     int insecure;         /* client: accept any certificate */
     int tls13;            /* 1 when the credentials were made with SCH_CREDENTIALS (1.2 and 1.3) */
     DWORD error;          /* after a failure (here or in the self-check): its Win32/SSPI code */
+    /* The floor (tls_floor.c): the lowest wire version allowed (IOCPI_TLS_V1_x; 0 = TLS 1.2),
+     * and 1 to accept CBC and non-forward-secret suites as well. Zero after the creds_ calls;
+     * iocpi_tls_creds_set_floor changes them. */
+    unsigned min_version;
+    int legacy_suites;
 } iocpi_tls_creds;
 
 /* Server credentials from a PFX file and its password. 0, or -1 with err naming the cause
@@ -48,6 +57,10 @@ int iocpi_tls_creds_from_store(iocpi_tls_creds *c, const char *thumbprint, int m
 int iocpi_tls_creds_client(iocpi_tls_creds *c, const char *ca_file, int insecure, char *err,
                            size_t err_size);
 void iocpi_tls_creds_free(iocpi_tls_creds *c);
+/* Another floor for credentials made above (their handle is acquired again with it).
+ * min_version: IOCPI_TLS_V1_0 .. IOCPI_TLS_V1_3 or 0 (TLS 1.2). 0 or -1 with err. */
+int iocpi_tls_creds_set_floor(iocpi_tls_creds *c, unsigned min_version, int legacy_suites,
+                              char *err, size_t err_size);
 
 /* ---- sessions ------------------------------------------------------------------------------- */
 
@@ -74,6 +87,9 @@ typedef struct iocpi_tls {
     SECURITY_STATUS status; /* the last failure */
     DWORD chain_error;      /* client: the certificate's chain policy error, or 0 */
     char err[200];
+    int hello_checked; /* server: the ClientHello passed the floor (tls_floor.c) */
+    size_t hello_need; /* server: the input length the next look at the ClientHello needs */
+    int below_floor;   /* the failure was the floor's: counted in tls_below_floor */
 } iocpi_tls;
 
 /* A session for these credentials; server_name only for the client role. 0 or -1. */
@@ -98,6 +114,20 @@ int iocpi_tls_shutdown(iocpi_tls *t);
 void iocpi_tls_describe(iocpi_tls *t, char *out, size_t size);
 /* Takes the output: the caller sends out[0..out_len) and then calls this. */
 void iocpi_tls_output_taken(iocpi_tls *t);
+
+/* ---- the floor (tls_floor.c) ------------------------------------------------------------ */
+
+/* Server, before the first handshake call: reads the ClientHello at the front of in[0..len).
+ * IOCPI_TLS_PROGRESS: at or above the floor, hand it to Schannel; IOCPI_TLS_NEED_MORE: it is
+ * not whole yet; IOCPI_TLS_FAILED: below the floor or malformed, a fatal alert is in t->out
+ * and t->err says what the client offered. */
+iocpi_tls_status iocpi_tls_floor_hello(iocpi_tls *t, const char *in, size_t len);
+/* After the handshake: the negotiated protocol and suite against the floor. 0, or -1 with
+ * t->err naming what was negotiated, t->below_floor set and the output replaced by a fatal
+ * alert (server) or dropped (client). */
+int iocpi_tls_floor_check(iocpi_tls *t);
+/* "TLS 1.2" for a context's SP_PROT_* bits, as a wire version (0 when unknown). */
+unsigned iocpi_tls_wire_version(DWORD sp_protocol);
 
 /* In memory, before listening: a client session against a session of these server
  * credentials, a record each way. 0, or -1 with err naming the cause. */

@@ -1,9 +1,12 @@
 /*
  * tls_creds.c: Schannel credentials for both roles.
  *
- * Protocols: TLS 1.2 and 1.3 where the system offers them. SCH_CREDENTIALS (Windows 10 1809
- * and later) is the structure that can enable 1.3; an older system (or one that rejects the
- * structure) gets SCHANNEL_CRED limited to 1.2. SSL 3, TLS 1.0 and 1.1 are never enabled.
+ * Protocols: the floor (TLS 1.2 unless min_version says lower) up to 1.3 where the system
+ * offers it. SCH_CREDENTIALS (Windows 10 1809 and later) is the structure that can enable 1.3
+ * and carry the suite floor: its CRYPTO_SETTINGS refuse RSA key exchange (no forward
+ * secrecy) and the CBC, 3DES, DES and RC4 ciphers, so that Windows never offers those suites.
+ * An older system (or one that rejects the structure) gets SCHANNEL_CRED up to 1.2. What a
+ * system does not honour, tls_floor.c holds after the handshake.
  *
  * A PFX import persists the private key in a key container (Schannel runs in LSASS and cannot
  * use an ephemeral key), so freeing server credentials deletes the containers the import made:
@@ -81,7 +84,83 @@ static int has_private_key(PCCERT_CONTEXT cert)
            size > 0;
 }
 
-/* Schannel credentials for one role; tries SCH_CREDENTIALS (1.2 and 1.3) first. */
+/* The CNG names CRYPTO_SETTINGS takes (bcrypt.h); defined here when a header lacks them. */
+#ifndef BCRYPT_RSA_ALGORITHM
+#define BCRYPT_RSA_ALGORITHM L"RSA"
+#endif
+#ifndef BCRYPT_AES_ALGORITHM
+#define BCRYPT_AES_ALGORITHM L"AES"
+#endif
+#ifndef BCRYPT_3DES_ALGORITHM
+#define BCRYPT_3DES_ALGORITHM L"3DES"
+#endif
+#ifndef BCRYPT_DES_ALGORITHM
+#define BCRYPT_DES_ALGORITHM L"DES"
+#endif
+#ifndef BCRYPT_RC4_ALGORITHM
+#define BCRYPT_RC4_ALGORITHM L"RC4"
+#endif
+#ifndef BCRYPT_CHAIN_MODE_CBC
+#define BCRYPT_CHAIN_MODE_CBC L"ChainingModeCBC"
+#endif
+
+/* The SP_PROT_* bits of the protocols from the floor up, for one role (TLS 1.3 only when
+ * up_to_13: SCHANNEL_CRED cannot carry it). */
+static DWORD enabled_protocols(const iocpi_tls_creds *c, int up_to_13)
+{
+    unsigned floor = c->min_version != 0 ? c->min_version : IOCPI_TLS_V1_2;
+    DWORD p = 0;
+    if (floor <= IOCPI_TLS_V1_0)
+        p |= c->server ? SP_PROT_TLS1_0_SERVER : SP_PROT_TLS1_0_CLIENT;
+    if (floor <= IOCPI_TLS_V1_1)
+        p |= c->server ? SP_PROT_TLS1_1_SERVER : SP_PROT_TLS1_1_CLIENT;
+    if (floor <= IOCPI_TLS_V1_2)
+        p |= c->server ? SP_PROT_TLS1_2_SERVER : SP_PROT_TLS1_2_CLIENT;
+    if (up_to_13)
+        p |= c->server ? SP_PROT_TLS1_3_SERVER : SP_PROT_TLS1_3_CLIENT;
+    return p;
+}
+
+static UNICODE_STRING unicode(const wchar_t *text)
+{
+    UNICODE_STRING u;
+    u.Length = (USHORT)(wcslen(text) * sizeof(wchar_t));
+    u.MaximumLength = (USHORT)(u.Length + sizeof(wchar_t));
+    u.Buffer = (PWSTR)text;
+    return u;
+}
+
+/* The suite floor as CRYPTO_SETTINGS (learn.microsoft.com, "CRYPTO_SETTINGS structure"): each
+ * entry disables an algorithm for one use; with chaining modes, only those modes of it. RSA
+ * as a key exchange is RSA key transport (TLS_RSA_WITH_*); ECDHE_RSA suites use RSA only to
+ * sign, and stay. AES-CBC is disabled only when the floor is TLS 1.2 or higher: TLS 1.0 and
+ * 1.1 have no other AES suites. Returns the number of entries (at most 5). */
+static DWORD disabled_crypto(const iocpi_tls_creds *c, CRYPTO_SETTINGS *cs, UNICODE_STRING *cbc)
+{
+    DWORD n = 0;
+    if (c->legacy_suites)
+        return 0;
+    memset(cs, 0, 5 * sizeof *cs);
+    cs[n].eAlgorithmUsage = TlsParametersCngAlgUsageKeyExchange;
+    cs[n++].strCngAlgId = unicode(BCRYPT_RSA_ALGORITHM);
+    cs[n].eAlgorithmUsage = TlsParametersCngAlgUsageCipher;
+    cs[n++].strCngAlgId = unicode(BCRYPT_3DES_ALGORITHM);
+    cs[n].eAlgorithmUsage = TlsParametersCngAlgUsageCipher;
+    cs[n++].strCngAlgId = unicode(BCRYPT_DES_ALGORITHM);
+    cs[n].eAlgorithmUsage = TlsParametersCngAlgUsageCipher;
+    cs[n++].strCngAlgId = unicode(BCRYPT_RC4_ALGORITHM);
+    if (c->min_version == 0 || c->min_version >= IOCPI_TLS_V1_2) {
+        *cbc = unicode(BCRYPT_CHAIN_MODE_CBC);
+        cs[n].eAlgorithmUsage = TlsParametersCngAlgUsageCipher;
+        cs[n].strCngAlgId = unicode(BCRYPT_AES_ALGORITHM);
+        cs[n].cChainingModes = 1;
+        cs[n++].rgstrChainingModes = cbc;
+    }
+    return n;
+}
+
+/* Schannel credentials for one role; tries SCH_CREDENTIALS (up to 1.3, the suite floor)
+ * first. */
 static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
 {
     TimeStamp expiry;
@@ -92,11 +171,13 @@ static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
     ULONG use = c->server ? SECPKG_CRED_INBOUND : SECPKG_CRED_OUTBOUND;
 
     TLS_PARAMETERS params;
+    CRYPTO_SETTINGS crypto[5];
+    UNICODE_STRING cbc;
     memset(&params, 0, sizeof params);
-    /* Everything but 1.2 and 1.3 is disabled (the field lists what is NOT allowed). */
-    params.grbitDisabledProtocols =
-        ~(DWORD)(c->server ? (SP_PROT_TLS1_2_SERVER | SP_PROT_TLS1_3_SERVER)
-                           : (SP_PROT_TLS1_2_CLIENT | SP_PROT_TLS1_3_CLIENT));
+    /* Everything below the floor is disabled (the field lists what is NOT allowed). */
+    params.grbitDisabledProtocols = ~enabled_protocols(c, 1);
+    params.cDisabledCrypto = disabled_crypto(c, crypto, &cbc);
+    params.pDisabledCrypto = params.cDisabledCrypto > 0 ? crypto : NULL;
     SCH_CREDENTIALS sch;
     memset(&sch, 0, sizeof sch);
     sch.dwVersion = SCH_CREDENTIALS_VERSION;
@@ -118,7 +199,7 @@ static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
     memset(&old, 0, sizeof old);
     old.dwVersion = SCHANNEL_CRED_VERSION;
     old.dwFlags = flags | SCH_USE_STRONG_CRYPTO;
-    old.grbitEnabledProtocols = c->server ? SP_PROT_TLS1_2_SERVER : SP_PROT_TLS1_2_CLIENT;
+    old.grbitEnabledProtocols = enabled_protocols(c, 0);
     if (c->cert != NULL) {
         old.cCreds = 1;
         old.paCred = &c->cert;
@@ -386,6 +467,19 @@ static void delete_imported_key(PCCERT_CONTEXT cert)
     free(info);
 }
 
+int iocpi_tls_creds_set_floor(iocpi_tls_creds *c, unsigned min_version, int legacy_suites,
+                              char *err, size_t err_size)
+{
+    if (c->min_version == min_version && c->legacy_suites == legacy_suites)
+        return 0;
+    c->min_version = min_version;
+    c->legacy_suites = legacy_suites;
+    if (c->has_handle)
+        FreeCredentialsHandle(&c->handle);
+    c->has_handle = 0;
+    return acquire(c, err, err_size);
+}
+
 void iocpi_tls_creds_free(iocpi_tls_creds *c)
 {
     if (c->has_handle)
@@ -422,6 +516,14 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
                         "TLS: give a PFX file or a certificate thumbprint, not both");
         return IOCP_E_INVALID_ARG;
     }
+    unsigned floor = cfg->min_version;
+    if (floor != 0 && (floor < IOCP_TLS_1_0 || floor > IOCP_TLS_1_3)) {
+        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0,
+                        "TLS: min_version 0x%04x is not a TLS version (IOCP_TLS_1_0 .. "
+                        "IOCP_TLS_1_3, or 0 for TLS 1.2)",
+                        floor);
+        return IOCP_E_INVALID_ARG;
+    }
     if (e->config.buffer_size < IOCP_TLS_MIN_BUFFER) {
         iocpi_log(e, IOCP_LOG_DEBUG,
                   "TLS: receive buffer raised from %lu to %lu bytes (a whole "
@@ -442,6 +544,11 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
                                                 why, sizeof why)
                      : iocpi_tls_creds_from_store(e->tls_server, cfg->cert_thumbprint,
                                                   cfg->cert_store_machine, why, sizeof why);
+        if (rc == 0 && iocpi_tls_creds_set_floor(e->tls_server, floor, cfg->legacy_suites, why,
+                                                 sizeof why) != 0) {
+            iocpi_tls_creds_free(e->tls_server);
+            rc = -1;
+        }
         if (rc == 0 && iocpi_tls_self_check(e->tls_server, why, sizeof why) != 0) {
             iocpi_tls_creds_free(e->tls_server);
             rc = -1;
@@ -458,8 +565,11 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
     }
     if (cfg->client) {
         e->tls_client = calloc(1, sizeof *e->tls_client);
-        if (e->tls_client == NULL || iocpi_tls_creds_client(e->tls_client, cfg->ca_file,
-                                                            cfg->insecure, why, sizeof why) != 0) {
+        if (e->tls_client == NULL ||
+            iocpi_tls_creds_client(e->tls_client, cfg->ca_file, cfg->insecure, why, sizeof why) !=
+                0 ||
+            iocpi_tls_creds_set_floor(e->tls_client, floor, cfg->legacy_suites, why, sizeof why) !=
+                0) {
             DWORD code = e->tls_client != NULL ? e->tls_client->error : ERROR_NOT_ENOUGH_MEMORY;
             if (e->tls_client == NULL)
                 snprintf(why, sizeof why, "out of memory");

@@ -136,7 +136,19 @@ typedef struct iocp_tls_config {
     /* A connection whose handshake is not done this long after it opened is reset (a peer that
      * connects and never speaks TLS); default 10000. */
     uint32_t handshake_timeout_ms;
+    /* The floor, both roles. min_version: the lowest protocol (IOCP_TLS_1_0 .. IOCP_TLS_1_3;
+     * 0 = IOCP_TLS_1_2). Suites: forward secrecy (ECDHE, DHE) always and an AEAD cipher (GCM,
+     * ChaCha20) from TLS 1.2 up, unless legacy_suites is 1. The credentials ask Schannel for
+     * it; the engine holds it too, whatever the system negotiates: a ClientHello offering less
+     * than min_version gets a protocol_version alert, and a finished handshake below the floor
+     * is failed before any application byte (counted in tls_below_floor and logged). */
+    uint16_t min_version;
+    int legacy_suites;
 } iocp_tls_config;
+#define IOCP_TLS_1_0 0x0301
+#define IOCP_TLS_1_1 0x0302
+#define IOCP_TLS_1_2 0x0303
+#define IOCP_TLS_1_3 0x0304
 
 typedef struct iocp_config {
     /* Listening. listen = 0 makes a client-only engine (no listener, no port). */
@@ -448,6 +460,7 @@ typedef struct iocp_stats {
                                         memory) and the engine posted again */
     uint64_t tls_handshakes;         /* TLS handshakes completed */
     uint64_t tls_handshake_failures; /* failed, timed out, or plaintext on a TLS port */
+    uint64_t tls_below_floor;        /* of those: refused by the floor (tls.min_version, suites) */
     uint64_t buffers_in_use;         /* receive buffers held by connections now (the pool) */
     uint64_t buffers_peak;           /* the most held at once since start */
     uint64_t buffers_max;            /* the pool's cap: buffer_pool_max / buffer_size */
