@@ -1909,8 +1909,9 @@ static DWORD run_sc(tp_child *c, const char *fmt, ...)
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     CHECK(GetSystemDirectoryW(sys, MAX_PATH) > 0);
-    svc_narrow(sys, sc, sizeof sc);
-    strcat(sc, "\\sc.exe");
+    char dir[MAX_PATH * 3];
+    svc_narrow(sys, dir, sizeof dir);
+    snprintf(sc, sizeof sc, "%s\\sc.exe", dir);
     tp_free(c);
     tp_start(c, sc, args, NULL, 1, 0);
     CHECK_MSG(tp_wait(c, 60000), "sc %s did not finish", args);

@@ -15,12 +15,23 @@ check needs Debian's python3-prometheus-client, installed for the system interpr
                               rotating sources 127.0.0.20-59; writes "ok N failed M" to OUT
   stat SOCKET                 HAProxy's "show stat": one "server status" line per server
 """
+import http.client
 import os
 import random
 import socket
 import sys
 import time
-import urllib.request
+
+
+def admin_get(admin, path, timeout):
+    """GET path from the admin endpoint on loopback: (status, Content-Type, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.getheader("Content-Type", ""), r.read()
+    finally:
+        conn.close()
 
 
 def connect(port, src=None, host="127.0.0.1", timeout=5.0):
@@ -108,9 +119,8 @@ def cmd_forged(port, src):
 def cmd_metrics(admin):
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5) as r:
-        ctype = r.headers.get("Content-Type", "")
-        text = r.read().decode()
+    _, ctype, body = admin_get(admin, "/metrics", 5)
+    text = body.decode()
     if not ctype.startswith("text/plain; version=0.0.4"):
         print(f"Content-Type {ctype!r}")
         sys.exit(1)
@@ -171,11 +181,8 @@ def cmd_slow(admin):
 
 def cmd_readyz(admin):
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=3) as r:
-            print(r.status)
-    except urllib.error.HTTPError as e:
-        print(e.code)
-    except OSError:
+        print(admin_get(admin, "/readyz", 3)[0])
+    except (OSError, http.client.HTTPException):
         print("down")
 
 
