@@ -161,7 +161,9 @@ void iocpi_evict_expire(iocp_engine *e, uint64_t now, int all)
         SOCKET s = INVALID_SOCKET;
         char peer[64];
         AcquireSRWLockExclusive(&e->evict_lock);
-        if (p->sock != INVALID_SOCKET && p->conn == NULL && (all || now - p->since_ms >= PARK_MS)) {
+        if (p->sock != INVALID_SOCKET && p->conn == NULL &&
+            (all || (now >= p->since_ms && now - p->since_ms >= PARK_MS))) {
+            /* (a newcomer parked after the sweep read its clock is younger than now) */
             s = p->sock;
             memcpy(peer, p->peer, sizeof peer);
             p->sock = INVALID_SOCKET;

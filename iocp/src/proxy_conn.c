@@ -114,7 +114,13 @@ int iocpi_proxy_header(iocp_conn *c, const uint8_t *data, size_t len, size_t *us
         iocpi_conn_close(c, IOCP_CLOSE_PROTOCOL, 0, IOCP_ABORT);
         return -1;
     }
+    /* The sweep may have just reset it for a late header: then it is not announced. */
+    AcquireSRWLockExclusive(&c->lock);
+    int live = c->state == CONN_OPEN && c->proxy_pending;
     c->proxy_pending = 0;
+    ReleaseSRWLockExclusive(&c->lock);
+    if (!live)
+        return -1;
     InterlockedIncrement64(&e->counters.proxy_headers);
     SOCKADDR_STORAGE client;
     memset(&client, 0, sizeof client);

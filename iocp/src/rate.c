@@ -75,7 +75,8 @@ static void refill(const iocpi_rate_limits *l, iocpi_bucket *b, uint64_t now)
     uint64_t elapsed = now > b->at_ms ? now - b->at_ms : 0;
     if (elapsed > MAX_REFILL)
         elapsed = MAX_REFILL;
-    b->at_ms = now;
+    if (now > b->at_ms)
+        b->at_ms = now; /* a worker with an older clock reading never counts a span twice */
     uint64_t cap = (uint64_t)l->burst * MILLI;
     b->tokens += elapsed * l->rate;
     if (b->tokens > cap)

@@ -38,6 +38,14 @@ iocp_err iocp_engine_reconfigure(iocp_engine *engine, const iocp_config *next, c
     iocp_err rc = iocpi_config_check(&c, err);
     if (rc != IOCP_OK)
         return rc;
+    /* The one range iocpi_proxy_engine_start checks beyond the common ones: 0 would reset every
+     * proxied connection waiting for its header. */
+    if (c.proxy_protocol_from != NULL && c.proxy_protocol_from[0] != '\0' &&
+        c.proxy_header_timeout_ms == 0) {
+        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0,
+                        "proxy_header_timeout_ms must be at least 1 with proxy_protocol_from");
+        return IOCP_E_INVALID_ARG;
+    }
     const iocp_config *now = &e->config;
 #define FIXED(field, name)                                                                         \
     do {                                                                                           \
@@ -58,6 +66,17 @@ iocp_err iocp_engine_reconfigure(iocp_engine *engine, const iocp_config *next, c
     FIXED(accepts_outstanding, "accepts_outstanding");
     FIXED(udp, "udp");
     FIXED(udp_port, "udp_port");
+    /* The hostile-peer limits are read into their tables at start. */
+    FIXED(ipv6_prefix_len, "ipv6_prefix_len");
+    FIXED(evict_idle_ms, "evict_idle_ms");
+    FIXED(conn_rate, "conn_rate");
+    FIXED(conn_burst, "conn_burst");
+    FIXED(udp_rate, "udp_rate");
+    FIXED(udp_burst, "udp_burst");
+    FIXED(udp_byte_rate, "udp_byte_rate");
+    FIXED(udp_byte_burst, "udp_byte_burst");
+    FIXED(udp_sources, "udp_sources");
+    FIXED(udp_total_rate, "udp_total_rate");
     if (text_differs(c.tls.pfx_path, now->tls.pfx_path) ||
         text_differs(c.tls.cert_thumbprint, now->tls.cert_thumbprint))
         name_it(not_live, not_live_size, "tls credentials");
