@@ -67,8 +67,9 @@ const client_option client_options[] = {
     [OPT_TLS] = {"--tls", NULL, "off",
                  "TLS (Schannel): the server's certificate is checked against the system's "
                  "roots and the server name"},
-    [OPT_TLS_CA] = {"--tls-ca", "FILE", "none",
-                    "with --tls: also trust the CA certificates in FILE (PEM or DER)"},
+    [OPT_TLS_CA] =
+        {"--tls-ca", "FILE", "none",
+         "with --tls: trust only the CA certificates in FILE (PEM or DER), not the system's roots"},
     [OPT_TLS_INSECURE] = {"--tls-insecure", NULL, "off",
                           "with --tls: accept any certificate (tests only: no protection)"},
     [OPT_TLS_SERVER_NAME] = {"--tls-server-name", "NAME", "HOST",

@@ -177,7 +177,42 @@ static iocpi_tls_status handshake(iocpi_tls *t, char *in, size_t len, size_t *co
     return IOCPI_TLS_PROGRESS;
 }
 
-/* Client: the server's certificate through the Windows chain engine and the SSL policy. */
+/* The subject of the chain's first certificate whose own status has any of flags (the leaf
+ * first, then up towards the root), or of the last one: named in the refusal. */
+static void chain_culprit(PCCERT_CHAIN_CONTEXT chain, DWORD flags, char *out, size_t size)
+{
+    PCERT_SIMPLE_CHAIN simple = chain->rgpChain[0];
+    PCCERT_CONTEXT who = simple->rgpElement[simple->cElement - 1]->pCertContext;
+    for (DWORD i = 0; i < simple->cElement; i++)
+        if (simple->rgpElement[i]->TrustStatus.dwErrorStatus & flags) {
+            who = simple->rgpElement[i]->pCertContext;
+            break;
+        }
+    wchar_t name[128];
+    if (CertGetNameStringW(who, CERT_NAME_SIMPLE_DISPLAY_TYPE, 0, NULL, name, 128) <= 1 ||
+        WideCharToMultiByte(CP_UTF8, 0, name, -1, out, (int)size, NULL, NULL) == 0)
+        snprintf(out, size, "?");
+}
+
+/* Whether the chain ends in one of the CA file's certificates. */
+static int root_in_ca_file(iocpi_tls *t, PCCERT_CHAIN_CONTEXT chain)
+{
+    if (t->creds->extra_ca == NULL)
+        return 0;
+    PCERT_SIMPLE_CHAIN simple = chain->rgpChain[0];
+    PCCERT_CONTEXT root = simple->rgpElement[simple->cElement - 1]->pCertContext;
+    PCCERT_CONTEXT found = CertFindCertificateInStore(t->creds->extra_ca, X509_ASN_ENCODING, 0,
+                                                      CERT_FIND_EXISTING, root, NULL);
+    if (found == NULL)
+        return 0;
+    CertFreeCertificateContext(found);
+    return 1;
+}
+
+/* Client: the server's certificate through the Windows chain engine and the SSL policy.
+ * Intermediates come from what the server sent (the certificate's own store) and from the CA
+ * file; with a CA file, trust comes from it alone (creds->chain_engine, and the root check
+ * below where the system could not make that engine). */
 static int verify_server(iocpi_tls *t)
 {
     if (t->creds->insecure)
@@ -189,6 +224,12 @@ static int verify_server(iocpi_tls *t)
         fail(t, s != SEC_E_OK ? s : SEC_E_NO_CREDENTIALS, "the server sent no certificate");
         return -1;
     }
+    HCERTSTORE more = cert->hCertStore, both = NULL;
+    if (t->creds->extra_ca != NULL &&
+        (both = CertOpenStore(CERT_STORE_PROV_COLLECTION, 0, 0, 0, NULL)) != NULL &&
+        CertAddStoreToCollection(both, cert->hCertStore, 0, 0) &&
+        CertAddStoreToCollection(both, t->creds->extra_ca, 0, 1))
+        more = both;
     CERT_CHAIN_PARA para;
     memset(&para, 0, sizeof para);
     para.cbSize = sizeof para;
@@ -197,21 +238,27 @@ static int verify_server(iocpi_tls *t)
     para.RequestedUsage.Usage.cUsageIdentifier = 1;
     para.RequestedUsage.Usage.rgpszUsageIdentifier = server_auth;
     PCCERT_CHAIN_CONTEXT chain = NULL;
-    int rc = -1, trusted_by_extra = 0;
-    if (!CertGetCertificateChain(NULL, cert, NULL,
-                                 t->creds->extra_ca != NULL ? t->creds->extra_ca : cert->hCertStore,
-                                 &para, 0, NULL, &chain)) {
-        t->chain_error = GetLastError();
+    int rc = -1;
+    BOOL built = CertGetCertificateChain(t->creds->chain_engine, cert, NULL, more, &para,
+                                         CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL, NULL, &chain);
+    DWORD build_error = GetLastError();
+    if (both != NULL)
+        CertCloseStore(both, 0);
+    if (!built) {
+        t->chain_error = build_error;
         snprintf(t->err, sizeof t->err, "cannot build the certificate chain (0x%08lx)",
                  (unsigned long)t->chain_error);
         CertFreeCertificateContext(cert);
         return -1;
     }
+    int file_root = root_in_ca_file(t, chain);
     /* The chain's own status first: the SSL policy should report all of these, and one
      * implementation (Wine) passes a partial chain. Revocation is not checked (no network
      * fetches from a server's handshake), so its "unknown" flags do not count. */
     DWORD trust = chain->TrustStatus.dwErrorStatus &
                   ~(DWORD)(CERT_TRUST_REVOCATION_STATUS_UNKNOWN | CERT_TRUST_IS_OFFLINE_REVOCATION);
+    if (file_root)
+        trust &= ~(DWORD)CERT_TRUST_IS_UNTRUSTED_ROOT; /* the default engine's view of it */
     DWORD trust_error = (trust & CERT_TRUST_IS_NOT_TIME_VALID) ? (DWORD)CERT_E_EXPIRED
                         : (trust & CERT_TRUST_IS_REVOKED)      ? (DWORD)CERT_E_REVOKED
                         : (trust & CERT_TRUST_IS_NOT_SIGNATURE_VALID)
@@ -226,52 +273,53 @@ static int verify_server(iocpi_tls *t)
     https.cbStruct = sizeof https;
     https.dwAuthType = AUTHTYPE_SERVER;
     https.pwszServerName = t->server_name;
+    /* A root from the CA file is trusted whichever engine built the chain; the policy still
+     * checks the rest (name, expiry, usage). */
+    if (file_root)
+        https.fdwChecks = 0x00000100; /* SECURITY_FLAG_IGNORE_UNKNOWN_CA */
     CERT_CHAIN_POLICY_PARA policy = {sizeof policy, 0, &https};
     CERT_CHAIN_POLICY_STATUS status;
     memset(&status, 0, sizeof status);
     status.cbSize = sizeof status;
-    if (!CertVerifyCertificateChainPolicy(CERT_CHAIN_POLICY_SSL, chain, &policy, &status)) {
+    if (!CertVerifyCertificateChainPolicy(CERT_CHAIN_POLICY_SSL, chain, &policy, &status))
         t->chain_error = GetLastError();
-    } else if (status.dwError == (DWORD)CERT_E_UNTRUSTEDROOT && t->creds->extra_ca != NULL) {
-        /* Trusted anyway when the chain's root is one of the --tls-ca certificates. */
-        PCERT_SIMPLE_CHAIN simple = chain->rgpChain[0];
-        PCCERT_CONTEXT root = simple->rgpElement[simple->cElement - 1]->pCertContext;
-        PCCERT_CONTEXT found = CertFindCertificateInStore(t->creds->extra_ca, X509_ASN_ENCODING, 0,
-                                                          CERT_FIND_EXISTING, root, NULL);
-        if (found != NULL) {
-            trusted_by_extra = 1;
-            CertFreeCertificateContext(found);
-            /* The rest of the policy (name, expiry) again, now ignoring only the root. */
-            https.fdwChecks = 0x00000100; /* SECURITY_FLAG_IGNORE_UNKNOWN_CA */
-            memset(&status, 0, sizeof status);
-            status.cbSize = sizeof status;
-            if (CertVerifyCertificateChainPolicy(CERT_CHAIN_POLICY_SSL, chain, &policy, &status))
-                t->chain_error = status.dwError;
-            else
-                t->chain_error = GetLastError();
-        } else {
-            t->chain_error = status.dwError;
-        }
-    } else {
+    else
         t->chain_error = status.dwError;
-    }
-    if (t->chain_error == 0 && trust_error != 0 &&
-        !(trust_error == (DWORD)CERT_E_UNTRUSTEDROOT && trusted_by_extra))
+    if (t->chain_error == 0 && trust_error != 0)
         t->chain_error = trust_error;
+    /* With a CA file, a chain to any other root (a system one) is not trusted. */
+    if (t->chain_error == 0 && t->creds->extra_ca != NULL && !file_root)
+        t->chain_error = (DWORD)CERT_E_UNTRUSTEDROOT;
     if (t->chain_error == 0) {
         rc = 0;
     } else {
-        const char *why =
-            t->chain_error == (DWORD)CERT_E_EXPIRED         ? "expired or not yet valid"
-            : t->chain_error == (DWORD)CERT_E_UNTRUSTEDROOT ? "untrusted root"
-            : t->chain_error == (DWORD)CERT_E_CN_NO_MATCH
-                ? "the name does not match the server name"
-            : t->chain_error == (DWORD)CERT_E_WRONG_USAGE ? "not for server authentication"
-            : t->chain_error == (DWORD)CERT_E_REVOKED     ? "revoked"
-            : t->chain_error == (DWORD)CERT_E_CHAINING    ? "no chain to a trusted root"
-                                                          : "rejected by the chain policy";
-        snprintf(t->err, sizeof t->err, "the server's certificate failed validation: %s (0x%08lx)",
-                 why, (unsigned long)t->chain_error);
+        DWORD e = t->chain_error;
+        const char *why = e == (DWORD)CERT_E_EXPIRED         ? "expired or not yet valid"
+                          : e == (DWORD)CERT_E_UNTRUSTEDROOT ? "untrusted root"
+                          : e == (DWORD)CERT_E_CN_NO_MATCH
+                              ? "the name does not match the server name"
+                          : e == (DWORD)CERT_E_WRONG_USAGE ? "not for server authentication"
+                          : e == (DWORD)CERT_E_REVOKED     ? "revoked"
+                          : e == (DWORD)CERT_E_CHAINING    ? "no chain to a trusted root"
+                                                           : "rejected by the chain policy";
+        /* Which certificate: the one with that status (the expired intermediate), or for
+         * a chain that stops short, the last one found (its issuer is missing). */
+        DWORD which = e == (DWORD)CERT_E_EXPIRED       ? (DWORD)CERT_TRUST_IS_NOT_TIME_VALID
+                      : e == (DWORD)CERT_E_REVOKED     ? (DWORD)CERT_TRUST_IS_REVOKED
+                      : e == (DWORD)CERT_E_WRONG_USAGE ? (DWORD)CERT_TRUST_IS_NOT_VALID_FOR_USAGE
+                                                       : 0;
+        char who[128];
+        chain_culprit(chain, which, who, sizeof who);
+        if (e == (DWORD)CERT_E_CN_NO_MATCH)
+            who[0] = '\0';
+        snprintf(
+            t->err, sizeof t->err,
+            "the server's certificate failed validation: %s (0x%08lx)%s%s%s%s", why,
+            (unsigned long)e, who[0] ? ": '" : "", who, who[0] ? "'" : "",
+            e == (DWORD)CERT_E_CHAINING ? " has no issuer in what the server sent or the CA file"
+            : e == (DWORD)CERT_E_UNTRUSTEDROOT
+                ? (t->creds->extra_ca != NULL ? " is not in the CA file" : " is not a trusted root")
+                : "");
         t->status = SEC_E_CERT_UNKNOWN;
     }
     CertFreeCertificateChain(chain);

@@ -30,9 +30,13 @@ typedef struct iocpi_tls_creds {
     PCCERT_CONTEXT cert;  /* server: the certificate with its key */
     HCERTSTORE pfx_store; /* server from a PFX: the imported store (its keys deleted at free) */
     HCERTSTORE extra_ca;  /* client: the --tls-ca certificates, or NULL */
-    int insecure;         /* client: accept any certificate */
-    int tls13;            /* 1 when the credentials were made with SCH_CREDENTIALS (1.2 and 1.3) */
-    DWORD error;          /* after a failure (here or in the self-check): its Win32/SSPI code */
+    /* client with extra_ca: a chain engine whose only trusted roots are extra_ca's
+     * (hExclusiveRoot), or NULL where the system refuses one (the default engine is used and
+     * the chain's root must still be one of extra_ca's) */
+    HCERTCHAINENGINE chain_engine;
+    int insecure; /* client: accept any certificate */
+    int tls13;    /* 1 when the credentials were made with SCH_CREDENTIALS (1.2 and 1.3) */
+    DWORD error;  /* after a failure (here or in the self-check): its Win32/SSPI code */
 } iocpi_tls_creds;
 
 /* Server credentials from a PFX file and its password. 0, or -1 with err naming the cause

@@ -81,6 +81,19 @@ static int has_private_key(PCCERT_CONTEXT cert)
            size > 0;
 }
 
+/* Whether a certificate says it is a CA (basic constraints). */
+static int is_ca(PCCERT_CONTEXT cert)
+{
+    PCERT_EXTENSION ext = CertFindExtension(szOID_BASIC_CONSTRAINTS2, cert->pCertInfo->cExtension,
+                                            cert->pCertInfo->rgExtension);
+    CERT_BASIC_CONSTRAINTS2_INFO info;
+    DWORD size = sizeof info;
+    return ext != NULL &&
+           CryptDecodeObject(X509_ASN_ENCODING, X509_BASIC_CONSTRAINTS2, ext->Value.pbData,
+                             ext->Value.cbData, 0, &info, &size) &&
+           info.fCA;
+}
+
 /* Schannel credentials for one role; tries SCH_CREDENTIALS (1.2 and 1.3) first. */
 static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
 {
@@ -175,12 +188,18 @@ int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *p
                      win32_text(import_error, text, sizeof text));
         return -1;
     }
+    /* The certificate with the key, not a CA certificate that came along (a PFX with its
+     * chain: Wine 10 marks every certificate of the file with the key, docs/wine.md). */
     PCCERT_CONTEXT cert = NULL;
     while ((cert = CertEnumCertificatesInStore(c->pfx_store, cert)) != NULL) {
-        if (has_private_key(cert)) {
+        if (has_private_key(cert) && (c->cert == NULL || !is_ca(cert))) {
+            if (c->cert != NULL)
+                CertFreeCertificateContext(c->cert);
             c->cert = CertDuplicateCertificateContext(cert);
-            CertFreeCertificateContext(cert);
-            break;
+            if (!is_ca(cert)) {
+                CertFreeCertificateContext(cert);
+                break;
+            }
         }
     }
     if (c->cert == NULL) {
@@ -274,6 +293,26 @@ int iocpi_tls_creds_from_store(iocpi_tls_creds *c, const char *thumbprint, int m
     return 0;
 }
 
+/* A chain engine whose only trusted roots are the CA file's, as curl builds for --cacert:
+ * hExclusiveRoot (Windows 7 and later) with cbSize covering it; the system's roots and its
+ * stores of intermediates are not consulted for trust. No URL retrieval beyond the cache: a
+ * handshake never waits on the network for a missing issuer (the server sends its
+ * intermediates; one it does not send makes a partial chain, named as such). NULL when the
+ * system refuses the structure (an older one, or an implementation without it): the caller
+ * then uses the default engine and requires the chain's root to be in the file itself. */
+static HCERTCHAINENGINE exclusive_engine(HCERTSTORE roots)
+{
+    CERT_CHAIN_ENGINE_CONFIG cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.cbSize = sizeof cfg; /* the Windows 7 size: includes hExclusiveRoot */
+    cfg.hExclusiveRoot = roots;
+    cfg.dwFlags = CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL;
+    HCERTCHAINENGINE engine = NULL;
+    if (!CertCreateCertificateChainEngine(&cfg, &engine))
+        return NULL;
+    return engine;
+}
+
 int iocpi_tls_creds_client(iocpi_tls_creds *c, const char *ca_file, int insecure, char *err,
                            size_t err_size)
 {
@@ -334,6 +373,7 @@ int iocpi_tls_creds_client(iocpi_tls_creds *c, const char *ca_file, int insecure
             iocpi_tls_creds_free(c);
             return -1;
         }
+        c->chain_engine = exclusive_engine(c->extra_ca);
     }
     if (acquire(c, err, err_size) != 0) {
         iocpi_tls_creds_free(c);
@@ -401,6 +441,9 @@ void iocpi_tls_creds_free(iocpi_tls_creds *c)
     if (c->cert != NULL)
         CertFreeCertificateContext(c->cert);
     c->cert = NULL;
+    if (c->chain_engine != NULL)
+        CertFreeCertificateChainEngine(c->chain_engine);
+    c->chain_engine = NULL;
     if (c->extra_ca != NULL)
         CertCloseStore(c->extra_ca, 0);
     c->extra_ca = NULL;

@@ -124,10 +124,12 @@ typedef struct iocp_tls_config {
     const char *cert_thumbprint;
     int cert_store_machine; /* 1: LocalMachine\My (a service); 0: CurrentUser\My */
     /* Client: SNI and certificate validation by the Windows chain engine and its SSL policy
-     * against the system's roots (plus ca_file's certificates, PEM or DER). */
+     * against the system's roots; with ca_file (PEM, one or many, or DER), against its roots
+     * only (the system's are then not trusted, as curl's --cacert), intermediates coming from
+     * what the server sends and from the file. */
     int client;
     const char *server_name; /* NULL = the host given to iocp_engine_connect */
-    const char *ca_file;     /* NULL = the system's roots only */
+    const char *ca_file;     /* NULL = the system's roots; else this file's roots only */
     int insecure;            /* 1 = accept any certificate (tests, never production) */
     /* A connection whose handshake is not done this long after it opened is reset (a peer that
      * connects and never speaks TLS); default 10000. */
