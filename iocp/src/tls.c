@@ -8,10 +8,19 @@
  * own buffer and nothing is copied. SECBUFFER_EXTRA tells where the next record starts: the
  * caller calls again with the rest, and keeps an incomplete tail for the next read.
  *
- * After the handshake the peer may still send handshake messages (TLS 1.3 session tickets
- * and key updates; a TLS 1.2 renegotiation request): DecryptMessage answers SEC_I_RENEGOTIATE
- * and the bytes go back through the handshake call, as Schannel documents. A renegotiation a
- * server did not ask for is refused by Schannel's own policy (a server never starts one).
+ * After the handshake the peer may still send handshake messages: DecryptMessage answers
+ * SEC_I_RENEGOTIATE. The policy, on both roles:
+ *   - TLS 1.3 (session tickets, KeyUpdate; Windows delivers them this way right after every
+ *     handshake): the bytes go to the handshake call as Schannel documents, the session stays
+ *     established (sends go on, no second on_open, the peer's certificate, unchanged, is not
+ *     validated again), and at most IOCPI_TLS_POST_HANDSHAKE_MAX of them per session.
+ *   - TLS 1.2 and older: a renegotiation (a client's new ClientHello, a server's
+ *     HelloRequest) is refused: the peer gets a no_renegotiation warning alert where the
+ *     system can make one, then close_notify, and the session fails at once. .NET refuses a
+ *     client's renegotiation since .NET 7 (it was the way to a renegotiation attack and a
+ *     cheap CPU drain); going on after the warning is what RFC 5246 allows, but the peer's
+ *     request is then left unanswered inside Schannel's state, and OpenSSL ends the
+ *     connection on that warning anyway. Closing now is the one outcome that cannot hang.
  */
 #include "tls.h"
 
@@ -120,6 +129,43 @@ void iocpi_tls_fini(iocpi_tls *t)
 
 static int finish_handshake(iocpi_tls *t);
 
+/* After ApplyControlToken: the handshake call with no input makes the token's message (an
+ * alert, close_notify); it is appended to the output. The final call may answer
+ * SEC_I_CONTEXT_EXPIRED with the message made (curl counts that as success too). */
+static SECURITY_STATUS control_message(iocpi_tls *t, void *token, unsigned long size)
+{
+    SecBuffer b = {size, SECBUFFER_TOKEN, token};
+    SecBufferDesc desc = {SECBUFFER_VERSION, 1, &b};
+    SECURITY_STATUS s = ApplyControlToken(&t->ctx, &desc);
+    if (s != SEC_E_OK)
+        return s;
+    SecBuffer outb = {0, SECBUFFER_TOKEN, NULL};
+    SecBufferDesc out_desc = {SECBUFFER_VERSION, 1, &outb};
+    ULONG attrs = 0;
+    TimeStamp expiry;
+    if (t->creds->server)
+        s = AcceptSecurityContext(&t->creds->handle, &t->ctx, NULL, CTX_REQ_SERVER, 0, NULL,
+                                  &out_desc, &attrs, &expiry);
+    else
+        s = InitializeSecurityContextW(&t->creds->handle, &t->ctx, NULL, CTX_REQ_CLIENT, 0, 0, NULL,
+                                       0, NULL, &out_desc, &attrs, &expiry);
+    if (outb.pvBuffer != NULL) {
+        if (outb.cbBuffer > 0 && out_append(t, outb.pvBuffer, outb.cbBuffer) != 0)
+            s = SEC_E_INSUFFICIENT_MEMORY;
+        FreeContextBuffer(outb.pvBuffer);
+    }
+    return s == SEC_I_CONTINUE_NEEDED || s == SEC_I_CONTEXT_EXPIRED ? SEC_E_OK : s;
+}
+
+/* An alert for the peer (best effort: a system that cannot make one sends nothing). */
+static void send_alert(iocpi_tls *t, DWORD type, DWORD number)
+{
+    if (!t->has_ctx)
+        return;
+    SCHANNEL_ALERT_TOKEN token = {SCHANNEL_ALERT, type, number};
+    control_message(t, &token, sizeof token);
+}
+
 /* One handshake call with in[0..len) as its input token (NULL for the ClientHello). */
 static iocpi_tls_status handshake(iocpi_tls *t, char *in, size_t len, size_t *consumed)
 {
@@ -161,8 +207,11 @@ static iocpi_tls_status handshake(iocpi_tls *t, char *in, size_t len, size_t *co
     }
     if (oom)
         return fail(t, SEC_E_INSUFFICIENT_MEMORY, "TLS handshake");
-    if (s == SEC_E_INCOMPLETE_MESSAGE)
+    if (s == SEC_E_INCOMPLETE_MESSAGE) {
+        t->in_post_handshake = t->established;
         return IOCPI_TLS_NEED_MORE;
+    }
+    t->in_post_handshake = t->established && s == SEC_I_CONTINUE_NEEDED;
     if (s != SEC_E_OK && s != SEC_I_CONTINUE_NEEDED)
         return fail(t, s,
                     t->creds->server ? "TLS handshake (AcceptSecurityContext)"
@@ -321,6 +370,13 @@ static int verify_server(iocpi_tls *t)
                 ? (t->creds->extra_ca != NULL ? " is not in the CA file" : " is not a trusted root")
                 : "");
         t->status = SEC_E_CERT_UNKNOWN;
+        /* The server is told why, as OpenSSL and browsers tell it (a fatal alert). */
+        send_alert(t, TLS1_ALERT_FATAL,
+                   e == (DWORD)CERT_E_EXPIRED   ? TLS1_ALERT_CERTIFICATE_EXPIRED
+                   : e == (DWORD)CERT_E_REVOKED ? TLS1_ALERT_CERTIFICATE_REVOKED
+                   : e == (DWORD)CERT_E_UNTRUSTEDROOT || e == (DWORD)CERT_E_CHAINING
+                       ? TLS1_ALERT_UNKNOWN_CA
+                       : TLS1_ALERT_BAD_CERTIFICATE);
     }
     CertFreeCertificateChain(chain);
     CertFreeCertificateContext(cert);
@@ -346,6 +402,44 @@ iocpi_tls_status iocpi_tls_begin(iocpi_tls *t)
     return handshake(t, NULL, 0, &consumed);
 }
 
+/* SEC_I_RENEGOTIATE: handshake bytes after the handshake (the policy is at the top). in[0..len)
+ * is what followed the record; *consumed grows by what the handshake call took. */
+static iocpi_tls_status post_handshake(iocpi_tls *t, char *in, size_t len, size_t *consumed)
+{
+    if (t->post_handshake == 0) {
+        SecPkgContext_ConnectionInfo info;
+        memset(&info, 0, sizeof info);
+        t->tls13 =
+            QueryContextAttributesW(&t->ctx, SECPKG_ATTR_CONNECTION_INFO, &info) == SEC_E_OK &&
+            (info.dwProtocol & (SP_PROT_TLS1_3_SERVER | SP_PROT_TLS1_3_CLIENT)) != 0;
+    }
+    if (!t->tls13) {
+        send_alert(t, TLS1_ALERT_WARNING, TLS1_ALERT_NO_RENEGOTIATION);
+        iocpi_tls_shutdown(t);
+        t->status = SEC_I_RENEGOTIATE;
+        snprintf(t->err, sizeof t->err,
+                 "the peer asked for a TLS renegotiation, which is refused (no_renegotiation "
+                 "and close_notify sent)");
+        return IOCPI_TLS_FAILED;
+    }
+    if (++t->post_handshake > IOCPI_TLS_POST_HANDSHAKE_MAX) {
+        send_alert(t, TLS1_ALERT_FATAL, TLS1_ALERT_UNEXPECTED_MESSAGE);
+        t->status = SEC_I_RENEGOTIATE;
+        snprintf(t->err, sizeof t->err,
+                 "more than %d TLS post-handshake messages on one connection",
+                 IOCPI_TLS_POST_HANDSHAKE_MAX);
+        return IOCPI_TLS_FAILED;
+    }
+    size_t used = 0;
+    iocpi_tls_status r = handshake(t, in, len, &used);
+    if (r == IOCPI_TLS_FAILED)
+        return r;
+    /* NEED_MORE: the message continues in the next read; the bytes are kept and go to the
+     * handshake call then (in_post_handshake). CONTINUE_NEEDED likewise. */
+    *consumed += used;
+    return IOCPI_TLS_PROGRESS;
+}
+
 iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *consumed, char **plain,
                                  size_t *plain_len)
 {
@@ -363,6 +457,8 @@ iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *con
         return fail(t, SEC_E_ILLEGAL_MESSAGE, what);
     }
     if (!t->established)
+        return handshake(t, in, len, consumed);
+    if (t->in_post_handshake)
         return handshake(t, in, len, consumed);
 
     SecBuffer b[4];
@@ -397,21 +493,8 @@ iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *con
      * without an error is the warning-level close_notify (docs/wine.md). */
     if (s == SEC_I_CONTEXT_EXPIRED || (s == SEC_E_OK && *plain_len == 0 && (BYTE)in[0] == 21))
         return IOCPI_TLS_CLOSED;
-    if (s == SEC_I_RENEGOTIATE) {
-        /* Post-handshake handshake bytes: the EXTRA part goes to the handshake call. */
-        t->established = 0;
-        size_t used = 0;
-        iocpi_tls_status r = handshake(t, in + *consumed, extra_len, &used);
-        if (r == IOCPI_TLS_FAILED)
-            return r;
-        if (r == IOCPI_TLS_NEED_MORE) {
-            /* Rare: the message continues in the next read; keep it. */
-            return IOCPI_TLS_PROGRESS;
-        }
-        *consumed += used;
-        t->established = 1;
-        return IOCPI_TLS_PROGRESS;
-    }
+    if (s == SEC_I_RENEGOTIATE)
+        return post_handshake(t, in + *consumed, extra_len, consumed);
     return *plain_len > 0 ? IOCPI_TLS_DATA : IOCPI_TLS_PROGRESS;
 }
 
@@ -459,35 +542,12 @@ int iocpi_tls_shutdown(iocpi_tls *t)
         return 0;
     t->shut_down = 1;
     DWORD type = SCHANNEL_SHUTDOWN;
-    SecBuffer b = {sizeof type, SECBUFFER_TOKEN, &type};
-    SecBufferDesc desc = {SECBUFFER_VERSION, 1, &b};
-    SECURITY_STATUS s = ApplyControlToken(&t->ctx, &desc);
+    SECURITY_STATUS s = control_message(t, &type, sizeof type);
     if (s != SEC_E_OK) {
-        fail(t, s, "TLS shutdown (ApplyControlToken)");
+        fail(t, s, "TLS shutdown");
         return -1;
     }
-    /* The next handshake call makes the close_notify alert. */
-    SecBuffer outb = {0, SECBUFFER_TOKEN, NULL};
-    SecBufferDesc out_desc = {SECBUFFER_VERSION, 1, &outb};
-    ULONG attrs = 0;
-    TimeStamp expiry;
-    if (t->creds->server)
-        s = AcceptSecurityContext(&t->creds->handle, &t->ctx, NULL, CTX_REQ_SERVER, 0, NULL,
-                                  &out_desc, &attrs, &expiry);
-    else
-        s = InitializeSecurityContextW(&t->creds->handle, &t->ctx, NULL, CTX_REQ_CLIENT, 0, 0, NULL,
-                                       0, NULL, &out_desc, &attrs, &expiry);
-    int rc = 0;
-    if (outb.pvBuffer != NULL) {
-        if (out_append(t, outb.pvBuffer, outb.cbBuffer) != 0)
-            rc = -1;
-        FreeContextBuffer(outb.pvBuffer);
-    }
-    if (s != SEC_E_OK && s != SEC_I_CONTINUE_NEEDED && rc == 0) {
-        fail(t, s, "TLS shutdown");
-        rc = -1;
-    }
-    return rc;
+    return 0;
 }
 
 void iocpi_tls_describe(iocpi_tls *t, char *out, size_t size)

@@ -69,6 +69,11 @@ typedef struct iocpi_tls {
     int has_ctx;
     int established;
     int shut_down; /* our close_notify is made */
+    int tls13;     /* the session negotiated TLS 1.3 (known once established) */
+    /* Post-handshake messages (TLS 1.3 tickets and key updates) handled on this session, and
+     * whether one is still going on (its next bytes go to the handshake call). */
+    unsigned post_handshake;
+    int in_post_handshake;
     SecPkgContext_StreamSizes sizes;
     wchar_t *server_name; /* client: SNI and the name the certificate must carry (heap) */
     /* Bytes to send (handshake tokens, alerts, close_notify): the caller takes them. */
@@ -78,6 +83,11 @@ typedef struct iocpi_tls {
     DWORD chain_error;      /* client: the certificate's chain policy error, or 0 */
     char err[200];
 } iocpi_tls;
+
+/* Post-handshake messages one session takes (TLS 1.3 session tickets and key updates; a
+ * server sends a ticket or two, a key update comes after many gigabytes): more is a peer
+ * costing us handshake calls for nothing, and the session fails. */
+#define IOCPI_TLS_POST_HANDSHAKE_MAX 64
 
 /* A session for these credentials; server_name only for the client role. 0 or -1. */
 int iocpi_tls_init(iocpi_tls *t, iocpi_tls_creds *creds, const char *server_name);
