@@ -385,13 +385,14 @@ static BYTE *slurp(const char *path, DWORD *len)
     return buf;
 }
 
+/* out: room for 41 characters (40 hex digits and the terminator). */
 static void thumbprint_of(PCCERT_CONTEXT cert, char *out)
 {
     BYTE hash[20];
     DWORD n = sizeof hash;
     CHECK(CertGetCertificateContextProperty(cert, CERT_HASH_PROP_ID, hash, &n) && n == 20);
     for (int i = 0; i < 20; i++)
-        sprintf(out + 2 * i, "%02X", hash[i]);
+        snprintf(out + 2 * i, 3, "%02X", hash[i]);
 }
 
 /* Credentials by thumbprint from CurrentUser\My, the console's store: a certificate with
