@@ -43,6 +43,8 @@ typedef struct client_args {
     const char *tls_ca;          /* --tls-ca FILE (argv), NULL = the system's roots only */
     int tls_insecure;            /* accept any certificate */
     const char *tls_server_name; /* SNI and the name checked; NULL = HOST */
+    const char *tls_client_pfx;  /* --tls-client-pfx FILE (argv), NULL = no client certificate */
+    const char *tls_client_password; /* --tls-client-password TEXT, NULL or "-" = from stdin */
 
     /* UDP (message and load modes): datagrams instead of a connection */
     int udp;

@@ -581,8 +581,11 @@ static void tls_established(iocp_conn *c)
     InterlockedIncrement64(&e->counters.tls_handshakes);
     if (e->config.log_level >= IOCP_LOG_DEBUG) {
         iocpi_tls_describe(c->tls, what, sizeof what);
-        iocpi_log(e, IOCP_LOG_DEBUG, "%s: %s", c->peer, what);
+        iocpi_log(e, IOCP_LOG_DEBUG, "%s: %s%s%s", c->peer, what,
+                  c->tls->peer_subject[0] ? ", peer certificate " : "", c->tls->peer_subject);
     }
+    if (c->tls->creds->server && c->tls->creds->extra_ca != NULL)
+        iocpi_log(e, IOCP_LOG_INFO, "%s: client certificate %s", c->peer, c->tls->peer_subject);
     if (e->stopping) {
         iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, IOCP_ABORT);
         return;
@@ -1095,6 +1098,16 @@ const char *iocp_conn_tls(const iocp_conn *conn)
     if (conn == NULL || conn->tls == NULL || !conn->tls->established)
         return NULL;
     iocpi_tls_describe(conn->tls, text, sizeof text);
+    return text;
+}
+
+const char *iocp_conn_tls_peer_subject(const iocp_conn *conn)
+{
+    static _Thread_local char text[sizeof conn->tls->peer_subject];
+    if (conn == NULL || conn->tls == NULL || !conn->tls->established ||
+        conn->tls->peer_subject[0] == '\0')
+        return NULL;
+    memcpy(text, conn->tls->peer_subject, sizeof text);
     return text;
 }
 

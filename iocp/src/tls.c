@@ -30,7 +30,7 @@
 #define CTX_REQ_CLIENT                                                                             \
     (ISC_REQ_SEQUENCE_DETECT | ISC_REQ_REPLAY_DETECT | ISC_REQ_CONFIDENTIALITY |                   \
      ISC_REQ_EXTENDED_ERROR | ISC_REQ_ALLOCATE_MEMORY | ISC_REQ_STREAM |                           \
-     ISC_REQ_MANUAL_CRED_VALIDATION)
+     ISC_REQ_MANUAL_CRED_VALIDATION | ISC_REQ_USE_SUPPLIED_CREDS)
 
 #ifndef SEC_I_RENEGOTIATE
 #define SEC_I_RENEGOTIATE ((HRESULT)0x00090321L)
@@ -187,13 +187,39 @@ static iocpi_tls_status handshake(iocpi_tls *t, char *in, size_t len, size_t *co
     TimeStamp expiry;
     SECURITY_STATUS s;
     *consumed = 0;
-    if (t->creds->server)
+    if (t->creds->server) {
         s = AcceptSecurityContext(&t->creds->handle, t->has_ctx ? &t->ctx : NULL, &in_desc,
-                                  CTX_REQ_SERVER, 0, &t->ctx, &out_desc, &attrs, &expiry);
-    else
+                                  CTX_REQ_SERVER |
+                                      (t->creds->extra_ca != NULL ? ASC_REQ_MUTUAL_AUTH : 0),
+                                  0, &t->ctx, &out_desc, &attrs, &expiry);
+    } else {
         s = InitializeSecurityContextW(
             &t->creds->handle, t->has_ctx ? &t->ctx : NULL, t->server_name, CTX_REQ_CLIENT, 0, 0,
             in != NULL ? &in_desc : NULL, 0, &t->ctx, &out_desc, &attrs, &expiry);
+        if (s == SEC_I_INCOMPLETE_CREDENTIALS) {
+            /* The server asked for a certificate and these credentials hold none that fits
+             * (or none at all): the same call again goes on without one, as curl and .NET
+             * do; the server decides whether that is enough. */
+            t->has_ctx = 1;
+            for (int i = 0; i < 2; i++) {
+                if (outb[i].pvBuffer != NULL)
+                    FreeContextBuffer(outb[i].pvBuffer);
+                outb[i].pvBuffer = NULL;
+                outb[i].cbBuffer = 0;
+            }
+            outb[0].BufferType = SECBUFFER_TOKEN;
+            outb[1].BufferType = SECBUFFER_ALERT;
+            inb[0].BufferType = SECBUFFER_TOKEN;
+            inb[0].pvBuffer = in;
+            inb[0].cbBuffer = (unsigned long)len;
+            inb[1].BufferType = SECBUFFER_EMPTY;
+            inb[1].pvBuffer = NULL;
+            inb[1].cbBuffer = 0;
+            s = InitializeSecurityContextW(&t->creds->handle, &t->ctx, t->server_name,
+                                           CTX_REQ_CLIENT, 0, 0, in != NULL ? &in_desc : NULL, 0,
+                                           &t->ctx, &out_desc, &attrs, &expiry);
+        }
+    }
     if (s == SEC_E_OK || s == SEC_I_CONTINUE_NEEDED || (FAILED(s) && s != SEC_E_INCOMPLETE_MESSAGE))
         t->has_ctx = t->has_ctx || s == SEC_E_OK || s == SEC_I_CONTINUE_NEEDED;
     /* Whatever it produced goes to the peer, an alert on failure included. */
@@ -258,19 +284,44 @@ static int root_in_ca_file(iocpi_tls *t, PCCERT_CHAIN_CONTEXT chain)
     return 1;
 }
 
-/* Client: the server's certificate through the Windows chain engine and the SSL policy.
- * Intermediates come from what the server sent (the certificate's own store) and from the CA
- * file; with a CA file, trust comes from it alone (creds->chain_engine, and the root check
- * below where the system could not make that engine). */
-static int verify_server(iocpi_tls *t)
+/* The peer certificate's subject ("CN=iocp test client"), kept for iocp_conn_tls_peer_subject
+ * and the log line. */
+static void note_subject(iocpi_tls *t, PCCERT_CONTEXT cert)
 {
-    if (t->creds->insecure)
-        return 0;
+    wchar_t name[sizeof t->peer_subject];
+    if (CertNameToStrW(X509_ASN_ENCODING, &cert->pCertInfo->Subject, CERT_X500_NAME_STR, name,
+                       (DWORD)(sizeof name / sizeof name[0])) <= 1 ||
+        WideCharToMultiByte(CP_UTF8, 0, name, -1, t->peer_subject, (int)sizeof t->peer_subject,
+                            NULL, NULL) == 0)
+        t->peer_subject[0] = '\0';
+}
+
+/* The peer's certificate through the Windows chain engine and the SSL policy: a client checks
+ * the server's (name included), a server with a client CA file the client's. Intermediates
+ * come from what the peer sent (the certificate's own store) and from the CA file; with a CA
+ * file, trust comes from it alone (creds->chain_engine, and the root check below where the
+ * system could not make that engine). */
+static int verify_peer(iocpi_tls *t)
+{
+    int server = t->creds->server;
+    const char *peer = server ? "client" : "server";
     PCCERT_CONTEXT cert = NULL;
     SECURITY_STATUS s =
         QueryContextAttributesW(&t->ctx, SECPKG_ATTR_REMOTE_CERT_CONTEXT, (void *)&cert);
+    if (s == SEC_E_OK && cert != NULL)
+        note_subject(t, cert);
+    if (t->creds->insecure || (server && t->creds->extra_ca == NULL)) {
+        if (s == SEC_E_OK && cert != NULL)
+            CertFreeCertificateContext(cert);
+        return 0;
+    }
     if (s != SEC_E_OK || cert == NULL) {
-        fail(t, s != SEC_E_OK ? s : SEC_E_NO_CREDENTIALS, "the server sent no certificate");
+        char what[80];
+        snprintf(what, sizeof what, "the %s sent no certificate%s", peer,
+                 server ? " (the client CA file requires one)" : "");
+        if (server)
+            send_alert(t, TLS1_ALERT_FATAL, TLS1_ALERT_HANDSHAKE_FAILURE);
+        fail(t, s != SEC_E_OK ? s : SEC_E_NO_CREDENTIALS, what);
         return -1;
     }
     HCERTSTORE more = cert->hCertStore, both = NULL;
@@ -283,9 +334,10 @@ static int verify_server(iocpi_tls *t)
     memset(&para, 0, sizeof para);
     para.cbSize = sizeof para;
     static LPSTR server_auth[] = {(LPSTR)szOID_PKIX_KP_SERVER_AUTH};
+    static LPSTR client_auth[] = {(LPSTR)szOID_PKIX_KP_CLIENT_AUTH};
     para.RequestedUsage.dwType = USAGE_MATCH_TYPE_OR;
     para.RequestedUsage.Usage.cUsageIdentifier = 1;
-    para.RequestedUsage.Usage.rgpszUsageIdentifier = server_auth;
+    para.RequestedUsage.Usage.rgpszUsageIdentifier = server ? client_auth : server_auth;
     PCCERT_CHAIN_CONTEXT chain = NULL;
     int rc = -1;
     BOOL built = CertGetCertificateChain(t->creds->chain_engine, cert, NULL, more, &para,
@@ -320,8 +372,8 @@ static int verify_server(iocpi_tls *t)
     HTTPSPolicyCallbackData https;
     memset(&https, 0, sizeof https);
     https.cbStruct = sizeof https;
-    https.dwAuthType = AUTHTYPE_SERVER;
-    https.pwszServerName = t->server_name;
+    https.dwAuthType = server ? AUTHTYPE_CLIENT : AUTHTYPE_SERVER;
+    https.pwszServerName = server ? NULL : t->server_name;
     /* A root from the CA file is trusted whichever engine built the chain; the policy still
      * checks the rest (name, expiry, usage). */
     if (file_root)
@@ -343,14 +395,15 @@ static int verify_server(iocpi_tls *t)
         rc = 0;
     } else {
         DWORD e = t->chain_error;
-        const char *why = e == (DWORD)CERT_E_EXPIRED         ? "expired or not yet valid"
-                          : e == (DWORD)CERT_E_UNTRUSTEDROOT ? "untrusted root"
-                          : e == (DWORD)CERT_E_CN_NO_MATCH
-                              ? "the name does not match the server name"
-                          : e == (DWORD)CERT_E_WRONG_USAGE ? "not for server authentication"
-                          : e == (DWORD)CERT_E_REVOKED     ? "revoked"
-                          : e == (DWORD)CERT_E_CHAINING    ? "no chain to a trusted root"
-                                                           : "rejected by the chain policy";
+        const char *why =
+            e == (DWORD)CERT_E_EXPIRED         ? "expired or not yet valid"
+            : e == (DWORD)CERT_E_UNTRUSTEDROOT ? "untrusted root"
+            : e == (DWORD)CERT_E_CN_NO_MATCH   ? "the name does not match the server name"
+            : e == (DWORD)CERT_E_WRONG_USAGE
+                ? (server ? "not for client authentication" : "not for server authentication")
+            : e == (DWORD)CERT_E_REVOKED  ? "revoked"
+            : e == (DWORD)CERT_E_CHAINING ? "no chain to a trusted root"
+                                          : "rejected by the chain policy";
         /* Which certificate: the one with that status (the expired intermediate), or for
          * a chain that stops short, the last one found (its issuer is missing). */
         DWORD which = e == (DWORD)CERT_E_EXPIRED       ? (DWORD)CERT_TRUST_IS_NOT_TIME_VALID
@@ -362,15 +415,14 @@ static int verify_server(iocpi_tls *t)
         if (e == (DWORD)CERT_E_CN_NO_MATCH)
             who[0] = '\0';
         snprintf(
-            t->err, sizeof t->err,
-            "the server's certificate failed validation: %s (0x%08lx)%s%s%s%s", why,
-            (unsigned long)e, who[0] ? ": '" : "", who, who[0] ? "'" : "",
-            e == (DWORD)CERT_E_CHAINING ? " has no issuer in what the server sent or the CA file"
+            t->err, sizeof t->err, "the %s's certificate failed validation: %s (0x%08lx)%s%s%s%s",
+            peer, why, (unsigned long)e, who[0] ? ": '" : "", who, who[0] ? "'" : "",
+            e == (DWORD)CERT_E_CHAINING ? " has no issuer in what the peer sent or the CA file"
             : e == (DWORD)CERT_E_UNTRUSTEDROOT
                 ? (t->creds->extra_ca != NULL ? " is not in the CA file" : " is not a trusted root")
                 : "");
         t->status = SEC_E_CERT_UNKNOWN;
-        /* The server is told why, as OpenSSL and browsers tell it (a fatal alert). */
+        /* The peer is told why, as OpenSSL and browsers tell it (a fatal alert). */
         send_alert(t, TLS1_ALERT_FATAL,
                    e == (DWORD)CERT_E_EXPIRED   ? TLS1_ALERT_CERTIFICATE_EXPIRED
                    : e == (DWORD)CERT_E_REVOKED ? TLS1_ALERT_CERTIFICATE_REVOKED
@@ -390,7 +442,7 @@ static int finish_handshake(iocpi_tls *t)
         fail(t, s, "TLS stream sizes");
         return -1;
     }
-    if (!t->creds->server && verify_server(t) != 0)
+    if (verify_peer(t) != 0)
         return -1;
     t->established = 1;
     return 0;

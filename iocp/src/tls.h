@@ -27,10 +27,11 @@ typedef struct iocpi_tls_creds {
     CredHandle handle;
     int has_handle;
     int server;
-    PCCERT_CONTEXT cert;  /* server: the certificate with its key */
+    PCCERT_CONTEXT cert;  /* the certificate with its key (server; a client's own, or NULL) */
     HCERTSTORE pfx_store; /* server from a PFX: the imported store (its keys deleted at free) */
-    HCERTSTORE extra_ca;  /* client: the --tls-ca certificates, or NULL */
-    /* client with extra_ca: a chain engine whose only trusted roots are extra_ca's
+    HCERTSTORE extra_ca;  /* client: the --tls-ca certificates; server: the client CA file's
+                             (client certificates required), or NULL */
+    /* with extra_ca: a chain engine whose only trusted roots are extra_ca's
      * (hExclusiveRoot), or NULL where the system refuses one (the default engine is used and
      * the chain's root must still be one of extra_ca's) */
     HCERTCHAINENGINE chain_engine;
@@ -51,6 +52,10 @@ int iocpi_tls_creds_from_store(iocpi_tls_creds *c, const char *thumbprint, int m
  * more); insecure: no validation at all. */
 int iocpi_tls_creds_client(iocpi_tls_creds *c, const char *ca_file, int insecure, char *err,
                            size_t err_size);
+/* The same with a client certificate from a PFX (pfx_path NULL = none). */
+int iocpi_tls_creds_client_cert(iocpi_tls_creds *c, const char *ca_file, int insecure,
+                                const char *pfx_path, const char *pfx_password, char *err,
+                                size_t err_size);
 void iocpi_tls_creds_free(iocpi_tls_creds *c);
 
 /* ---- sessions ------------------------------------------------------------------------------- */
@@ -80,7 +85,8 @@ typedef struct iocpi_tls {
     char *out;
     size_t out_len, out_cap;
     SECURITY_STATUS status; /* the last failure */
-    DWORD chain_error;      /* client: the certificate's chain policy error, or 0 */
+    DWORD chain_error;      /* the peer certificate's chain policy error, or 0 */
+    char peer_subject[256]; /* the peer certificate's subject, or "" (none, or not yet) */
     char err[200];
 } iocpi_tls;
 

@@ -2,11 +2,13 @@
 """tls_peer.py: native TLS peers (Python's ssl module, OpenSSL underneath) for the TLS tests.
 
   tls_peer.py client HOST PORT --ca FILE [--bytes N] [--seed S] [--name NAME]
+                     [--cert CHAIN --key KEY]
       Connects with TLS (certificate checked against FILE and NAME), sends N random bytes in
       random splits from one thread while another reads the echo, checks it byte for byte,
       then closes with close_notify and expects the server's close_notify. Prints
       "tls-peer client: N bytes exact, <version> <cipher>" and exits 0, or says what differed.
   tls_peer.py server --cert FILE --key FILE --port-file FILE [--errors FILE]
+                     [--client-ca FILE [--require]]
       A TLS echo server on 127.0.0.1 (port written to the file once it listens); one thread
       per connection; answers close_notify with its own. Runs until killed. --errors: each
       failed handshake's error (the alert the client sent, as OpenSSL names it) is appended.
@@ -38,6 +40,8 @@ def client(args):
     # One thread, non-blocking: an OpenSSL connection must not be read and written from two
     # threads at once. Sends go out in random pieces while the echo is read as it comes.
     ctx = ssl.create_default_context(cafile=args.ca)
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key)
     rng = random.Random(args.seed)
     payload = rng.randbytes(args.bytes)
     raw = socket.create_connection((args.host, args.port), timeout=60)
@@ -93,6 +97,9 @@ def client(args):
 def server(args):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
+    if args.client_ca:  # a certificate request: optional or required
+        ctx.load_verify_locations(args.client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED if args.require else ssl.CERT_OPTIONAL
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", 0))
@@ -232,11 +239,15 @@ def main():
     c.add_argument("--bytes", type=int, default=1 << 20)
     c.add_argument("--seed", type=int, default=1)
     c.add_argument("--name", default="localhost")
+    c.add_argument("--cert", help="a client certificate (chain) to present")
+    c.add_argument("--key")
     s = sub.add_parser("server")
     s.add_argument("--cert", required=True)
     s.add_argument("--key", required=True)
     s.add_argument("--port-file", required=True)
     s.add_argument("--errors")
+    s.add_argument("--client-ca", help="ask for a client certificate chaining to this CA")
+    s.add_argument("--require", action="store_true", help="with --client-ca: require it")
     h = sub.add_parser("hello-only")
     h.add_argument("host")
     h.add_argument("port", type=int)

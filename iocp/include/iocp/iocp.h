@@ -134,6 +134,13 @@ typedef struct iocp_tls_config {
     /* A connection whose handshake is not done this long after it opened is reset (a peer that
      * connects and never speaks TLS); default 10000. */
     uint32_t handshake_timeout_ms;
+    /* Mutual TLS. Server: client_ca_file (PEM or DER) makes every client present a
+     * certificate chaining to one of its roots (others fail the handshake). Client:
+     * client_pfx_path (+ password) is the certificate presented when a server asks; without
+     * it a request is answered with none (never one the system picks by itself). */
+    const char *client_ca_file;
+    const char *client_pfx_path;
+    const char *client_pfx_password;
 } iocp_tls_config;
 
 typedef struct iocp_config {
@@ -364,6 +371,10 @@ uintptr_t iocp_conn_socket(const iocp_conn *conn);
 /* "TLS 1.3, AES-256" for a TLS connection (its handshake is done before on_open), NULL for
  * plaintext. */
 const char *iocp_conn_tls(const iocp_conn *conn);
+/* The subject of the peer's certificate ("CN=iocp test client"): the client's when the server
+ * requires client certificates (tls.client_ca_file), the server's on a dialled connection;
+ * NULL for plaintext or a peer without one. Valid until the handler returns (per thread). */
+const char *iocp_conn_tls_peer_subject(const iocp_conn *conn);
 
 /* ---- statistics ------------------------------------------------------------------------ */
 
