@@ -626,7 +626,10 @@ static void tls_receive(iocp_conn *c, DWORD bytes, uint64_t now)
         int was_established = t->established;
         /* Under the lock: a send encrypts with the same context, and a close may append
          * close_notify to the same output, from another thread. One SSPI call at a time per
-         * context, whatever an implementation promises about concurrent ones. */
+         * context, whatever an implementation promises about concurrent ones. The peer's
+         * certificate is validated inside this call, so validation must not block: the chain
+         * is built from the cache only (CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL, no fetch of a
+         * missing issuer or a CRL; tls.c), which costs CPU time bounded by the chain. */
         AcquireSRWLockExclusive(&c->lock);
         iocpi_tls_status r =
             iocpi_tls_input(t, (char *)c->recv_buf + pos, len - pos, &used, &plain, &n);

@@ -354,8 +354,10 @@ static int verify_peer(iocpi_tls *t)
     }
     int file_root = root_in_ca_file(t, chain);
     /* The chain's own status first: the SSL policy should report all of these, and one
-     * implementation (Wine) passes a partial chain. Revocation is not checked (no network
-     * fetches from a server's handshake), so its "unknown" flags do not count. */
+     * implementation (Wine) passes a partial chain. Revocation is not checked: validation
+     * runs on a worker under the connection's lock and never waits on the network (the
+     * chain is built from the cache only), so its "unknown" flags do not count; a revoked
+     * certificate whose CRL is cached is still refused. */
     DWORD trust = chain->TrustStatus.dwErrorStatus &
                   ~(DWORD)(CERT_TRUST_REVOCATION_STATUS_UNKNOWN | CERT_TRUST_IS_OFFLINE_REVOCATION);
     if (file_root)
