@@ -26,6 +26,8 @@ enum opt_id {
     OPT_TLS_INSECURE,
     OPT_TLS_SERVER_NAME,
     OPT_TLS_MIN_VERSION,
+    OPT_TLS_CLIENT_PFX,
+    OPT_TLS_CLIENT_PASSWORD,
     OPT_UDP,
     OPT_RETRIES,
     OPT_LOAD,
@@ -68,8 +70,9 @@ const client_option client_options[] = {
     [OPT_TLS] = {"--tls", NULL, "off",
                  "TLS (Schannel): the server's certificate is checked against the system's "
                  "roots and the server name"},
-    [OPT_TLS_CA] = {"--tls-ca", "FILE", "none",
-                    "with --tls: also trust the CA certificates in FILE (PEM or DER)"},
+    [OPT_TLS_CA] =
+        {"--tls-ca", "FILE", "none",
+         "with --tls: trust only the CA certificates in FILE (PEM or DER), not the system's roots"},
     [OPT_TLS_INSECURE] = {"--tls-insecure", NULL, "off",
                           "with --tls: accept any certificate (tests only: no protection)"},
     [OPT_TLS_SERVER_NAME] = {"--tls-server-name", "NAME", "HOST",
@@ -78,6 +81,12 @@ const client_option client_options[] = {
                              "with --tls: the oldest TLS the server may choose; below it, or "
                              "with a suite without forward secrecy (or CBC on TLS 1.2), the "
                              "handshake is refused (exit 8)"},
+    [OPT_TLS_CLIENT_PFX] = {"--tls-client-pfx", "FILE", "none",
+                            "with --tls: present the certificate and key in this PFX file when "
+                            "the server asks for one (without it: none is sent)"},
+    [OPT_TLS_CLIENT_PASSWORD] = {"--tls-client-password", "TEXT", "-",
+                                 "the client PFX's password; '-' (the default): one line of "
+                                 "standard input; TEXT on the command line is discouraged"},
     [OPT_UDP] = {"--udp", NULL, "off",
                  "UDP: one datagram per MESSAGE (or per load payload), each answer awaited "
                  "--timeout ms"},
@@ -255,6 +264,8 @@ static const value_rule rules[OPT_COUNT_] = {
     [OPT_TLS_INSECURE] = {V_FLAG, FIELD(tls_insecure), 0, 0, NULL},
     [OPT_TLS_SERVER_NAME] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_TLS_MIN_VERSION] = {V_SPECIAL, 0, 0, 0, NULL},
+    [OPT_TLS_CLIENT_PFX] = {V_SPECIAL, 0, 0, 0, NULL},
+    [OPT_TLS_CLIENT_PASSWORD] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_UDP] = {V_FLAG, FIELD(udp), 0, 0, NULL},
     [OPT_RETRIES] = {V_U32, FIELD(retries), 0, 100, "a count from 0 to 100"},
     [OPT_LOAD] = {V_SPECIAL, 0, 0, 0, NULL},
@@ -318,6 +329,14 @@ static int apply_special(client_args *a, int id, const char *v, char *err, size_
             a->tls_ca = v;
         else
             a->tls_server_name = v;
+        return 0;
+    case OPT_TLS_CLIENT_PFX:
+        if (v[0] == '\0')
+            return set_err(err, es, "%s: the value is empty", name);
+        a->tls_client_pfx = v;
+        return 0;
+    case OPT_TLS_CLIENT_PASSWORD:
+        a->tls_client_password = v;
         return 0;
     default:
         return set_err(err, es, "internal error: option %d", id);
@@ -468,11 +487,16 @@ int client_args_parse(int argc, char **argv, client_args *a, char *err, size_t e
         a->mode = a->message_count > 0 ? CLIENT_MODE_MESSAGE : CLIENT_MODE_INTERACTIVE;
     }
     const uint32_t tls_only = (1u << OPT_TLS_CA) | (1u << OPT_TLS_INSECURE) |
-                              (1u << OPT_TLS_SERVER_NAME) | (1u << OPT_TLS_MIN_VERSION);
+                              (1u << OPT_TLS_SERVER_NAME) | (1u << OPT_TLS_MIN_VERSION) |
+                              (1u << OPT_TLS_CLIENT_PFX) | (1u << OPT_TLS_CLIENT_PASSWORD);
     for (int id = 0; !a->tls && id < OPT_COUNT_; id++) {
         if ((tls_only & seen & (1u << id)) != 0)
             return set_err(err, es, "%s only applies with --tls", client_options[id].name);
     }
+    if ((seen & (1u << OPT_TLS_CLIENT_PASSWORD)) && a->tls_client_pfx == NULL)
+        return set_err(err, es,
+                       "--tls-client-password is the password of --tls-client-pfx, which is "
+                       "missing");
     if (a->tls_insecure && a->tls_ca != NULL)
         return set_err(err, es,
                        "--tls-insecure checks no certificate: --tls-ca would mean "

@@ -44,6 +44,8 @@ typedef struct client_args {
     int tls_insecure;            /* accept any certificate */
     const char *tls_server_name; /* SNI and the name checked; NULL = HOST */
     uint16_t tls_min_version;    /* --tls-min-version: IOCP_TLS_1_x; 0 = the engine's (1.2) */
+    const char *tls_client_pfx;  /* --tls-client-pfx FILE (argv), NULL = no client certificate */
+    const char *tls_client_password; /* --tls-client-password TEXT, NULL or "-" = from stdin */
 
     /* UDP (message and load modes): datagrams instead of a connection */
     int udp;

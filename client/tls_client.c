@@ -43,6 +43,20 @@ void client_tls_configure(const client_args *a, iocp_config *config, client_tls_
     config->tls.insecure = a->tls_insecure;
     config->tls.server_name = a->tls_server_name; /* NULL: the engine uses HOST */
     config->tls.min_version = a->tls_min_version;
+    if (a->tls_client_pfx != NULL) {
+        /* The password as iocp-service takes its PFX's: one line of standard input unless
+         * given (with a warning: other programs and the shell history can read argv). */
+        if (a->tls_client_password != NULL && strcmp(a->tls_client_password, "-") != 0) {
+            fprintf(stderr, "iocp-client: warning: a password on the command line can be read by "
+                            "other programs and shell history; use --tls-client-password - "
+                            "(or leave it out) to give it on standard input\n");
+            snprintf(log->pfx_password, sizeof log->pfx_password, "%s", a->tls_client_password);
+        } else if (fgets(log->pfx_password, sizeof log->pfx_password, stdin) != NULL) {
+            log->pfx_password[strcspn(log->pfx_password, "\r\n")] = '\0';
+        }
+        config->tls.client_pfx_path = a->tls_client_pfx;
+        config->tls.client_pfx_password = log->pfx_password;
+    }
     config->log = tls_log;
     config->log_user = log;
     config->log_level = IOCP_LOG_INFO; /* the handshake failures are info lines */

@@ -82,6 +82,9 @@ const svc_server_opt svc_server_opts[] = {
      "less gets a protocol_version alert; whatever the version, a suite without forward "
      "secrecy, or a CBC suite on TLS 1.2, is refused after the handshake (status counts both "
      "as tls_below_floor)"},
+    {"--tls-client-ca", L"TlsClientCa", SVC_OPT_TEXT, 0, SVC_PATH_MAX - 1, FIELD(tls_client_ca),
+     "mutual TLS: every client must present a certificate chaining to a CA in this file (PEM "
+     "or DER; its roots only are trusted); the subject is logged"},
     {"--udp", L"Udp", SVC_OPT_SWITCH, 0, 1, FIELD(udp),
      "serve UDP echo as well, on the same port number: each datagram goes back whole to its "
      "sender (a flag; `status` shows the UDP counters)"},
@@ -388,6 +391,12 @@ int svc_server_options_check(const svc_server_options *o, char *err, size_t err_
         snprintf(err, err_size, "--tls-password is the password of --tls-pfx, which is missing");
         return -1;
     }
+    if (o->tls_client_ca[0] != '\0' && o->tls_pfx[0] == '\0' && o->tls_cert[0] == '\0') {
+        snprintf(err, err_size,
+                 "--tls-client-ca asks TLS clients for certificates: give the server's own "
+                 "with --tls-pfx or --tls-cert");
+        return -1;
+    }
     if (o->tls_store != SVC_TLS_STORE_DEFAULT && o->tls_cert[0] == '\0') {
         snprintf(err, err_size, "--tls-store says where --tls-cert is, which is missing");
         return -1;
@@ -470,6 +479,8 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
     }
     config->tls.handshake_timeout_ms = o->tls_handshake_timeout_s * 1000u;
     config->tls.min_version = svc_tls_min_version(o->tls_min_version);
+    if (o->tls_client_ca[0] != '\0')
+        config->tls.client_ca_file = o->tls_client_ca;
     /* UDP on the TCP port's number (the engine's default), or alone on --port. */
     if (o->udp || o->udp_only)
         config->udp = 1;

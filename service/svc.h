@@ -124,7 +124,8 @@ typedef struct svc_server_options {
     char tls_cert[SVC_TEXT_MAX];     /* SHA-1 thumbprint: 40 hex digits, spaces allowed */
     int tls_store;                   /* svc_tls_store */
     uint32_t tls_handshake_timeout_s;
-    char tls_min_version[8]; /* "1.0" | "1.1" | "1.2" (svc_tls_min_version) */
+    char tls_min_version[8];          /* "1.0" | "1.1" | "1.2" (svc_tls_min_version) */
+    char tls_client_ca[SVC_PATH_MAX]; /* client certificates required, chaining to these */
     /* UDP echo (the engine's UDP endpoint) on the TCP port's number as well; or alone */
     uint32_t udp;
     uint32_t udp_only;

@@ -310,6 +310,11 @@ static void client_validation(void)
         {"selfsigned.pfx", "ca.pem", "localhost", 0, "trusted root"},
         {"selfsigned.pfx", NULL, "localhost", 1, NULL},
         {"expired.pfx", NULL, "wrong.example", 1, NULL},
+        /* The three-level chain. Which certificates a Schannel server sends is its own
+         * affair (Wine 10 sends the leaf only, docs/wine.md; tls_real_peers.sh has a server
+         * that sends the intermediate): here the CA file supplies the intermediate. */
+        {"chain-leaf.pfx", "chain-cas.pem", "localhost", 0, NULL},
+        {"chain-leaf.pfx", "ca.pem", "localhost", 0, "no chain to a trusted root"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         pair p;
@@ -328,6 +333,24 @@ static void client_validation(void)
         }
         pair_free(&p);
     }
+}
+
+/* A CA file makes a chain engine that trusts its roots only (hExclusiveRoot), as Windows 7
+ * and later document; where a system refuses one, the default engine with the root check
+ * stands in (client_validation and tls_real_peers.sh check the result either way). */
+static void ca_file_engine(void)
+{
+    iocpi_tls_creds c;
+    char err[400];
+    CHECK_MSG(iocpi_tls_creds_client(&c, cert_path("chain-root.pem"), 0, err, sizeof err) == 0,
+              "%s", err);
+    printf("exclusive-root chain engine: %s\n", c.chain_engine != NULL ? "made" : "refused");
+    if (test_wine_major() == 0)
+        CHECK_MSG(c.chain_engine != NULL, "Windows refused hExclusiveRoot");
+    iocpi_tls_creds_free(&c);
+    CHECK(iocpi_tls_creds_client(&c, NULL, 0, err, sizeof err) == 0);
+    CHECK(c.chain_engine == NULL);
+    iocpi_tls_creds_free(&c);
 }
 
 /* Plaintext where a ClientHello belongs: the server fails the handshake, naming it. */
@@ -402,13 +425,14 @@ static BYTE *slurp(const char *path, DWORD *len)
     return buf;
 }
 
+/* out: room for 41 characters (40 hex digits and the terminator). */
 static void thumbprint_of(PCCERT_CONTEXT cert, char *out)
 {
     BYTE hash[20];
     DWORD n = sizeof hash;
     CHECK(CertGetCertificateContextProperty(cert, CERT_HASH_PROP_ID, hash, &n) && n == 20);
     for (int i = 0; i < 20; i++)
-        sprintf(out + 2 * i, "%02X", hash[i]);
+        snprintf(out + 2 * i, 3, "%02X", hash[i]);
 }
 
 /* Credentials by thumbprint from CurrentUser\My, the console's store: a certificate with
@@ -481,6 +505,7 @@ static const test_case cases[] = {
     {"client_validation", client_validation},
     {"plaintext_is_refused", plaintext_is_refused},
     {"client_names_a_plaintext_server", client_names_a_plaintext_server},
+    {"ca_file_engine", ca_file_engine},
 };
 
 TEST_MAIN(cases)

@@ -581,8 +581,11 @@ static void tls_established(iocp_conn *c)
     InterlockedIncrement64(&e->counters.tls_handshakes);
     if (e->config.log_level >= IOCP_LOG_DEBUG) {
         iocpi_tls_describe(c->tls, what, sizeof what);
-        iocpi_log(e, IOCP_LOG_DEBUG, "%s: %s", c->peer, what);
+        iocpi_log(e, IOCP_LOG_DEBUG, "%s: %s%s%s", c->peer, what,
+                  c->tls->peer_subject[0] ? ", peer certificate " : "", c->tls->peer_subject);
     }
+    if (c->tls->creds->server && c->tls->creds->extra_ca != NULL)
+        iocpi_log(e, IOCP_LOG_INFO, "%s: client certificate %s", c->peer, c->tls->peer_subject);
     if (e->stopping) {
         iocpi_conn_close(c, IOCP_CLOSE_STOP, 0, IOCP_ABORT);
         return;
@@ -625,7 +628,10 @@ static void tls_receive(iocp_conn *c, DWORD bytes, uint64_t now)
         int was_established = t->established;
         /* Under the lock: a send encrypts with the same context, and a close may append
          * close_notify to the same output, from another thread. One SSPI call at a time per
-         * context, whatever an implementation promises about concurrent ones. */
+         * context, whatever an implementation promises about concurrent ones. The peer's
+         * certificate is validated inside this call, so validation must not block: the chain
+         * is built from the cache only (CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL, no fetch of a
+         * missing issuer or a CRL; tls.c), which costs CPU time bounded by the chain. */
         AcquireSRWLockExclusive(&c->lock);
         iocpi_tls_status r =
             iocpi_tls_input(t, (char *)c->recv_buf + pos, len - pos, &used, &plain, &n);
@@ -1159,6 +1165,16 @@ const char *iocp_conn_tls(const iocp_conn *conn)
     if (conn == NULL || conn->tls == NULL || !conn->tls->established)
         return NULL;
     iocpi_tls_describe(conn->tls, text, sizeof text);
+    return text;
+}
+
+const char *iocp_conn_tls_peer_subject(const iocp_conn *conn)
+{
+    static _Thread_local char text[sizeof conn->tls->peer_subject];
+    if (conn == NULL || conn->tls == NULL || !conn->tls->established ||
+        conn->tls->peer_subject[0] == '\0')
+        return NULL;
+    memcpy(text, conn->tls->peer_subject, sizeof text);
     return text;
 }
 

@@ -8,10 +8,19 @@
  * own buffer and nothing is copied. SECBUFFER_EXTRA tells where the next record starts: the
  * caller calls again with the rest, and keeps an incomplete tail for the next read.
  *
- * After the handshake the peer may still send handshake messages (TLS 1.3 session tickets
- * and key updates; a TLS 1.2 renegotiation request): DecryptMessage answers SEC_I_RENEGOTIATE
- * and the bytes go back through the handshake call, as Schannel documents. A renegotiation a
- * server did not ask for is refused by Schannel's own policy (a server never starts one).
+ * After the handshake the peer may still send handshake messages: DecryptMessage answers
+ * SEC_I_RENEGOTIATE. The policy, on both roles:
+ *   - TLS 1.3 (session tickets, KeyUpdate; Windows delivers them this way right after every
+ *     handshake): the bytes go to the handshake call as Schannel documents, the session stays
+ *     established (sends go on, no second on_open, the peer's certificate, unchanged, is not
+ *     validated again), and at most IOCPI_TLS_POST_HANDSHAKE_MAX of them per session.
+ *   - TLS 1.2 and older: a renegotiation (a client's new ClientHello, a server's
+ *     HelloRequest) is refused: the peer gets a no_renegotiation warning alert where the
+ *     system can make one, then close_notify, and the session fails at once. .NET refuses a
+ *     client's renegotiation since .NET 7 (it was the way to a renegotiation attack and a
+ *     cheap CPU drain); going on after the warning is what RFC 5246 allows, but the peer's
+ *     request is then left unanswered inside Schannel's state, and OpenSSL ends the
+ *     connection on that warning anyway. Closing now is the one outcome that cannot hang.
  */
 #include "tls.h"
 
@@ -21,7 +30,7 @@
 #define CTX_REQ_CLIENT                                                                             \
     (ISC_REQ_SEQUENCE_DETECT | ISC_REQ_REPLAY_DETECT | ISC_REQ_CONFIDENTIALITY |                   \
      ISC_REQ_EXTENDED_ERROR | ISC_REQ_ALLOCATE_MEMORY | ISC_REQ_STREAM |                           \
-     ISC_REQ_MANUAL_CRED_VALIDATION)
+     ISC_REQ_MANUAL_CRED_VALIDATION | ISC_REQ_USE_SUPPLIED_CREDS)
 
 #ifndef SEC_I_RENEGOTIATE
 #define SEC_I_RENEGOTIATE ((HRESULT)0x00090321L)
@@ -120,6 +129,43 @@ void iocpi_tls_fini(iocpi_tls *t)
 
 static int finish_handshake(iocpi_tls *t);
 
+/* After ApplyControlToken: the handshake call with no input makes the token's message (an
+ * alert, close_notify); it is appended to the output. The final call may answer
+ * SEC_I_CONTEXT_EXPIRED with the message made (curl counts that as success too). */
+static SECURITY_STATUS control_message(iocpi_tls *t, void *token, unsigned long size)
+{
+    SecBuffer b = {size, SECBUFFER_TOKEN, token};
+    SecBufferDesc desc = {SECBUFFER_VERSION, 1, &b};
+    SECURITY_STATUS s = ApplyControlToken(&t->ctx, &desc);
+    if (s != SEC_E_OK)
+        return s;
+    SecBuffer outb = {0, SECBUFFER_TOKEN, NULL};
+    SecBufferDesc out_desc = {SECBUFFER_VERSION, 1, &outb};
+    ULONG attrs = 0;
+    TimeStamp expiry;
+    if (t->creds->server)
+        s = AcceptSecurityContext(&t->creds->handle, &t->ctx, NULL, CTX_REQ_SERVER, 0, NULL,
+                                  &out_desc, &attrs, &expiry);
+    else
+        s = InitializeSecurityContextW(&t->creds->handle, &t->ctx, NULL, CTX_REQ_CLIENT, 0, 0, NULL,
+                                       0, NULL, &out_desc, &attrs, &expiry);
+    if (outb.pvBuffer != NULL) {
+        if (outb.cbBuffer > 0 && out_append(t, outb.pvBuffer, outb.cbBuffer) != 0)
+            s = SEC_E_INSUFFICIENT_MEMORY;
+        FreeContextBuffer(outb.pvBuffer);
+    }
+    return s == SEC_I_CONTINUE_NEEDED || s == SEC_I_CONTEXT_EXPIRED ? SEC_E_OK : s;
+}
+
+/* An alert for the peer (best effort: a system that cannot make one sends nothing). */
+static void send_alert(iocpi_tls *t, DWORD type, DWORD number)
+{
+    if (!t->has_ctx)
+        return;
+    SCHANNEL_ALERT_TOKEN token = {SCHANNEL_ALERT, type, number};
+    control_message(t, &token, sizeof token);
+}
+
 /* One handshake call with in[0..len) as its input token (NULL for the ClientHello). */
 static iocpi_tls_status handshake(iocpi_tls *t, char *in, size_t len, size_t *consumed)
 {
@@ -141,13 +187,39 @@ static iocpi_tls_status handshake(iocpi_tls *t, char *in, size_t len, size_t *co
     TimeStamp expiry;
     SECURITY_STATUS s;
     *consumed = 0;
-    if (t->creds->server)
+    if (t->creds->server) {
         s = AcceptSecurityContext(&t->creds->handle, t->has_ctx ? &t->ctx : NULL, &in_desc,
-                                  CTX_REQ_SERVER, 0, &t->ctx, &out_desc, &attrs, &expiry);
-    else
+                                  CTX_REQ_SERVER |
+                                      (t->creds->extra_ca != NULL ? ASC_REQ_MUTUAL_AUTH : 0),
+                                  0, &t->ctx, &out_desc, &attrs, &expiry);
+    } else {
         s = InitializeSecurityContextW(
             &t->creds->handle, t->has_ctx ? &t->ctx : NULL, t->server_name, CTX_REQ_CLIENT, 0, 0,
             in != NULL ? &in_desc : NULL, 0, &t->ctx, &out_desc, &attrs, &expiry);
+        if (s == SEC_I_INCOMPLETE_CREDENTIALS) {
+            /* The server asked for a certificate and these credentials hold none that fits
+             * (or none at all): the same call again goes on without one, as curl and .NET
+             * do; the server decides whether that is enough. */
+            t->has_ctx = 1;
+            for (int i = 0; i < 2; i++) {
+                if (outb[i].pvBuffer != NULL)
+                    FreeContextBuffer(outb[i].pvBuffer);
+                outb[i].pvBuffer = NULL;
+                outb[i].cbBuffer = 0;
+            }
+            outb[0].BufferType = SECBUFFER_TOKEN;
+            outb[1].BufferType = SECBUFFER_ALERT;
+            inb[0].BufferType = SECBUFFER_TOKEN;
+            inb[0].pvBuffer = in;
+            inb[0].cbBuffer = (unsigned long)len;
+            inb[1].BufferType = SECBUFFER_EMPTY;
+            inb[1].pvBuffer = NULL;
+            inb[1].cbBuffer = 0;
+            s = InitializeSecurityContextW(&t->creds->handle, &t->ctx, t->server_name,
+                                           CTX_REQ_CLIENT, 0, 0, in != NULL ? &in_desc : NULL, 0,
+                                           &t->ctx, &out_desc, &attrs, &expiry);
+        }
+    }
     if (s == SEC_E_OK || s == SEC_I_CONTINUE_NEEDED || (FAILED(s) && s != SEC_E_INCOMPLETE_MESSAGE))
         t->has_ctx = t->has_ctx || s == SEC_E_OK || s == SEC_I_CONTINUE_NEEDED;
     /* Whatever it produced goes to the peer, an alert on failure included. */
@@ -161,8 +233,11 @@ static iocpi_tls_status handshake(iocpi_tls *t, char *in, size_t len, size_t *co
     }
     if (oom)
         return fail(t, SEC_E_INSUFFICIENT_MEMORY, "TLS handshake");
-    if (s == SEC_E_INCOMPLETE_MESSAGE)
+    if (s == SEC_E_INCOMPLETE_MESSAGE) {
+        t->in_post_handshake = t->established;
         return IOCPI_TLS_NEED_MORE;
+    }
+    t->in_post_handshake = t->established && s == SEC_I_CONTINUE_NEEDED;
     if (s != SEC_E_OK && s != SEC_I_CONTINUE_NEEDED)
         return fail(t, s,
                     t->creds->server ? "TLS handshake (AcceptSecurityContext)"
@@ -177,41 +252,116 @@ static iocpi_tls_status handshake(iocpi_tls *t, char *in, size_t len, size_t *co
     return IOCPI_TLS_PROGRESS;
 }
 
-/* Client: the server's certificate through the Windows chain engine and the SSL policy. */
-static int verify_server(iocpi_tls *t)
+/* The subject of the chain's first certificate whose own status has any of flags (the leaf
+ * first, then up towards the root), or of the last one: named in the refusal. */
+static void chain_culprit(PCCERT_CHAIN_CONTEXT chain, DWORD flags, char *out, size_t size)
 {
-    if (t->creds->insecure)
+    PCERT_SIMPLE_CHAIN simple = chain->rgpChain[0];
+    PCCERT_CONTEXT who = simple->rgpElement[simple->cElement - 1]->pCertContext;
+    for (DWORD i = 0; i < simple->cElement; i++)
+        if (simple->rgpElement[i]->TrustStatus.dwErrorStatus & flags) {
+            who = simple->rgpElement[i]->pCertContext;
+            break;
+        }
+    wchar_t name[128];
+    if (CertGetNameStringW(who, CERT_NAME_SIMPLE_DISPLAY_TYPE, 0, NULL, name, 128) <= 1 ||
+        WideCharToMultiByte(CP_UTF8, 0, name, -1, out, (int)size, NULL, NULL) == 0)
+        snprintf(out, size, "?");
+}
+
+/* Whether the chain ends in one of the CA file's certificates. */
+static int root_in_ca_file(iocpi_tls *t, PCCERT_CHAIN_CONTEXT chain)
+{
+    if (t->creds->extra_ca == NULL)
         return 0;
+    PCERT_SIMPLE_CHAIN simple = chain->rgpChain[0];
+    PCCERT_CONTEXT root = simple->rgpElement[simple->cElement - 1]->pCertContext;
+    PCCERT_CONTEXT found = CertFindCertificateInStore(t->creds->extra_ca, X509_ASN_ENCODING, 0,
+                                                      CERT_FIND_EXISTING, root, NULL);
+    if (found == NULL)
+        return 0;
+    CertFreeCertificateContext(found);
+    return 1;
+}
+
+/* The peer certificate's subject ("CN=iocp test client"), kept for iocp_conn_tls_peer_subject
+ * and the log line. */
+static void note_subject(iocpi_tls *t, PCCERT_CONTEXT cert)
+{
+    wchar_t name[sizeof t->peer_subject];
+    if (CertNameToStrW(X509_ASN_ENCODING, &cert->pCertInfo->Subject, CERT_X500_NAME_STR, name,
+                       (DWORD)(sizeof name / sizeof name[0])) <= 1 ||
+        WideCharToMultiByte(CP_UTF8, 0, name, -1, t->peer_subject, (int)sizeof t->peer_subject,
+                            NULL, NULL) == 0)
+        t->peer_subject[0] = '\0';
+}
+
+/* The peer's certificate through the Windows chain engine and the SSL policy: a client checks
+ * the server's (name included), a server with a client CA file the client's. Intermediates
+ * come from what the peer sent (the certificate's own store) and from the CA file; with a CA
+ * file, trust comes from it alone (creds->chain_engine, and the root check below where the
+ * system could not make that engine). */
+static int verify_peer(iocpi_tls *t)
+{
+    int server = t->creds->server;
+    const char *peer = server ? "client" : "server";
     PCCERT_CONTEXT cert = NULL;
     SECURITY_STATUS s =
         QueryContextAttributesW(&t->ctx, SECPKG_ATTR_REMOTE_CERT_CONTEXT, (void *)&cert);
+    if (s == SEC_E_OK && cert != NULL)
+        note_subject(t, cert);
+    if (t->creds->insecure || (server && t->creds->extra_ca == NULL)) {
+        if (s == SEC_E_OK && cert != NULL)
+            CertFreeCertificateContext(cert);
+        return 0;
+    }
     if (s != SEC_E_OK || cert == NULL) {
-        fail(t, s != SEC_E_OK ? s : SEC_E_NO_CREDENTIALS, "the server sent no certificate");
+        char what[80];
+        snprintf(what, sizeof what, "the %s sent no certificate%s", peer,
+                 server ? " (the client CA file requires one)" : "");
+        if (server)
+            send_alert(t, TLS1_ALERT_FATAL, TLS1_ALERT_HANDSHAKE_FAILURE);
+        fail(t, s != SEC_E_OK ? s : SEC_E_NO_CREDENTIALS, what);
         return -1;
     }
+    HCERTSTORE more = cert->hCertStore, both = NULL;
+    if (t->creds->extra_ca != NULL &&
+        (both = CertOpenStore(CERT_STORE_PROV_COLLECTION, 0, 0, 0, NULL)) != NULL &&
+        CertAddStoreToCollection(both, cert->hCertStore, 0, 0) &&
+        CertAddStoreToCollection(both, t->creds->extra_ca, 0, 1))
+        more = both;
     CERT_CHAIN_PARA para;
     memset(&para, 0, sizeof para);
     para.cbSize = sizeof para;
     static LPSTR server_auth[] = {(LPSTR)szOID_PKIX_KP_SERVER_AUTH};
+    static LPSTR client_auth[] = {(LPSTR)szOID_PKIX_KP_CLIENT_AUTH};
     para.RequestedUsage.dwType = USAGE_MATCH_TYPE_OR;
     para.RequestedUsage.Usage.cUsageIdentifier = 1;
-    para.RequestedUsage.Usage.rgpszUsageIdentifier = server_auth;
+    para.RequestedUsage.Usage.rgpszUsageIdentifier = server ? client_auth : server_auth;
     PCCERT_CHAIN_CONTEXT chain = NULL;
-    int rc = -1, trusted_by_extra = 0;
-    if (!CertGetCertificateChain(NULL, cert, NULL,
-                                 t->creds->extra_ca != NULL ? t->creds->extra_ca : cert->hCertStore,
-                                 &para, 0, NULL, &chain)) {
-        t->chain_error = GetLastError();
+    int rc = -1;
+    BOOL built = CertGetCertificateChain(t->creds->chain_engine, cert, NULL, more, &para,
+                                         CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL, NULL, &chain);
+    DWORD build_error = GetLastError();
+    if (both != NULL)
+        CertCloseStore(both, 0);
+    if (!built) {
+        t->chain_error = build_error;
         snprintf(t->err, sizeof t->err, "cannot build the certificate chain (0x%08lx)",
                  (unsigned long)t->chain_error);
         CertFreeCertificateContext(cert);
         return -1;
     }
+    int file_root = root_in_ca_file(t, chain);
     /* The chain's own status first: the SSL policy should report all of these, and one
-     * implementation (Wine) passes a partial chain. Revocation is not checked (no network
-     * fetches from a server's handshake), so its "unknown" flags do not count. */
+     * implementation (Wine) passes a partial chain. Revocation is not checked: validation
+     * runs on a worker under the connection's lock and never waits on the network (the
+     * chain is built from the cache only), so its "unknown" flags do not count; a revoked
+     * certificate whose CRL is cached is still refused. */
     DWORD trust = chain->TrustStatus.dwErrorStatus &
                   ~(DWORD)(CERT_TRUST_REVOCATION_STATUS_UNKNOWN | CERT_TRUST_IS_OFFLINE_REVOCATION);
+    if (file_root)
+        trust &= ~(DWORD)CERT_TRUST_IS_UNTRUSTED_ROOT; /* the default engine's view of it */
     DWORD trust_error = (trust & CERT_TRUST_IS_NOT_TIME_VALID) ? (DWORD)CERT_E_EXPIRED
                         : (trust & CERT_TRUST_IS_REVOKED)      ? (DWORD)CERT_E_REVOKED
                         : (trust & CERT_TRUST_IS_NOT_SIGNATURE_VALID)
@@ -224,55 +374,63 @@ static int verify_server(iocpi_tls *t)
     HTTPSPolicyCallbackData https;
     memset(&https, 0, sizeof https);
     https.cbStruct = sizeof https;
-    https.dwAuthType = AUTHTYPE_SERVER;
-    https.pwszServerName = t->server_name;
+    https.dwAuthType = server ? AUTHTYPE_CLIENT : AUTHTYPE_SERVER;
+    https.pwszServerName = server ? NULL : t->server_name;
+    /* A root from the CA file is trusted whichever engine built the chain; the policy still
+     * checks the rest (name, expiry, usage). */
+    if (file_root)
+        https.fdwChecks = 0x00000100; /* SECURITY_FLAG_IGNORE_UNKNOWN_CA */
     CERT_CHAIN_POLICY_PARA policy = {sizeof policy, 0, &https};
     CERT_CHAIN_POLICY_STATUS status;
     memset(&status, 0, sizeof status);
     status.cbSize = sizeof status;
-    if (!CertVerifyCertificateChainPolicy(CERT_CHAIN_POLICY_SSL, chain, &policy, &status)) {
+    if (!CertVerifyCertificateChainPolicy(CERT_CHAIN_POLICY_SSL, chain, &policy, &status))
         t->chain_error = GetLastError();
-    } else if (status.dwError == (DWORD)CERT_E_UNTRUSTEDROOT && t->creds->extra_ca != NULL) {
-        /* Trusted anyway when the chain's root is one of the --tls-ca certificates. */
-        PCERT_SIMPLE_CHAIN simple = chain->rgpChain[0];
-        PCCERT_CONTEXT root = simple->rgpElement[simple->cElement - 1]->pCertContext;
-        PCCERT_CONTEXT found = CertFindCertificateInStore(t->creds->extra_ca, X509_ASN_ENCODING, 0,
-                                                          CERT_FIND_EXISTING, root, NULL);
-        if (found != NULL) {
-            trusted_by_extra = 1;
-            CertFreeCertificateContext(found);
-            /* The rest of the policy (name, expiry) again, now ignoring only the root. */
-            https.fdwChecks = 0x00000100; /* SECURITY_FLAG_IGNORE_UNKNOWN_CA */
-            memset(&status, 0, sizeof status);
-            status.cbSize = sizeof status;
-            if (CertVerifyCertificateChainPolicy(CERT_CHAIN_POLICY_SSL, chain, &policy, &status))
-                t->chain_error = status.dwError;
-            else
-                t->chain_error = GetLastError();
-        } else {
-            t->chain_error = status.dwError;
-        }
-    } else {
+    else
         t->chain_error = status.dwError;
-    }
-    if (t->chain_error == 0 && trust_error != 0 &&
-        !(trust_error == (DWORD)CERT_E_UNTRUSTEDROOT && trusted_by_extra))
+    if (t->chain_error == 0 && trust_error != 0)
         t->chain_error = trust_error;
+    /* With a CA file, a chain to any other root (a system one) is not trusted. */
+    if (t->chain_error == 0 && t->creds->extra_ca != NULL && !file_root)
+        t->chain_error = (DWORD)CERT_E_UNTRUSTEDROOT;
     if (t->chain_error == 0) {
         rc = 0;
     } else {
+        DWORD e = t->chain_error;
         const char *why =
-            t->chain_error == (DWORD)CERT_E_EXPIRED         ? "expired or not yet valid"
-            : t->chain_error == (DWORD)CERT_E_UNTRUSTEDROOT ? "untrusted root"
-            : t->chain_error == (DWORD)CERT_E_CN_NO_MATCH
-                ? "the name does not match the server name"
-            : t->chain_error == (DWORD)CERT_E_WRONG_USAGE ? "not for server authentication"
-            : t->chain_error == (DWORD)CERT_E_REVOKED     ? "revoked"
-            : t->chain_error == (DWORD)CERT_E_CHAINING    ? "no chain to a trusted root"
-                                                          : "rejected by the chain policy";
-        snprintf(t->err, sizeof t->err, "the server's certificate failed validation: %s (0x%08lx)",
-                 why, (unsigned long)t->chain_error);
+            e == (DWORD)CERT_E_EXPIRED         ? "expired or not yet valid"
+            : e == (DWORD)CERT_E_UNTRUSTEDROOT ? "untrusted root"
+            : e == (DWORD)CERT_E_CN_NO_MATCH   ? "the name does not match the server name"
+            : e == (DWORD)CERT_E_WRONG_USAGE
+                ? (server ? "not for client authentication" : "not for server authentication")
+            : e == (DWORD)CERT_E_REVOKED  ? "revoked"
+            : e == (DWORD)CERT_E_CHAINING ? "no chain to a trusted root"
+                                          : "rejected by the chain policy";
+        /* Which certificate: the one with that status (the expired intermediate), or for
+         * a chain that stops short, the last one found (its issuer is missing). */
+        DWORD which = e == (DWORD)CERT_E_EXPIRED       ? (DWORD)CERT_TRUST_IS_NOT_TIME_VALID
+                      : e == (DWORD)CERT_E_REVOKED     ? (DWORD)CERT_TRUST_IS_REVOKED
+                      : e == (DWORD)CERT_E_WRONG_USAGE ? (DWORD)CERT_TRUST_IS_NOT_VALID_FOR_USAGE
+                                                       : 0;
+        char who[128];
+        chain_culprit(chain, which, who, sizeof who);
+        if (e == (DWORD)CERT_E_CN_NO_MATCH)
+            who[0] = '\0';
+        snprintf(
+            t->err, sizeof t->err, "the %s's certificate failed validation: %s (0x%08lx)%s%s%s%s",
+            peer, why, (unsigned long)e, who[0] ? ": '" : "", who, who[0] ? "'" : "",
+            e == (DWORD)CERT_E_CHAINING ? " has no issuer in what the peer sent or the CA file"
+            : e == (DWORD)CERT_E_UNTRUSTEDROOT
+                ? (t->creds->extra_ca != NULL ? " is not in the CA file" : " is not a trusted root")
+                : "");
         t->status = SEC_E_CERT_UNKNOWN;
+        /* The peer is told why, as OpenSSL and browsers tell it (a fatal alert). */
+        send_alert(t, TLS1_ALERT_FATAL,
+                   e == (DWORD)CERT_E_EXPIRED   ? TLS1_ALERT_CERTIFICATE_EXPIRED
+                   : e == (DWORD)CERT_E_REVOKED ? TLS1_ALERT_CERTIFICATE_REVOKED
+                   : e == (DWORD)CERT_E_UNTRUSTEDROOT || e == (DWORD)CERT_E_CHAINING
+                       ? TLS1_ALERT_UNKNOWN_CA
+                       : TLS1_ALERT_BAD_CERTIFICATE);
     }
     CertFreeCertificateChain(chain);
     CertFreeCertificateContext(cert);
@@ -288,7 +446,7 @@ static int finish_handshake(iocpi_tls *t)
     }
     if (iocpi_tls_floor_check(t) != 0) /* tls_floor.c: protocol and suite */
         return -1;
-    if (!t->creds->server && verify_server(t) != 0)
+    if (verify_peer(t) != 0)
         return -1;
     t->established = 1;
     return 0;
@@ -329,6 +487,44 @@ static int tls_reply_check(iocpi_tls *t, const char *in, size_t len)
     return 1;
 }
 
+/* SEC_I_RENEGOTIATE: handshake bytes after the handshake (the policy is at the top). in[0..len)
+ * is what followed the record; *consumed grows by what the handshake call took. */
+static iocpi_tls_status post_handshake(iocpi_tls *t, char *in, size_t len, size_t *consumed)
+{
+    if (t->post_handshake == 0) {
+        SecPkgContext_ConnectionInfo info;
+        memset(&info, 0, sizeof info);
+        t->tls13 =
+            QueryContextAttributesW(&t->ctx, SECPKG_ATTR_CONNECTION_INFO, &info) == SEC_E_OK &&
+            (info.dwProtocol & (SP_PROT_TLS1_3_SERVER | SP_PROT_TLS1_3_CLIENT)) != 0;
+    }
+    if (!t->tls13) {
+        send_alert(t, TLS1_ALERT_WARNING, TLS1_ALERT_NO_RENEGOTIATION);
+        iocpi_tls_shutdown(t);
+        t->status = SEC_I_RENEGOTIATE;
+        snprintf(t->err, sizeof t->err,
+                 "the peer asked for a TLS renegotiation, which is refused (no_renegotiation "
+                 "and close_notify sent)");
+        return IOCPI_TLS_FAILED;
+    }
+    if (++t->post_handshake > IOCPI_TLS_POST_HANDSHAKE_MAX) {
+        send_alert(t, TLS1_ALERT_FATAL, TLS1_ALERT_UNEXPECTED_MESSAGE);
+        t->status = SEC_I_RENEGOTIATE;
+        snprintf(t->err, sizeof t->err,
+                 "more than %d TLS post-handshake messages on one connection",
+                 IOCPI_TLS_POST_HANDSHAKE_MAX);
+        return IOCPI_TLS_FAILED;
+    }
+    size_t used = 0;
+    iocpi_tls_status r = handshake(t, in, len, &used);
+    if (r == IOCPI_TLS_FAILED)
+        return r;
+    /* NEED_MORE: the message continues in the next read; the bytes are kept and go to the
+     * handshake call then (in_post_handshake). CONTINUE_NEEDED likewise. */
+    *consumed += used;
+    return IOCPI_TLS_PROGRESS;
+}
+
 iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *consumed, char **plain,
                                  size_t *plain_len)
 {
@@ -359,6 +555,8 @@ iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *con
             return floor;
     }
     if (!t->established)
+        return handshake(t, in, len, consumed);
+    if (t->in_post_handshake)
         return handshake(t, in, len, consumed);
 
     SecBuffer b[4];
@@ -393,21 +591,8 @@ iocpi_tls_status iocpi_tls_input(iocpi_tls *t, char *in, size_t len, size_t *con
      * without an error is the warning-level close_notify (docs/wine.md). */
     if (s == SEC_I_CONTEXT_EXPIRED || (s == SEC_E_OK && *plain_len == 0 && (BYTE)in[0] == 21))
         return IOCPI_TLS_CLOSED;
-    if (s == SEC_I_RENEGOTIATE) {
-        /* Post-handshake handshake bytes: the EXTRA part goes to the handshake call. */
-        t->established = 0;
-        size_t used = 0;
-        iocpi_tls_status r = handshake(t, in + *consumed, extra_len, &used);
-        if (r == IOCPI_TLS_FAILED)
-            return r;
-        if (r == IOCPI_TLS_NEED_MORE) {
-            /* Rare: the message continues in the next read; keep it. */
-            return IOCPI_TLS_PROGRESS;
-        }
-        *consumed += used;
-        t->established = 1;
-        return IOCPI_TLS_PROGRESS;
-    }
+    if (s == SEC_I_RENEGOTIATE)
+        return post_handshake(t, in + *consumed, extra_len, consumed);
     return *plain_len > 0 ? IOCPI_TLS_DATA : IOCPI_TLS_PROGRESS;
 }
 
@@ -455,35 +640,12 @@ int iocpi_tls_shutdown(iocpi_tls *t)
         return 0;
     t->shut_down = 1;
     DWORD type = SCHANNEL_SHUTDOWN;
-    SecBuffer b = {sizeof type, SECBUFFER_TOKEN, &type};
-    SecBufferDesc desc = {SECBUFFER_VERSION, 1, &b};
-    SECURITY_STATUS s = ApplyControlToken(&t->ctx, &desc);
+    SECURITY_STATUS s = control_message(t, &type, sizeof type);
     if (s != SEC_E_OK) {
-        fail(t, s, "TLS shutdown (ApplyControlToken)");
+        fail(t, s, "TLS shutdown");
         return -1;
     }
-    /* The next handshake call makes the close_notify alert. */
-    SecBuffer outb = {0, SECBUFFER_TOKEN, NULL};
-    SecBufferDesc out_desc = {SECBUFFER_VERSION, 1, &outb};
-    ULONG attrs = 0;
-    TimeStamp expiry;
-    if (t->creds->server)
-        s = AcceptSecurityContext(&t->creds->handle, &t->ctx, NULL, CTX_REQ_SERVER, 0, NULL,
-                                  &out_desc, &attrs, &expiry);
-    else
-        s = InitializeSecurityContextW(&t->creds->handle, &t->ctx, NULL, CTX_REQ_CLIENT, 0, 0, NULL,
-                                       0, NULL, &out_desc, &attrs, &expiry);
-    int rc = 0;
-    if (outb.pvBuffer != NULL) {
-        if (out_append(t, outb.pvBuffer, outb.cbBuffer) != 0)
-            rc = -1;
-        FreeContextBuffer(outb.pvBuffer);
-    }
-    if (s != SEC_E_OK && s != SEC_I_CONTINUE_NEEDED && rc == 0) {
-        fail(t, s, "TLS shutdown");
-        rc = -1;
-    }
-    return rc;
+    return 0;
 }
 
 void iocpi_tls_describe(iocpi_tls *t, char *out, size_t size)

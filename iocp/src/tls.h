@@ -31,12 +31,17 @@ typedef struct iocpi_tls_creds {
     CredHandle handle;
     int has_handle;
     int server;
-    PCCERT_CONTEXT cert;  /* server: the certificate with its key */
+    PCCERT_CONTEXT cert;  /* the certificate with its key (server; a client's own, or NULL) */
     HCERTSTORE pfx_store; /* server from a PFX: the imported store (its keys deleted at free) */
-    HCERTSTORE extra_ca;  /* client: the --tls-ca certificates, or NULL */
-    int insecure;         /* client: accept any certificate */
-    int tls13;            /* 1 when the credentials were made with SCH_CREDENTIALS (1.2 and 1.3) */
-    DWORD error;          /* after a failure (here or in the self-check): its Win32/SSPI code */
+    HCERTSTORE extra_ca;  /* client: the --tls-ca certificates; server: the client CA file's
+                             (client certificates required), or NULL */
+    /* with extra_ca: a chain engine whose only trusted roots are extra_ca's
+     * (hExclusiveRoot), or NULL where the system refuses one (the default engine is used and
+     * the chain's root must still be one of extra_ca's) */
+    HCERTCHAINENGINE chain_engine;
+    int insecure; /* client: accept any certificate */
+    int tls13;    /* 1 when the credentials were made with SCH_CREDENTIALS (1.2 and 1.3) */
+    DWORD error;  /* after a failure (here or in the self-check): its Win32/SSPI code */
     /* The floor (tls_floor.c): the lowest wire version allowed (IOCPI_TLS_V1_x; 0 = TLS 1.2),
      * and 1 to accept CBC and non-forward-secret suites as well. Zero after the creds_ calls;
      * iocpi_tls_creds_set_floor changes them. */
@@ -56,6 +61,10 @@ int iocpi_tls_creds_from_store(iocpi_tls_creds *c, const char *thumbprint, int m
  * more); insecure: no validation at all. */
 int iocpi_tls_creds_client(iocpi_tls_creds *c, const char *ca_file, int insecure, char *err,
                            size_t err_size);
+/* The same with a client certificate from a PFX (pfx_path NULL = none). */
+int iocpi_tls_creds_client_cert(iocpi_tls_creds *c, const char *ca_file, int insecure,
+                                const char *pfx_path, const char *pfx_password, char *err,
+                                size_t err_size);
 void iocpi_tls_creds_free(iocpi_tls_creds *c);
 /* Another floor for credentials made above (their handle is acquired again with it).
  * min_version: IOCPI_TLS_V1_0 .. IOCPI_TLS_V1_3 or 0 (TLS 1.2). 0 or -1 with err. */
@@ -77,7 +86,12 @@ typedef struct iocpi_tls {
     CtxtHandle ctx;
     int has_ctx;
     int established;
-    int shut_down;  /* our close_notify is made */
+    int shut_down; /* our close_notify is made */
+    int tls13;     /* the session negotiated TLS 1.3 (known once established) */
+    /* Post-handshake messages (TLS 1.3 tickets and key updates) handled on this session, and
+     * whether one is still going on (its next bytes go to the handshake call). */
+    unsigned post_handshake;
+    int in_post_handshake;
     int reply_seen; /* client: the server's first bytes looked like TLS (tls_reply_check) */
     SecPkgContext_StreamSizes sizes;
     wchar_t *server_name; /* client: SNI and the name the certificate must carry (heap) */
@@ -85,12 +99,18 @@ typedef struct iocpi_tls {
     char *out;
     size_t out_len, out_cap;
     SECURITY_STATUS status; /* the last failure */
-    DWORD chain_error;      /* client: the certificate's chain policy error, or 0 */
+    DWORD chain_error;      /* the peer certificate's chain policy error, or 0 */
+    char peer_subject[256]; /* the peer certificate's subject, or "" (none, or not yet) */
     char err[200];
     int hello_checked; /* server: the ClientHello passed the floor (tls_floor.c) */
     size_t hello_need; /* server: the input length the next look at the ClientHello needs */
     int below_floor;   /* the failure was the floor's: counted in tls_below_floor */
 } iocpi_tls;
+
+/* Post-handshake messages one session takes (TLS 1.3 session tickets and key updates; a
+ * server sends a ticket or two, a key update comes after many gigabytes): more is a peer
+ * costing us handshake calls for nothing, and the session fails. */
+#define IOCPI_TLS_POST_HANDSHAKE_MAX 64
 
 /* A session for these credentials; server_name only for the client role. 0 or -1. */
 int iocpi_tls_init(iocpi_tls *t, iocpi_tls_creds *creds, const char *server_name);

@@ -84,6 +84,19 @@ static int has_private_key(PCCERT_CONTEXT cert)
            size > 0;
 }
 
+/* Whether a certificate says it is a CA (basic constraints). */
+static int is_ca(PCCERT_CONTEXT cert)
+{
+    PCERT_EXTENSION ext = CertFindExtension(szOID_BASIC_CONSTRAINTS2, cert->pCertInfo->cExtension,
+                                            cert->pCertInfo->rgExtension);
+    CERT_BASIC_CONSTRAINTS2_INFO info;
+    DWORD size = sizeof info;
+    return ext != NULL &&
+           CryptDecodeObject(X509_ASN_ENCODING, X509_BASIC_CONSTRAINTS2, ext->Value.pbData,
+                             ext->Value.cbData, 0, &info, &size) &&
+           info.fCA;
+}
+
 /* The CNG names CRYPTO_SETTINGS takes (bcrypt.h); defined here when a header lacks them. */
 #ifndef BCRYPT_RSA_ALGORITHM
 #define BCRYPT_RSA_ALGORITHM L"RSA"
@@ -217,14 +230,13 @@ static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
     return 0;
 }
 
-int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *password, char *err,
-                             size_t err_size)
+/* Imports a PFX into c->pfx_store and picks its certificate with the key into c->cert. */
+static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password, char *err,
+                      size_t err_size)
 {
     BYTE *data = NULL;
     DWORD len = 0;
     char text[260];
-    memset(c, 0, sizeof *c);
-    c->server = 1;
     if (read_file(path, &data, &len, err, err_size) != 0) {
         c->error = GetLastError();
         return -1;
@@ -238,7 +250,12 @@ int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *p
         free(data);
         return -1;
     }
-    c->pfx_store = PFXImportCertStore(&blob, wpass, 0);
+    /* The key into a CNG key storage provider where the system allows it: a legacy CryptoAPI
+     * provider cannot make the RSA-PSS signatures TLS 1.3 needs. A system that refuses the
+     * flag (or a PFX it cannot put there) gets the plain import. */
+    c->pfx_store = PFXImportCertStore(&blob, wpass, PKCS12_PREFER_CNG_KSP);
+    if (c->pfx_store == NULL)
+        c->pfx_store = PFXImportCertStore(&blob, wpass, 0);
     DWORD import_error = GetLastError();
     SecureZeroMemory(wpass, sizeof wpass);
     SecureZeroMemory(data, len);
@@ -256,22 +273,35 @@ int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *p
                      win32_text(import_error, text, sizeof text));
         return -1;
     }
+    /* The certificate with the key, not a CA certificate that came along (a PFX with its
+     * chain: Wine 10 marks every certificate of the file with the key, docs/wine.md). */
     PCCERT_CONTEXT cert = NULL;
     while ((cert = CertEnumCertificatesInStore(c->pfx_store, cert)) != NULL) {
-        if (has_private_key(cert)) {
+        if (has_private_key(cert) && (c->cert == NULL || !is_ca(cert))) {
+            if (c->cert != NULL)
+                CertFreeCertificateContext(c->cert);
             c->cert = CertDuplicateCertificateContext(cert);
-            CertFreeCertificateContext(cert);
-            break;
+            if (!is_ca(cert)) {
+                CertFreeCertificateContext(cert);
+                break;
+            }
         }
     }
     if (c->cert == NULL) {
         c->error = (DWORD)NTE_NO_KEY;
         snprintf(err, err_size,
                  "%s holds no certificate with its private key (export it with the key)", path);
-        iocpi_tls_creds_free(c);
         return -1;
     }
-    if (acquire(c, err, err_size) != 0) {
+    return 0;
+}
+
+int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *password, char *err,
+                             size_t err_size)
+{
+    memset(c, 0, sizeof *c);
+    c->server = 1;
+    if (import_pfx(c, path, password, err, err_size) != 0 || acquire(c, err, err_size) != 0) {
         iocpi_tls_creds_free(c);
         return -1;
     }
@@ -355,66 +385,107 @@ int iocpi_tls_creds_from_store(iocpi_tls_creds *c, const char *thumbprint, int m
     return 0;
 }
 
+/* A chain engine whose only trusted roots are the CA file's, as curl builds for --cacert:
+ * hExclusiveRoot (Windows 7 and later) with cbSize covering it; the system's roots and its
+ * stores of intermediates are not consulted for trust. No URL retrieval beyond the cache: a
+ * handshake never waits on the network for a missing issuer (the server sends its
+ * intermediates; one it does not send makes a partial chain, named as such). NULL when the
+ * system refuses the structure (an older one, or an implementation without it): the caller
+ * then uses the default engine and requires the chain's root to be in the file itself. */
+static HCERTCHAINENGINE exclusive_engine(HCERTSTORE roots)
+{
+    CERT_CHAIN_ENGINE_CONFIG cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.cbSize = sizeof cfg; /* the Windows 7 size: includes hExclusiveRoot */
+    cfg.hExclusiveRoot = roots;
+    cfg.dwFlags = CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL;
+    HCERTCHAINENGINE engine = NULL;
+    if (!CertCreateCertificateChainEngine(&cfg, &engine))
+        return NULL;
+    return engine;
+}
+
+/* The CA file's certificates into c->extra_ca, and the chain engine that trusts only them.
+ * 0, or -1 with err naming the file and the cause (the caller frees c). */
+static int load_ca_file(iocpi_tls_creds *c, const char *ca_file, char *err, size_t err_size)
+{
+    wchar_t wpath[MAX_PATH * 2];
+    char text[260];
+    widen(ca_file, wpath, sizeof wpath / sizeof wpath[0]);
+    /* CryptQueryObject reads PEM (one certificate) or DER; a PEM bundle goes through
+     * the loop below. */
+    c->extra_ca = CertOpenStore(CERT_STORE_PROV_MEMORY, 0, 0, 0, NULL);
+    BYTE *data = NULL;
+    DWORD len = 0;
+    if (c->extra_ca == NULL || read_file(ca_file, &data, &len, err, err_size) != 0)
+        return -1;
+    int added = 0;
+    const char *begin = "-----BEGIN CERTIFICATE-----";
+    const char *end = "-----END CERTIFICATE-----";
+    char *text_data = (char *)data;
+    size_t pos = 0;
+    while (pos < len) {
+        char *b = NULL;
+        for (size_t i = pos; i + strlen(begin) <= len; i++)
+            if (memcmp(text_data + i, begin, strlen(begin)) == 0) {
+                b = text_data + i;
+                break;
+            }
+        if (b == NULL)
+            break;
+        char *e = NULL;
+        for (size_t i = (size_t)(b - text_data); i + strlen(end) <= len; i++)
+            if (memcmp(text_data + i, end, strlen(end)) == 0) {
+                e = text_data + i + strlen(end);
+                break;
+            }
+        if (e == NULL)
+            break;
+        BYTE der[16384];
+        DWORD der_len = sizeof der;
+        if (CryptStringToBinaryA(b, (DWORD)(e - b), CRYPT_STRING_BASE64HEADER, der, &der_len, NULL,
+                                 NULL) &&
+            CertAddEncodedCertificateToStore(c->extra_ca, X509_ASN_ENCODING, der, der_len,
+                                             CERT_STORE_ADD_REPLACE_EXISTING, NULL))
+            added++;
+        pos = (size_t)(e - text_data);
+    }
+    if (added == 0 && CertAddEncodedCertificateToStore(c->extra_ca, X509_ASN_ENCODING, data, len,
+                                                       CERT_STORE_ADD_REPLACE_EXISTING, NULL))
+        added++;
+    free(data);
+    if (added == 0) {
+        snprintf(err, err_size, "%s holds no certificate (PEM or DER): %s", ca_file,
+                 win32_text(GetLastError(), text, sizeof text));
+        return -1;
+    }
+    c->chain_engine = exclusive_engine(c->extra_ca);
+    return 0;
+}
+
 int iocpi_tls_creds_client(iocpi_tls_creds *c, const char *ca_file, int insecure, char *err,
                            size_t err_size)
 {
+    return iocpi_tls_creds_client_cert(c, ca_file, insecure, NULL, NULL, err, err_size);
+}
+
+int iocpi_tls_creds_client_cert(iocpi_tls_creds *c, const char *ca_file, int insecure,
+                                const char *pfx_path, const char *pfx_password, char *err,
+                                size_t err_size)
+{
     memset(c, 0, sizeof *c);
     c->insecure = insecure;
-    if (ca_file != NULL && ca_file[0] != '\0') {
-        wchar_t wpath[MAX_PATH * 2];
-        char text[260];
-        widen(ca_file, wpath, sizeof wpath / sizeof wpath[0]);
-        /* CryptQueryObject reads PEM (one certificate) or DER; a PEM bundle goes through
-         * the loop below. */
-        c->extra_ca = CertOpenStore(CERT_STORE_PROV_MEMORY, 0, 0, 0, NULL);
-        BYTE *data = NULL;
-        DWORD len = 0;
-        if (c->extra_ca == NULL || read_file(ca_file, &data, &len, err, err_size) != 0) {
-            iocpi_tls_creds_free(c);
-            return -1;
-        }
-        int added = 0;
-        const char *begin = "-----BEGIN CERTIFICATE-----";
-        const char *end = "-----END CERTIFICATE-----";
-        char *text_data = (char *)data;
-        size_t pos = 0;
-        while (pos < len) {
-            char *b = NULL;
-            for (size_t i = pos; i + strlen(begin) <= len; i++)
-                if (memcmp(text_data + i, begin, strlen(begin)) == 0) {
-                    b = text_data + i;
-                    break;
-                }
-            if (b == NULL)
-                break;
-            char *e = NULL;
-            for (size_t i = (size_t)(b - text_data); i + strlen(end) <= len; i++)
-                if (memcmp(text_data + i, end, strlen(end)) == 0) {
-                    e = text_data + i + strlen(end);
-                    break;
-                }
-            if (e == NULL)
-                break;
-            BYTE der[16384];
-            DWORD der_len = sizeof der;
-            if (CryptStringToBinaryA(b, (DWORD)(e - b), CRYPT_STRING_BASE64HEADER, der, &der_len,
-                                     NULL, NULL) &&
-                CertAddEncodedCertificateToStore(c->extra_ca, X509_ASN_ENCODING, der, der_len,
-                                                 CERT_STORE_ADD_REPLACE_EXISTING, NULL))
-                added++;
-            pos = (size_t)(e - text_data);
-        }
-        if (added == 0 &&
-            CertAddEncodedCertificateToStore(c->extra_ca, X509_ASN_ENCODING, data, len,
-                                             CERT_STORE_ADD_REPLACE_EXISTING, NULL))
-            added++;
-        free(data);
-        if (added == 0) {
-            snprintf(err, err_size, "%s holds no certificate (PEM or DER): %s", ca_file,
-                     win32_text(GetLastError(), text, sizeof text));
-            iocpi_tls_creds_free(c);
-            return -1;
-        }
+    /* A client certificate, for a server that asks for one (mutual TLS). Without it the
+     * client answers a request with no certificate (ISC_REQ_USE_SUPPLIED_CREDS: never one
+     * the system picks from the user's store by itself). */
+    if (pfx_path != NULL && pfx_path[0] != '\0' &&
+        import_pfx(c, pfx_path, pfx_password, err, err_size) != 0) {
+        iocpi_tls_creds_free(c);
+        return -1;
+    }
+    if (ca_file != NULL && ca_file[0] != '\0' && load_ca_file(c, ca_file, err, err_size) != 0) {
+        iocpi_tls_creds_free(c);
+        return -1;
     }
     if (acquire(c, err, err_size) != 0) {
         iocpi_tls_creds_free(c);
@@ -495,6 +566,9 @@ void iocpi_tls_creds_free(iocpi_tls_creds *c)
     if (c->cert != NULL)
         CertFreeCertificateContext(c->cert);
     c->cert = NULL;
+    if (c->chain_engine != NULL)
+        CertFreeCertificateChainEngine(c->chain_engine);
+    c->chain_engine = NULL;
     if (c->extra_ca != NULL)
         CertCloseStore(c->extra_ca, 0);
     c->extra_ca = NULL;
@@ -560,14 +634,24 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
             iocpi_error_set(err, IOCP_E_TLS, code, "%s", why);
             return IOCP_E_TLS;
         }
+        /* Client certificates required: loaded after the self-check (whose client has none). */
+        if (cfg->client_ca_file != NULL && cfg->client_ca_file[0] != '\0' &&
+            load_ca_file(e->tls_server, cfg->client_ca_file, why, sizeof why) != 0) {
+            iocpi_tls_creds_free(e->tls_server);
+            free(e->tls_server);
+            e->tls_server = NULL;
+            iocpi_error_set(err, IOCP_E_TLS, 0, "the client CA file: %s", why);
+            return IOCP_E_TLS;
+        }
         iocpi_log(e, IOCP_LOG_DEBUG, "TLS: server credentials proven by the self-check (%s)",
                   e->tls_server->tls13 ? "TLS 1.2 and 1.3 offered" : "TLS 1.2 offered");
     }
     if (cfg->client) {
         e->tls_client = calloc(1, sizeof *e->tls_client);
         if (e->tls_client == NULL ||
-            iocpi_tls_creds_client(e->tls_client, cfg->ca_file, cfg->insecure, why, sizeof why) !=
-                0 ||
+            iocpi_tls_creds_client_cert(e->tls_client, cfg->ca_file, cfg->insecure,
+                                        cfg->client_pfx_path, cfg->client_pfx_password, why,
+                                        sizeof why) != 0 ||
             iocpi_tls_creds_set_floor(e->tls_client, floor, cfg->legacy_suites, why, sizeof why) !=
                 0) {
             DWORD code = e->tls_client != NULL ? e->tls_client->error : ERROR_NOT_ENOUGH_MEMORY;

@@ -128,10 +128,12 @@ typedef struct iocp_tls_config {
     const char *cert_thumbprint;
     int cert_store_machine; /* 1: LocalMachine\My (a service); 0: CurrentUser\My */
     /* Client: SNI and certificate validation by the Windows chain engine and its SSL policy
-     * against the system's roots (plus ca_file's certificates, PEM or DER). */
+     * against the system's roots; with ca_file (PEM, one or many, or DER), against its roots
+     * only (the system's are then not trusted, as curl's --cacert), intermediates coming from
+     * what the server sends and from the file. */
     int client;
     const char *server_name; /* NULL = the host given to iocp_engine_connect */
-    const char *ca_file;     /* NULL = the system's roots only */
+    const char *ca_file;     /* NULL = the system's roots; else this file's roots only */
     int insecure;            /* 1 = accept any certificate (tests, never production) */
     /* A connection whose handshake is not done this long after it opened is reset (a peer that
      * connects and never speaks TLS); default 10000. */
@@ -144,6 +146,13 @@ typedef struct iocp_tls_config {
      * is failed before any application byte (counted in tls_below_floor and logged). */
     uint16_t min_version;
     int legacy_suites;
+    /* Mutual TLS. Server: client_ca_file (PEM or DER) makes every client present a
+     * certificate chaining to one of its roots (others fail the handshake). Client:
+     * client_pfx_path (+ password) is the certificate presented when a server asks; without
+     * it a request is answered with none (never one the system picks by itself). */
+    const char *client_ca_file;
+    const char *client_pfx_path;
+    const char *client_pfx_password;
 } iocp_tls_config;
 #define IOCP_TLS_1_0 0x0301
 #define IOCP_TLS_1_1 0x0302
@@ -432,6 +441,10 @@ IOCP_API uintptr_t iocp_conn_socket(const iocp_conn *conn);
 /* "TLS 1.3, AES-256" for a TLS connection (its handshake is done before on_open), NULL for
  * plaintext. */
 IOCP_API const char *iocp_conn_tls(const iocp_conn *conn);
+/* The subject of the peer's certificate ("CN=iocp test client"): the client's when the server
+ * requires client certificates (tls.client_ca_file), the server's on a dialled connection;
+ * NULL for plaintext or a peer without one. Valid until the handler returns (per thread). */
+IOCP_API const char *iocp_conn_tls_peer_subject(const iocp_conn *conn);
 
 /* ---- statistics ------------------------------------------------------------------------ */
 
