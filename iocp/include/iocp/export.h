@@ -10,12 +10,13 @@
  * The CMake targets set IOCP_STATIC for their users (iocp::iocp_static, and the static
  * library inside this build); so do iocp-static.pc and the MSYS2 notes. A program that
  * includes these headers without the build's help and links the static library must define
- * IOCP_STATIC itself.
+ * IOCP_STATIC itself. Off Windows (the framing parser's native fuzz and sanitizer builds)
+ * there is no DLL and IOCP_API is empty.
  */
 #ifndef IOCP_EXPORT_H
 #define IOCP_EXPORT_H
 
-#if defined(IOCP_STATIC)
+#if defined(IOCP_STATIC) || !defined(_WIN32)
 #define IOCP_API
 #elif defined(IOCP_BUILDING_DLL)
 #define IOCP_API __declspec(dllexport)
