@@ -2091,6 +2091,47 @@ static void configure_live(void)
     CHECK_RUN(&c, 0, "uninstall --name %s", name);
 }
 
+static void stored_blob(const char *name, BYTE *out, DWORD *size)
+{
+    wchar_t key[200];
+    svc_params_path(name, key, 200);
+    CHECK(RegGetValueW(HKEY_LOCAL_MACHINE, key, L"TlsPasswordProtected", RRF_RT_REG_BINARY, NULL,
+                       out, size) == ERROR_SUCCESS);
+}
+
+/* configure leaves the DPAPI-protected TLS password as it is unless --tls-password is given
+ * (a re-encryption would differ: DPAPI salts each blob), never prints it, and on a stopped
+ * service says the change applies at the next start. */
+static void configure_keeps_tls_password(void)
+{
+    char name[64], pfx[MAX_PATH * 2];
+    static child c;
+    static BYTE first[4096], second[4096];
+    DWORD first_size = sizeof first, second_size = sizeof second;
+    service_name(name, sizeof name, "conftls");
+    snprintf(pfx, sizeof pfx, "%s/server.pfx", IOCP_TLS_DIR);
+    CHECK_RUN(&c, 0,
+              "install --allow-unsafe-location --name %s --port 0 --tls-pfx \"%s\" --tls-password "
+              "first-secret",
+              name, pfx);
+    stored_blob(name, first, &first_size);
+    CHECK_RUN(&c, 0, "configure --name %s --idle-timeout 5", name);
+    CHECK_OUT(&c, "not running: everything applies at its next start");
+    CHECK_OUT(&c, "--idle-timeout 5 (was 300)");
+    stored_blob(name, second, &second_size);
+    CHECK(first_size == second_size && memcmp(first, second, first_size) == 0);
+    CHECK_EQ_U(stored_dword(name, L"IdleTimeout"), 5);
+
+    CHECK_RUN(&c, 0, "configure --name %s --tls-password other-secret", name);
+    CHECK_OUT(&c, "--tls-password");
+    CHECK_MSG(strstr(c.text, "other-secret") == NULL, "the password was printed:\n%s", c.text);
+    registry_lacks(name, "other-secret");
+    second_size = sizeof second;
+    stored_blob(name, second, &second_size);
+    CHECK(first_size != second_size || memcmp(first, second, first_size) != 0);
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
 static const test_case cases[] = {
     {"usage_and_exit_codes", usage_and_exit_codes},
     {"lifecycle", lifecycle},
@@ -2119,6 +2160,7 @@ static const test_case cases[] = {
     {"sc_create_recipe", sc_create_recipe},
     {"list_instances", list_instances},
     {"configure_live", configure_live},
+    {"configure_keeps_tls_password", configure_keeps_tls_password},
 };
 
 TEST_MAIN(cases)
