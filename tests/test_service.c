@@ -2060,6 +2060,9 @@ static void configure_live(void)
     CHECK_OUT(&c, "--port 1234 (was 0)");
     CHECK(strstr(c.text, "applied live") == NULL);
     CHECK_EQ_U(stored_dword(name, L"Port"), 1234);
+    CHECK_RUN(&c, 0, "status --name %s", name);
+    CHECK_OUT(&c, "Port=1234");
+    CHECK_OUT(&c, "any other changed since the start applies at the next start");
     SOCKET again = connect_local(port); /* the port in force is still the one it started on */
     echo_once(again, "same port\n");
     closesocket(again);
