@@ -66,6 +66,8 @@ static int dispatch(svc_options *opt)
         return svc_drain(opt);
     case SVC_CMD_LIST:
         return svc_list(opt);
+    case SVC_CMD_CONFIGURE:
+        return svc_configure(opt);
     case SVC_CMD_HELP:
         svc_usage(stdout);
         return SVC_EXIT_OK;

@@ -140,6 +140,10 @@ const svc_server_opt svc_server_opts[] = {
      "load balancer's health check takes the instance out of rotation first (default 0)"},
 };
 const size_t svc_server_opt_count = sizeof svc_server_opts / sizeof svc_server_opts[0];
+/* svc_options.server_given has a bit for each (a negative array size if not). */
+typedef char svc_server_opts_fit_in_64_bits[sizeof svc_server_opts / sizeof svc_server_opts[0] <= 64
+                                                ? 1
+                                                : -1];
 
 static void *opt_field(svc_server_options *o, const svc_server_opt *def, size_t *size)
 {
@@ -580,20 +584,28 @@ int svc_server_memory_check(const svc_server_options *o, uint64_t physical, char
 
 /* Which commands take which options (bits by command). */
 #define FOR(cmd)    (1u << (cmd))
-#define SERVER_CMDS (FOR(SVC_CMD_RUN) | FOR(SVC_CMD_INSTALL))
+#define SERVER_CMDS (FOR(SVC_CMD_RUN) | FOR(SVC_CMD_INSTALL) | FOR(SVC_CMD_CONFIGURE))
 #define NAME_CMDS                                                                                  \
     (FOR(SVC_CMD_RUN) | FOR(SVC_CMD_INSTALL) | FOR(SVC_CMD_UNINSTALL) | FOR(SVC_CMD_START) |       \
-     FOR(SVC_CMD_STOP) | FOR(SVC_CMD_STATUS) | FOR(SVC_CMD_SERVICE) | FOR(SVC_CMD_DRAIN))
+     FOR(SVC_CMD_STOP) | FOR(SVC_CMD_STATUS) | FOR(SVC_CMD_SERVICE) | FOR(SVC_CMD_DRAIN) |         \
+     FOR(SVC_CMD_CONFIGURE))
 #define WAIT_CMDS (FOR(SVC_CMD_UNINSTALL) | FOR(SVC_CMD_START) | FOR(SVC_CMD_STOP))
 
 static const struct {
     const char *word;
     svc_command cmd;
 } commands[] = {
-    {"run", SVC_CMD_RUN},         {"install", SVC_CMD_INSTALL}, {"uninstall", SVC_CMD_UNINSTALL},
-    {"start", SVC_CMD_START},     {"stop", SVC_CMD_STOP},       {"status", SVC_CMD_STATUS},
-    {"service", SVC_CMD_SERVICE}, {"help", SVC_CMD_HELP},       {"drain", SVC_CMD_DRAIN},
+    {"run", SVC_CMD_RUN},
+    {"install", SVC_CMD_INSTALL},
+    {"uninstall", SVC_CMD_UNINSTALL},
+    {"start", SVC_CMD_START},
+    {"stop", SVC_CMD_STOP},
+    {"status", SVC_CMD_STATUS},
+    {"service", SVC_CMD_SERVICE},
+    {"help", SVC_CMD_HELP},
+    {"drain", SVC_CMD_DRAIN},
     {"list", SVC_CMD_LIST},
+    {"configure", SVC_CMD_CONFIGURE},
 };
 
 static const char *command_word(svc_command cmd)
@@ -794,6 +806,7 @@ static int parse_option(int argc, char **argv, int *i, parse_state *ps, char *er
             continue;
         if (!(me & SERVER_CMDS))
             goto not_here;
+        ps->out->server_given |= (uint64_t)1 << k; /* configure changes only these */
         if (def->kind == SVC_OPT_SWITCH) {
             if (arg[fl] != '\0') {
                 snprintf(err, err_size, "%s takes no value", def->flag);
@@ -858,7 +871,9 @@ int svc_options_parse(int argc, char **argv, svc_options *out, char *err, size_t
         if (parse_option(argc, argv, &i, &ps, err, err_size) != 0)
             return -1;
     }
-    if (out->tls_password_given && out->server.tls_pfx[0] == '\0') {
+    /* configure: the PFX may be the one stored (configure.c checks after the overlay). */
+    if (out->tls_password_given && out->server.tls_pfx[0] == '\0' &&
+        out->command != SVC_CMD_CONFIGURE) {
         snprintf(err, err_size, "--tls-password is the password of --tls-pfx, which is missing");
         return -1;
     }
@@ -929,11 +944,16 @@ void svc_usage(FILE *to)
             "              and open connections finish (through the status pipe: local,\n"
             "              the instance's account or an administrator only)\n"
             "  list        every instance on this machine (services and consoles): state, port\n"
+            "  configure   change the installed service's options (administrator): stores\n"
+            "              the ones given, then the running service applies the timeouts,\n"
+            "              per-IP limit, drain timeout, unready delay and log limits at once\n"
+            "              (SERVICE_CONTROL_PARAMCHANGE); it says which need a restart\n"
             "\n"
             "every command:\n"
             "  --name NAME           service / instance name (default %s)\n"
             "\n"
-            "run and install (install stores them under the service's Parameters key):\n",
+            "run, install and configure (install and configure store them under the service's\n"
+            "Parameters key):\n",
             SVC_DEFAULT_NAME);
     for (size_t i = 0; i < svc_server_opt_count; i++) {
         const svc_server_opt *d = &svc_server_opts[i];

@@ -93,6 +93,37 @@ void svc_params_path(const char *name, wchar_t *out, size_t count)
     out[count - 1] = L'\0';
 }
 
+DWORD svc_params_write_value(HKEY key, const svc_server_opt *def, const svc_server_options *o)
+{
+    LONG rc;
+    char text[SVC_PATH_MAX];
+    svc_server_opt_get(o, def, text, sizeof text);
+    if (def->kind == SVC_OPT_SECRET) {
+        /* Only with a PFX; never as text. */
+        const char *secret = (const char *)o + def->offset;
+        if (o->tls_pfx[0] == '\0') {
+            rc = RegDeleteValueW(key, def->value);
+            return rc == ERROR_FILE_NOT_FOUND ? ERROR_SUCCESS : (DWORD)rc;
+        }
+        BYTE *blob = NULL;
+        DWORD blob_size = 0;
+        rc = (LONG)svc_secret_protect(secret, &blob, &blob_size);
+        if (rc == ERROR_SUCCESS) {
+            rc = RegSetValueExW(key, def->value, 0, REG_BINARY, blob, blob_size);
+            LocalFree(blob);
+        }
+    } else if (def->kind == SVC_OPT_NUMBER || def->kind == SVC_OPT_SWITCH) {
+        DWORD v = (DWORD)strtoul(text, NULL, 10);
+        rc = RegSetValueExW(key, def->value, 0, REG_DWORD, (const BYTE *)&v, sizeof v);
+    } else {
+        wchar_t wide[SVC_PATH_MAX];
+        svc_widen(text, wide, sizeof wide / sizeof wide[0]);
+        rc = RegSetValueExW(key, def->value, 0, REG_SZ, (const BYTE *)wide,
+                            (DWORD)((wcslen(wide) + 1) * sizeof(wchar_t)));
+    }
+    return (DWORD)rc;
+}
+
 DWORD svc_params_write(HKEY root, const wchar_t *path, const svc_server_options *o)
 {
     HKEY key;
@@ -100,36 +131,8 @@ DWORD svc_params_write(HKEY root, const wchar_t *path, const svc_server_options 
                               &key, NULL);
     if (rc != ERROR_SUCCESS)
         return (DWORD)rc;
-    for (size_t i = 0; i < svc_server_opt_count && rc == ERROR_SUCCESS; i++) {
-        const svc_server_opt *def = &svc_server_opts[i];
-        char text[SVC_PATH_MAX];
-        svc_server_opt_get(o, def, text, sizeof text);
-        if (def->kind == SVC_OPT_SECRET) {
-            /* Only with a PFX; never as text. */
-            const char *secret = (const char *)o + def->offset;
-            if (o->tls_pfx[0] == '\0') {
-                rc = RegDeleteValueW(key, def->value);
-                if (rc == ERROR_FILE_NOT_FOUND)
-                    rc = ERROR_SUCCESS;
-                continue;
-            }
-            BYTE *blob = NULL;
-            DWORD blob_size = 0;
-            rc = (LONG)svc_secret_protect(secret, &blob, &blob_size);
-            if (rc == ERROR_SUCCESS) {
-                rc = RegSetValueExW(key, def->value, 0, REG_BINARY, blob, blob_size);
-                LocalFree(blob);
-            }
-        } else if (def->kind == SVC_OPT_NUMBER || def->kind == SVC_OPT_SWITCH) {
-            DWORD v = (DWORD)strtoul(text, NULL, 10);
-            rc = RegSetValueExW(key, def->value, 0, REG_DWORD, (const BYTE *)&v, sizeof v);
-        } else {
-            wchar_t wide[SVC_PATH_MAX];
-            svc_widen(text, wide, sizeof wide / sizeof wide[0]);
-            rc = RegSetValueExW(key, def->value, 0, REG_SZ, (const BYTE *)wide,
-                                (DWORD)((wcslen(wide) + 1) * sizeof(wchar_t)));
-        }
-    }
+    for (size_t i = 0; i < svc_server_opt_count && rc == ERROR_SUCCESS; i++)
+        rc = (LONG)svc_params_write_value(key, &svc_server_opts[i], o);
     RegCloseKey(key);
     return (DWORD)rc;
 }

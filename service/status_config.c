@@ -128,4 +128,10 @@ void svc_print_config(SC_HANDLE svc, const char *name)
     }
     free(qc);
     print_options(name);
+    /* The options are the stored ones; `configure` changes some of them live (configure.c). */
+    SERVICE_STATUS st;
+    if (QueryServiceStatus(svc, &st) && st.dwCurrentState == SERVICE_RUNNING)
+        printf("    (stored values: the live ones, the timeouts, per-IP limit, drain timeout, "
+               "unready delay and log limits, are in force; any other changed since the start "
+               "applies at the next start: `configure` and the log named it)\n");
 }

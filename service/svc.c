@@ -28,6 +28,7 @@ static struct {
     CRITICAL_SECTION lock; /* status and checkpoint: ServiceMain vs the handler thread */
     SERVICE_STATUS status;
     HANDLE stop_event;
+    HANDLE paramchange_event; /* auto-reset: SERVICE_CONTROL_PARAMCHANGE for the main thread */
 } s;
 
 static void report(DWORD state, DWORD win32_exit, DWORD wait_hint)
@@ -36,10 +37,10 @@ static void report(DWORD state, DWORD win32_exit, DWORD wait_hint)
     s.status.dwServiceType = SERVICE_WIN32_OWN_PROCESS;
     s.status.dwCurrentState = state;
     s.status.dwWaitHint = wait_hint;
-    s.status.dwControlsAccepted =
-        state == SERVICE_RUNNING
-            ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN | SERVICE_ACCEPT_PRESHUTDOWN
-            : 0;
+    s.status.dwControlsAccepted = state == SERVICE_RUNNING
+                                      ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN |
+                                            SERVICE_ACCEPT_PRESHUTDOWN | SERVICE_ACCEPT_PARAMCHANGE
+                                      : 0;
     if (win32_exit == ERROR_SERVICE_SPECIFIC_ERROR) {
         s.status.dwWin32ExitCode = ERROR_SERVICE_SPECIFIC_ERROR;
         s.status.dwServiceSpecificExitCode = SVC_EXIT_CANNOT_START;
@@ -77,6 +78,10 @@ static DWORD WINAPI handler(DWORD control, DWORD event_type, void *event_data, v
         /* Say "stopping" at once; ServiceMain does the work and the checkpoints. */
         report(SERVICE_STOP_PENDING, NO_ERROR, STOP_WAIT_HINT_MS);
         SetEvent(s.stop_event);
+        return NO_ERROR;
+    case SERVICE_CONTROL_PARAMCHANGE:
+        /* Reading the registry and reconfiguring is the main thread's (configure.c). */
+        SetEvent(s.paramchange_event);
         return NO_ERROR;
     case SERVICE_CONTROL_INTERROGATE:
         return NO_ERROR;
@@ -188,7 +193,11 @@ static void WINAPI service_main(DWORD argc, wchar_t **argv)
     report(SERVICE_RUNNING, NO_ERROR, 0);
 
     int failed = 0;
-    while (WaitForSingleObject(s.stop_event, 1000) == WAIT_TIMEOUT) {
+    HANDLE wake[2] = {s.stop_event, s.paramchange_event};
+    DWORD woke;
+    while ((woke = WaitForMultipleObjects(2, wake, FALSE, 1000)) != WAIT_OBJECT_0) {
+        if (woke == WAIT_OBJECT_0 + 1)
+            svc_configure_apply(&host);
         if (svc_host_tick(&host) != 0) {
             svc_event(IOCP_LOG_ERROR, MSG_ERROR, "the server stopped on its own");
             failed = 1;
@@ -214,7 +223,8 @@ int svc_service_dispatch(const svc_options *opt)
     s.opt = *opt;
     InitializeCriticalSection(&s.lock);
     s.stop_event = CreateEventW(NULL, TRUE, FALSE, NULL);
-    if (s.stop_event == NULL)
+    s.paramchange_event = CreateEventW(NULL, FALSE, FALSE, NULL);
+    if (s.stop_event == NULL || s.paramchange_event == NULL)
         return SVC_EXIT_SYSTEM;
     if (!StartServiceCtrlDispatcherW(table)) {
         DWORD e = GetLastError();

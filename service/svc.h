@@ -85,10 +85,11 @@ typedef enum svc_command {
     SVC_CMD_START,
     SVC_CMD_STOP,
     SVC_CMD_STATUS,
-    SVC_CMD_SERVICE, /* started by the SCM (the ImagePath says so); not for people */
-    SVC_CMD_VERSION, /* --version: print "iocp-service X.Y.Z" (the project's version) */
-    SVC_CMD_DRAIN,   /* drain.c: the running instance stops accepting and drains */
-    SVC_CMD_LIST     /* every instance on this machine, service or console */
+    SVC_CMD_SERVICE,  /* started by the SCM (the ImagePath says so); not for people */
+    SVC_CMD_VERSION,  /* --version: print "iocp-service X.Y.Z" (the project's version) */
+    SVC_CMD_DRAIN,    /* drain.c: the running instance stops accepting and drains */
+    SVC_CMD_LIST,     /* every instance on this machine, service or console */
+    SVC_CMD_CONFIGURE /* configure.c: store changed options, SERVICE_CONTROL_PARAMCHANGE */
 } svc_command;
 
 typedef enum svc_start_type {
@@ -172,6 +173,7 @@ typedef struct svc_options {
     /* start / stop / uninstall: how long to wait for the state; 0 = the default */
     uint32_t timeout_s;
     int take_over; /* run --take-over: start on the running instance's listener (takeover.c) */
+    uint64_t server_given; /* bit k: svc_server_opts[k] was on the command line (configure) */
 } svc_options;
 
 /* One server option: its flag, its registry value, its range. Shared by the command line and
@@ -684,5 +686,32 @@ uint64_t svc_now_ms(void);
 DWORD svc_win32_from_iocp(const iocp_error_info *err);
 /* The exit code (table above) for a Win32 code a service stopped with. */
 int svc_exit_from_win32(DWORD code);
+
+/* ---- live reconfiguration: configure.c ------------------------------------------------------ */
+
+/* Copies into `into` the server options whose bit is set in `given` (svc_options.server_given),
+ * the TLS password excepted: the caller settles that one. */
+void svc_configure_overlay(svc_server_options *into, const svc_server_options *from,
+                           uint64_t given);
+/* 1 when the running service applies a change of this option from `before` to `after` at
+ * once (SERVICE_CONTROL_PARAMCHANGE), 0 when it needs a restart. */
+int svc_configure_is_live(const svc_server_opt *def, const svc_server_options *before,
+                          const svc_server_options *after);
+/* The options that differ between before and after, as "--idle-timeout 1 (was 300)" lists
+ * separated by ", ": those that apply live and those that need a restart ("" = none). Returns
+ * how many differ. The TLS password is compared but never printed. */
+int svc_configure_changes(const svc_server_options *before, const svc_server_options *after,
+                          char *live, size_t live_size, char *restart, size_t restart_size);
+/* `iocp-service configure`: reads the Parameters, overlays the command line, validates,
+ * writes what changed, sends SERVICE_CONTROL_PARAMCHANGE. An exit code. */
+int svc_configure(svc_options *opt);
+/* The service's side of SERVICE_CONTROL_PARAMCHANGE, on its main thread: re-reads the
+ * Parameters and applies what can change live (iocp_engine_reconfigure, the log limits, the
+ * drain timeout, the unready delay); logs what applied and what needs a restart. An invalid
+ * Parameters key changes nothing. */
+void svc_configure_apply(svc_host *h);
+/* Writes one server option's value under an open Parameters key (params.c; the TLS password
+ * as its DPAPI blob, removed without a PFX). */
+DWORD svc_params_write_value(HKEY key, const svc_server_opt *def, const svc_server_options *o);
 
 #endif

@@ -1972,6 +1972,169 @@ static void sc_create_recipe(void)
     tp_free(&sc);
 }
 
+/* ---- live reconfiguration (configure.c) -------------------------------------------------- */
+
+typedef struct talker {
+    SOCKET s;
+    volatile LONG stop;
+    volatile LONG echoed; /* exact echoes */
+    volatile LONG failed; /* an echo that did not come back whole */
+} talker;
+
+/* Echoes a numbered line every 200 ms until told to stop: under a 1 s idle timeout. */
+static DWORD WINAPI talker_main(void *arg)
+{
+    talker *t = arg;
+    while (!t->stop) {
+        char msg[64], back[64];
+        int len = snprintf(msg, sizeof msg, "talk %ld\n", (long)t->echoed);
+        if (tn_send_all(t->s, msg, (size_t)len) != 0 ||
+            tn_recv_exact(t->s, back, (size_t)len) != (size_t)len ||
+            memcmp(back, msg, (size_t)len) != 0) {
+            InterlockedExchange(&t->failed, 1);
+            return 0;
+        }
+        InterlockedIncrement(&t->echoed);
+        Sleep(200); /* the pace of a talking client, not a wait for an event */
+    }
+    return 0;
+}
+
+static DWORD stored_dword(const char *name, const wchar_t *value)
+{
+    wchar_t key[200];
+    DWORD v = 0, size = sizeof v;
+    svc_params_path(name, key, 200);
+    CHECK(RegGetValueW(HKEY_LOCAL_MACHINE, key, value, RRF_RT_REG_DWORD, NULL, &v, &size) ==
+          ERROR_SUCCESS);
+    return v;
+}
+
+/* Installed with a 300 s idle timeout, a silent client stays; `configure --idle-timeout 1`
+ * says it applied live, closes the silent client within seconds and not the talking one;
+ * --port says it needs a restart (the service keeps its port); a bad value changes nothing;
+ * `sc control N paramchange` after a registry edit applies it as well. */
+static void configure_live(void)
+{
+    char name[64], log[MAX_PATH * 3];
+    static child c;
+    static talker t;
+    service_name(name, sizeof name, "conf");
+    log_path(log, sizeof log, name);
+    CHECK_RUN(&c, 0,
+              "install --allow-unsafe-location --name %s --port 0 --idle-timeout 300 --log-file "
+              "\"%s\"",
+              name, log);
+    CHECK_RUN(&c, 0, "start --name %s", name);
+    uint16_t port = port_of(&c);
+    SOCKET silent = connect_local(port);
+    echo_once(silent, "then silence\n");
+    memset(&t, 0, sizeof t);
+    t.s = connect_local(port);
+    HANDLE thread = CreateThread(NULL, 0, talker_main, &t, 0, NULL);
+    CHECK(thread != NULL);
+
+    CHECK_RUN(&c, 0, "configure --name %s --idle-timeout 1", name);
+    CHECK_OUT(&c, "applied live: --idle-timeout 1 (was 300)");
+    CHECK(strstr(c.text, "needs a restart") == NULL);
+    uint64_t t0 = test_now_ms();
+    CHECK_MSG(tn_wait_closed(silent, 10000), "the silent client is still open 10 s later");
+    printf("the silent client was closed %llu ms after configure returned\n",
+           (unsigned long long)(test_now_ms() - t0));
+    closesocket(silent);
+    CHECK(log_has(log, "parameter change: applied live: --idle-timeout 1 (was 300)", 5000));
+    LONG before = t.echoed;
+    uint64_t deadline = test_now_ms() + 10000;
+    while (t.echoed < before + 5 && !t.failed && test_now_ms() < deadline)
+        Sleep(50); /* polls the talker's count against a deadline */
+    CHECK_MSG(!t.failed && t.echoed >= before + 5, "the talking client stopped after %ld echoes",
+              (long)t.echoed);
+    InterlockedExchange(&t.stop, 1);
+    WaitForSingleObject(thread, INFINITE);
+    CloseHandle(thread);
+    CHECK(!t.failed);
+    closesocket(t.s);
+
+    CHECK_RUN(&c, 0, "configure --name %s --port 1234", name);
+    CHECK_OUT(&c, "needs a restart");
+    CHECK_OUT(&c, "--port 1234 (was 0)");
+    CHECK(strstr(c.text, "applied live") == NULL);
+    CHECK_EQ_U(stored_dword(name, L"Port"), 1234);
+    CHECK_RUN(&c, 0, "status --name %s", name);
+    CHECK_OUT(&c, "Port=1234");
+    CHECK_OUT(&c, "any other changed since the start applies at the next start");
+    SOCKET again = connect_local(port); /* the port in force is still the one it started on */
+    echo_once(again, "same port\n");
+    closesocket(again);
+
+    CHECK_RUN(&c, 1, "configure --name %s --idle-timeout abc", name);
+    CHECK_OUT(&c, "--idle-timeout needs a whole number");
+    CHECK_EQ_U(stored_dword(name, L"IdleTimeout"), 1);
+
+    /* A registry edit, then the SCM's control: the service reads it (its log says so). */
+    wchar_t key[200];
+    DWORD v = 300;
+    svc_params_path(name, key, 200);
+    CHECK(RegSetKeyValueW(HKEY_LOCAL_MACHINE, key, L"IdleTimeout", REG_DWORD, &v, sizeof v) ==
+          ERROR_SUCCESS);
+    static tp_child sc;
+    DWORD code = run_sc(&sc, "control %s paramchange", name);
+    if (code != 0) {
+        /* Wine's sc.exe may not know `control`: send the same control directly. */
+        SC_HANDLE scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+        wchar_t wname[64];
+        svc_widen(name, wname, 64);
+        SC_HANDLE svc = OpenServiceW(scm, wname, SERVICE_PAUSE_CONTINUE);
+        SERVICE_STATUS st;
+        CHECK(svc != NULL && ControlService(svc, SERVICE_CONTROL_PARAMCHANGE, &st));
+        CloseServiceHandle(svc);
+        CloseServiceHandle(scm);
+    }
+    CHECK(log_has(log, "applied live: --idle-timeout 300 (was 1)", 5000));
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
+static void stored_blob(const char *name, BYTE *out, DWORD *size)
+{
+    wchar_t key[200];
+    svc_params_path(name, key, 200);
+    CHECK(RegGetValueW(HKEY_LOCAL_MACHINE, key, L"TlsPasswordProtected", RRF_RT_REG_BINARY, NULL,
+                       out, size) == ERROR_SUCCESS);
+}
+
+/* configure leaves the DPAPI-protected TLS password as it is unless --tls-password is given
+ * (a re-encryption would differ: DPAPI salts each blob), never prints it, and on a stopped
+ * service says the change applies at the next start. */
+static void configure_keeps_tls_password(void)
+{
+    char name[64], pfx[MAX_PATH * 2];
+    static child c;
+    static BYTE first[4096], second[4096];
+    DWORD first_size = sizeof first, second_size = sizeof second;
+    service_name(name, sizeof name, "conftls");
+    snprintf(pfx, sizeof pfx, "%s/server.pfx", IOCP_TLS_DIR);
+    CHECK_RUN(&c, 0,
+              "install --allow-unsafe-location --name %s --port 0 --tls-pfx \"%s\" --tls-password "
+              "first-secret",
+              name, pfx);
+    stored_blob(name, first, &first_size);
+    CHECK_RUN(&c, 0, "configure --name %s --idle-timeout 5", name);
+    CHECK_OUT(&c, "not running: everything applies at its next start");
+    CHECK_OUT(&c, "--idle-timeout 5 (was 300)");
+    stored_blob(name, second, &second_size);
+    CHECK(first_size == second_size && memcmp(first, second, first_size) == 0);
+    CHECK_EQ_U(stored_dword(name, L"IdleTimeout"), 5);
+
+    CHECK_RUN(&c, 0, "configure --name %s --tls-password other-secret", name);
+    CHECK_OUT(&c, "--tls-password");
+    CHECK_MSG(strstr(c.text, "other-secret") == NULL, "the password was printed:\n%s", c.text);
+    registry_lacks(name, "other-secret");
+    second_size = sizeof second;
+    stored_blob(name, second, &second_size);
+    CHECK(first_size != second_size || memcmp(first, second, first_size) != 0);
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
 static const test_case cases[] = {
     {"usage_and_exit_codes", usage_and_exit_codes},
     {"lifecycle", lifecycle},
@@ -1999,6 +2162,8 @@ static const test_case cases[] = {
     {"log_folder_missing", log_folder_missing},
     {"sc_create_recipe", sc_create_recipe},
     {"list_instances", list_instances},
+    {"configure_live", configure_live},
+    {"configure_keeps_tls_password", configure_keeps_tls_password},
 };
 
 TEST_MAIN(cases)

@@ -1820,6 +1820,56 @@ static void failure_schedule(void)
     CHECK_EQ_U(a[1].Delay, 5000);
 }
 
+/* configure: only the options given replace the stored ones; each change is named live or
+ * restart, the per-IP limit live only between two limits; the password never printed. */
+static void configure_overlay(void)
+{
+    svc_options o;
+    svc_server_options stored, after;
+    char live[1024], restart[1024];
+    PARSE_OK(&o, "configure", "--name", "x", "--idle-timeout", "1");
+    CHECK(o.command == SVC_CMD_CONFIGURE);
+    svc_server_options_init(&stored);
+    stored.port = 0;
+    stored.idle_timeout_s = 300;
+    snprintf(stored.log_file, sizeof stored.log_file, "C:\\logs\\a.log");
+    after = stored;
+    svc_configure_overlay(&after, &o.server, o.server_given);
+    CHECK_EQ_U(after.idle_timeout_s, 1);
+    CHECK_EQ_U(after.port, 0); /* not given: the stored 0, not the parser's default 9000 */
+    CHECK(strcmp(after.log_file, "C:\\logs\\a.log") == 0);
+    CHECK_EQ_U(svc_configure_changes(&stored, &after, live, sizeof live, restart, sizeof restart),
+               1);
+    CHECK_MSG(strcmp(live, "--idle-timeout 1 (was 300)") == 0, "live: %s", live);
+    CHECK_MSG(restart[0] == '\0', "restart: %s", restart);
+
+    PARSE_OK(&o, "configure", "--port", "1234", "--max-connections-per-ip", "0");
+    after = stored;
+    svc_configure_overlay(&after, &o.server, o.server_given);
+    CHECK_EQ_U(svc_configure_changes(&stored, &after, live, sizeof live, restart, sizeof restart),
+               2);
+    CHECK_MSG(live[0] == '\0', "live: %s", live);
+    CHECK_MSG(strstr(restart, "--port 1234 (was 0)") != NULL &&
+                  strstr(restart, "--max-connections-per-ip 0 (was 256)") != NULL,
+              "restart: %s", restart);
+
+    PARSE_OK(&o, "configure", "--max-connections-per-ip", "5", "--log-keep", "2");
+    after = stored;
+    svc_configure_overlay(&after, &o.server, o.server_given);
+    svc_configure_changes(&stored, &after, live, sizeof live, restart, sizeof restart);
+    CHECK_MSG(strstr(live, "--max-connections-per-ip 5") && strstr(live, "--log-keep 2"), "%s",
+              live);
+    /* A password given alone is kept for the stored PFX; it is never printed. */
+    PARSE_OK(&o, "configure", "--tls-password", "hunter2", NULL, NULL);
+    CHECK_EQ_U(o.tls_password_given, 1);
+    after = stored;
+    snprintf(after.tls_password, sizeof after.tls_password, "hunter2");
+    svc_configure_changes(&stored, &after, live, sizeof live, restart, sizeof restart);
+    CHECK(strstr(restart, "--tls-password") != NULL && strstr(restart, "hunter2") == NULL);
+    parse_fails("--idle-timeout needs a whole number", "configure", "--idle-timeout", "abc", NULL);
+    parse_fails("does not take --take-over", "configure", "--take-over", NULL, NULL);
+}
+
 static const test_case cases[] = {
     {"options_defaults", options_defaults},
     {"options_every_server_option", options_every_server_option},
@@ -1858,6 +1908,7 @@ static const test_case cases[] = {
     {"admin_http_requests", admin_http_requests},
     {"metrics_text", metrics_text},
     {"failure_schedule", failure_schedule},
+    {"configure_overlay", configure_overlay},
 };
 
 int main(int argc, char **argv)
