@@ -497,6 +497,53 @@ static void store_certificates(void)
     CertCloseStore(my, 0);
 }
 
+/* tls.revocation: every mode builds from the cache only (never a wait on the network under
+ * the connection's lock); soft refuses only a certificate known revoked, hard an unknown or
+ * offline status too, off nothing. */
+static void revocation_modes(void)
+{
+    const DWORD cache_only = CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL;
+    const DWORD check = CERT_CHAIN_REVOCATION_CHECK_CHAIN_EXCLUDE_ROOT | 0x80000000u;
+    iocpi_tls_revocation_plan off = iocpi_tls_revocation(IOCP_TLS_REVOCATION_OFF);
+    iocpi_tls_revocation_plan soft = iocpi_tls_revocation(IOCP_TLS_REVOCATION_SOFT);
+    iocpi_tls_revocation_plan hard = iocpi_tls_revocation(IOCP_TLS_REVOCATION_HARD);
+    CHECK_EQ_U(off.chain_flags, cache_only);
+    CHECK_EQ_U(soft.chain_flags, cache_only | check);
+    CHECK_EQ_U(hard.chain_flags, cache_only | check);
+    CHECK_EQ_U(soft.policy_flags, 0x00000F00u); /* CERT_CHAIN_POLICY_IGNORE_ALL_REV_UNKNOWN */
+    CHECK_EQ_U(hard.policy_flags, 0);
+    CHECK_EQ_U(IOCP_TLS_REVOCATION_SOFT, 0); /* a zeroed config is soft-fail */
+
+    const DWORD unknown = CERT_TRUST_REVOCATION_STATUS_UNKNOWN;
+    const DWORD offline = CERT_TRUST_IS_OFFLINE_REVOCATION | unknown;
+    const DWORD revoked = CERT_TRUST_IS_REVOKED;
+    static const struct {
+        int mode;
+        DWORD status;
+        DWORD refusal;
+    } rows[] = {
+        {IOCP_TLS_REVOCATION_OFF, 0, 0},
+        {IOCP_TLS_REVOCATION_OFF, unknown, 0},
+        {IOCP_TLS_REVOCATION_OFF, revoked, 0},
+        {IOCP_TLS_REVOCATION_SOFT, 0, 0},
+        {IOCP_TLS_REVOCATION_SOFT, unknown, 0},
+        {IOCP_TLS_REVOCATION_SOFT, offline, 0},
+        {IOCP_TLS_REVOCATION_SOFT, revoked, (DWORD)CERT_E_REVOKED},
+        {IOCP_TLS_REVOCATION_SOFT, revoked | unknown, (DWORD)CERT_E_REVOKED},
+        {IOCP_TLS_REVOCATION_HARD, 0, 0},
+        {IOCP_TLS_REVOCATION_HARD, unknown, (DWORD)CRYPT_E_NO_REVOCATION_CHECK},
+        {IOCP_TLS_REVOCATION_HARD, offline, (DWORD)CRYPT_E_REVOCATION_OFFLINE},
+        {IOCP_TLS_REVOCATION_HARD, revoked | offline, (DWORD)CERT_E_REVOKED},
+        {IOCP_TLS_REVOCATION_HARD, CERT_TRUST_IS_NOT_TIME_VALID, 0}, /* not revocation's */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        DWORD got = iocpi_tls_revocation_error(rows[i].mode, rows[i].status);
+        CHECK_MSG(got == rows[i].refusal, "row %u: mode %d status 0x%lx gave 0x%08lx, not 0x%08lx",
+                  (unsigned)i, rows[i].mode, (unsigned long)rows[i].status, (unsigned long)got,
+                  (unsigned long)rows[i].refusal);
+    }
+}
+
 static const test_case cases[] = {
     {"pfx_refusals", pfx_refusals},
     {"self_check", self_check},
@@ -506,6 +553,7 @@ static const test_case cases[] = {
     {"plaintext_is_refused", plaintext_is_refused},
     {"client_names_a_plaintext_server", client_names_a_plaintext_server},
     {"ca_file_engine", ca_file_engine},
+    {"revocation_modes", revocation_modes},
 };
 
 TEST_MAIN(cases)

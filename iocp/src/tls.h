@@ -47,6 +47,7 @@ typedef struct iocpi_tls_creds {
      * iocpi_tls_creds_set_floor changes them. */
     unsigned min_version;
     int legacy_suites;
+    int revocation; /* IOCPI_TLS_REVOCATION_* (tls_revocation.c); 0 = soft-fail */
 } iocpi_tls_creds;
 
 /* Server credentials from a PFX file and its password. 0, or -1 with err naming the cause
@@ -152,6 +153,20 @@ unsigned iocpi_tls_wire_version(DWORD sp_protocol);
 /* In memory, before listening: a client session against a session of these server
  * credentials, a record each way. 0, or -1 with err naming the cause. */
 int iocpi_tls_self_check(iocpi_tls_creds *server, char *err, size_t err_size);
+
+/* Revocation (tls_revocation.c): the same values as IOCP_TLS_REVOCATION_*. */
+#define IOCPI_TLS_REVOCATION_SOFT 0
+#define IOCPI_TLS_REVOCATION_OFF  1
+#define IOCPI_TLS_REVOCATION_HARD 2
+typedef struct iocpi_tls_revocation_plan {
+    DWORD chain_flags;  /* CertGetCertificateChain's dwFlags: cache only, whatever the mode */
+    DWORD policy_flags; /* CERT_CHAIN_POLICY_PARA.dwFlags for the SSL policy */
+} iocpi_tls_revocation_plan;
+iocpi_tls_revocation_plan iocpi_tls_revocation(int mode);
+/* The refusal a chain's TrustStatus.dwErrorStatus earns under mode: CERT_E_REVOKED,
+ * CRYPT_E_REVOCATION_OFFLINE, CRYPT_E_NO_REVOCATION_CHECK, or 0 when revocation does not
+ * stand in the way. */
+DWORD iocpi_tls_revocation_error(int mode, DWORD chain_status);
 
 /* "SEC_E_UNSUPPORTED_FUNCTION (0x80090302)": the names of the codes this layer meets. */
 const char *iocpi_tls_status_name(SECURITY_STATUS s, char *buf, size_t size);

@@ -598,6 +598,14 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
                         floor);
         return IOCP_E_INVALID_ARG;
     }
+    if (cfg->revocation != IOCP_TLS_REVOCATION_SOFT && cfg->revocation != IOCP_TLS_REVOCATION_OFF &&
+        cfg->revocation != IOCP_TLS_REVOCATION_HARD) {
+        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0,
+                        "TLS: revocation %d is not IOCP_TLS_REVOCATION_SOFT (0), _OFF (1) or "
+                        "_HARD (2)",
+                        cfg->revocation);
+        return IOCP_E_INVALID_ARG;
+    }
     if (e->config.buffer_size < IOCP_TLS_MIN_BUFFER) {
         iocpi_log(e, IOCP_LOG_DEBUG,
                   "TLS: receive buffer raised from %lu to %lu bytes (a whole "
@@ -634,6 +642,7 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
             iocpi_error_set(err, IOCP_E_TLS, code, "%s", why);
             return IOCP_E_TLS;
         }
+        e->tls_server->revocation = cfg->revocation;
         /* Client certificates required: loaded after the self-check (whose client has none). */
         if (cfg->client_ca_file != NULL && cfg->client_ca_file[0] != '\0' &&
             load_ca_file(e->tls_server, cfg->client_ca_file, why, sizeof why) != 0) {
@@ -663,6 +672,8 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
             return IOCP_E_TLS;
         }
     }
+    if (e->tls_client != NULL)
+        e->tls_client->revocation = cfg->revocation;
     e->tls_sessions = calloc(e->config.max_connections, sizeof *e->tls_sessions);
     if (e->tls_sessions == NULL) {
         iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "TLS sessions");
