@@ -344,6 +344,19 @@ static int verify_peer(iocpi_tls *t)
     BOOL built = CertGetCertificateChain(t->creds->chain_engine, cert, NULL, more, &para,
                                          revocation.chain_flags, NULL, &chain);
     DWORD build_error = GetLastError();
+    /* Revocation from a chain of its own (tls_revocation.c says why); a failed build leaves
+     * the status unknown, which only hard-fail refuses. */
+    DWORD revocation_bits = 0;
+    if (built && revocation.revocation_flags != 0) {
+        PCCERT_CHAIN_CONTEXT rchain = NULL;
+        if (CertGetCertificateChain(t->creds->chain_engine, cert, NULL, more, &para,
+                                    revocation.revocation_flags, NULL, &rchain)) {
+            revocation_bits = rchain->TrustStatus.dwErrorStatus;
+            CertFreeCertificateChain(rchain);
+        } else {
+            revocation_bits = CERT_TRUST_REVOCATION_STATUS_UNKNOWN;
+        }
+    }
     if (both != NULL)
         CertCloseStore(both, 0);
     if (!built) {
@@ -359,7 +372,7 @@ static int verify_peer(iocpi_tls *t)
      * tls.revocation says (tls_revocation.c): validation runs on a worker under the
      * connection's lock and never waits on the network. */
     DWORD status_bits = chain->TrustStatus.dwErrorStatus;
-    DWORD revocation_error = iocpi_tls_revocation_error(t->creds->revocation, status_bits);
+    DWORD revocation_error = iocpi_tls_revocation_error(t->creds->revocation, revocation_bits);
     DWORD trust = status_bits & ~(DWORD)(CERT_TRUST_REVOCATION_STATUS_UNKNOWN |
                                          CERT_TRUST_IS_OFFLINE_REVOCATION | CERT_TRUST_IS_REVOKED);
     if (file_root)
@@ -382,7 +395,7 @@ static int verify_peer(iocpi_tls *t)
      * checks the rest (name, expiry, usage). */
     if (file_root)
         https.fdwChecks = 0x00000100; /* SECURITY_FLAG_IGNORE_UNKNOWN_CA */
-    CERT_CHAIN_POLICY_PARA policy = {sizeof policy, revocation.policy_flags, &https};
+    CERT_CHAIN_POLICY_PARA policy = {sizeof policy, 0, &https};
     CERT_CHAIN_POLICY_STATUS status;
     memset(&status, 0, sizeof status);
     status.cbSize = sizeof status;

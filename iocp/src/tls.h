@@ -159,8 +159,8 @@ int iocpi_tls_self_check(iocpi_tls_creds *server, char *err, size_t err_size);
 #define IOCPI_TLS_REVOCATION_OFF  1
 #define IOCPI_TLS_REVOCATION_HARD 2
 typedef struct iocpi_tls_revocation_plan {
-    DWORD chain_flags;  /* CertGetCertificateChain's dwFlags: cache only, whatever the mode */
-    DWORD policy_flags; /* CERT_CHAIN_POLICY_PARA.dwFlags for the SSL policy */
+    DWORD chain_flags;      /* the chain the SSL policy judges: cache only, no revocation */
+    DWORD revocation_flags; /* a second build that reads revocation only; 0 = none (off) */
 } iocpi_tls_revocation_plan;
 iocpi_tls_revocation_plan iocpi_tls_revocation(int mode);
 /* The refusal a chain's TrustStatus.dwErrorStatus earns under mode: CERT_E_REVOKED,
