@@ -519,9 +519,9 @@ static void revocation_modes(void)
     CHECK_EQ_U(hard.revocation_flags, cache_only | check);
     CHECK_EQ_U(IOCP_TLS_REVOCATION_SOFT, 0); /* a zeroed config is soft-fail */
 
-    const DWORD unknown = CERT_TRUST_REVOCATION_STATUS_UNKNOWN;
-    const DWORD offline = CERT_TRUST_IS_OFFLINE_REVOCATION | unknown;
-    const DWORD revoked = CERT_TRUST_IS_REVOKED;
+#define unknown CERT_TRUST_REVOCATION_STATUS_UNKNOWN
+#define offline (CERT_TRUST_IS_OFFLINE_REVOCATION | CERT_TRUST_REVOCATION_STATUS_UNKNOWN)
+#define revoked CERT_TRUST_IS_REVOKED
     static const struct {
         int mode;
         DWORD status;
@@ -541,6 +541,9 @@ static void revocation_modes(void)
         {IOCP_TLS_REVOCATION_HARD, revoked | offline, (DWORD)CERT_E_REVOKED},
         {IOCP_TLS_REVOCATION_HARD, CERT_TRUST_IS_NOT_TIME_VALID, 0}, /* not revocation's */
     };
+#undef unknown
+#undef offline
+#undef revoked
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         DWORD got = iocpi_tls_revocation_error(rows[i].mode, rows[i].status);
         CHECK_MSG(got == rows[i].refusal, "row %u: mode %d status 0x%lx gave 0x%08lx, not 0x%08lx",
