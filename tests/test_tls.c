@@ -585,6 +585,21 @@ static void revocation_unknown_status(void)
     }
 }
 
+/* TLS 1.3 offered from build 20348 (as curl does), not before; and the build is read. */
+static void tls13_by_build(void)
+{
+    CHECK(!iocpi_tls13_sound(0));
+    CHECK(!iocpi_tls13_sound(17763)); /* 1809: SCH_CREDENTIALS, unsound 1.3 */
+    CHECK(!iocpi_tls13_sound(19045)); /* Windows 10 22H2, what Wine reports */
+    CHECK(!iocpi_tls13_sound(20347));
+    CHECK(iocpi_tls13_sound(20348)); /* Windows Server 2022 */
+    CHECK(iocpi_tls13_sound(22000)); /* Windows 11 */
+    unsigned long build = iocpi_windows_build();
+    printf("this system reports build %lu: TLS 1.3 %s\n", build,
+           iocpi_tls13_sound(build) ? "offered" : "not offered");
+    CHECK_MSG(build >= 2600, "RtlGetVersion gave build %lu", build);
+}
+
 static const test_case cases[] = {
     {"pfx_refusals", pfx_refusals},
     {"self_check", self_check},
@@ -596,6 +611,7 @@ static const test_case cases[] = {
     {"ca_file_engine", ca_file_engine},
     {"revocation_modes", revocation_modes},
     {"revocation_unknown_status", revocation_unknown_status},
+    {"tls13_by_build", tls13_by_build},
 };
 
 TEST_MAIN(cases)

@@ -1,12 +1,12 @@
 /*
  * tls_creds.c: Schannel credentials for both roles.
  *
- * Protocols: the floor (TLS 1.2 unless min_version says lower) up to 1.3 where the system
- * offers it. SCH_CREDENTIALS (Windows 10 1809 and later) is the structure that can enable 1.3
- * and carry the suite floor: its CRYPTO_SETTINGS refuse RSA key exchange (no forward
- * secrecy) and the CBC, 3DES, DES and RC4 ciphers, so that Windows never offers those suites.
- * An older system (or one that rejects the structure) gets SCHANNEL_CRED up to 1.2. What a
- * system does not honour, tls_floor.c holds after the handshake.
+ * Protocols: the floor (TLS 1.2 unless min_version says lower) up to 1.3 where the system's
+ * TLS 1.3 is sound (build 20348 and later: tls_windows_build.c). SCH_CREDENTIALS (Windows 10 1809
+ * and later) is the structure that can enable 1.3 and carry the suite floor: its CRYPTO_SETTINGS
+ * refuse RSA key exchange (no forward secrecy) and the CBC, 3DES, DES and RC4 ciphers, so that
+ * Windows never offers those suites. An older system (or one that rejects the structure) gets
+ * SCHANNEL_CRED up to 1.2. What a system does not honour, tls_floor.c holds after the handshake.
  *
  * A PFX import persists the private key in a key container (Schannel runs in LSASS and cannot
  * use an ephemeral key), so freeing server credentials deletes the containers the import made:
@@ -188,7 +188,8 @@ static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
     UNICODE_STRING cbc;
     memset(&params, 0, sizeof params);
     /* Everything below the floor is disabled (the field lists what is NOT allowed). */
-    params.grbitDisabledProtocols = ~enabled_protocols(c, 1);
+    int offer_13 = iocpi_tls13_sound(iocpi_windows_build());
+    params.grbitDisabledProtocols = ~enabled_protocols(c, offer_13);
     params.cDisabledCrypto = disabled_crypto(c, crypto, &cbc);
     params.pDisabledCrypto = params.cDisabledCrypto > 0 ? crypto : NULL;
     SCH_CREDENTIALS sch;
@@ -204,7 +205,7 @@ static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
     s = AcquireCredentialsHandleW(NULL, (SEC_WCHAR *)UNISP_NAME_W, use, NULL, &sch, NULL, NULL,
                                   &c->handle, &expiry);
     if (s == SEC_E_OK) {
-        c->tls13 = 1;
+        c->tls13 = offer_13;
         c->has_handle = 1;
         return 0;
     }
