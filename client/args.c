@@ -28,6 +28,7 @@ enum opt_id {
     OPT_TLS_MIN_VERSION,
     OPT_TLS_CLIENT_PFX,
     OPT_TLS_CLIENT_PASSWORD,
+    OPT_TLS_REVOCATION,
     OPT_UDP,
     OPT_RETRIES,
     OPT_LOAD,
@@ -87,6 +88,10 @@ const client_option client_options[] = {
     [OPT_TLS_CLIENT_PASSWORD] = {"--tls-client-password", "TEXT", "-",
                                  "the client PFX's password; '-' (the default): one line of "
                                  "standard input; TEXT on the command line is discouraged"},
+    [OPT_TLS_REVOCATION] = {"--tls-revocation", "off|soft|hard", "soft",
+                            "with --tls: revocation of the server's chain, from the system's "
+                            "cache only (never a network wait); soft refuses a certificate "
+                            "known revoked, hard also one whose status is unknown"},
     [OPT_UDP] = {"--udp", NULL, "off",
                  "UDP: one datagram per MESSAGE (or per load payload), each answer awaited "
                  "--timeout ms"},
@@ -266,6 +271,7 @@ static const value_rule rules[OPT_COUNT_] = {
     [OPT_TLS_MIN_VERSION] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_TLS_CLIENT_PFX] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_TLS_CLIENT_PASSWORD] = {V_SPECIAL, 0, 0, 0, NULL},
+    [OPT_TLS_REVOCATION] = {V_SPECIAL, 0, 0, 0, NULL},
     [OPT_UDP] = {V_FLAG, FIELD(udp), 0, 0, NULL},
     [OPT_RETRIES] = {V_U32, FIELD(retries), 0, 100, "a count from 0 to 100"},
     [OPT_LOAD] = {V_SPECIAL, 0, 0, 0, NULL},
@@ -320,6 +326,14 @@ static int apply_special(client_args *a, int id, const char *v, char *err, size_
                                                      : 0;
         if (a->tls_min_version == 0)
             return set_err(err, es, "%s: '%s' is not 1.0, 1.1 or 1.2", name, v);
+        return 0;
+    case OPT_TLS_REVOCATION:
+        a->tls_revocation = strcmp(v, "soft") == 0   ? IOCP_TLS_REVOCATION_SOFT
+                            : strcmp(v, "off") == 0  ? IOCP_TLS_REVOCATION_OFF
+                            : strcmp(v, "hard") == 0 ? IOCP_TLS_REVOCATION_HARD
+                                                     : -1;
+        if (a->tls_revocation < 0)
+            return set_err(err, es, "%s: '%s' is not off, soft or hard", name, v);
         return 0;
     case OPT_TLS_CA:
     case OPT_TLS_SERVER_NAME:
@@ -488,7 +502,8 @@ int client_args_parse(int argc, char **argv, client_args *a, char *err, size_t e
     }
     const uint32_t tls_only = (1u << OPT_TLS_CA) | (1u << OPT_TLS_INSECURE) |
                               (1u << OPT_TLS_SERVER_NAME) | (1u << OPT_TLS_MIN_VERSION) |
-                              (1u << OPT_TLS_CLIENT_PFX) | (1u << OPT_TLS_CLIENT_PASSWORD);
+                              (1u << OPT_TLS_CLIENT_PFX) | (1u << OPT_TLS_CLIENT_PASSWORD) |
+                              (1u << OPT_TLS_REVOCATION);
     for (int id = 0; !a->tls && id < OPT_COUNT_; id++) {
         if ((tls_only & seen & (1u << id)) != 0)
             return set_err(err, es, "%s only applies with --tls", client_options[id].name);

@@ -46,6 +46,7 @@ typedef struct client_args {
     uint16_t tls_min_version;    /* --tls-min-version: IOCP_TLS_1_x; 0 = the engine's (1.2) */
     const char *tls_client_pfx;  /* --tls-client-pfx FILE (argv), NULL = no client certificate */
     const char *tls_client_password; /* --tls-client-password TEXT, NULL or "-" = from stdin */
+    int tls_revocation;              /* --tls-revocation: IOCP_TLS_REVOCATION_* (0 = soft) */
 
     /* UDP (message and load modes): datagrams instead of a connection */
     int udp;

@@ -43,6 +43,7 @@ void client_tls_configure(const client_args *a, iocp_config *config, client_tls_
     config->tls.insecure = a->tls_insecure;
     config->tls.server_name = a->tls_server_name; /* NULL: the engine uses HOST */
     config->tls.min_version = a->tls_min_version;
+    config->tls.revocation = a->tls_revocation;
     if (a->tls_client_pfx != NULL) {
         /* The password as iocp-service takes its PFX's: one line of standard input unless
          * given (with a warning: other programs and the shell history can read argv). */

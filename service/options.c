@@ -85,6 +85,10 @@ const svc_server_opt svc_server_opts[] = {
     {"--tls-client-ca", L"TlsClientCa", SVC_OPT_TEXT, 0, SVC_PATH_MAX - 1, FIELD(tls_client_ca),
      "mutual TLS: every client must present a certificate chaining to a CA in this file (PEM "
      "or DER; its roots only are trusted); the subject is logged"},
+    {"--tls-revocation", L"TlsRevocation", SVC_OPT_TEXT, 0, 7, FIELD(tls_revocation),
+     "off | soft | hard, with --tls-client-ca: revocation of a client's chain, from the "
+     "system's URL cache only (never a network wait). soft (the default) refuses a certificate "
+     "known revoked; hard also one whose status is unknown; off checks nothing"},
     {"--udp", L"Udp", SVC_OPT_SWITCH, 0, 1, FIELD(udp),
      "serve UDP echo as well, on the same port number: each datagram goes back whole to its "
      "sender (a flag; `status` shows the UDP counters)"},
@@ -191,6 +195,7 @@ void svc_server_options_init(svc_server_options *o)
     o->udp_total_rate = c.udp_total_rate;
     o->proxy_timeout_s = c.proxy_header_timeout_ms / 1000u;
     snprintf(o->tls_min_version, sizeof o->tls_min_version, "1.2");
+    snprintf(o->tls_revocation, sizeof o->tls_revocation, "soft");
 }
 
 void svc_options_init(svc_options *o)
@@ -376,6 +381,14 @@ uint16_t svc_tls_min_version(const char *text)
                                       : 0;
 }
 
+int svc_tls_revocation(const char *text)
+{
+    return strcmp(text, "soft") == 0   ? IOCP_TLS_REVOCATION_SOFT
+           : strcmp(text, "off") == 0  ? IOCP_TLS_REVOCATION_OFF
+           : strcmp(text, "hard") == 0 ? IOCP_TLS_REVOCATION_HARD
+                                       : -1;
+}
+
 const char *svc_tls_store_name(int store)
 {
     return store == SVC_TLS_STORE_MACHINE ? "LocalMachine"
@@ -409,6 +422,17 @@ int svc_server_options_check(const svc_server_options *o, char *err, size_t err_
         snprintf(err, err_size,
                  "--tls-min-version must be 1.0, 1.1 or 1.2 (the oldest TLS allowed), not '%s'",
                  o->tls_min_version);
+        return -1;
+    }
+    if (svc_tls_revocation(o->tls_revocation) < 0) {
+        snprintf(err, err_size, "--tls-revocation must be off, soft or hard, not '%s'",
+                 o->tls_revocation);
+        return -1;
+    }
+    if (strcmp(o->tls_revocation, "soft") != 0 && o->tls_client_ca[0] == '\0') {
+        snprintf(err, err_size,
+                 "--tls-revocation checks client certificates, which only --tls-client-ca asks "
+                 "for: give --tls-client-ca FILE or leave --tls-revocation out");
         return -1;
     }
     if (o->udp && o->udp_only) {
@@ -485,6 +509,7 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
     config->tls.min_version = svc_tls_min_version(o->tls_min_version);
     if (o->tls_client_ca[0] != '\0')
         config->tls.client_ca_file = o->tls_client_ca;
+    config->tls.revocation = svc_tls_revocation(o->tls_revocation);
     /* UDP on the TCP port's number (the engine's default), or alone on --port. */
     if (o->udp || o->udp_only)
         config->udp = 1;

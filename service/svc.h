@@ -127,6 +127,7 @@ typedef struct svc_server_options {
     uint32_t tls_handshake_timeout_s;
     char tls_min_version[8];          /* "1.0" | "1.1" | "1.2" (svc_tls_min_version) */
     char tls_client_ca[SVC_PATH_MAX]; /* client certificates required, chaining to these */
+    char tls_revocation[8];           /* "off" | "soft" | "hard" (svc_tls_revocation) */
     /* UDP echo (the engine's UDP endpoint) on the TCP port's number as well; or alone */
     uint32_t udp;
     uint32_t udp_only;
@@ -218,6 +219,8 @@ const char *svc_tls_store_name(int store);
 /* --tls-min-version's text as the engine's IOCP_TLS_1_x, or 0 when it is none of 1.0, 1.1,
  * 1.2. */
 uint16_t svc_tls_min_version(const char *text);
+/* --tls-revocation's text as IOCP_TLS_REVOCATION_*, or -1 when it is none of off, soft, hard. */
+int svc_tls_revocation(const char *text);
 /* 1 for letters, digits, '.', '_', '-', 1 to SVC_NAME_MAX characters. */
 int svc_name_valid(const char *name);
 

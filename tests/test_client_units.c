@@ -159,6 +159,8 @@ static void args_errors_are_usage_errors(void)
         {"localhost 9000 --tls --tls-server-name=", "--tls-server-name: the value is empty"},
         {"localhost 9000 --tls --tls-insecure --tls-ca ca.pem", "--tls-insecure checks no"},
         {"localhost 9000 --tls=yes", "takes no value"},
+        {"localhost 9000 --tls-revocation hard", "--tls-revocation only applies with --tls"},
+        {"localhost 9000 --tls --tls-revocation strict", "'strict' is not off, soft or hard"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         client_args a;
@@ -192,6 +194,27 @@ static void args_tls(void)
     CHECK(a.mode == CLIENT_MODE_LOAD && a.tls && strcmp(a.tls_ca, "c.pem") == 0);
     CHECK_EQ_U(a.connections, 5);
     client_args_free(&a);
+    /* --tls-revocation: soft unless given, and into config.tls */
+    static const struct {
+        const char *line;
+        int mode;
+    } revocation[] = {
+        {"h 1 --tls hi", IOCP_TLS_REVOCATION_SOFT},
+        {"h 1 --tls --tls-revocation off hi", IOCP_TLS_REVOCATION_OFF},
+        {"h 1 --tls --tls-revocation=soft hi", IOCP_TLS_REVOCATION_SOFT},
+        {"h 1 --tls --tls-revocation hard hi", IOCP_TLS_REVOCATION_HARD},
+    };
+    for (size_t i = 0; i < sizeof revocation / sizeof revocation[0]; i++) {
+        iocp_config c;
+        client_tls_log log;
+        CHECK_MSG(parse(revocation[i].line, &a, err, sizeof err) == 0, "%s: %s", revocation[i].line,
+                  err);
+        iocp_config_init(&c);
+        client_tls_configure(&a, &c, &log);
+        CHECK_MSG(c.tls.revocation == revocation[i].mode, "%s: revocation %d", revocation[i].line,
+                  c.tls.revocation);
+        client_args_free(&a);
+    }
 }
 
 /* The options map onto the engine's config.tls; the engine's TLS failure line is kept (without

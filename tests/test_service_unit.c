@@ -342,6 +342,29 @@ static void options_tls_min_version(void)
     parse_fails("not ''", "run", "--tls-min-version", "", NULL);
 }
 
+/* --tls-revocation: soft unless told, only with --tls-client-ca, anything else named. */
+static void options_tls_revocation(void)
+{
+    svc_options o;
+    iocp_config c;
+    PARSE_OK(&o, "run", "--tls-pfx", "a.pfx", NULL, NULL);
+    CHECK(strcmp(o.server.tls_revocation, "soft") == 0);
+    svc_server_config(&o.server, &c);
+    CHECK_EQ_U(c.tls.revocation, IOCP_TLS_REVOCATION_SOFT);
+    CHECK_EQ_U(svc_tls_revocation("off"), IOCP_TLS_REVOCATION_OFF);
+    CHECK_EQ_U(svc_tls_revocation("hard"), IOCP_TLS_REVOCATION_HARD);
+    CHECK(svc_tls_revocation("HARD") < 0 && svc_tls_revocation("") < 0);
+    snprintf(o.server.tls_revocation, sizeof o.server.tls_revocation, "hard");
+    snprintf(o.server.tls_client_ca, sizeof o.server.tls_client_ca, "ca.pem");
+    char err[400];
+    CHECK_MSG(svc_server_options_check(&o.server, err, sizeof err) == 0, "%s", err);
+    svc_server_config(&o.server, &c);
+    CHECK_EQ_U(c.tls.revocation, IOCP_TLS_REVOCATION_HARD);
+    parse_fails("--tls-revocation must be off, soft or hard, not 'strict'", "run",
+                "--tls-revocation", "strict", NULL);
+    parse_fails("only --tls-client-ca asks for", "run", "--tls-revocation", "off", NULL);
+}
+
 static void options_install_only(void)
 {
     svc_options o;
@@ -1876,6 +1899,7 @@ static const test_case cases[] = {
     {"options_install_only", options_install_only},
     {"options_tls", options_tls},
     {"options_tls_min_version", options_tls_min_version},
+    {"options_tls_revocation", options_tls_revocation},
     {"options_rejected", options_rejected},
     {"options_limits_ranges", options_limits_ranges},
     {"memory_budget_check", memory_budget_check},

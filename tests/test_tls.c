@@ -158,6 +158,9 @@ typedef struct pair {
     wire got_server, got_client;
 } pair;
 
+/* The client's tls.revocation in handshake() (0: soft, the default). */
+static int handshake_revocation;
+
 /* Runs the handshake; returns the client's last status (FAILED when it refused the server). */
 static iocpi_tls_status handshake(pair *p, const char *server_pfx, const char *ca, int insecure,
                                   const char *server_name)
@@ -170,6 +173,7 @@ static iocpi_tls_status handshake(pair *p, const char *server_pfx, const char *c
     CHECK_MSG(iocpi_tls_creds_client(&p->client_creds, ca ? cert_path(ca) : NULL, insecure, err,
                                      sizeof err) == 0,
               "%s", err);
+    p->client_creds.revocation = handshake_revocation;
     CHECK(iocpi_tls_init(&p->server, &p->server_creds, NULL) == 0);
     CHECK(iocpi_tls_init(&p->client, &p->client_creds, server_name) == 0);
     iocpi_tls_status c = iocpi_tls_begin(&p->client);
@@ -497,6 +501,105 @@ static void store_certificates(void)
     CertCloseStore(my, 0);
 }
 
+/* tls.revocation: every mode builds from the cache only (never a wait on the network under
+ * the connection's lock); soft refuses only a certificate known revoked, hard an unknown or
+ * offline status too, off nothing. */
+static void revocation_modes(void)
+{
+    const DWORD cache_only = CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL;
+    const DWORD check = CERT_CHAIN_REVOCATION_CHECK_CHAIN_EXCLUDE_ROOT | 0x80000000u;
+    iocpi_tls_revocation_plan off = iocpi_tls_revocation(IOCP_TLS_REVOCATION_OFF);
+    iocpi_tls_revocation_plan soft = iocpi_tls_revocation(IOCP_TLS_REVOCATION_SOFT);
+    iocpi_tls_revocation_plan hard = iocpi_tls_revocation(IOCP_TLS_REVOCATION_HARD);
+    CHECK_EQ_U(off.chain_flags, cache_only); /* the policy's chain never has revocation */
+    CHECK_EQ_U(soft.chain_flags, cache_only);
+    CHECK_EQ_U(hard.chain_flags, cache_only);
+    CHECK_EQ_U(off.revocation_flags, 0);
+    CHECK_EQ_U(soft.revocation_flags, cache_only | check);
+    CHECK_EQ_U(hard.revocation_flags, cache_only | check);
+    CHECK_EQ_U(IOCP_TLS_REVOCATION_SOFT, 0); /* a zeroed config is soft-fail */
+
+#define unknown CERT_TRUST_REVOCATION_STATUS_UNKNOWN
+#define offline (CERT_TRUST_IS_OFFLINE_REVOCATION | CERT_TRUST_REVOCATION_STATUS_UNKNOWN)
+#define revoked CERT_TRUST_IS_REVOKED
+    static const struct {
+        int mode;
+        DWORD status;
+        DWORD refusal;
+    } rows[] = {
+        {IOCP_TLS_REVOCATION_OFF, 0, 0},
+        {IOCP_TLS_REVOCATION_OFF, unknown, 0},
+        {IOCP_TLS_REVOCATION_OFF, revoked, 0},
+        {IOCP_TLS_REVOCATION_SOFT, 0, 0},
+        {IOCP_TLS_REVOCATION_SOFT, unknown, 0},
+        {IOCP_TLS_REVOCATION_SOFT, offline, 0},
+        {IOCP_TLS_REVOCATION_SOFT, revoked, (DWORD)CERT_E_REVOKED},
+        {IOCP_TLS_REVOCATION_SOFT, revoked | unknown, (DWORD)CERT_E_REVOKED},
+        {IOCP_TLS_REVOCATION_HARD, 0, 0},
+        {IOCP_TLS_REVOCATION_HARD, unknown, (DWORD)CRYPT_E_NO_REVOCATION_CHECK},
+        {IOCP_TLS_REVOCATION_HARD, offline, (DWORD)CRYPT_E_REVOCATION_OFFLINE},
+        {IOCP_TLS_REVOCATION_HARD, revoked | offline, (DWORD)CERT_E_REVOKED},
+        {IOCP_TLS_REVOCATION_HARD, CERT_TRUST_IS_NOT_TIME_VALID, 0}, /* not revocation's */
+    };
+#undef unknown
+#undef offline
+#undef revoked
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        DWORD got = iocpi_tls_revocation_error(rows[i].mode, rows[i].status);
+        CHECK_MSG(got == rows[i].refusal, "row %u: mode %d status 0x%lx gave 0x%08lx, not 0x%08lx",
+                  (unsigned)i, rows[i].mode, (unsigned long)rows[i].status, (unsigned long)got,
+                  (unsigned long)rows[i].refusal);
+    }
+}
+
+/* The test certificates name no CRL or OCSP responder, so their revocation status is unknown:
+ * soft (the default) and off accept the server, hard refuses it, naming why. */
+static void revocation_unknown_status(void)
+{
+    if (!test_tls_server_role())
+        return; /* Wine 8: no server role to hand-shake with (client_validation says so) */
+    static const struct {
+        int mode;
+        const char *want; /* NULL: accepted */
+    } cases[] = {
+        {IOCP_TLS_REVOCATION_SOFT, NULL},
+        {IOCP_TLS_REVOCATION_OFF, NULL},
+        {IOCP_TLS_REVOCATION_HARD, "revocation status unknown"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pair p;
+        handshake_revocation = cases[i].mode;
+        iocpi_tls_status c = handshake(&p, "server.pfx", "ca.pem", 0, "localhost");
+        handshake_revocation = 0;
+        printf("revocation %d: %s\n", cases[i].mode,
+               c == IOCPI_TLS_FAILED ? p.client.err : "accepted");
+        if (cases[i].want == NULL) {
+            CHECK_MSG(c != IOCPI_TLS_FAILED && p.client.established, "refused: %s", p.client.err);
+        } else {
+            CHECK_MSG(c == IOCPI_TLS_FAILED, "mode %d accepted a certificate with no CRL",
+                      cases[i].mode);
+            CHECK_MSG(strstr(p.client.err, cases[i].want) != NULL, "'%s' lacks '%s'", p.client.err,
+                      cases[i].want);
+        }
+        pair_free(&p);
+    }
+}
+
+/* TLS 1.3 offered from build 20348 (as curl does), not before; and the build is read. */
+static void tls13_by_build(void)
+{
+    CHECK(!iocpi_tls13_sound(0));
+    CHECK(!iocpi_tls13_sound(17763)); /* 1809: SCH_CREDENTIALS, unsound 1.3 */
+    CHECK(!iocpi_tls13_sound(19045)); /* Windows 10 22H2, what Wine reports */
+    CHECK(!iocpi_tls13_sound(20347));
+    CHECK(iocpi_tls13_sound(20348)); /* Windows Server 2022 */
+    CHECK(iocpi_tls13_sound(22000)); /* Windows 11 */
+    unsigned long build = iocpi_windows_build();
+    printf("this system reports build %lu: TLS 1.3 %s\n", build,
+           iocpi_tls13_sound(build) ? "offered" : "not offered");
+    CHECK_MSG(build >= 2600, "RtlGetVersion gave build %lu", build);
+}
+
 static const test_case cases[] = {
     {"pfx_refusals", pfx_refusals},
     {"self_check", self_check},
@@ -506,6 +609,9 @@ static const test_case cases[] = {
     {"plaintext_is_refused", plaintext_is_refused},
     {"client_names_a_plaintext_server", client_names_a_plaintext_server},
     {"ca_file_engine", ca_file_engine},
+    {"revocation_modes", revocation_modes},
+    {"revocation_unknown_status", revocation_unknown_status},
+    {"tls13_by_build", tls13_by_build},
 };
 
 TEST_MAIN(cases)

@@ -340,9 +340,23 @@ static int verify_peer(iocpi_tls *t)
     para.RequestedUsage.Usage.rgpszUsageIdentifier = server ? client_auth : server_auth;
     PCCERT_CHAIN_CONTEXT chain = NULL;
     int rc = -1;
+    iocpi_tls_revocation_plan revocation = iocpi_tls_revocation(t->creds->revocation);
     BOOL built = CertGetCertificateChain(t->creds->chain_engine, cert, NULL, more, &para,
-                                         CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL, NULL, &chain);
+                                         revocation.chain_flags, NULL, &chain);
     DWORD build_error = GetLastError();
+    /* Revocation from a chain of its own (tls_revocation.c says why); a failed build leaves
+     * the status unknown, which only hard-fail refuses. */
+    DWORD revocation_bits = 0;
+    if (built && revocation.revocation_flags != 0) {
+        PCCERT_CHAIN_CONTEXT rchain = NULL;
+        if (CertGetCertificateChain(t->creds->chain_engine, cert, NULL, more, &para,
+                                    revocation.revocation_flags, NULL, &rchain)) {
+            revocation_bits = rchain->TrustStatus.dwErrorStatus;
+            CertFreeCertificateChain(rchain);
+        } else {
+            revocation_bits = CERT_TRUST_REVOCATION_STATUS_UNKNOWN;
+        }
+    }
     if (both != NULL)
         CertCloseStore(both, 0);
     if (!built) {
@@ -354,16 +368,17 @@ static int verify_peer(iocpi_tls *t)
     }
     int file_root = root_in_ca_file(t, chain);
     /* The chain's own status first: the SSL policy should report all of these, and one
-     * implementation (Wine) passes a partial chain. Revocation is not checked: validation
-     * runs on a worker under the connection's lock and never waits on the network (the
-     * chain is built from the cache only), so its "unknown" flags do not count; a revoked
-     * certificate whose CRL is cached is still refused. */
-    DWORD trust = chain->TrustStatus.dwErrorStatus &
-                  ~(DWORD)(CERT_TRUST_REVOCATION_STATUS_UNKNOWN | CERT_TRUST_IS_OFFLINE_REVOCATION);
+     * implementation (Wine) passes a partial chain. Revocation from the cache only, as
+     * tls.revocation says (tls_revocation.c): validation runs on a worker under the
+     * connection's lock and never waits on the network. */
+    DWORD status_bits = chain->TrustStatus.dwErrorStatus;
+    DWORD revocation_error = iocpi_tls_revocation_error(t->creds->revocation, revocation_bits);
+    DWORD trust = status_bits & ~(DWORD)(CERT_TRUST_REVOCATION_STATUS_UNKNOWN |
+                                         CERT_TRUST_IS_OFFLINE_REVOCATION | CERT_TRUST_IS_REVOKED);
     if (file_root)
         trust &= ~(DWORD)CERT_TRUST_IS_UNTRUSTED_ROOT; /* the default engine's view of it */
     DWORD trust_error = (trust & CERT_TRUST_IS_NOT_TIME_VALID) ? (DWORD)CERT_E_EXPIRED
-                        : (trust & CERT_TRUST_IS_REVOKED)      ? (DWORD)CERT_E_REVOKED
+                        : revocation_error != 0                ? revocation_error
                         : (trust & CERT_TRUST_IS_NOT_SIGNATURE_VALID)
                             ? (DWORD)TRUST_E_CERT_SIGNATURE
                         : (trust & CERT_TRUST_IS_NOT_VALID_FOR_USAGE) ? (DWORD)CERT_E_WRONG_USAGE
@@ -403,15 +418,21 @@ static int verify_peer(iocpi_tls *t)
             : e == (DWORD)CERT_E_CN_NO_MATCH   ? "the name does not match the server name"
             : e == (DWORD)CERT_E_WRONG_USAGE
                 ? (server ? "not for client authentication" : "not for server authentication")
-            : e == (DWORD)CERT_E_REVOKED  ? "revoked"
+            : e == (DWORD)CERT_E_REVOKED ? "revoked"
+            : e == (DWORD)CRYPT_E_REVOCATION_OFFLINE || e == (DWORD)CRYPT_E_NO_REVOCATION_CHECK
+                ? "revocation status unknown (tls.revocation is hard-fail and no CRL or OCSP "
+                  "answer is cached)"
             : e == (DWORD)CERT_E_CHAINING ? "no chain to a trusted root"
                                           : "rejected by the chain policy";
         /* Which certificate: the one with that status (the expired intermediate), or for
          * a chain that stops short, the last one found (its issuer is missing). */
-        DWORD which = e == (DWORD)CERT_E_EXPIRED       ? (DWORD)CERT_TRUST_IS_NOT_TIME_VALID
-                      : e == (DWORD)CERT_E_REVOKED     ? (DWORD)CERT_TRUST_IS_REVOKED
-                      : e == (DWORD)CERT_E_WRONG_USAGE ? (DWORD)CERT_TRUST_IS_NOT_VALID_FOR_USAGE
-                                                       : 0;
+        DWORD which =
+            e == (DWORD)CERT_E_EXPIRED                ? (DWORD)CERT_TRUST_IS_NOT_TIME_VALID
+            : e == (DWORD)CERT_E_REVOKED              ? (DWORD)CERT_TRUST_IS_REVOKED
+            : e == (DWORD)CRYPT_E_REVOCATION_OFFLINE  ? (DWORD)CERT_TRUST_IS_OFFLINE_REVOCATION
+            : e == (DWORD)CRYPT_E_NO_REVOCATION_CHECK ? (DWORD)CERT_TRUST_REVOCATION_STATUS_UNKNOWN
+            : e == (DWORD)CERT_E_WRONG_USAGE          ? (DWORD)CERT_TRUST_IS_NOT_VALID_FOR_USAGE
+                                                      : 0;
         char who[128];
         chain_culprit(chain, which, who, sizeof who);
         if (e == (DWORD)CERT_E_CN_NO_MATCH)

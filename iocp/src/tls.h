@@ -40,13 +40,14 @@ typedef struct iocpi_tls_creds {
      * the chain's root must still be one of extra_ca's) */
     HCERTCHAINENGINE chain_engine;
     int insecure; /* client: accept any certificate */
-    int tls13;    /* 1 when the credentials were made with SCH_CREDENTIALS (1.2 and 1.3) */
+    int tls13;    /* 1 when the credentials offer TLS 1.3 (SCH_CREDENTIALS, build 20348+) */
     DWORD error;  /* after a failure (here or in the self-check): its Win32/SSPI code */
     /* The floor (tls_floor.c): the lowest wire version allowed (IOCPI_TLS_V1_x; 0 = TLS 1.2),
      * and 1 to accept CBC and non-forward-secret suites as well. Zero after the creds_ calls;
      * iocpi_tls_creds_set_floor changes them. */
     unsigned min_version;
     int legacy_suites;
+    int revocation; /* IOCPI_TLS_REVOCATION_* (tls_revocation.c); 0 = soft-fail */
 } iocpi_tls_creds;
 
 /* Server credentials from a PFX file and its password. 0, or -1 with err naming the cause
@@ -152,6 +153,25 @@ unsigned iocpi_tls_wire_version(DWORD sp_protocol);
 /* In memory, before listening: a client session against a session of these server
  * credentials, a record each way. 0, or -1 with err naming the cause. */
 int iocpi_tls_self_check(iocpi_tls_creds *server, char *err, size_t err_size);
+
+/* Revocation (tls_revocation.c): the same values as IOCP_TLS_REVOCATION_*. */
+#define IOCPI_TLS_REVOCATION_SOFT 0
+#define IOCPI_TLS_REVOCATION_OFF  1
+#define IOCPI_TLS_REVOCATION_HARD 2
+typedef struct iocpi_tls_revocation_plan {
+    DWORD chain_flags;      /* the chain the SSL policy judges: cache only, no revocation */
+    DWORD revocation_flags; /* a second build that reads revocation only; 0 = none (off) */
+} iocpi_tls_revocation_plan;
+iocpi_tls_revocation_plan iocpi_tls_revocation(int mode);
+/* The refusal a chain's TrustStatus.dwErrorStatus earns under mode: CERT_E_REVOKED,
+ * CRYPT_E_REVOCATION_OFFLINE, CRYPT_E_NO_REVOCATION_CHECK, or 0 when revocation does not
+ * stand in the way. */
+DWORD iocpi_tls_revocation_error(int mode, DWORD chain_status);
+
+/* TLS 1.3 offered only on builds whose TLS 1.3 is sound (tls_windows_build.c): from 20348. */
+int iocpi_tls13_sound(unsigned long build);
+/* This Windows' build number by RtlGetVersion (not GetVersionEx), or 0 when unknown. */
+unsigned long iocpi_windows_build(void);
 
 /* "SEC_E_UNSUPPORTED_FUNCTION (0x80090302)": the names of the codes this layer meets. */
 const char *iocpi_tls_status_name(SECURITY_STATUS s, char *buf, size_t size);

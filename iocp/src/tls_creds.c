@@ -1,12 +1,12 @@
 /*
  * tls_creds.c: Schannel credentials for both roles.
  *
- * Protocols: the floor (TLS 1.2 unless min_version says lower) up to 1.3 where the system
- * offers it. SCH_CREDENTIALS (Windows 10 1809 and later) is the structure that can enable 1.3
- * and carry the suite floor: its CRYPTO_SETTINGS refuse RSA key exchange (no forward
- * secrecy) and the CBC, 3DES, DES and RC4 ciphers, so that Windows never offers those suites.
- * An older system (or one that rejects the structure) gets SCHANNEL_CRED up to 1.2. What a
- * system does not honour, tls_floor.c holds after the handshake.
+ * Protocols: the floor (TLS 1.2 unless min_version says lower) up to 1.3 where the system's
+ * TLS 1.3 is sound (build 20348 and later: tls_windows_build.c). SCH_CREDENTIALS (Windows 10 1809
+ * and later) is the structure that can enable 1.3 and carry the suite floor: its CRYPTO_SETTINGS
+ * refuse RSA key exchange (no forward secrecy) and the CBC, 3DES, DES and RC4 ciphers, so that
+ * Windows never offers those suites. An older system (or one that rejects the structure) gets
+ * SCHANNEL_CRED up to 1.2. What a system does not honour, tls_floor.c holds after the handshake.
  *
  * A PFX import persists the private key in a key container (Schannel runs in LSASS and cannot
  * use an ephemeral key), so freeing server credentials deletes the containers the import made:
@@ -188,7 +188,8 @@ static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
     UNICODE_STRING cbc;
     memset(&params, 0, sizeof params);
     /* Everything below the floor is disabled (the field lists what is NOT allowed). */
-    params.grbitDisabledProtocols = ~enabled_protocols(c, 1);
+    int offer_13 = iocpi_tls13_sound(iocpi_windows_build());
+    params.grbitDisabledProtocols = ~enabled_protocols(c, offer_13);
     params.cDisabledCrypto = disabled_crypto(c, crypto, &cbc);
     params.pDisabledCrypto = params.cDisabledCrypto > 0 ? crypto : NULL;
     SCH_CREDENTIALS sch;
@@ -204,7 +205,7 @@ static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
     s = AcquireCredentialsHandleW(NULL, (SEC_WCHAR *)UNISP_NAME_W, use, NULL, &sch, NULL, NULL,
                                   &c->handle, &expiry);
     if (s == SEC_E_OK) {
-        c->tls13 = 1;
+        c->tls13 = offer_13;
         c->has_handle = 1;
         return 0;
     }
@@ -598,6 +599,14 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
                         floor);
         return IOCP_E_INVALID_ARG;
     }
+    if (cfg->revocation != IOCP_TLS_REVOCATION_SOFT && cfg->revocation != IOCP_TLS_REVOCATION_OFF &&
+        cfg->revocation != IOCP_TLS_REVOCATION_HARD) {
+        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0,
+                        "TLS: revocation %d is not IOCP_TLS_REVOCATION_SOFT (0), _OFF (1) or "
+                        "_HARD (2)",
+                        cfg->revocation);
+        return IOCP_E_INVALID_ARG;
+    }
     if (e->config.buffer_size < IOCP_TLS_MIN_BUFFER) {
         iocpi_log(e, IOCP_LOG_DEBUG,
                   "TLS: receive buffer raised from %lu to %lu bytes (a whole "
@@ -634,6 +643,7 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
             iocpi_error_set(err, IOCP_E_TLS, code, "%s", why);
             return IOCP_E_TLS;
         }
+        e->tls_server->revocation = cfg->revocation;
         /* Client certificates required: loaded after the self-check (whose client has none). */
         if (cfg->client_ca_file != NULL && cfg->client_ca_file[0] != '\0' &&
             load_ca_file(e->tls_server, cfg->client_ca_file, why, sizeof why) != 0) {
@@ -663,6 +673,8 @@ iocp_err iocpi_tls_engine_start(iocp_engine *e, iocp_error_info *err)
             return IOCP_E_TLS;
         }
     }
+    if (e->tls_client != NULL)
+        e->tls_client->revocation = cfg->revocation;
     e->tls_sessions = calloc(e->config.max_connections, sizeof *e->tls_sessions);
     if (e->tls_sessions == NULL) {
         iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "TLS sessions");

@@ -153,11 +153,21 @@ typedef struct iocp_tls_config {
     const char *client_ca_file;
     const char *client_pfx_path;
     const char *client_pfx_password;
+    /* Revocation of the peer's chain (the client's check of the server; the server's of a
+     * client under client_ca_file), root excluded, from the cache only: validation runs under
+     * the connection's lock and never waits on the network. IOCP_TLS_REVOCATION_SOFT (0, the
+     * default, as .NET and browsers do): a certificate known revoked is refused, an unknown or
+     * offline status accepted. _HARD: unknown or offline refused too (so a CRL or OCSP answer
+     * for every certificate must already be in the system's URL cache). _OFF: not checked. */
+    int revocation;
 } iocp_tls_config;
-#define IOCP_TLS_1_0 0x0301
-#define IOCP_TLS_1_1 0x0302
-#define IOCP_TLS_1_2 0x0303
-#define IOCP_TLS_1_3 0x0304
+#define IOCP_TLS_REVOCATION_SOFT 0
+#define IOCP_TLS_REVOCATION_OFF  1
+#define IOCP_TLS_REVOCATION_HARD 2
+#define IOCP_TLS_1_0             0x0301
+#define IOCP_TLS_1_1             0x0302
+#define IOCP_TLS_1_2             0x0303
+#define IOCP_TLS_1_3             0x0304
 
 typedef struct iocp_config {
     /* Listening. listen = 0 makes a client-only engine (no listener, no port). */
