@@ -26,7 +26,7 @@ status=0
 cmake --preset mingw-wine >/dev/null
 cmake --build --preset mingw-wine >/dev/null
 gcc -O2 -std=c11 -Iiocp/include -Iclient bench/loadgen.c client/histogram.c \
-    -o "$out/loadgen" -lpthread -lm
+    -o "$out/loadgen" -lpthread -lm -lssl -lcrypto # loadgen speaks TLS too (--tls)
 
 echo "== 1. reliability scenarios, ten times their test.sh size"
 (cd build/mingw-wine && IOCP_RELIABILITY_SCALE=10 ctest -R 'test_reliability|test_faults' \
