@@ -23,8 +23,8 @@ marker cannot go stale silently either. A measured paragraph with a date and no 
     python3 scripts/check-figures.py            report; exit 1 if anything is stale
     python3 scripts/check-figures.py --list     also every table that is current
 
-scripts/test.sh runs it; IOCP_FIGURES_STRICT=1 makes a stale table fail the run (off until
-the tables are regenerated on the current code: bench/run.sh is the lead's to run).
+scripts/test.sh runs it and fails on a stale table (IOCP_FIGURES_STRICT=0, or a shallow clone,
+makes that a warning).
 """
 import re
 import subprocess

@@ -96,14 +96,21 @@ if FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh; then summary+=("passed: fuz
     status=1
 fi
 
-# Generated tables older than the code they measure (scripts/check-figures.py). Reported in
-# every run; a failure only with IOCP_FIGURES_STRICT=1 until bench/RESULTS.md is regenerated.
+# Generated tables older than the code they measure (scripts/check-figures.py): a failure, so
+# that a change to the engine brings its figures along (or a marker saying why they hold).
+# IOCP_FIGURES_STRICT=0 makes it a warning; so does a shallow clone, whose history cannot show
+# when a table was measured.
 echo "== figures: generated tables against the code they measure"
-if python3 scripts/check-figures.py; then summary+=("passed: figures current"); elif [ "${IOCP_FIGURES_STRICT:-0}" = 1 ]; then
+figures_strict=${IOCP_FIGURES_STRICT:-1}
+if [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then
+    echo "figures: a shallow clone: the tables' commits may be missing, so only a warning"
+    figures_strict=0
+fi
+if python3 scripts/check-figures.py; then summary+=("passed: figures current"); elif [ "$figures_strict" = 1 ]; then
     summary+=("FAILED: figures older than the code (scripts/check-figures.py)")
     status=1
 else
-    summary+=("warning: figures older than the code (scripts/check-figures.py; IOCP_FIGURES_STRICT=1 fails on it)")
+    summary+=("warning: figures older than the code (scripts/check-figures.py)")
 fi
 
 echo "== summary"
