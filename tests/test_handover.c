@@ -104,24 +104,33 @@ static DWORD WINAPI stop_main(LPVOID arg)
     return 0;
 }
 
-/* Engine A listens and holds LONG_LIVED connections; B starts on A's listener (the duplicate
- * for this process), A stops accepting while a client connects in a loop; A's connections
- * keep echoing, then A's drain closes each with a FIN; B goes on serving. */
-static void handover_in_process(void)
+/* Engine A on loopback holding LONG_LIVED connections that have echoed once, and a client
+ * connecting to it in a loop (the load both handover cases run through). */
+static iocp_engine *start_a_under_load(SOCKET held[LONG_LIVED], churn *load, uint16_t *port)
 {
     iocp_config ca;
     iocp_config_init(&ca);
     ca.bind_address = "127.0.0.1";
     iocp_engine *a = tn_start(&ca, NULL, NULL);
-    uint16_t port = iocp_engine_port(a);
-    SOCKET held[LONG_LIVED];
+    *port = iocp_engine_port(a);
     for (int i = 0; i < LONG_LIVED; i++) {
-        held[i] = tn_connect("127.0.0.1", port, 10000);
+        held[i] = tn_connect("127.0.0.1", *port, 10000);
         CHECK(held[i] != INVALID_SOCKET);
         echo_line(held[i], "before", i);
     }
+    churn_start(load, *port);
+    return a;
+}
+
+/* Engine A listens and holds LONG_LIVED connections; B starts on A's listener (the duplicate
+ * for this process), A stops accepting while a client connects in a loop; A's connections
+ * keep echoing, then A's drain closes each with a FIN; B goes on serving. */
+static void handover_in_process(void)
+{
+    SOCKET held[LONG_LIVED];
     churn load;
-    churn_start(&load, port);
+    uint16_t port;
+    iocp_engine *a = start_a_under_load(held, &load, &port);
     CHECK(wait_accepted(a, LONG_LIVED + 20, 20000)); /* the loop is running against A */
 
     iocp_listener_export x;
@@ -290,19 +299,10 @@ static int successor_main(void)
  * and passed through its stdin. */
 static void handover_across_processes(void)
 {
-    iocp_config ca;
-    iocp_config_init(&ca);
-    ca.bind_address = "127.0.0.1";
-    iocp_engine *a = tn_start(&ca, NULL, NULL);
-    uint16_t port = iocp_engine_port(a);
     SOCKET held[LONG_LIVED];
-    for (int i = 0; i < LONG_LIVED; i++) {
-        held[i] = tn_connect("127.0.0.1", port, 10000);
-        CHECK(held[i] != INVALID_SOCKET);
-        echo_line(held[i], "before", i);
-    }
     churn load;
-    churn_start(&load, port);
+    uint16_t port;
+    iocp_engine *a = start_a_under_load(held, &load, &port);
     CHECK(wait_accepted(a, LONG_LIVED + 20, 20000));
 
     SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
