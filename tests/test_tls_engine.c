@@ -681,13 +681,11 @@ static int relay_pump(SOCKET from, SOCKET to, relay *r, int split)
     return 1;
 }
 
-static DWORD WINAPI relay_main(LPVOID arg)
+/* Moves bytes both ways between the client's socket a and the server's b until both have
+ * shut down (a half-close is passed on), then closes both; split_client: relay_pump's
+ * splitting of what the client sends. */
+static void relay_both_ways(relay *r, SOCKET a, SOCKET b, int split_client)
 {
-    relay *r = arg;
-    SOCKET a = accept(r->listener, NULL, NULL);
-    CHECK(a != INVALID_SOCKET);
-    SOCKET b = tn_connect("127.0.0.1", r->target, 10000);
-    CHECK(b != INVALID_SOCKET);
     for (int open_a = 1, open_b = 1; open_a || open_b;) {
         fd_set rd;
         FD_ZERO(&rd);
@@ -697,7 +695,7 @@ static DWORD WINAPI relay_main(LPVOID arg)
             FD_SET(b, &rd);
         struct timeval tv = {10, 0};
         CHECK(select(0, &rd, NULL, NULL, &tv) > 0);
-        if (open_a && FD_ISSET(a, &rd) && !relay_pump(a, b, r, 1)) {
+        if (open_a && FD_ISSET(a, &rd) && !relay_pump(a, b, r, split_client)) {
             open_a = 0;
             shutdown(b, SD_SEND);
         }
@@ -708,6 +706,16 @@ static DWORD WINAPI relay_main(LPVOID arg)
     }
     closesocket(a);
     closesocket(b);
+}
+
+static DWORD WINAPI relay_main(LPVOID arg)
+{
+    relay *r = arg;
+    SOCKET a = accept(r->listener, NULL, NULL);
+    CHECK(a != INVALID_SOCKET);
+    SOCKET b = tn_connect("127.0.0.1", r->target, 10000);
+    CHECK(b != INVALID_SOCKET);
+    relay_both_ways(r, a, b, 1);
     return 0;
 }
 
@@ -779,26 +787,7 @@ static DWORD WINAPI proxy_relay_main(LPVOID arg)
     int n = recv(a, first + sizeof header - 1, 16384, 0);
     CHECK(n > 0);
     CHECK(tn_send_all(b, first, sizeof header - 1 + (size_t)n) == 0);
-    for (int open_a = 1, open_b = 1; open_a || open_b;) {
-        fd_set rd;
-        FD_ZERO(&rd);
-        if (open_a)
-            FD_SET(a, &rd);
-        if (open_b)
-            FD_SET(b, &rd);
-        struct timeval tv = {10, 0};
-        CHECK(select(0, &rd, NULL, NULL, &tv) > 0);
-        if (open_a && FD_ISSET(a, &rd) && !relay_pump(a, b, r, 0)) {
-            open_a = 0;
-            shutdown(b, SD_SEND);
-        }
-        if (open_b && FD_ISSET(b, &rd) && !relay_pump(b, a, r, 0)) {
-            open_b = 0;
-            shutdown(a, SD_SEND);
-        }
-    }
-    closesocket(a);
-    closesocket(b);
+    relay_both_ways(r, a, b, 0);
     return 0;
 }
 
