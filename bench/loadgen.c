@@ -4,8 +4,9 @@
  *
  *   loadgen --host 127.0.0.1 --port P --connections N --depth D --size BYTES
  *           (--duration SECONDS | --messages COUNT) [--churn] [--json] [--threads T]
- *           [--tls [--tls-ca PEM] [--tls-server-name NAME]]
+ *           [--tls [--tls-ca PEM] [--tls-server-name NAME]] [--proxy v1|v2]
  *   loadgen --host 127.0.0.1 --port P --idle-connections N [--hold SECONDS] [--json]
+ *           [--proxy v1|v2]
  *   loadgen --udp --host 127.0.0.1 --port P --connections N --depth D --size BYTES
  *           (--duration SECONDS | --messages COUNT) [--udp-timeout SECONDS] [--json]
  *           [--threads T]
@@ -36,6 +37,16 @@
  * churn a cycle is connect, handshake, one echo, close_notify, close, so connections/s are
  * handshakes/s. The handshake time (connect start to handshake done) has its own histogram.
  * OpenSSL is the benchmark's, not the product's: the servers under test use Schannel.
+ *
+ * PROXY protocol (--proxy v1|v2): every connection begins with the header a load balancer
+ * sends (HAProxy's send-proxy: the v1 text line; send-proxy-v2: the v2 binary header, PROXY
+ * command, TCP over IPv4 or IPv6, no TLVs), before TLS and before any message. The client it
+ * names differs per connection, as many clients behind one balancer do: connection `id`'s
+ * cycle `k` is client number n = k * N + id + 1, 10.(n >> 16).(n >> 8).n port 1024 + n % 64512
+ * (fd00::n for an IPv6 server); the destination is the server's address. Without TLS the
+ * header goes out in one write with the first message (HAProxy sends it with MSG_MORE when
+ * the client's data is waiting, so both leave in one segment); with TLS it is written alone
+ * before the ClientHello.
  *
  * UDP (--udp): N connected UDP sockets, each keeping D datagrams of SIZE bytes (at least 12:
  * the header) in flight. A datagram is a message as above (sequence number, socket id,
@@ -99,6 +110,7 @@ static struct {
     const char *tls_ca;          /* verify the server against this CA (PEM); else no check */
     const char *tls_server_name; /* SNI (and the name checked with --tls-ca) */
     double udp_timeout;          /* --udp: seconds before a datagram counts as lost */
+    int proxy;                   /* --proxy: 0 (none), 1 (v1 text) or 2 (v2 binary) */
 } opt = {
     .host = "127.0.0.1",
     .port = 0,
@@ -125,9 +137,9 @@ static void usage(const char *why)
             "               (--duration SECONDS | --messages COUNT) [--churn] [--json]\n"
             "               [--threads T] [--warmup-echo | --no-warmup-echo]\n"
             "               [--stall-timeout SECONDS] [--connect-window N]\n"
-            "               [--tls [--tls-ca PEM] [--tls-server-name NAME]]\n"
+            "               [--tls [--tls-ca PEM] [--tls-server-name NAME]] [--proxy v1|v2]\n"
             "       loadgen --host H --port P --idle-connections N [--hold SECONDS]\n"
-            "               [--idle-first SECONDS] [--json]\n"
+            "               [--idle-first SECONDS] [--json] [--proxy v1|v2]\n"
             "       loadgen --udp --host H --port P [--connections N] [--depth D] [--size BYTES]\n"
             "               (--duration SECONDS | --messages COUNT) [--udp-timeout SECONDS]\n"
             "               [--threads T] [--json]\n",
@@ -204,6 +216,58 @@ static void make_message(unsigned char *out, uint32_t id, uint64_t seq)
     memcpy(out, hdr, size < sizeof hdr ? size : sizeof hdr);
 }
 
+/* ---- PROXY protocol header (--proxy) --------------------------------------------------- */
+
+#define PROXY_HEADER_MAX 108 /* a v1 line is at most 107 bytes (the spec); v2 over IPv6, 52 */
+
+static const unsigned char proxy_v2_signature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+                                                     0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+
+/* The header of cycle `cycle` of connection `id` (see the top: its own client address and
+ * port) into out, PROXY_HEADER_MAX bytes; returns its length. */
+static size_t proxy_header(unsigned char *out, uint32_t id, uint64_t cycle)
+{
+    uint64_t n = cycle * opt.connections + id + 1; /* 10.0.0.1 first */
+    unsigned sport = 1024u + (unsigned)(n % 64512u), dport = (unsigned)opt.port;
+    int v6 = server_addr.ss_family == AF_INET6;
+    size_t alen = v6 ? 16 : 4;
+    unsigned char src[16] = {0}, dst[16] = {0};
+    if (v6) {
+        src[0] = 0xfd; /* fd00::n, a unique local address */
+        for (int b = 0; b < 4; b++)
+            src[12 + b] = (unsigned char)(n >> (24 - 8 * b));
+        memcpy(dst, &((const struct sockaddr_in6 *)&server_addr)->sin6_addr, 16);
+    } else {
+        src[0] = 10;
+        src[1] = (unsigned char)(n >> 16);
+        src[2] = (unsigned char)(n >> 8);
+        src[3] = (unsigned char)n;
+        memcpy(dst, &((const struct sockaddr_in *)&server_addr)->sin_addr, 4);
+    }
+    if (opt.proxy == 1) {
+        char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
+        inet_ntop(v6 ? AF_INET6 : AF_INET, src, s, sizeof s);
+        inet_ntop(v6 ? AF_INET6 : AF_INET, dst, d, sizeof d);
+        int len = snprintf((char *)out, PROXY_HEADER_MAX, "PROXY %s %s %s %u %u\r\n",
+                           v6 ? "TCP6" : "TCP4", s, d, sport, dport);
+        return (size_t)len;
+    }
+    size_t payload = 2 * alen + 4; /* the addresses and the ports, no TLVs */
+    memcpy(out, proxy_v2_signature, 12);
+    out[12] = 0x21;             /* version 2, command PROXY */
+    out[13] = v6 ? 0x21 : 0x11; /* TCP over IPv6 or IPv4 */
+    out[14] = 0;                /* the length, big-endian */
+    out[15] = (unsigned char)payload;
+    memcpy(out + 16, src, alen);
+    memcpy(out + 16 + alen, dst, alen);
+    unsigned char *ports = out + 16 + 2 * alen;
+    ports[0] = (unsigned char)(sport >> 8);
+    ports[1] = (unsigned char)sport;
+    ports[2] = (unsigned char)(dport >> 8);
+    ports[3] = (unsigned char)dport;
+    return 16 + payload;
+}
+
 /* ---- per-connection and per-thread state ----------------------------------------------- */
 
 enum cstate { C_NEW, C_CONNECTING, C_OPEN, C_CLOSED };
@@ -218,7 +282,8 @@ typedef struct conn {
     uint64_t limit;  /* queue no message with seq >= limit */
     size_t rpos;     /* bytes of the incoming message assembled in rmsg */
     unsigned char *rmsg;
-    unsigned char *sbuf; /* queued, unsent bytes: [soff, slen); room for depth messages */
+    unsigned char *sbuf; /* queued, unsent bytes: [soff, slen); room for depth messages
+                            and a PROXY header */
     size_t soff, slen;
     uint64_t *stamp;        /* send time of message seq at [seq % depth] */
     uint64_t cycles;        /* churn: completed connect-echo-close cycles */
@@ -452,6 +517,22 @@ static int conn_connected(worker *w, conn *c)
         w->connect_errors++;
         conn_close(w, c);
         return -1;
+    }
+    if (opt.proxy) {
+        /* Queued first: without TLS the first message joins it (conn_started); with TLS it
+         * goes alone now, which a fresh socket's send buffer takes whole. */
+        c->slen = proxy_header(c->sbuf, c->id, c->cycles);
+        if (opt.tls) {
+            ssize_t n = send(c->fd, c->sbuf, c->slen, MSG_NOSIGNAL);
+            if (n != (ssize_t)c->slen) {
+                report("send of the PROXY header (connection %u): %s", c->id,
+                       n < 0 ? strerror(errno) : "not taken in one send");
+                w->io_errors++;
+                conn_close(w, c);
+                return -1;
+            }
+            c->slen = 0;
+        }
     }
     if (opt.tls) {
         c->ssl = SSL_new(g_tls);
@@ -707,10 +788,10 @@ static void conn_started(worker *w, conn *c, unsigned want)
         return;
     uint64_t now = now_ns();
     w->last_progress = now;
-    if (want > 0) {
+    if (want > 0)
         conn_queue(c, want, now);
+    if (c->soff < c->slen) /* the messages, a PROXY header, or both */
         conn_flush(w, c);
-    }
 }
 
 static void churn_event(worker *w, conn *c, uint32_t ev)
@@ -1245,7 +1326,18 @@ static void parse_args(int argc, char **argv)
             opt.tls_ca = VALUE();
         else if (!strcmp(a, "--tls-server-name"))
             opt.tls_server_name = VALUE();
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+        else if (!strcmp(a, "--proxy")) {
+            const char *v = VALUE();
+            opt.proxy = !strcmp(v, "v1") ? 1 : !strcmp(v, "v2") ? 2 : 0;
+            if (!opt.proxy) {
+                char why[200];
+                snprintf(why, sizeof why,
+                         "bad value for --proxy: %.40s (v1: the text line of HAProxy's "
+                         "send-proxy, v2: the binary header of send-proxy-v2)",
+                         v);
+                usage(why);
+            }
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             usage("help");
         else {
             char why[160];
@@ -1257,8 +1349,8 @@ static void parse_args(int argc, char **argv)
     if (opt.port == 0)
         usage("--port is required");
     if (opt.mode == MODE_UDP) {
-        if (have_idle || opt.tls)
-            usage("--udp goes with no --idle-connections or --tls");
+        if (have_idle || opt.tls || opt.proxy)
+            usage("--udp goes with no --idle-connections, --tls or --proxy");
         if (opt.size < 12 || opt.size > 65507)
             usage("--udp: --size is 12 (the header) to 65,507 bytes");
     }
@@ -1381,7 +1473,7 @@ int main(int argc, char **argv)
         if (opt.mode == MODE_ECHO && opt.duration <= 0)
             c->limit = opt.messages / opt.connections + (i < opt.messages % opt.connections);
         c->rmsg = xcalloc(opt.size, 1);
-        c->sbuf = xcalloc((size_t)opt.depth, opt.size);
+        c->sbuf = xcalloc((size_t)opt.depth * opt.size + PROXY_HEADER_MAX, 1);
         c->stamp = xcalloc(opt.depth, sizeof *c->stamp);
         if (opt.mode == MODE_UDP) {
             c->slot_seq = xcalloc(opt.depth, sizeof *c->slot_seq);
@@ -1528,8 +1620,11 @@ int main(int argc, char **argv)
                     (unsigned long long)reset_by_server,
                     t_last_close ? (double)(t_last_close - t_hold) / 1e6 : 0.0);
     } else {
-        fprintf(out, "loadgen: %s %s:%d  connections %u  depth %u  size %zu  threads %u\n",
-                mode_name(), opt.host, opt.port, opt.connections, opt.depth, opt.size, opt.threads);
+        fprintf(out, "loadgen: %s %s:%d  connections %u  depth %u  size %zu  threads %u%s\n",
+                mode_name(), opt.host, opt.port, opt.connections, opt.depth, opt.size, opt.threads,
+                opt.proxy == 1   ? "  PROXY v1"
+                : opt.proxy == 2 ? "  PROXY v2"
+                                 : "");
         if (opt.mode == MODE_CHURN)
             fprintf(out, "  %llu connections (connect, echo, close) in %.2f s: %.1f conn/s\n",
                     (unsigned long long)done, elapsed, rate);
@@ -1583,6 +1678,8 @@ int main(int argc, char **argv)
                (unsigned long long)mismatches, (unsigned long long)connect_errors,
                (unsigned long long)io_errors, (unsigned long long)early_close,
                (unsigned long long)extra_bytes, interrupted ? "true" : "false");
+        if (opt.proxy)
+            printf(",\"proxy\":\"v%d\"", opt.proxy);
         if (opt.mode == MODE_IDLE)
             printf(",\"established\":%llu,\"connect_ms\":%.3f,\"echo_ms\":%.3f,\"hold_s\":%.3f,"
                    "\"closed_by_server\":%llu,\"reset_by_server\":%llu,\"last_close_ms\":%.3f",
