@@ -30,6 +30,9 @@ WORKLOADS += [
     for key, title, unit in WORKLOADS
     if key not in ("scale", "udp")
 ]
+# churn behind a load balancer: ours only (the peers do not speak PROXY), beside ours' plain
+# churn of the same rounds (bench/run.sh runs the two side by side in each round).
+WORKLOADS += [("churn-proxy", "5 churn, PROXY v2 on: {slots} slots", "conn/s")]
 IMPLS = ("ours", "asio", "minimal", "native")
 TLS_IMPLS = ("ours", "native")
 
@@ -192,7 +195,7 @@ def markdown(result, json_path, heading="# Benchmark results"):
     ]
     for key, _, unit in WORKLOADS:
         e = w.get(key)
-        if not e or key == "scale" or key.endswith("-tls"):
+        if not e or key == "scale" or key.endswith("-tls") or key.endswith("-proxy"):
             continue
         o, s, mn, n = (e.get(i) or {} for i in IMPLS)
         out.append(
@@ -202,6 +205,27 @@ def markdown(result, json_path, heading="# Benchmark results"):
             f"| {fmt((s.get('p99_us') or {}).get('median'))} | {md_stats(mn.get('rate'))} "
             f"| {md_ratio(e.get('ratio_ours_minimal'))} | {md_stats(n.get('rate'))} |"
         )
+    e = w.get("churn-proxy")
+    if e:
+        o = e.get("ours") or {}
+        po = (w.get("churn") or {}).get("ours") or {}
+        rr = e.get("round_ratios") or []
+        out += [
+            "",
+            "Churn behind a load balancer: ours with `--proxy-protocol 127.0.0.1/32`, the load "
+            "generator (`--proxy v2`) sending a PROXY v2 header, a different 10.x.y.z client "
+            "each connection, before its message. The peers do not speak PROXY: the comparison "
+            "is with ours' plain churn above, run beside it in every round.",
+            "",
+            "| workload | ours PROXY v2 | ours plain | PROXY/plain | per round | p99 PROXY (us) "
+            "| p99 plain (us) |",
+            "|---|---|---|---|---|---|---|",
+            f"| {e['title']} ({e.get('unit')}) | {md_stats(o.get('rate'))} "
+            f"| {md_stats(po.get('rate'))} | **{md_ratio(e.get('ratio_ours_proxy_plain'))}** "
+            f"| {', '.join(f'{x:.2f}' for x in rr) or '-'} "
+            f"| {fmt((o.get('p99_us') or {}).get('median'))} "
+            f"| {fmt((po.get('p99_us') or {}).get('median'))} |",
+        ]
     e = w.get("udp")
     if e:
         out += [
@@ -415,6 +439,7 @@ def main():
     lines.append("-" * len(hdr))
     scale_lines = []
     tls_lines = []
+    proxy_lines = []
     for key, title, unit in WORKLOADS:
         wl_runs = [r for r in runs if r["workload"] == key]
         if not wl_runs:
@@ -457,6 +482,29 @@ def main():
                 f"{fmt((o.get('p99_us') or {}).get('median')):11} | "
                 f"{fmt((o.get('handshake_p50_us') or {}).get('median')):9} | "
                 f"{fmt_stats(n.get('rate')):27} | {(f'{rn:.2f}' if rn else '-'):9}"
+            )
+        elif key.endswith("-proxy"):
+            entry["unit"] = unit
+            plain = result["workloads"].get(key[: -len("-proxy")]) or {}
+            po = plain.get("ours") or {}
+            entry["ratio_ours_proxy_plain"] = ratio(o.get("rate"), po.get("rate"))
+            entry["ratio_ours_proxy_plain_p99"] = ratio(o.get("p99_us"), po.get("p99_us"))
+
+            def by_round(rs):
+                return {r["round"]: r["loadgen"]["rate"] for r in rs if r["impl"] == "ours" and run_ok(r)}
+
+            with_proxy, without = by_round(wl_runs), by_round(plain.get("runs", []))
+            # Each round's pair ran side by side: its ratio shows the noise the medians hide.
+            entry["round_ratios"] = [
+                with_proxy[k] / without[k] for k in sorted(with_proxy) if without.get(k)
+            ]
+            rp, rr = entry["ratio_ours_proxy_plain"], entry["round_ratios"]
+            proxy_lines.append(
+                f"{title:44} {unit:9} | {fmt_stats(o.get('rate')):27} | "
+                f"{fmt_stats(po.get('rate')):27} | {(f'{rp:.2f}' if rp else '-'):11} | "
+                f"{(', '.join(f'{x:.2f}' for x in rr) or '-'):22} | "
+                f"{fmt((o.get('p99_us') or {}).get('median')):11} | "
+                f"{fmt((po.get('p99_us') or {}).get('median')):11}"
             )
         elif key != "scale":
             entry["unit"] = unit
@@ -522,6 +570,16 @@ def main():
         print(f"ours: {meta['ours_note']}")
     print()
     print("\n".join(lines))
+    if proxy_lines:
+        print()
+        h = (
+            f"{'PROXY protocol (ours, same rounds)':44} {'metric':9} | {'ours PROXY v2':27} | "
+            f"{'ours plain':27} | {'PROXY/plain':11} | {'per round':22} | {'p99 us PROXY':11} | "
+            f"{'p99 us plain':11}"
+        )
+        print(h)
+        print("-" * len(h))
+        print("\n".join(proxy_lines))
     if tls_lines:
         print()
         h = (

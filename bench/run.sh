@@ -9,9 +9,10 @@
 #   BENCH_ROUNDS (3)       rounds per workload; the servers alternate which goes first
 #   BENCH_SECONDS (10)     length of one timed run
 #   BENCH_WORKERS (nproc)  worker threads of every server (ours --workers, asio --threads)
-#   BENCH_WORKLOADS        subset of: pingpong pipelined bulk many churn scale udp, and the same
-#                          over TLS: pingpong-tls pipelined-tls bulk-tls many-tls churn-tls
-#                          (ours and native only: asio and minimal have no TLS)
+#   BENCH_WORKLOADS        subset of: pingpong pipelined bulk many churn churn-proxy scale udp,
+#                          and the same over TLS: pingpong-tls pipelined-tls bulk-tls many-tls
+#                          churn-tls (ours and native only: asio and minimal have no TLS).
+#                          Just the churn pair: BENCH_WORKLOADS="churn churn-proxy"
 #   BENCH_WINE (auto)      8 = the system's Wine, 10 = the Wine 10 tree (cmake/wine10-bin, its
 #                          own prefix PREFIX-wine10); auto = 10 when a TLS workload is asked
 #                          for (only Wine 10 has server-side Schannel), else the system's.
@@ -56,6 +57,12 @@
 #                latency, loss (a datagram unanswered after 0.5 s: lost, replaced). Ours is
 #                run --udp-only, asio is asio-echo/asio_udp_echo.cpp (asio's async UDP echo
 #                example), native is native_echo --udp; the minimal loop has no UDP
+#   churn-proxy  churn behind a load balancer: ours with --proxy-protocol 127.0.0.1/32, the
+#                loadgen sending a PROXY v2 header (--proxy v2, a different 10.x.y.z client
+#                each connection) first on every connection; ours only (the peers do not
+#                speak PROXY), compared with ours' plain churn. With churn in the same run it
+#                runs inside churn's rounds, right beside ours' plain run (ours, ours PROXY,
+#                asio in odd rounds; asio, ours PROXY, ours in even ones)
 #   X-tls        workload X over TLS 1.2: ours with --tls-pfx tests/tls/server.pfx, native
 #                with tests/tls/server-cert.pem; loadgen --tls verifies the chain against
 #                tests/tls/ca.pem. Timing starts after every handshake (bulk-tls, many-tls
@@ -71,7 +78,7 @@ logs=$out/logs
 ROUNDS=${BENCH_ROUNDS:-3}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 WORKERS=${BENCH_WORKERS:-$(nproc)}
-WORKLOADS=${BENCH_WORKLOADS:-pingpong pipelined bulk many churn scale udp}
+WORKLOADS=${BENCH_WORKLOADS:-pingpong pipelined bulk many churn churn-proxy scale udp}
 IMPLS=${BENCH_IMPLS:-ours asio minimal native}
 SCALE_CONNECTIONS=${BENCH_SCALE_CONNECTIONS:-10000}
 SCALE_SETTLE=${BENCH_SCALE_SETTLE:-3}
@@ -263,14 +270,18 @@ prepare_prefix() {
 SRV_PORT=
 SRV_HOST=
 SRV_LOG=
-# start_server KIND TAG [tls|udp]: starts it in the background, waits for "listening on
-# ADDR:PORT". udp: the UDP echo server of that kind (ours --udp-only prints "listening on
-# ADDR:PORT (udp)").
+# start_server KIND TAG [tls|udp|proxy]: starts it in the background, waits for "listening
+# on ADDR:PORT". udp: the UDP echo server of that kind (ours --udp-only prints "listening on
+# ADDR:PORT (udp)"). proxy: ours trusting the loopback load generator as its balancer.
 start_server() {
-    local kind=$1 tag=$2 tls= udp= tls_args=() udp_args=()
+    local kind=$1 tag=$2 tls= udp= tls_args=() udp_args=() proxy_args=()
     case ${3:-} in
     tls) tls=tls ;;
     udp) udp=udp ;;
+    proxy)
+        [ "$kind" = ours ] || die "$kind has no PROXY protocol"
+        proxy_args=(--proxy-protocol 127.0.0.1/32)
+        ;;
     esac
     SRV_LOG=$logs/$tag.$kind.log
     if [ -n "$udp" ]; then
@@ -303,7 +314,7 @@ start_server() {
             --max-connections-per-ip 0 --send-queue-cap 4194304 \
             --memory-budget $((OURS_MAX_CONNECTIONS * (5 + 2 * BUFFER_SIZE / 1048576))) \
             --bind 127.0.0.1 --name iocp-bench "${tls_args[@]}" "${udp_args[@]}" \
-            ${BENCH_OURS_ARGS:-} >"$SRV_LOG" 2>&1 &
+            "${proxy_args[@]}" ${BENCH_OURS_ARGS:-} >"$SRV_LOG" 2>&1 &
         ;;
     asio)
         if [ -n "$udp" ]; then
@@ -386,6 +397,7 @@ stop_server() {
 loadgen_args() {
     case $1 in
     *-tls) echo "$(loadgen_args "${1%-tls}") --tls --tls-ca $TLS_DIR/ca.pem" ;;
+    *-proxy) echo "$(loadgen_args "${1%-proxy}") --proxy v2" ;;
     pingpong) echo "--connections 1 --depth 1 --size 64 --duration $SECONDS_PER_RUN" ;;
     pipelined) echo "--connections 100 --depth 4 --size 64 --duration $SECONDS_PER_RUN" ;;
     bulk) echo "--connections 100 --depth 4 --size 4096 --duration $SECONDS_PER_RUN" ;;
@@ -403,7 +415,7 @@ loadgen_args() {
 run_one() {
     local wl=$1 impl=$2 round=$3 tag="$1.r$3" load
     local tls=
-    case $wl in *-tls) tls=tls ;; udp) tls=udp ;; esac
+    case $wl in *-tls) tls=tls ;; udp) tls=udp ;; *-proxy) tls=proxy ;; esac
     if [ "$wl" = scale ] && [ "$impl" != native ]; then
         # A fresh wineserver for each scale run: it keeps the memory it has grown to, so a
         # warm one would hide its share of the per-connection cost. -w only waits for the
@@ -498,7 +510,7 @@ if r["workload"]=="scale":
 else:
     tls=lg.get("tls") or {}
     udp=lg.get("udp") or {}
-    print("%.0f %s, p99 %s us, errors %s%s%s" % (lg.get("rate",0), "conn/s" if r["workload"].startswith("churn") else "datagrams/s" if udp else "msg/s", (lg.get("lat_us") or {}).get("p99"), lg.get("errors"), ", %s %s, handshake p50 %s us" % (tls.get("protocol"), tls.get("cipher"), (tls.get("handshake_us") or {}).get("p50")) if tls else "", ", lost %s of %s, late %s" % (udp.get("lost"), udp.get("sent"), udp.get("late")) if udp else ""))' \
+    print("%.0f %s, p99 %s us, errors %s%s%s%s" % (lg.get("rate",0), "conn/s" if r["workload"].startswith("churn") else "datagrams/s" if udp else "msg/s", (lg.get("lat_us") or {}).get("p99"), lg.get("errors"), ", %s %s, handshake p50 %s us" % (tls.get("protocol"), tls.get("cipher"), (tls.get("handshake_us") or {}).get("p50")) if tls else "", ", lost %s of %s, late %s" % (udp.get("lost"), udp.get("sent"), udp.get("late")) if udp else "", ", PROXY %s headers" % lg["proxy"] if lg.get("proxy") else ""))' \
         "$(tail -n1 "$RUNS")" 2>/dev/null || echo "?")
     log "bench:   $wl round $round $impl: $summary (loadgen exit $lg_rc)"
     if [ "$lg_rc" != 0 ]; then
@@ -535,12 +547,26 @@ for ((i = 0; i < BUSY_CPUS; i++)); do
 done
 [ "$BUSY_CPUS" -gt 0 ] && log "bench: $BUSY_CPUS busy loop(s) at nice 19 keep the CPUs awake"
 
-for wl in $WORKLOADS; do
+# churn-proxy beside churn: its runs go into churn's rounds (an entry WORKLOAD:IMPL below),
+# next to ours' plain run, so the pair shares each round's machine load.
+proxy_in_churn=0
+case " $WORKLOADS " in *" churn "*) case " $WORKLOADS " in *" churn-proxy "*) proxy_in_churn=1 ;; esac ;; esac
+for outer in $WORKLOADS; do
+    [ "$outer" = churn-proxy ] && [ $proxy_in_churn = 1 ] && continue
     for round in $(seq "$ROUNDS"); do
         order="ours asio"
         [ $((round % 2)) = 0 ] && order="asio ours"
-        for impl in $order minimal native; do
+        if [ "$outer" = churn ] && [ $proxy_in_churn = 1 ]; then
+            order="ours churn-proxy:ours asio"
+            [ $((round % 2)) = 0 ] && order="asio churn-proxy:ours ours"
+        fi
+        for entry in $order minimal native; do
+            wl=$outer
+            impl=$entry
+            case $entry in *:*) wl=${entry%%:*} impl=${entry#*:} ;; esac
             case " $IMPLS " in *" $impl "*) ;; *) continue ;; esac
+            # The PROXY protocol is ours only: the peers do not speak it.
+            case $wl/$impl in *-proxy/ours) ;; *-proxy/*) continue ;; esac
             # The floor has no graceful stop, and its memory is not what scale compares.
             [ "$impl" = minimal ] && [ "$wl" = scale ] && continue
             # The minimal loop is TCP only.
