@@ -3,8 +3,10 @@
 #
 #   bench/profile.sh ours|asio|minimal WORKLOAD [COUNT]
 #
-# WORKLOAD is one of bench/run.sh's: pingpong pipelined bulk many churn udp; COUNT is the number
-# of echoes (connections for churn) to measure, default 20000 (3000 for churn). Two runs:
+# WORKLOAD is one of bench/run.sh's: pingpong pipelined bulk many churn churn-proxy udp; COUNT
+# is the number of echoes (connections for churn) to measure, default 20000 (3000 for churn).
+# churn-proxy (ours only): churn with a PROXY v2 header first on every connection, ours
+# trusting the loopback load generator (--proxy-protocol 127.0.0.1/32). Two runs:
 #   1. plain: echoes per second, and the CPU time the server process, the wineserver and the
 #      load generator spent, per echo (utime+stime from /proc);
 #   2. traced (WINEDEBUG=+server, much slower): the wineserver requests the server made, per
@@ -23,13 +25,14 @@ pipelined) args=(--connections 100 --depth 4 --size 64) ;;
 bulk) args=(--connections 100 --depth 4 --size 4096) ;;
 many) args=(--connections 1000 --depth 1 --size 64) ;;
 churn) args=(--churn --connections 32 --size 64) ;;
+churn-proxy) args=(--churn --connections 32 --size 64 --proxy v2) ;; # ours only
 udp) args=(--udp --connections 16 --depth 4 --size 64) ;; # ours --udp-only, asio_udp_echo.exe
 *)
-    echo "profile: unknown workload '$workload' (pingpong pipelined bulk many churn udp)" >&2
+    echo "profile: unknown workload '$workload' (pingpong pipelined bulk many churn churn-proxy udp)" >&2
     exit 2
     ;;
 esac
-count=${3:-$([ "$workload" = churn ] && echo 3000 || echo 20000)}
+count=${3:-$(case $workload in churn*) echo 3000 ;; *) echo 20000 ;; esac)}
 case $count in
 '' | *[!0-9]*)
     echo "profile: COUNT must be a whole number, not '$count'" >&2
@@ -46,6 +49,7 @@ ours)
         --max-connections-per-ip 0 --send-queue-cap 4194304 --memory-budget 55120)
     # as bench/run.sh: loopback clients, the 4 MiB queue, a budget of 11,024 x 5 MiB
     [ "$workload" = udp ] && srv_args+=(--udp-only)
+    [ "$workload" = churn-proxy ] && srv_args+=(--proxy-protocol 127.0.0.1/32)
     ;;
 asio)
     exe=$root/build/bench/asio_echo.exe
@@ -65,6 +69,10 @@ minimal)
     exit 2
     ;;
 esac
+if [ "$workload" = churn-proxy ] && [ "$kind" != ours ]; then
+    echo "profile: churn-proxy is ours only ($kind does not speak the PROXY protocol)" >&2
+    exit 2
+fi
 for f in "$loadgen" "$exe"; do
     [ -x "$f" ] || [ -f "$f" ] || {
         echo "profile: $f is missing: run bench/run.sh once (it builds everything)" >&2
@@ -178,8 +186,8 @@ fi
 awk -v kind="$kind" -v wl="$workload" -v n="$echoes" -v ns="$((t1 - t0))" -v hz="$hz" \
     -v s="$((s1 - s0))" -v w="$((w1 - w0))" -v lu="$lg_user" -v ls="$lg_sys" '
 BEGIN {
-    unit = (wl == "churn") ? "connection" : "echo"
-    units = (wl == "churn") ? "connections" : "echoes"
+    unit = (wl ~ /^churn/) ? "connection" : "echo"
+    units = (wl ~ /^churn/) ? "connections" : "echoes"
     printf "%s, %s: %d %s in %.2f s = %.0f/s\n", kind, wl, n, units, ns / 1e9, n / (ns / 1e9)
     printf "CPU per %s: server %.1f us, wineserver %.1f us, loadgen %.1f us (wall %.1f us)\n",
         unit, s * 1e6 / hz / n, w * 1e6 / hz / n, (lu + ls) * 1e6 / n, ns / 1e3 / n
