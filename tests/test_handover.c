@@ -250,6 +250,234 @@ static void handover_refusals(void)
     iocp_engine_destroy(client);
 }
 
+/* ---- UDP: a sender at a steady rate through the switch --------------------------------- */
+
+#define UDP_MAX_SEQ 200000
+
+/* Sends "udp <n>" about once a millisecond from one socket and counts the echoes that come
+ * back to it: each number once, exact. lost = sent - echoed once the echoes have settled. */
+typedef struct udp_load {
+    SOCKET s;
+    struct sockaddr_in to;
+    volatile LONG stop_sending, stop_receiving;
+    volatile LONG sent, echoed, duplicates, wrong;
+    unsigned char *seen; /* UDP_MAX_SEQ flags */
+    HANDLE sender, receiver;
+} udp_load;
+
+static DWORD WINAPI udp_sender_main(LPVOID arg)
+{
+    udp_load *u = arg;
+    for (LONG n = 0; !u->stop_sending && n < UDP_MAX_SEQ; n++) {
+        char msg[64];
+        int len = snprintf(msg, sizeof msg, "udp %ld", (long)n);
+        if (sendto(u->s, msg, len, 0, (const struct sockaddr *)&u->to, sizeof u->to) == len)
+            InterlockedIncrement(&u->sent);
+        Sleep(1); /* a steady rate: about 500 to 1000 a second under Wine */
+    }
+    return 0;
+}
+
+static DWORD WINAPI udp_receiver_main(LPVOID arg)
+{
+    udp_load *u = arg;
+    while (!u->stop_receiving) {
+        char buf[128];
+        int got = recv(u->s, buf, sizeof buf - 1, 0);
+        if (got <= 0)
+            continue; /* the receive timeout: look at the stop flag */
+        buf[got] = '\0';
+        char *end = NULL;
+        long n = strncmp(buf, "udp ", 4) == 0 ? strtol(buf + 4, &end, 10) : -1;
+        if (n < 0 || n >= UDP_MAX_SEQ || end == NULL || *end != '\0')
+            InterlockedIncrement(&u->wrong);
+        else if (u->seen[n]++)
+            InterlockedIncrement(&u->duplicates);
+        else
+            InterlockedIncrement(&u->echoed);
+    }
+    return 0;
+}
+
+static void udp_load_start(udp_load *u, uint16_t port)
+{
+    memset(u, 0, sizeof *u);
+    u->seen = calloc(UDP_MAX_SEQ, 1);
+    CHECK(u->seen != NULL);
+    u->s = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+    CHECK(u->s != INVALID_SOCKET);
+    struct sockaddr_in me;
+    memset(&me, 0, sizeof me);
+    me.sin_family = AF_INET;
+    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(u->s, (struct sockaddr *)&me, sizeof me) == 0);
+    int big = 4 * 1024 * 1024;
+    setsockopt(u->s, SOL_SOCKET, SO_RCVBUF, (const char *)&big, sizeof big);
+    DWORD timeout = 100;
+    setsockopt(u->s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&timeout, sizeof timeout);
+    u->to = me;
+    u->to.sin_port = htons(port);
+    u->receiver = CreateThread(NULL, 0, udp_receiver_main, u, 0, NULL);
+    u->sender = CreateThread(NULL, 0, udp_sender_main, u, 0, NULL);
+    CHECK(u->receiver != NULL && u->sender != NULL);
+}
+
+/* Waits until `count` more echoes than `from` have come back. */
+static int udp_wait_echoed(udp_load *u, LONG count, uint32_t timeout_ms)
+{
+    DWORD until = GetTickCount() + timeout_ms;
+    while (u->echoed < count) {
+        if ((LONG)(GetTickCount() - until) >= 0)
+            return 0;
+        Sleep(5);
+    }
+    return 1;
+}
+
+/* Stops sending, waits up to 5 s for the last echoes (a poll with a deadline: a lost one
+ * never comes), stops receiving; returns how many were lost. */
+static LONG udp_load_stop(udp_load *u)
+{
+    InterlockedExchange(&u->stop_sending, 1);
+    CHECK(WaitForSingleObject(u->sender, 30000) == WAIT_OBJECT_0);
+    DWORD until = GetTickCount() + 5000;
+    while (u->echoed + u->duplicates < u->sent && (LONG)(GetTickCount() - until) < 0)
+        Sleep(10);
+    InterlockedExchange(&u->stop_receiving, 1);
+    CHECK(WaitForSingleObject(u->receiver, 30000) == WAIT_OBJECT_0);
+    CloseHandle(u->sender);
+    CloseHandle(u->receiver);
+    closesocket(u->s);
+    free(u->seen);
+    return u->sent - u->echoed;
+}
+
+static uint64_t udp_in(iocp_engine *e)
+{
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    return st.udp_datagrams_in;
+}
+
+static int wait_udp_in(iocp_engine *e, uint64_t count, uint32_t timeout_ms)
+{
+    DWORD until = GetTickCount() + timeout_ms;
+    while (udp_in(e) < count) {
+        if ((LONG)(GetTickCount() - until) >= 0)
+            return 0;
+        Sleep(5);
+    }
+    return 1;
+}
+
+/* Engine A echoes UDP; B starts on A's socket (the duplicate for this process), both
+ * receive, A stops receiving, then stops; a sender at a steady rate through all of it gets
+ * every datagram echoed once, exactly: before, while both receive, after A stopped
+ * receiving and after A is gone. */
+static void udp_handover_in_process(void)
+{
+    iocp_config ca;
+    iocp_config_init(&ca);
+    ca.bind_address = "127.0.0.1";
+    ca.udp = 1;
+    iocp_engine *a = tn_start(&ca, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(a);
+    CHECK(port != 0);
+    udp_load load;
+    udp_load_start(&load, port);
+    CHECK_MSG(udp_wait_echoed(&load, 300, 30000), "only %ld echoes before the switch",
+              (long)load.echoed);
+    LONG before = load.echoed;
+
+    iocp_udp_export x;
+    iocp_error_info err;
+    CHECK_MSG(iocp_engine_export_udp(a, GetCurrentProcessId(), &x, &err) == IOCP_OK, "%s",
+              err.message);
+    CHECK_EQ_U(x.port, port);
+    iocp_config cb;
+    iocp_config_init(&cb);
+    cb.listen = 0;
+    cb.udp = 1;
+    cb.inherit_udp = &x;
+    iocp_engine *b = NULL;
+    CHECK_MSG(iocp_engine_start(&cb, NULL, NULL, &b, &err) == IOCP_OK, "%s", err.message);
+    CHECK_EQ_U(iocp_engine_udp_port(b), port);
+    CHECK(wait_udp_in(b, 50, 30000)); /* both receive on one socket now */
+    LONG both = load.echoed;
+
+    CHECK_OK(iocp_engine_stop_udp_receiving(a));
+    CHECK_OK(iocp_engine_stop_udp_receiving(a)); /* twice is harmless */
+    CHECK(iocp_engine_export_udp(a, GetCurrentProcessId(), &x, &err) == IOCP_E_STATE);
+    CHECK_MSG(strstr(err.message, "handed over") != NULL, "%s", err.message);
+    uint64_t b_at_stop = udp_in(b);
+    CHECK(wait_udp_in(b, b_at_stop + 300, 30000)); /* B alone takes them */
+    uint64_t a_after = udp_in(a);
+    CHECK(wait_udp_in(b, udp_in(b) + 100, 30000));
+    CHECK_EQ_U(udp_in(a), a_after); /* A's receives are done: nothing more arrives there */
+    LONG after_stop = load.echoed;
+
+    tn_stop_clean(a); /* A's handle closes; B's duplicate keeps the socket */
+    LONG a_gone = load.echoed;
+    CHECK(wait_udp_in(b, udp_in(b) + 300, 30000));
+    LONG lost = udp_load_stop(&load);
+    printf("udp handover in process: %ld sent, %ld echoed (%ld before the export, %ld while "
+           "both received, %ld after A stopped receiving, %ld while A stopped, %ld after A was "
+           "gone), %ld lost, %ld duplicates, %ld wrong; A received %llu, B %llu\n",
+           (long)load.sent, (long)load.echoed, (long)before, (long)(both - before),
+           (long)(after_stop - both), (long)(a_gone - after_stop), (long)(load.echoed - a_gone),
+           (long)lost,
+           (long)load.duplicates, (long)load.wrong, (unsigned long long)a_after,
+           (unsigned long long)udp_in(b));
+    CHECK_EQ_U(load.duplicates, 0);
+    CHECK_EQ_U(load.wrong, 0);
+    CHECK_MSG(lost == 0, "%ld of %ld datagrams were not echoed", (long)lost, (long)load.sent);
+    CHECK_EQ_U(a_after + udp_in(b), (uint64_t)load.sent);
+    tn_stop_clean(b);
+}
+
+/* What goes wrong names itself: a changed udp port, a blob for another process, an engine
+ * without UDP. */
+static void udp_handover_refusals(void)
+{
+    iocp_config ca;
+    iocp_config_init(&ca);
+    ca.bind_address = "127.0.0.1";
+    ca.udp = 1;
+    iocp_engine *a = tn_start(&ca, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(a);
+    iocp_udp_export x;
+    iocp_error_info err;
+    CHECK_OK(iocp_engine_export_udp(a, GetCurrentProcessId(), &x, &err));
+    iocp_config cb;
+    iocp_config_init(&cb);
+    cb.listen = 0;
+    cb.udp = 1;
+    cb.udp_port = (uint16_t)(port == 65535 ? 65534 : port + 1);
+    cb.inherit_udp = &x;
+    iocp_engine *b = NULL;
+    CHECK(iocp_engine_start(&cb, NULL, NULL, &b, &err) == IOCP_E_INVALID_ARG && b == NULL);
+    char want[40];
+    snprintf(want, sizeof want, "is on port %u", (unsigned)port);
+    CHECK_MSG(strstr(err.message, want) != NULL, "the error names the socket's port: %s",
+              err.message);
+    iocp_udp_export other = x;
+    other.target_pid = x.target_pid + 4;
+    cb.udp_port = 0;
+    cb.inherit_udp = &other;
+    CHECK(iocp_engine_start(&cb, NULL, NULL, &b, &err) == IOCP_E_INVALID_ARG);
+    CHECK_MSG(strstr(err.message, "exported for process") != NULL, "%s", err.message);
+    tn_stop_clean(a);
+
+    iocp_config cc;
+    iocp_config_init(&cc);
+    cc.bind_address = "127.0.0.1";
+    iocp_engine *tcp_only = tn_start(&cc, NULL, NULL);
+    CHECK(iocp_engine_export_udp(tcp_only, GetCurrentProcessId(), &x, &err) ==
+          IOCP_E_INVALID_ARG);
+    CHECK(iocp_engine_stop_udp_receiving(tcp_only) == IOCP_E_INVALID_ARG);
+    tn_stop_clean(tcp_only);
+}
+
 /* ---- across processes: this executable run as the successor ---------------------------- */
 
 #define CHILD_FLAG "--successor"
@@ -524,6 +752,8 @@ static const test_case cases[] = {
     {"handover_refusals", handover_refusals},
     {"handover_across_processes", handover_across_processes},
     {"takeover_console", takeover_console},
+    {"udp_handover_in_process", udp_handover_in_process},
+    {"udp_handover_refusals", udp_handover_refusals},
 };
 
 int main(int argc, char **argv)
