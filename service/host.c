@@ -180,8 +180,7 @@ static int start_admin(svc_host *h, char *why, size_t why_size, DWORD *win32_exi
         return -1;
     }
     svc_log(IOCP_LOG_INFO, "admin endpoint (GET /metrics, /healthz, /readyz) on %s%s",
-            svc_admin_address(h->admin),
-            h->has_inherited_admin ? " (taken over)" : "");
+            svc_admin_address(h->admin), h->has_inherited_admin ? " (taken over)" : "");
     return 0;
 }
 

@@ -59,7 +59,8 @@ static size_t answer_head(svc_host *h, char *resp, size_t size)
 }
 
 /* key=<the blob in hex>\n after n bytes of resp; the new length, or 0 when it does not fit. */
-static size_t put_blob(char *resp, size_t n, size_t size, const char *key, const unsigned char *blob)
+static size_t put_blob(char *resp, size_t n, size_t size, const char *key,
+                       const unsigned char *blob)
 {
     size_t k = strlen(key);
     if (n == 0 || n + k + 1 + 2 * INFO_BYTES + 2 > size)
@@ -112,7 +113,9 @@ static size_t answer_export(svc_host *h, int what, const char *arg, char *resp, 
         if (iocp_engine_export_udp(h->engine, (uint32_t)pid, &x, &err) != IOCP_OK)
             return svc_proto_format_error(err.message, resp, size);
         m = snprintf(resp + n, size - n, "udp_port=%u\n", (unsigned)x.port);
-        n = m > 0 && n + (size_t)m < size ? put_blob(resp, n + (size_t)m, size, "udp", x.info) : 0;
+        n = m > 0 && n + (size_t)m < size
+                ? put_blob(resp, n + (size_t)m, size, "udp_socket", x.info)
+                : 0;
     } else if (what == SVC_TAKEOVER_ADMIN && h->admin != NULL) {
         iocp_listener_export x;
         what_name = "admin listener";
@@ -120,8 +123,9 @@ static size_t answer_export(svc_host *h, int what, const char *arg, char *resp, 
             IOCP_OK)
             return svc_proto_format_error(err.message, resp, size);
         m = snprintf(resp + n, size - n, "admin_port=%u\n", (unsigned)x.port);
-        n = m > 0 && n + (size_t)m < size ? put_blob(resp, n + (size_t)m, size, "admin", x.tcp)
-                                          : 0;
+        n = m > 0 && n + (size_t)m < size
+                ? put_blob(resp, n + (size_t)m, size, "admin_listener", x.tcp)
+                : 0;
     } else {
         /* Not served here: the answer's head alone. */
         return n != 0 ? n : svc_proto_format_error("the answer does not fit", resp, size);
@@ -285,7 +289,7 @@ int svc_takeover_begin(svc_host *h, const svc_options *opt, char *why, size_t wh
     if (opt->server.udp || opt->server.udp_only) {
         iocp_udp_export *x = &h->inherited_udp;
         memset(x, 0, sizeof *x);
-        int got = ask_export(h, opt, "EXPORT-UDP", "udp", "udp_port", x->info, &x->port, why,
+        int got = ask_export(h, opt, "EXPORT-UDP", "udp_socket", "udp_port", x->info, &x->port, why,
                              why_size);
         if (got < 0)
             return -1;
@@ -295,8 +299,8 @@ int svc_takeover_begin(svc_host *h, const svc_options *opt, char *why, size_t wh
     if (opt->server.admin_port != 0) {
         iocp_listener_export *x = &h->inherited_admin;
         memset(x, 0, sizeof *x);
-        int got = ask_export(h, opt, "EXPORT-ADMIN", "admin", "admin_port", x->tcp, &x->port, why,
-                             why_size);
+        int got = ask_export(h, opt, "EXPORT-ADMIN", "admin_listener", "admin_port", x->tcp,
+                             &x->port, why, why_size);
         if (got < 0)
             return -1;
         x->target_pid = GetCurrentProcessId();

@@ -425,8 +425,7 @@ static void udp_handover_in_process(void)
            "gone), %ld lost, %ld duplicates, %ld wrong; A received %llu, B %llu\n",
            (long)load.sent, (long)load.echoed, (long)before, (long)(both - before),
            (long)(after_stop - both), (long)(a_gone - after_stop), (long)(load.echoed - a_gone),
-           (long)lost,
-           (long)load.duplicates, (long)load.wrong, (unsigned long long)a_after,
+           (long)lost, (long)load.duplicates, (long)load.wrong, (unsigned long long)a_after,
            (unsigned long long)udp_in(b));
     CHECK_EQ_U(load.duplicates, 0);
     CHECK_EQ_U(load.wrong, 0);
@@ -472,8 +471,7 @@ static void udp_handover_refusals(void)
     iocp_config_init(&cc);
     cc.bind_address = "127.0.0.1";
     iocp_engine *tcp_only = tn_start(&cc, NULL, NULL);
-    CHECK(iocp_engine_export_udp(tcp_only, GetCurrentProcessId(), &x, &err) ==
-          IOCP_E_INVALID_ARG);
+    CHECK(iocp_engine_export_udp(tcp_only, GetCurrentProcessId(), &x, &err) == IOCP_E_INVALID_ARG);
     CHECK(iocp_engine_stop_udp_receiving(tcp_only) == IOCP_E_INVALID_ARG);
     tn_stop_clean(tcp_only);
 }
@@ -747,6 +745,183 @@ static void takeover_console(void)
     tp_free(&old);
 }
 
+/* A port free on loopback now (bound, read back, closed): the admin endpoint's port must
+ * be given, 0 there means none. */
+static uint16_t free_port(void)
+{
+    SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(s != INVALID_SOCKET);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int len = sizeof a;
+    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(getsockname(s, (struct sockaddr *)&a, &len) == 0);
+    closesocket(s);
+    return ntohs(a.sin_port);
+}
+
+/* GET path on 127.0.0.1:port: the status code, or -1 when the connect was refused or the
+ * answer did not come. */
+static int http_status(uint16_t port, const char *path)
+{
+    SOCKET s = tn_connect("127.0.0.1", port, 5000);
+    if (s == INVALID_SOCKET)
+        return -1;
+    char req[128], buf[512];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path);
+    int status = -1;
+    size_t got = 0;
+    if (tn_send_all(s, req, (size_t)len) == 0) {
+        int n;
+        while (got < sizeof buf - 1 && (n = recv(s, buf + got, (int)(sizeof buf - 1 - got), 0)) > 0)
+            got += (size_t)n;
+        buf[got] = '\0';
+        if (strncmp(buf, "HTTP/1.1 ", 9) == 0)
+            status = atoi(buf + 9);
+    }
+    closesocket(s);
+    return status;
+}
+
+/* A load balancer's health check: GET /readyz every few milliseconds; counts what was not
+ * 200 (refused, no answer, 503). */
+typedef struct health_check {
+    uint16_t port;
+    volatile LONG stop, checks, refused, not_ready;
+    HANDLE thread;
+} health_check;
+
+static DWORD WINAPI health_main(LPVOID arg)
+{
+    health_check *h = arg;
+    while (!h->stop) {
+        int status = http_status(h->port, "/readyz");
+        InterlockedIncrement(&h->checks);
+        if (status < 0)
+            InterlockedIncrement(&h->refused);
+        else if (status != 200)
+            InterlockedIncrement(&h->not_ready);
+        Sleep(5);
+    }
+    return 0;
+}
+
+/* A console instance with TCP, UDP and the admin endpoint is taken over: through it a
+ * client connecting every few ms, 20 long-lived connections, a UDP sender at a steady rate
+ * and a health check of /readyz every few ms: 0 connects refused, 0 resets, every echo
+ * exact, every datagram echoed (the loss is counted and must be 0 on loopback), every
+ * health check answered 200; the successor's /readyz answers on the same admin port after
+ * the old one exited, and once the successor has drained too nothing listens there. */
+static void takeover_udp_admin_console(void)
+{
+    char name[48], args[400];
+    snprintf(name, sizeof name, "takeover-udp-%lu", (unsigned long)GetCurrentProcessId());
+    uint16_t admin = free_port();
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port 0 --udp --admin-port %u --drain-timeout 3",
+             name, (unsigned)admin);
+    tp_child old;
+    run_service(&old, args);
+    CHECK_MSG(tp_wait_line(&old, "listening on", 30000), "%s", old.out);
+    uint16_t port = listening_port(&old);
+    CHECK_MSG(wait_text(&old, "admin endpoint", 30000), "%s", old.out);
+    CHECK_EQ_U(http_status(admin, "/readyz"), 200);
+    SOCKET held[LONG_LIVED];
+    for (int i = 0; i < LONG_LIVED; i++) {
+        held[i] = tn_connect("127.0.0.1", port, 15000);
+        CHECK(held[i] != INVALID_SOCKET);
+        echo_line(held[i], "before", i);
+    }
+    churn load;
+    churn_start(&load, port);
+    udp_load datagrams;
+    udp_load_start(&datagrams, port); /* --udp: on the TCP port's number */
+    CHECK_MSG(udp_wait_echoed(&datagrams, 200, 30000), "only %ld udp echoes before",
+              (long)datagrams.echoed);
+    health_check hc;
+    memset(&hc, 0, sizeof hc);
+    hc.port = admin;
+    hc.thread = CreateThread(NULL, 0, health_main, &hc, 0, NULL);
+    CHECK(hc.thread != NULL);
+
+    LONG before = load.connects, udp_before = datagrams.echoed, checks_before = hc.checks;
+    DWORD t0 = GetTickCount();
+    tp_child next;
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port %u --udp --admin-port %u --drain-timeout 3 "
+             "--take-over",
+             name, (unsigned)port, (unsigned)admin);
+    run_service(&next, args);
+    CHECK_MSG(wait_text(&old, "handed over to process", 60000), "old: %s\nnew: %s", old.out,
+              next.out);
+    CHECK_MSG(strstr(old.out, "listener, udp, admin listener") != NULL, "old: %s", old.out);
+    DWORD handed_ms = GetTickCount() - t0;
+    for (int i = 0; i < LONG_LIVED; i++)
+        echo_line(held[i], "after", i); /* the old one still serves its own */
+    for (int i = 0; i < LONG_LIVED; i++) {
+        char c;
+        int got = recv(held[i], &c, 1, 0);
+        CHECK_MSG(got == 0, "long-lived connection %d: recv gave %d (WSA %d), not the FIN", i, got,
+                  got < 0 ? WSAGetLastError() : 0);
+        closesocket(held[i]);
+    }
+    CHECK(tp_wait(&old, 60000));
+    CHECK_MSG(old.exit_code == 0, "the old instance exited %lu: %s", old.exit_code, old.out);
+    DWORD old_gone_ms = GetTickCount() - t0;
+    CHECK_MSG(tp_wait_line(&next, "listening on", 60000), "%s", next.out);
+    CHECK_EQ_U(listening_port(&next), port);
+    CHECK_MSG(strstr(next.out, "(taken over)") != NULL, "%s", next.out);
+    /* The old process is gone: only the successor answers on these ports now. */
+    LONG at = load.connects, udp_at = datagrams.echoed, checks_at = hc.checks;
+    DWORD until = GetTickCount() + 30000;
+    while (load.connects < at + 50 || datagrams.echoed < udp_at + 200 ||
+           hc.checks < checks_at + 20) {
+        CHECK_MSG((LONG)(GetTickCount() - until) < 0,
+                  "stalled after the take-over: %ld connects, %ld udp echoes, %ld checks",
+                  (long)(load.connects - at), (long)(datagrams.echoed - udp_at),
+                  (long)(hc.checks - checks_at));
+        Sleep(10);
+    }
+    CHECK_EQ_U(http_status(admin, "/readyz"), 200);
+    InterlockedExchange(&hc.stop, 1);
+    CHECK(WaitForSingleObject(hc.thread, 30000) == WAIT_OBJECT_0);
+    CloseHandle(hc.thread);
+    churn_stop(&load);
+    LONG lost = udp_load_stop(&datagrams);
+    printf("take-over with udp and admin: %ld connects (%ld during it), %ld refused, %ld wrong "
+           "echoes, %ld resets; udp %ld sent, %ld echoed (%ld during it), %ld lost, %ld "
+           "duplicates; /readyz %ld checks (%ld during it), %ld refused, %ld not 200; handed "
+           "over %lu ms after the successor started, old instance gone after %lu ms\n",
+           load.connects, at - before, load.refused, load.wrong_echo, load.resets,
+           (long)datagrams.sent, (long)datagrams.echoed, (long)(udp_at - udp_before), (long)lost,
+           (long)datagrams.duplicates, (long)hc.checks, (long)(checks_at - checks_before),
+           (long)hc.refused, (long)hc.not_ready, (unsigned long)handed_ms,
+           (unsigned long)old_gone_ms);
+    CHECK_EQ_U(load.refused, 0);
+    CHECK_EQ_U(load.wrong_echo, 0);
+    CHECK_EQ_U(load.resets, 0);
+    CHECK_EQ_U(datagrams.duplicates, 0);
+    CHECK_EQ_U(datagrams.wrong, 0);
+    CHECK_MSG(lost == 0, "%ld of %ld datagrams were not echoed", (long)lost, (long)datagrams.sent);
+    CHECK_EQ_U(hc.refused, 0);
+    CHECK_EQ_U(hc.not_ready, 0);
+
+    tp_child drain;
+    snprintf(args, sizeof args, "drain --name %s", name);
+    run_service(&drain, args);
+    CHECK(tp_wait(&drain, 30000));
+    CHECK_MSG(drain.exit_code == 0, "drain exited %lu: %s", drain.exit_code, drain.out);
+    CHECK(tp_wait(&next, 30000));
+    CHECK_MSG(next.exit_code == 0, "the successor exited %lu: %s", next.exit_code, next.out);
+    /* Both are gone: no duplicate of the admin listener was left open anywhere. */
+    CHECK_MSG(http_status(admin, "/readyz") == -1, "admin port %u still answers", admin);
+    tp_free(&drain);
+    tp_free(&next);
+    tp_free(&old);
+}
+
 static const test_case cases[] = {
     {"handover_in_process", handover_in_process},
     {"handover_refusals", handover_refusals},
@@ -754,6 +929,7 @@ static const test_case cases[] = {
     {"takeover_console", takeover_console},
     {"udp_handover_in_process", udp_handover_in_process},
     {"udp_handover_refusals", udp_handover_refusals},
+    {"takeover_udp_admin_console", takeover_udp_admin_console},
 };
 
 int main(int argc, char **argv)

@@ -38,7 +38,7 @@
 #define WSA_FLAG_NO_HANDLE_INHERIT 0x80
 #endif
 
-#define ERROR_STREAK   64   /* failed receives in a row on one slot: it is retired */
+#define ERROR_STREAK   64 /* failed receives in a row on one slot: it is retired */
 #define SOCKET_BUFFERS (4 * 1024 * 1024)
 
 /* ---- receiving ------------------------------------------------------------------------- */
