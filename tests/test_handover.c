@@ -922,6 +922,68 @@ static void takeover_udp_admin_console(void)
     tp_free(&old);
 }
 
+/* --udp-only taken over: a UDP sender at a steady rate through it loses nothing; a successor
+ * on another UDP port is refused naming both and the old one serves on. */
+static void takeover_udp_only_console(void)
+{
+    char name[48], args[400];
+    snprintf(name, sizeof name, "takeover-udponly-%lu", (unsigned long)GetCurrentProcessId());
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port 0 --udp-only --drain-timeout 3", name);
+    tp_child old;
+    run_service(&old, args);
+    CHECK_MSG(tp_wait_line(&old, "listening on", 30000), "%s", old.out);
+    uint16_t port = listening_port(&old);
+    udp_load datagrams;
+    udp_load_start(&datagrams, port);
+    CHECK_MSG(udp_wait_echoed(&datagrams, 200, 30000), "only %ld udp echoes before",
+              (long)datagrams.echoed);
+
+    tp_child bad;
+    snprintf(args, sizeof args, "run --name %s --bind 127.0.0.1 --port %u --udp-only --take-over",
+             name, (unsigned)(port == 65535 ? 65534 : port + 1));
+    run_service(&bad, args);
+    CHECK(tp_wait(&bad, 60000));
+    char want[40];
+    snprintf(want, sizeof want, "is on port %u", (unsigned)port);
+    CHECK_MSG(bad.exit_code != 0 && strstr(bad.out, want) != NULL, "exit %lu: %s", bad.exit_code,
+              bad.out);
+    tp_free(&bad);
+
+    LONG udp_before = datagrams.echoed;
+    tp_child next;
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port %u --udp-only --drain-timeout 3 --take-over",
+             name, (unsigned)port);
+    run_service(&next, args);
+    CHECK_MSG(wait_text(&old, "handed over to process", 60000), "old: %s\nnew: %s", old.out,
+              next.out);
+    CHECK(tp_wait(&old, 60000));
+    CHECK_MSG(old.exit_code == 0, "the old instance exited %lu: %s", old.exit_code, old.out);
+    CHECK_MSG(tp_wait_line(&next, "listening on", 60000), "%s", next.out);
+    CHECK_EQ_U(listening_port(&next), port);
+    LONG udp_at = datagrams.echoed;
+    CHECK_MSG(udp_wait_echoed(&datagrams, udp_at + 200, 30000), "stalled after the take-over");
+    LONG lost = udp_load_stop(&datagrams);
+    printf("take-over with --udp-only: udp %ld sent, %ld echoed (%ld during it), %ld lost, %ld "
+           "duplicates\n",
+           (long)datagrams.sent, (long)datagrams.echoed, (long)(udp_at - udp_before), (long)lost,
+           (long)datagrams.duplicates);
+    CHECK_EQ_U(datagrams.duplicates, 0);
+    CHECK_EQ_U(datagrams.wrong, 0);
+    CHECK_MSG(lost == 0, "%ld of %ld datagrams were not echoed", (long)lost, (long)datagrams.sent);
+
+    tp_child drain;
+    snprintf(args, sizeof args, "drain --name %s", name);
+    run_service(&drain, args);
+    CHECK(tp_wait(&drain, 30000));
+    CHECK(tp_wait(&next, 30000));
+    CHECK_MSG(next.exit_code == 0, "the successor exited %lu: %s", next.exit_code, next.out);
+    tp_free(&drain);
+    tp_free(&next);
+    tp_free(&old);
+}
+
 static const test_case cases[] = {
     {"handover_in_process", handover_in_process},
     {"handover_refusals", handover_refusals},
@@ -930,6 +992,7 @@ static const test_case cases[] = {
     {"udp_handover_in_process", udp_handover_in_process},
     {"udp_handover_refusals", udp_handover_refusals},
     {"takeover_udp_admin_console", takeover_udp_admin_console},
+    {"takeover_udp_only_console", takeover_udp_only_console},
 };
 
 int main(int argc, char **argv)
