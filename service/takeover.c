@@ -242,10 +242,11 @@ static int get_blob(const char *answer, const char *key, unsigned char *out)
 }
 
 /* Asks for one socket: 1 = its blob is in out (with *port), 0 = the instance has none,
- * -1 = failed (why set). */
+ * -1 = failed (why set). want_port (0 = any) is checked here, before this process serves
+ * anything: a successor refused after its engine started would cut what it had accepted. */
 static int ask_export(svc_host *h, const svc_options *opt, const char *word, const char *key,
-                      const char *port_key, unsigned char *out, uint16_t *port, char *why,
-                      size_t why_size)
+                      const char *port_key, const char *option, uint16_t want_port,
+                      unsigned char *out, uint16_t *port, char *why, size_t why_size)
 {
     char req[SVC_PROTO_REQUEST_MAX], answer[SVC_PROTO_ANSWER_MAX], err[400];
     snprintf(req, sizeof req, "%s %lu", word, (unsigned long)GetCurrentProcessId());
@@ -270,6 +271,17 @@ static int ask_export(svc_host *h, const svc_options *opt, const char *word, con
     }
     if (got == 1)
         *port = (uint16_t)strtoul(p, NULL, 10);
+    if (got == 1 && want_port != 0 && *port != want_port) {
+        snprintf(why, why_size,
+                 "cannot take over instance '%s': its %s is on port %u, not on %s %u: a "
+                 "take-over keeps the port (leave %s as it was, or restart to change it)",
+                 opt->name,
+                 strcmp(key, "udp_socket") == 0       ? "UDP socket"
+                 : strcmp(key, "admin_listener") == 0 ? "admin listener"
+                                                      : "listener",
+                 (unsigned)*port, option, (unsigned)want_port, option);
+        return -1;
+    }
     return got;
 }
 
@@ -280,7 +292,8 @@ int svc_takeover_begin(svc_host *h, const svc_options *opt, char *why, size_t wh
     if (!opt->server.udp_only) {
         iocp_listener_export *x = &h->inherited;
         memset(x, 0, sizeof *x);
-        int got = ask_export(h, opt, "EXPORT", "listener", "port", x->tcp, &x->port, why, why_size);
+        int got = ask_export(h, opt, "EXPORT", "listener", "port", "--port",
+                             (uint16_t)opt->server.port, x->tcp, &x->port, why, why_size);
         if (got < 0)
             return -1;
         x->target_pid = GetCurrentProcessId(); /* the family is the blob's own */
@@ -289,8 +302,9 @@ int svc_takeover_begin(svc_host *h, const svc_options *opt, char *why, size_t wh
     if (opt->server.udp || opt->server.udp_only) {
         iocp_udp_export *x = &h->inherited_udp;
         memset(x, 0, sizeof *x);
-        int got = ask_export(h, opt, "EXPORT-UDP", "udp_socket", "udp_port", x->info, &x->port, why,
-                             why_size);
+        int got = ask_export(h, opt, "EXPORT-UDP", "udp_socket", "udp_port", "--port",
+                             opt->server.udp_only ? (uint16_t)opt->server.port : 0, x->info,
+                             &x->port, why, why_size);
         if (got < 0)
             return -1;
         x->target_pid = GetCurrentProcessId();
@@ -299,8 +313,8 @@ int svc_takeover_begin(svc_host *h, const svc_options *opt, char *why, size_t wh
     if (opt->server.admin_port != 0) {
         iocp_listener_export *x = &h->inherited_admin;
         memset(x, 0, sizeof *x);
-        int got = ask_export(h, opt, "EXPORT-ADMIN", "admin_listener", "admin_port", x->tcp,
-                             &x->port, why, why_size);
+        int got = ask_export(h, opt, "EXPORT-ADMIN", "admin_listener", "admin_port", "--admin-port",
+                             (uint16_t)opt->server.admin_port, x->tcp, &x->port, why, why_size);
         if (got < 0)
             return -1;
         x->target_pid = GetCurrentProcessId();

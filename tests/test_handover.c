@@ -797,6 +797,22 @@ static void takeover_udp_admin_console(void)
     hc.thread = CreateThread(NULL, 0, health_main, &hc, 0, NULL);
     CHECK(hc.thread != NULL);
 
+    /* Another admin port: refused naming both before the successor serves anything; the old
+     * one serves on and the load notices nothing (checked with the rest below). */
+    tp_child bad;
+    uint16_t other = (uint16_t)(admin == 65535 ? 65534 : admin + 1);
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port %u --udp --admin-port %u --take-over", name,
+             (unsigned)port, (unsigned)other);
+    run_service(&bad, args);
+    CHECK(tp_wait(&bad, 60000));
+    char want[80];
+    snprintf(want, sizeof want, "admin listener is on port %u, not on --admin-port %u",
+             (unsigned)admin, (unsigned)other);
+    CHECK_MSG(bad.exit_code != 0 && strstr(bad.out, want) != NULL, "exit %lu: %s", bad.exit_code,
+              bad.out);
+    tp_free(&bad);
+
     LONG before = load.connects, udp_before = datagrams.echoed, checks_before = hc.checks;
     DWORD t0 = GetTickCount();
     tp_child next;
