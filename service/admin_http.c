@@ -209,6 +209,13 @@ static const iocp_handlers admin_handlers = {admin_open, admin_data, admin_close
 int svc_admin_start(const char *bind, uint16_t port, svc_admin_view view, void *user,
                     svc_admin **out, char *err, size_t err_size)
 {
+    return svc_admin_start_inherited(bind, port, NULL, view, user, out, err, err_size);
+}
+
+int svc_admin_start_inherited(const char *bind, uint16_t port, const iocp_listener_export *inherit,
+                              svc_admin_view view, void *user, svc_admin **out, char *err,
+                              size_t err_size)
+{
     *out = NULL;
     svc_admin *a = calloc(1, sizeof *a);
     if (a == NULL) {
@@ -231,6 +238,7 @@ int svc_admin_start(const char *bind, uint16_t port, svc_admin_view view, void *
     c.send_timeout_ms = SVC_ADMIN_REQUEST_MS; /* one that reads nothing of the answer */
     c.log = svc_log_engine;
     c.log_level = IOCP_LOG_WARN;
+    c.inherit_listener = inherit; /* a changed port is refused naming both */
     iocp_error_info e;
     memset(&e, 0, sizeof e);
     if (iocp_engine_start(&c, &admin_handlers, a, &a->engine, &e) != IOCP_OK) {
@@ -242,6 +250,11 @@ int svc_admin_start(const char *bind, uint16_t port, svc_admin_view view, void *
     snprintf(a->address, sizeof a->address, "%s", iocp_engine_address(a->engine));
     *out = a;
     return 0;
+}
+
+iocp_engine *svc_admin_engine(svc_admin *a)
+{
+    return a != NULL ? a->engine : NULL;
 }
 
 const char *svc_admin_address(const svc_admin *a)

@@ -104,6 +104,10 @@ static void admin_view(void *user, iocp_stats *st, svc_metrics_state *s)
     s->draining = h->draining != 0;
     s->ready = !s->draining && iocp_engine_wait(h->engine, 0) != IOCP_OK &&
                (st->contexts_in_use < st->contexts_total || h->opt.server.udp_only);
+    /* Handed over with this admin port: a health check this instance accepted just before
+     * asks about the port, which the successor serves now, not about this drain. */
+    if (h->handed_over && (h->exported & SVC_TAKEOVER_ADMIN))
+        s->ready = 1;
 }
 
 /* Takes the instance mutex: SVC_EXIT_OK, or an exit code with why and *win32_exit set. */
@@ -161,6 +165,23 @@ static int take_lock(svc_host *h, const svc_options *opt, const char *mode, char
                 "instance mutex %s: in a private namespace that only this account can create",
                 mutex_name);
     return SVC_EXIT_OK;
+}
+
+/* The admin endpoint: on the predecessor's admin listener after a take-over that got it. */
+static int start_admin(svc_host *h, char *why, size_t why_size, DWORD *win32_exit)
+{
+    char aerr[600];
+    const svc_server_options *o = &h->opt.server;
+    if (svc_admin_start_inherited(o->admin_bind, (uint16_t)o->admin_port,
+                                  h->has_inherited_admin ? &h->inherited_admin : NULL, admin_view,
+                                  h, &h->admin, aerr, sizeof aerr) != 0) {
+        snprintf(why, why_size, "%s", aerr);
+        *win32_exit = ERROR_INVALID_PARAMETER;
+        return -1;
+    }
+    svc_log(IOCP_LOG_INFO, "admin endpoint (GET /metrics, /healthz, /readyz) on %s%s",
+            svc_admin_address(h->admin), h->has_inherited_admin ? " (taken over)" : "");
+    return 0;
 }
 
 static void step(svc_progress_fn progress, void *user)
@@ -234,8 +255,10 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
             strcmp(mode, "service") == 0 ? SVC_TLS_STORE_MACHINE : SVC_TLS_STORE_USER;
     svc_server_config(&h->opt.server, &config);
     config.log = svc_log_engine;
-    if (opt->take_over)
+    if (opt->take_over && h->has_inherited)
         config.inherit_listener = &h->inherited;
+    if (opt->take_over && h->has_inherited_udp)
+        config.inherit_udp = &h->inherited_udp;
     iocp_err e = iocp_engine_start(&config, NULL, h, &h->engine, &err);
     /* The engine has loaded the PFX (or failed to): the password is not needed again. */
     SecureZeroMemory(h->opt.server.tls_password, sizeof h->opt.server.tls_password);
@@ -251,6 +274,10 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     h->summary_ms = h->started_ms;
     step(progress, user);
     if (opt->take_over) {
+        /* The admin endpoint before the handover: health checks are answered by both, then
+         * by this one, never by nobody. */
+        if (opt->server.admin_port != 0 && start_admin(h, why, sizeof why, win32_exit) != 0)
+            goto fail;
         /* Serving now, self-check passed: the old instance stops accepting, drains, exits;
          * then its mutex and pipe are ours. */
         if (svc_takeover_finish(h, why, sizeof why) != 0) {
@@ -281,17 +308,9 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     }
     step(progress, user);
 
-    if (opt->server.admin_port != 0) {
-        char aerr[600];
-        if (svc_admin_start(opt->server.admin_bind, (uint16_t)opt->server.admin_port, admin_view, h,
-                            &h->admin, aerr, sizeof aerr) != 0) {
-            snprintf(why, sizeof why, "%s", aerr);
-            *win32_exit = ERROR_INVALID_PARAMETER;
-            goto fail;
-        }
-        svc_log(IOCP_LOG_INFO, "admin endpoint (GET /metrics, /healthz, /readyz) on %s",
-                svc_admin_address(h->admin));
-    }
+    if (opt->server.admin_port != 0 && h->admin == NULL &&
+        start_admin(h, why, sizeof why, win32_exit) != 0)
+        goto fail;
 
     char src[SVC_PATH_MAX + 100], tls[SVC_PATH_MAX + 200] = "", udp[120] = "";
     if (opt->server.udp_only)

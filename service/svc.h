@@ -567,6 +567,12 @@ typedef struct svc_host {
     DWORD predecessor_pid;
     DWORD successor_pid;
     volatile LONG handed_over;
+    /* what the predecessor handed over besides (the successor's side: has_* says which blob
+     * is filled; the running instance's side: exported, SVC_TAKEOVER_* bits) */
+    int has_inherited, has_inherited_udp, has_inherited_admin;
+    iocp_udp_export inherited_udp;
+    iocp_listener_export inherited_admin;
+    volatile LONG exported;
 } svc_host;
 
 /* Starts everything: log file, mutex, engine, status pipe. Returns SVC_EXIT_OK, or an exit
@@ -602,6 +608,12 @@ typedef void (*svc_admin_view)(void *user, iocp_stats *st, svc_metrics_state *s)
 /* bind "" = 127.0.0.1. Returns 0, or -1 with err naming what failed. */
 int svc_admin_start(const char *bind, uint16_t port, svc_admin_view view, void *user,
                     svc_admin **out, char *err, size_t err_size);
+/* The same on a predecessor's admin listener (take-over; NULL = bind), and the endpoint's
+ * engine, whose listener a take-over exports and stops accepting on. */
+int svc_admin_start_inherited(const char *bind, uint16_t port, const iocp_listener_export *inherit,
+                              svc_admin_view view, void *user, svc_admin **out, char *err,
+                              size_t err_size);
+iocp_engine *svc_admin_engine(svc_admin *a);
 const char *svc_admin_address(const svc_admin *a);
 void svc_admin_stop(svc_admin *a);
 
@@ -622,15 +634,22 @@ svc_http_result svc_http_parse(const char *buf, size_t len, size_t max, svc_http
 
 /* ---- take-over: takeover.c ------------------------------------------------------------------ */
 
-/* The running instance's side, from its status pipe: "EXPORT <pid>" (the listener duplicated
- * for the asking process, which must be that pid) and "HANDOVER" (from that process only:
- * stop accepting, let open connections run for up to the drain timeout, then stop). Returns
- * the answer's length, or 0 when req is neither (the status requests then). */
+/* The running instance's side, from its status pipe: "EXPORT <pid>", "EXPORT-UDP <pid>" and
+ * "EXPORT-ADMIN <pid>" (the TCP listener, UDP socket or admin listener duplicated for the
+ * asking process, which must be that pid; an answer without the blob when this instance has
+ * no such socket) and "HANDOVER" (from that process only: stop accepting and receiving on
+ * what was exported, let open connections run for up to the drain timeout, then stop).
+ * Returns the answer's length, or 0 when req is none of them (the status requests then). */
+#define SVC_TAKEOVER_TCP   1
+#define SVC_TAKEOVER_UDP   2
+#define SVC_TAKEOVER_ADMIN 4
 size_t svc_takeover_answer(svc_host *h, const char *req, size_t len, char *resp, size_t size,
                            int *close_after);
-/* The successor's side, in svc_host_start: before the engine, asks instance opt->name for its
- * listener (into h->inherited); after the engine has started (its self-check passed), tells
- * the old one to hand over and waits until it has exited. 0, or -1 with why set. */
+/* The successor's side, in svc_host_start: before the engine, asks instance opt->name for the
+ * sockets this one will serve (into h->inherited*; one the old instance does not have is
+ * bound afresh); after the engine and the admin endpoint have started (the self-check
+ * passed), tells the old one to hand over and waits until it has exited. 0, or -1 with why
+ * set. */
 int svc_takeover_begin(svc_host *h, const svc_options *opt, char *why, size_t why_size);
 int svc_takeover_finish(svc_host *h, char *why, size_t why_size);
 /* In svc_host_stop after a handover: waits up to the drain timeout for the open connections

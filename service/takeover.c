@@ -5,15 +5,22 @@
  *
  * Through N's status pipe (its DACL admits only N's account, administrators and SYSTEM; the
  * answer counts only from N itself, svc_instance_ask):
- *   1. the successor asks "EXPORT <its pid>"; N duplicates its listener for that process,
- *      and only for the process that asks (the pipe's client pid), so nobody can have the
- *      socket planted in a third process;
- *   2. the successor starts its engine on it (a changed --port is refused naming both): the
- *      engine's start is its self-check (TLS credentials; the memory budget came before).
- *      Both accept on the socket now. If the start fails, the successor exits and N serves on;
- *   3. the successor asks "HANDOVER" (only the process N exported to may): N stops accepting,
- *      lets its open connections run for up to its drain timeout, closes the rest with a FIN
- *      and exits; the successor waits for that, then takes the instance mutex and the pipe.
+ *   1. the successor asks "EXPORT <its pid>" for the TCP listener, and with --udp or
+ *      --udp-only "EXPORT-UDP <pid>", with --admin-port "EXPORT-ADMIN <pid>"; N duplicates
+ *      each socket for that process, and only for the process that asks (the pipe's client
+ *      pid), so nobody can have a socket planted in a third process. A socket N does not
+ *      have (no UDP, no admin endpoint) is answered without a blob: the successor binds its
+ *      own. One N has and the successor does not ask for closes when N exits;
+ *   2. the successor starts its engine on them (a changed --port, UDP port or --admin-port
+ *      is refused naming both), then its admin endpoint: the engine's start is its self-check
+ *      (TLS credentials; the memory budget came before). Both serve on the sockets now: a
+ *      connect or a health check is accepted by either, a datagram received by either. If
+ *      the start fails, the successor exits and N serves on;
+ *   3. the successor asks "HANDOVER" (only the process N exported to may): N stops accepting
+ *      on the listeners and receiving on the UDP socket it exported (a datagram or health
+ *      check it holds already is answered), lets its open connections run for up to its
+ *      drain timeout, closes the rest with a FIN and exits; the successor waits for that,
+ *      then takes the instance mutex and the pipe.
  */
 #include "svc.h"
 
@@ -51,7 +58,28 @@ static size_t answer_head(svc_host *h, char *resp, size_t size)
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
-static size_t answer_export(svc_host *h, const char *arg, char *resp, size_t size)
+/* key=<the blob in hex>\n after n bytes of resp; the new length, or 0 when it does not fit. */
+static size_t put_blob(char *resp, size_t n, size_t size, const char *key,
+                       const unsigned char *blob)
+{
+    size_t k = strlen(key);
+    if (n == 0 || n + k + 1 + 2 * INFO_BYTES + 2 > size)
+        return 0;
+    memcpy(resp + n, key, k);
+    n += k;
+    resp[n++] = '=';
+    for (size_t i = 0; i < INFO_BYTES; i++) {
+        resp[n++] = hex_digits[blob[i] >> 4];
+        resp[n++] = hex_digits[blob[i] & 15];
+    }
+    resp[n++] = '\n';
+    resp[n] = '\0';
+    return n;
+}
+
+/* EXPORT (the TCP listener), EXPORT-UDP, EXPORT-ADMIN: what = SVC_TAKEOVER_*. An instance
+ * without that socket answers with its head alone: the successor binds its own. */
+static size_t answer_export(svc_host *h, int what, const char *arg, char *resp, size_t size)
 {
     char *end = NULL;
     unsigned long pid = strtoul(arg, &end, 10);
@@ -63,24 +91,49 @@ static size_t answer_export(svc_host *h, const char *arg, char *resp, size_t siz
                                       size);
     if (h->draining)
         return svc_proto_format_error("draining: nothing to take over", resp, size);
-    iocp_listener_export x;
+    /* The latest process to ask is the successor (one that failed its start and exited
+     * must not block the next); what went to an earlier one no longer counts. */
+    if ((DWORD)InterlockedExchange((volatile LONG *)&h->successor_pid, (LONG)pid) != pid)
+        InterlockedExchange(&h->exported, 0);
     iocp_error_info err;
-    if (iocp_engine_export_listener(h->engine, (uint32_t)pid, &x, &err) != IOCP_OK)
-        return svc_proto_format_error(err.message, resp, size);
     size_t n = answer_head(h, resp, size);
-    int m = snprintf(resp + n, size - n, "port=%u\nfamily=%u\nlistener=", (unsigned)x.port,
+    int m = 0;
+    const char *what_name = "listener";
+    if (what == SVC_TAKEOVER_TCP && !h->opt.server.udp_only) {
+        iocp_listener_export x;
+        if (iocp_engine_export_listener(h->engine, (uint32_t)pid, &x, &err) != IOCP_OK)
+            return svc_proto_format_error(err.message, resp, size);
+        m = snprintf(resp + n, size - n, "port=%u\nfamily=%u\n", (unsigned)x.port,
                      (unsigned)x.family);
-    if (n == 0 || m < 0 || n + (size_t)m + 2 * INFO_BYTES + 2 > size)
-        return svc_proto_format_error("the answer does not fit", resp, size);
-    n += (size_t)m;
-    for (size_t i = 0; i < INFO_BYTES; i++) {
-        resp[n++] = hex_digits[x.tcp[i] >> 4];
-        resp[n++] = hex_digits[x.tcp[i] & 15];
+        n = m > 0 && n + (size_t)m < size ? put_blob(resp, n + (size_t)m, size, "listener", x.tcp)
+                                          : 0;
+    } else if (what == SVC_TAKEOVER_UDP && iocp_engine_udp_port(h->engine) != 0) {
+        iocp_udp_export x;
+        what_name = "udp socket";
+        if (iocp_engine_export_udp(h->engine, (uint32_t)pid, &x, &err) != IOCP_OK)
+            return svc_proto_format_error(err.message, resp, size);
+        m = snprintf(resp + n, size - n, "udp_port=%u\n", (unsigned)x.port);
+        n = m > 0 && n + (size_t)m < size
+                ? put_blob(resp, n + (size_t)m, size, "udp_socket", x.info)
+                : 0;
+    } else if (what == SVC_TAKEOVER_ADMIN && h->admin != NULL) {
+        iocp_listener_export x;
+        what_name = "admin listener";
+        if (iocp_engine_export_listener(svc_admin_engine(h->admin), (uint32_t)pid, &x, &err) !=
+            IOCP_OK)
+            return svc_proto_format_error(err.message, resp, size);
+        m = snprintf(resp + n, size - n, "admin_port=%u\n", (unsigned)x.port);
+        n = m > 0 && n + (size_t)m < size
+                ? put_blob(resp, n + (size_t)m, size, "admin_listener", x.tcp)
+                : 0;
+    } else {
+        /* Not served here: the answer's head alone. */
+        return n != 0 ? n : svc_proto_format_error("the answer does not fit", resp, size);
     }
-    resp[n++] = '\n';
-    resp[n] = '\0';
-    InterlockedExchange((volatile LONG *)&h->successor_pid, (LONG)pid);
-    svc_log(IOCP_LOG_INFO, "listener exported to process %lu for a take-over", pid);
+    if (n == 0)
+        return svc_proto_format_error("the answer does not fit", resp, size);
+    InterlockedOr(&h->exported, what);
+    svc_log(IOCP_LOG_INFO, "%s exported to process %lu for a take-over", what_name, pid);
     return n;
 }
 
@@ -91,13 +144,23 @@ static size_t answer_handover(svc_host *h, char *resp, size_t size)
         return svc_proto_format_error("HANDOVER only from the process the listener went to", resp,
                                       size);
     if (InterlockedExchange(&h->handed_over, 1) == 0) {
-        iocp_engine_stop_accepting(h->engine);
+        /* The successor serves what it took: this one stops taking new work there. */
+        LONG took = h->exported;
+        if (took & SVC_TAKEOVER_TCP)
+            iocp_engine_stop_accepting(h->engine);
+        if (took & SVC_TAKEOVER_UDP)
+            iocp_engine_stop_udp_receiving(h->engine);
+        if ((took & SVC_TAKEOVER_ADMIN) && h->admin != NULL)
+            iocp_engine_stop_accepting(svc_admin_engine(h->admin));
         InterlockedExchange(&h->draining, 1);
         InterlockedExchange(&h->drain_requested, 1); /* the run loop stops: svc_host_stop */
         svc_log(IOCP_LOG_INFO,
-                "handed over to process %lu: accepting no more connections; open ones get up "
-                "to %lu s to finish",
-                (unsigned long)client, (unsigned long)h->opt.server.drain_timeout_s);
+                "handed over to process %lu (%s%s%s): accepting no more connections; open ones "
+                "get up to %lu s to finish",
+                (unsigned long)client, took & SVC_TAKEOVER_TCP ? "listener" : "",
+                took & SVC_TAKEOVER_UDP ? (took & SVC_TAKEOVER_TCP ? ", udp" : "udp") : "",
+                took & SVC_TAKEOVER_ADMIN ? ", admin listener" : "",
+                (unsigned long)h->opt.server.drain_timeout_s);
     }
     size_t n = answer_head(h, resp, size);
     return n != 0 ? n : svc_proto_format_error("the answer does not fit", resp, size);
@@ -106,17 +169,29 @@ static size_t answer_handover(svc_host *h, char *resp, size_t size)
 size_t svc_takeover_answer(svc_host *h, const char *req, size_t len, char *resp, size_t size,
                            int *close_after)
 {
+    static const struct {
+        const char *word;
+        int what;
+    } exports[] = {{"EXPORT", SVC_TAKEOVER_TCP},
+                   {"EXPORT-UDP", SVC_TAKEOVER_UDP},
+                   {"EXPORT-ADMIN", SVC_TAKEOVER_ADMIN}};
     const char *arg = NULL;
     size_t n = 0;
-    if (is_request(req, len, "EXPORT", &arg)) {
-        char copy[SVC_PROTO_REQUEST_MAX + 1];
-        size_t k = (size_t)(arg - req);
-        snprintf(copy, sizeof copy, "%.*s", (int)(len - k), arg);
-        n = answer_export(h, copy, resp, size);
-    } else if (is_request(req, len, "HANDOVER", &arg) && arg[0] == '\0') {
-        n = answer_handover(h, resp, size);
-    } else {
-        return 0;
+    int matched = 0;
+    for (size_t i = 0; i < sizeof exports / sizeof exports[0] && !matched; i++) {
+        if (is_request(req, len, exports[i].word, &arg)) {
+            char copy[SVC_PROTO_REQUEST_MAX + 1];
+            size_t k = (size_t)(arg - req);
+            snprintf(copy, sizeof copy, "%.*s", (int)(len - k), arg);
+            n = answer_export(h, exports[i].what, copy, resp, size);
+            matched = 1;
+        }
+    }
+    if (!matched) {
+        if (is_request(req, len, "HANDOVER", &arg) && arg[0] == '\0')
+            n = answer_handover(h, resp, size);
+        else
+            return 0;
     }
     if (n >= 4 && memcmp(resp, "ERR ", 4) == 0)
         *close_after = 1;
@@ -147,55 +222,117 @@ static int hex_value(char c)
     return -1;
 }
 
-int svc_takeover_begin(svc_host *h, const svc_options *opt, char *why, size_t why_size)
+/* The blob of key in the answer into out (INFO_BYTES); 1 when there, 0 when the answer has
+ * none (the instance does not serve that socket), -1 when garbled. */
+static int get_blob(const char *answer, const char *key, unsigned char *out)
 {
-    if (opt->server.udp || opt->server.udp_only) {
-        snprintf(why, why_size,
-                 "--take-over hands over the TCP listener only: leave out --udp "
-                 "and --udp-only (not handed over yet)");
+    size_t len = 0;
+    const char *hex = find_key(answer, key, &len);
+    if (hex == NULL)
+        return 0;
+    if (len != 2 * INFO_BYTES)
         return -1;
+    for (size_t i = 0; i < INFO_BYTES; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
     }
-    if (opt->server.admin_port != 0) {
-        snprintf(why, why_size,
-                 "--take-over cannot use --admin-port yet: the old instance holds "
-                 "the admin port until it exits");
-        return -1;
-    }
+    return 1;
+}
+
+/* Asks for one socket: 1 = its blob is in out (with *port), 0 = the instance has none,
+ * -1 = failed (why set). want_port (0 = any) is checked here, before this process serves
+ * anything: a successor refused after its engine started would cut what it had accepted. */
+static int ask_export(svc_host *h, const svc_options *opt, const char *word, const char *key,
+                      const char *port_key, const char *option, uint16_t want_port,
+                      unsigned char *out, uint16_t *port, char *why, size_t why_size)
+{
     char req[SVC_PROTO_REQUEST_MAX], answer[SVC_PROTO_ANSWER_MAX], err[400];
-    snprintf(req, sizeof req, "EXPORT %lu", (unsigned long)GetCurrentProcessId());
+    snprintf(req, sizeof req, "%s %lu", word, (unsigned long)GetCurrentProcessId());
     svc_status_info info;
     if (svc_instance_ask_raw(opt->name, req, ASK_MS, &info, answer, sizeof answer, err,
                              sizeof err) != 0) {
         snprintf(why, why_size, "cannot take over instance '%s': %s", opt->name, err);
         return -1;
     }
-    size_t port_len = 0, family_len = 0, hex_len = 0;
-    const char *port = find_key(answer, "port", &port_len);
-    const char *family = find_key(answer, "family", &family_len);
-    const char *hex = find_key(answer, "listener", &hex_len);
-    if (port == NULL || family == NULL || hex == NULL || hex_len != 2 * INFO_BYTES) {
-        snprintf(why, why_size,
-                 "cannot take over instance '%s': its answer has no listener (an older version?)",
+    if (h->predecessor_pid != 0 && info.pid != h->predecessor_pid) {
+        snprintf(why, why_size, "cannot take over instance '%s': another process answered",
                  opt->name);
         return -1;
     }
-    iocp_listener_export *x = &h->inherited;
-    memset(x, 0, sizeof *x);
-    x->target_pid = GetCurrentProcessId();
-    x->port = (uint16_t)strtoul(port, NULL, 10);
-    x->family = (uint16_t)strtoul(family, NULL, 10);
-    for (size_t i = 0; i < INFO_BYTES; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            snprintf(why, why_size, "cannot take over instance '%s': a garbled listener",
-                     opt->name);
-            return -1;
-        }
-        x->tcp[i] = (unsigned char)(hi << 4 | lo);
-    }
     h->predecessor_pid = info.pid;
-    svc_log(IOCP_LOG_INFO, "taking over from instance '%s' (process %lu, %s)", opt->name,
-            (unsigned long)info.pid, info.address);
+    int got = get_blob(answer, key, out);
+    size_t port_len = 0;
+    const char *p = find_key(answer, port_key, &port_len);
+    if (got < 0 || (got == 1 && p == NULL)) {
+        snprintf(why, why_size, "cannot take over instance '%s': a garbled %s", opt->name, key);
+        return -1;
+    }
+    if (got == 1)
+        *port = (uint16_t)strtoul(p, NULL, 10);
+    if (got == 1 && want_port != 0 && *port != want_port) {
+        snprintf(why, why_size,
+                 "cannot take over instance '%s': its %s is on port %u, not on %s %u: a "
+                 "take-over keeps the port (leave %s as it was, or restart to change it)",
+                 opt->name,
+                 strcmp(key, "udp_socket") == 0       ? "UDP socket"
+                 : strcmp(key, "admin_listener") == 0 ? "admin listener"
+                                                      : "listener",
+                 (unsigned)*port, option, (unsigned)want_port, option);
+        return -1;
+    }
+    return got;
+}
+
+int svc_takeover_begin(svc_host *h, const svc_options *opt, char *why, size_t why_size)
+{
+    h->has_inherited = h->has_inherited_udp = h->has_inherited_admin = 0;
+    h->predecessor_pid = 0;
+    if (!opt->server.udp_only) {
+        iocp_listener_export *x = &h->inherited;
+        memset(x, 0, sizeof *x);
+        int got = ask_export(h, opt, "EXPORT", "listener", "port", "--port",
+                             (uint16_t)opt->server.port, x->tcp, &x->port, why, why_size);
+        if (got < 0)
+            return -1;
+        x->target_pid = GetCurrentProcessId(); /* the family is the blob's own */
+        h->has_inherited = got;
+    }
+    if (opt->server.udp || opt->server.udp_only) {
+        iocp_udp_export *x = &h->inherited_udp;
+        memset(x, 0, sizeof *x);
+        int got = ask_export(h, opt, "EXPORT-UDP", "udp_socket", "udp_port", "--port",
+                             opt->server.udp_only ? (uint16_t)opt->server.port : 0, x->info,
+                             &x->port, why, why_size);
+        if (got < 0)
+            return -1;
+        x->target_pid = GetCurrentProcessId();
+        h->has_inherited_udp = got;
+    }
+    if (opt->server.admin_port != 0) {
+        iocp_listener_export *x = &h->inherited_admin;
+        memset(x, 0, sizeof *x);
+        int got = ask_export(h, opt, "EXPORT-ADMIN", "admin_listener", "admin_port", "--admin-port",
+                             (uint16_t)opt->server.admin_port, x->tcp, &x->port, why, why_size);
+        if (got < 0)
+            return -1;
+        x->target_pid = GetCurrentProcessId();
+        h->has_inherited_admin = got;
+    }
+    if (h->predecessor_pid == 0) {
+        /* Nothing asked (cannot happen: a server serves TCP or UDP); keep the check honest. */
+        snprintf(why, why_size, "cannot take over instance '%s': nothing to take", opt->name);
+        return -1;
+    }
+    svc_log(IOCP_LOG_INFO, "taking over from instance '%s' (process %lu): %s%s%s", opt->name,
+            (unsigned long)h->predecessor_pid, h->has_inherited ? "its listener" : "a new listener",
+            opt->server.udp || opt->server.udp_only
+                ? (h->has_inherited_udp ? ", its udp socket" : ", a new udp socket")
+                : "",
+            opt->server.admin_port != 0
+                ? (h->has_inherited_admin ? ", its admin listener" : ", a new admin listener")
+                : "");
     return 0;
 }
 

@@ -10,59 +10,10 @@
 #include "harness.h"
 #include "net_util.h"
 #include "proc_util.h"
+#include "churn.h"
 #include "svc.h"
 
 #define LONG_LIVED 20
-
-/* A client that opens a new connection every few milliseconds until told to stop: each sends
- * its own line and checks the echo, then closes and waits for the server's FIN. */
-typedef struct churn {
-    uint16_t port;
-    volatile LONG stop;
-    volatile LONG connects, refused, wrong_echo, resets;
-    HANDLE thread;
-} churn;
-
-static DWORD WINAPI churn_main(LPVOID arg)
-{
-    churn *c = arg;
-    for (unsigned n = 0; !c->stop; n++) {
-        SOCKET s = tn_connect("127.0.0.1", c->port, 5000);
-        if (s == INVALID_SOCKET) {
-            InterlockedIncrement(&c->refused);
-            Sleep(2);
-            continue;
-        }
-        InterlockedIncrement(&c->connects);
-        char msg[64], back[64];
-        int len = snprintf(msg, sizeof msg, "churn connection %u says hello\n", n);
-        if (tn_send_all(s, msg, (size_t)len) != 0 ||
-            tn_recv_exact(s, back, (size_t)len) != (size_t)len || memcmp(msg, back, (size_t)len))
-            InterlockedIncrement(&c->wrong_echo);
-        shutdown(s, SD_SEND);
-        char tail;
-        if (recv(s, &tail, 1, 0) != 0) /* the server's FIN after ours, not a reset */
-            InterlockedIncrement(&c->resets);
-        closesocket(s);
-        Sleep(2); /* pacing: a new connection every few milliseconds */
-    }
-    return 0;
-}
-
-static void churn_start(churn *c, uint16_t port)
-{
-    memset(c, 0, sizeof *c);
-    c->port = port;
-    c->thread = CreateThread(NULL, 0, churn_main, c, 0, NULL);
-    CHECK(c->thread != NULL);
-}
-
-static void churn_stop(churn *c)
-{
-    InterlockedExchange(&c->stop, 1);
-    CHECK(WaitForSingleObject(c->thread, 60000) == WAIT_OBJECT_0);
-    CloseHandle(c->thread);
-}
 
 static uint64_t accepted(iocp_engine *e)
 {
@@ -248,6 +199,232 @@ static void handover_refusals(void)
     CHECK(iocp_engine_export_listener(client, GetCurrentProcessId(), &x, &err) ==
           IOCP_E_INVALID_ARG);
     iocp_engine_destroy(client);
+}
+
+/* ---- UDP: a sender at a steady rate through the switch --------------------------------- */
+
+#define UDP_MAX_SEQ 200000
+
+/* Sends "udp <n>" about once a millisecond from one socket and counts the echoes that come
+ * back to it: each number once, exact. lost = sent - echoed once the echoes have settled. */
+typedef struct udp_load {
+    SOCKET s;
+    struct sockaddr_in to;
+    volatile LONG stop_sending, stop_receiving;
+    volatile LONG sent, echoed, duplicates, wrong;
+    unsigned char *seen; /* UDP_MAX_SEQ flags */
+    HANDLE sender, receiver;
+} udp_load;
+
+static DWORD WINAPI udp_sender_main(LPVOID arg)
+{
+    udp_load *u = arg;
+    for (LONG n = 0; !u->stop_sending && n < UDP_MAX_SEQ; n++) {
+        char msg[64];
+        int len = snprintf(msg, sizeof msg, "udp %ld", (long)n);
+        if (sendto(u->s, msg, len, 0, (const struct sockaddr *)&u->to, sizeof u->to) == len)
+            InterlockedIncrement(&u->sent);
+        Sleep(1); /* a steady rate: about 500 to 1000 a second under Wine */
+    }
+    return 0;
+}
+
+static DWORD WINAPI udp_receiver_main(LPVOID arg)
+{
+    udp_load *u = arg;
+    while (!u->stop_receiving) {
+        char buf[128];
+        int got = recv(u->s, buf, sizeof buf - 1, 0);
+        if (got <= 0)
+            continue; /* the receive timeout: look at the stop flag */
+        buf[got] = '\0';
+        char *end = NULL;
+        long n = strncmp(buf, "udp ", 4) == 0 ? strtol(buf + 4, &end, 10) : -1;
+        if (n < 0 || n >= UDP_MAX_SEQ || end == NULL || *end != '\0')
+            InterlockedIncrement(&u->wrong);
+        else if (u->seen[n]++)
+            InterlockedIncrement(&u->duplicates);
+        else
+            InterlockedIncrement(&u->echoed);
+    }
+    return 0;
+}
+
+static void udp_load_start(udp_load *u, uint16_t port)
+{
+    memset(u, 0, sizeof *u);
+    u->seen = calloc(UDP_MAX_SEQ, 1);
+    CHECK(u->seen != NULL);
+    u->s = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+    CHECK(u->s != INVALID_SOCKET);
+    struct sockaddr_in me;
+    memset(&me, 0, sizeof me);
+    me.sin_family = AF_INET;
+    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(u->s, (struct sockaddr *)&me, sizeof me) == 0);
+    int big = 4 * 1024 * 1024;
+    setsockopt(u->s, SOL_SOCKET, SO_RCVBUF, (const char *)&big, sizeof big);
+    DWORD timeout = 100;
+    setsockopt(u->s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&timeout, sizeof timeout);
+    u->to = me;
+    u->to.sin_port = htons(port);
+    u->receiver = CreateThread(NULL, 0, udp_receiver_main, u, 0, NULL);
+    u->sender = CreateThread(NULL, 0, udp_sender_main, u, 0, NULL);
+    CHECK(u->receiver != NULL && u->sender != NULL);
+}
+
+/* Waits until `count` more echoes than `from` have come back. */
+static int udp_wait_echoed(udp_load *u, LONG count, uint32_t timeout_ms)
+{
+    DWORD until = GetTickCount() + timeout_ms;
+    while (u->echoed < count) {
+        if ((LONG)(GetTickCount() - until) >= 0)
+            return 0;
+        Sleep(5);
+    }
+    return 1;
+}
+
+/* Stops sending, waits up to 5 s for the last echoes (a poll with a deadline: a lost one
+ * never comes), stops receiving; returns how many were lost. */
+static LONG udp_load_stop(udp_load *u)
+{
+    InterlockedExchange(&u->stop_sending, 1);
+    CHECK(WaitForSingleObject(u->sender, 30000) == WAIT_OBJECT_0);
+    DWORD until = GetTickCount() + 5000;
+    while (u->echoed + u->duplicates < u->sent && (LONG)(GetTickCount() - until) < 0)
+        Sleep(10);
+    InterlockedExchange(&u->stop_receiving, 1);
+    CHECK(WaitForSingleObject(u->receiver, 30000) == WAIT_OBJECT_0);
+    CloseHandle(u->sender);
+    CloseHandle(u->receiver);
+    closesocket(u->s);
+    free(u->seen);
+    return u->sent - u->echoed;
+}
+
+static uint64_t udp_in(iocp_engine *e)
+{
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    return st.udp_datagrams_in;
+}
+
+static int wait_udp_in(iocp_engine *e, uint64_t count, uint32_t timeout_ms)
+{
+    DWORD until = GetTickCount() + timeout_ms;
+    while (udp_in(e) < count) {
+        if ((LONG)(GetTickCount() - until) >= 0)
+            return 0;
+        Sleep(5);
+    }
+    return 1;
+}
+
+/* Engine A echoes UDP; B starts on A's socket (the duplicate for this process), both
+ * receive, A stops receiving, then stops; a sender at a steady rate through all of it gets
+ * every datagram echoed once, exactly: before, while both receive, after A stopped
+ * receiving and after A is gone. */
+static void udp_handover_in_process(void)
+{
+    iocp_config ca;
+    iocp_config_init(&ca);
+    ca.bind_address = "127.0.0.1";
+    ca.udp = 1;
+    iocp_engine *a = tn_start(&ca, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(a);
+    CHECK(port != 0);
+    udp_load load;
+    udp_load_start(&load, port);
+    CHECK_MSG(udp_wait_echoed(&load, 300, 30000), "only %ld echoes before the switch",
+              (long)load.echoed);
+    LONG before = load.echoed;
+
+    iocp_udp_export x;
+    iocp_error_info err;
+    CHECK_MSG(iocp_engine_export_udp(a, GetCurrentProcessId(), &x, &err) == IOCP_OK, "%s",
+              err.message);
+    CHECK_EQ_U(x.port, port);
+    iocp_config cb;
+    iocp_config_init(&cb);
+    cb.listen = 0;
+    cb.udp = 1;
+    cb.inherit_udp = &x;
+    iocp_engine *b = NULL;
+    CHECK_MSG(iocp_engine_start(&cb, NULL, NULL, &b, &err) == IOCP_OK, "%s", err.message);
+    CHECK_EQ_U(iocp_engine_udp_port(b), port);
+    CHECK(wait_udp_in(b, 50, 30000)); /* both receive on one socket now */
+    LONG both = load.echoed;
+
+    CHECK_OK(iocp_engine_stop_udp_receiving(a));
+    CHECK_OK(iocp_engine_stop_udp_receiving(a)); /* twice is harmless */
+    CHECK(iocp_engine_export_udp(a, GetCurrentProcessId(), &x, &err) == IOCP_E_STATE);
+    CHECK_MSG(strstr(err.message, "handed over") != NULL, "%s", err.message);
+    uint64_t b_at_stop = udp_in(b);
+    CHECK(wait_udp_in(b, b_at_stop + 300, 30000)); /* B alone takes them */
+    uint64_t a_after = udp_in(a);
+    CHECK(wait_udp_in(b, udp_in(b) + 100, 30000));
+    CHECK_EQ_U(udp_in(a), a_after); /* A's receives are done: nothing more arrives there */
+    LONG after_stop = load.echoed;
+
+    tn_stop_clean(a); /* A's handle closes; B's duplicate keeps the socket */
+    LONG a_gone = load.echoed;
+    CHECK(wait_udp_in(b, udp_in(b) + 300, 30000));
+    LONG lost = udp_load_stop(&load);
+    printf("udp handover in process: %ld sent, %ld echoed (%ld before the export, %ld while "
+           "both received, %ld after A stopped receiving, %ld while A stopped, %ld after A was "
+           "gone), %ld lost, %ld duplicates, %ld wrong; A received %llu, B %llu\n",
+           (long)load.sent, (long)load.echoed, (long)before, (long)(both - before),
+           (long)(after_stop - both), (long)(a_gone - after_stop), (long)(load.echoed - a_gone),
+           (long)lost, (long)load.duplicates, (long)load.wrong, (unsigned long long)a_after,
+           (unsigned long long)udp_in(b));
+    CHECK_EQ_U(load.duplicates, 0);
+    CHECK_EQ_U(load.wrong, 0);
+    CHECK_MSG(lost == 0, "%ld of %ld datagrams were not echoed", (long)lost, (long)load.sent);
+    CHECK_EQ_U(a_after + udp_in(b), (uint64_t)load.sent);
+    tn_stop_clean(b);
+}
+
+/* What goes wrong names itself: a changed udp port, a blob for another process, an engine
+ * without UDP. */
+static void udp_handover_refusals(void)
+{
+    iocp_config ca;
+    iocp_config_init(&ca);
+    ca.bind_address = "127.0.0.1";
+    ca.udp = 1;
+    iocp_engine *a = tn_start(&ca, NULL, NULL);
+    uint16_t port = iocp_engine_udp_port(a);
+    iocp_udp_export x;
+    iocp_error_info err;
+    CHECK_OK(iocp_engine_export_udp(a, GetCurrentProcessId(), &x, &err));
+    iocp_config cb;
+    iocp_config_init(&cb);
+    cb.listen = 0;
+    cb.udp = 1;
+    cb.udp_port = (uint16_t)(port == 65535 ? 65534 : port + 1);
+    cb.inherit_udp = &x;
+    iocp_engine *b = NULL;
+    CHECK(iocp_engine_start(&cb, NULL, NULL, &b, &err) == IOCP_E_INVALID_ARG && b == NULL);
+    char want[40];
+    snprintf(want, sizeof want, "is on port %u", (unsigned)port);
+    CHECK_MSG(strstr(err.message, want) != NULL, "the error names the socket's port: %s",
+              err.message);
+    iocp_udp_export other = x;
+    other.target_pid = x.target_pid + 4;
+    cb.udp_port = 0;
+    cb.inherit_udp = &other;
+    CHECK(iocp_engine_start(&cb, NULL, NULL, &b, &err) == IOCP_E_INVALID_ARG);
+    CHECK_MSG(strstr(err.message, "exported for process") != NULL, "%s", err.message);
+    tn_stop_clean(a);
+
+    iocp_config cc;
+    iocp_config_init(&cc);
+    cc.bind_address = "127.0.0.1";
+    iocp_engine *tcp_only = tn_start(&cc, NULL, NULL);
+    CHECK(iocp_engine_export_udp(tcp_only, GetCurrentProcessId(), &x, &err) == IOCP_E_INVALID_ARG);
+    CHECK(iocp_engine_stop_udp_receiving(tcp_only) == IOCP_E_INVALID_ARG);
+    tn_stop_clean(tcp_only);
 }
 
 /* ---- across processes: this executable run as the successor ---------------------------- */
@@ -519,11 +696,270 @@ static void takeover_console(void)
     tp_free(&old);
 }
 
+/* A port free on loopback now (bound, read back, closed): the admin endpoint's port must
+ * be given, 0 there means none. */
+static uint16_t free_port(void)
+{
+    SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(s != INVALID_SOCKET);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int len = sizeof a;
+    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(getsockname(s, (struct sockaddr *)&a, &len) == 0);
+    closesocket(s);
+    return ntohs(a.sin_port);
+}
+
+/* GET path on 127.0.0.1:port: the status code, or -1 when the connect was refused or the
+ * answer did not come. */
+static int http_status(uint16_t port, const char *path)
+{
+    SOCKET s = tn_connect("127.0.0.1", port, 5000);
+    if (s == INVALID_SOCKET)
+        return -1;
+    char req[128], buf[512];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path);
+    int status = -1;
+    size_t got = 0;
+    if (tn_send_all(s, req, (size_t)len) == 0) {
+        int n;
+        while (got < sizeof buf - 1 && (n = recv(s, buf + got, (int)(sizeof buf - 1 - got), 0)) > 0)
+            got += (size_t)n;
+        buf[got] = '\0';
+        if (strncmp(buf, "HTTP/1.1 ", 9) == 0)
+            status = atoi(buf + 9);
+    }
+    closesocket(s);
+    return status;
+}
+
+/* A load balancer's health check: GET /readyz every few milliseconds; counts what was not
+ * 200 (refused, no answer, 503). */
+typedef struct health_check {
+    uint16_t port;
+    volatile LONG stop, checks, refused, not_ready;
+    HANDLE thread;
+} health_check;
+
+static DWORD WINAPI health_main(LPVOID arg)
+{
+    health_check *h = arg;
+    while (!h->stop) {
+        int status = http_status(h->port, "/readyz");
+        InterlockedIncrement(&h->checks);
+        if (status < 0)
+            InterlockedIncrement(&h->refused);
+        else if (status != 200)
+            InterlockedIncrement(&h->not_ready);
+        Sleep(5);
+    }
+    return 0;
+}
+
+/* A console instance with TCP, UDP and the admin endpoint is taken over: through it a
+ * client connecting every few ms, 20 long-lived connections, a UDP sender at a steady rate
+ * and a health check of /readyz every few ms: 0 connects refused, 0 resets, every echo
+ * exact, every datagram echoed (the loss is counted and must be 0 on loopback), every
+ * health check answered 200; the successor's /readyz answers on the same admin port after
+ * the old one exited, and once the successor has drained too nothing listens there. */
+static void takeover_udp_admin_console(void)
+{
+    char name[48], args[400];
+    snprintf(name, sizeof name, "takeover-udp-%lu", (unsigned long)GetCurrentProcessId());
+    uint16_t admin = free_port();
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port 0 --udp --admin-port %u --drain-timeout 3",
+             name, (unsigned)admin);
+    tp_child old;
+    run_service(&old, args);
+    CHECK_MSG(tp_wait_line(&old, "listening on", 30000), "%s", old.out);
+    uint16_t port = listening_port(&old);
+    CHECK_MSG(wait_text(&old, "admin endpoint", 30000), "%s", old.out);
+    CHECK_EQ_U(http_status(admin, "/readyz"), 200);
+    SOCKET held[LONG_LIVED];
+    for (int i = 0; i < LONG_LIVED; i++) {
+        held[i] = tn_connect("127.0.0.1", port, 15000);
+        CHECK(held[i] != INVALID_SOCKET);
+        echo_line(held[i], "before", i);
+    }
+    churn load;
+    churn_start(&load, port);
+    udp_load datagrams;
+    udp_load_start(&datagrams, port); /* --udp: on the TCP port's number */
+    CHECK_MSG(udp_wait_echoed(&datagrams, 200, 30000), "only %ld udp echoes before",
+              (long)datagrams.echoed);
+    health_check hc;
+    memset(&hc, 0, sizeof hc);
+    hc.port = admin;
+    hc.thread = CreateThread(NULL, 0, health_main, &hc, 0, NULL);
+    CHECK(hc.thread != NULL);
+
+    /* Another admin port: refused naming both before the successor serves anything; the old
+     * one serves on and the load notices nothing (checked with the rest below). */
+    tp_child bad;
+    uint16_t other = (uint16_t)(admin == 65535 ? 65534 : admin + 1);
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port %u --udp --admin-port %u --take-over", name,
+             (unsigned)port, (unsigned)other);
+    run_service(&bad, args);
+    CHECK(tp_wait(&bad, 60000));
+    char want[80];
+    snprintf(want, sizeof want, "admin listener is on port %u, not on --admin-port %u",
+             (unsigned)admin, (unsigned)other);
+    CHECK_MSG(bad.exit_code != 0 && strstr(bad.out, want) != NULL, "exit %lu: %s", bad.exit_code,
+              bad.out);
+    tp_free(&bad);
+
+    LONG before = load.connects, udp_before = datagrams.echoed, checks_before = hc.checks;
+    DWORD t0 = GetTickCount();
+    tp_child next;
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port %u --udp --admin-port %u --drain-timeout 3 "
+             "--take-over",
+             name, (unsigned)port, (unsigned)admin);
+    run_service(&next, args);
+    CHECK_MSG(wait_text(&old, "handed over to process", 60000), "old: %s\nnew: %s", old.out,
+              next.out);
+    CHECK_MSG(strstr(old.out, "listener, udp, admin listener") != NULL, "old: %s", old.out);
+    DWORD handed_ms = GetTickCount() - t0;
+    for (int i = 0; i < LONG_LIVED; i++)
+        echo_line(held[i], "after", i); /* the old one still serves its own */
+    for (int i = 0; i < LONG_LIVED; i++) {
+        char c;
+        int got = recv(held[i], &c, 1, 0);
+        CHECK_MSG(got == 0, "long-lived connection %d: recv gave %d (WSA %d), not the FIN", i, got,
+                  got < 0 ? WSAGetLastError() : 0);
+        closesocket(held[i]);
+    }
+    CHECK(tp_wait(&old, 60000));
+    CHECK_MSG(old.exit_code == 0, "the old instance exited %lu: %s", old.exit_code, old.out);
+    DWORD old_gone_ms = GetTickCount() - t0;
+    CHECK_MSG(tp_wait_line(&next, "listening on", 60000), "%s", next.out);
+    CHECK_EQ_U(listening_port(&next), port);
+    CHECK_MSG(strstr(next.out, "(taken over)") != NULL, "%s", next.out);
+    /* The old process is gone: only the successor answers on these ports now. */
+    LONG at = load.connects, udp_at = datagrams.echoed, checks_at = hc.checks;
+    DWORD until = GetTickCount() + 30000;
+    while (load.connects < at + 50 || datagrams.echoed < udp_at + 200 ||
+           hc.checks < checks_at + 20) {
+        CHECK_MSG((LONG)(GetTickCount() - until) < 0,
+                  "stalled after the take-over: %ld connects, %ld udp echoes, %ld checks",
+                  (long)(load.connects - at), (long)(datagrams.echoed - udp_at),
+                  (long)(hc.checks - checks_at));
+        Sleep(10);
+    }
+    CHECK_EQ_U(http_status(admin, "/readyz"), 200);
+    InterlockedExchange(&hc.stop, 1);
+    CHECK(WaitForSingleObject(hc.thread, 30000) == WAIT_OBJECT_0);
+    CloseHandle(hc.thread);
+    churn_stop(&load);
+    LONG lost = udp_load_stop(&datagrams);
+    printf("take-over with udp and admin: %ld connects (%ld during it), %ld refused, %ld wrong "
+           "echoes, %ld resets; udp %ld sent, %ld echoed (%ld during it), %ld lost, %ld "
+           "duplicates; /readyz %ld checks (%ld during it), %ld refused, %ld not 200; handed "
+           "over %lu ms after the successor started, old instance gone after %lu ms\n",
+           load.connects, at - before, load.refused, load.wrong_echo, load.resets,
+           (long)datagrams.sent, (long)datagrams.echoed, (long)(udp_at - udp_before), (long)lost,
+           (long)datagrams.duplicates, (long)hc.checks, (long)(checks_at - checks_before),
+           (long)hc.refused, (long)hc.not_ready, (unsigned long)handed_ms,
+           (unsigned long)old_gone_ms);
+    CHECK_EQ_U(load.refused, 0);
+    CHECK_EQ_U(load.wrong_echo, 0);
+    CHECK_EQ_U(load.resets, 0);
+    CHECK_EQ_U(datagrams.duplicates, 0);
+    CHECK_EQ_U(datagrams.wrong, 0);
+    CHECK_MSG(lost == 0, "%ld of %ld datagrams were not echoed", (long)lost, (long)datagrams.sent);
+    CHECK_EQ_U(hc.refused, 0);
+    CHECK_EQ_U(hc.not_ready, 0);
+
+    tp_child drain;
+    snprintf(args, sizeof args, "drain --name %s", name);
+    run_service(&drain, args);
+    CHECK(tp_wait(&drain, 30000));
+    CHECK_MSG(drain.exit_code == 0, "drain exited %lu: %s", drain.exit_code, drain.out);
+    CHECK(tp_wait(&next, 30000));
+    CHECK_MSG(next.exit_code == 0, "the successor exited %lu: %s", next.exit_code, next.out);
+    /* Both are gone: no duplicate of the admin listener was left open anywhere. */
+    CHECK_MSG(http_status(admin, "/readyz") == -1, "admin port %u still answers", admin);
+    tp_free(&drain);
+    tp_free(&next);
+    tp_free(&old);
+}
+
+/* --udp-only taken over: a UDP sender at a steady rate through it loses nothing; a successor
+ * on another UDP port is refused naming both and the old one serves on. */
+static void takeover_udp_only_console(void)
+{
+    char name[48], args[400];
+    snprintf(name, sizeof name, "takeover-udponly-%lu", (unsigned long)GetCurrentProcessId());
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port 0 --udp-only --drain-timeout 3", name);
+    tp_child old;
+    run_service(&old, args);
+    CHECK_MSG(tp_wait_line(&old, "listening on", 30000), "%s", old.out);
+    uint16_t port = listening_port(&old);
+    udp_load datagrams;
+    udp_load_start(&datagrams, port);
+    CHECK_MSG(udp_wait_echoed(&datagrams, 200, 30000), "only %ld udp echoes before",
+              (long)datagrams.echoed);
+
+    tp_child bad;
+    snprintf(args, sizeof args, "run --name %s --bind 127.0.0.1 --port %u --udp-only --take-over",
+             name, (unsigned)(port == 65535 ? 65534 : port + 1));
+    run_service(&bad, args);
+    CHECK(tp_wait(&bad, 60000));
+    char want[40];
+    snprintf(want, sizeof want, "is on port %u", (unsigned)port);
+    CHECK_MSG(bad.exit_code != 0 && strstr(bad.out, want) != NULL, "exit %lu: %s", bad.exit_code,
+              bad.out);
+    tp_free(&bad);
+
+    LONG udp_before = datagrams.echoed;
+    tp_child next;
+    snprintf(args, sizeof args,
+             "run --name %s --bind 127.0.0.1 --port %u --udp-only --drain-timeout 3 --take-over",
+             name, (unsigned)port);
+    run_service(&next, args);
+    CHECK_MSG(wait_text(&old, "handed over to process", 60000), "old: %s\nnew: %s", old.out,
+              next.out);
+    CHECK(tp_wait(&old, 60000));
+    CHECK_MSG(old.exit_code == 0, "the old instance exited %lu: %s", old.exit_code, old.out);
+    CHECK_MSG(tp_wait_line(&next, "listening on", 60000), "%s", next.out);
+    CHECK_EQ_U(listening_port(&next), port);
+    LONG udp_at = datagrams.echoed;
+    CHECK_MSG(udp_wait_echoed(&datagrams, udp_at + 200, 30000), "stalled after the take-over");
+    LONG lost = udp_load_stop(&datagrams);
+    printf("take-over with --udp-only: udp %ld sent, %ld echoed (%ld during it), %ld lost, %ld "
+           "duplicates\n",
+           (long)datagrams.sent, (long)datagrams.echoed, (long)(udp_at - udp_before), (long)lost,
+           (long)datagrams.duplicates);
+    CHECK_EQ_U(datagrams.duplicates, 0);
+    CHECK_EQ_U(datagrams.wrong, 0);
+    CHECK_MSG(lost == 0, "%ld of %ld datagrams were not echoed", (long)lost, (long)datagrams.sent);
+
+    tp_child drain;
+    snprintf(args, sizeof args, "drain --name %s", name);
+    run_service(&drain, args);
+    CHECK(tp_wait(&drain, 30000));
+    CHECK(tp_wait(&next, 30000));
+    CHECK_MSG(next.exit_code == 0, "the successor exited %lu: %s", next.exit_code, next.out);
+    tp_free(&drain);
+    tp_free(&next);
+    tp_free(&old);
+}
+
 static const test_case cases[] = {
     {"handover_in_process", handover_in_process},
     {"handover_refusals", handover_refusals},
     {"handover_across_processes", handover_across_processes},
     {"takeover_console", takeover_console},
+    {"udp_handover_in_process", udp_handover_in_process},
+    {"udp_handover_refusals", udp_handover_refusals},
+    {"takeover_udp_admin_console", takeover_udp_admin_console},
+    {"takeover_udp_only_console", takeover_udp_only_console},
 };
 
 int main(int argc, char **argv)

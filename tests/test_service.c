@@ -18,6 +18,7 @@
 #include <shlobj.h>
 
 #include "net_util.h"
+#include "churn.h"
 #include "iocp/version.h"
 #include "proc_util.h"
 #include "svc.h"
@@ -2094,6 +2095,67 @@ static void configure_live(void)
     CHECK_RUN(&c, 0, "uninstall --name %s", name);
 }
 
+/* configure while a client connects every few milliseconds and 20 long-lived connections
+ * echo (the take-over tests' load): the changes apply live and nobody notices: 0 connects
+ * refused, 0 resets, every echo exact, the long-lived connections echo after it. */
+static void configure_under_load(void)
+{
+    char name[64], log[MAX_PATH * 3];
+    static child c;
+    service_name(name, sizeof name, "confload");
+    log_path(log, sizeof log, name);
+    CHECK_RUN(&c, 0,
+              "install --allow-unsafe-location --name %s --bind 127.0.0.1 --port 0 --idle-timeout "
+              "300 --max-connections-per-ip 500 --log-file \"%s\"",
+              name, log);
+    CHECK_RUN(&c, 0, "start --name %s", name);
+    uint16_t port = port_of(&c);
+    SOCKET held[20];
+    char msg[64];
+    for (int i = 0; i < 20; i++) {
+        held[i] = connect_local(port);
+        snprintf(msg, sizeof msg, "long-lived %d before\n", i);
+        echo_once(held[i], msg);
+    }
+    churn load;
+    churn_start(&load, port);
+    uint64_t deadline = test_now_ms() + 30000;
+    while (load.connects < 20 && test_now_ms() < deadline)
+        Sleep(10); /* polls the client's count against a deadline */
+    CHECK_MSG(load.connects >= 20, "the connecting client made %ld connections in 30 s",
+              (long)load.connects);
+
+    LONG before = load.connects;
+    CHECK_RUN(&c, 0,
+              "configure --name %s --idle-timeout 120 --max-connections-per-ip 400 "
+              "--drain-timeout 7",
+              name);
+    CHECK_OUT(&c, "applied live: ");
+    CHECK_OUT(&c, "--idle-timeout 120 (was 300)");
+    CHECK_OUT(&c, "--max-connections-per-ip 400 (was 500)");
+    CHECK(strstr(c.text, "needs a restart") == NULL);
+    CHECK(log_has(log, "parameter change: applied live: ", 10000));
+    LONG at = load.connects;
+    deadline = test_now_ms() + 30000;
+    while (load.connects < at + 50 && test_now_ms() < deadline)
+        Sleep(10);
+    CHECK_MSG(load.connects >= at + 50, "the client stalled after configure");
+    for (int i = 0; i < 20; i++) {
+        snprintf(msg, sizeof msg, "long-lived %d after\n", i);
+        echo_once(held[i], msg);
+        closesocket(held[i]);
+    }
+    churn_stop(&load);
+    printf("configure under load: %ld connects (%ld while configure ran), %ld refused, %ld wrong "
+           "echoes, %ld resets\n",
+           (long)load.connects, (long)(at - before), (long)load.refused, (long)load.wrong_echo,
+           (long)load.resets);
+    CHECK_EQ_U(load.refused, 0);
+    CHECK_EQ_U(load.wrong_echo, 0);
+    CHECK_EQ_U(load.resets, 0);
+    CHECK_RUN(&c, 0, "uninstall --name %s", name);
+}
+
 static void stored_blob(const char *name, BYTE *out, DWORD *size)
 {
     wchar_t key[200];
@@ -2163,6 +2225,7 @@ static const test_case cases[] = {
     {"sc_create_recipe", sc_create_recipe},
     {"list_instances", list_instances},
     {"configure_live", configure_live},
+    {"configure_under_load", configure_under_load},
     {"configure_keeps_tls_password", configure_keeps_tls_password},
 };
 

@@ -97,25 +97,51 @@ iocp_err iocpi_handover_inherit(iocp_engine *e, SOCKET *out, iocp_error_info *er
     return IOCP_OK;
 }
 
-/* An accept's event fired: its OVERLAPPED holds the result (Internal, InternalHigh), which
- * the worker reads as for a port packet. The op is counted in flight since it was posted. */
-static VOID CALLBACK accept_signalled(PVOID ctx, BOOLEAN timed_out)
+/* An emulated op's event fired: its OVERLAPPED holds the result (Internal, InternalHigh),
+ * which the worker reads as for a port packet. The op is counted in flight since it was
+ * posted. */
+static VOID CALLBACK emulated_signalled(PVOID ctx, BOOLEAN timed_out)
 {
     (void)timed_out;
-    iocpi_accept *a = ctx;
-    iocpi_post_packet(a->engine, (DWORD)a->op.ov.InternalHigh, 0, &a->op.ov);
+    iocpi_emulated *em = ctx;
+    iocpi_post_packet(em->engine, (DWORD)em->op->ov.InternalHigh, 0, &em->op->ov);
+}
+
+iocp_err iocpi_emulated_start(iocpi_emulated *em, iocp_engine *e, iocpi_op *op, DWORD *sys)
+{
+    em->engine = e;
+    em->op = op;
+    /* Auto-reset: each completion sets it once, and the satisfied wait resets it. */
+    em->event = CreateEventW(NULL, FALSE, FALSE, NULL);
+    if (em->event == NULL || !RegisterWaitForSingleObject(&em->wait, em->event, emulated_signalled,
+                                                          em, INFINITE, WT_EXECUTEINWAITTHREAD)) {
+        *sys = GetLastError();
+        return iocp_err_from_sys(*sys); /* iocpi_emulated_stop takes back what was made */
+    }
+    return IOCP_OK;
+}
+
+void iocpi_emulated_stop(iocpi_emulated *em)
+{
+    if (em->wait != NULL)
+        UnregisterWaitEx(em->wait, INVALID_HANDLE_VALUE); /* waits for a running callback */
+    if (em->event != NULL)
+        CloseHandle(em->event);
+    em->wait = em->event = NULL;
+}
+
+HANDLE iocpi_emulated_event(const iocpi_emulated *em)
+{
+    return (HANDLE)((ULONG_PTR)em->event | 1); /* the low bit: no port packet */
 }
 
 iocp_err iocpi_handover_waits_start(iocp_engine *e, iocp_error_info *err)
 {
     for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
         iocpi_accept *a = &e->accepts[i];
-        /* Auto-reset: each completion sets it once, and the satisfied wait resets it. */
-        a->event = CreateEventW(NULL, FALSE, FALSE, NULL);
-        if (a->event == NULL || !RegisterWaitForSingleObject(&a->wait, a->event, accept_signalled,
-                                                             a, INFINITE, WT_EXECUTEINWAITTHREAD)) {
-            DWORD sys = GetLastError();
-            iocp_err code = iocp_err_from_sys(sys);
+        DWORD sys = 0;
+        iocp_err code = iocpi_emulated_start(&a->emulated, e, &a->op, &sys);
+        if (code != IOCP_OK) {
             iocpi_error_set(err, code, sys, "cannot make the events of the inherited listener");
             return code; /* engine_free takes back what was made */
         }
@@ -129,12 +155,6 @@ void iocpi_handover_waits_stop(iocp_engine *e)
 {
     if (e->accepts == NULL)
         return;
-    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++) {
-        iocpi_accept *a = &e->accepts[i];
-        if (a->wait != NULL)
-            UnregisterWaitEx(a->wait, INVALID_HANDLE_VALUE); /* waits for a running callback */
-        if (a->event != NULL)
-            CloseHandle(a->event);
-        a->wait = a->event = NULL;
-    }
+    for (uint32_t i = 0; i < e->config.accepts_outstanding; i++)
+        iocpi_emulated_stop(&e->accepts[i].emulated);
 }

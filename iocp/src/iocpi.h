@@ -188,6 +188,17 @@ typedef struct iocpi_dial {
 #endif
 } iocpi_dial;
 
+/* An operation on a socket inherited from another process's engine (handover.c): the
+ * original is on its owner's completion port and a socket goes on one port only, so the op
+ * completes by its own event (the low bit of hEvent set: no port packet) and a thread-pool
+ * wait posts the same OVERLAPPED to our port, where its done runs as for any packet
+ * (libuv's UV_HANDLE_EMULATE_IOCP). event NULL = not emulated. */
+typedef struct iocpi_emulated {
+    iocp_engine *engine;
+    iocpi_op *op;
+    HANDLE event, wait;
+} iocpi_emulated;
+
 /* One outstanding AcceptEx. */
 typedef struct iocpi_accept {
     iocpi_op op;
@@ -197,7 +208,7 @@ typedef struct iocpi_accept {
     int probe; /* posted during a shortage: its success shows accepting works again */
     /* an inherited listener on another engine's port (handover.c): the AcceptEx's event and
      * the thread-pool wait that posts its completion to our port */
-    HANDLE event, wait;
+    iocpi_emulated emulated;
     /* local and remote address, each sizeof(SOCKADDR_STORAGE) + 16 as AcceptEx requires */
     char addrs[2 * (sizeof(SOCKADDR_STORAGE) + 16)];
 } iocpi_accept;
@@ -549,6 +560,11 @@ uint32_t iocpi_sweep_period_ms(const iocp_config *c);
 iocp_err iocpi_handover_inherit(iocp_engine *e, SOCKET *out, iocp_error_info *err);
 iocp_err iocpi_handover_waits_start(iocp_engine *e, iocp_error_info *err);
 void iocpi_handover_waits_stop(iocp_engine *e);
+/* One op's event and wait (made once; the op is then posted with iocpi_emulated_event as its
+ * hEvent); stop waits for a callback that runs and closes both (a no-op when never made). */
+iocp_err iocpi_emulated_start(iocpi_emulated *em, iocp_engine *e, iocpi_op *op, DWORD *sys);
+void iocpi_emulated_stop(iocpi_emulated *em);
+HANDLE iocpi_emulated_event(const iocpi_emulated *em);
 
 /* udp.c: the UDP endpoint. start after the listener (its port may be the listener's); stop
  * closes the socket (every receive and send completes, udp_busy falls to 0); fini frees it
@@ -557,6 +573,9 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err);
 void iocpi_udp_stop(iocp_engine *e);
 void iocpi_udp_fini(iocp_engine *e);
 uint64_t iocpi_udp_busy(const iocp_engine *e); /* receives posted + send slots taken */
+/* udp_handover.c: a UDP socket inherited from another engine (config.inherit_udp): the
+ * socket made from its protocol info, refused (and closed) when udp_port differs. */
+iocp_err iocpi_udp_inherit(iocp_engine *e, SOCKET *out, int *family, iocp_error_info *err);
 
 /* dialer.c */
 void iocpi_dialer_init(iocp_conn *c);

@@ -107,7 +107,7 @@ static int post_accept(iocpi_accept *a)
         a->sock = s;
         memset(&a->op.ov, 0, sizeof a->op.ov);
         if (e->accept_emulated) /* the low bit: no port packet; the event's wait posts one */
-            a->op.ov.hEvent = (HANDLE)((ULONG_PTR)a->event | 1);
+            a->op.ov.hEvent = iocpi_emulated_event(&a->emulated);
         a->posted = 1;
         a->probe = e->accept_starved;
         InterlockedIncrement(&e->accepts_posted);

@@ -23,11 +23,13 @@
  * that has gone) would otherwise fail the endpoint's next receive with WSAECONNRESET. Such
  * errors, if they come anyway, are counted and the receive is posted again.
  *
- * Stopping: the socket is closed under the exclusive lock (calls on it take it shared), so
- * every posted receive and send completes; busy (receives posted + send slots taken) falls
- * to 0, which the engine's stop waits for.
+ * Stopping: the socket is closed under the exclusive lock (calls on it take it shared), each
+ * posted receive and send cancelled by its OVERLAPPED first (a successor's duplicate keeps the
+ * socket open, and CancelIoEx(s, NULL) would take a successor's ops in this process), so
+ * every one completes; busy (receives posted + send slots taken) falls to 0, which the
+ * engine's stop waits for. Handing the endpoint to a successor: udp_handover.c.
  */
-#include "iocpi.h"
+#include "udpi.h"
 
 #ifndef SIO_UDP_CONNRESET
 #define SIO_UDP_CONNRESET _WSAIOW(IOC_VENDOR, 12)
@@ -36,58 +38,8 @@
 #define WSA_FLAG_NO_HANDLE_INHERIT 0x80
 #endif
 
-#define SMALL_SEND     1536 /* a send slot's own buffer: any datagram of an Ethernet MTU */
-#define ERROR_STREAK   64   /* failed receives in a row on one slot: it is retired */
+#define ERROR_STREAK   64 /* failed receives in a row on one slot: it is retired */
 #define SOCKET_BUFFERS (4 * 1024 * 1024)
-
-typedef struct udp_recv {
-    iocpi_op op;
-    struct iocpi_udp *udp;
-    uint8_t *buf;
-    SOCKADDR_STORAGE from;
-    INT from_len;
-    DWORD flags;
-    uint32_t error_streak;
-} udp_recv;
-
-typedef enum send_phase {
-    SEND_FREE = 0,
-    SEND_ISSUE,  /* posted by a non-worker: a worker calls WSASendTo */
-    SEND_PENDING /* WSASendTo posted */
-} send_phase;
-
-typedef struct udp_send {
-    SLIST_ENTRY entry; /* first: SLIST entries need 16-byte alignment */
-    iocpi_op op;
-    struct iocpi_udp *udp;
-    volatile LONG phase; /* send_phase */
-    SOCKADDR_STORAGE to;
-    int to_len;
-    uint8_t *data; /* small, or a heap buffer for a longer datagram */
-    size_t len;
-    uint8_t small[SMALL_SEND];
-} udp_send;
-
-/* Made by iocpi_udp_start, freed by iocpi_udp_fini (the slots from VirtualAlloc). */
-typedef struct iocpi_udp {
-    iocp_engine *e;
-    SRWLOCK lock; /* shared: a call on sock; exclusive: closing it */
-    SOCKET sock;
-    int family;
-    int skip; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS set on sock */
-    uint16_t port;
-    char address[80];
-    uint32_t buffer_size;  /* each receive's buffer: always 64 KiB (see iocpi_udp_start) */
-    uint32_t max_datagram; /* udp_buffer_size: longer ones are counted truncated, dropped */
-    udp_recv *recvs;
-    uint32_t recv_count;
-    uint8_t *recv_slab;
-    udp_send *sends;
-    uint32_t send_count;
-    SLIST_HEADER free_sends;
-    volatile LONG64 busy;          /* receives posted + send slots taken */
-    struct iocpi_udp_guard *guard; /* which sources are answered (udp_guard.c) */
-} iocpi_udp;
 
 /* ---- receiving ------------------------------------------------------------------------- */
 
@@ -113,12 +65,14 @@ static void recv_post(udp_recv *r)
     iocp_engine *e = u->e;
     for (;;) {
         AcquireSRWLockShared(&u->lock);
-        if (u->sock == INVALID_SOCKET) {
+        if (u->sock == INVALID_SOCKET || u->receiving_stopped) {
             ReleaseSRWLockShared(&u->lock);
             recv_retire(r);
             return;
         }
         memset(&r->op.ov, 0, sizeof r->op.ov);
+        if (u->emulated) /* its event's wait posts the completion, even an immediate one */
+            r->op.ov.hEvent = iocpi_emulated_event(&r->emulated);
         r->from_len = (INT)sizeof r->from;
         r->flags = 0;
         WSABUF b;
@@ -177,8 +131,8 @@ static void recv_done(iocpi_op *op, DWORD bytes, DWORD error)
             /* Longer than the buffer: never passed on in part. */
             InterlockedIncrement64(&e->counters.udp_truncated);
             r->error_streak = 0;
-        } else if (closed(u)) {
-            recv_retire(r);
+        } else if (closed(u) || u->receiving_stopped) {
+            recv_retire(r); /* closed, or cancelled for a successor */
             return;
         } else {
             /* With SIO_UDP_CONNRESET off an ICMP error should not get here; counted if it
@@ -262,6 +216,18 @@ static void send_issue(udp_send *s)
     }
     InterlockedExchange(&s->phase, SEND_PENDING);
     memset(&s->op.ov, 0, sizeof s->op.ov);
+    udp_event *ev = NULL;
+    if (u->emulated) {
+        /* No packet may come (it would go to the owner's port): an event of our own. */
+        ev = iocpi_udp_event_take(u);
+        if (ev == NULL) {
+            ReleaseSRWLockShared(&u->lock);
+            send_finish(s, ERROR_NOT_ENOUGH_MEMORY);
+            return;
+        }
+        ResetEvent(ev->event);
+        s->op.ov.hEvent = (HANDLE)((ULONG_PTR)ev->event | 1);
+    }
     InterlockedIncrement64(&e->counters.ops_in_flight);
     WSABUF b;
     b.buf = (char *)s->data;
@@ -271,6 +237,18 @@ static void send_issue(udp_send *s)
                        &s->op.ov, NULL);
     DWORD error = rc == 0 ? 0 : (DWORD)WSAGetLastError();
     ReleaseSRWLockShared(&u->lock);
+    if (ev != NULL) {
+        /* A datagram's send pends only while the socket's buffer is full, and the stop
+         * cancels it: the worker waits for it here. */
+        if (error == WSA_IO_PENDING) {
+            WaitForSingleObject(ev->event, INFINITE);
+            error = iocpi_op_error(&s->op.ov);
+        }
+        iocpi_udp_event_return(u, ev);
+        InterlockedDecrement64(&e->counters.ops_in_flight);
+        send_finish(s, error);
+        return;
+    }
     if (error == WSA_IO_PENDING || (rc == 0 && !u->skip))
         return; /* the packet finishes it */
     InterlockedDecrement64(&e->counters.ops_in_flight);
@@ -387,6 +365,8 @@ static void udp_free(iocpi_udp *u)
 {
     if (u->sock != INVALID_SOCKET)
         closesocket(u->sock);
+    iocpi_udp_unemulate(u);
+    iocpi_udp_events_free(u);
     if (u->sends != NULL) {
         for (uint32_t i = 0; i < u->send_count; i++)
             if (u->sends[i].data != NULL && u->sends[i].data != u->sends[i].small)
@@ -398,6 +378,57 @@ static void udp_free(iocpi_udp *u)
     free(u->recvs);
     iocpi_udp_guard_free(u->guard);
     free(u);
+}
+
+/* Makes and binds the endpoint's own socket (u->sock, u->family). */
+static iocp_err udp_bind(iocp_engine *e, iocpi_udp *u, uint16_t port, iocp_error_info *err)
+{
+    ADDRINFOW *ai = NULL;
+    iocp_err rc =
+        iocpi_resolve_bind(e->config.bind_address, port, SOCK_DGRAM, IPPROTO_UDP, &ai, err);
+    if (rc != IOCP_OK)
+        return rc;
+    char want[80];
+    iocpi_format_addr(ai->ai_addr, want, sizeof want);
+    DWORD sys = 0;
+    u->family = ai->ai_family;
+    u->sock = WSASocketW(ai->ai_family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0,
+                         WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (u->sock == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL)
+        u->sock = WSASocketW(ai->ai_family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    if (u->sock == INVALID_SOCKET) {
+        sys = (DWORD)WSAGetLastError();
+        rc = iocp_err_from_sys(sys);
+        iocpi_error_set(err, rc, sys, "udp: cannot create the socket");
+        goto done;
+    }
+    BOOL yes = TRUE;
+    setsockopt(u->sock, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&yes, sizeof yes);
+    if (ai->ai_family == AF_INET6 &&
+        IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr)) {
+        DWORD off = 0; /* dual-stack: IPv4 peers arrive as ::ffff:a.b.c.d */
+        setsockopt(u->sock, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&off, sizeof off);
+    }
+    if (bind(u->sock, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
+        sys = (DWORD)WSAGetLastError();
+        rc = iocpi_bind_failed(err, sys, 1, want, port);
+        goto done;
+    }
+    /* Room for bursts while every receive is being handled (the system may cap it). */
+    int bufsize = SOCKET_BUFFERS;
+    setsockopt(u->sock, SOL_SOCKET, SO_RCVBUF, (const char *)&bufsize, sizeof bufsize);
+    setsockopt(u->sock, SOL_SOCKET, SO_SNDBUF, (const char *)&bufsize, sizeof bufsize);
+    BOOL report = FALSE;
+    DWORD ignored = 0;
+    if (WSAIoctl(u->sock, SIO_UDP_CONNRESET, &report, sizeof report, NULL, 0, &ignored, NULL,
+                 NULL) != 0)
+        iocpi_log(e, IOCP_LOG_WARN,
+                  "udp: SIO_UDP_CONNRESET cannot be turned off (WSA %d): an ICMP error may "
+                  "fail a receive (counted in udp_errors, the receive is posted again)",
+                  WSAGetLastError());
+done:
+    FreeAddrInfoW(ai);
+    return rc; /* on failure udp_free closes u->sock */
 }
 
 iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
@@ -432,6 +463,7 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
     u->sock = INVALID_SOCKET;
     InitializeSRWLock(&u->lock);
     InitializeSListHead(&u->free_sends);
+    InitializeSListHead(&u->send_events);
     /* The system always gets 64 KiB, more than any IPv4 datagram (65,507), so it never
      * truncates one and udp_buffer_size is enforced here. A receive into a smaller buffer
      * fails with WSAEMSGSIZE, and whether a packet follows an immediate one differs: Windows
@@ -446,51 +478,13 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
         return IOCP_E_NO_MEMORY;
     }
 
-    ADDRINFOW *ai = NULL;
-    iocp_err rc =
-        iocpi_resolve_bind(e->config.bind_address, port, SOCK_DGRAM, IPPROTO_UDP, &ai, err);
+    iocp_err rc = c->inherit_udp != NULL ? iocpi_udp_inherit(e, &u->sock, &u->family, err)
+                                         : udp_bind(e, u, port, err);
     if (rc != IOCP_OK) {
         udp_free(u);
         return rc;
     }
-    char want[80];
-    iocpi_format_addr(ai->ai_addr, want, sizeof want);
     DWORD sys = 0;
-    u->family = ai->ai_family;
-    u->sock = WSASocketW(ai->ai_family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0,
-                         WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
-    if (u->sock == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL)
-        u->sock = WSASocketW(ai->ai_family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0, WSA_FLAG_OVERLAPPED);
-    if (u->sock == INVALID_SOCKET) {
-        sys = (DWORD)WSAGetLastError();
-        rc = iocp_err_from_sys(sys);
-        iocpi_error_set(err, rc, sys, "udp: cannot create the socket");
-        goto fail;
-    }
-    BOOL yes = TRUE;
-    setsockopt(u->sock, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&yes, sizeof yes);
-    if (ai->ai_family == AF_INET6 &&
-        IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr)) {
-        DWORD off = 0; /* dual-stack: IPv4 peers arrive as ::ffff:a.b.c.d */
-        setsockopt(u->sock, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&off, sizeof off);
-    }
-    if (bind(u->sock, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
-        sys = (DWORD)WSAGetLastError();
-        rc = iocpi_bind_failed(err, sys, 1, want, port);
-        goto fail;
-    }
-    /* Room for bursts while every receive is being handled (the system may cap it). */
-    int bufsize = SOCKET_BUFFERS;
-    setsockopt(u->sock, SOL_SOCKET, SO_RCVBUF, (const char *)&bufsize, sizeof bufsize);
-    setsockopt(u->sock, SOL_SOCKET, SO_SNDBUF, (const char *)&bufsize, sizeof bufsize);
-    BOOL report = FALSE;
-    DWORD ignored = 0;
-    if (WSAIoctl(u->sock, SIO_UDP_CONNRESET, &report, sizeof report, NULL, 0, &ignored, NULL,
-                 NULL) != 0)
-        iocpi_log(e, IOCP_LOG_WARN,
-                  "udp: SIO_UDP_CONNRESET cannot be turned off (WSA %d): an ICMP error may "
-                  "fail a receive (counted in udp_errors, the receive is posted again)",
-                  WSAGetLastError());
     SOCKADDR_STORAGE bound;
     int bound_len = sizeof bound;
     if (getsockname(u->sock, (struct sockaddr *)&bound, &bound_len) == 0) {
@@ -498,11 +492,17 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
         u->port = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset in v6 */
     }
     rc = iocpi_associate(e, u->sock, &sys);
+    if (rc != IOCP_OK && c->inherit_udp != NULL && sys == ERROR_INVALID_PARAMETER) {
+        /* The original is on its owner's port: every op completes by an event instead
+         * (udp_handover.c), as the inherited listener's accepts do. */
+        u->emulated = 1;
+        rc = IOCP_OK;
+    }
     if (rc != IOCP_OK) {
-        iocpi_error_set(err, rc, sys, "udp: cannot associate %s with the port", want);
+        iocpi_error_set(err, rc, sys, "udp: cannot associate %s with the port", u->address);
         goto fail;
     }
-    if (e->skip_on_success && iocpi_providers_are_ifs(SOCK_DGRAM, IPPROTO_UDP) &&
+    if (!u->emulated && e->skip_on_success && iocpi_providers_are_ifs(SOCK_DGRAM, IPPROTO_UDP) &&
         SetFileCompletionNotificationModes((HANDLE)u->sock, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS |
                                                                 FILE_SKIP_SET_EVENT_ON_HANDLE))
         u->skip = 1;
@@ -522,22 +522,25 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
         iocpi_op_init(&s->op, send_done);
         InterlockedPushEntrySList(&u->free_sends, &s->entry);
     }
-    FreeAddrInfoW(ai);
-    e->udp = u;
-    u->busy = receives;
     for (uint32_t i = 0; i < receives; i++) {
         udp_recv *r = &u->recvs[i];
         r->udp = u;
         r->buf = u->recv_slab + (size_t)i * u->buffer_size;
         iocpi_op_init(&r->op, recv_done);
-        recv_post(r);
     }
-    iocpi_log(e, IOCP_LOG_INFO, "udp on %s (%lu receives of %lu bytes, %lu send slots)", u->address,
-              (unsigned long)receives, (unsigned long)u->buffer_size, (unsigned long)u->send_count);
+    if (u->emulated && (rc = iocpi_udp_emulate(u, err)) != IOCP_OK)
+        goto fail;
+    e->udp = u;
+    u->busy = receives;
+    for (uint32_t i = 0; i < receives; i++)
+        recv_post(&u->recvs[i]);
+    iocpi_log(e, IOCP_LOG_INFO, "udp on %s (%lu receives of %lu bytes, %lu send slots)%s",
+              u->address, (unsigned long)receives, (unsigned long)u->buffer_size,
+              (unsigned long)u->send_count,
+              u->emulated ? "; inherited from another engine: its ops complete by events" : "");
     return IOCP_OK;
 
 fail:
-    FreeAddrInfoW(ai);
     udp_free(u);
     return rc;
 }
@@ -551,7 +554,13 @@ void iocpi_udp_stop(iocp_engine *e)
     SOCKET s = u->sock;
     u->sock = INVALID_SOCKET;
     if (s != INVALID_SOCKET) {
-        CancelIoEx((HANDLE)s, NULL);
+        /* Each op by its OVERLAPPED (ERROR_NOT_FOUND for one not pending): closesocket alone
+         * leaves them pending while a successor's duplicate holds the socket open. */
+        for (uint32_t i = 0; i < u->recv_count; i++)
+            CancelIoEx((HANDLE)s, &u->recvs[i].op.ov);
+        for (uint32_t i = 0; i < u->send_count; i++)
+            if (u->sends[i].phase == SEND_PENDING)
+                CancelIoEx((HANDLE)s, &u->sends[i].op.ov);
         closesocket(s);
     }
     ReleaseSRWLockExclusive(&u->lock);

@@ -283,6 +283,11 @@ typedef struct iocp_config {
      * made for this process's pid); NULL = bind as configured. port must be 0 or the
      * listener's port (a different one fails with IOCP_E_INVALID_ARG naming both). */
     const struct iocp_listener_export *inherit_listener;
+    /* Start the UDP endpoint (udp must be set) on another engine's UDP socket instead of
+     * binding (iocp_engine_export_udp, made for this process's pid); NULL = bind as configured.
+     * udp_port must be 0 or the socket's port (a different one fails with IOCP_E_INVALID_ARG
+     * naming both). */
+    const struct iocp_udp_export *inherit_udp;
 } iocp_config;
 
 #define IOCP_TLS_MIN_BUFFER 18432
@@ -533,6 +538,31 @@ IOCP_API iocp_err iocp_engine_export_listener(iocp_engine *engine, uint32_t targ
  * Open connections go on until iocp_engine_stop drains them. IOCP_E_INVALID_ARG for an
  * engine that does not listen. */
 IOCP_API iocp_err iocp_engine_stop_accepting(iocp_engine *engine);
+
+/* ---- handing the UDP endpoint to a successor (udp_handover.c) -------------------------- */
+
+/* The UDP socket duplicated for a successor's process, as iocp_listener_export is for the
+ * listener: plain bytes, the port for its check. */
+typedef struct iocp_udp_export {
+    uint32_t target_pid;
+    uint16_t port;
+    uint16_t family; /* AF_INET or AF_INET6 */
+    unsigned char info[IOCP_LISTENER_INFO_BYTES];
+} iocp_udp_export;
+
+/* Duplicates the UDP endpoint's socket for process target_pid (this process's pid works
+ * too). The successor starts with config.inherit_udp; both receive on one socket (each
+ * datagram goes to one of them) until this one calls iocp_engine_stop_udp_receiving.
+ * IOCP_E_INVALID_ARG for an engine without UDP, IOCP_E_STATE once it stopped receiving. */
+IOCP_API iocp_err iocp_engine_export_udp(iocp_engine *engine, uint32_t target_pid,
+                                         iocp_udp_export *out, iocp_error_info *err);
+
+/* Stops receiving datagrams: the posted receives are cancelled (one that had already taken a
+ * datagram is served as usual, its echo sent), none is posted again. The socket stays open
+ * for the replies until iocp_engine_stop; a successor's duplicate keeps it open after that.
+ * Call it once the successor receives: a datagram that arrives meanwhile waits in the
+ * socket's buffer for the successor's next receive. IOCP_E_INVALID_ARG without UDP. */
+IOCP_API iocp_err iocp_engine_stop_udp_receiving(iocp_engine *engine);
 
 /* ---- changing a running engine's configuration (reconfigure.c) ------------------------ */
 
