@@ -105,7 +105,12 @@ char *client_tls_failure(client_tls_log *log, unsigned long sys_code, char *buf,
 int client_engine_start_failed(const client_args *a, iocp_err err, const iocp_error_info *info)
 {
     const char *why = info->message[0] ? info->message : iocp_strerror(err);
-    if (err == IOCP_E_TLS && a->tls_ca != NULL)
+    /* The option at fault is the one whose file the engine's message names (it names the
+     * file wherever one is the cause): the client certificate's PFX before the CA file, as
+     * the engine loads it first. */
+    if (err == IOCP_E_TLS && a->tls_client_pfx != NULL && strstr(why, a->tls_client_pfx) != NULL)
+        client_errorf("cannot use --tls-client-pfx %s: %s", a->tls_client_pfx, why);
+    else if (err == IOCP_E_TLS && a->tls_ca != NULL && strstr(why, a->tls_ca) != NULL)
         client_errorf("cannot use --tls-ca %s: %s", a->tls_ca, why);
     else if (err == IOCP_E_TLS)
         client_errorf("cannot set up TLS: %s", why);

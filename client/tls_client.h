@@ -40,8 +40,9 @@ void client_tls_configure(const client_args *args, iocp_config *config, client_t
  * cause). Returns buf. */
 char *client_tls_failure(client_tls_log *log, unsigned long sys_code, char *buf, size_t size);
 
-/* The engine did not start: with --tls the message says which option (a --tls-ca that cannot
- * be read or holds no certificate). Prints it; returns the exit code. */
+/* The engine did not start: with --tls the message says which option (a --tls-client-pfx or
+ * a --tls-ca that cannot be used: the one whose file the engine's message names). Prints it;
+ * returns the exit code. */
 int client_engine_start_failed(const client_args *args, iocp_err err, const iocp_error_info *info);
 
 #endif

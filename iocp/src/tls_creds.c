@@ -223,21 +223,33 @@ static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
     if (s != SEC_E_OK) {
         char name[80];
         c->error = (DWORD)s;
-        snprintf(err, err_size, "Schannel refused the %s credentials: %s",
-                 c->server ? "server" : "client", iocpi_tls_status_name(s, name, sizeof name));
+        /* The file whose certificate was refused, so that the user knows which option. */
+        if (c->pfx_path[0] != '\0')
+            snprintf(err, err_size,
+                     "Schannel refused the %s credentials with the certificate of "
+                     "%s: %s",
+                     c->server ? "server" : "client", c->pfx_path,
+                     iocpi_tls_status_name(s, name, sizeof name));
+        else
+            snprintf(err, err_size, "Schannel refused the %s credentials: %s",
+                     c->server ? "server" : "client", iocpi_tls_status_name(s, name, sizeof name));
         return -1;
     }
     c->has_handle = 1;
     return 0;
 }
 
-/* Imports a PFX into c->pfx_store and picks its certificate with the key into c->cert. */
+/* Imports a PFX into c->pfx_store and picks its certificate with the key into c->cert. The
+ * file's bytes and the password are kept (and wiped after) until the key is known to be the
+ * certificate's own, in a container no other import writes (tls_key_move.c). */
 static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password, char *err,
                       size_t err_size)
 {
     BYTE *data = NULL;
     DWORD len = 0;
     char text[260];
+    int rc = -1;
+    snprintf(c->pfx_path, sizeof c->pfx_path, "%s", path);
     if (read_file(path, &data, &len, err, err_size) != 0) {
         c->error = GetLastError();
         return -1;
@@ -248,8 +260,7 @@ static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password
     if (!PFXIsPFXBlob(&blob)) {
         c->error = (DWORD)CRYPT_E_BAD_ENCODE;
         snprintf(err, err_size, "%s is not a PFX (PKCS #12) file", path);
-        free(data);
-        return -1;
+        goto out;
     }
     /* The key into a CNG key storage provider where the system allows it: a legacy CryptoAPI
      * provider cannot make the RSA-PSS signatures TLS 1.3 needs. A system that refuses the
@@ -258,9 +269,6 @@ static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password
     if (c->pfx_store == NULL)
         c->pfx_store = PFXImportCertStore(&blob, wpass, 0);
     DWORD import_error = GetLastError();
-    SecureZeroMemory(wpass, sizeof wpass);
-    SecureZeroMemory(data, len);
-    free(data);
     if (c->pfx_store == NULL) {
         c->error = import_error ? import_error : (DWORD)ERROR_INVALID_PASSWORD;
         if (import_error == ERROR_INVALID_PASSWORD || import_error == (DWORD)NTE_BAD_DATA)
@@ -272,7 +280,7 @@ static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password
         else
             snprintf(err, err_size, "cannot import %s: %s", path,
                      win32_text(import_error, text, sizeof text));
-        return -1;
+        goto out;
     }
     /* The certificate with the key, not a CA certificate that came along (a PFX with its
      * chain: Wine 10 marks every certificate of the file with the key, docs/wine.md). */
@@ -292,9 +300,19 @@ static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password
         c->error = (DWORD)NTE_NO_KEY;
         snprintf(err, err_size,
                  "%s holds no certificate with its private key (export it with the key)", path);
-        return -1;
+        goto out;
     }
-    return 0;
+    /* Wine's import shares one container among all of the user's imports (docs/wine.md): the
+     * key moves to a container of its own before anything reads it. Never so on Windows. */
+    if (iocpi_tls_key_in_shared_container(c->cert) &&
+        iocpi_tls_key_move(c, &blob, wpass, path, err, err_size) != 0)
+        goto out;
+    rc = 0;
+out:
+    SecureZeroMemory(wpass, sizeof wpass);
+    SecureZeroMemory(data, len);
+    free(data);
+    return rc;
 }
 
 int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *password, char *err,
@@ -495,20 +513,10 @@ int iocpi_tls_creds_client_cert(iocpi_tls_creds *c, const char *ca_file, int ins
     return 0;
 }
 
-/* Whether a key container is the user's default one (named after the user). A PFX import on
- * Windows makes a container of its own (a GUID name); Wine puts every imported key into the
- * default container, which other imports (another engine, another process) use at the same
- * moment: that one is never deleted (docs/wine.md). */
-static int default_container(const wchar_t *name)
-{
-    wchar_t user[257];
-    DWORD n = sizeof user / sizeof user[0];
-    if (name == NULL || name[0] == L'\0')
-        return 1;
-    return GetUserNameW(user, &n) && CompareStringOrdinal(name, -1, user, -1, TRUE) == CSTR_EQUAL;
-}
-
-/* Deletes the key container a PFX import made for this certificate. */
+/* Deletes the key container a PFX import made for this certificate (Windows: one per import;
+ * Wine: the one tls_key_move.c made). The user's default container is never deleted: under
+ * Wine every import of the user shares it, and deleting it broke another process's handshakes
+ * at the same moment (docs/wine.md). */
 static void delete_imported_key(PCCERT_CONTEXT cert)
 {
     DWORD size = 0;
@@ -518,7 +526,7 @@ static void delete_imported_key(PCCERT_CONTEXT cert)
     if (info == NULL)
         return;
     if (CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, info, &size) &&
-        !default_container(info->pwszContainerName)) {
+        !iocpi_tls_default_container(info->pwszContainerName)) {
         if (info->dwProvType == 0) {
             /* A CNG key (dwProvType 0 names a key storage provider). */
             NCRYPT_PROV_HANDLE prov = 0;
