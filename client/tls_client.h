@@ -27,7 +27,7 @@
 typedef struct client_tls_log {
     SRWLOCK lock;
     char last[256];         /* the latest TLS failure without its peer prefix, "" if none */
-    char pfx_password[256]; /* --tls-client-pfx's password (read from stdin, or argv's) */
+    char pfx_password[256]; /* --tls-client-pfx's password (asked, read from stdin, or argv's) */
 } client_tls_log;
 
 /* Sets config->tls from the options (client = 1, ca_file, insecure, server_name) and routes
