@@ -1,11 +1,14 @@
 /* test_tls_keys.c: the private keys PFX imports persist. Credentials made while another import
  * of the same user runs beside them must hold their own file's key (Wine's imports all share
  * the user's default key container: docs/wine.md, "Concurrent PFX imports share one key
- * container"). */
+ * container"); the containers a crashed process leaves are deleted by the next one
+ * (tls_key_record.c). */
 #include "harness.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "proc_util.h"
 #include "tls.h"
 
 #ifndef IOCP_TLS_DIR
@@ -26,16 +29,15 @@ static const char *cert_path(const char *file)
 
 static BYTE *read_whole(const char *path, DWORD *len)
 {
-    FILE *f = fopen(path, "rb");
-    CHECK_MSG(f != NULL, "cannot open %s", path);
-    static BYTE buf[65536];
-    *len = (DWORD)fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    CHECK(*len > 0 && *len < sizeof buf);
-    BYTE *copy = malloc(*len);
-    CHECK(copy != NULL);
-    memcpy(copy, buf, *len);
-    return copy;
+    HANDLE f = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
+                           FILE_ATTRIBUTE_NORMAL, NULL);
+    CHECK_MSG(f != INVALID_HANDLE_VALUE, "cannot open %s", path);
+    BYTE *buf = malloc(65536);
+    CHECK(buf != NULL);
+    CHECK(ReadFile(f, buf, 65536, len, NULL));
+    CloseHandle(f);
+    CHECK(*len > 0 && *len < 65536);
+    return buf;
 }
 
 /* Whether the key the certificate's properties lead to is the certificate's own: checked
@@ -188,9 +190,222 @@ static void concurrent_imports_server_role(void)
     stop_other_import(&o, t);
 }
 
+/* ---- containers a crash leaves behind ------------------------------------------------------ */
+
+#define CHILD_ENV L"IOCP_TEST_KEY_CHILD"
+
+/* Whether the CryptoAPI container exists (the machine flag as recorded). */
+static int container_exists(const wchar_t *name, const wchar_t *provider, DWORD type)
+{
+    HCRYPTPROV prov = 0;
+    if (CryptAcquireContextW(&prov, name, provider, type, 0)) {
+        CryptReleaseContext(prov, 0);
+        return 1;
+    }
+    DWORD e = GetLastError();
+    CHECK_MSG(e == (DWORD)NTE_BAD_KEYSET, "opening %ls: 0x%08lx, wanted NTE_BAD_KEYSET", name,
+              (unsigned long)e);
+    return 0;
+}
+
+static DWORD record_values(const wchar_t *subkey)
+{
+    HKEY key;
+    DWORD values = 0;
+    if (RegOpenKeyExW(HKEY_CURRENT_USER, subkey, 0, KEY_QUERY_VALUE, &key) != ERROR_SUCCESS)
+        return 0;
+    CHECK(RegQueryInfoKeyW(key, NULL, NULL, NULL, NULL, NULL, NULL, &values, NULL, NULL, NULL,
+                           NULL) == ERROR_SUCCESS);
+    RegCloseKey(key);
+    return values;
+}
+
+static int recorded(const wchar_t *subkey, const wchar_t *name)
+{
+    HKEY key;
+    int found = 0;
+    if (RegOpenKeyExW(HKEY_CURRENT_USER, subkey, 0, KEY_QUERY_VALUE, &key) != ERROR_SUCCESS)
+        return 0;
+    found = RegQueryValueExW(key, name, NULL, NULL, NULL, NULL) == ERROR_SUCCESS;
+    RegCloseKey(key);
+    return found;
+}
+
+/* The record moved to a key of this case's own (one run of a case at a time per Wine prefix),
+ * empty: what an earlier run that failed half-way left there is swept (its processes are
+ * gone) and the key made anew. */
+static void fresh_record(const wchar_t *name, wchar_t *subkey, size_t count)
+{
+    swprintf(subkey, count, L"%ls", name);
+    iocpi_tls_key_record_location(subkey);
+    iocpi_tls_key_record_sweep();
+    LSTATUS s = RegDeleteKeyW(HKEY_CURRENT_USER, subkey);
+    CHECK_MSG(s == ERROR_SUCCESS || s == ERROR_FILE_NOT_FOUND, "deleting %ls: %ld", subkey,
+              (long)s);
+    CHECK(record_values(subkey) == 0);
+}
+
+/* The rest of the child's line that starts with prefix, as UTF-16. */
+static void child_said(const char *out, const char *prefix, wchar_t *value, int count)
+{
+    const char *line = tp_find_line(out, prefix);
+    CHECK_MSG(line != NULL, "the child did not say '%s'", prefix);
+    line += strlen(prefix);
+    int len = (int)strcspn(line, "\r\n");
+    int n = MultiByteToWideChar(CP_UTF8, 0, line, len, value, count - 1);
+    CHECK(n > 0);
+    value[n] = L'\0';
+}
+
+/* The child: client credentials from client.pfx (their containers recorded by the import) and
+ * a container of its own made through the same recording function (so that a named container
+ * exists wherever the import's would not be one), then the end without freeing anything. */
+static void crashing_child(const wchar_t *subkey)
+{
+    iocpi_tls_key_record_location(subkey);
+    iocpi_tls_creds c;
+    char err[400];
+    CHECK_MSG(iocpi_tls_creds_client_cert(&c, NULL, 1, cert_path("client.pfx"), PASSWORD, err,
+                                          sizeof err) == 0,
+              "%s", err);
+    CRYPT_KEY_PROV_INFO *imported = iocpi_tls_key_prov_info(c.cert);
+    CHECK(imported != NULL);
+    printf("imported: %ls\n", imported->pwszContainerName);
+    wchar_t name[80];
+    swprintf(name, 80, L"iocp-tls-test-%lu", (unsigned long)GetCurrentProcessId());
+    CRYPT_KEY_PROV_INFO own;
+    memset(&own, 0, sizeof own);
+    own.pwszContainerName = name;
+    own.pwszProvName = (wchar_t *)MS_ENHANCED_PROV_W;
+    own.dwProvType = PROV_RSA_FULL;
+    own.dwKeySpec = AT_KEYEXCHANGE;
+    iocpi_tls_key_record_add(&own);
+    HCRYPTPROV prov = 0;
+    HCRYPTKEY key = 0;
+    CHECK(CryptAcquireContextW(&prov, name, MS_ENHANCED_PROV_W, PROV_RSA_FULL, CRYPT_NEWKEYSET));
+    CHECK(CryptGenKey(prov, AT_KEYEXCHANGE, 0, &key));
+    CryptDestroyKey(key);
+    CryptReleaseContext(prov, 0);
+    printf("made: %ls\n", name);
+    fflush(stdout);
+    TerminateProcess(GetCurrentProcess(), 9); /* a crash: nothing freed, nothing deleted */
+}
+
+/* A process that dies without freeing its credentials leaves its containers and their record
+ * entries; the next sweep deletes both, and touches neither a live process's container nor
+ * the user's default container. */
+static void crash_leaves_no_container(void)
+{
+    wchar_t subkey[120];
+    if (GetEnvironmentVariableW(CHILD_ENV, subkey, 120) > 0) {
+        crashing_child(subkey);
+        return;
+    }
+    fresh_record(L"Software\\iocp\\TlsKeyContainers-test-crash", subkey, 120);
+
+    char self[MAX_PATH * 2];
+    CHECK(GetModuleFileNameA(NULL, self, sizeof self) > 0);
+    CHECK(SetEnvironmentVariableW(CHILD_ENV, subkey));
+    tp_child child;
+    tp_start(&child, self, "crash_leaves_no_container", NULL, 1, 0);
+    CHECK(SetEnvironmentVariableW(CHILD_ENV, NULL));
+    CHECK(tp_wait(&child, 60000));
+    printf("the child ended with %lu:\n%s", child.exit_code, child.out);
+    CHECK_EQ_U(child.exit_code, 9);
+    wchar_t imported[80], made[80];
+    child_said(child.out, "imported: ", imported, 80);
+    child_said(child.out, "made: ", made, 80);
+    tp_free(&child);
+
+    /* What the crash left: both containers, both recorded. The import's container is a named
+     * one on Windows and under Wine alike (Wine's default container is left for a container
+     * of its own: tls_key_move.c). */
+    CHECK_MSG(!iocpi_tls_default_container(imported), "the import's key is in %ls", imported);
+    CHECK(recorded(subkey, imported) && recorded(subkey, made));
+    CHECK(container_exists(made, MS_ENHANCED_PROV_W, PROV_RSA_FULL));
+    if (test_wine_major() != 0) /* Windows may have put it in a CNG provider */
+        CHECK(container_exists(imported, MS_ENHANCED_PROV_W, PROV_RSA_FULL));
+
+    /* A live owner's container (this process's) and an entry naming the default container
+     * (written by hand: the recording function refuses it) stay. */
+    wchar_t live[80];
+    swprintf(live, 80, L"iocp-tls-test-live-%lu", (unsigned long)GetCurrentProcessId());
+    CRYPT_KEY_PROV_INFO mine;
+    memset(&mine, 0, sizeof mine);
+    mine.pwszContainerName = live;
+    mine.pwszProvName = (wchar_t *)MS_ENHANCED_PROV_W;
+    mine.dwProvType = PROV_RSA_FULL;
+    iocpi_tls_key_record_add(&mine);
+    HCRYPTPROV prov = 0;
+    CHECK(CryptAcquireContextW(&prov, live, MS_ENHANCED_PROV_W, PROV_RSA_FULL, CRYPT_NEWKEYSET));
+    CryptReleaseContext(prov, 0);
+    wchar_t user[257];
+    DWORD user_len = 257;
+    CHECK(GetUserNameW(user, &user_len));
+    HKEY key;
+    CHECK(RegOpenKeyExW(HKEY_CURRENT_USER, subkey, 0, KEY_SET_VALUE, &key) == ERROR_SUCCESS);
+    static const wchar_t planted[] = L"4 0000000000000001 1 0 " MS_ENHANCED_PROV_W;
+    CHECK(RegSetValueExW(key, user, 0, REG_SZ, (const BYTE *)planted, sizeof planted) ==
+          ERROR_SUCCESS);
+    RegCloseKey(key);
+    int default_existed = container_exists(NULL, MS_ENHANCED_PROV_W, PROV_RSA_FULL);
+
+    unsigned deleted = iocpi_tls_key_record_sweep();
+    printf("the sweep deleted %u containers\n", deleted);
+    CHECK_EQ_U(deleted, 2);
+    CHECK(!container_exists(made, MS_ENHANCED_PROV_W, PROV_RSA_FULL));
+    if (test_wine_major() != 0)
+        CHECK(!container_exists(imported, MS_ENHANCED_PROV_W, PROV_RSA_FULL));
+    CHECK(!recorded(subkey, imported) && !recorded(subkey, made));
+    CHECK(container_exists(live, MS_ENHANCED_PROV_W, PROV_RSA_FULL) && recorded(subkey, live));
+    CHECK(recorded(subkey, user));
+    CHECK_EQ_U(container_exists(NULL, MS_ENHANCED_PROV_W, PROV_RSA_FULL), default_existed);
+
+    /* Freed normally: the container and its entry go; then the record is empty. */
+    iocpi_tls_key_forget(&mine);
+    CHECK(!container_exists(live, MS_ENHANCED_PROV_W, PROV_RSA_FULL) && !recorded(subkey, live));
+    CHECK(RegOpenKeyExW(HKEY_CURRENT_USER, subkey, 0, KEY_SET_VALUE, &key) == ERROR_SUCCESS);
+    CHECK(RegDeleteValueW(key, user) == ERROR_SUCCESS);
+    RegCloseKey(key);
+    CHECK_EQ_U(record_values(subkey), 0);
+    CHECK(RegDeleteKeyW(HKEY_CURRENT_USER, subkey) == ERROR_SUCCESS);
+    iocpi_tls_key_record_location(NULL);
+}
+
+/* Credentials freed normally leave no entry and no container. */
+static void free_removes_container_and_entry(void)
+{
+    wchar_t subkey[120];
+    fresh_record(L"Software\\iocp\\TlsKeyContainers-test-free", subkey, 120);
+    iocpi_tls_creds c;
+    char err[400];
+    CHECK_MSG(iocpi_tls_creds_client_cert(&c, NULL, 1, cert_path("client.pfx"), PASSWORD, err,
+                                          sizeof err) == 0,
+              "%s", err);
+    CRYPT_KEY_PROV_INFO *info = iocpi_tls_key_prov_info(c.cert);
+    CHECK(info != NULL);
+    wchar_t name[256];
+    swprintf(name, 256, L"%ls", info->pwszContainerName);
+    printf("the import's container: %ls\n", name);
+    CHECK(!iocpi_tls_default_container(name));
+    CHECK(recorded(subkey, name));
+    if (info->dwProvType != 0)
+        CHECK(container_exists(name, info->pwszProvName, info->dwProvType));
+    iocpi_tls_creds_free(&c);
+    CHECK(!recorded(subkey, name));
+    if (info->dwProvType != 0)
+        CHECK(!container_exists(name, info->pwszProvName, info->dwProvType));
+    free(info);
+    CHECK_EQ_U(record_values(subkey), 0);
+    RegDeleteKeyW(HKEY_CURRENT_USER, subkey);
+    iocpi_tls_key_record_location(NULL);
+}
+
 static const test_case cases[] = {
     {"concurrent_imports_keep_their_keys", concurrent_imports_keep_their_keys},
     {"concurrent_imports_server_role", concurrent_imports_server_role},
+    {"crash_leaves_no_container", crash_leaves_no_container},
+    {"free_removes_container_and_entry", free_removes_container_and_entry},
 };
 
 TEST_MAIN(cases)

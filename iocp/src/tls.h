@@ -91,6 +91,21 @@ int iocpi_tls_key_matches(PCCERT_CONTEXT cert);
 int iocpi_tls_key_move(iocpi_tls_creds *c, CRYPT_DATA_BLOB *pfx, const wchar_t *password,
                        const char *path, char *err, size_t err_size);
 
+/* ---- the record of imported key containers (tls_key_record.c) --------------------------- */
+
+/* Records a container an import made (not the default container), before it is used. */
+void iocpi_tls_key_record_add(const CRYPT_KEY_PROV_INFO *info);
+/* Deletes a container an import made (never the default one) and its record entry. */
+void iocpi_tls_key_forget(const CRYPT_KEY_PROV_INFO *info);
+/* Deletes every recorded container whose process is gone (crashed, killed), with its entry.
+ * Returns how many. */
+unsigned iocpi_tls_key_record_sweep(void);
+/* The same, once per process (at its first PFX import). */
+void iocpi_tls_key_record_sweep_once(void);
+/* The registry key under HKCU the record lives in (tests); NULL: the default,
+ * Software\iocp\TlsKeyContainers. */
+void iocpi_tls_key_record_location(const wchar_t *subkey);
+
 /* ---- sessions ------------------------------------------------------------------------------- */
 
 typedef enum iocpi_tls_status {

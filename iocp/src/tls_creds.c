@@ -9,12 +9,12 @@
  * SCHANNEL_CRED up to 1.2. What a system does not honour, tls_floor.c holds after the handshake.
  *
  * A PFX import persists the private key in a key container (Schannel runs in LSASS and cannot
- * use an ephemeral key), so freeing server credentials deletes the containers the import made:
- * nothing piles up across restarts.
+ * use an ephemeral key), so freeing credentials deletes the containers the import made, and
+ * a record of them lets the next process delete what a crashed one left (tls_key_record.c):
+ * nothing piles up across restarts. Under Wine the key is first moved out of the container
+ * all imports share (tls_key_move.c).
  */
 #include "tls.h"
-
-#include <ncrypt.h>
 
 #ifndef SP_PROT_TLS1_3_SERVER
 #define SP_PROT_TLS1_3_SERVER 0x00001000
@@ -257,6 +257,8 @@ static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password
     CRYPT_DATA_BLOB blob = {len, data};
     wchar_t wpass[512];
     widen(password != NULL ? password : "", wpass, sizeof wpass / sizeof wpass[0]);
+    /* Containers a crashed run of this account left behind: deleted before we make ours. */
+    iocpi_tls_key_record_sweep_once();
     if (!PFXIsPFXBlob(&blob)) {
         c->error = (DWORD)CRYPT_E_BAD_ENCODE;
         snprintf(err, err_size, "%s is not a PFX (PKCS #12) file", path);
@@ -269,6 +271,16 @@ static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password
     if (c->pfx_store == NULL)
         c->pfx_store = PFXImportCertStore(&blob, wpass, 0);
     DWORD import_error = GetLastError();
+    /* Each container the import made, recorded before anything uses it (a crash from here on
+     * leaves nothing for good; one between the import and this line cannot be helped). */
+    if (c->pfx_store != NULL) {
+        PCCERT_CONTEXT each = NULL;
+        while ((each = CertEnumCertificatesInStore(c->pfx_store, each)) != NULL) {
+            CRYPT_KEY_PROV_INFO *info = iocpi_tls_key_prov_info(each);
+            iocpi_tls_key_record_add(info);
+            free(info);
+        }
+    }
     if (c->pfx_store == NULL) {
         c->error = import_error ? import_error : (DWORD)ERROR_INVALID_PASSWORD;
         if (import_error == ERROR_INVALID_PASSWORD || import_error == (DWORD)NTE_BAD_DATA)
@@ -514,36 +526,13 @@ int iocpi_tls_creds_client_cert(iocpi_tls_creds *c, const char *ca_file, int ins
 }
 
 /* Deletes the key container a PFX import made for this certificate (Windows: one per import;
- * Wine: the one tls_key_move.c made). The user's default container is never deleted: under
- * Wine every import of the user shares it, and deleting it broke another process's handshakes
- * at the same moment (docs/wine.md). */
+ * Wine: the one tls_key_move.c made) and its record entry. The user's default container is
+ * never deleted: under Wine every import of the user shares it, and deleting it broke another
+ * process's handshakes at the same moment (docs/wine.md). */
 static void delete_imported_key(PCCERT_CONTEXT cert)
 {
-    DWORD size = 0;
-    if (!CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, NULL, &size))
-        return;
-    CRYPT_KEY_PROV_INFO *info = malloc(size);
-    if (info == NULL)
-        return;
-    if (CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, info, &size) &&
-        !iocpi_tls_default_container(info->pwszContainerName)) {
-        if (info->dwProvType == 0) {
-            /* A CNG key (dwProvType 0 names a key storage provider). */
-            NCRYPT_PROV_HANDLE prov = 0;
-            NCRYPT_KEY_HANDLE key = 0;
-            if (NCryptOpenStorageProvider(&prov, info->pwszProvName, 0) == ERROR_SUCCESS) {
-                if (NCryptOpenKey(prov, &key, info->pwszContainerName, 0,
-                                  info->dwFlags & NCRYPT_MACHINE_KEY_FLAG) == ERROR_SUCCESS)
-                    NCryptDeleteKey(key, 0); /* frees key as well */
-                NCryptFreeObject(prov);
-            }
-        } else {
-            HCRYPTPROV prov = 0;
-            CryptAcquireContextW(&prov, info->pwszContainerName, info->pwszProvName,
-                                 info->dwProvType,
-                                 CRYPT_DELETEKEYSET | (info->dwFlags & CRYPT_MACHINE_KEYSET));
-        }
-    }
+    CRYPT_KEY_PROV_INFO *info = iocpi_tls_key_prov_info(cert);
+    iocpi_tls_key_forget(info);
     free(info);
 }
 

@@ -20,8 +20,8 @@
  * the default container's key between our import and our export) throws the copy away and
  * tries again, a bounded number of times. After a match nothing another process does can change
  * what the credentials read, however often they are acquired again. The default container is
- * never deleted (others use it); the new one is deleted with the credentials, as Windows' own
- * per-import containers are (tls_creds.c).
+ * never deleted (others use it); the new one is recorded before it is made and deleted with the
+ * credentials, as Windows' own per-import containers are (tls_key_record.c).
  *
  * On Windows this path is not taken: an import never lands in the default container. Code to
  * the documented calls only; nothing here reads Wine's registry layout.
@@ -141,13 +141,6 @@ int iocpi_tls_key_matches(PCCERT_CONTEXT cert)
     return match;
 }
 
-static void delete_container(const CRYPT_KEY_PROV_INFO *info)
-{
-    HCRYPTPROV prov = 0;
-    CryptAcquireContextW(&prov, info->pwszContainerName, info->pwszProvName, info->dwProvType,
-                         CRYPT_DELETEKEYSET | (info->dwFlags & CRYPT_MACHINE_KEYSET));
-}
-
 /* One try: a fresh exportable import, its key into a new container. 1 when the new
  * container holds the certificate's key and the certificate names it; 0 to try again; -1
  * when the system cannot do it at all (err set). */
@@ -159,6 +152,13 @@ static int move_once(iocpi_tls_creds *c, const CRYPT_KEY_PROV_INFO *shared, CRYP
     HCERTSTORE again = PFXImportCertStore(pfx, password, CRYPT_EXPORTABLE);
     if (again == NULL)
         return 0;
+    /* (A system that gave this import a container of its own gets it deleted.) */
+    PCCERT_CONTEXT each = NULL;
+    while ((each = CertEnumCertificatesInStore(again, each)) != NULL) {
+        CRYPT_KEY_PROV_INFO *info = iocpi_tls_key_prov_info(each);
+        iocpi_tls_key_forget(info);
+        free(info);
+    }
     CertCloseStore(again, 0);
     DWORD len = 0, spec = 0;
     BYTE *blob = export_private_key(shared, &len, &spec);
@@ -175,10 +175,18 @@ static int move_once(iocpi_tls_creds *c, const CRYPT_KEY_PROV_INFO *shared, CRYP
     int rc = -1;
     HCRYPTPROV prov = 0;
     HCRYPTKEY key = 0;
-    if (new_container_name(name, sizeof name / sizeof name[0]) != 0 ||
-        !CryptAcquireContextW(&prov, name, own.pwszProvName, own.dwProvType,
+    if (new_container_name(name, sizeof name / sizeof name[0]) != 0) {
+        c->error = GetLastError();
+        snprintf(err, err_size, "cannot name a key container for the key of %s (0x%08lx)", path,
+                 (unsigned long)c->error);
+        goto out;
+    }
+    /* Recorded before it exists: a crash from here on leaves nothing for good. */
+    iocpi_tls_key_record_add(&own);
+    if (!CryptAcquireContextW(&prov, name, own.pwszProvName, own.dwProvType,
                               CRYPT_NEWKEYSET | own.dwFlags)) {
         DWORD e = GetLastError();
+        iocpi_tls_key_forget(&own);
         snprintf(err, err_size, "cannot make a key container for the key of %s (error 0x%08lx)",
                  path, (unsigned long)e);
         c->error = e;
@@ -188,7 +196,7 @@ static int move_once(iocpi_tls_creds *c, const CRYPT_KEY_PROV_INFO *shared, CRYP
     if (!CryptImportKey(prov, blob, len, 0, 0, &key)) {
         DWORD e = GetLastError();
         CryptReleaseContext(prov, 0);
-        delete_container(&own);
+        iocpi_tls_key_forget(&own);
         snprintf(err, err_size, "cannot store the key of %s in a container of its own (0x%08lx)",
                  path, (unsigned long)e);
         c->error = e;
@@ -197,7 +205,7 @@ static int move_once(iocpi_tls_creds *c, const CRYPT_KEY_PROV_INFO *shared, CRYP
     CryptDestroyKey(key);
     CryptReleaseContext(prov, 0); /* persisted: what the check below reads back */
     if (!container_matches(c->cert, &own)) {
-        delete_container(&own); /* another import's key: try again */
+        iocpi_tls_key_forget(&own); /* another import's key: try again */
         rc = 0;
         goto out;
     }
@@ -207,7 +215,7 @@ static int move_once(iocpi_tls_creds *c, const CRYPT_KEY_PROV_INFO *shared, CRYP
     CertSetCertificateContextProperty(c->cert, CERT_KEY_CONTEXT_PROP_ID, 0, NULL);
     if (!CertSetCertificateContextProperty(c->cert, CERT_KEY_PROV_INFO_PROP_ID, 0, &own)) {
         DWORD e = GetLastError();
-        delete_container(&own);
+        iocpi_tls_key_forget(&own);
         snprintf(err, err_size, "cannot point the certificate of %s at its key (0x%08lx)", path,
                  (unsigned long)e);
         c->error = e;
