@@ -86,8 +86,9 @@ const client_option client_options[] = {
                             "with --tls: present the certificate and key in this PFX file when "
                             "the server asks for one (without it: none is sent)"},
     [OPT_TLS_CLIENT_PASSWORD] = {"--tls-client-password", "TEXT", "-",
-                                 "the client PFX's password; '-' (the default): one line of "
-                                 "standard input; TEXT on the command line is discouraged"},
+                                 "the client PFX's password; '-' (the default): asked for "
+                                 "with echo off on a console, else one line of standard "
+                                 "input; TEXT on the command line is discouraged"},
     [OPT_TLS_REVOCATION] = {"--tls-revocation", "off|soft|hard", "soft",
                             "with --tls: revocation of the server's chain, from the system's "
                             "cache only (never a network wait); soft refuses a certificate "

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "exit_codes.h"
+#include "secret_input.h"
 #include "sys.h"
 
 /* The engine's log function with --tls; runs on whichever thread logs. */
@@ -45,15 +46,22 @@ void client_tls_configure(const client_args *a, iocp_config *config, client_tls_
     config->tls.min_version = a->tls_min_version;
     config->tls.revocation = a->tls_revocation;
     if (a->tls_client_pfx != NULL) {
-        /* The password as iocp-service takes its PFX's: one line of standard input unless
-         * given (with a warning: other programs and the shell history can read argv). */
+        /* The password as iocp-service takes its PFX's (common/secret_input.c): asked for
+         * with echo off on a console, one line from a pipe or a file, unless given (with a
+         * warning: other programs and the shell history can read argv). Nothing on standard
+         * input is an empty password, for a PFX that has none. */
+        log->pfx_password[0] = '\0';
         if (a->tls_client_password != NULL && strcmp(a->tls_client_password, "-") != 0) {
             fprintf(stderr, "iocp-client: warning: a password on the command line can be read by "
                             "other programs and shell history; use --tls-client-password - "
-                            "(or leave it out) to give it on standard input\n");
+                            "(or leave it out) to be asked for it\n");
             snprintf(log->pfx_password, sizeof log->pfx_password, "%s", a->tls_client_password);
-        } else if (fgets(log->pfx_password, sizeof log->pfx_password, stdin) != NULL) {
-            log->pfx_password[strcspn(log->pfx_password, "\r\n")] = '\0';
+        } else {
+            char who[300], why[400];
+            snprintf(who, sizeof who, "the PFX file %s", a->tls_client_pfx);
+            DWORD e = secret_get(who, log->pfx_password, sizeof log->pfx_password, why, sizeof why);
+            if (e != NO_ERROR && e != ERROR_HANDLE_EOF && e != ERROR_INVALID_HANDLE)
+                client_errorf("%s", why); /* the import then names the password as wrong */
         }
         config->tls.client_pfx_path = a->tls_client_pfx;
         config->tls.client_pfx_password = log->pfx_password;
@@ -105,7 +113,12 @@ char *client_tls_failure(client_tls_log *log, unsigned long sys_code, char *buf,
 int client_engine_start_failed(const client_args *a, iocp_err err, const iocp_error_info *info)
 {
     const char *why = info->message[0] ? info->message : iocp_strerror(err);
-    if (err == IOCP_E_TLS && a->tls_ca != NULL)
+    /* The option at fault is the one whose file the engine's message names (it names the
+     * file wherever one is the cause): the client certificate's PFX before the CA file, as
+     * the engine loads it first. */
+    if (err == IOCP_E_TLS && a->tls_client_pfx != NULL && strstr(why, a->tls_client_pfx) != NULL)
+        client_errorf("cannot use --tls-client-pfx %s: %s", a->tls_client_pfx, why);
+    else if (err == IOCP_E_TLS && a->tls_ca != NULL && strstr(why, a->tls_ca) != NULL)
         client_errorf("cannot use --tls-ca %s: %s", a->tls_ca, why);
     else if (err == IOCP_E_TLS)
         client_errorf("cannot set up TLS: %s", why);

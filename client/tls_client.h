@@ -27,7 +27,7 @@
 typedef struct client_tls_log {
     SRWLOCK lock;
     char last[256];         /* the latest TLS failure without its peer prefix, "" if none */
-    char pfx_password[256]; /* --tls-client-pfx's password (read from stdin, or argv's) */
+    char pfx_password[256]; /* --tls-client-pfx's password (asked, read from stdin, or argv's) */
 } client_tls_log;
 
 /* Sets config->tls from the options (client = 1, ca_file, insecure, server_name) and routes
@@ -40,8 +40,9 @@ void client_tls_configure(const client_args *args, iocp_config *config, client_t
  * cause). Returns buf. */
 char *client_tls_failure(client_tls_log *log, unsigned long sys_code, char *buf, size_t size);
 
-/* The engine did not start: with --tls the message says which option (a --tls-ca that cannot
- * be read or holds no certificate). Prints it; returns the exit code. */
+/* The engine did not start: with --tls the message says which option (a --tls-client-pfx or
+ * a --tls-ca that cannot be used: the one whose file the engine's message names). Prints it;
+ * returns the exit code. */
 int client_engine_start_failed(const client_args *args, iocp_err err, const iocp_error_info *info);
 
 #endif

@@ -9,6 +9,8 @@
  */
 #include "svc.h"
 
+#include "secret_input.h"
+
 #include <string.h>
 
 /* What the running service changes at once. The engine's part is iocp_engine_reconfigure's
@@ -188,8 +190,8 @@ int svc_configure(svc_options *opt)
     } else if (opt->tls_password_given == 2) {
         char who[SVC_PATH_MAX + 20];
         snprintf(who, sizeof who, "the PFX file %s", after.tls_pfx);
-        if (svc_get_secret(who, after.tls_password, sizeof after.tls_password, err, sizeof err) !=
-            0) {
+        if (secret_get(who, after.tls_password, sizeof after.tls_password, err, sizeof err) !=
+            NO_ERROR) {
             fprintf(stderr, "iocp-service: %s\n", err);
             rc = SVC_EXIT_USAGE;
             goto out;

@@ -5,6 +5,8 @@
  */
 #include "svc.h"
 
+#include "secret_input.h"
+
 #include <shellapi.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +25,8 @@ static int tls_password(svc_options *opt)
         return 0;
     }
     snprintf(who, sizeof who, "the PFX file %s", opt->server.tls_pfx);
-    if (svc_get_secret(who, opt->server.tls_password, sizeof opt->server.tls_password, err,
-                       sizeof err) != 0) {
+    if (secret_get(who, opt->server.tls_password, sizeof opt->server.tls_password, err,
+                   sizeof err) != NO_ERROR) {
         fprintf(stderr, "iocp-service: %s\n", err);
         return -1;
     }

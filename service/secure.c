@@ -19,9 +19,12 @@
  * The account's password. A password on the command line is visible to every process that
  * can read command lines, kept by process-creation auditing (event 4688 with command lines)
  * and in shell history. So it is asked for: on a console with echo off, or read as one line
- * from standard input when that is not a console (a pipe or a file: scripts).
+ * from standard input when that is not a console (a pipe or a file: scripts); the reader is
+ * common/secret_input.c, which iocp-client uses for its PFX password too.
  */
 #include "svc.h"
+
+#include "secret_input.h"
 
 #include <aclapi.h>
 #include <sddl.h>
@@ -301,129 +304,9 @@ int svc_account_password_null(const char *account)
     return (len > 0 && account[len - 1] == '$') || _strnicmp(account, "NT SERVICE\\", 11) == 0;
 }
 
-DWORD svc_read_password_line(HANDLE in, char *out, size_t size)
-{
-    size_t len = 0;
-    int got_any = 0;
-    out[0] = '\0';
-    /* A byte at a time: what follows the line stays unread for whoever reads next. */
-    for (;;) {
-        char c;
-        DWORD n = 0;
-        if (!ReadFile(in, &c, 1, &n, NULL)) {
-            DWORD e = GetLastError();
-            if (e != ERROR_BROKEN_PIPE && e != ERROR_HANDLE_EOF) {
-                SecureZeroMemory(out, size);
-                return e;
-            }
-            n = 0;
-        }
-        if (n == 0) {
-            if (!got_any)
-                return ERROR_HANDLE_EOF;
-            break;
-        }
-        got_any = 1;
-        if (c == '\n')
-            break;
-        if (len + 1 >= size) {
-            SecureZeroMemory(out, size);
-            return ERROR_INSUFFICIENT_BUFFER;
-        }
-        out[len++] = c;
-    }
-    if (len > 0 && out[len - 1] == '\r')
-        len--;
-    out[len] = '\0';
-    return NO_ERROR;
-}
-
-/* The console's mode while echo is off, for the Ctrl+C handler to put back: the mode belongs
- * to the console, not to this process, and the shell would go on without echo. */
-static HANDLE echo_off_console;
-static DWORD echo_off_saved_mode;
-
-static BOOL WINAPI restore_echo(DWORD type)
-{
-    (void)type;
-    SetConsoleMode(echo_off_console, echo_off_saved_mode);
-    return FALSE; /* and end the process as usual */
-}
-
-/* The console: prompt on the console's screen, read with echo off. */
-static DWORD read_console_password(HANDLE in, DWORD mode, const char *who, char *out, size_t size)
-{
-    wchar_t line[SVC_TEXT_MAX + 2];
-    DWORD n = 0, e = NO_ERROR;
-    fprintf(stderr, "password for %s: ", who);
-    fflush(stderr);
-    echo_off_console = in;
-    echo_off_saved_mode = mode;
-    SetConsoleCtrlHandler(restore_echo, TRUE);
-    if (!SetConsoleMode(in, (mode & ~(DWORD)ENABLE_ECHO_INPUT) | ENABLE_LINE_INPUT |
-                                ENABLE_PROCESSED_INPUT)) {
-        e = GetLastError();
-        SetConsoleCtrlHandler(restore_echo, FALSE);
-        return e;
-    }
-    if (!ReadConsoleW(in, line, SVC_TEXT_MAX + 1, &n, NULL))
-        e = GetLastError();
-    SetConsoleMode(in, mode);
-    SetConsoleCtrlHandler(restore_echo, FALSE);
-    fprintf(stderr, "\n"); /* the Enter the user typed was not echoed */
-    if (e == NO_ERROR) {
-        while (n > 0 && (line[n - 1] == L'\n' || line[n - 1] == L'\r'))
-            n--;
-        if (n > SVC_TEXT_MAX - 1)
-            e = ERROR_INSUFFICIENT_BUFFER;
-        line[n] = L'\0';
-        if (e == NO_ERROR &&
-            WideCharToMultiByte(CP_UTF8, 0, line, -1, out, (int)size, NULL, NULL) == 0)
-            e = GetLastError();
-    }
-    SecureZeroMemory(line, sizeof line);
-    return e;
-}
-
-int svc_get_secret(const char *who, char *out, size_t size, char *err, size_t err_size)
-{
-    HANDLE in = GetStdHandle(STD_INPUT_HANDLE);
-    DWORD mode, e;
-    char text[300];
-    if (in == NULL || in == INVALID_HANDLE_VALUE) {
-        snprintf(err, err_size,
-                 "%s needs a password and there is no standard input to read it from: pipe it "
-                 "in (one line), or run this from a console",
-                 who);
-        return -1;
-    }
-    if (GetConsoleMode(in, &mode)) {
-        e = read_console_password(in, mode, who, out, size);
-    } else {
-        e = svc_read_password_line(in, out, size);
-    }
-    if (e == ERROR_HANDLE_EOF) {
-        snprintf(err, err_size,
-                 "%s needs a password: none came on standard input (give it as one line there, "
-                 "or run this from a console to be asked)",
-                 who);
-        return -1;
-    }
-    if (e == ERROR_INSUFFICIENT_BUFFER) {
-        snprintf(err, err_size, "the password is longer than %d bytes", SVC_TEXT_MAX - 1);
-        return -1;
-    }
-    if (e != NO_ERROR) {
-        snprintf(err, err_size, "cannot read the password: %s",
-                 svc_win32_text(e, text, sizeof text));
-        return -1;
-    }
-    return 0;
-}
-
 int svc_get_password(const char *account, char *out, size_t size, char *err, size_t err_size)
 {
     char who[SVC_TEXT_MAX + 20];
     snprintf(who, sizeof who, "the account %s", account);
-    return svc_get_secret(who, out, size, err, err_size);
+    return secret_get(who, out, size, err, err_size) == NO_ERROR ? 0 : -1;
 }

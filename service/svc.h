@@ -530,16 +530,11 @@ int svc_account_is_builtin(const char *account);
 /* 1 for the accounts CreateServiceW must get a NULL password for: virtual accounts
  * (NT SERVICE\<name>) and managed service accounts (name$). */
 int svc_account_password_null(const char *account);
-/* One line from in (a pipe or a file), without its "\n" or "\r\n". NO_ERROR;
- * ERROR_HANDLE_EOF when the input ends before any byte; ERROR_INSUFFICIENT_BUFFER when the
- * line does not fit (out is wiped then). */
-DWORD svc_read_password_line(HANDLE in, char *out, size_t size);
 /* The account's password from standard input: asked for with echo off on a console, one
  * line otherwise. 0, or -1 with err set. */
 int svc_get_password(const char *account, char *out, size_t size, char *err, size_t err_size);
-/* The same for any secret: who ("the account X", "the PFX file Y") names it in the prompt
- * ("password for <who>: ") and in the errors ("<who> needs a password ..."). */
-int svc_get_secret(const char *who, char *out, size_t size, char *err, size_t err_size);
+/* Any other secret: secret_get (common/secret_input.h), whose `who` ("the PFX file Y") names
+ * it in the prompt and in the errors. */
 
 /* ---- the host: what console and service share --------------------------------------------- */
 

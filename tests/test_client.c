@@ -699,6 +699,23 @@ static void tls_client_side_errors(void)
     tc_run_free(&r);
     DeleteFileW(path);
 
+    /* A client certificate that cannot be used, beside a good --tls-ca: the message names
+     * --tls-client-pfx, not the CA file (it once said "cannot use --tls-ca" for both). */
+    tc_write_temp("not-the-password\n", 17, path, upath);
+    char pfx[600];
+    snprintf(pfx, sizeof pfx, "%s", tls_file("client.pfx"));
+    snprintf(args, sizeof args, "127.0.0.1 %u --tls --tls-ca \"%s\" --tls-client-pfx \"%s\" hello",
+             (unsigned)iocp_engine_port(e), tls_file("ca.pem"), pfx);
+    tc_client(&r, args, path, 30000);
+    CHECK_MSG(r.exit_code == 7, "exit %lu: %s", r.exit_code, r.err);
+    char want[700];
+    snprintf(want, sizeof want, "cannot use --tls-client-pfx %s: cannot open %s: wrong password",
+             pfx, pfx);
+    check_err_says(&r, want);
+    CHECK_MSG(strstr(r.err, "--tls-ca") == NULL, "the CA file is blamed: %s", r.err);
+    tc_run_free(&r);
+    DeleteFileW(path);
+
     /* a plaintext server: the handshake fails, exit code 8, not "cannot connect" (3) */
     run(&r, e, 0, "127.0.0.1 %u --tls --timeout 5000 hello", NULL, 30000);
     CHECK_MSG(r.exit_code == 8, "exit %lu: %s", r.exit_code, r.err);

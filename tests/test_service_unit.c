@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "safe_text.h"
+#include "secret_input.h"
 #include "svc.h"
 
 #include <aclapi.h>
@@ -975,14 +976,14 @@ static void password_line_from_pipe(void)
     CHECK(CreatePipe(&r, &w, NULL, 4096));
     CHECK(WriteFile(w, text, sizeof text - 1, &n, NULL) && n == sizeof text - 1);
     CloseHandle(w);
-    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), NO_ERROR);
+    CHECK_EQ_U(secret_read_line(r, pw, sizeof pw), NO_ERROR);
     CHECK(strcmp(pw, "s3cr\xc3\xa9t pass") == 0);
     /* Only the first line was taken: the rest is still there. */
-    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), NO_ERROR);
+    CHECK_EQ_U(secret_read_line(r, pw, sizeof pw), NO_ERROR);
     CHECK(strcmp(pw, "second") == 0);
-    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), NO_ERROR);
+    CHECK_EQ_U(secret_read_line(r, pw, sizeof pw), NO_ERROR);
     CHECK(strcmp(pw, "last") == 0);
-    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), ERROR_HANDLE_EOF);
+    CHECK_EQ_U(secret_read_line(r, pw, sizeof pw), ERROR_HANDLE_EOF);
     CloseHandle(r);
 
     /* An empty line is an empty password; a line too long is refused, not cut. */
@@ -992,11 +993,45 @@ static void password_line_from_pipe(void)
     memset(longer, 'p', sizeof longer);
     CHECK(WriteFile(w, longer, sizeof longer, &n, NULL));
     CloseHandle(w);
-    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), NO_ERROR);
+    CHECK_EQ_U(secret_read_line(r, pw, sizeof pw), NO_ERROR);
     CHECK(pw[0] == '\0');
-    CHECK_EQ_U(svc_read_password_line(r, pw, sizeof pw), ERROR_INSUFFICIENT_BUFFER);
+    CHECK_EQ_U(secret_read_line(r, pw, sizeof pw), ERROR_INSUFFICIENT_BUFFER);
     CHECK(pw[0] == '\0');
     CloseHandle(r);
+}
+
+/* Where both programs take a password from (common/secret_input.c): none without standard
+ * input, one line from a pipe or a file, the echo-off prompt only on a console. */
+static void password_source_decision(void)
+{
+    CHECK(secret_source_of(NULL, NULL) == SECRET_SOURCE_NONE);
+    CHECK(secret_source_of(INVALID_HANDLE_VALUE, NULL) == SECRET_SOURCE_NONE);
+    HANDLE r, w;
+    CHECK(CreatePipe(&r, &w, NULL, 4096));
+    CHECK(secret_source_of(r, NULL) == SECRET_SOURCE_STREAM);
+    CloseHandle(r);
+    CloseHandle(w);
+    wchar_t dir[MAX_PATH], path[MAX_PATH];
+    CHECK(GetTempPathW(MAX_PATH, dir) > 0 && GetTempFileNameW(dir, L"pw", 0, path) != 0);
+    HANDLE f = CreateFileW(path, GENERIC_READ, 0, NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    CHECK(f != INVALID_HANDLE_VALUE);
+    CHECK(secret_source_of(f, NULL) == SECRET_SOURCE_STREAM);
+    CloseHandle(f);
+    DeleteFileW(path);
+    /* A console input handle, where this process can open one (CTest may run it without). */
+    HANDLE con = CreateFileW(L"CONIN$", GENERIC_READ | GENERIC_WRITE,
+                             FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING, 0, NULL);
+    DWORD mode = 0;
+    if (con != INVALID_HANDLE_VALUE && GetConsoleMode(con, &mode)) {
+        DWORD seen = 0;
+        CHECK(secret_source_of(con, &seen) == SECRET_SOURCE_CONSOLE);
+        CHECK_EQ_U(seen, mode);
+        printf("CONIN$: a console, asked for with echo off\n");
+    } else {
+        printf("no console to open here (CONIN$): that branch not checked\n");
+    }
+    if (con != INVALID_HANDLE_VALUE)
+        CloseHandle(con);
 }
 
 /* ---- instance mutex and who holds it ---------------------------------------------------- */
@@ -1928,6 +1963,7 @@ static const test_case cases[] = {
     {"private_file_names_service_sid", private_file_names_service_sid},
     {"accounts_without_password", accounts_without_password},
     {"password_line_from_pipe", password_line_from_pipe},
+    {"password_source_decision", password_source_decision},
     {"options_load_balancer", options_load_balancer},
     {"admin_http_requests", admin_http_requests},
     {"metrics_text", metrics_text},

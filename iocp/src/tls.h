@@ -47,7 +47,8 @@ typedef struct iocpi_tls_creds {
      * iocpi_tls_creds_set_floor changes them. */
     unsigned min_version;
     int legacy_suites;
-    int revocation; /* IOCPI_TLS_REVOCATION_* (tls_revocation.c); 0 = soft-fail */
+    int revocation;     /* IOCPI_TLS_REVOCATION_* (tls_revocation.c); 0 = soft-fail */
+    char pfx_path[260]; /* the PFX the certificate came from, for messages ("" = none) */
 } iocpi_tls_creds;
 
 /* Server credentials from a PFX file and its password. 0, or -1 with err naming the cause
@@ -71,6 +72,39 @@ void iocpi_tls_creds_free(iocpi_tls_creds *c);
  * min_version: IOCPI_TLS_V1_0 .. IOCPI_TLS_V1_3 or 0 (TLS 1.2). 0 or -1 with err. */
 int iocpi_tls_creds_set_floor(iocpi_tls_creds *c, unsigned min_version, int legacy_suites,
                               char *err, size_t err_size);
+
+/* ---- keys imported from a PFX (tls_key_move.c) ------------------------------------------ */
+
+/* Whether a key container name is the user's default container (NULL, empty, or the user's
+ * name), which every import of the user may share under Wine: never deleted. */
+int iocpi_tls_default_container(const wchar_t *name);
+/* The certificate's CERT_KEY_PROV_INFO (malloc'd; the caller frees it), or NULL. */
+CRYPT_KEY_PROV_INFO *iocpi_tls_key_prov_info(PCCERT_CONTEXT cert);
+/* 1 when the certificate's key is in a CryptoAPI default container (shared with the user's
+ * other imports). */
+int iocpi_tls_key_in_shared_container(PCCERT_CONTEXT cert);
+/* 1 when the CryptoAPI container the certificate names holds the certificate's key. */
+int iocpi_tls_key_matches(PCCERT_CONTEXT cert);
+/* c->cert's key, now in the shared default container, copied into a container of its own from
+ * a fresh import of pfx (kept by the caller until this returns) and checked against the
+ * certificate; c->cert then names that container. 0, or -1 with err naming path. */
+int iocpi_tls_key_move(iocpi_tls_creds *c, CRYPT_DATA_BLOB *pfx, const wchar_t *password,
+                       const char *path, char *err, size_t err_size);
+
+/* ---- the record of imported key containers (tls_key_record.c) --------------------------- */
+
+/* Records a container an import made (not the default container), before it is used. */
+void iocpi_tls_key_record_add(const CRYPT_KEY_PROV_INFO *info);
+/* Deletes a container an import made (never the default one) and its record entry. */
+void iocpi_tls_key_forget(const CRYPT_KEY_PROV_INFO *info);
+/* Deletes every recorded container whose process is gone (crashed, killed), with its entry.
+ * Returns how many. */
+unsigned iocpi_tls_key_record_sweep(void);
+/* The same, once per process (at its first PFX import). */
+void iocpi_tls_key_record_sweep_once(void);
+/* The registry key under HKCU the record lives in (tests); NULL: the default,
+ * Software\iocp\TlsKeyContainers. */
+void iocpi_tls_key_record_location(const wchar_t *subkey);
 
 /* ---- sessions ------------------------------------------------------------------------------- */
 

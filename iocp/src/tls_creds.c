@@ -9,12 +9,12 @@
  * SCHANNEL_CRED up to 1.2. What a system does not honour, tls_floor.c holds after the handshake.
  *
  * A PFX import persists the private key in a key container (Schannel runs in LSASS and cannot
- * use an ephemeral key), so freeing server credentials deletes the containers the import made:
- * nothing piles up across restarts.
+ * use an ephemeral key), so freeing credentials deletes the containers the import made, and
+ * a record of them lets the next process delete what a crashed one left (tls_key_record.c):
+ * nothing piles up across restarts. Under Wine the key is first moved out of the container
+ * all imports share (tls_key_move.c).
  */
 #include "tls.h"
-
-#include <ncrypt.h>
 
 #ifndef SP_PROT_TLS1_3_SERVER
 #define SP_PROT_TLS1_3_SERVER 0x00001000
@@ -223,21 +223,33 @@ static int acquire(iocpi_tls_creds *c, char *err, size_t err_size)
     if (s != SEC_E_OK) {
         char name[80];
         c->error = (DWORD)s;
-        snprintf(err, err_size, "Schannel refused the %s credentials: %s",
-                 c->server ? "server" : "client", iocpi_tls_status_name(s, name, sizeof name));
+        /* The file whose certificate was refused, so that the user knows which option. */
+        if (c->pfx_path[0] != '\0')
+            snprintf(err, err_size,
+                     "Schannel refused the %s credentials with the certificate of "
+                     "%s: %s",
+                     c->server ? "server" : "client", c->pfx_path,
+                     iocpi_tls_status_name(s, name, sizeof name));
+        else
+            snprintf(err, err_size, "Schannel refused the %s credentials: %s",
+                     c->server ? "server" : "client", iocpi_tls_status_name(s, name, sizeof name));
         return -1;
     }
     c->has_handle = 1;
     return 0;
 }
 
-/* Imports a PFX into c->pfx_store and picks its certificate with the key into c->cert. */
+/* Imports a PFX into c->pfx_store and picks its certificate with the key into c->cert. The
+ * file's bytes and the password are kept (and wiped after) until the key is known to be the
+ * certificate's own, in a container no other import writes (tls_key_move.c). */
 static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password, char *err,
                       size_t err_size)
 {
     BYTE *data = NULL;
     DWORD len = 0;
     char text[260];
+    int rc = -1;
+    snprintf(c->pfx_path, sizeof c->pfx_path, "%s", path);
     if (read_file(path, &data, &len, err, err_size) != 0) {
         c->error = GetLastError();
         return -1;
@@ -245,11 +257,12 @@ static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password
     CRYPT_DATA_BLOB blob = {len, data};
     wchar_t wpass[512];
     widen(password != NULL ? password : "", wpass, sizeof wpass / sizeof wpass[0]);
+    /* Containers a crashed run of this account left behind: deleted before we make ours. */
+    iocpi_tls_key_record_sweep_once();
     if (!PFXIsPFXBlob(&blob)) {
         c->error = (DWORD)CRYPT_E_BAD_ENCODE;
         snprintf(err, err_size, "%s is not a PFX (PKCS #12) file", path);
-        free(data);
-        return -1;
+        goto out;
     }
     /* The key into a CNG key storage provider where the system allows it: a legacy CryptoAPI
      * provider cannot make the RSA-PSS signatures TLS 1.3 needs. A system that refuses the
@@ -258,9 +271,16 @@ static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password
     if (c->pfx_store == NULL)
         c->pfx_store = PFXImportCertStore(&blob, wpass, 0);
     DWORD import_error = GetLastError();
-    SecureZeroMemory(wpass, sizeof wpass);
-    SecureZeroMemory(data, len);
-    free(data);
+    /* Each container the import made, recorded before anything uses it (a crash from here on
+     * leaves nothing for good; one between the import and this line cannot be helped). */
+    if (c->pfx_store != NULL) {
+        PCCERT_CONTEXT each = NULL;
+        while ((each = CertEnumCertificatesInStore(c->pfx_store, each)) != NULL) {
+            CRYPT_KEY_PROV_INFO *info = iocpi_tls_key_prov_info(each);
+            iocpi_tls_key_record_add(info);
+            free(info);
+        }
+    }
     if (c->pfx_store == NULL) {
         c->error = import_error ? import_error : (DWORD)ERROR_INVALID_PASSWORD;
         if (import_error == ERROR_INVALID_PASSWORD || import_error == (DWORD)NTE_BAD_DATA)
@@ -272,7 +292,7 @@ static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password
         else
             snprintf(err, err_size, "cannot import %s: %s", path,
                      win32_text(import_error, text, sizeof text));
-        return -1;
+        goto out;
     }
     /* The certificate with the key, not a CA certificate that came along (a PFX with its
      * chain: Wine 10 marks every certificate of the file with the key, docs/wine.md). */
@@ -292,9 +312,19 @@ static int import_pfx(iocpi_tls_creds *c, const char *path, const char *password
         c->error = (DWORD)NTE_NO_KEY;
         snprintf(err, err_size,
                  "%s holds no certificate with its private key (export it with the key)", path);
-        return -1;
+        goto out;
     }
-    return 0;
+    /* Wine's import shares one container among all of the user's imports (docs/wine.md): the
+     * key moves to a container of its own before anything reads it. Never so on Windows. */
+    if (iocpi_tls_key_in_shared_container(c->cert) &&
+        iocpi_tls_key_move(c, &blob, wpass, path, err, err_size) != 0)
+        goto out;
+    rc = 0;
+out:
+    SecureZeroMemory(wpass, sizeof wpass);
+    SecureZeroMemory(data, len);
+    free(data);
+    return rc;
 }
 
 int iocpi_tls_creds_from_pfx(iocpi_tls_creds *c, const char *path, const char *password, char *err,
@@ -495,47 +525,14 @@ int iocpi_tls_creds_client_cert(iocpi_tls_creds *c, const char *ca_file, int ins
     return 0;
 }
 
-/* Whether a key container is the user's default one (named after the user). A PFX import on
- * Windows makes a container of its own (a GUID name); Wine puts every imported key into the
- * default container, which other imports (another engine, another process) use at the same
- * moment: that one is never deleted (docs/wine.md). */
-static int default_container(const wchar_t *name)
-{
-    wchar_t user[257];
-    DWORD n = sizeof user / sizeof user[0];
-    if (name == NULL || name[0] == L'\0')
-        return 1;
-    return GetUserNameW(user, &n) && CompareStringOrdinal(name, -1, user, -1, TRUE) == CSTR_EQUAL;
-}
-
-/* Deletes the key container a PFX import made for this certificate. */
+/* Deletes the key container a PFX import made for this certificate (Windows: one per import;
+ * Wine: the one tls_key_move.c made) and its record entry. The user's default container is
+ * never deleted: under Wine every import of the user shares it, and deleting it broke another
+ * process's handshakes at the same moment (docs/wine.md). */
 static void delete_imported_key(PCCERT_CONTEXT cert)
 {
-    DWORD size = 0;
-    if (!CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, NULL, &size))
-        return;
-    CRYPT_KEY_PROV_INFO *info = malloc(size);
-    if (info == NULL)
-        return;
-    if (CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, info, &size) &&
-        !default_container(info->pwszContainerName)) {
-        if (info->dwProvType == 0) {
-            /* A CNG key (dwProvType 0 names a key storage provider). */
-            NCRYPT_PROV_HANDLE prov = 0;
-            NCRYPT_KEY_HANDLE key = 0;
-            if (NCryptOpenStorageProvider(&prov, info->pwszProvName, 0) == ERROR_SUCCESS) {
-                if (NCryptOpenKey(prov, &key, info->pwszContainerName, 0,
-                                  info->dwFlags & NCRYPT_MACHINE_KEY_FLAG) == ERROR_SUCCESS)
-                    NCryptDeleteKey(key, 0); /* frees key as well */
-                NCryptFreeObject(prov);
-            }
-        } else {
-            HCRYPTPROV prov = 0;
-            CryptAcquireContextW(&prov, info->pwszContainerName, info->pwszProvName,
-                                 info->dwProvType,
-                                 CRYPT_DELETEKEYSET | (info->dwFlags & CRYPT_MACHINE_KEYSET));
-        }
-    }
+    CRYPT_KEY_PROV_INFO *info = iocpi_tls_key_prov_info(cert);
+    iocpi_tls_key_forget(info);
     free(info);
 }
 
