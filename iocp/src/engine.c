@@ -507,6 +507,7 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->udp_rate_limited = (uint64_t)c->udp_rate_limited;
     out->udp_capped = (uint64_t)c->udp_capped;
     out->udp_refused_loop = (uint64_t)c->udp_refused_loop;
+    out->evict_served = (uint64_t)c->evict_served;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
     out->proxy_headers = (uint64_t)c->proxy_headers;
     out->proxy_rejected = (uint64_t)c->proxy_rejected;

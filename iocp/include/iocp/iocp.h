@@ -501,6 +501,9 @@ typedef struct iocp_stats {
     uint64_t udp_refused_port, udp_refused_self, udp_refused_address;
     uint64_t udp_rate_limited, udp_capped;
     uint64_t udp_refused_loop; /* echo: the datagram we just answered came back, again */
+    uint64_t evict_served;     /* newcomers given a context through an eviction: equal to
+                                  closed[IOCP_CLOSE_EVICTED] but for one that waited more than
+                                  a second (reset) or came during the stop */
     uint64_t uptime_ms;
     /* PROXY protocol: headers accepted; connections from a trusted source closed without one
      * (invalid, too slow, or closed before it was complete) */
