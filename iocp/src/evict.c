@@ -82,8 +82,8 @@ static int evict_one(iocp_engine *e, uint32_t slot, uint32_t ticket)
  * admission on a worker. A context another connection gives back meanwhile may serve a
  * waiting newcomer sooner (handoff_locked); its own then goes to the pool. A newcomer still
  * waiting after PARK_MS (the context did not come back: its connection was busy closing) is
- * reset as it would have been. Lock order: a connection's lock, then evict_lock, then nothing
- * (the pool is lock-free, the post never blocks). */
+ * reset as it would have been. Lock order: evict_lock, then nothing (the pool is lock-free, the
+ * post never blocks; a connection is evicted with evict_lock released). */
 
 #define PARK_MS 1000
 
