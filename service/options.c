@@ -108,16 +108,16 @@ const svc_server_opt svc_server_opts[] = {
      "new connections one address may open at once before --conn-rate applies (default 0 = "
      "the rate)"},
     {"--udp-rate", L"UdpRate", SVC_OPT_NUMBER, 0, 10000000, FIELD(udp_rate),
-     "datagrams a second answered to one source (address and port) after its burst; more are "
-     "dropped and counted (default 2000, twice what one socket of the UDP benchmark sends; 0 = "
-     "no limit)"},
+     "datagrams a second answered to one source address (an IPv6 prefix), whatever its ports, "
+     "after its burst; more are dropped and counted (default 32000, twice what the UDP "
+     "benchmark sends from its one address; 0 = no limit)"},
     {"--udp-burst", L"UdpBurst", SVC_OPT_NUMBER, 1, 10000000, FIELD(udp_burst),
-     "datagrams one source may send at once before --udp-rate applies (default 1000)"},
+     "datagrams one address may send at once before --udp-rate applies (default 4000)"},
     {"--udp-byte-rate", L"UdpByteRate", SVC_OPT_NUMBER, 0, 4294967295u, FIELD(udp_byte_rate),
-     "bytes a second answered to one source after its byte burst (default 8388608; 0 = no "
+     "bytes a second answered to one address after its byte burst (default 33554432; 0 = no "
      "limit)"},
     {"--udp-byte-burst", L"UdpByteBurst", SVC_OPT_NUMBER, 65507, 4294967295u, FIELD(udp_byte_burst),
-     "bytes one source may send at once before --udp-byte-rate applies (default 1048576; at "
+     "bytes one address may send at once before --udp-byte-rate applies (default 4194304; at "
      "least 65507, the longest datagram)"},
     {"--udp-sources", L"UdpSources", SVC_OPT_NUMBER, 16, 1048576, FIELD(udp_sources),
      "sources whose rates are tracked at once; the one seen longest ago gives its place up "
@@ -125,6 +125,10 @@ const svc_server_opt svc_server_opts[] = {
     {"--udp-total-rate", L"UdpTotalRate", SVC_OPT_NUMBER, 0, 100000000, FIELD(udp_total_rate),
      "datagrams a second answered in all, whatever their sources (default 100000; 0 = no "
      "limit)"},
+    {"--udp-flow-rate", L"UdpFlowRate", SVC_OPT_NUMBER, 0, 10000000, FIELD(udp_flow_rate),
+     "datagrams a second answered to one address and port, after half a second's worth: what "
+     "shrinks an echo loop of many datagrams until it is caught (default 2000, twice what one "
+     "socket of the UDP benchmark sends; 0 = no limit)"},
     {"--proxy-protocol", L"ProxyProtocol", SVC_OPT_TEXT, 0, SVC_TEXT_MAX - 1, FIELD(proxy_protocol),
      "CIDR[,CIDR...]: connections from these sources (a load balancer: HAProxy's send-proxy or "
      "send-proxy-v2) must begin with a PROXY protocol v1 or v2 header, whose client address "
@@ -193,6 +197,7 @@ void svc_server_options_init(svc_server_options *o)
     o->udp_byte_burst = c.udp_byte_burst;
     o->udp_sources = c.udp_sources;
     o->udp_total_rate = c.udp_total_rate;
+    o->udp_flow_rate = c.udp_flow_rate;
     o->proxy_timeout_s = c.proxy_header_timeout_ms / 1000u;
     snprintf(o->tls_min_version, sizeof o->tls_min_version, "1.2");
     snprintf(o->tls_revocation, sizeof o->tls_revocation, "soft");
@@ -527,6 +532,7 @@ void svc_server_config(const svc_server_options *o, iocp_config *config)
     config->udp_byte_burst = o->udp_byte_burst;
     config->udp_sources = o->udp_sources;
     config->udp_total_rate = o->udp_total_rate;
+    config->udp_flow_rate = o->udp_flow_rate;
     config->proxy_protocol_from = o->proxy_protocol[0] != '\0' ? o->proxy_protocol : NULL;
     config->proxy_header_timeout_ms = o->proxy_timeout_s * 1000u;
 }

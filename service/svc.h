@@ -136,6 +136,7 @@ typedef struct svc_server_options {
     uint32_t evict_idle_s; /* 0 = never evict */
     uint32_t conn_rate, conn_burst;
     uint32_t udp_rate, udp_burst, udp_byte_rate, udp_byte_burst, udp_sources, udp_total_rate;
+    uint32_t udp_flow_rate;
     /* Behind a load balancer: the PROXY protocol from these CIDR ranges ("" = off), within
      * proxy_timeout_s; the admin HTTP endpoint (admin_http.c: /metrics, /healthz, /readyz)
      * on admin_port (0 = none) of admin_bind ("" = 127.0.0.1); a stop makes /readyz answer

@@ -240,12 +240,81 @@ static void udp_no_reply_addresses(void)
         CHECK_MSG(!no_reply(answered[i]), "%s would not be answered", answered[i]);
 }
 
+static int candidates_are(void *arg)
+{
+    iocp_engine *e = arg;
+    AcquireSRWLockShared(&e->evict_lock);
+    uint32_t n = e->evict_count - e->evict_next;
+    ReleaseSRWLockShared(&e->evict_lock);
+    return n >= 10;
+}
+
+/* Ten slots held by silent peers idle past the threshold, one place for a newcomer to wait
+ * (accepts_outstanding 1), then eight newcomers at once: a newcomer evicts only when it has a
+ * place to wait for the context it frees, so every eviction serves one newcomer (the
+ * counters agree), every context is in use again afterwards, the newcomers that found no
+ * place are reset without evicting anyone, and the silent peers not evicted still echo. */
+static void evict_burst_serves_every_eviction(void)
+{
+    enum { SLOTS = 10, PARK = 1, NEWCOMERS = 8 };
+    iocp_config cfg;
+    iocp_config_init(&cfg);
+    cfg.max_connections = SLOTS;
+    cfg.accepts_outstanding = PARK;
+    cfg.evict_idle_ms = 1000;
+    iocp_engine *e = tn_start(&cfg, NULL, NULL);
+    uint16_t port = iocp_engine_port(e);
+    SOCKET s[SLOTS], n[NEWCOMERS];
+    for (int i = 0; i < SLOTS; i++) {
+        s[i] = tn_connect("127.0.0.1", port, 5000);
+        CHECK(s[i] != INVALID_SOCKET);
+    }
+    CHECK(tn_wait_stat(e, ST(active), SLOTS, 5000));
+    /* Every silent peer a candidate (the sweep names them once idle 1 s, a period later). */
+    CHECK_MSG(test_wait_until(candidates_are, e, 10000),
+              "the silent peers never became candidates");
+    for (int i = 0; i < NEWCOMERS; i++) {
+        n[i] = tn_connect("127.0.0.1", port, 3000);
+        CHECK(n[i] != INVALID_SOCKET);
+    }
+    uint64_t served = 0;
+    for (int i = 0; i < NEWCOMERS; i++) {
+        if (echoes(n[i]))
+            served++;
+        else
+            CHECK_MSG(tn_wait_closed(n[i], 5000), "newcomer %d neither served nor reset", i);
+    }
+    CHECK(tn_wait_stat(e, ST(accepted), SLOTS + served, 5000));
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    uint64_t alive = 0;
+    for (int i = 0; i < SLOTS; i++)
+        alive += (uint64_t)echoes(s[i]);
+    printf("%d newcomers, %d place(s) to wait: served %llu, evicted %llu, rejected %llu, active "
+           "%llu, silent peers alive %llu\n",
+           NEWCOMERS, PARK, (unsigned long long)served,
+           (unsigned long long)st.closed[IOCP_CLOSE_EVICTED], (unsigned long long)st.rejected,
+           (unsigned long long)st.active, (unsigned long long)alive);
+    CHECK(served >= 1);
+    CHECK_EQ_U(st.closed[IOCP_CLOSE_EVICTED], served);
+    CHECK_EQ_U(st.evict_served, served);
+    CHECK_EQ_U(st.rejected, NEWCOMERS - served);
+    CHECK_EQ_U(st.active, SLOTS); /* no context freed for nobody */
+    CHECK_EQ_U(alive, SLOTS - served);
+    for (int i = 0; i < NEWCOMERS; i++)
+        closesocket(n[i]);
+    for (int i = 0; i < SLOTS; i++)
+        closesocket(s[i]);
+    tn_stop_clean(e);
+}
+
 static const test_case cases[] = {
     {"evict_makes_room", evict_makes_room},
     {"evict_off_keeps_holders", evict_off_keeps_holders},
     {"conn_rate_resets_and_counts", conn_rate_resets_and_counts},
     {"ipv6_prefix_groups_one_peer", ipv6_prefix_groups_one_peer},
     {"udp_no_reply_addresses", udp_no_reply_addresses},
+    {"evict_burst_serves_every_eviction", evict_burst_serves_every_eviction},
 };
 
 TEST_MAIN(cases)

@@ -460,6 +460,7 @@ static void params_round_trip(void)
     in.drain_timeout_s = 4;
     in.log_max_mib = 3;
     in.log_keep = 9;
+    in.udp_flow_rate = 777; /* UdpFlowRate */
     /* "ete" with both e acute, in UTF-8 */
     snprintf(in.log_file, sizeof in.log_file, "C:\\logs\\\xc3\xa9t\xc3\xa9.log");
     CHECK_EQ_U(svc_params_write(HKEY_CURRENT_USER, path, &in), 0);

@@ -1102,7 +1102,8 @@ void iocpi_conn_sweep(iocp_conn *c, uint64_t now)
 }
 
 /* From an accept (evict.c): the id is the sweep's candidate, checked again under the lock. */
-int iocpi_conn_evict(iocp_engine *e, iocp_conn_id id, uint64_t now, uint64_t min_idle_ms)
+int iocpi_conn_evict(iocp_engine *e, iocp_conn_id id, uint64_t now, uint64_t min_idle_ms,
+                     uint32_t slot, uint32_t ticket)
 {
     iocp_conn *c = iocpi_conn_lookup(e, id);
     if (c == NULL)
@@ -1112,6 +1113,8 @@ int iocpi_conn_evict(iocp_engine *e, iocp_conn_id id, uint64_t now, uint64_t min
     if (!c->outgoing && idle >= min_idle_ms) {
         iocpi_log_later(e, IOCP_LOG_INFO, "%s idle for %llu ms: evicted for a new connection",
                         c->peer, (unsigned long long)idle);
+        c->evict_slot = slot; /* its context goes to that newcomer (iocpi_evict_claim) */
+        c->evict_ticket = ticket;
         drop = close_locked(c, IOCP_CLOSE_EVICTED, 0, IOCP_ABORT);
         evicted = 1;
     }

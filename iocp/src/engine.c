@@ -29,12 +29,13 @@ void iocp_config_init(iocp_config *config)
     config->udp_send_queue = 1024;
     config->ipv6_prefix_len = 64;
     config->evict_idle_ms = 10000;
-    config->udp_rate = 2000;
-    config->udp_burst = 1000;
-    config->udp_byte_rate = 8u * 1024u * 1024u;
-    config->udp_byte_burst = 1024u * 1024u;
+    config->udp_rate = 32000;
+    config->udp_burst = 4000;
+    config->udp_byte_rate = 32u * 1024u * 1024u;
+    config->udp_byte_burst = 4u * 1024u * 1024u;
     config->udp_sources = 4096;
     config->udp_total_rate = 100000;
+    config->udp_flow_rate = 2000;
     config->proxy_header_timeout_ms = 5000;
 }
 
@@ -507,6 +508,7 @@ void iocp_engine_stats(const iocp_engine *engine, iocp_stats *out)
     out->udp_rate_limited = (uint64_t)c->udp_rate_limited;
     out->udp_capped = (uint64_t)c->udp_capped;
     out->udp_refused_loop = (uint64_t)c->udp_refused_loop;
+    out->evict_served = (uint64_t)c->evict_served;
     out->uptime_ms = iocpi_now_ms() - e->started_ms;
     out->proxy_headers = (uint64_t)c->proxy_headers;
     out->proxy_rejected = (uint64_t)c->proxy_rejected;

@@ -11,6 +11,12 @@
  * reused since is another connection, whose generation differs, and a candidate that has had
  * traffic since is skipped). At most that many evictions a period: a flood of newcomers cannot
  * empty the server of its quiet connections faster than they become candidates.
+ *
+ * A newcomer evicts only once it holds a place to wait for the context it frees (below): a
+ * flood larger than those places evicts no more connections than there are places, and each
+ * evicted context goes to the newcomer that evicted for it, not to whichever accept pops the
+ * pool first. So evictions and newcomers served through them are equal (evict_served), but
+ * for a newcomer whose context took more than a second to come back, or the stop.
  */
 #include "iocpi.h"
 
@@ -48,10 +54,9 @@ void iocpi_evict_publish(iocp_engine *e, const iocpi_evict_pick *p)
     ReleaseSRWLockExclusive(&e->evict_lock);
 }
 
-int iocpi_evict(iocp_engine *e)
+/* Closes the next candidate still idle for the newcomer in park slot `slot`; 0: none left. */
+static int evict_one(iocp_engine *e, uint32_t slot, uint32_t ticket)
 {
-    if (e->config.evict_idle_ms == 0)
-        return 0;
     uint64_t now = iocpi_now_ms();
     for (;;) {
         iocp_conn_id id = 0;
@@ -61,7 +66,7 @@ int iocpi_evict(iocp_engine *e)
         ReleaseSRWLockExclusive(&e->evict_lock);
         if (id == 0)
             return 0;
-        if (iocpi_conn_evict(e, id, now, e->config.evict_idle_ms))
+        if (iocpi_conn_evict(e, id, now, e->config.evict_idle_ms, slot, ticket))
             return 1;
     }
 }
@@ -70,11 +75,15 @@ int iocpi_evict(iocp_engine *e)
  *
  * The evicted connection's context comes back once its last operation completes (a reset
  * socket's receive completes at once), not while the accept that evicted it is running. So
- * the newcomer's socket is parked in one of accepts_outstanding slots, and the pool, when a
- * context comes back, hands it to a parked newcomer by posting the slot's op; the op runs the
- * ordinary admission on a worker. A newcomer still waiting after PARK_MS (the context did not
- * come back: its connection was busy closing) is reset as it would have been. Lock order:
- * evict_lock, then nothing (the pool is lock-free, the post never blocks). */
+ * the newcomer first reserves one of accepts_outstanding park slots (none free: it is reset
+ * and nobody is evicted), then evicts, marking the evicted context with the slot and the
+ * reservation's ticket; that context, when it comes back, goes straight to the slot
+ * (iocpi_evict_claim, from the pool) by posting the slot's op, which runs the ordinary
+ * admission on a worker. A context another connection gives back meanwhile may serve a
+ * waiting newcomer sooner (handoff_locked); its own then goes to the pool. A newcomer still
+ * waiting after PARK_MS (the context did not come back: its connection was busy closing) is
+ * reset as it would have been. Lock order: evict_lock, then nothing (the pool is lock-free, the
+ * post never blocks; a connection is evicted with evict_lock released). */
 
 #define PARK_MS 1000
 
@@ -112,7 +121,7 @@ static void handoff_locked(iocp_engine *e)
 {
     for (uint32_t i = 0; i < e->parked_slots && e->parked_waiting > 0; i++) {
         iocpi_parked *p = &e->parked[i];
-        if (p->sock == INVALID_SOCKET || p->conn != NULL)
+        if (p->sock == INVALID_SOCKET || p->conn != NULL || p->reserved)
             continue;
         iocp_conn *c = iocpi_pool_take(e);
         if (c == NULL)
@@ -123,9 +132,11 @@ static void handoff_locked(iocp_engine *e)
     }
 }
 
-int iocpi_evict_park(iocp_engine *e, SOCKET s, const char *peer, const SOCKADDR_STORAGE *remote)
+/* A free park slot reserved for s (under its ticket), or parked_slots when there is none. */
+static uint32_t reserve(iocp_engine *e, SOCKET s, const char *peer, const SOCKADDR_STORAGE *remote,
+                        uint32_t *ticket)
 {
-    int parked = 0;
+    uint32_t slot = e->parked_slots;
     AcquireSRWLockExclusive(&e->evict_lock);
     for (uint32_t i = 0; i < e->parked_slots && !e->stopping; i++) {
         iocpi_parked *p = &e->parked[i];
@@ -133,17 +144,68 @@ int iocpi_evict_park(iocp_engine *e, SOCKET s, const char *peer, const SOCKADDR_
             continue;
         p->sock = s;
         p->conn = NULL;
-        p->since_ms = iocpi_now_ms();
+        p->reserved = 1;
+        if (++e->park_tickets == 0)
+            e->park_tickets = 1; /* 0 marks a context evicted for nobody */
+        p->ticket = *ticket = e->park_tickets;
         memcpy(p->peer, peer, sizeof p->peer);
         p->peer[sizeof p->peer - 1] = '\0';
         p->remote = *remote;
-        InterlockedIncrement(&e->parked_waiting);
-        handoff_locked(e); /* the context may be back already */
-        parked = 1;
+        slot = i;
         break;
     }
     ReleaseSRWLockExclusive(&e->evict_lock);
-    return parked;
+    return slot;
+}
+
+int iocpi_evict_for(iocp_engine *e, SOCKET s, const char *peer, const SOCKADDR_STORAGE *remote)
+{
+    if (e->parked == NULL)
+        return 0; /* eviction is off */
+    uint32_t ticket = 0;
+    uint32_t slot = reserve(e, s, peer, remote, &ticket);
+    if (slot == e->parked_slots)
+        return 0; /* no place to wait: evicting now would free a context for nobody */
+    int evicted = evict_one(e, slot, ticket);
+    int kept = 1;
+    AcquireSRWLockExclusive(&e->evict_lock);
+    iocpi_parked *p = &e->parked[slot];
+    p->reserved = 0;
+    if (p->conn != NULL) {
+        iocpi_post(e, &p->op); /* the evicted context came back while we were evicting */
+    } else if (!evicted || e->stopping) {
+        /* Nobody to evict (the candidates are used up until the next sweep), or the stop
+         * began: the slot is free again (an evicted context then goes to the pool). */
+        p->sock = INVALID_SOCKET;
+        kept = 0;
+    } else {
+        p->since_ms = iocpi_now_ms();
+        InterlockedIncrement(&e->parked_waiting);
+        handoff_locked(e); /* another context may be free already */
+    }
+    ReleaseSRWLockExclusive(&e->evict_lock);
+    return kept;
+}
+
+int iocpi_evict_claim(iocp_engine *e, iocp_conn *c)
+{
+    uint32_t slot = c->evict_slot, ticket = c->evict_ticket;
+    c->evict_ticket = 0;
+    int handed = 0;
+    AcquireSRWLockExclusive(&e->evict_lock);
+    iocpi_parked *p = e->parked != NULL && slot < e->parked_slots ? &e->parked[slot] : NULL;
+    /* The same reservation, still waiting (not expired, not served by another context). */
+    if (p != NULL && p->ticket == ticket && p->sock != INVALID_SOCKET && p->conn == NULL &&
+        !e->stopping) {
+        p->conn = c;
+        handed = 1;
+        if (!p->reserved) { /* else iocpi_evict_for posts it once it has finished evicting */
+            InterlockedDecrement(&e->parked_waiting);
+            iocpi_post(e, &p->op);
+        }
+    }
+    ReleaseSRWLockExclusive(&e->evict_lock);
+    return handed;
 }
 
 void iocpi_evict_handoff(iocp_engine *e)
@@ -161,7 +223,7 @@ void iocpi_evict_expire(iocp_engine *e, uint64_t now, int all)
         SOCKET s = INVALID_SOCKET;
         char peer[64];
         AcquireSRWLockExclusive(&e->evict_lock);
-        if (p->sock != INVALID_SOCKET && p->conn == NULL &&
+        if (p->sock != INVALID_SOCKET && p->conn == NULL && !p->reserved &&
             (all || (now >= p->since_ms && now - p->since_ms >= PARK_MS))) {
             /* (a newcomer parked after the sweep read its clock is younger than now) */
             s = p->sock;
@@ -197,5 +259,6 @@ static void parked_done(iocpi_op *op, DWORD bytes, DWORD error)
         iocpi_pool_return(e, c);
         return;
     }
+    InterlockedIncrement64(&e->counters.evict_served);
     iocpi_listener_admit(e, c, s, peer, &remote);
 }

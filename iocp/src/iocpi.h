@@ -154,6 +154,10 @@ struct iocp_conn {
     uint8_t peer_key[16];
     int peer_counted;
 
+    /* eviction (evict.c): evicted for the newcomer waiting in parked[evict_slot] under
+     * evict_ticket, which takes this context when it comes back; ticket 0 = none */
+    uint32_t evict_slot, evict_ticket;
+
     /* TLS (tls.h): the session while one runs, NULL for plaintext; the bytes of an incomplete
      * record kept at the front of recv_buf for the next read; when the connection opened
      * (the handshake deadline) */
@@ -217,12 +221,16 @@ typedef struct iocpi_accept {
 
 /* A newcomer that evicted a connection and waits for its context (evict.c): the accepted
  * socket is kept until the evicted connection's context comes back to the pool, which hands
- * it over by posting op. sock INVALID_SOCKET = a free slot. */
+ * it over by posting op. sock INVALID_SOCKET = a free slot; reserved: taken by a newcomer
+ * still choosing whom to evict; ticket: which reservation of the slot this is (the evicted
+ * context carries it, so a context comes back to its own newcomer only). */
 typedef struct iocpi_parked {
     iocpi_op op;
     iocp_engine *engine;
     SOCKET sock;
     iocp_conn *conn; /* handed over; NULL while waiting */
+    int reserved;
+    uint32_t ticket;
     uint64_t since_ms;
     char peer[64];
     SOCKADDR_STORAGE remote;
@@ -250,6 +258,7 @@ typedef struct iocpi_counters {
     volatile LONG64 udp_refused_port, udp_refused_self, udp_refused_address;
     volatile LONG64 udp_rate_limited, udp_capped;
     volatile LONG64 udp_refused_loop;
+    volatile LONG64 evict_served;
     volatile LONG64 proxy_headers, proxy_rejected;
 } iocpi_counters;
 
@@ -359,6 +368,7 @@ struct iocp_engine {
     iocpi_parked *parked; /* accepts_outstanding slots (evict.c); under evict_lock */
     uint32_t parked_slots;
     volatile LONG parked_waiting; /* parked without a context yet */
+    uint32_t park_tickets;        /* the last ticket given (under evict_lock) */
 
     /* timers */
     PTP_TIMER sweep_timer;
@@ -455,8 +465,10 @@ void iocpi_conn_init(iocp_conn *c, iocp_engine *e, uint32_t index);
 void iocpi_conn_fini(iocp_conn *c);
 void iocpi_conn_sweep(iocp_conn *c, uint64_t now);
 /* Resets an open accepted connection as IOCP_CLOSE_EVICTED if it is still quiet for
- * min_idle_ms; 1 when it did. */
-int iocpi_conn_evict(iocp_engine *e, iocp_conn_id id, uint64_t now, uint64_t min_idle_ms);
+ * min_idle_ms, its context promised to the newcomer in park slot `slot` under `ticket`; 1
+ * when it did. */
+int iocpi_conn_evict(iocp_engine *e, iocp_conn_id id, uint64_t now, uint64_t min_idle_ms,
+                     uint32_t slot, uint32_t ticket);
 /* A dialled connection of a TLS client engine: its session, before iocpi_conn_open. */
 void iocpi_conn_tls_client(iocp_conn *c, const char *server_name);
 
@@ -499,8 +511,8 @@ int iocpi_udp_guard_admit(struct iocpi_udp_guard *g, uint16_t own_port, const st
                           const void *data, size_t bytes);
 
 /* evict.c: each sweep offers every connection (consider, into its own zeroed pick) and then
- * publishes the idlest; when the pool is empty, evict closes the idlest still idle
- * evict_idle_ms (1) or finds none (0). */
+ * publishes the idlest; when the pool is empty, iocpi_evict_for takes a place for the
+ * newcomer to wait first, then closes the idlest still idle evict_idle_ms for it. */
 typedef struct iocpi_evict_pick {
     iocp_conn_id id[IOCPI_EVICT_CANDIDATES]; /* idlest first */
     uint64_t idle[IOCPI_EVICT_CANDIDATES];
@@ -508,12 +520,15 @@ typedef struct iocpi_evict_pick {
 } iocpi_evict_pick;
 void iocpi_evict_consider(iocp_engine *e, iocpi_evict_pick *p, const iocp_conn *c, uint64_t now);
 void iocpi_evict_publish(iocp_engine *e, const iocpi_evict_pick *p);
-int iocpi_evict(iocp_engine *e);
-/* After a successful evict: keeps the newcomer's socket until a context is free (1), or
- * finds no slot (0: the caller resets it). The context goes to iocpi_listener_admit. */
-int iocpi_evict_park(iocp_engine *e, SOCKET s, const char *peer, const SOCKADDR_STORAGE *remote);
+/* The pool is empty: 1 when a connection was evicted for this newcomer, whose socket is kept
+ * until a context is free (then iocpi_listener_admit); 0 when there is no place for it to
+ * wait or no connection to evict (nothing was evicted: the caller resets it). */
+int iocpi_evict_for(iocp_engine *e, SOCKET s, const char *peer, const SOCKADDR_STORAGE *remote);
 /* pool.c, after a context came back: hands free contexts to waiting newcomers. */
 void iocpi_evict_handoff(iocp_engine *e);
+/* pool.c, before a context goes back: 1 when it was evicted for a newcomer still waiting,
+ * and it went to it (the caller pushes nothing). */
+int iocpi_evict_claim(iocp_engine *e, iocp_conn *c);
 /* The sweep: a newcomer still waiting after a second is reset (counted rejected); the stop:
  * every waiting one is. */
 void iocpi_evict_expire(iocp_engine *e, uint64_t now, int all);

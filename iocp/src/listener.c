@@ -351,7 +351,7 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
             post_accept(a); /* accepting goes on while this connection starts */
         if (c != NULL)
             iocpi_listener_admit(e, c, s, peer, &remote_addr);
-        else if (!iocpi_evict(e) || !iocpi_evict_park(e, s, peer, &remote_addr))
+        else if (!iocpi_evict_for(e, s, peer, &remote_addr))
             reject(e, s, peer);
         /* else: every context was taken and the idlest quiet connection makes room; this one
          * gets its context when it is back in the pool (evict.c) */

@@ -224,6 +224,8 @@ iocp_conn *iocpi_pool_take(iocp_engine *e)
 
 void iocpi_pool_return(iocp_engine *e, iocp_conn *c)
 {
+    if (c->evict_ticket != 0 && iocpi_evict_claim(e, c))
+        return; /* straight to the newcomer that evicted its connection, still in use */
     InterlockedPushEntrySList(&e->free_conns, &c->pool_entry);
     InterlockedDecrement64(&e->counters.contexts_in_use);
     /* A newcomer that evicted a connection waits for this context (evict.c). After the push:

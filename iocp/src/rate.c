@@ -156,8 +156,11 @@ iocpi_rate_entry *iocpi_rate_lock(iocpi_rate *r, const uint8_t key[16], uint16_t
 
 int iocpi_rate_take_locked(iocpi_rate *r, iocpi_rate_entry *entry, uint64_t bytes, uint64_t now)
 {
-    if (off(&r->limits))
+    if (off(&r->limits)) {
+        if (now > entry->bucket.at_ms)
+            entry->bucket.at_ms = now; /* seen now: the entry a full set gives up last */
         return 1;
+    }
     refill(&r->limits, &entry->bucket, now);
     return take(&r->limits, &entry->bucket, bytes);
 }

@@ -77,6 +77,7 @@ iocp_err iocp_engine_reconfigure(iocp_engine *engine, const iocp_config *next, c
     FIXED(udp_byte_burst, "udp_byte_burst");
     FIXED(udp_sources, "udp_sources");
     FIXED(udp_total_rate, "udp_total_rate");
+    FIXED(udp_flow_rate, "udp_flow_rate");
     if (text_differs(c.tls.pfx_path, now->tls.pfx_path) ||
         text_differs(c.tls.cert_thumbprint, now->tls.cert_thumbprint))
         name_it(not_live, not_live_size, "tls credentials");

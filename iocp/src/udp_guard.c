@@ -23,10 +23,15 @@
  * two ends are. A client sending the same bytes again is only refused when it does so eight
  * times in a row, each time within a quarter second of its answer; the load generators
  * (bench/loadgen.c, iocp-client) number their datagrams. A loop of more distinct datagrams
- * than that memory holds runs faster in proportion, and the rate limit thins it:
- * Then each source (address grouped as every per-address limit is, and port: see
- * iocp_config) passes its token bucket, and all sources together the total bucket: a loop
- * costs at most udp_rate a second, whatever its shape.
+ * than that memory holds runs faster in proportion, and the flow's rate thins it until it
+ * is short enough for the memory to catch.
+ * Then three token buckets (see iocp_config): the flow's (address and port, the loop
+ * memory's entry: udp_flow_rate, what thins a loop), the address's (grouped as every
+ * per-address limit is: udp_rate, udp_burst and the byte limits, so a host or a spoofer that
+ * varies its source port gets one burst, not one a port), and all sources' together
+ * (udp_total_rate). The flow's entry stays locked while the other two are asked (lock order:
+ * flow table, address table, total), so a datagram refused by any of them is not remembered
+ * as answered.
  *
  * Logging: one warning a second at most, with the totals, for a flood of refusals must not
  * become a flood of lines.
@@ -39,7 +44,8 @@
 /* Made by iocpi_udp_guard_new, freed by iocpi_udp_guard_free (udp.c's start and free). */
 typedef struct iocpi_udp_guard {
     iocp_engine *e;
-    iocpi_rate per_source;
+    iocpi_rate per_flow;    /* exact address and port: the loop memory, udp_flow_rate */
+    iocpi_rate per_address; /* address (iocpi_peer_key): udp_rate, udp_burst, bytes */
     iocpi_rate total;
     volatile LONG64 warned_ms;
 } iocpi_udp_guard;
@@ -53,11 +59,15 @@ struct iocpi_udp_guard *iocpi_udp_guard_new(iocp_engine *e, iocp_error_info *err
         return NULL;
     }
     g->e = e;
-    iocpi_rate_limits per = {c->udp_rate, c->udp_burst, c->udp_byte_rate, c->udp_byte_burst};
+    /* The flow's burst: half a second of its rate (a loop's first half second). */
+    iocpi_rate_limits flow = {c->udp_flow_rate, c->udp_flow_rate > 1 ? c->udp_flow_rate / 2 : 1, 0,
+                              0};
+    iocpi_rate_limits address = {c->udp_rate, c->udp_burst, c->udp_byte_rate, c->udp_byte_burst};
     iocpi_rate_limits all = {c->udp_total_rate, c->udp_total_rate, 0, 0};
-    if (iocpi_rate_init(&g->per_source, c->udp_sources, &per) != IOCP_OK ||
+    if (iocpi_rate_init(&g->per_flow, c->udp_sources, &flow) != IOCP_OK ||
+        iocpi_rate_init(&g->per_address, c->udp_sources, &address) != IOCP_OK ||
         iocpi_rate_init(&g->total, 0, &all) != IOCP_OK) {
-        iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "udp: cannot allocate the source table (%lu)",
+        iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "udp: cannot allocate the source tables (%lu)",
                         (unsigned long)c->udp_sources);
         iocpi_udp_guard_free(g);
         return NULL;
@@ -69,7 +79,8 @@ void iocpi_udp_guard_free(struct iocpi_udp_guard *g)
 {
     if (g == NULL)
         return;
-    iocpi_rate_fini(&g->per_source);
+    iocpi_rate_fini(&g->per_flow);
+    iocpi_rate_fini(&g->per_address);
     iocpi_rate_fini(&g->total);
     free(g);
 }
@@ -119,11 +130,12 @@ static uint64_t datagram_hash(const uint8_t *p, size_t n)
     return h | 1;
 }
 
-enum verdict { PASS, LOOP, RATE };
+enum verdict { PASS, LOOP, FLOW, ADDRESS, TOTAL };
 
-/* Under the table's lock: the source's loop memory and its bucket. */
-static enum verdict per_source(iocpi_udp_guard *g, iocpi_rate_entry *en, uint64_t hash,
-                               size_t bytes, uint64_t now)
+/* Under the flow table's lock: the flow's loop memory and bucket, then the address's and the
+ * total bucket; the datagram is remembered only when it passes them all. */
+static enum verdict admit_locked(iocpi_udp_guard *g, iocpi_rate_entry *en, const uint8_t key[16],
+                                 uint64_t hash, size_t bytes, uint64_t now)
 {
     if (hash != 0) {
         int seen = 0;
@@ -136,8 +148,12 @@ static enum verdict per_source(iocpi_udp_guard *g, iocpi_rate_entry *en, uint64_
         if (en->returns >= LOOP_RETURNS)
             return LOOP;
     }
-    if (!iocpi_rate_take_locked(&g->per_source, en, bytes, now))
-        return RATE;
+    if (!iocpi_rate_take_locked(&g->per_flow, en, 0, now))
+        return FLOW;
+    if (!iocpi_rate_take(&g->per_address, key, 0, bytes, now))
+        return ADDRESS;
+    if (!iocpi_rate_take(&g->total, key, 0, 0, now))
+        return TOTAL;
     if (hash != 0) {
         en->answered[en->answered_next++ % IOCPI_ANSWERED] = hash;
         en->answered_ms = now;
@@ -168,20 +184,23 @@ int iocpi_udp_guard_admit(struct iocpi_udp_guard *g, uint16_t own_port, const st
     }
     uint64_t now = iocpi_now_ms();
     uint64_t hash = e->config.on_datagram == NULL ? datagram_hash(data, bytes) : 0;
-    iocpi_rate_entry *en = iocpi_rate_lock(&g->per_source, key, port, now);
-    enum verdict v = per_source(g, en, hash, bytes, now);
-    iocpi_rate_unlock(&g->per_source);
-    if (v == LOOP) {
+    iocpi_rate_entry *en = iocpi_rate_lock(&g->per_flow, exact, port, now);
+    enum verdict v = admit_locked(g, en, key, hash, bytes, now);
+    iocpi_rate_unlock(&g->per_flow);
+    switch (v) {
+    case PASS:
+        return 1;
+    case LOOP:
         refused(g, &n->udp_refused_loop, from, "an echo loop: our answers come back");
         return 0;
-    }
-    if (v == RATE) {
-        refused(g, &n->udp_rate_limited, from, "over its source's rate");
+    case FLOW:
+        refused(g, &n->udp_rate_limited, from, "over its flow's rate (its address and port)");
         return 0;
-    }
-    if (!iocpi_rate_take(&g->total, key, 0, 0, now)) {
+    case ADDRESS:
+        refused(g, &n->udp_rate_limited, from, "over its address's rate");
+        return 0;
+    default:
         refused(g, &n->udp_capped, from, "over the total rate");
         return 0;
     }
-    return 1;
 }

@@ -42,7 +42,7 @@ start() { # name log -> port
 a=hostileA-$$ b=hostileB-$$
 pa=$(start "$a" "$work/a.log")
 pb=$(start "$b" "$work/b.log")
-echo "A on $pa, B on $pb (defaults: --udp-rate 2000 --udp-burst 1000)"
+echo "A on $pa, B on $pb (defaults: --udp-rate 32000 --udp-burst 4000 per address, --udp-flow-rate 2000 per address and port)"
 
 echo "== a spoofed loop between A and B"
 $hostile spoof "$pb" "$pa"

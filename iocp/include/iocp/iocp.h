@@ -253,19 +253,22 @@ typedef struct iocp_config {
      * same port: a loop), or from an unspecified, multicast or broadcast address (counted in
      * udp_refused_*). Without on_datagram (the echo), when 8 datagrams in a row come back from
      * a source exactly as they were just echoed to it (each within 250 ms), that is an echo
-     * loop with another server and they are refused (udp_refused_loop). Each source (address as
-     * above, and port) has a token bucket: udp_rate datagrams a second after a burst of udp_burst,
-     * and udp_byte_rate bytes a second after udp_byte_burst (0 = no byte limit), in a table of
-     * udp_sources entries (the source seen longest ago gives its entry up); all sources together at
-     * most udp_total_rate a second (a one-second burst). Over a bucket: dropped, counted in
-     * udp_rate_limited / udp_capped. A rate of 0 turns that bucket off. Defaults: 2000 / 1000, 8
-     * MiB / 1 MiB, 4096 sources, 100000 total: above what one socket of the UDP benchmark sends
-     * (bench/README.md), and what bounds any loop the memory above misses; see docs/reliability.md
-     * "Hostile peers". */
+     * loop with another server and they are refused (udp_refused_loop). Each source address (as
+     * above, whatever its ports) has a token bucket: udp_rate datagrams a second after a burst of
+     * udp_burst, and udp_byte_rate bytes a second after udp_byte_burst (0 = no byte limit); each
+     * flow (address and port) udp_flow_rate datagrams a second after half a second's worth (what
+     * shrinks a loop of more datagrams than the memory above until the memory sees it); each in
+     * a table of udp_sources entries (the one seen longest ago gives its entry up); all sources
+     * together at most udp_total_rate a second (a one-second burst). Over a bucket: dropped,
+     * counted in udp_rate_limited (address or flow) / udp_capped. A rate of 0 turns that bucket
+     * off. Defaults: 32000 / 4000 and 32 MiB / 4 MiB per address (twice what the UDP benchmark
+     * sends from its one address, bench/README.md), 2000 per flow (twice what one of its sockets
+     * sends), 4096 sources, 100000 total; see docs/reliability.md "Hostile peers". */
     uint32_t udp_rate, udp_burst;
     uint32_t udp_byte_rate, udp_byte_burst;
     uint32_t udp_sources;
     uint32_t udp_total_rate;
+    uint32_t udp_flow_rate;
     /* PROXY protocol v1 and v2 (HAProxy's; proxy_proto.c), for an engine behind a load
      * balancer. NULL or "" = off. Otherwise the sources it is believed from, as a list of
      * CIDR ranges ("127.0.0.1/32,::1/128,10.0.0.0/8"; a bad list fails iocp_engine_start
@@ -506,6 +509,9 @@ typedef struct iocp_stats {
     uint64_t udp_refused_port, udp_refused_self, udp_refused_address;
     uint64_t udp_rate_limited, udp_capped;
     uint64_t udp_refused_loop; /* echo: the datagram we just answered came back, again */
+    uint64_t evict_served;     /* newcomers given a context through an eviction: equal to
+                                  closed[IOCP_CLOSE_EVICTED] but for one that waited more than
+                                  a second (reset) or came during the stop */
     uint64_t uptime_ms;
     /* PROXY protocol: headers accepted; connections from a trusted source closed without one
      * (invalid, too slow, or closed before it was complete) */
