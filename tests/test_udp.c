@@ -109,6 +109,9 @@ static void echo_exact(void)
         closesocket(s[i]);
     iocp_stats st;
     iocp_engine_stats(e, &st);
+    /* A send is counted at its completion, which may come after the client has its echo. */
+    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), st.udp_datagrams_in, 5000));
+    iocp_engine_stats(e, &st);
     printf("2000 datagrams, %llu bytes, echoed exact (%llu sent again); in %llu out %llu\n",
            (unsigned long long)bytes, (unsigned long long)resent,
            (unsigned long long)st.udp_datagrams_in, (unsigned long long)st.udp_datagrams_out);
@@ -464,6 +467,8 @@ static void self_loop_refused(void)
     send_to4(s, port, "client", 6);
     CHECK(recv_one(s, back, sizeof back) == 6 && memcmp(back, "client", 6) == 0);
     closesocket(s);
+    /* Counted when the send completes, which may be after the client has its echo. */
+    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), 3, 5000));
     iocp_stats st;
     iocp_engine_stats(e, &st);
     printf("self: in %llu, out %llu, refused_self %llu\n", (unsigned long long)st.udp_datagrams_in,
@@ -507,6 +512,7 @@ static void reflector_ports_refused(void)
     send_to4(s, port, want, sizeof want);
     CHECK(recv_one(s, got, sizeof got) == (int)sizeof want && memcmp(got, want, sizeof want) == 0);
     closesocket(s);
+    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), 1, 5000)); /* counted at the send's completion */
     iocp_stats st;
     iocp_engine_stats(e, &st);
     CHECK_EQ_U(st.udp_refused_port, (uint64_t)sent);
@@ -697,6 +703,7 @@ static void byte_rate_and_total_cap(void)
     }
     CHECK(tn_wait_stat(e, ST(udp_rate_limited), 2, 5000)); /* 40,000 + 40,000 > 65,507 */
     CHECK(recv_one(s, back, sizeof back) == (int)sizeof big && back[0] == 0);
+    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), 1, 5000)); /* counted at the send's completion */
     iocp_stats st;
     iocp_engine_stats(e, &st);
     CHECK_EQ_U(st.udp_datagrams_out, 1);
