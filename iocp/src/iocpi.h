@@ -549,6 +549,10 @@ uint32_t iocpi_sweep_period_ms(const iocp_config *c);
 iocp_err iocpi_handover_inherit(iocp_engine *e, SOCKET *out, iocp_error_info *err);
 iocp_err iocpi_handover_waits_start(iocp_engine *e, iocp_error_info *err);
 void iocpi_handover_waits_stop(iocp_engine *e);
+/* listener.c: a listening socket on config's bind_address, port and backlog (the engine's own,
+ * and a supervisor's held one, listener_hold.c). */
+iocp_err iocpi_bind_listener(const iocp_config *config, int *family, SOCKET *out,
+                             iocp_error_info *err);
 
 /* udp.c: the UDP endpoint. start after the listener (its port may be the listener's); stop
  * closes the socket (every receive and send completes, udp_busy falls to 0); fini frees it
