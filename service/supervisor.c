@@ -208,14 +208,15 @@ static int send_setup(sup_worker *w, char *why, size_t why_size)
         else
             svc_server_opt_get(&S.opt->server, def, value, sizeof value);
         int n = snprintf(line, sizeof line, "OPT %s ", def->flag);
+        size_t end = (size_t)n + 2 * strlen(value);
         svc_link_hex(value, strlen(value), line + n);
-        strcat(line, "\n");
+        memcpy(line + end, "\n", 2);
         rc = svc_link_write(w->to, line);
     }
     int n = snprintf(line, sizeof line, "LISTENER %u %u %lu ", (unsigned)x.port, (unsigned)x.family,
                      (unsigned long)x.accept_by_events);
     svc_link_hex(x.tcp, sizeof x.tcp, line + n);
-    strcat(line, "\nGO\n");
+    memcpy(line + n + 2 * sizeof x.tcp, "\nGO\n", 5);
     if (rc == 0)
         rc = svc_link_write(w->to, line);
     SecureZeroMemory(line, sizeof line);
@@ -432,14 +433,17 @@ static int start_serving_worker(char *why, size_t why_size, DWORD *code)
 
 /* ---- deaths and restarts ------------------------------------------------------------------- */
 
+uint32_t svc_restart_delay_s(uint32_t failing_in_row)
+{
+    if (failing_in_row == 0)
+        return 0;
+    uint32_t delay_s = 1u << (failing_in_row - 1 < 5 ? failing_in_row - 1 : 5);
+    return delay_s < BACKOFF_MAX_S ? delay_s : BACKOFF_MAX_S;
+}
+
 static void schedule_restart(void)
 {
-    uint32_t delay_s = 0;
-    if (S.failing_in_row > 0) {
-        delay_s = 1u << (S.failing_in_row - 1 < 5 ? S.failing_in_row - 1 : 5);
-        if (delay_s > BACKOFF_MAX_S)
-            delay_s = BACKOFF_MAX_S;
-    }
+    uint32_t delay_s = svc_restart_delay_s(S.failing_in_row);
     S.failing_in_row++;
     S.restart_at_ms = svc_now_ms() + (uint64_t)delay_s * 1000u;
     if (S.restart_at_ms == 0)
@@ -539,7 +543,7 @@ static void do_upgrade(void)
     } else {
         svc_widen(path, given, SVC_PATH_MAX);
         if (GetFullPathNameW(given, SVC_PATH_MAX, exe, NULL) == 0)
-            wcscpy(exe, given);
+            swprintf(exe, SVC_PATH_MAX, L"%ls", given);
     }
     char exe_text[SVC_PATH_MAX];
     svc_narrow(exe, exe_text, sizeof exe_text);
@@ -590,7 +594,7 @@ static void do_upgrade(void)
             worker_drain(old, "DRAIN\n");
     }
     worker_serving(w);
-    wcscpy(S.current_exe, exe);
+    swprintf(S.current_exe, SVC_PATH_MAX, L"%ls", exe);
     S.restart_at_ms = 0;
     S.failing_in_row = 0;
     upgrade_result("done", "");
@@ -638,12 +642,14 @@ static size_t answer_workers(char *resp, size_t size)
 static size_t answer_upgrade(const char *arg, char *resp, size_t size)
 {
     /* "<allow-unsafe 0|1> <timeout s> <path, or - for the installed executable>" */
-    unsigned allow = 0, timeout_s = 0;
-    int used = 0;
-    if (sscanf(arg, "%u %u %n", &allow, &timeout_s, &used) != 2 || used == 0 || allow > 1 ||
+    char *end = NULL;
+    unsigned long allow = strtoul(arg, &end, 10);
+    const char *p = end;
+    unsigned long timeout_s = *p == ' ' ? strtoul(p + 1, &end, 10) : 0;
+    if (end == arg || *p != ' ' || end == p + 1 || *end != ' ' || end[1] == '\0' || allow > 1 ||
         timeout_s == 0 || timeout_s > 3600)
         return svc_proto_format_error("UPGRADE needs <0|1> <seconds> <path|->", resp, size);
-    const char *path = arg + used;
+    const char *path = end + 1;
     AcquireSRWLockExclusive(&S.lock);
     if (strcmp(S.upgrade_state, "queued") == 0 || strcmp(S.upgrade_state, "running") == 0) {
         ReleaseSRWLockExclusive(&S.lock);
@@ -659,7 +665,7 @@ static size_t answer_upgrade(const char *arg, char *resp, size_t size)
     S.upgrade_new_pid = 0;
     snprintf(S.upgrade_exe, sizeof S.upgrade_exe, "%s", strcmp(path, "-") == 0 ? "" : path);
     S.upgrade_allow_unsafe = (int)allow;
-    S.upgrade_timeout_s = timeout_s;
+    S.upgrade_timeout_s = (uint32_t)timeout_s;
     uint32_t id = S.upgrade_id;
     ReleaseSRWLockExclusive(&S.lock);
     SetEvent(S.upgrade_event);

@@ -745,6 +745,9 @@ int svc_supervised(const svc_server_options *o, char *why, size_t why_size);
  * ready before RUNNING), then restarts, upgrades and the stop. Returns the Win32 exit code
  * for SERVICE_STOPPED (NO_ERROR after a clean stop). */
 DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm);
+/* The delay before the next worker when failing_in_row workers in a row have ended within
+ * 60 s of their start (0 for the first death: at once; then 1, 2, 4, 8, 16, 30, 30 ... s). */
+uint32_t svc_restart_delay_s(uint32_t failing_in_row);
 /* The hidden `worker` verb: argv as main has it. An exit code. */
 int svc_worker_main(int argc, char **argv);
 /* `iocp-service upgrade --name N [--exe PATH] [--timeout N] [--allow-unsafe-location]`. */
@@ -765,5 +768,8 @@ int svc_link_write(HANDLE pipe, const char *line);
 /* Bytes as lower-case hex (out holds 2 * len + 1); back: the length, or -1 when not hex. */
 void svc_link_hex(const void *data, size_t len, char *out);
 long svc_link_unhex(const char *hex, void *out, size_t size);
+/* The next word of text (up to a space; truncated to fit out) into out; returns where the
+ * word after it starts (the rest of the line). */
+const char *svc_link_word(const char *text, char *out, size_t size);
 
 #endif

@@ -40,7 +40,7 @@ int svc_upgrade(const svc_options *opt)
         wchar_t given[SVC_PATH_MAX], full[SVC_PATH_MAX];
         svc_widen(opt->exe, given, SVC_PATH_MAX);
         if (GetFullPathNameW(given, SVC_PATH_MAX, full, NULL) == 0)
-            wcscpy(full, given);
+            swprintf(full, SVC_PATH_MAX, L"%ls", given);
         svc_narrow(full, path, sizeof path);
     }
     int n = snprintf(req, sizeof req, "UPGRADE %d %lu %s", opt->allow_unsafe_location ? 1 : 0,
@@ -75,8 +75,8 @@ int svc_upgrade(const svc_options *opt)
                                  sizeof err) == 0) {
             char upgrade[120];
             value_of(answer, "upgrade", upgrade, sizeof upgrade);
-            id[0] = state[0] = pid[0] = '\0';
-            sscanf(upgrade, "%31s %31s %31s", id, state, pid);
+            const char *rest = svc_link_word(upgrade, id, sizeof id);
+            svc_link_word(svc_link_word(rest, state, sizeof state), pid, sizeof pid);
             if (strcmp(id, want_id) == 0 && strcmp(state, "done") == 0) {
                 printf("upgraded: worker process %s serves; the old worker stops accepting and "
                        "drains (up to its drain timeout)\n",
@@ -109,14 +109,15 @@ void svc_upgrade_print_workers(const char *name)
                              sizeof err) != 0)
         return; /* not supervised (or gone): nothing more to say */
     char spid[32], sversion[40], restarts[32], deaths[32];
-    int exe_at = 0;
     value_of(answer, "supervisor", value, sizeof value);
-    if (sscanf(value, "%31s %39s %n", spid, sversion, &exe_at) < 2)
+    const char *sexe =
+        svc_link_word(svc_link_word(value, spid, sizeof spid), sversion, sizeof sversion);
+    if (spid[0] == '\0' || sversion[0] == '\0')
         return;
     value_of(answer, "restarts", restarts, sizeof restarts);
     value_of(answer, "deaths", deaths, sizeof deaths);
     printf("  supervisor: pid %s, iocp-service %s (%s); %s worker restarts, %s deaths\n", spid,
-           sversion, value + exe_at, restarts, deaths);
+           sversion, sexe, restarts, deaths);
     value_of(answer, "last_death", value, sizeof value);
     if (value[0] != '\0')
         printf("  last worker death: %s\n", value);
@@ -124,14 +125,17 @@ void svc_upgrade_print_workers(const char *name)
         const char *end = strchr(line, '\n');
         if (strncmp(line, "worker=", 7) == 0) {
             char pid[32], state[32], conns[32], started[40], version[40];
-            int at = 0;
             snprintf(value, sizeof value, "%.*s",
                      (int)((end ? (size_t)(end - line) : strlen(line)) - 7), line + 7);
-            if (sscanf(value, "%31s %31s %31s %39s %39s %n", pid, state, conns, started, version,
-                       &at) == 5)
+            const char *rest = svc_link_word(value, pid, sizeof pid);
+            rest = svc_link_word(rest, state, sizeof state);
+            rest = svc_link_word(rest, conns, sizeof conns);
+            rest = svc_link_word(rest, started, sizeof started);
+            rest = svc_link_word(rest, version, sizeof version);
+            if (version[0] != '\0')
                 printf("  worker: pid %s, %s, %s connections, started %s, iocp-service %s "
                        "(%s)\n",
-                       pid, state, conns, started, version, value + at);
+                       pid, state, conns, started, version, rest);
         }
         line = end ? end + 1 : NULL;
     }

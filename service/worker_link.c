@@ -78,3 +78,17 @@ long svc_link_unhex(const char *hex, void *out, size_t size)
     }
     return (long)(n / 2);
 }
+
+const char *svc_link_word(const char *text, char *out, size_t size)
+{
+    while (*text == ' ')
+        text++;
+    size_t n = 0;
+    while (text[n] != '\0' && text[n] != ' ')
+        n++;
+    snprintf(out, size, "%.*s", (int)n, text);
+    text += n;
+    while (*text == ' ')
+        text++;
+    return text;
+}

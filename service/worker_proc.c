@@ -64,7 +64,7 @@ static void send_stats(void *user)
     size_t n = svc_proto_format(SVC_REQ_STATS, &info, text, sizeof text);
     memcpy(line, "STATS ", 6);
     svc_link_hex(text, n, line + 6);
-    strcat(line, "\n");
+    memcpy(line + 6 + 2 * n, "\n", 2);
     send_line(line);
 }
 
@@ -131,17 +131,18 @@ static int receive_setup(svc_options *opt, iocp_listener_export *x, char *why, s
             }
             SecureZeroMemory(value, sizeof value);
         } else if (strncmp(line, "LISTENER ", 9) == 0) {
-            unsigned port = 0, family = 0, by_events = 0;
-            int used = 0;
-            if (sscanf(line + 9, "%u %u %u %n", &port, &family, &by_events, &used) != 3 ||
-                svc_link_unhex(line + 9 + used, x->tcp, sizeof x->tcp) <= 0) {
+            char port[16], family[16], by_events[16];
+            const char *rest = svc_link_word(line + 9, port, sizeof port);
+            rest = svc_link_word(rest, family, sizeof family);
+            rest = svc_link_word(rest, by_events, sizeof by_events);
+            if (svc_link_unhex(rest, x->tcp, sizeof x->tcp) <= 0) {
                 snprintf(why, why_size, "a garbled listener from the supervisor");
                 return -1;
             }
             x->target_pid = GetCurrentProcessId();
-            x->port = (uint16_t)port;
-            x->family = (uint16_t)family;
-            x->accept_by_events = by_events;
+            x->port = (uint16_t)strtoul(port, NULL, 10);
+            x->family = (uint16_t)strtoul(family, NULL, 10);
+            x->accept_by_events = (uint32_t)strtoul(by_events, NULL, 10);
             have_listener = 1;
         }
     }

@@ -67,16 +67,23 @@ static DWORD run(tp_child *c, const char *fmt, ...)
 #define CHECK_OUT(c, want)                                                                         \
     CHECK_MSG(strstr((c)->out, want) != NULL, "no '%s' in:\n%s", want, (c)->out)
 
+static void uninstall_quietly(const char *name)
+{
+    tp_child c;
+    memset(&c, 0, sizeof c);
+    char args[200];
+    snprintf(args, sizeof args, "uninstall --timeout 30 --name %s", name);
+    tp_start(&c, service_exe(), args, NULL, 1, CREATE_NEW_PROCESS_GROUP);
+    tp_wait(&c, 90000);
+    tp_free(&c);
+}
+
+/* At exit after a failed CHECK (a passing case uninstalls its service itself: the harness
+ * ends a passing run without running atexit). */
 static void cleanup(void)
 {
     if (cleanup_name[0] != '\0') {
-        tp_child c;
-        memset(&c, 0, sizeof c);
-        char args[200];
-        snprintf(args, sizeof args, "uninstall --timeout 30 --name %s", cleanup_name);
-        tp_start(&c, service_exe(), args, NULL, 1, CREATE_NEW_PROCESS_GROUP);
-        tp_wait(&c, 90000);
-        tp_free(&c);
+        uninstall_quietly(cleanup_name);
         cleanup_name[0] = '\0';
     }
     if (cleanup_copy[0] != '\0') {
@@ -135,6 +142,9 @@ static uint16_t start_supervised(tp_child *c, const char *tag, char *name, size_
     snprintf(name, name_size, "iocpt-%s-%lu", tag, (unsigned long)GetCurrentProcessId());
     snprintf(cleanup_name, sizeof cleanup_name, "%s", name);
     atexit(cleanup);
+    /* Wine reuses small process ids: a run that ended without its cleanup may have left a
+     * service of this name in the prefix. */
+    uninstall_quietly(name);
     log_path(log, log_size, name);
     CHECK(run(c,
               "install --allow-unsafe-location --supervised --name %s --port 0 --bind 127.0.0.1 "
@@ -208,6 +218,21 @@ static void copy_exe(char *out, size_t size)
     snprintf(cleanup_copy, sizeof cleanup_copy, "%s", out);
 }
 
+/* The stop drains every worker and closes the listener; then the service goes. */
+static void finish(tp_child *c, const char *name)
+{
+    CHECK(run(c, "uninstall --name %s", name) == 0);
+    CHECK_OUT(c, "stopped");
+    CHECK_OUT(c, "removed");
+    cleanup_name[0] = '\0';
+    if (cleanup_copy[0] != '\0') {
+        wchar_t w[MAX_PATH * 2];
+        svc_widen(cleanup_copy, w, MAX_PATH * 2);
+        DeleteFileW(w);
+        cleanup_copy[0] = '\0';
+    }
+}
+
 static void upgrade_under_load(void)
 {
     static tp_child c;
@@ -270,7 +295,7 @@ static void upgrade_under_load(void)
     CHECK_EQ_U(load.refused, 0);
     CHECK_EQ_U(load.resets, 0);
     CHECK_EQ_U(load.wrong_echo, 0);
-    CHECK(run(&c, "stop --name %s", name) == 0);
+    finish(&c, name);
 }
 
 static void killed_worker_restarts(void)
@@ -333,7 +358,7 @@ static void killed_worker_restarts(void)
     CHECK_EQ_U(load.refused, 0);
     CHECK_MSG(answer_ms < 5000, "the port answered %llu ms after the kill",
               (unsigned long long)answer_ms);
-    CHECK(run(&c, "stop --name %s", name) == 0);
+    finish(&c, name);
 }
 
 static void failed_upgrade_keeps_old(void)
@@ -382,13 +407,16 @@ static void failed_upgrade_keeps_old(void)
     } else {
         printf("the build folder is safe here: the unsafe-location refusal is not tried\n");
     }
+    /* configure's SERVICE_CONTROL_PARAMCHANGE reaches the worker through the supervisor. */
+    CHECK(run(&c, "configure --name %s --idle-timeout 7", name) == 0);
+    CHECK(log_has(log, "parameter change: applied live: --idle-timeout 7 (was 300)", 10000));
     DWORD still = worker_pid(&c, name, "serving");
     CHECK_MSG(still == pid, "the serving worker is %lu, was %lu", (unsigned long)still,
               (unsigned long)pid);
     CHECK_OUT(&c, "0 worker restarts, 0 deaths");
     closesocket(s);
     CHECK(fresh_echo(port, 10000));
-    CHECK(run(&c, "stop --name %s", name) == 0);
+    finish(&c, name);
 }
 
 static const test_case cases[] = {
