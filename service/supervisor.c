@@ -102,10 +102,12 @@ int svc_supervised(const svc_server_options *o, char *why, size_t why_size)
     return 1;
 }
 
+/* What a worker says (its error, its version) is shown by `status` and `upgrade`: one line,
+ * no control characters (a terminal's escape sequences), whatever the worker sent. */
 static void one_line(char *text)
 {
     for (char *p = text; *p != '\0'; p++)
-        if (*p == '\n' || *p == '\r')
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
 }
 
@@ -125,6 +127,10 @@ static DWORD WINAPI reader_main(void *arg)
         if (strncmp(line, "READY ", 6) == 0) {
             AcquireSRWLockExclusive(&S.lock);
             snprintf(w->version, sizeof w->version, "%s", line + 6);
+            one_line(w->version);
+            for (char *p = w->version; *p != '\0'; p++)
+                if (*p == ' ')
+                    *p = '_'; /* one word in the WORKERS answer */
             w->ready = 1;
             ReleaseSRWLockExclusive(&S.lock);
             SetEvent(w->answered);
@@ -255,7 +261,9 @@ static sup_worker *worker_start(const wchar_t *exe, char *why, size_t why_size)
     memset(&pi, 0, sizeof pi);
     DWORD e = NO_ERROR;
     w->answered = CreateEventW(NULL, TRUE, FALSE, NULL);
-    if (w->answered == NULL || !CreatePipe(&child_in, &w->to, NULL, 0) ||
+    /* The command pipe holds the whole setup (options and listener, about 6 KB) unread: a
+     * program that never reads it (no worker) must not block this thread. */
+    if (w->answered == NULL || !CreatePipe(&child_in, &w->to, NULL, 65536) ||
         !CreatePipe(&w->from.pipe, &child_out, NULL, 0) ||
         !SetHandleInformation(child_in, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) ||
         !SetHandleInformation(child_out, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT)) {

@@ -9,10 +9,11 @@
  *   killed_worker_restarts   TerminateProcess on the worker: a new one serves, measured from
  *                            the kill to the first echo on a new connection; no connect
  *                            refused meanwhile; status and the log name the death
- *   failed_upgrade_keeps_old an upgrade to a program that is no worker, to a missing file and
- *                            (under Wine, where the build folder is writable by users) to an
- *                            unsafe location: the command fails naming why, the old worker
- *                            serves on
+ *   failed_upgrade_keeps_old an upgrade to a program that is no worker, to one that never
+ *                            answers (the ready's timeout), to a missing file and (under
+ *                            Wine, where the build folder is writable by users) to an unsafe
+ *                            location: the command fails naming why, the old worker serves
+ *                            on; configure's parameter change reaches the worker
  *
  * Like test_service.c, the cases run under Wine in the services prefix, one at a time
  * (RESOURCE_LOCK iocp_service_scm), and uninstall their service at exit.
@@ -386,6 +387,19 @@ static void failed_upgrade_keeps_old(void)
     echo_line(s, "after a non-worker", 0);
     CHECK(fresh_echo(port, 10000));
 
+    /* A program that starts but never answers: stopped at the ready's timeout. */
+    char self[MAX_PATH * 3];
+    wchar_t wself[MAX_PATH];
+    GetModuleFileNameW(NULL, wself, MAX_PATH);
+    svc_narrow(wself, self, sizeof self);
+    uint64_t t0 = test_now_ms();
+    CHECK(run(&c, "upgrade --name %s --exe \"%s\" --allow-unsafe-location --timeout 3", name,
+              self) == SVC_EXIT_CANNOT_START);
+    uint64_t silent_ms = test_now_ms() - t0;
+    CHECK_OUT(&c, "did not report ready within 3 s");
+    CHECK_MSG(silent_ms < 15000, "the upgrade took %llu ms", (unsigned long long)silent_ms);
+    echo_line(s, "after a silent worker", 0);
+
     /* A file that is not there. */
     CHECK(run(&c, "upgrade --name %s --exe \"%s\\no-such-iocp.exe\" --allow-unsafe-location", name,
               sys_text) == SVC_EXIT_CANNOT_START);
@@ -425,4 +439,17 @@ static const test_case cases[] = {
     {"failed_upgrade_keeps_old", failed_upgrade_keeps_old},
 };
 
-TEST_MAIN(cases)
+/* Started by the supervisor as a "worker" (failed_upgrade_keeps_old): a program that neither
+ * reads its channel nor answers, nor exits, so the ready's timeout decides. */
+static int silent_worker(void)
+{
+    Sleep(120000);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "worker") == 0)
+        return silent_worker();
+    return test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
