@@ -398,6 +398,8 @@ static void failed_upgrade_keeps_old(void)
     uint64_t silent_ms = test_now_ms() - t0;
     CHECK_OUT(&c, "did not report ready within 3 s");
     CHECK_MSG(silent_ms < 15000, "the upgrade took %llu ms", (unsigned long long)silent_ms);
+    printf("an upgrade to a silent worker failed after %llu ms (--timeout 3)\n",
+           (unsigned long long)silent_ms);
     echo_line(s, "after a silent worker", 0);
 
     /* A file that is not there. */
