@@ -240,7 +240,7 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
      * user's, unless --tls-store / TlsStore said which. */
     if (h->opt.server.tls_store == SVC_TLS_STORE_DEFAULT && h->opt.server.tls_cert[0] != '\0')
         h->opt.server.tls_store =
-            strcmp(mode, "service") == 0 ? SVC_TLS_STORE_MACHINE : SVC_TLS_STORE_USER;
+            strcmp(mode, "console") != 0 ? SVC_TLS_STORE_MACHINE : SVC_TLS_STORE_USER;
     svc_server_config(&h->opt.server, &config);
     config.log = svc_log_engine;
     if (opt->take_over)

@@ -76,6 +76,9 @@ static struct {
     uint64_t restart_at_ms; /* 0: no restart due */
     char last_death[700];
     wchar_t current_exe[SVC_PATH_MAX]; /* what restarts run: the installed one, or upgraded */
+    /* The options a worker being started gets: the stored Parameters for an upgrade (NULL:
+     * opt->server, those of the serving worker) */
+    const svc_server_options *sending;
     /* upgrade: queued by the pipe thread, done by the main thread */
     HANDLE upgrade_event;
     uint32_t upgrade_id;
@@ -207,12 +210,13 @@ static int send_setup(sup_worker *w, char *why, size_t why_size)
         return -1;
     }
     int rc = 0;
+    const svc_server_options *o = S.sending != NULL ? S.sending : &S.opt->server;
     for (size_t k = 0; k < svc_server_opt_count && rc == 0; k++) {
         const svc_server_opt *def = &svc_server_opts[k];
         if (def->kind == SVC_OPT_SECRET)
-            snprintf(value, sizeof value, "%s", S.opt->server.tls_password);
+            snprintf(value, sizeof value, "%s", o->tls_password);
         else
-            svc_server_opt_get(&S.opt->server, def, value, sizeof value);
+            svc_server_opt_get(o, def, value, sizeof value);
         int n = snprintf(line, sizeof line, "OPT %s ", def->flag);
         size_t end = (size_t)n + 2 * strlen(value);
         svc_link_hex(value, strlen(value), line + n);
@@ -531,6 +535,47 @@ static void upgrade_result(const char *state, const char *error)
         svc_event(IOCP_LOG_ERROR, MSG_ERROR, error);
 }
 
+/* The stored Parameters for an upgrade's worker, checked against what a worker cannot change:
+ * the listener the supervisor holds, and what supervision needs. 0, or -1 with why set. */
+static int read_stored_options(svc_server_options *o, char *why, size_t why_size)
+{
+    wchar_t path[200];
+    char err[600], note[400];
+    svc_params_path(S.opt->name, path, sizeof path / sizeof path[0]);
+    svc_server_options_init(o);
+    DWORD pe = svc_params_read(HKEY_LOCAL_MACHINE, path, o, err, sizeof err);
+    if (pe == ERROR_FILE_NOT_FOUND) {
+        *o = S.opt->server; /* made by `sc create` alone: the options in force */
+        return 0;
+    }
+    if (pe != NO_ERROR) {
+        snprintf(why, why_size,
+                 "the stored Parameters are refused (%s): fix them (iocp-service configure) and "
+                 "upgrade again",
+                 err);
+        return -1;
+    }
+    const svc_server_options *now = &S.opt->server;
+    if (o->port != now->port || strcmp(o->bind, now->bind) != 0) {
+        snprintf(why, why_size,
+                 "the stored --port %u --bind '%s' differ from the listener this service holds "
+                 "(--port %u --bind '%s'): they change with a restart of the service (stop, "
+                 "start), not an upgrade; configure them back to upgrade",
+                 (unsigned)o->port, o->bind, (unsigned)now->port, now->bind);
+        SecureZeroMemory(o->tls_password, sizeof o->tls_password);
+        return -1;
+    }
+    if (!svc_supervised(o, note, sizeof note)) {
+        snprintf(why, why_size,
+                 "the stored Parameters end the supervision (%s): restart the "
+                 "service to apply them",
+                 note[0] ? note : "--supervised is off");
+        SecureZeroMemory(o->tls_password, sizeof o->tls_password);
+        return -1;
+    }
+    return 0;
+}
+
 static void do_upgrade(void)
 {
     char path[SVC_PATH_MAX], why[1400], msg[1000];
@@ -579,8 +624,17 @@ static void do_upgrade(void)
     if (verdict != 0)
         svc_log(IOCP_LOG_WARN, "upgrade to %s although %s (--allow-unsafe-location)", exe_text,
                 msg);
+    /* A config-only upgrade: the new worker runs on the stored Parameters (`configure`). */
+    static svc_server_options fresh;
+    if (read_stored_options(&fresh, why, sizeof why) != 0) {
+        upgrade_result("failed", why);
+        return;
+    }
+    S.sending = &fresh;
     sup_worker *w = worker_start(exe, why, sizeof why);
+    S.sending = NULL;
     if (w == NULL) {
+        SecureZeroMemory(fresh.tls_password, sizeof fresh.tls_password);
         upgrade_result("failed", why);
         return;
     }
@@ -590,6 +644,7 @@ static void do_upgrade(void)
     ReleaseSRWLockExclusive(&S.lock);
     if (wait_ready(w, timeout_ms, why, sizeof why, &code) != 0) {
         worker_release(w); /* stopped; the old one never stopped accepting */
+        SecureZeroMemory(fresh.tls_password, sizeof fresh.tls_password);
         char text[1500];
         snprintf(text, sizeof text, "upgrade failed, the old worker serves on: %s", why);
         upgrade_result("failed", text);
@@ -602,6 +657,8 @@ static void do_upgrade(void)
             worker_drain(old, "DRAIN\n");
     }
     worker_serving(w);
+    S.opt->server = fresh; /* what later restarts run on */
+    SecureZeroMemory(fresh.tls_password, sizeof fresh.tls_password);
     swprintf(S.current_exe, SVC_PATH_MAX, L"%ls", exe);
     S.restart_at_ms = 0;
     S.failing_in_row = 0;
@@ -832,9 +889,9 @@ DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm)
     }
     if (scm->progress != NULL)
         scm->progress(scm->progress_user);
+    /* The TLS password stays in memory (opt) until the stop: every later worker needs it. */
     if (start_serving_worker(why, sizeof why, &code) != 0)
         goto fail;
-    SecureZeroMemory(opt->server.tls_password, sizeof opt->server.tls_password);
     snprintf(text, sizeof text,
              "supervisor (process %lu) holds %s; the server runs as worker processes (%s "
              "framing, up to %lu connections, drain timeout %lu s)",
@@ -894,6 +951,7 @@ DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm)
              (unsigned long)S.restarts, (unsigned long)S.deaths,
              (unsigned long long)((svc_now_ms() - S.started_ms) / 1000));
     svc_event(IOCP_LOG_INFO, MSG_STOPPED, text);
+    SecureZeroMemory(opt->server.tls_password, sizeof opt->server.tls_password);
     if (S.locked)
         svc_instance_unlock(&S.instance);
     S.locked = 0;

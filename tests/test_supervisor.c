@@ -254,6 +254,9 @@ static void upgrade_under_load(void)
     churn_start(&load, port);
     while (load.connects < 20)
         Sleep(5); /* the loop runs against the old worker */
+    /* An option that needs a restart, stored: the new worker runs on it. */
+    CHECK(run(&c, "configure --name %s --max-connections 777", name) == 0);
+    CHECK_OUT(&c, "needs a restart");
     uint64_t t0 = test_now_ms();
     CHECK(run(&c, "upgrade --name %s --exe \"%s\" --allow-unsafe-location", name, copy) == 0);
     uint64_t upgrade_ms = test_now_ms() - t0;
@@ -263,6 +266,10 @@ static void upgrade_under_load(void)
     CHECK_MSG(new_pid != 0 && new_pid != old_pid, "the serving worker is %lu (was %lu)",
               (unsigned long)new_pid, (unsigned long)old_pid);
     CHECK_OUT(&c, "iocp-service-upgrade-"); /* the new worker's executable */
+    char started[160];
+    snprintf(started, sizeof started, "(worker, process %lu; line framing, up to 777 connections",
+             (unsigned long)new_pid);
+    CHECK(log_has(log, started, 5000));
     /* The old worker drains: its connections still echo, then get a FIN at the drain's end. */
     for (int i = 0; i < LONG_LIVED; i++)
         echo_line(held[i], "after", i);
@@ -401,6 +408,13 @@ static void failed_upgrade_keeps_old(void)
     printf("an upgrade to a silent worker failed after %llu ms (--timeout 3)\n",
            (unsigned long long)silent_ms);
     echo_line(s, "after a silent worker", 0);
+
+    /* A stored port other than the listener's: an upgrade cannot move the listener. */
+    CHECK(run(&c, "configure --name %s --port 1", name) == 0);
+    CHECK(run(&c, "upgrade --name %s --allow-unsafe-location", name) == SVC_EXIT_CANNOT_START);
+    CHECK_OUT(&c, "the stored --port 1 --bind '127.0.0.1' differ from the listener");
+    CHECK(run(&c, "configure --name %s --port 0", name) == 0);
+    echo_line(s, "after a stored port change", 0);
 
     /* A file that is not there. */
     CHECK(run(&c, "upgrade --name %s --exe \"%s\\no-such-iocp.exe\" --allow-unsafe-location", name,
