@@ -14,6 +14,8 @@
  *                            Wine, where the build folder is writable by users) to an unsafe
  *                            location: the command fails naming why, the old worker serves
  *                            on; configure's parameter change reaches the worker
+ *   upgrade_needs_supervised without --supervised, `upgrade` names what to do (exit 7) and
+ *                            `status` lists no workers
  *
  * Like test_service.c, the cases run under Wine in the services prefix, one at a time
  * (RESOURCE_LOCK iocp_service_scm), and uninstall their service at exit.
@@ -136,9 +138,9 @@ static int log_has(const char *path, const char *text, uint32_t timeout_ms)
     }
 }
 
-/* Installs and starts a supervised service on a free port; returns the port. */
-static uint16_t start_supervised(tp_child *c, const char *tag, char *name, size_t name_size,
-                                 char *log, size_t log_size)
+/* Installs and starts a service (supervised or one process) on a free port; returns it. */
+static uint16_t start_service(tp_child *c, const char *tag, int supervised, char *name,
+                              size_t name_size, char *log, size_t log_size)
 {
     snprintf(name, name_size, "iocpt-%s-%lu", tag, (unsigned long)GetCurrentProcessId());
     snprintf(cleanup_name, sizeof cleanup_name, "%s", name);
@@ -148,9 +150,9 @@ static uint16_t start_supervised(tp_child *c, const char *tag, char *name, size_
     uninstall_quietly(name);
     log_path(log, log_size, name);
     CHECK(run(c,
-              "install --allow-unsafe-location --supervised --name %s --port 0 --bind 127.0.0.1 "
+              "install --allow-unsafe-location %s --name %s --port 0 --bind 127.0.0.1 "
               "--framing line --drain-timeout %d --log-file \"%s\"",
-              name, DRAIN_S, log) == 0);
+              supervised ? "--supervised" : "", name, DRAIN_S, log) == 0);
     CHECK(run(c, "start --name %s", name) == 0);
     const char *p = tp_find_line(c->out, "listening on ");
     if (p == NULL)
@@ -238,7 +240,7 @@ static void upgrade_under_load(void)
 {
     static tp_child c;
     char name[64], log[MAX_PATH * 3], copy[MAX_PATH * 3];
-    uint16_t port = start_supervised(&c, "upg", name, sizeof name, log, sizeof log);
+    uint16_t port = start_service(&c, "upg", 1, name, sizeof name, log, sizeof log);
     DWORD old_pid = worker_pid(&c, name, "serving");
     CHECK_MSG(old_pid != 0, "no serving worker in:\n%s", c.out);
     CHECK_OUT(&c, "  supervisor: pid ");
@@ -310,7 +312,7 @@ static void killed_worker_restarts(void)
 {
     static tp_child c;
     char name[64], log[MAX_PATH * 3];
-    uint16_t port = start_supervised(&c, "kill", name, sizeof name, log, sizeof log);
+    uint16_t port = start_service(&c, "kill", 1, name, sizeof name, log, sizeof log);
     DWORD pid = worker_pid(&c, name, "serving");
     CHECK_MSG(pid != 0, "no serving worker in:\n%s", c.out);
     enum { HELD = 5 };
@@ -373,7 +375,7 @@ static void failed_upgrade_keeps_old(void)
 {
     static tp_child c;
     char name[64], log[MAX_PATH * 3], copy[MAX_PATH * 3];
-    uint16_t port = start_supervised(&c, "ufail", name, sizeof name, log, sizeof log);
+    uint16_t port = start_service(&c, "ufail", 1, name, sizeof name, log, sizeof log);
     DWORD pid = worker_pid(&c, name, "serving");
     CHECK(pid != 0);
     SOCKET s = tn_connect("127.0.0.1", port, 20000);
@@ -449,10 +451,26 @@ static void failed_upgrade_keeps_old(void)
     finish(&c, name);
 }
 
+/* Without --supervised the service is one process as before: `upgrade` says what to do and
+ * `status` lists no workers. */
+static void upgrade_needs_supervised(void)
+{
+    static tp_child c;
+    char name[64], log[MAX_PATH * 3];
+    uint16_t port = start_service(&c, "plain", 0, name, sizeof name, log, sizeof log);
+    CHECK(run(&c, "upgrade --name %s", name) == SVC_EXIT_NOT_RUNNING);
+    CHECK_OUT(&c, "is not a supervised service: install it with --supervised");
+    CHECK(run(&c, "status --name %s", name) == 0);
+    CHECK(strstr(c.out, "  supervisor: ") == NULL && strstr(c.out, "  worker: ") == NULL);
+    CHECK(fresh_echo(port, 10000));
+    finish(&c, name);
+}
+
 static const test_case cases[] = {
     {"upgrade_under_load", upgrade_under_load},
     {"killed_worker_restarts", killed_worker_restarts},
     {"failed_upgrade_keeps_old", failed_upgrade_keeps_old},
+    {"upgrade_needs_supervised", upgrade_needs_supervised},
 };
 
 /* Started by the supervisor as a "worker" (failed_upgrade_keeps_old): a program that neither
