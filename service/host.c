@@ -31,6 +31,52 @@ const char *svc_host_address(const svc_host *h)
     return tcp[0] != '\0' ? tcp : iocp_engine_udp_address(h->engine);
 }
 
+void svc_host_info(svc_host *h, svc_status_info *info)
+{
+    iocp_stats st;
+    memset(info, 0, sizeof *info);
+    snprintf(info->name, sizeof info->name, "%s", h->opt.name);
+    snprintf(info->mode, sizeof info->mode, "%s", h->mode);
+    snprintf(info->address, sizeof info->address, "%s", svc_host_address(h));
+    info->pid = GetCurrentProcessId();
+    info->draining = h->draining != 0;
+    /* The engine outlives the pipe (svc_host_stop closes the pipe first). */
+    iocp_engine_stats(h->engine, &st);
+    info->uptime_ms = svc_now_ms() - h->started_ms;
+    info->active = st.active;
+    info->accepted = st.accepted;
+    /* Refused at once, whichever limit: all slots taken, the address holds its share, or it
+     * opens connections too fast. */
+    info->rejected = st.rejected + st.rejected_per_address + st.rejected_rate;
+    info->bytes_in = st.bytes_in;
+    info->bytes_out = st.bytes_out;
+    info->messages_in = st.messages_in;
+    info->messages_out = st.messages_out;
+    info->protocol_errors = st.protocol_errors;
+    info->tls = h->opt.server.tls_pfx[0] != '\0' || h->opt.server.tls_cert[0] != '\0';
+    tls_source(&h->opt.server, info->tls_source, sizeof info->tls_source);
+    info->tls_handshakes = st.tls_handshakes;
+    info->tls_failures = st.tls_handshake_failures;
+    info->tls_below_floor = st.tls_below_floor;
+    info->udp = iocp_engine_udp_port(h->engine) != 0;
+    snprintf(info->udp_address, sizeof info->udp_address, "%s", iocp_engine_udp_address(h->engine));
+    info->udp_datagrams_in = st.udp_datagrams_in;
+    info->udp_datagrams_out = st.udp_datagrams_out;
+    info->udp_bytes_in = st.udp_bytes_in;
+    info->udp_bytes_out = st.udp_bytes_out;
+    info->udp_dropped = st.udp_dropped;
+    info->udp_truncated = st.udp_truncated;
+    info->udp_errors = st.udp_errors;
+    info->rejected_rate = st.rejected_rate;
+    info->evicted = st.closed[IOCP_CLOSE_EVICTED];
+    info->udp_refused_port = st.udp_refused_port;
+    info->udp_refused_self = st.udp_refused_self;
+    info->udp_refused_address = st.udp_refused_address;
+    info->udp_rate_limited = st.udp_rate_limited;
+    info->udp_capped = st.udp_capped;
+    info->udp_refused_loop = st.udp_refused_loop;
+}
+
 static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, size_t size,
                            int *close_after)
 {
@@ -50,48 +96,7 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
         svc_log(IOCP_LOG_INFO, "drain requested through the status pipe");
     }
     svc_status_info info;
-    iocp_stats st;
-    memset(&info, 0, sizeof info);
-    snprintf(info.name, sizeof info.name, "%s", h->opt.name);
-    snprintf(info.mode, sizeof info.mode, "%s", h->mode);
-    snprintf(info.address, sizeof info.address, "%s", svc_host_address(h));
-    info.pid = GetCurrentProcessId();
-    info.draining = h->draining != 0;
-    /* The engine outlives the pipe (svc_host_stop closes the pipe first). */
-    iocp_engine_stats(h->engine, &st);
-    info.uptime_ms = svc_now_ms() - h->started_ms;
-    info.active = st.active;
-    info.accepted = st.accepted;
-    /* Refused at once, whichever limit: all slots taken, the address holds its share, or it
-     * opens connections too fast. */
-    info.rejected = st.rejected + st.rejected_per_address + st.rejected_rate;
-    info.bytes_in = st.bytes_in;
-    info.bytes_out = st.bytes_out;
-    info.messages_in = st.messages_in;
-    info.messages_out = st.messages_out;
-    info.protocol_errors = st.protocol_errors;
-    info.tls = h->opt.server.tls_pfx[0] != '\0' || h->opt.server.tls_cert[0] != '\0';
-    tls_source(&h->opt.server, info.tls_source, sizeof info.tls_source);
-    info.tls_handshakes = st.tls_handshakes;
-    info.tls_failures = st.tls_handshake_failures;
-    info.tls_below_floor = st.tls_below_floor;
-    info.udp = iocp_engine_udp_port(h->engine) != 0;
-    snprintf(info.udp_address, sizeof info.udp_address, "%s", iocp_engine_udp_address(h->engine));
-    info.udp_datagrams_in = st.udp_datagrams_in;
-    info.udp_datagrams_out = st.udp_datagrams_out;
-    info.udp_bytes_in = st.udp_bytes_in;
-    info.udp_bytes_out = st.udp_bytes_out;
-    info.udp_dropped = st.udp_dropped;
-    info.udp_truncated = st.udp_truncated;
-    info.udp_errors = st.udp_errors;
-    info.rejected_rate = st.rejected_rate;
-    info.evicted = st.closed[IOCP_CLOSE_EVICTED];
-    info.udp_refused_port = st.udp_refused_port;
-    info.udp_refused_self = st.udp_refused_self;
-    info.udp_refused_address = st.udp_refused_address;
-    info.udp_rate_limited = st.udp_rate_limited;
-    info.udp_capped = st.udp_capped;
-    info.udp_refused_loop = st.udp_refused_loop;
+    svc_host_info(h, &info);
     return svc_proto_format(r, &info, resp, size);
 }
 
@@ -201,8 +206,11 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     h->mode = mode;
     *win32_exit = NO_ERROR;
 
+    /* A supervised service's worker (worker_proc.c): the supervisor holds the mutex and the
+     * status pipe, and gave it the listener. */
+    int worker = strcmp(mode, "worker") == 0;
     /* Before the log file is made: its DACL names NT SERVICE\<name> (safefile.c). */
-    if (strcmp(mode, "service") == 0)
+    if (strcmp(mode, "service") == 0 || worker)
         svc_identity_set_service(opt->name);
     svc_log_set_limits((uint64_t)opt->server.log_max_mib << 20, opt->server.log_keep);
     if (opt->server.log_file[0] != '\0') {
@@ -239,7 +247,8 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
             *win32_exit = ERROR_INVALID_PARAMETER;
             goto fail;
         }
-    } else if ((rc = take_lock(h, opt, mode, why, sizeof why, win32_exit)) != SVC_EXIT_OK) {
+    } else if (!worker &&
+               (rc = take_lock(h, opt, mode, why, sizeof why, win32_exit)) != SVC_EXIT_OK) {
         goto fail;
     }
     rc = SVC_EXIT_CANNOT_START;
@@ -252,13 +261,15 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
      * user's, unless --tls-store / TlsStore said which. */
     if (h->opt.server.tls_store == SVC_TLS_STORE_DEFAULT && h->opt.server.tls_cert[0] != '\0')
         h->opt.server.tls_store =
-            strcmp(mode, "service") == 0 ? SVC_TLS_STORE_MACHINE : SVC_TLS_STORE_USER;
+            strcmp(mode, "console") != 0 ? SVC_TLS_STORE_MACHINE : SVC_TLS_STORE_USER;
     svc_server_config(&h->opt.server, &config);
     config.log = svc_log_engine;
     if (opt->take_over && h->has_inherited)
         config.inherit_listener = &h->inherited;
     if (opt->take_over && h->has_inherited_udp)
         config.inherit_udp = &h->inherited_udp;
+    if (opt->inherit != NULL)
+        config.inherit_listener = opt->inherit;
     iocp_err e = iocp_engine_start(&config, NULL, h, &h->engine, &err);
     /* The engine has loaded the PFX (or failed to): the password is not needed again. */
     SecureZeroMemory(h->opt.server.tls_password, sizeof h->opt.server.tls_password);
@@ -290,7 +301,7 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
         step(progress, user);
     }
 
-    DWORD pe = svc_pipe_server_start(opt->name, pipe_handler, h, &h->pipe);
+    DWORD pe = worker ? NO_ERROR : svc_pipe_server_start(opt->name, pipe_handler, h, &h->pipe);
     if (pe != NO_ERROR) {
         /* ACCESS_DENIED / PIPE_BUSY: another process made the pipe name first. That must not
          * keep the server down; `status` checks who answers and ignores a stranger. */
@@ -331,6 +342,7 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
     return SVC_EXIT_OK;
 
 fail:
+    snprintf(h->failure, sizeof h->failure, "%s", why);
     svc_event(IOCP_LOG_ERROR, MSG_START_FAILED, why);
     svc_admin_stop(h->admin);
     h->admin = NULL;

@@ -70,6 +70,8 @@ static int dispatch(svc_options *opt)
         return svc_list(opt);
     case SVC_CMD_CONFIGURE:
         return svc_configure(opt);
+    case SVC_CMD_UPGRADE:
+        return svc_upgrade(opt);
     case SVC_CMD_HELP:
         svc_usage(stdout);
         return SVC_EXIT_OK;
@@ -110,6 +112,10 @@ int main(void)
         fprintf(stderr, "iocp-service: out of memory\n");
         return SVC_EXIT_SYSTEM;
     }
+
+    /* The hidden verb of a supervised service's worker process (worker_proc.c). */
+    if (argc >= 2 && strcmp(argv[1], "worker") == 0)
+        return svc_worker_main(argc, argv);
 
     static svc_options opt; /* large: not on the stack */
     char err[400];

@@ -146,6 +146,10 @@ const svc_server_opt svc_server_opts[] = {
     {"--unready-delay", L"UnreadyDelay", SVC_OPT_NUMBER, 0, 3600, FIELD(unready_delay_s),
      "seconds a stop answers 503 on /readyz while still accepting, before the drain, so that a "
      "load balancer's health check takes the instance out of rotation first (default 0)"},
+    {"--supervised", L"Supervised", SVC_OPT_SWITCH, 0, 1, FIELD(supervised),
+     "the service: a supervisor process holds the listener and runs the server as a worker "
+     "process, replaced at once if it dies (connects wait in the backlog) and by `upgrade` "
+     "without refusing a connection (not with --udp, --udp-only or --admin-port yet)"},
 };
 const size_t svc_server_opt_count = sizeof svc_server_opts / sizeof svc_server_opts[0];
 /* svc_options.server_given has a bit for each (a negative array size if not). */
@@ -619,8 +623,9 @@ int svc_server_memory_check(const svc_server_options *o, uint64_t physical, char
 #define NAME_CMDS                                                                                  \
     (FOR(SVC_CMD_RUN) | FOR(SVC_CMD_INSTALL) | FOR(SVC_CMD_UNINSTALL) | FOR(SVC_CMD_START) |       \
      FOR(SVC_CMD_STOP) | FOR(SVC_CMD_STATUS) | FOR(SVC_CMD_SERVICE) | FOR(SVC_CMD_DRAIN) |         \
-     FOR(SVC_CMD_CONFIGURE))
-#define WAIT_CMDS (FOR(SVC_CMD_UNINSTALL) | FOR(SVC_CMD_START) | FOR(SVC_CMD_STOP))
+     FOR(SVC_CMD_CONFIGURE) | FOR(SVC_CMD_UPGRADE))
+#define WAIT_CMDS                                                                                  \
+    (FOR(SVC_CMD_UNINSTALL) | FOR(SVC_CMD_START) | FOR(SVC_CMD_STOP) | FOR(SVC_CMD_UPGRADE))
 
 static const struct {
     const char *word;
@@ -637,6 +642,7 @@ static const struct {
     {"drain", SVC_CMD_DRAIN},
     {"list", SVC_CMD_LIST},
     {"configure", SVC_CMD_CONFIGURE},
+    {"upgrade", SVC_CMD_UPGRADE},
 };
 
 static const char *command_word(svc_command cmd)
@@ -772,6 +778,16 @@ static int set_restart_delay(parse_state *ps, const char *flag, const char *v, c
     return 0;
 }
 
+static int set_exe(parse_state *ps, const char *flag, const char *v, char *err, size_t err_size)
+{
+    if (v[0] == '\0' || strlen(v) >= sizeof ps->out->exe) {
+        snprintf(err, err_size, "%s needs the path of an iocp-service executable", flag);
+        return -1;
+    }
+    snprintf(ps->out->exe, sizeof ps->out->exe, "%s", v);
+    return 0;
+}
+
 /* The options that are not server options: which commands take each, and its setter. */
 static const struct {
     const char *flag;
@@ -786,6 +802,7 @@ static const struct {
     {"--password", FOR(SVC_CMD_INSTALL), set_password},
     {"--start", FOR(SVC_CMD_INSTALL), set_start},
     {"--restart-delay", FOR(SVC_CMD_INSTALL), set_restart_delay},
+    {"--exe", FOR(SVC_CMD_UPGRADE), set_exe},
 };
 
 /* Options without a value: which commands take each, and the flag they set. */
@@ -794,7 +811,8 @@ static const struct {
     uint32_t commands;
     size_t offset; /* an int in svc_options */
 } command_switches[] = {
-    {"--allow-unsafe-location", FOR(SVC_CMD_INSTALL), offsetof(svc_options, allow_unsafe_location)},
+    {"--allow-unsafe-location", FOR(SVC_CMD_INSTALL) | FOR(SVC_CMD_UPGRADE),
+     offsetof(svc_options, allow_unsafe_location)},
     {"--take-over", FOR(SVC_CMD_RUN), offsetof(svc_options, take_over)},
 };
 
@@ -979,6 +997,8 @@ void svc_usage(FILE *to)
             "              the ones given, then the running service applies the timeouts,\n"
             "              per-IP limit, drain timeout, unready delay and log limits at once\n"
             "              (SERVICE_CONTROL_PARAMCHANGE); it says which need a restart\n"
+            "  upgrade     a supervised service (--supervised) starts a new worker process\n"
+            "              on its listener, then the old one drains: no connect refused\n"
             "\n"
             "every command:\n"
             "  --name NAME           service / instance name (default %s)\n"
@@ -1022,9 +1042,17 @@ void svc_usage(FILE *to)
             "                        no connect or health check is refused, no datagram lost\n"
             "                        (through the status pipe)\n"
             "\n"
-            "start, stop, uninstall:\n"
+            "upgrade (a service installed with --supervised):\n"
+            "  --exe PATH            the new worker's executable (default: the installed one,\n"
+            "                        for a restart with the stored options); checked as\n"
+            "                        install checks its own (--allow-unsafe-location warns)\n"
+            "                        the new worker starts on the listener and reports ready,\n"
+            "                        then the old one stops accepting and drains; if the new\n"
+            "                        one fails its start, the old one serves on (exit 2)\n"
+            "\n"
+            "start, stop, uninstall, upgrade:\n"
             "  --timeout N           seconds to wait for the state (default: start 30,\n"
-            "                        stop the drain timeout + 30)\n"
+            "                        stop the drain timeout + 30, upgrade 30 for the ready)\n"
             "\n"
             "exit codes: 0 ok (status: running), 1 usage, 2 cannot start, 3 already running,\n"
             "4 needs administrator, 5 no such service (install: exists), 6 timed out,\n"

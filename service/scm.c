@@ -646,6 +646,7 @@ int svc_scm_status(const svc_options *opt)
             print_stats(&info);
         else
             printf("  statistics unavailable: %s\n", err);
+        svc_upgrade_print_workers(opt->name); /* a supervised service's workers (upgrade.c) */
         rc = SVC_EXIT_OK;
     } else {
         printf("service '%s': %s", opt->name, state_name(st.dwCurrentState));

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SVC_PROTO_REQUEST_MAX 32
+#define SVC_PROTO_REQUEST_MAX 1100 /* "UPGRADE 1 <path>" (supervisor.c) */
 #define SVC_PROTO_ANSWER_MAX  2048
 
 typedef enum svc_request {

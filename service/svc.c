@@ -66,6 +66,16 @@ static void progress(void *user)
     report(state, NO_ERROR, hint);
 }
 
+static void report_running(void)
+{
+    report(SERVICE_RUNNING, NO_ERROR, 0);
+}
+
+static void report_stopping(void)
+{
+    report(SERVICE_STOP_PENDING, NO_ERROR, STOP_WAIT_HINT_MS);
+}
+
 static DWORD WINAPI handler(DWORD control, DWORD event_type, void *event_data, void *context)
 {
     (void)event_type;
@@ -180,6 +190,20 @@ static void WINAPI service_main(DWORD argc, wchar_t **argv)
         return;
     }
     progress((void *)(uintptr_t)START_WAIT_HINT_MS);
+
+    char note[400];
+    if (svc_supervised(&s.opt.server, note, sizeof note)) {
+        /* supervisor.c: this process holds the listener, workers serve. */
+        svc_supervisor_scm scm = {progress,       (void *)(uintptr_t)START_WAIT_HINT_MS,
+                                  report_running, report_stopping,
+                                  s.stop_event,   s.paramchange_event};
+        DWORD code = svc_supervisor_run(&s.opt, &scm);
+        svc_log_close();
+        report(SERVICE_STOPPED, code, 0);
+        return;
+    }
+    if (note[0] != '\0')
+        svc_event(IOCP_LOG_WARN, MSG_WARNING, note);
 
     svc_host host;
     int started = svc_host_start(&host, &s.opt, "service", progress,

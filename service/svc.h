@@ -85,11 +85,12 @@ typedef enum svc_command {
     SVC_CMD_START,
     SVC_CMD_STOP,
     SVC_CMD_STATUS,
-    SVC_CMD_SERVICE,  /* started by the SCM (the ImagePath says so); not for people */
-    SVC_CMD_VERSION,  /* --version: print "iocp-service X.Y.Z" (the project's version) */
-    SVC_CMD_DRAIN,    /* drain.c: the running instance stops accepting and drains */
-    SVC_CMD_LIST,     /* every instance on this machine, service or console */
-    SVC_CMD_CONFIGURE /* configure.c: store changed options, SERVICE_CONTROL_PARAMCHANGE */
+    SVC_CMD_SERVICE,   /* started by the SCM (the ImagePath says so); not for people */
+    SVC_CMD_VERSION,   /* --version: print "iocp-service X.Y.Z" (the project's version) */
+    SVC_CMD_DRAIN,     /* drain.c: the running instance stops accepting and drains */
+    SVC_CMD_LIST,      /* every instance on this machine, service or console */
+    SVC_CMD_CONFIGURE, /* configure.c: store changed options, SERVICE_CONTROL_PARAMCHANGE */
+    SVC_CMD_UPGRADE    /* upgrade.c: a supervised service's new worker, then the old drains */
 } svc_command;
 
 typedef enum svc_start_type {
@@ -147,6 +148,9 @@ typedef struct svc_server_options {
     uint32_t admin_port;
     char admin_bind[SVC_TEXT_MAX];
     uint32_t unready_delay_s;
+    /* The service as a supervisor holding the listener and the server as worker processes
+     * (supervisor.c): `upgrade`, and a crashed worker replaced at once */
+    uint32_t supervised;
 } svc_server_options;
 
 /* Where --tls-cert is looked up. The default follows the mode: LocalMachine\My for the
@@ -175,7 +179,10 @@ typedef struct svc_options {
     /* start / stop / uninstall: how long to wait for the state; 0 = the default */
     uint32_t timeout_s;
     int take_over; /* run --take-over: start on the running instance's listener (takeover.c) */
-    uint64_t server_given; /* bit k: svc_server_opts[k] was on the command line (configure) */
+    uint64_t server_given;  /* bit k: svc_server_opts[k] was on the command line (configure) */
+    char exe[SVC_PATH_MAX]; /* upgrade --exe: the new worker's executable ("" = installed) */
+    /* A supervised service's worker (worker_proc.c): the listener it starts on */
+    const iocp_listener_export *inherit;
 } svc_options;
 
 /* One server option: its flag, its registry value, its range. Shared by the command line and
@@ -569,6 +576,7 @@ typedef struct svc_host {
     iocp_udp_export inherited_udp;
     iocp_listener_export inherited_admin;
     volatile LONG exported;
+    char failure[700]; /* why svc_host_start failed ("" after a start) */
 } svc_host;
 
 /* Starts everything: log file, mutex, engine, status pipe. Returns SVC_EXIT_OK, or an exit
@@ -579,6 +587,8 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
 /* Periodic work while running (about once a second): the protocol-error summary. Returns 0,
  * or -1 if the engine has stopped on its own. */
 int svc_host_tick(svc_host *h);
+/* What the status pipe's STATS answer says about this instance (the worker's report too). */
+void svc_host_info(svc_host *h, svc_status_info *info);
 /* The TCP listener's address, or the UDP endpoint's with --udp-only. */
 const char *svc_host_address(const svc_host *h);
 /* Drains (stops accepting, lets connections finish, up to the drain timeout), then releases
@@ -731,5 +741,50 @@ void svc_configure_apply(svc_host *h);
 /* Writes one server option's value under an open Parameters key (params.c; the TLS password
  * as its DPAPI blob, removed without a PFX). */
 DWORD svc_params_write_value(HKEY key, const svc_server_opt *def, const svc_server_options *o);
+
+/* ---- the supervised service: supervisor.c, worker_proc.c, worker_link.c, upgrade.c -------- */
+
+/* What the supervisor reports to the SCM through svc.c. */
+typedef struct svc_supervisor_scm {
+    svc_progress_fn progress; /* one more START_PENDING / STOP_PENDING checkpoint */
+    void *progress_user;
+    void (*running)(void);  /* SERVICE_RUNNING */
+    void (*stopping)(void); /* SERVICE_STOP_PENDING */
+    HANDLE stop_event;
+    HANDLE paramchange_event;
+} svc_supervisor_scm;
+/* 1 when the service runs supervised (--supervised, and nothing it cannot hand on yet:
+ * --udp, --udp-only and --admin-port keep the single process); why says why not otherwise. */
+int svc_supervised(const svc_server_options *o, char *why, size_t why_size);
+/* The service process as a supervisor: mutex, listener, status pipe, the first worker (its
+ * ready before RUNNING), then restarts, upgrades and the stop. Returns the Win32 exit code
+ * for SERVICE_STOPPED (NO_ERROR after a clean stop). */
+DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm);
+/* The delay before the next worker when failing_in_row workers in a row have ended within
+ * 60 s of their start (0 for the first death: at once; then 1, 2, 4, 8, 16, 30, 30 ... s). */
+uint32_t svc_restart_delay_s(uint32_t failing_in_row);
+/* The hidden `worker` verb: argv as main has it. An exit code. */
+int svc_worker_main(int argc, char **argv);
+/* `iocp-service upgrade --name N [--exe PATH] [--timeout N] [--allow-unsafe-location]`. */
+int svc_upgrade(const svc_options *opt);
+/* For `status`: the supervisor's and its workers' lines, when the instance is supervised. */
+void svc_upgrade_print_workers(const char *name);
+
+/* The private channel between a supervisor and a worker: lines over anonymous pipes. */
+typedef struct svc_link_reader {
+    HANDLE pipe;
+    size_t len;
+    char buf[8192];
+} svc_link_reader;
+/* One line without its "\n" into out; 0, or -1 at the pipe's end or on a line too long. */
+int svc_link_read_line(svc_link_reader *r, char *out, size_t size);
+/* Writes the whole line (the caller ends it with "\n"). 0 or -1. */
+int svc_link_write(HANDLE pipe, const char *line);
+/* Bytes as lower-case hex (out holds 2 * len + 1); back: the length, or -1 when not hex. */
+void svc_link_hex(const void *data, size_t len, char *out);
+long svc_link_unhex(const char *hex, void *out, size_t size);
+/* The next word of text (up to a space; truncated to fit out) into out; returns where the
+ * word after it starts (the rest of the line). */
+const char *svc_link_word(const char *text, char *out, size_t size);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "churn.h"
 #include "harness.h"
 #include "net_util.h"
 #include "proc_util.h"

@@ -1881,6 +1881,17 @@ static void failure_schedule(void)
 
 /* configure: only the options given replace the stored ones; each change is named live or
  * restart, the per-IP limit live only between two limits; the password never printed. */
+/* A supervised service's restarts (supervisor.c): at once after a death, then doubling from
+ * 1 s while workers keep dying young, never past 30 s. */
+static void restart_backoff(void)
+{
+    static const uint32_t want[] = {0, 1, 2, 4, 8, 16, 30, 30, 30};
+    for (uint32_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        CHECK_EQ_U(svc_restart_delay_s(i), want[i]);
+    CHECK_EQ_U(svc_restart_delay_s(1000), 30);
+    CHECK_EQ_U(svc_restart_delay_s(UINT32_MAX), 30);
+}
+
 static void configure_overlay(void)
 {
     svc_options o;
@@ -1970,6 +1981,7 @@ static const test_case cases[] = {
     {"metrics_text", metrics_text},
     {"failure_schedule", failure_schedule},
     {"configure_overlay", configure_overlay},
+    {"restart_backoff", restart_backoff},
 };
 
 int main(int argc, char **argv)

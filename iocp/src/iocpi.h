@@ -580,6 +580,10 @@ void iocpi_handover_waits_stop(iocp_engine *e);
 iocp_err iocpi_emulated_start(iocpi_emulated *em, iocp_engine *e, iocpi_op *op, DWORD *sys);
 void iocpi_emulated_stop(iocpi_emulated *em);
 HANDLE iocpi_emulated_event(const iocpi_emulated *em);
+/* listener.c: a listening socket on config's bind_address, port and backlog (the engine's own,
+ * and a supervisor's held one, listener_hold.c). */
+iocp_err iocpi_bind_listener(const iocp_config *config, int *family, SOCKET *out,
+                             iocp_error_info *err);
 
 /* udp.c: the UDP endpoint. start after the listener (its port may be the listener's); stop
  * closes the socket (every receive and send completes, udp_busy falls to 0); fini frees it

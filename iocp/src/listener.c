@@ -366,12 +366,14 @@ static void accept_done(iocpi_op *op, DWORD bytes, DWORD error)
     }
 }
 
-/* Makes, binds and listens on the configured address; *s is the socket (or INVALID_SOCKET). */
-static iocp_err bind_listener(iocp_engine *e, SOCKET *out, iocp_error_info *err)
+/* Makes, binds and listens on the configured address; *s is the socket (or INVALID_SOCKET),
+ * *family its address family. Also a supervisor's held listener (listener_hold.c). */
+iocp_err iocpi_bind_listener(const iocp_config *config, int *family, SOCKET *out,
+                             iocp_error_info *err)
 {
     ADDRINFOW *ai = NULL;
-    iocp_err rc = iocpi_resolve_bind(e->config.bind_address, e->config.port, SOCK_STREAM,
-                                     IPPROTO_TCP, &ai, err);
+    iocp_err rc =
+        iocpi_resolve_bind(config->bind_address, config->port, SOCK_STREAM, IPPROTO_TCP, &ai, err);
     if (rc != IOCP_OK)
         return rc;
     char want[80];
@@ -384,7 +386,7 @@ static iocp_err bind_listener(iocp_engine *e, SOCKET *out, iocp_error_info *err)
         iocpi_error_set(err, rc, sys, "cannot create the listening socket");
         goto fail;
     }
-    e->family = ai->ai_family;
+    *family = ai->ai_family;
     /* Nobody else may bind this port while we hold it (SO_REUSEADDR would let them). */
     BOOL yes = TRUE;
     setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&yes, sizeof yes);
@@ -398,10 +400,10 @@ static iocp_err bind_listener(iocp_engine *e, SOCKET *out, iocp_error_info *err)
     if (bind(s, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
         sys = (DWORD)WSAGetLastError();
         /* 10013 (another socket's SO_EXCLUSIVEADDRUSE) reads as "port taken" too. */
-        rc = iocpi_bind_failed(err, sys, 0, want, e->config.port);
+        rc = iocpi_bind_failed(err, sys, 0, want, config->port);
         goto fail;
     }
-    if (listen(s, e->config.backlog > 0 ? e->config.backlog : SOMAXCONN) != 0) {
+    if (listen(s, config->backlog > 0 ? config->backlog : SOMAXCONN) != 0) {
         sys = (DWORD)WSAGetLastError();
         rc = iocp_err_from_sys(sys);
         iocpi_error_set(err, rc, sys, "cannot listen on %s", want);
@@ -422,8 +424,9 @@ iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err)
 {
     SOCKET s = INVALID_SOCKET;
     /* Handed over by another engine (handover.c), or our own. */
-    iocp_err rc = e->config.inherit_listener != NULL ? iocpi_handover_inherit(e, &s, err)
-                                                     : bind_listener(e, &s, err);
+    iocp_err rc = e->config.inherit_listener != NULL
+                      ? iocpi_handover_inherit(e, &s, err)
+                      : iocpi_bind_listener(&e->config, &e->family, &s, err);
     if (rc != IOCP_OK)
         return rc;
     DWORD sys = 0;
@@ -434,7 +437,10 @@ iocp_err iocpi_listener_start(iocp_engine *e, iocp_error_info *err)
         e->bound_port = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset in v6 */
     }
     rc = iocpi_load_extensions(e, s, &sys);
-    if (rc == IOCP_OK)
+    if (rc == IOCP_OK && e->config.inherit_listener != NULL &&
+        e->config.inherit_listener->accept_by_events)
+        e->accept_emulated = 1; /* a supervisor's listener: never on any port (handover.c) */
+    else if (rc == IOCP_OK)
         rc = iocpi_associate(e, s, &sys);
     if (rc != IOCP_OK && e->config.inherit_listener != NULL && sys == ERROR_INVALID_PARAMETER) {
         /* The original is on its owner's port, and a handle goes on one port only: our

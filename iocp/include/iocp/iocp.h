@@ -531,6 +531,11 @@ typedef struct iocp_listener_export {
     uint16_t port;
     uint16_t family; /* AF_INET or AF_INET6 */
     unsigned char tcp[IOCP_LISTENER_INFO_BYTES];
+    /* 1: the successor never puts the listener on its completion port; its accepts complete by
+     * events (handover.c), so every worker of a supervisor's listener behaves alike, the first
+     * as the later ones (a socket joins one port for its whole life). Set by
+     * iocp_held_listener_export. */
+    uint32_t accept_by_events;
 } iocp_listener_export;
 
 /* Duplicates the listener for process target_pid (this process's own pid works too: a second
@@ -569,6 +574,19 @@ IOCP_API iocp_err iocp_engine_export_udp(iocp_engine *engine, uint32_t target_pi
  * Call it once the successor receives: a datagram that arrives meanwhile waits in the
  * socket's buffer for the successor's next receive. IOCP_E_INVALID_ARG without UDP. */
 IOCP_API iocp_err iocp_engine_stop_udp_receiving(iocp_engine *engine);
+/* A listening socket held for worker processes (listener_hold.c): a supervisor binds it once
+ * (config's bind_address, port and backlog, as an engine would), never accepts on it and never
+ * puts it on a completion port, and exports it to each worker it starts; it stays open while
+ * workers come and go, so connects wait in its backlog instead of being refused. */
+typedef struct iocp_held_listener iocp_held_listener;
+IOCP_API iocp_err iocp_listener_hold(const iocp_config *config, iocp_held_listener **out,
+                                     iocp_error_info *err);
+IOCP_API const char *iocp_held_listener_address(const iocp_held_listener *l);
+IOCP_API uint16_t iocp_held_listener_port(const iocp_held_listener *l);
+/* Duplicates it for process target_pid, accept_by_events set. */
+IOCP_API iocp_err iocp_held_listener_export(iocp_held_listener *l, uint32_t target_pid,
+                                            iocp_listener_export *out, iocp_error_info *err);
+IOCP_API void iocp_held_listener_close(iocp_held_listener *l);
 
 /* ---- changing a running engine's configuration (reconfigure.c) ------------------------ */
 
