@@ -31,17 +31,19 @@ counters() {
         END { print din, dout, rate, self, port, addr }'
 }
 
-start() { # name log -> port
+# start NAME LOG: sets started_port. Not called in $(...): the pid must reach this shell's
+# pids, or the cleanup leaves the instance running.
+start() {
     "$run" "$svc" run --port 0 --bind 127.0.0.1 --name "$1" --workers 2 --udp-only >"$2" 2>&1 &
     pids+=("$!")
-    local port
-    port=$(wait_port "$2" "listening on")
-    [ -n "$port" ] || { cat "$2"; fail "$1 did not start"; }
-    echo "$port"
+    started_port=$(wait_port "$2" "listening on")
+    [ -n "$started_port" ] || { cat "$2"; fail "$1 did not start"; }
 }
 a=hostileA-$$ b=hostileB-$$
-pa=$(start "$a" "$work/a.log")
-pb=$(start "$b" "$work/b.log")
+start "$a" "$work/a.log"
+pa=$started_port
+start "$b" "$work/b.log"
+pb=$started_port
 echo "A on $pa, B on $pb (defaults: --udp-rate 32000 --udp-burst 4000 per address, --udp-flow-rate 2000 per address and port)"
 
 echo "== a spoofed loop between A and B"
