@@ -60,9 +60,11 @@ for _ in $(seq 1 300); do
 done
 [ -n "$port" ] || { cat "$log"; echo "soak: the server did not start" >&2; exit 1; }
 server_exe_pid=$(pgrep -f "iocp-service.exe run --port 0 --name soak-$$" | head -n 1)
+# (if, not &&: a last wineserver of another prefix must not end the loop, and with pipefail
+# the script, with a failure)
 ws_pid=$(pgrep -f "wineserver" | while read -r p; do
-    [ "$(readlink /proc/$p/cwd 2>/dev/null | xargs -r basename)" = \
-      "$(printf 'server-%x-%x' $(stat -L -c '%d %i' "$IOCP_WINEPREFIX"))" ] && echo "$p"
+    if [ "$(readlink /proc/$p/cwd 2>/dev/null | xargs -r basename)" = \
+      "$(printf 'server-%x-%x' $(stat -L -c '%d %i' "$IOCP_WINEPREFIX"))" ]; then echo "$p"; fi
 done | head -n 1)
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
