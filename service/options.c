@@ -147,9 +147,9 @@ const svc_server_opt svc_server_opts[] = {
      "seconds a stop answers 503 on /readyz while still accepting, before the drain, so that a "
      "load balancer's health check takes the instance out of rotation first (default 0)"},
     {"--supervised", L"Supervised", SVC_OPT_SWITCH, 0, 1, FIELD(supervised),
-     "the service: a supervisor process holds the listener and runs the server as a worker "
-     "process, replaced at once if it dies (connects wait in the backlog) and by `upgrade` "
-     "without refusing a connection (not with --udp, --udp-only or --admin-port yet)"},
+     "the service: a supervisor process holds the listener (and the UDP socket and admin "
+     "listener) and runs the server as a worker process, replaced at once if it dies (connects "
+     "wait in the backlog) and by `upgrade` without refusing a connection"},
 };
 const size_t svc_server_opt_count = sizeof svc_server_opts / sizeof svc_server_opts[0];
 /* svc_options.server_given has a bit for each (a negative array size if not). */
@@ -1046,8 +1046,9 @@ void svc_usage(FILE *to)
             "  --exe PATH            the new worker's executable (default: the installed one,\n"
             "                        for a restart with the stored options); checked as\n"
             "                        install checks its own (--allow-unsafe-location warns)\n"
-            "                        the new worker starts on the listener and reports ready,\n"
-            "                        then the old one stops accepting and drains; if the new\n"
+            "                        the new worker starts on the listener (and the UDP socket\n"
+            "                        and admin listener) and reports ready, then the old one\n"
+            "                        stops accepting and receiving and drains; if the new\n"
             "                        one fails its start, the old one serves on (exit 2)\n"
             "\n"
             "start, stop, uninstall, upgrade:\n"
