@@ -48,6 +48,7 @@ static void recv_done(iocpi_op *op, DWORD bytes, DWORD error);
 /* A slot leaves the ring (the socket is closed, or it failed too often). */
 static void recv_retire(udp_recv *r)
 {
+    InterlockedDecrement(&r->udp->recvs_live);
     InterlockedDecrement64(&r->udp->busy);
 }
 
@@ -553,6 +554,7 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
         goto fail;
     e->udp = u;
     u->busy = receives;
+    u->recvs_live = (LONG)receives;
     for (uint32_t i = 0; i < receives; i++)
         recv_post(&u->recvs[i]);
     iocpi_log(e, IOCP_LOG_INFO, "udp on %s (%lu receives of %lu bytes, %lu send slots)%s",

@@ -56,6 +56,7 @@ typedef struct iocpi_udp {
     uint32_t send_count;
     SLIST_HEADER free_sends;
     volatile LONG64 busy;          /* receives posted + send slots taken */
+    volatile LONG recvs_live;      /* receive slots still in the ring (not retired) */
     struct iocpi_udp_guard *guard; /* which sources are answered (udp_guard.c) */
     /* handing over (udp_handover.c): the socket came from another engine and stays on its
      * completion port, so every op completes by an event (receives: iocpi_emulated; sends:

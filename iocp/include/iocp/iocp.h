@@ -576,7 +576,10 @@ IOCP_API iocp_err iocp_engine_export_udp(iocp_engine *engine, uint32_t target_pi
  * datagram is served as usual, its echo sent), none is posted again. The socket stays open
  * for the replies until iocp_engine_stop; a successor's duplicate keeps it open after that.
  * Call it once the successor receives: a datagram that arrives meanwhile waits in the
- * socket's buffer for the successor's next receive. IOCP_E_INVALID_ARG without UDP. */
+ * socket's buffer for the successor's next receive. It returns once every receive has
+ * finished (so a datagram one held has been answered: an iocp_engine_stop right after
+ * refuses no echo), or after 2 s; not from this engine's callbacks, which would hold up the
+ * receives it waits for. IOCP_E_INVALID_ARG without UDP. */
 IOCP_API iocp_err iocp_engine_stop_udp_receiving(iocp_engine *engine);
 /* A listening socket held for worker processes (listener_hold.c): a supervisor binds it once
  * (config's bind_address, port and backlog, as an engine would), never accepts on it and never
