@@ -59,6 +59,7 @@ typedef struct sup_worker {
     uint64_t ready_ms;
     uint64_t drain_deadline_ms;
     int have_stats;
+    uint32_t stats_seq; /* STATS reports so far */
     svc_status_info last;
 } sup_worker;
 
@@ -72,7 +73,8 @@ static struct {
     int locked;
     int running; /* RUNNING reported: no more START_PENDING checkpoints */
     svc_pipe_server *pipe;
-    SRWLOCK lock; /* workers[], counters and the upgrade fields: main thread vs pipe thread */
+    SRWLOCK lock;       /* workers[], counters and the upgrade fields: main thread vs pipe thread */
+    SRWLOCK write_lock; /* a worker's command pipe (its `to`): main thread vs pipe thread */
     sup_worker workers[MAX_WORKERS];
     uint64_t started_ms;
     volatile LONG stopping;
@@ -159,6 +161,7 @@ static DWORD WINAPI reader_main(void *arg)
                 AcquireSRWLockExclusive(&S.lock);
                 w->last = info;
                 w->have_stats = 1;
+                w->stats_seq++;
                 ReleaseSRWLockExclusive(&S.lock);
             }
         }
@@ -186,8 +189,11 @@ static void worker_release(sup_worker *w)
             TerminateProcess(w->process, ERROR_PROCESS_ABORTED);
         WaitForSingleObject(w->process, 5000);
     }
+    AcquireSRWLockExclusive(&S.write_lock);
     if (w->to != NULL)
         CloseHandle(w->to); /* the worker's command pipe ends */
+    w->to = NULL;
+    ReleaseSRWLockExclusive(&S.write_lock);
     if (w->reader != NULL) {
         WaitForSingleObject(w->reader, 5000); /* its report pipe ended with its process */
         CloseHandle(w->reader);
@@ -438,6 +444,44 @@ static void worker_serving(sup_worker *w)
             (unsigned long)w->pid, w->exe, w->version, served_address());
 }
 
+/* One command line to a running worker (the main thread and the pipe thread both send). */
+static void worker_command(sup_worker *w, const char *line)
+{
+    AcquireSRWLockExclusive(&S.write_lock);
+    if (w->to != NULL)
+        svc_link_write(w->to, line);
+    ReleaseSRWLockExclusive(&S.write_lock);
+}
+
+/* Asks each serving worker for its statistics now and waits up to a second for them, so
+ * that `status` counts what happened before it asked (the periodic report is up to half a
+ * second old). A worker that does not answer in time is shown by its last report. */
+static void refresh_stats(void)
+{
+    uint32_t seq[MAX_WORKERS];
+    int asked[MAX_WORKERS] = {0}, any = 0;
+    AcquireSRWLockShared(&S.lock);
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (S.workers[i].used && S.workers[i].state == WORKER_SERVING) {
+            seq[i] = S.workers[i].stats_seq;
+            asked[i] = any = 1;
+        }
+    ReleaseSRWLockShared(&S.lock);
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (asked[i])
+            worker_command(&S.workers[i], "STATS\n");
+    uint64_t until = svc_now_ms() + 1000;
+    while (any && svc_now_ms() < until) {
+        Sleep(5); /* a poll with a deadline: the reader thread counts the reports */
+        any = 0;
+        AcquireSRWLockShared(&S.lock);
+        for (int i = 0; i < MAX_WORKERS; i++)
+            if (asked[i] && S.workers[i].used && S.workers[i].stats_seq == seq[i])
+                any = 1;
+        ReleaseSRWLockShared(&S.lock);
+    }
+}
+
 /* Tells it to stop accepting and drain ("DRAIN": serving its connections on, for an upgrade;
  * "STOP": a stop's drain); it exits by itself within the drain timeout. */
 static void worker_drain(sup_worker *w, const char *command)
@@ -448,7 +492,7 @@ static void worker_drain(sup_worker *w, const char *command)
     w->drain_deadline_ms =
         svc_now_ms() + 2u * (uint64_t)S.opt->server.drain_timeout_s * 1000u + EXIT_GRACE_MS;
     ReleaseSRWLockExclusive(&S.lock);
-    svc_link_write(w->to, command);
+    worker_command(w, command);
     svc_log(IOCP_LOG_INFO,
             "worker process %lu: stop accepting; its open connections get up to "
             "%lu s to finish",
@@ -815,7 +859,8 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
         InterlockedExchange(&S.drain_requested, 1);
         svc_log(IOCP_LOG_INFO, "drain requested through the status pipe");
     }
-    /* The serving worker's statistics (reported twice a second), the connections of all. */
+    /* The serving worker's statistics (fresh), the connections of all. */
+    refresh_stats();
     svc_status_info info;
     memset(&info, 0, sizeof info);
     AcquireSRWLockShared(&S.lock);
@@ -941,6 +986,7 @@ DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm)
     DWORD code = NO_ERROR;
     memset(&S, 0, sizeof S);
     InitializeSRWLock(&S.lock);
+    InitializeSRWLock(&S.write_lock);
     S.opt = opt;
     S.scm = scm;
     S.started_ms = svc_now_ms();
@@ -969,7 +1015,7 @@ DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm)
     DWORD pe = svc_pipe_server_start(opt->name, pipe_handler, NULL, &S.pipe);
     if (pe != NO_ERROR) {
         snprintf(text, sizeof text,
-                 "supervising without a status pipe (%s): `status` and `upgrade` cannot reach "
+                 "serving without a status pipe (%s): `status` and `upgrade` cannot reach "
                  "this instance until it is restarted with the name free",
                  svc_win32_text(pe, why, sizeof why));
         svc_event(IOCP_LOG_WARN, MSG_WARNING, text);
@@ -1015,7 +1061,7 @@ DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm)
         if (r == WAIT_OBJECT_0 + 1) {
             for (int i = 0; i < MAX_WORKERS; i++)
                 if (S.workers[i].used && S.workers[i].state == WORKER_SERVING)
-                    svc_link_write(S.workers[i].to, "RECONFIGURE\n");
+                    worker_command(&S.workers[i], "RECONFIGURE\n");
             svc_log(IOCP_LOG_INFO, "parameters changed: the serving worker re-reads them");
         } else if (r == WAIT_OBJECT_0 + 2) {
             do_upgrade();

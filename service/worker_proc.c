@@ -29,6 +29,7 @@ typedef struct worker_state {
     svc_link_reader from_supervisor;
     HANDLE drain_event;
     HANDLE reconfigure_event;
+    HANDLE stats_event;                 /* "STATS": the supervisor's `status` wants a report now */
     volatile LONG serve_while_draining; /* DRAIN (an upgrade), not STOP */
     SRWLOCK write_lock;                 /* the report (ticker thread) and the main thread */
 } worker_state;
@@ -82,6 +83,8 @@ static DWORD WINAPI command_main(void *arg)
             SetEvent(w.drain_event);
         } else if (strcmp(line, "RECONFIGURE") == 0)
             SetEvent(w.reconfigure_event);
+        else if (strcmp(line, "STATS") == 0)
+            SetEvent(w.stats_event); /* the main thread reports: it owns the engine */
     }
     SetEvent(w.drain_event); /* the supervisor has gone: nobody would restart us */
     return 0;
@@ -224,11 +227,12 @@ int svc_worker_main(int argc, char **argv)
     w.from_supervisor.pipe = in;
     w.drain_event = CreateEventW(NULL, TRUE, FALSE, NULL);
     w.reconfigure_event = CreateEventW(NULL, FALSE, FALSE, NULL);
+    w.stats_event = CreateEventW(NULL, FALSE, FALSE, NULL);
     svc_log_init(opt.name, 0);
 
     char why[800];
     DWORD win32 = NO_ERROR;
-    if (w.drain_event == NULL || w.reconfigure_event == NULL) {
+    if (w.drain_event == NULL || w.reconfigure_event == NULL || w.stats_event == NULL) {
         send_failed(GetLastError(), "cannot create the worker's events");
         return SVC_EXIT_SYSTEM;
     }
@@ -255,10 +259,10 @@ int svc_worker_main(int argc, char **argv)
     if (reader == NULL)
         SetEvent(w.drain_event);
 
-    HANDLE wake[2] = {w.drain_event, w.reconfigure_event};
+    HANDLE wake[3] = {w.drain_event, w.reconfigure_event, w.stats_event};
     DWORD woke;
     int failed = 0;
-    while ((woke = WaitForMultipleObjects(2, wake, FALSE, REPORT_MS)) != WAIT_OBJECT_0) {
+    while ((woke = WaitForMultipleObjects(3, wake, FALSE, REPORT_MS)) != WAIT_OBJECT_0) {
         if (woke == WAIT_OBJECT_0 + 1)
             svc_configure_apply(&w.host);
         if (svc_host_tick(&w.host) != 0) {

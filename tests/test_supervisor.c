@@ -1,5 +1,5 @@
 /*
- * test_supervisor.c: a supervised service (install --supervised, service/supervisor.c) under
+ * test_supervisor.c: a supervised service (install's default, service/supervisor.c) under
  * the real Service Control Manager, with the load of churn.h running (a new connection every
  * few milliseconds, each echoed and closed with a FIN) and long-lived connections held:
  *
@@ -14,7 +14,7 @@
  *                            Wine, where the build folder is writable by users) to an unsafe
  *                            location: the command fails naming why, the old worker serves
  *                            on; configure's parameter change reaches the worker
- *   upgrade_needs_supervised without --supervised, `upgrade` names what to do (exit 7) and
+ *   upgrade_needs_supervised with --single-process, `upgrade` names what to do (exit 7) and
  *                            `status` lists no workers
  *   udp_admin_upgrade_and_kill  with --udp --admin-port: the supervisor holds the UDP socket
  *                            and the admin listener too; a steady UDP sender through an
@@ -144,7 +144,8 @@ static int log_has(const char *path, const char *text, uint32_t timeout_ms)
     }
 }
 
-/* Installs and starts a service (supervised or one process) on a free port; returns it. */
+/* Installs and starts a service (supervised, the default, or --single-process) on a free
+ * port; returns it. */
 static uint16_t start_service(tp_child *c, const char *tag, int supervised, const char *extra,
                               char *name, size_t name_size, char *log, size_t log_size)
 {
@@ -158,7 +159,7 @@ static uint16_t start_service(tp_child *c, const char *tag, int supervised, cons
     CHECK(run(c,
               "install --allow-unsafe-location %s --name %s --port 0 --bind 127.0.0.1 "
               "--framing line --drain-timeout %d --log-file \"%s\" %s",
-              supervised ? "--supervised" : "", name, DRAIN_S, log, extra) == 0);
+              supervised ? "" : "--single-process", name, DRAIN_S, log, extra) == 0);
     CHECK(run(c, "start --name %s", name) == 0);
     const char *p = tp_find_line(c->out, "listening on ");
     if (p == NULL)
@@ -457,7 +458,7 @@ static void failed_upgrade_keeps_old(void)
     finish(&c, name);
 }
 
-/* Without --supervised the service is one process as before: `upgrade` says what to do and
+/* With --single-process the service is one process as before: `upgrade` says what to do and
  * `status` lists no workers. */
 static void upgrade_needs_supervised(void)
 {
@@ -465,7 +466,7 @@ static void upgrade_needs_supervised(void)
     char name[64], log[MAX_PATH * 3];
     uint16_t port = start_service(&c, "plain", 0, "", name, sizeof name, log, sizeof log);
     CHECK(run(&c, "upgrade --name %s", name) == SVC_EXIT_NOT_RUNNING);
-    CHECK_OUT(&c, "is not a supervised service: install it with --supervised");
+    CHECK_OUT(&c, "is not a supervised service (installed with --single-process?)");
     CHECK(run(&c, "status --name %s", name) == 0);
     CHECK(strstr(c.out, "  supervisor: ") == NULL && strstr(c.out, "  worker: ") == NULL);
     CHECK(fresh_echo(port, 10000));
@@ -492,7 +493,8 @@ static void udp_admin_upgrade_and_kill(void)
     static tp_child c;
     char name[64], log[MAX_PATH * 3], copy[MAX_PATH * 3], extra[64], want[200];
     uint16_t admin = free_port();
-    snprintf(extra, sizeof extra, "--udp --admin-port %u", (unsigned)admin);
+    /* --supervised, the default now, is still accepted. */
+    snprintf(extra, sizeof extra, "--supervised --udp --admin-port %u", (unsigned)admin);
     uint16_t port = start_service(&c, "udpa", 1, extra, name, sizeof name, log, sizeof log);
     DWORD old_pid = worker_pid(&c, name, "serving");
     CHECK_MSG(old_pid != 0, "no serving worker (not supervised?) in:\n%s", c.out);
