@@ -21,6 +21,8 @@
  *                            upgrade (0 datagrams lost) and a killed worker (echoes resume;
  *                            the loss is printed), /readyz 200 from the new worker once the
  *                            old one has exited, and from the restarted one
+ *   udp_only_upgrade         with --udp-only (no TCP listener): 0 datagrams lost through an
+ *                            upgrade
  *
  * Like test_service.c, the cases run under Wine in the services prefix, one at a time
  * (RESOURCE_LOCK iocp_service_scm), and uninstall their service at exit.
@@ -571,12 +573,43 @@ static void udp_admin_upgrade_and_kill(void)
     finish(&c, name);
 }
 
+/* --udp-only: no TCP listener; the supervisor holds the UDP socket alone, and an upgrade
+ * loses no datagram. */
+static void udp_only_upgrade(void)
+{
+    static tp_child c;
+    char name[64], log[MAX_PATH * 3], copy[MAX_PATH * 3];
+    uint16_t port = start_service(&c, "udpo", 1, "--udp-only", name, sizeof name, log, sizeof log);
+    DWORD old_pid = worker_pid(&c, name, "serving");
+    CHECK_MSG(old_pid != 0, "no serving worker in:\n%s", c.out);
+    copy_exe(copy, sizeof copy);
+    udp_load u;
+    udp_load_start(&u, port);
+    CHECK(udp_wait_echoed(&u, 300, 30000));
+    CHECK(run(&c, "upgrade --name %s --exe \"%s\" --allow-unsafe-location", name, copy) == 0);
+    DWORD new_pid = worker_pid(&c, name, "serving");
+    CHECK_MSG(new_pid != 0 && new_pid != old_pid, "the serving worker is %lu (was %lu)",
+              (unsigned long)new_pid, (unsigned long)old_pid);
+    char want[200];
+    snprintf(want, sizeof want, "worker process %lu drained and exited", (unsigned long)old_pid);
+    CHECK(log_has(log, want, 30000));
+    LONG at_exit = u.echoed;
+    CHECK(udp_wait_echoed(&u, at_exit + 300, 30000));
+    LONG sent = u.sent, lost = udp_load_stop(&u);
+    printf("udp-only through an upgrade: %ld sent, %ld lost, %ld wrong; worker %lu -> %lu\n", sent,
+           lost, u.wrong, (unsigned long)old_pid, (unsigned long)new_pid);
+    CHECK_EQ_U(lost, 0);
+    CHECK_EQ_U(u.wrong, 0);
+    finish(&c, name);
+}
+
 static const test_case cases[] = {
     {"upgrade_under_load", upgrade_under_load},
     {"killed_worker_restarts", killed_worker_restarts},
     {"failed_upgrade_keeps_old", failed_upgrade_keeps_old},
     {"upgrade_needs_supervised", upgrade_needs_supervised},
     {"udp_admin_upgrade_and_kill", udp_admin_upgrade_and_kill},
+    {"udp_only_upgrade", udp_only_upgrade},
 };
 
 /* Started by the supervisor as a "worker" (failed_upgrade_keeps_old): a program that neither
