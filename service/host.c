@@ -177,15 +177,20 @@ static int start_admin(svc_host *h, char *why, size_t why_size, DWORD *win32_exi
 {
     char aerr[600];
     const svc_server_options *o = &h->opt.server;
-    if (svc_admin_start_inherited(o->admin_bind, (uint16_t)o->admin_port,
-                                  h->has_inherited_admin ? &h->inherited_admin : NULL, admin_view,
-                                  h, &h->admin, aerr, sizeof aerr) != 0) {
+    /* Taken over, or a supervised worker's (held by the supervisor), or our own. */
+    const iocp_listener_export *inherit =
+        h->has_inherited_admin ? &h->inherited_admin : h->opt.inherit_admin;
+    if (svc_admin_start_inherited(o->admin_bind, (uint16_t)o->admin_port, inherit, admin_view, h,
+                                  &h->admin, aerr, sizeof aerr) != 0) {
         snprintf(why, why_size, "%s", aerr);
         *win32_exit = ERROR_INVALID_PARAMETER;
         return -1;
     }
     svc_log(IOCP_LOG_INFO, "admin endpoint (GET /metrics, /healthz, /readyz) on %s%s",
-            svc_admin_address(h->admin), h->has_inherited_admin ? " (taken over)" : "");
+            svc_admin_address(h->admin),
+            h->has_inherited_admin ? " (taken over)"
+            : inherit != NULL      ? " (held by the supervisor)"
+                                   : "");
     return 0;
 }
 
@@ -270,6 +275,8 @@ int svc_host_start(svc_host *h, const svc_options *opt, const char *mode, svc_pr
         config.inherit_udp = &h->inherited_udp;
     if (opt->inherit != NULL)
         config.inherit_listener = opt->inherit;
+    if (opt->inherit_udp != NULL)
+        config.inherit_udp = opt->inherit_udp;
     iocp_err e = iocp_engine_start(&config, NULL, h, &h->engine, &err);
     /* The engine has loaded the PFX (or failed to): the password is not needed again. */
     SecureZeroMemory(h->opt.server.tls_password, sizeof h->opt.server.tls_password);

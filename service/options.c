@@ -147,9 +147,10 @@ const svc_server_opt svc_server_opts[] = {
      "seconds a stop answers 503 on /readyz while still accepting, before the drain, so that a "
      "load balancer's health check takes the instance out of rotation first (default 0)"},
     {"--supervised", L"Supervised", SVC_OPT_SWITCH, 0, 1, FIELD(supervised),
-     "the service: a supervisor process holds the listener and runs the server as a worker "
-     "process, replaced at once if it dies (connects wait in the backlog) and by `upgrade` "
-     "without refusing a connection (not with --udp, --udp-only or --admin-port yet)"},
+     "the service (the default; --single-process turns it off): a supervisor process holds the "
+     "listener (and the UDP socket and admin listener) and runs the server as a worker process, "
+     "replaced at once if it dies (connects wait in the backlog) and by `upgrade` without "
+     "refusing a connection"},
 };
 const size_t svc_server_opt_count = sizeof svc_server_opts / sizeof svc_server_opts[0];
 /* svc_options.server_given has a bit for each (a negative array size if not). */
@@ -189,6 +190,9 @@ void svc_server_options_init(svc_server_options *o)
     o->drain_timeout_s = SVC_DEFAULT_DRAIN_S;
     o->log_max_mib = SVC_DEFAULT_LOG_MIB;
     o->log_keep = SVC_DEFAULT_LOG_KEEP;
+    /* An installed service is supervised unless installed with --single-process: a crash
+     * keeps the port and `upgrade` works without the operator having asked for it. */
+    o->supervised = 1;
     o->tls_store = SVC_TLS_STORE_DEFAULT;
     o->tls_handshake_timeout_s = SVC_DEFAULT_TLS_HANDSHAKE_S;
     o->ipv6_prefix = c.ipv6_prefix_len;
@@ -849,6 +853,20 @@ static int parse_option(int argc, char **argv, int *i, parse_state *ps, char *er
         snprintf(err, err_size, "unexpected argument '%.64s'", arg);
         return -1;
     }
+    if (strcmp(arg, "--single-process") == 0) {
+        /* Supervision's opt-out: stored as Supervised = 0, which --supervised turns back. */
+        fl = strlen(arg);
+        if (!(me & SERVER_CMDS))
+            goto not_here;
+        for (size_t k = 0; k < svc_server_opt_count; k++)
+            if (strcmp(svc_server_opts[k].flag, "--supervised") == 0) {
+                ps->out->server_given |= (uint64_t)1 << k;
+                return svc_server_opt_set(&ps->out->server, &svc_server_opts[k], "0", err,
+                                          err_size) != 0
+                           ? -1
+                           : 0;
+            }
+    }
     for (size_t k = 0; k < svc_server_opt_count; k++) {
         const svc_server_opt *def = &svc_server_opts[k];
         if (!is_flag(arg, def->flag, &fl))
@@ -997,7 +1015,7 @@ void svc_usage(FILE *to)
             "              the ones given, then the running service applies the timeouts,\n"
             "              per-IP limit, drain timeout, unready delay and log limits at once\n"
             "              (SERVICE_CONTROL_PARAMCHANGE); it says which need a restart\n"
-            "  upgrade     a supervised service (--supervised) starts a new worker process\n"
+            "  upgrade     a service (unless --single-process) starts a new worker process\n"
             "              on its listener, then the old one drains: no connect refused\n"
             "\n"
             "every command:\n"
@@ -1013,6 +1031,9 @@ void svc_usage(FILE *to)
         snprintf(left, sizeof left, "%s%s%s", d->flag, arg[d->kind][0] ? " " : "", arg[d->kind]);
         print_help(to, left, d->help);
     }
+    print_help(to, "--single-process",
+               "the service as one process (Supervised = 0): no `upgrade`, a crash restarts "
+               "through the SCM's failure actions and refuses connects until then");
     fprintf(to,
             "\n"
             "install:\n"
@@ -1042,12 +1063,13 @@ void svc_usage(FILE *to)
             "                        no connect or health check is refused, no datagram lost\n"
             "                        (through the status pipe)\n"
             "\n"
-            "upgrade (a service installed with --supervised):\n"
+            "upgrade (a service installed without --single-process):\n"
             "  --exe PATH            the new worker's executable (default: the installed one,\n"
             "                        for a restart with the stored options); checked as\n"
             "                        install checks its own (--allow-unsafe-location warns)\n"
-            "                        the new worker starts on the listener and reports ready,\n"
-            "                        then the old one stops accepting and drains; if the new\n"
+            "                        the new worker starts on the listener (and the UDP socket\n"
+            "                        and admin listener) and reports ready, then the old one\n"
+            "                        stops accepting and receiving and drains; if the new\n"
             "                        one fails its start, the old one serves on (exit 2)\n"
             "\n"
             "start, stop, uninstall, upgrade:\n"

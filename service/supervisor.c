@@ -7,7 +7,10 @@
  *   - the listener is bound once here (iocp_listener_hold: never accepted on, never on a
  *     completion port) and duplicated for each worker (WSADuplicateSocketW for its pid) over a
  *     private channel: two anonymous pipes whose ends only that worker inherits
- *     (PROC_THREAD_ATTRIBUTE_HANDLE_LIST); nothing with a name another user could open;
+ *     (PROC_THREAD_ATTRIBUTE_HANDLE_LIST); nothing with a name another user could open. The
+ *     UDP socket (--udp, --udp-only: iocp_udp_hold, never received on) and the admin
+ *     endpoint's listener (--admin-port) are held and handed on the same way, so datagrams
+ *     and health checks wait in their buffers and backlogs while no worker serves;
  *   - the first worker reports ready before the service reports RUNNING; if it fails its
  *     start, the service stops with the worker's error;
  *   - a worker that ends unasked is replaced at once (then after 1, 2, 4 ... 30 s while
@@ -15,8 +18,8 @@
  *     backlog; the death, its exit code and the connections it held are logged and counted;
  *   - `upgrade` (through the status pipe, upgrade.c): a new worker from the installed
  *     executable or --exe PATH (checked as install checks its own), its ready within the
- *     timeout, then the old one stops accepting and drains; a new worker that fails is
- *     stopped and the old one serves on;
+ *     timeout, then the old one stops accepting (and receiving datagrams, and accepting health
+ *     checks) and drains; a new worker that fails is stopped and the old one serves on;
  *   - a stop drains every worker (the drain timeout), then closes the listener.
  */
 #include "svc.h"
@@ -56,18 +59,22 @@ typedef struct sup_worker {
     uint64_t ready_ms;
     uint64_t drain_deadline_ms;
     int have_stats;
+    uint32_t stats_seq; /* STATS reports so far */
     svc_status_info last;
 } sup_worker;
 
 static struct {
     svc_options *opt;
     const svc_supervisor_scm *scm;
-    iocp_held_listener *listener;
+    iocp_held_listener *listener; /* NULL with --udp-only */
+    iocp_held_udp *udp;           /* --udp, --udp-only */
+    iocp_held_listener *admin;    /* --admin-port */
     svc_instance instance;
     int locked;
     int running; /* RUNNING reported: no more START_PENDING checkpoints */
     svc_pipe_server *pipe;
-    SRWLOCK lock; /* workers[], counters and the upgrade fields: main thread vs pipe thread */
+    SRWLOCK lock;       /* workers[], counters and the upgrade fields: main thread vs pipe thread */
+    SRWLOCK write_lock; /* a worker's command pipe (its `to`): main thread vs pipe thread */
     sup_worker workers[MAX_WORKERS];
     uint64_t started_ms;
     volatile LONG stopping;
@@ -92,17 +99,17 @@ static struct {
 
 int svc_supervised(const svc_server_options *o, char *why, size_t why_size)
 {
-    why[0] = '\0';
-    if (!o->supervised)
-        return 0;
-    if (o->udp || o->udp_only || o->admin_port != 0) {
-        snprintf(why, why_size,
-                 "--supervised is not applied with %s: the supervisor hands on the TCP listener "
-                 "only; running as one process (no upgrade, a crash restarts through the SCM)",
-                 o->admin_port != 0 ? "--admin-port" : "--udp");
-        return 0;
-    }
-    return 1;
+    if (why_size > 0)
+        why[0] = '\0';
+    return o->supervised != 0;
+}
+
+/* What the service serves on, for status and the log: the TCP listener, or the UDP socket
+ * alone (--udp-only). */
+static const char *served_address(void)
+{
+    return S.listener != NULL ? iocp_held_listener_address(S.listener)
+                              : iocp_held_udp_address(S.udp);
 }
 
 /* What a worker says (its error, its version) is shown by `status` and `upgrade`: one line,
@@ -154,6 +161,7 @@ static DWORD WINAPI reader_main(void *arg)
                 AcquireSRWLockExclusive(&S.lock);
                 w->last = info;
                 w->have_stats = 1;
+                w->stats_seq++;
                 ReleaseSRWLockExclusive(&S.lock);
             }
         }
@@ -181,8 +189,11 @@ static void worker_release(sup_worker *w)
             TerminateProcess(w->process, ERROR_PROCESS_ABORTED);
         WaitForSingleObject(w->process, 5000);
     }
+    AcquireSRWLockExclusive(&S.write_lock);
     if (w->to != NULL)
         CloseHandle(w->to); /* the worker's command pipe ends */
+    w->to = NULL;
+    ReleaseSRWLockExclusive(&S.write_lock);
     if (w->reader != NULL) {
         WaitForSingleObject(w->reader, 5000); /* its report pipe ended with its process */
         CloseHandle(w->reader);
@@ -198,14 +209,37 @@ static void worker_release(sup_worker *w)
     ReleaseSRWLockExclusive(&S.lock);
 }
 
+/* "<WORD> <port> <family> <by events> <hex protocol info>\n" into line. */
+static void socket_line(char *line, const char *word, uint16_t port, uint16_t family,
+                        uint32_t by_events, const unsigned char *info)
+{
+    int n = snprintf(line, 64, "%s %u %u %lu ", word, (unsigned)port, (unsigned)family,
+                     (unsigned long)by_events);
+    svc_link_hex(info, IOCP_LISTENER_INFO_BYTES, line + n);
+    memcpy(line + n + 2 * IOCP_LISTENER_INFO_BYTES, "\n", 2);
+}
+
 static int send_setup(sup_worker *w, char *why, size_t why_size)
 {
     static char line[2 * (IOCP_LISTENER_INFO_BYTES + SVC_PATH_MAX) + 256];
+    static iocp_listener_export x, admin;
+    static iocp_udp_export udp;
     char value[SVC_PATH_MAX + 1];
-    iocp_listener_export x;
     iocp_error_info err;
-    if (iocp_held_listener_export(S.listener, w->pid, &x, &err) != IOCP_OK) {
-        snprintf(why, why_size, "cannot hand the listener to worker process %lu: %s",
+    const char *what = "listener";
+    iocp_err e = IOCP_OK;
+    if (S.listener != NULL)
+        e = iocp_held_listener_export(S.listener, w->pid, &x, &err);
+    if (e == IOCP_OK && S.udp != NULL) {
+        what = "UDP socket";
+        e = iocp_held_udp_export(S.udp, w->pid, &udp, &err);
+    }
+    if (e == IOCP_OK && S.admin != NULL) {
+        what = "admin listener";
+        e = iocp_held_listener_export(S.admin, w->pid, &admin, &err);
+    }
+    if (e != IOCP_OK) {
+        snprintf(why, why_size, "cannot hand the %s to worker process %lu: %s", what,
                  (unsigned long)w->pid, err.message);
         return -1;
     }
@@ -223,12 +257,20 @@ static int send_setup(sup_worker *w, char *why, size_t why_size)
         memcpy(line + end, "\n", 2);
         rc = svc_link_write(w->to, line);
     }
-    int n = snprintf(line, sizeof line, "LISTENER %u %u %lu ", (unsigned)x.port, (unsigned)x.family,
-                     (unsigned long)x.accept_by_events);
-    svc_link_hex(x.tcp, sizeof x.tcp, line + n);
-    memcpy(line + n + 2 * sizeof x.tcp, "\nGO\n", 5);
-    if (rc == 0)
+    if (rc == 0 && S.listener != NULL) {
+        socket_line(line, "LISTENER", x.port, x.family, x.accept_by_events, x.tcp);
         rc = svc_link_write(w->to, line);
+    }
+    if (rc == 0 && S.udp != NULL) {
+        socket_line(line, "UDP", udp.port, udp.family, udp.by_events, udp.info);
+        rc = svc_link_write(w->to, line);
+    }
+    if (rc == 0 && S.admin != NULL) {
+        socket_line(line, "ADMIN", admin.port, admin.family, admin.accept_by_events, admin.tcp);
+        rc = svc_link_write(w->to, line);
+    }
+    if (rc == 0)
+        rc = svc_link_write(w->to, "GO\n");
     SecureZeroMemory(line, sizeof line);
     SecureZeroMemory(value, sizeof value);
     if (rc != 0)
@@ -399,7 +441,45 @@ static void worker_serving(sup_worker *w)
     w->state = WORKER_SERVING;
     ReleaseSRWLockExclusive(&S.lock);
     svc_log(IOCP_LOG_INFO, "worker process %lu (%s, iocp-service %s) serves on %s",
-            (unsigned long)w->pid, w->exe, w->version, iocp_held_listener_address(S.listener));
+            (unsigned long)w->pid, w->exe, w->version, served_address());
+}
+
+/* One command line to a running worker (the main thread and the pipe thread both send). */
+static void worker_command(sup_worker *w, const char *line)
+{
+    AcquireSRWLockExclusive(&S.write_lock);
+    if (w->to != NULL)
+        svc_link_write(w->to, line);
+    ReleaseSRWLockExclusive(&S.write_lock);
+}
+
+/* Asks each serving worker for its statistics now and waits up to a second for them, so
+ * that `status` counts what happened before it asked (the periodic report is up to half a
+ * second old). A worker that does not answer in time is shown by its last report. */
+static void refresh_stats(void)
+{
+    uint32_t seq[MAX_WORKERS];
+    int asked[MAX_WORKERS] = {0}, any = 0;
+    AcquireSRWLockShared(&S.lock);
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (S.workers[i].used && S.workers[i].state == WORKER_SERVING) {
+            seq[i] = S.workers[i].stats_seq;
+            asked[i] = any = 1;
+        }
+    ReleaseSRWLockShared(&S.lock);
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (asked[i])
+            worker_command(&S.workers[i], "STATS\n");
+    uint64_t until = svc_now_ms() + 1000;
+    while (any && svc_now_ms() < until) {
+        Sleep(5); /* a poll with a deadline: the reader thread counts the reports */
+        any = 0;
+        AcquireSRWLockShared(&S.lock);
+        for (int i = 0; i < MAX_WORKERS; i++)
+            if (asked[i] && S.workers[i].used && S.workers[i].stats_seq == seq[i])
+                any = 1;
+        ReleaseSRWLockShared(&S.lock);
+    }
 }
 
 /* Tells it to stop accepting and drain ("DRAIN": serving its connections on, for an upgrade;
@@ -412,7 +492,7 @@ static void worker_drain(sup_worker *w, const char *command)
     w->drain_deadline_ms =
         svc_now_ms() + 2u * (uint64_t)S.opt->server.drain_timeout_s * 1000u + EXIT_GRACE_MS;
     ReleaseSRWLockExclusive(&S.lock);
-    svc_link_write(w->to, command);
+    worker_command(w, command);
     svc_log(IOCP_LOG_INFO,
             "worker process %lu: stop accepting; its open connections get up to "
             "%lu s to finish",
@@ -565,6 +645,19 @@ static int read_stored_options(svc_server_options *o, char *why, size_t why_size
         SecureZeroMemory(o->tls_password, sizeof o->tls_password);
         return -1;
     }
+    if (o->udp != now->udp || o->udp_only != now->udp_only || o->admin_port != now->admin_port ||
+        strcmp(o->admin_bind, now->admin_bind) != 0) {
+        snprintf(why, why_size,
+                 "the stored --udp %s, --udp-only %s, --admin-port %u --admin-bind '%s' differ "
+                 "from the sockets this service holds (--udp %s, --udp-only %s, --admin-port %u "
+                 "--admin-bind '%s'): they change with a restart of the service (stop, start), "
+                 "not an upgrade; configure them back to upgrade",
+                 o->udp ? "on" : "off", o->udp_only ? "on" : "off", (unsigned)o->admin_port,
+                 o->admin_bind, now->udp ? "on" : "off", now->udp_only ? "on" : "off",
+                 (unsigned)now->admin_port, now->admin_bind);
+        SecureZeroMemory(o->tls_password, sizeof o->tls_password);
+        return -1;
+    }
     if (!svc_supervised(o, note, sizeof note)) {
         snprintf(why, why_size,
                  "the stored Parameters end the supervision (%s): restart the "
@@ -670,7 +763,7 @@ static void do_upgrade(void)
 static size_t answer_head(char *resp, size_t size)
 {
     int n = snprintf(resp, size, "OK\nname=%s\nmode=service\npid=%lu\naddress=%s\n", S.opt->name,
-                     (unsigned long)GetCurrentProcessId(), iocp_held_listener_address(S.listener));
+                     (unsigned long)GetCurrentProcessId(), served_address());
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -766,7 +859,8 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
         InterlockedExchange(&S.drain_requested, 1);
         svc_log(IOCP_LOG_INFO, "drain requested through the status pipe");
     }
-    /* The serving worker's statistics (reported twice a second), the connections of all. */
+    /* The serving worker's statistics (fresh), the connections of all. */
+    refresh_stats();
     svc_status_info info;
     memset(&info, 0, sizeof info);
     AcquireSRWLockShared(&S.lock);
@@ -783,7 +877,7 @@ static size_t pipe_handler(void *user, const char *req, size_t len, char *resp, 
     info.active = active;
     snprintf(info.name, sizeof info.name, "%s", S.opt->name);
     snprintf(info.mode, sizeof info.mode, "service");
-    snprintf(info.address, sizeof info.address, "%s", iocp_held_listener_address(S.listener));
+    snprintf(info.address, sizeof info.address, "%s", served_address());
     info.pid = GetCurrentProcessId();
     info.draining = S.stopping || S.drain_requested;
     info.uptime_ms = svc_now_ms() - S.started_ms;
@@ -817,6 +911,53 @@ static void stop_all(void)
     }
 }
 
+/* Binds what every worker serves on, once: the TCP listener (unless --udp-only), the UDP
+ * socket (--udp: on the listener's port number, as the engine puts it; --udp-only: on
+ * --port), the admin listener (--admin-port, on --admin-bind or 127.0.0.1, as
+ * svc_admin_start_inherited binds its own). NO_ERROR, or the code with why set. */
+static DWORD hold_sockets(char *why, size_t why_size)
+{
+    const svc_server_options *o = &S.opt->server;
+    iocp_config config;
+    iocp_error_info err;
+    svc_server_config(o, &config);
+    if (!o->udp_only && iocp_listener_hold(&config, &S.listener, &err) != IOCP_OK) {
+        snprintf(why, why_size, "cannot start the server on %s port %u: %s",
+                 o->bind[0] ? o->bind : "[::]", (unsigned)o->port, err.message);
+        return svc_win32_from_iocp(&err);
+    }
+    if (o->udp || o->udp_only) {
+        uint16_t port = o->udp_only ? (uint16_t)o->port : iocp_held_listener_port(S.listener);
+        if (iocp_udp_hold(&config, port, &S.udp, &err) != IOCP_OK) {
+            snprintf(why, why_size, "cannot start the server's UDP echo on %s port %u: %s",
+                     o->bind[0] ? o->bind : "[::]", (unsigned)port, err.message);
+            return svc_win32_from_iocp(&err);
+        }
+    }
+    if (o->admin_port != 0) {
+        iocp_config admin;
+        iocp_config_init(&admin);
+        admin.bind_address = o->admin_bind[0] != '\0' ? o->admin_bind : "127.0.0.1";
+        admin.port = (uint16_t)o->admin_port;
+        if (iocp_listener_hold(&admin, &S.admin, &err) != IOCP_OK) {
+            snprintf(why, why_size, "cannot start the admin endpoint on %s port %u: %s",
+                     admin.bind_address, (unsigned)o->admin_port, err.message);
+            return svc_win32_from_iocp(&err);
+        }
+    }
+    return NO_ERROR;
+}
+
+static void close_sockets(void)
+{
+    iocp_held_listener_close(S.listener);
+    S.listener = NULL;
+    iocp_held_udp_close(S.udp);
+    S.udp = NULL;
+    iocp_held_listener_close(S.admin);
+    S.admin = NULL;
+}
+
 static DWORD lock_instance(char *why, size_t why_size)
 {
     DWORD sys = 0;
@@ -845,6 +986,7 @@ DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm)
     DWORD code = NO_ERROR;
     memset(&S, 0, sizeof S);
     InitializeSRWLock(&S.lock);
+    InitializeSRWLock(&S.write_lock);
     S.opt = opt;
     S.scm = scm;
     S.started_ms = svc_now_ms();
@@ -867,21 +1009,13 @@ DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm)
     }
     if ((code = lock_instance(why, sizeof why)) != NO_ERROR)
         goto fail;
-    iocp_config config;
-    iocp_error_info err;
-    svc_server_config(&opt->server, &config);
-    if (iocp_listener_hold(&config, &S.listener, &err) != IOCP_OK) {
-        snprintf(why, sizeof why, "cannot start the server on %s port %u: %s",
-                 opt->server.bind[0] ? opt->server.bind : "[::]", (unsigned)opt->server.port,
-                 err.message);
-        code = svc_win32_from_iocp(&err);
+    if ((code = hold_sockets(why, sizeof why)) != NO_ERROR)
         goto fail;
-    }
     S.upgrade_event = CreateEventW(NULL, FALSE, FALSE, NULL);
     DWORD pe = svc_pipe_server_start(opt->name, pipe_handler, NULL, &S.pipe);
     if (pe != NO_ERROR) {
         snprintf(text, sizeof text,
-                 "supervising without a status pipe (%s): `status` and `upgrade` cannot reach "
+                 "serving without a status pipe (%s): `status` and `upgrade` cannot reach "
                  "this instance until it is restarted with the name free",
                  svc_win32_text(pe, why, sizeof why));
         svc_event(IOCP_LOG_WARN, MSG_WARNING, text);
@@ -892,10 +1026,16 @@ DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm)
     /* The TLS password stays in memory (opt) until the stop: every later worker needs it. */
     if (start_serving_worker(why, sizeof why, &code) != 0)
         goto fail;
+    char held[200] = "";
+    if (S.listener != NULL && S.udp != NULL)
+        snprintf(held, sizeof held, ", UDP %s", iocp_held_udp_address(S.udp));
+    if (S.admin != NULL)
+        snprintf(held + strlen(held), sizeof held - strlen(held), ", admin %s",
+                 iocp_held_listener_address(S.admin));
     snprintf(text, sizeof text,
-             "supervisor (process %lu) holds %s; the server runs as worker processes (%s "
+             "supervisor (process %lu) holds %s%s; the server runs as worker processes (%s "
              "framing, up to %lu connections, drain timeout %lu s)",
-             (unsigned long)GetCurrentProcessId(), iocp_held_listener_address(S.listener),
+             (unsigned long)GetCurrentProcessId(), served_address(), held,
              iocp_framing_name(opt->server.framing), (unsigned long)opt->server.max_connections,
              (unsigned long)opt->server.drain_timeout_s);
     svc_event(IOCP_LOG_INFO, MSG_STARTED, text);
@@ -921,7 +1061,7 @@ DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm)
         if (r == WAIT_OBJECT_0 + 1) {
             for (int i = 0; i < MAX_WORKERS; i++)
                 if (S.workers[i].used && S.workers[i].state == WORKER_SERVING)
-                    svc_link_write(S.workers[i].to, "RECONFIGURE\n");
+                    worker_command(&S.workers[i], "RECONFIGURE\n");
             svc_log(IOCP_LOG_INFO, "parameters changed: the serving worker re-reads them");
         } else if (r == WAIT_OBJECT_0 + 2) {
             do_upgrade();
@@ -945,8 +1085,7 @@ DWORD svc_supervisor_run(svc_options *opt, const svc_supervisor_scm *scm)
     stop_all();
     svc_pipe_server_stop(S.pipe);
     S.pipe = NULL;
-    iocp_held_listener_close(S.listener);
-    S.listener = NULL;
+    close_sockets();
     snprintf(text, sizeof text, "supervisor stopped: %lu worker restarts, %lu deaths; up %llu s",
              (unsigned long)S.restarts, (unsigned long)S.deaths,
              (unsigned long long)((svc_now_ms() - S.started_ms) / 1000));
@@ -963,8 +1102,7 @@ fail:
     svc_event(IOCP_LOG_ERROR, MSG_START_FAILED, why);
     svc_pipe_server_stop(S.pipe);
     S.pipe = NULL;
-    iocp_held_listener_close(S.listener);
-    S.listener = NULL;
+    close_sockets();
     if (S.locked)
         svc_instance_unlock(&S.instance);
     S.locked = 0;

@@ -181,8 +181,12 @@ typedef struct svc_options {
     int take_over; /* run --take-over: start on the running instance's listener (takeover.c) */
     uint64_t server_given;  /* bit k: svc_server_opts[k] was on the command line (configure) */
     char exe[SVC_PATH_MAX]; /* upgrade --exe: the new worker's executable ("" = installed) */
-    /* A supervised service's worker (worker_proc.c): the listener it starts on */
+    /* A supervised service's worker (worker_proc.c): the listener it starts on (NULL with
+     * --udp-only), and with --udp / --udp-only the UDP socket, with --admin-port the admin
+     * listener, all held by the supervisor (NULL otherwise) */
     const iocp_listener_export *inherit;
+    const iocp_udp_export *inherit_udp;
+    const iocp_listener_export *inherit_admin;
 } svc_options;
 
 /* One server option: its flag, its registry value, its range. Shared by the command line and
@@ -753,8 +757,8 @@ typedef struct svc_supervisor_scm {
     HANDLE stop_event;
     HANDLE paramchange_event;
 } svc_supervisor_scm;
-/* 1 when the service runs supervised (--supervised, and nothing it cannot hand on yet:
- * --udp, --udp-only and --admin-port keep the single process); why says why not otherwise. */
+/* 1 when the service runs supervised (--supervised; the supervisor holds the TCP listener,
+ * the UDP socket and the admin listener alike); why says why not otherwise. */
 int svc_supervised(const svc_server_options *o, char *why, size_t why_size);
 /* The service process as a supervisor: mutex, listener, status pipe, the first worker (its
  * ready before RUNNING), then restarts, upgrades and the stop. Returns the Win32 exit code

@@ -54,8 +54,8 @@ int svc_upgrade(const svc_options *opt)
                              sizeof err) != 0) {
         if (strstr(err, "malformed request") != NULL)
             fprintf(stderr,
-                    "iocp-service: instance '%s' is not a supervised service: install it with "
-                    "--supervised (or `configure --name %s --supervised`, then restart it); "
+                    "iocp-service: instance '%s' is not a supervised service (installed with "
+                    "--single-process?): `configure --name %s --supervised`, then restart it; "
                     "a console instance is replaced with run --take-over\n",
                     opt->name, opt->name);
         else

@@ -4,12 +4,14 @@
  *
  * Over its private channel (worker_link.c) the supervisor sends the server options ("OPT
  * <flag> <hex value>", read and checked here by this executable, which may be newer or older
- * than the supervisor's), the listener duplicated for this process ("LISTENER ...") and "GO".
- * The worker starts the engine on that listener (its accepts complete by events: the
- * supervisor's socket never joins a port), which is its self-check (TLS credentials; the
- * memory budget came before), and answers "READY <version>" or "FAILED <win32> <hex why>".
+ * than the supervisor's), the sockets duplicated for this process ("LISTENER ...", with
+ * --udp or --udp-only "UDP ...", with --admin-port "ADMIN ...") and "GO". The worker starts
+ * the engine on them (their ops complete by events: the supervisor's sockets never join a
+ * port), then the admin endpoint, which is its self-check (TLS credentials; the memory budget
+ * came before), and answers "READY <version>" or "FAILED <win32> <hex why>".
  * Then it reports its statistics ("STATS <hex>") twice a second, so the supervisor knows the
- * connections it holds even when it dies, and obeys "DRAIN" (stop accepting, let open
+ * connections it holds even when it dies, and obeys "DRAIN" (stop accepting, receiving
+ * datagrams and answering health checks: the new worker does; let open
  * connections finish for up to the drain timeout, FIN the rest, exit 0) and "RECONFIGURE"
  * (SERVICE_CONTROL_PARAMCHANGE relayed: configure.c). The channel's end (the supervisor has
  * gone) drains too.
@@ -27,6 +29,7 @@ typedef struct worker_state {
     svc_link_reader from_supervisor;
     HANDLE drain_event;
     HANDLE reconfigure_event;
+    HANDLE stats_event;                 /* "STATS": the supervisor's `status` wants a report now */
     volatile LONG serve_while_draining; /* DRAIN (an upgrade), not STOP */
     SRWLOCK write_lock;                 /* the report (ticker thread) and the main thread */
 } worker_state;
@@ -80,6 +83,8 @@ static DWORD WINAPI command_main(void *arg)
             SetEvent(w.drain_event);
         } else if (strcmp(line, "RECONFIGURE") == 0)
             SetEvent(w.reconfigure_event);
+        else if (strcmp(line, "STATS") == 0)
+            SetEvent(w.stats_event); /* the main thread reports: it owns the engine */
     }
     SetEvent(w.drain_event); /* the supervisor has gone: nobody would restart us */
     return 0;
@@ -93,12 +98,34 @@ static HANDLE handle_from_text(const char *text, const char **end)
     return e == text ? NULL : (HANDLE)(uintptr_t)v;
 }
 
-/* The options, the listener and "GO" from the supervisor. 0, or -1 with why set. */
-static int receive_setup(svc_options *opt, iocp_listener_export *x, char *why, size_t why_size)
+/* The sockets the supervisor holds for its workers. */
+typedef struct worker_sockets {
+    iocp_listener_export listener, admin;
+    iocp_udp_export udp;
+    int have_listener, have_udp, have_admin;
+} worker_sockets;
+
+/* "<port> <family> <by events> <hex protocol info>" after a LISTENER, UDP or ADMIN. */
+static int parse_socket(const char *text, uint16_t *port, uint16_t *family, uint32_t *by_events,
+                        unsigned char *info)
+{
+    char port_text[16], family_text[16], events_text[16];
+    const char *rest = svc_link_word(text, port_text, sizeof port_text);
+    rest = svc_link_word(rest, family_text, sizeof family_text);
+    rest = svc_link_word(rest, events_text, sizeof events_text);
+    if (svc_link_unhex(rest, info, IOCP_LISTENER_INFO_BYTES) <= 0)
+        return -1;
+    *port = (uint16_t)strtoul(port_text, NULL, 10);
+    *family = (uint16_t)strtoul(family_text, NULL, 10);
+    *by_events = (uint32_t)strtoul(events_text, NULL, 10);
+    return 0;
+}
+
+/* The options, the sockets and "GO" from the supervisor. 0, or -1 with why set. */
+static int receive_setup(svc_options *opt, worker_sockets *got, char *why, size_t why_size)
 {
     static char line[2 * (IOCP_LISTENER_INFO_BYTES + SVC_PATH_MAX) + 256];
     char value[SVC_PATH_MAX + 1], err[400];
-    int have_listener = 0;
     for (;;) {
         if (svc_link_read_line(&w.from_supervisor, line, sizeof line) != 0) {
             snprintf(why, why_size, "the supervisor's channel ended before GO");
@@ -130,25 +157,40 @@ static int receive_setup(svc_options *opt, iocp_listener_export *x, char *why, s
                 return -1;
             }
             SecureZeroMemory(value, sizeof value);
-        } else if (strncmp(line, "LISTENER ", 9) == 0) {
-            char port[16], family[16], by_events[16];
-            const char *rest = svc_link_word(line + 9, port, sizeof port);
-            rest = svc_link_word(rest, family, sizeof family);
-            rest = svc_link_word(rest, by_events, sizeof by_events);
-            if (svc_link_unhex(rest, x->tcp, sizeof x->tcp) <= 0) {
-                snprintf(why, why_size, "a garbled listener from the supervisor");
+        } else if (strncmp(line, "LISTENER ", 9) == 0 || strncmp(line, "ADMIN ", 6) == 0) {
+            int admin = line[0] == 'A';
+            iocp_listener_export *x = admin ? &got->admin : &got->listener;
+            if (parse_socket(line + (admin ? 6 : 9), &x->port, &x->family, &x->accept_by_events,
+                             x->tcp) != 0) {
+                snprintf(why, why_size, "a garbled %s from the supervisor",
+                         admin ? "admin listener" : "listener");
                 return -1;
             }
             x->target_pid = GetCurrentProcessId();
-            x->port = (uint16_t)strtoul(port, NULL, 10);
-            x->family = (uint16_t)strtoul(family, NULL, 10);
-            x->accept_by_events = (uint32_t)strtoul(by_events, NULL, 10);
-            have_listener = 1;
+            *(admin ? &got->have_admin : &got->have_listener) = 1;
+        } else if (strncmp(line, "UDP ", 4) == 0) {
+            iocp_udp_export *x = &got->udp;
+            if (parse_socket(line + 4, &x->port, &x->family, &x->by_events, x->info) != 0) {
+                snprintf(why, why_size, "a garbled UDP socket from the supervisor");
+                return -1;
+            }
+            x->target_pid = GetCurrentProcessId();
+            got->have_udp = 1;
         }
     }
     SecureZeroMemory(line, sizeof line);
-    if (!have_listener) {
-        snprintf(why, why_size, "the supervisor sent no listener");
+    /* A socket the options need and the supervisor does not hold would be bound here, beside
+     * the supervisor's: refused, so that every worker serves on the same ones. */
+    const svc_server_options *o = &opt->server;
+    const char *missing = !o->udp_only && !got->have_listener         ? "listener"
+                          : (o->udp || o->udp_only) && !got->have_udp ? "UDP socket (--udp)"
+                          : o->admin_port != 0 && !got->have_admin ? "admin listener (--admin-port)"
+                                                                   : NULL;
+    if (missing != NULL) {
+        snprintf(why, why_size,
+                 "the supervisor sent no %s: it holds what the service started with; restart "
+                 "the service to apply the changed options",
+                 missing);
         return -1;
     }
     if (svc_server_options_check(&opt->server, err, sizeof err) != 0) {
@@ -161,7 +203,7 @@ static int receive_setup(svc_options *opt, iocp_listener_export *x, char *why, s
 int svc_worker_main(int argc, char **argv)
 {
     static svc_options opt; /* large: not on the stack */
-    static iocp_listener_export listener;
+    static worker_sockets sockets;
     svc_options_init(&opt);
     opt.command = SVC_CMD_SERVICE;
     HANDLE in = NULL, out = NULL;
@@ -185,20 +227,23 @@ int svc_worker_main(int argc, char **argv)
     w.from_supervisor.pipe = in;
     w.drain_event = CreateEventW(NULL, TRUE, FALSE, NULL);
     w.reconfigure_event = CreateEventW(NULL, FALSE, FALSE, NULL);
+    w.stats_event = CreateEventW(NULL, FALSE, FALSE, NULL);
     svc_log_init(opt.name, 0);
 
     char why[800];
     DWORD win32 = NO_ERROR;
-    if (w.drain_event == NULL || w.reconfigure_event == NULL) {
+    if (w.drain_event == NULL || w.reconfigure_event == NULL || w.stats_event == NULL) {
         send_failed(GetLastError(), "cannot create the worker's events");
         return SVC_EXIT_SYSTEM;
     }
-    if (receive_setup(&opt, &listener, why, sizeof why) != 0) {
+    if (receive_setup(&opt, &sockets, why, sizeof why) != 0) {
         send_failed(ERROR_INVALID_PARAMETER, why);
         svc_log(IOCP_LOG_ERROR, "worker: %s", why);
         return SVC_EXIT_CANNOT_START;
     }
-    opt.inherit = &listener;
+    opt.inherit = sockets.have_listener ? &sockets.listener : NULL;
+    opt.inherit_udp = sockets.have_udp ? &sockets.udp : NULL;
+    opt.inherit_admin = sockets.have_admin ? &sockets.admin : NULL;
     int rc = svc_host_start(&w.host, &opt, "worker", NULL, NULL, &win32);
     SecureZeroMemory(opt.server.tls_password, sizeof opt.server.tls_password);
     if (rc != SVC_EXIT_OK) {
@@ -214,10 +259,10 @@ int svc_worker_main(int argc, char **argv)
     if (reader == NULL)
         SetEvent(w.drain_event);
 
-    HANDLE wake[2] = {w.drain_event, w.reconfigure_event};
+    HANDLE wake[3] = {w.drain_event, w.reconfigure_event, w.stats_event};
     DWORD woke;
     int failed = 0;
-    while ((woke = WaitForMultipleObjects(2, wake, FALSE, REPORT_MS)) != WAIT_OBJECT_0) {
+    while ((woke = WaitForMultipleObjects(3, wake, FALSE, REPORT_MS)) != WAIT_OBJECT_0) {
         if (woke == WAIT_OBJECT_0 + 1)
             svc_configure_apply(&w.host);
         if (svc_host_tick(&w.host) != 0) {
@@ -234,8 +279,16 @@ int svc_worker_main(int argc, char **argv)
      * a stop's. */
     iocp_engine_stop_accepting(w.host.engine);
     InterlockedExchange(&w.host.draining, 1);
-    if (w.serve_while_draining)
+    if (w.serve_while_draining) {
+        /* The new worker receives the datagrams and answers the health checks (a datagram
+         * or check this one holds already is answered). After a STOP the admin endpoint
+         * answers on (/readyz 503) until the engine stops. */
+        if (opt.server.udp || opt.server.udp_only)
+            iocp_engine_stop_udp_receiving(w.host.engine);
+        if (w.host.admin != NULL)
+            iocp_engine_stop_accepting(svc_admin_engine(w.host.admin));
         InterlockedExchange(&w.host.handed_over, 1);
+    }
     send_stats(NULL);
     svc_host_stop(&w.host, send_stats, NULL); /* the ticker reports while it drains */
     send_line("STOPPED\n");

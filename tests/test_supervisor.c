@@ -1,5 +1,5 @@
 /*
- * test_supervisor.c: a supervised service (install --supervised, service/supervisor.c) under
+ * test_supervisor.c: a supervised service (install's default, service/supervisor.c) under
  * the real Service Control Manager, with the load of churn.h running (a new connection every
  * few milliseconds, each echoed and closed with a FIN) and long-lived connections held:
  *
@@ -14,8 +14,15 @@
  *                            Wine, where the build folder is writable by users) to an unsafe
  *                            location: the command fails naming why, the old worker serves
  *                            on; configure's parameter change reaches the worker
- *   upgrade_needs_supervised without --supervised, `upgrade` names what to do (exit 7) and
+ *   upgrade_needs_supervised with --single-process, `upgrade` names what to do (exit 7) and
  *                            `status` lists no workers
+ *   udp_admin_upgrade_and_kill  with --udp --admin-port: the supervisor holds the UDP socket
+ *                            and the admin listener too; a steady UDP sender through an
+ *                            upgrade (0 datagrams lost) and a killed worker (echoes resume;
+ *                            the loss is printed), /readyz 200 from the new worker once the
+ *                            old one has exited, and from the restarted one
+ *   udp_only_upgrade         with --udp-only (no TCP listener): 0 datagrams lost through an
+ *                            upgrade
  *
  * Like test_service.c, the cases run under Wine in the services prefix, one at a time
  * (RESOURCE_LOCK iocp_service_scm), and uninstall their service at exit.
@@ -28,6 +35,7 @@
 
 #include "net_util.h"
 #include "proc_util.h"
+#include "service_probes.h"
 #include "svc.h"
 #include <shlobj.h>
 
@@ -138,9 +146,10 @@ static int log_has(const char *path, const char *text, uint32_t timeout_ms)
     }
 }
 
-/* Installs and starts a service (supervised or one process) on a free port; returns it. */
-static uint16_t start_service(tp_child *c, const char *tag, int supervised, char *name,
-                              size_t name_size, char *log, size_t log_size)
+/* Installs and starts a service (supervised, the default, or --single-process) on a free
+ * port; returns it. */
+static uint16_t start_service(tp_child *c, const char *tag, int supervised, const char *extra,
+                              char *name, size_t name_size, char *log, size_t log_size)
 {
     snprintf(name, name_size, "iocpt-%s-%lu", tag, (unsigned long)GetCurrentProcessId());
     snprintf(cleanup_name, sizeof cleanup_name, "%s", name);
@@ -151,8 +160,8 @@ static uint16_t start_service(tp_child *c, const char *tag, int supervised, char
     log_path(log, log_size, name);
     CHECK(run(c,
               "install --allow-unsafe-location %s --name %s --port 0 --bind 127.0.0.1 "
-              "--framing line --drain-timeout %d --log-file \"%s\"",
-              supervised ? "--supervised" : "", name, DRAIN_S, log) == 0);
+              "--framing line --drain-timeout %d --log-file \"%s\" %s",
+              supervised ? "" : "--single-process", name, DRAIN_S, log, extra) == 0);
     CHECK(run(c, "start --name %s", name) == 0);
     const char *p = tp_find_line(c->out, "listening on ");
     if (p == NULL)
@@ -240,7 +249,7 @@ static void upgrade_under_load(void)
 {
     static tp_child c;
     char name[64], log[MAX_PATH * 3], copy[MAX_PATH * 3];
-    uint16_t port = start_service(&c, "upg", 1, name, sizeof name, log, sizeof log);
+    uint16_t port = start_service(&c, "upg", 1, "", name, sizeof name, log, sizeof log);
     DWORD old_pid = worker_pid(&c, name, "serving");
     CHECK_MSG(old_pid != 0, "no serving worker in:\n%s", c.out);
     CHECK_OUT(&c, "  supervisor: pid ");
@@ -312,7 +321,7 @@ static void killed_worker_restarts(void)
 {
     static tp_child c;
     char name[64], log[MAX_PATH * 3];
-    uint16_t port = start_service(&c, "kill", 1, name, sizeof name, log, sizeof log);
+    uint16_t port = start_service(&c, "kill", 1, "", name, sizeof name, log, sizeof log);
     DWORD pid = worker_pid(&c, name, "serving");
     CHECK_MSG(pid != 0, "no serving worker in:\n%s", c.out);
     enum { HELD = 5 };
@@ -375,7 +384,7 @@ static void failed_upgrade_keeps_old(void)
 {
     static tp_child c;
     char name[64], log[MAX_PATH * 3], copy[MAX_PATH * 3];
-    uint16_t port = start_service(&c, "ufail", 1, name, sizeof name, log, sizeof log);
+    uint16_t port = start_service(&c, "ufail", 1, "", name, sizeof name, log, sizeof log);
     DWORD pid = worker_pid(&c, name, "serving");
     CHECK(pid != 0);
     SOCKET s = tn_connect("127.0.0.1", port, 20000);
@@ -451,18 +460,146 @@ static void failed_upgrade_keeps_old(void)
     finish(&c, name);
 }
 
-/* Without --supervised the service is one process as before: `upgrade` says what to do and
+/* With --single-process the service is one process as before: `upgrade` says what to do and
  * `status` lists no workers. */
 static void upgrade_needs_supervised(void)
 {
     static tp_child c;
     char name[64], log[MAX_PATH * 3];
-    uint16_t port = start_service(&c, "plain", 0, name, sizeof name, log, sizeof log);
+    uint16_t port = start_service(&c, "plain", 0, "", name, sizeof name, log, sizeof log);
     CHECK(run(&c, "upgrade --name %s", name) == SVC_EXIT_NOT_RUNNING);
-    CHECK_OUT(&c, "is not a supervised service: install it with --supervised");
+    CHECK_OUT(&c, "is not a supervised service (installed with --single-process?)");
     CHECK(run(&c, "status --name %s", name) == 0);
     CHECK(strstr(c.out, "  supervisor: ") == NULL && strstr(c.out, "  worker: ") == NULL);
     CHECK(fresh_echo(port, 10000));
+    finish(&c, name);
+}
+
+/* Polls GET /readyz until it answers 200 or the deadline passes; the last status. */
+static int readyz_within(uint16_t port, uint32_t timeout_ms)
+{
+    uint64_t until = test_now_ms() + timeout_ms;
+    int status;
+    while ((status = http_status(port, "/readyz")) != 200 && test_now_ms() < until)
+        Sleep(50);
+    return status;
+}
+
+/* --udp --admin-port: the UDP socket and the admin listener stay in the supervisor and go to
+ * each worker as the TCP listener does. Through an upgrade a sender's datagrams are all echoed
+ * (the old worker stops receiving only once the new one receives) and /readyz is answered 200
+ * by the new worker after the old one has exited; after a killed worker, echoes and /readyz
+ * come back from its replacement (the datagrams the dead worker held are counted). */
+static void udp_admin_upgrade_and_kill(void)
+{
+    static tp_child c;
+    char name[64], log[MAX_PATH * 3], copy[MAX_PATH * 3], extra[64], want[200];
+    uint16_t admin = free_port();
+    /* --supervised, the default now, is still accepted. */
+    snprintf(extra, sizeof extra, "--supervised --udp --admin-port %u", (unsigned)admin);
+    uint16_t port = start_service(&c, "udpa", 1, extra, name, sizeof name, log, sizeof log);
+    DWORD old_pid = worker_pid(&c, name, "serving");
+    CHECK_MSG(old_pid != 0, "no serving worker (not supervised?) in:\n%s", c.out);
+    CHECK_EQ_U(readyz_within(admin, 10000), 200);
+    copy_exe(copy, sizeof copy);
+
+    udp_load u;
+    udp_load_start(&u, port);
+    CHECK_MSG(udp_wait_echoed(&u, 300, 30000), "only %ld datagrams echoed before the upgrade",
+              u.echoed);
+    churn load;
+    churn_start(&load, port);
+    while (load.connects < 20)
+        Sleep(5);
+    CHECK(run(&c, "upgrade --name %s --exe \"%s\" --allow-unsafe-location", name, copy) == 0);
+    CHECK_OUT(&c, "upgraded: worker process ");
+    DWORD new_pid = worker_pid(&c, name, "serving");
+    CHECK_MSG(new_pid != 0 && new_pid != old_pid, "the serving worker is %lu (was %lu)",
+              (unsigned long)new_pid, (unsigned long)old_pid);
+    snprintf(want, sizeof want, "worker process %lu drained and exited", (unsigned long)old_pid);
+    CHECK(log_has(log, want, 30000));
+    /* Only the new worker is left to receive and to answer. */
+    LONG at_exit = u.echoed;
+    CHECK_MSG(udp_wait_echoed(&u, at_exit + 300, 30000),
+              "%ld datagrams echoed after the old worker exited", u.echoed - at_exit);
+    int ready_after_upgrade = http_status(admin, "/readyz");
+    LONG sent_upgrade = u.sent;
+    LONG lost_upgrade = udp_load_stop(&u);
+    churn_stop(&load);
+    printf("udp through an upgrade: %ld sent, %ld lost, %ld duplicates, %ld wrong; /readyz "
+           "after it: %d; tcp: %ld connects, %ld refused, %ld resets, %ld wrong echoes; worker "
+           "%lu -> %lu\n",
+           sent_upgrade, lost_upgrade, u.duplicates, u.wrong, ready_after_upgrade, load.connects,
+           load.refused, load.resets, load.wrong_echo, (unsigned long)old_pid,
+           (unsigned long)new_pid);
+    fflush(stdout);
+    CHECK_EQ_U(ready_after_upgrade, 200);
+    CHECK_EQ_U(lost_upgrade, 0);
+    CHECK_EQ_U(u.wrong, 0);
+    CHECK_EQ_U(load.refused, 0);
+    CHECK_EQ_U(load.resets, 0);
+    CHECK_EQ_U(load.wrong_echo, 0);
+
+    /* A killed worker: the next one gets the same UDP socket and admin listener. */
+    udp_load_start(&u, port);
+    CHECK(udp_wait_echoed(&u, 300, 30000));
+    HANDLE victim = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, new_pid);
+    CHECK_MSG(victim != NULL, "cannot open worker %lu (Win32 %lu)", (unsigned long)new_pid,
+              (unsigned long)GetLastError());
+    uint64_t t_kill = test_now_ms();
+    CHECK(TerminateProcess(victim, 9));
+    CHECK(WaitForSingleObject(victim, 10000) == WAIT_OBJECT_0);
+    CloseHandle(victim);
+    LONG at_kill = u.echoed;
+    CHECK_MSG(udp_wait_echoed(&u, at_kill + 300, 30000), "%ld datagrams echoed after the kill",
+              u.echoed - at_kill);
+    uint64_t udp_back_ms = test_now_ms() - t_kill;
+    int ready_after_kill = readyz_within(admin, 10000);
+    LONG sent_kill = u.sent;
+    LONG lost_kill = udp_load_stop(&u);
+    DWORD third = 0;
+    uint64_t until = test_now_ms() + 10000; /* serving once the supervisor has its ready */
+    while ((third = worker_pid(&c, name, "serving")) == 0 && test_now_ms() < until)
+        Sleep(100);
+    printf("udp through a killed worker: %ld sent, %ld lost (held by the dead worker), %ld "
+           "duplicates, %ld wrong; 300 more echoed %llu ms after the kill; /readyz after it: "
+           "%d; worker %lu -> %lu\n",
+           sent_kill, lost_kill, u.duplicates, u.wrong, (unsigned long long)udp_back_ms,
+           ready_after_kill, (unsigned long)new_pid, (unsigned long)third);
+    CHECK_EQ_U(ready_after_kill, 200);
+    CHECK_MSG(third != 0 && third != new_pid, "serving worker %lu after killing %lu",
+              (unsigned long)third, (unsigned long)new_pid);
+    CHECK_EQ_U(u.wrong, 0);
+    finish(&c, name);
+}
+
+/* --udp-only: no TCP listener; the supervisor holds the UDP socket alone, and an upgrade
+ * loses no datagram. */
+static void udp_only_upgrade(void)
+{
+    static tp_child c;
+    char name[64], log[MAX_PATH * 3], copy[MAX_PATH * 3];
+    uint16_t port = start_service(&c, "udpo", 1, "--udp-only", name, sizeof name, log, sizeof log);
+    DWORD old_pid = worker_pid(&c, name, "serving");
+    CHECK_MSG(old_pid != 0, "no serving worker in:\n%s", c.out);
+    copy_exe(copy, sizeof copy);
+    udp_load u;
+    udp_load_start(&u, port);
+    CHECK(udp_wait_echoed(&u, 300, 30000));
+    CHECK(run(&c, "upgrade --name %s --exe \"%s\" --allow-unsafe-location", name, copy) == 0);
+    DWORD new_pid = worker_pid(&c, name, "serving");
+    CHECK_MSG(new_pid != 0 && new_pid != old_pid, "the serving worker is %lu (was %lu)",
+              (unsigned long)new_pid, (unsigned long)old_pid);
+    char want[200];
+    snprintf(want, sizeof want, "worker process %lu drained and exited", (unsigned long)old_pid);
+    CHECK(log_has(log, want, 30000));
+    LONG at_exit = u.echoed;
+    CHECK(udp_wait_echoed(&u, at_exit + 300, 30000));
+    LONG sent = u.sent, lost = udp_load_stop(&u);
+    printf("udp-only through an upgrade: %ld sent, %ld lost, %ld wrong; worker %lu -> %lu\n", sent,
+           lost, u.wrong, (unsigned long)old_pid, (unsigned long)new_pid);
+    CHECK_EQ_U(lost, 0);
+    CHECK_EQ_U(u.wrong, 0);
     finish(&c, name);
 }
 
@@ -471,6 +608,8 @@ static const test_case cases[] = {
     {"killed_worker_restarts", killed_worker_restarts},
     {"failed_upgrade_keeps_old", failed_upgrade_keeps_old},
     {"upgrade_needs_supervised", upgrade_needs_supervised},
+    {"udp_admin_upgrade_and_kill", udp_admin_upgrade_and_kill},
+    {"udp_only_upgrade", udp_only_upgrade},
 };
 
 /* Started by the supervisor as a "worker" (failed_upgrade_keeps_old): a program that neither

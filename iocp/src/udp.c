@@ -48,6 +48,7 @@ static void recv_done(iocpi_op *op, DWORD bytes, DWORD error);
 /* A slot leaves the ring (the socket is closed, or it failed too often). */
 static void recv_retire(udp_recv *r)
 {
+    InterlockedDecrement(&r->udp->recvs_live);
     InterlockedDecrement64(&r->udp->busy);
 }
 
@@ -380,55 +381,73 @@ static void udp_free(iocpi_udp *u)
     free(u);
 }
 
-/* Makes and binds the endpoint's own socket (u->sock, u->family). */
-static iocp_err udp_bind(iocp_engine *e, iocpi_udp *u, uint16_t port, iocp_error_info *err)
+/* Makes and binds a datagram socket on bind_address:port as the endpoint's own is made
+ * (exclusive, dual-stack on [::], 4 MiB buffers, SIO_UDP_CONNRESET off); also for a
+ * supervisor's held socket (udp_hold.c). *connreset_error: the WSA error when
+ * SIO_UDP_CONNRESET could not be turned off (the caller says so in its log), else 0. On
+ * failure *out is INVALID_SOCKET. */
+iocp_err iocpi_udp_bind(const char *bind_address, uint16_t port, SOCKET *out, int *family,
+                        int *connreset_error, iocp_error_info *err)
 {
     ADDRINFOW *ai = NULL;
-    iocp_err rc =
-        iocpi_resolve_bind(e->config.bind_address, port, SOCK_DGRAM, IPPROTO_UDP, &ai, err);
+    *out = INVALID_SOCKET;
+    *connreset_error = 0;
+    iocp_err rc = iocpi_resolve_bind(bind_address, port, SOCK_DGRAM, IPPROTO_UDP, &ai, err);
     if (rc != IOCP_OK)
         return rc;
     char want[80];
     iocpi_format_addr(ai->ai_addr, want, sizeof want);
     DWORD sys = 0;
-    u->family = ai->ai_family;
-    u->sock = WSASocketW(ai->ai_family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0,
-                         WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
-    if (u->sock == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL)
-        u->sock = WSASocketW(ai->ai_family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0, WSA_FLAG_OVERLAPPED);
-    if (u->sock == INVALID_SOCKET) {
+    *family = ai->ai_family;
+    SOCKET s = WSASocketW(ai->ai_family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0,
+                          WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL)
+        s = WSASocketW(ai->ai_family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    if (s == INVALID_SOCKET) {
         sys = (DWORD)WSAGetLastError();
         rc = iocp_err_from_sys(sys);
         iocpi_error_set(err, rc, sys, "udp: cannot create the socket");
         goto done;
     }
     BOOL yes = TRUE;
-    setsockopt(u->sock, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&yes, sizeof yes);
+    setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&yes, sizeof yes);
     if (ai->ai_family == AF_INET6 &&
         IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr)) {
         DWORD off = 0; /* dual-stack: IPv4 peers arrive as ::ffff:a.b.c.d */
-        setsockopt(u->sock, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&off, sizeof off);
+        setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&off, sizeof off);
     }
-    if (bind(u->sock, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
+    if (bind(s, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
         sys = (DWORD)WSAGetLastError();
         rc = iocpi_bind_failed(err, sys, 1, want, port);
+        closesocket(s);
         goto done;
     }
     /* Room for bursts while every receive is being handled (the system may cap it). */
     int bufsize = SOCKET_BUFFERS;
-    setsockopt(u->sock, SOL_SOCKET, SO_RCVBUF, (const char *)&bufsize, sizeof bufsize);
-    setsockopt(u->sock, SOL_SOCKET, SO_SNDBUF, (const char *)&bufsize, sizeof bufsize);
+    setsockopt(s, SOL_SOCKET, SO_RCVBUF, (const char *)&bufsize, sizeof bufsize);
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, (const char *)&bufsize, sizeof bufsize);
     BOOL report = FALSE;
     DWORD ignored = 0;
-    if (WSAIoctl(u->sock, SIO_UDP_CONNRESET, &report, sizeof report, NULL, 0, &ignored, NULL,
-                 NULL) != 0)
+    if (WSAIoctl(s, SIO_UDP_CONNRESET, &report, sizeof report, NULL, 0, &ignored, NULL, NULL) != 0)
+        *connreset_error = WSAGetLastError();
+    *out = s;
+done:
+    FreeAddrInfoW(ai);
+    return rc;
+}
+
+/* Makes and binds the endpoint's own socket (u->sock, u->family). */
+static iocp_err udp_bind(iocp_engine *e, iocpi_udp *u, uint16_t port, iocp_error_info *err)
+{
+    int connreset_error = 0;
+    iocp_err rc =
+        iocpi_udp_bind(e->config.bind_address, port, &u->sock, &u->family, &connreset_error, err);
+    if (rc == IOCP_OK && connreset_error != 0)
         iocpi_log(e, IOCP_LOG_WARN,
                   "udp: SIO_UDP_CONNRESET cannot be turned off (WSA %d): an ICMP error may "
                   "fail a receive (counted in udp_errors, the receive is posted again)",
-                  WSAGetLastError());
-done:
-    FreeAddrInfoW(ai);
-    return rc; /* on failure udp_free closes u->sock */
+                  connreset_error);
+    return rc;
 }
 
 iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
@@ -491,7 +510,10 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
         iocpi_format_addr((struct sockaddr *)&bound, u->address, sizeof u->address);
         u->port = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset in v6 */
     }
-    rc = iocpi_associate(e, u->sock, &sys);
+    if (c->inherit_udp != NULL && c->inherit_udp->by_events)
+        u->emulated = 1; /* a supervisor's socket: never on any port (udp_hold.c) */
+    else
+        rc = iocpi_associate(e, u->sock, &sys);
     if (rc != IOCP_OK && c->inherit_udp != NULL && sys == ERROR_INVALID_PARAMETER) {
         /* The original is on its owner's port: every op completes by an event instead
          * (udp_handover.c), as the inherited listener's accepts do. */
@@ -532,6 +554,7 @@ iocp_err iocpi_udp_start(iocp_engine *e, iocp_error_info *err)
         goto fail;
     e->udp = u;
     u->busy = receives;
+    u->recvs_live = (LONG)receives;
     for (uint32_t i = 0; i < receives; i++)
         recv_post(&u->recvs[i]);
     iocpi_log(e, IOCP_LOG_INFO, "udp on %s (%lu receives of %lu bytes, %lu send slots)%s",

@@ -23,6 +23,8 @@
 #define WSA_FLAG_NO_HANDLE_INHERIT 0x80
 #endif
 
+#define STOP_RECEIVING_WAIT_MS 2000u
+
 /* The blob travels as plain bytes (public header without Winsock). */
 typedef char udp_info_fits[sizeof(WSAPROTOCOL_INFOW) <= IOCP_LISTENER_INFO_BYTES ? 1 : -1];
 
@@ -86,7 +88,18 @@ iocp_err iocp_engine_stop_udp_receiving(iocp_engine *engine)
         stopped = 1;
     }
     ReleaseSRWLockExclusive(&u->lock);
-    if (stopped)
+    /* A receive that took a datagram before its cancel is handled on a worker: its echo
+     * is sent before the slot retires. Waited for here, so that an iocp_engine_stop right
+     * after (a drain with no connection open) does not find the datagram unanswered and
+     * refuse its send as stopping. Bounded: the workers may be busy, or this is one. */
+    uint64_t until = GetTickCount64() + STOP_RECEIVING_WAIT_MS;
+    while (u->recvs_live > 0 && GetTickCount64() < until)
+        Sleep(1);
+    if (stopped && u->recvs_live > 0)
+        iocpi_log(e, IOCP_LOG_WARN,
+                  "udp on %s: stopped receiving, but %ld receives had not finished after %u ms",
+                  u->address, (long)u->recvs_live, STOP_RECEIVING_WAIT_MS);
+    else if (stopped)
         iocpi_log(e, IOCP_LOG_INFO, "udp on %s: stopped receiving (the successor receives)",
                   u->address);
     return IOCP_OK;

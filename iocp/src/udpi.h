@@ -56,6 +56,7 @@ typedef struct iocpi_udp {
     uint32_t send_count;
     SLIST_HEADER free_sends;
     volatile LONG64 busy;          /* receives posted + send slots taken */
+    volatile LONG recvs_live;      /* receive slots still in the ring (not retired) */
     struct iocpi_udp_guard *guard; /* which sources are answered (udp_guard.c) */
     /* handing over (udp_handover.c): the socket came from another engine and stays on its
      * completion port, so every op completes by an event (receives: iocpi_emulated; sends:
@@ -80,5 +81,10 @@ void iocpi_udp_events_free(iocpi_udp *u);
 /* Each receive's event and wait, once the slots exist; 0 or fills err. */
 iocp_err iocpi_udp_emulate(iocpi_udp *u, iocp_error_info *err);
 void iocpi_udp_unemulate(iocpi_udp *u);
+/* Makes and binds a datagram socket as the endpoint's own is made (udp.c); also for a
+ * supervisor's held socket (udp_hold.c). *connreset_error: the WSA error when
+ * SIO_UDP_CONNRESET stays on, else 0. */
+iocp_err iocpi_udp_bind(const char *bind_address, uint16_t port, SOCKET *out, int *family,
+                        int *connreset_error, iocp_error_info *err);
 
 #endif

@@ -559,6 +559,10 @@ typedef struct iocp_udp_export {
     uint16_t port;
     uint16_t family; /* AF_INET or AF_INET6 */
     unsigned char info[IOCP_LISTENER_INFO_BYTES];
+    /* 1: the successor never puts the socket on its completion port; its receives and sends
+     * complete by events (udp_handover.c), so every worker of a supervisor's socket behaves
+     * alike, the first as the later ones. Set by iocp_held_udp_export. */
+    uint32_t by_events;
 } iocp_udp_export;
 
 /* Duplicates the UDP endpoint's socket for process target_pid (this process's pid works
@@ -572,7 +576,10 @@ IOCP_API iocp_err iocp_engine_export_udp(iocp_engine *engine, uint32_t target_pi
  * datagram is served as usual, its echo sent), none is posted again. The socket stays open
  * for the replies until iocp_engine_stop; a successor's duplicate keeps it open after that.
  * Call it once the successor receives: a datagram that arrives meanwhile waits in the
- * socket's buffer for the successor's next receive. IOCP_E_INVALID_ARG without UDP. */
+ * socket's buffer for the successor's next receive. It returns once every receive has
+ * finished (so a datagram one held has been answered: an iocp_engine_stop right after
+ * refuses no echo), or after 2 s; not from this engine's callbacks, which would hold up the
+ * receives it waits for. IOCP_E_INVALID_ARG without UDP. */
 IOCP_API iocp_err iocp_engine_stop_udp_receiving(iocp_engine *engine);
 /* A listening socket held for worker processes (listener_hold.c): a supervisor binds it once
  * (config's bind_address, port and backlog, as an engine would), never accepts on it and never
@@ -587,6 +594,19 @@ IOCP_API uint16_t iocp_held_listener_port(const iocp_held_listener *l);
 IOCP_API iocp_err iocp_held_listener_export(iocp_held_listener *l, uint32_t target_pid,
                                             iocp_listener_export *out, iocp_error_info *err);
 IOCP_API void iocp_held_listener_close(iocp_held_listener *l);
+/* A UDP socket held for worker processes (udp_hold.c), as iocp_held_listener is for the TCP
+ * listener: bound once on config's bind_address and port (made as the engine's UDP endpoint
+ * makes its own), never received on, never put on a completion port, exported to each worker
+ * (by_events set; the worker starts with config.inherit_udp). Datagrams that arrive while no
+ * worker receives wait in its buffer. */
+typedef struct iocp_held_udp iocp_held_udp;
+IOCP_API iocp_err iocp_udp_hold(const iocp_config *config, uint16_t port, iocp_held_udp **out,
+                                iocp_error_info *err);
+IOCP_API const char *iocp_held_udp_address(const iocp_held_udp *u);
+IOCP_API uint16_t iocp_held_udp_port(const iocp_held_udp *u);
+IOCP_API iocp_err iocp_held_udp_export(iocp_held_udp *u, uint32_t target_pid, iocp_udp_export *out,
+                                       iocp_error_info *err);
+IOCP_API void iocp_held_udp_close(iocp_held_udp *u);
 
 /* ---- changing a running engine's configuration (reconfigure.c) ------------------------ */
 
