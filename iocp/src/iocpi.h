@@ -584,6 +584,23 @@ HANDLE iocpi_emulated_event(const iocpi_emulated *em);
  * and a supervisor's held one, listener_hold.c). */
 iocp_err iocpi_bind_listener(const iocp_config *config, int *family, SOCKET *out,
                              iocp_error_info *err);
+/* listener_hold.c: a socket a supervisor holds for its worker processes (the TCP listener
+ * there, the UDP socket in udp_hold.c): made with Winsock started (iocpi_held_new, which the
+ * caller binds), named from getsockname, duplicated for a worker, closed. */
+typedef struct iocpi_held {
+    SOCKET sock;
+    int family;
+    uint16_t port;
+    char address[80];
+} iocpi_held;
+/* WSAStartup, then a zeroed object of `size` bytes that begins with an iocpi_held. */
+iocp_err iocpi_held_new(size_t size, const char *what, void **out, iocp_error_info *err);
+/* After the bind: address and port from the socket. */
+void iocpi_held_name(iocpi_held *h);
+iocp_err iocpi_held_duplicate(const iocpi_held *h, uint32_t target_pid, const char *what,
+                              WSAPROTOCOL_INFOW *info, iocp_error_info *err);
+/* Closes the socket (if any), frees the object, WSACleanup. */
+void iocpi_held_free(iocpi_held *h);
 
 /* udp.c: the UDP endpoint. start after the listener (its port may be the listener's); stop
  * closes the socket (every receive and send completes, udp_busy falls to 0); fini frees it

@@ -9,11 +9,60 @@
 #include "iocpi.h"
 
 struct iocp_held_listener {
-    SOCKET sock;
-    int family;
-    uint16_t port;
-    char address[80];
+    iocpi_held held; /* first: iocpi_held_new and iocpi_held_free see only this */
 };
+
+iocp_err iocpi_held_new(size_t size, const char *what, void **out, iocp_error_info *err)
+{
+    WSADATA wsa;
+    int wsa_rc = WSAStartup(MAKEWORD(2, 2), &wsa);
+    if (wsa_rc != 0) {
+        iocpi_error_set(err, iocp_err_from_sys((DWORD)wsa_rc), (DWORD)wsa_rc, "WSAStartup");
+        return iocp_err_from_sys((DWORD)wsa_rc);
+    }
+    iocpi_held *h = calloc(1, size);
+    if (h == NULL) {
+        WSACleanup();
+        iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "cannot allocate the held %s", what);
+        return IOCP_E_NO_MEMORY;
+    }
+    h->sock = INVALID_SOCKET;
+    *out = h;
+    return IOCP_OK;
+}
+
+void iocpi_held_name(iocpi_held *h)
+{
+    SOCKADDR_STORAGE bound;
+    int bound_len = sizeof bound;
+    if (getsockname(h->sock, (struct sockaddr *)&bound, &bound_len) == 0) {
+        iocpi_format_addr((struct sockaddr *)&bound, h->address, sizeof h->address);
+        h->port = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset in v6 */
+    }
+}
+
+iocp_err iocpi_held_duplicate(const iocpi_held *h, uint32_t target_pid, const char *what,
+                              WSAPROTOCOL_INFOW *info, iocp_error_info *err)
+{
+    if (WSADuplicateSocketW(h->sock, (DWORD)target_pid, info) != 0) {
+        DWORD sys = (DWORD)WSAGetLastError();
+        iocp_err code = iocp_err_from_sys(sys);
+        iocpi_error_set(err, code, sys, "cannot duplicate the %s on %s for process %lu", what,
+                        h->address, (unsigned long)target_pid);
+        return code;
+    }
+    return IOCP_OK;
+}
+
+void iocpi_held_free(iocpi_held *h)
+{
+    if (h == NULL)
+        return;
+    if (h->sock != INVALID_SOCKET)
+        closesocket(h->sock);
+    free(h);
+    WSACleanup();
+}
 
 iocp_err iocp_listener_hold(const iocp_config *config, iocp_held_listener **out,
                             iocp_error_info *err)
@@ -25,42 +74,29 @@ iocp_err iocp_listener_hold(const iocp_config *config, iocp_held_listener **out,
         return IOCP_E_INVALID_ARG;
     }
     *out = NULL;
-    WSADATA wsa;
-    int wsa_rc = WSAStartup(MAKEWORD(2, 2), &wsa);
-    if (wsa_rc != 0) {
-        iocpi_error_set(err, iocp_err_from_sys((DWORD)wsa_rc), (DWORD)wsa_rc, "WSAStartup");
-        return iocp_err_from_sys((DWORD)wsa_rc);
-    }
-    iocp_held_listener *l = calloc(1, sizeof *l);
-    if (l == NULL) {
-        WSACleanup();
-        iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "cannot allocate the held listener");
-        return IOCP_E_NO_MEMORY;
-    }
-    iocp_err rc = iocpi_bind_listener(config, &l->family, &l->sock, err);
+    iocp_held_listener *l;
+    iocp_err rc = iocpi_held_new(sizeof *l, "listener", (void **)&l, err);
+    if (rc != IOCP_OK)
+        return rc;
+    rc = iocpi_bind_listener(config, &l->held.family, &l->held.sock, err);
     if (rc != IOCP_OK) {
-        free(l);
-        WSACleanup();
+        l->held.sock = INVALID_SOCKET;
+        iocpi_held_free(&l->held);
         return rc;
     }
-    SOCKADDR_STORAGE bound;
-    int bound_len = sizeof bound;
-    if (getsockname(l->sock, (struct sockaddr *)&bound, &bound_len) == 0) {
-        iocpi_format_addr((struct sockaddr *)&bound, l->address, sizeof l->address);
-        l->port = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset in v6 */
-    }
+    iocpi_held_name(&l->held);
     *out = l;
     return IOCP_OK;
 }
 
 const char *iocp_held_listener_address(const iocp_held_listener *l)
 {
-    return l != NULL ? l->address : "";
+    return l != NULL ? l->held.address : "";
 }
 
 uint16_t iocp_held_listener_port(const iocp_held_listener *l)
 {
-    return l != NULL ? l->port : 0;
+    return l != NULL ? l->held.port : 0;
 }
 
 iocp_err iocp_held_listener_export(iocp_held_listener *l, uint32_t target_pid,
@@ -74,16 +110,12 @@ iocp_err iocp_held_listener_export(iocp_held_listener *l, uint32_t target_pid,
     }
     memset(out, 0, sizeof *out);
     WSAPROTOCOL_INFOW info;
-    if (WSADuplicateSocketW(l->sock, (DWORD)target_pid, &info) != 0) {
-        DWORD sys = (DWORD)WSAGetLastError();
-        iocp_err code = iocp_err_from_sys(sys);
-        iocpi_error_set(err, code, sys, "cannot duplicate the listener on %s for process %lu",
-                        l->address, (unsigned long)target_pid);
-        return code;
-    }
+    iocp_err rc = iocpi_held_duplicate(&l->held, target_pid, "listener", &info, err);
+    if (rc != IOCP_OK)
+        return rc;
     out->target_pid = target_pid;
-    out->port = l->port;
-    out->family = (uint16_t)l->family;
+    out->port = l->held.port;
+    out->family = (uint16_t)l->held.family;
     out->accept_by_events = 1;
     memcpy(out->tcp, &info, sizeof info);
     return IOCP_OK;
@@ -91,9 +123,6 @@ iocp_err iocp_held_listener_export(iocp_held_listener *l, uint32_t target_pid,
 
 void iocp_held_listener_close(iocp_held_listener *l)
 {
-    if (l == NULL)
-        return;
-    closesocket(l->sock);
-    free(l);
-    WSACleanup();
+    if (l != NULL)
+        iocpi_held_free(&l->held);
 }

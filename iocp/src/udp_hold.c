@@ -10,10 +10,7 @@
 #include "udpi.h"
 
 struct iocp_held_udp {
-    SOCKET sock;
-    int family;
-    uint16_t port;
-    char address[80];
+    iocpi_held held; /* first: iocpi_held_new and iocpi_held_free see only this */
 };
 
 iocp_err iocp_udp_hold(const iocp_config *config, uint16_t port, iocp_held_udp **out,
@@ -26,44 +23,31 @@ iocp_err iocp_udp_hold(const iocp_config *config, uint16_t port, iocp_held_udp *
         return IOCP_E_INVALID_ARG;
     }
     *out = NULL;
-    WSADATA wsa;
-    int wsa_rc = WSAStartup(MAKEWORD(2, 2), &wsa);
-    if (wsa_rc != 0) {
-        iocpi_error_set(err, iocp_err_from_sys((DWORD)wsa_rc), (DWORD)wsa_rc, "WSAStartup");
-        return iocp_err_from_sys((DWORD)wsa_rc);
-    }
-    iocp_held_udp *u = calloc(1, sizeof *u);
-    if (u == NULL) {
-        WSACleanup();
-        iocpi_error_set(err, IOCP_E_NO_MEMORY, 0, "cannot allocate the held udp socket");
-        return IOCP_E_NO_MEMORY;
-    }
+    iocp_held_udp *u;
+    iocp_err rc = iocpi_held_new(sizeof *u, "udp socket", (void **)&u, err);
+    if (rc != IOCP_OK)
+        return rc;
     int connreset_error = 0; /* the workers' engines count what it lets through */
-    iocp_err rc =
-        iocpi_udp_bind(config->bind_address, port, &u->sock, &u->family, &connreset_error, err);
+    rc = iocpi_udp_bind(config->bind_address, port, &u->held.sock, &u->held.family,
+                        &connreset_error, err);
     if (rc != IOCP_OK) {
-        free(u);
-        WSACleanup();
+        u->held.sock = INVALID_SOCKET;
+        iocpi_held_free(&u->held);
         return rc;
     }
-    SOCKADDR_STORAGE bound;
-    int bound_len = sizeof bound;
-    if (getsockname(u->sock, (struct sockaddr *)&bound, &bound_len) == 0) {
-        iocpi_format_addr((struct sockaddr *)&bound, u->address, sizeof u->address);
-        u->port = ntohs(((struct sockaddr_in *)&bound)->sin_port); /* same offset in v6 */
-    }
+    iocpi_held_name(&u->held);
     *out = u;
     return IOCP_OK;
 }
 
 const char *iocp_held_udp_address(const iocp_held_udp *u)
 {
-    return u != NULL ? u->address : "";
+    return u != NULL ? u->held.address : "";
 }
 
 uint16_t iocp_held_udp_port(const iocp_held_udp *u)
 {
-    return u != NULL ? u->port : 0;
+    return u != NULL ? u->held.port : 0;
 }
 
 iocp_err iocp_held_udp_export(iocp_held_udp *u, uint32_t target_pid, iocp_udp_export *out,
@@ -77,16 +61,12 @@ iocp_err iocp_held_udp_export(iocp_held_udp *u, uint32_t target_pid, iocp_udp_ex
     }
     memset(out, 0, sizeof *out);
     WSAPROTOCOL_INFOW info;
-    if (WSADuplicateSocketW(u->sock, (DWORD)target_pid, &info) != 0) {
-        DWORD sys = (DWORD)WSAGetLastError();
-        iocp_err code = iocp_err_from_sys(sys);
-        iocpi_error_set(err, code, sys, "cannot duplicate udp on %s for process %lu", u->address,
-                        (unsigned long)target_pid);
-        return code;
-    }
+    iocp_err rc = iocpi_held_duplicate(&u->held, target_pid, "udp socket", &info, err);
+    if (rc != IOCP_OK)
+        return rc;
     out->target_pid = target_pid;
-    out->port = u->port;
-    out->family = (uint16_t)u->family;
+    out->port = u->held.port;
+    out->family = (uint16_t)u->held.family;
     out->by_events = 1;
     memcpy(out->info, &info, sizeof info);
     return IOCP_OK;
@@ -94,9 +74,6 @@ iocp_err iocp_held_udp_export(iocp_held_udp *u, uint32_t target_pid, iocp_udp_ex
 
 void iocp_held_udp_close(iocp_held_udp *u)
 {
-    if (u == NULL)
-        return;
-    closesocket(u->sock);
-    free(u);
-    WSACleanup();
+    if (u != NULL)
+        iocpi_held_free(&u->held);
 }
