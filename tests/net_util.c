@@ -215,6 +215,7 @@ typedef struct stat_wait {
     iocp_engine *e;
     size_t offset;
     uint64_t value;
+    int at_least; /* 0: the value itself; 1: it or more (a counter a load keeps moving) */
 } stat_wait;
 
 static int stat_reached(void *arg)
@@ -224,12 +225,18 @@ static int stat_reached(void *arg)
     iocp_engine_stats(w->e, &st);
     uint64_t v;
     memcpy(&v, (const char *)&st + w->offset, sizeof v);
-    return v == w->value;
+    return w->at_least ? v >= w->value : v == w->value;
 }
 
 int tn_wait_stat(iocp_engine *e, size_t offset, uint64_t value, uint32_t timeout_ms)
 {
-    stat_wait w = {e, offset, value};
+    stat_wait w = {e, offset, value, 0};
+    return test_wait_until(stat_reached, &w, timeout_ms);
+}
+
+int tn_wait_stat_at_least(iocp_engine *e, size_t offset, uint64_t value, uint32_t timeout_ms)
+{
+    stat_wait w = {e, offset, value, 1};
     return test_wait_until(stat_reached, &w, timeout_ms);
 }
 

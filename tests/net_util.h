@@ -51,6 +51,8 @@ iocp_engine *tn_start(iocp_config *cfg, const iocp_handlers *handlers, void *use
 
 /* Waits until stats field at byte offset `offset` (ST(field)) == value. */
 int tn_wait_stat(iocp_engine *e, size_t offset, uint64_t value, uint32_t timeout_ms);
+/* The same for value or more: a counter a running load keeps moving past any one value. */
+int tn_wait_stat_at_least(iocp_engine *e, size_t offset, uint64_t value, uint32_t timeout_ms);
 /* Stops (drain 5 s), checks every context, operation, queued byte, heap chunk and receive
  * buffer came back and no zero-byte receive is left, then destroys. */
 void tn_stop_clean(iocp_engine *e);

@@ -27,13 +27,7 @@ static uint64_t accepted(iocp_engine *e)
 /* Waits until e has accepted at least `count` connections. */
 static int wait_accepted(iocp_engine *e, uint64_t count, uint32_t timeout_ms)
 {
-    DWORD until = GetTickCount() + timeout_ms;
-    while (accepted(e) < count) {
-        if ((LONG)(GetTickCount() - until) >= 0)
-            return 0;
-        Sleep(5);
-    }
-    return 1;
+    return tn_wait_stat_at_least(e, ST(accepted), count, timeout_ms);
 }
 
 static void echo_line(SOCKET s, const char *what, int i)
@@ -214,13 +208,7 @@ static uint64_t udp_in(iocp_engine *e)
 
 static int wait_udp_in(iocp_engine *e, uint64_t count, uint32_t timeout_ms)
 {
-    DWORD until = GetTickCount() + timeout_ms;
-    while (udp_in(e) < count) {
-        if ((LONG)(GetTickCount() - until) >= 0)
-            return 0;
-        Sleep(5);
-    }
-    return 1;
+    return tn_wait_stat_at_least(e, ST(udp_datagrams_in), count, timeout_ms);
 }
 
 /* Engine A echoes UDP; B starts on A's socket (the duplicate for this process), both
