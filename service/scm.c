@@ -504,8 +504,17 @@ int svc_scm_start(const svc_options *opt)
         return rc;
     }
     uint64_t t0 = svc_now_ms();
+    int w;
     if (!StartServiceW(svc, 0, NULL)) {
         DWORD e = GetLastError();
+        /* A service that stopped with an error before the SCM's start handshake ended (a bad
+         * parameter is found at once) can make StartService say 1053 at once (seen under Wine
+         * 10): its status then holds the code it reported, which says why. */
+        if (e == ERROR_SERVICE_REQUEST_TIMEOUT && query(svc, &st) == 0 &&
+            st.dwCurrentState == SERVICE_STOPPED && st.dwWin32ExitCode != NO_ERROR) {
+            w = 0;
+            goto started;
+        }
         if (e == ERROR_SERVICE_ALREADY_RUNNING) {
             svc_status_info info;
             char err[300];
@@ -519,7 +528,8 @@ int svc_scm_start(const svc_options *opt)
         }
         goto out;
     }
-    int w = wait_state(svc, SERVICE_START_PENDING, SERVICE_START_PENDING, timeout_s, &st);
+    w = wait_state(svc, SERVICE_START_PENDING, SERVICE_START_PENDING, timeout_s, &st);
+started:
     if (w < 0) {
         rc = fail("cannot query the service", GetLastError());
     } else if (w > 0) {
