@@ -81,6 +81,7 @@ static struct {
     volatile LONG drain_requested;
     uint32_t restarts, deaths, failing_in_row;
     uint64_t restart_at_ms; /* 0: no restart due */
+    int udp_check_due;      /* a worker that held the UDP socket ended unasked */
     char last_death[700];
     wchar_t current_exe[SVC_PATH_MAX]; /* what restarts run: the installed one, or upgraded */
     /* The options a worker being started gets: the stored Parameters for an upgrade (NULL:
@@ -572,12 +573,34 @@ static void on_worker_exit(sup_worker *w)
     snprintf(S.last_death, sizeof S.last_death, "%s", text);
     ReleaseSRWLockExclusive(&S.lock);
     svc_event(IOCP_LOG_ERROR, MSG_ERROR, text);
+    S.udp_check_due = S.udp != NULL;
     int was_serving = w->state == WORKER_SERVING;
     if (served_ms >= HEALTHY_MS)
         S.failing_in_row = 0;
     worker_release(w);
     if (was_serving && serving_count() == 0)
         schedule_restart();
+}
+
+/* Before the next worker gets the UDP socket a dead one used: under Wine a receive or send
+ * the dead process had begun can block the socket for every process (udp_stuck.c); then it is
+ * made anew. No worker holds it now (a restart comes only when none serves). */
+static int renew_udp_if_stuck(void)
+{
+    int renewed = 0;
+    iocp_error_info err;
+    if (iocp_held_udp_renew_if_stuck(S.udp, &renewed, &err) != IOCP_OK) {
+        svc_event(IOCP_LOG_ERROR, MSG_ERROR, err.message);
+        AcquireSRWLockExclusive(&S.lock);
+        S.deaths++;
+        snprintf(S.last_death, sizeof S.last_death, "%s", err.message);
+        ReleaseSRWLockExclusive(&S.lock);
+        return -1;
+    }
+    S.udp_check_due = 0;
+    if (renewed)
+        svc_log(IOCP_LOG_WARN, "%s", err.message);
+    return 0;
 }
 
 static void restart_if_due(void)
@@ -590,6 +613,10 @@ static void restart_if_due(void)
     AcquireSRWLockExclusive(&S.lock);
     S.restarts++;
     ReleaseSRWLockExclusive(&S.lock);
+    if (S.udp_check_due && renew_udp_if_stuck() != 0) {
+        schedule_restart(); /* the next try binds again */
+        return;
+    }
     if (start_serving_worker(why, sizeof why, &code) != 0) {
         if (S.stopping)
             return;

@@ -10,7 +10,8 @@
 #include "udpi.h"
 
 struct iocp_held_udp {
-    iocpi_held held; /* first: iocpi_held_new and iocpi_held_free see only this */
+    iocpi_held held;        /* first: iocpi_held_new and iocpi_held_free see only this */
+    char bind_address[256]; /* to bind again in its place (iocp_held_udp_renew_if_stuck) */
 };
 
 iocp_err iocp_udp_hold(const iocp_config *config, uint16_t port, iocp_held_udp **out,
@@ -27,6 +28,14 @@ iocp_err iocp_udp_hold(const iocp_config *config, uint16_t port, iocp_held_udp *
     iocp_err rc = iocpi_held_new(sizeof *u, "udp socket", (void **)&u, err);
     if (rc != IOCP_OK)
         return rc;
+    if (config->bind_address != NULL && strlen(config->bind_address) >= sizeof u->bind_address) {
+        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0, "the bind address is too long");
+        u->held.sock = INVALID_SOCKET;
+        iocpi_held_free(&u->held);
+        return IOCP_E_INVALID_ARG;
+    }
+    snprintf(u->bind_address, sizeof u->bind_address, "%s",
+             config->bind_address != NULL ? config->bind_address : "");
     int connreset_error = 0; /* the workers' engines count what it lets through */
     rc = iocpi_udp_bind(config->bind_address, port, &u->held.sock, &u->held.family,
                         &connreset_error, err);
@@ -69,6 +78,51 @@ iocp_err iocp_held_udp_export(iocp_held_udp *u, uint32_t target_pid, iocp_udp_ex
     out->family = (uint16_t)u->held.family;
     out->by_events = 1;
     memcpy(out->info, &info, sizeof info);
+    return IOCP_OK;
+}
+
+iocp_err iocp_held_udp_renew_if_stuck(iocp_held_udp *u, int *renewed, iocp_error_info *err)
+{
+    if (err != NULL)
+        memset(err, 0, sizeof *err);
+    if (u == NULL || renewed == NULL) {
+        iocpi_error_set(err, IOCP_E_INVALID_ARG, 0,
+                        "iocp_held_udp_renew_if_stuck needs u and renewed");
+        return IOCP_E_INVALID_ARG;
+    }
+    *renewed = 0;
+    unsigned long waiting = 0;
+    iocpi_udp_state state = IOCPI_UDP_RECEIVES_BLOCKED; /* a failed renewal left no socket */
+    if (u->held.sock != INVALID_SOCKET) {
+        state = iocpi_udp_probe(u->held.sock, &waiting);
+        if (state == IOCPI_UDP_SERVES || state == IOCPI_UDP_UNKNOWN)
+            return IOCP_OK;
+        closesocket(u->held.sock); /* the last handle: Wine frees the blocked queue with it */
+        u->held.sock = INVALID_SOCKET;
+    }
+    /* The port is free from here until the bind: another program could take it, and then
+     * this fails (the next call binds again). */
+    int connreset_error = 0;
+    const char *what = state == IOCPI_UDP_SENDS_BLOCKED ? "sends" : "receives";
+    iocp_err rc = iocpi_udp_bind(u->bind_address, u->held.port, &u->held.sock, &u->held.family,
+                                 &connreset_error, err);
+    if (rc != IOCP_OK) {
+        u->held.sock = INVALID_SOCKET;
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", err != NULL ? err->message : "");
+        iocpi_error_set(err, rc, err != NULL ? err->sys_code : 0,
+                        "udp: its %s blocked by a dead process's unfinished I/O, the socket was "
+                        "closed and a new one could not be bound: %s",
+                        what, why);
+        return rc;
+    }
+    iocpi_held_name(&u->held);
+    *renewed = 1;
+    if (err != NULL)
+        snprintf(err->message, sizeof err->message,
+                 "udp on %s: the socket's %s were blocked by a dead process's unfinished I/O "
+                 "(%lu bytes waiting in it, dropped): bound a new socket in its place",
+                 u->held.address, what, waiting);
     return IOCP_OK;
 }
 

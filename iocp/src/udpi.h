@@ -86,5 +86,15 @@ void iocpi_udp_unemulate(iocpi_udp *u);
  * SIO_UDP_CONNRESET stays on, else 0. */
 iocp_err iocpi_udp_bind(const char *bind_address, uint16_t port, SOCKET *out, int *family,
                         int *connreset_error, iocp_error_info *err);
+/* udp_stuck.c: whether a socket no process receives on now still serves (a datagram to
+ * itself is sent and read back at once), or a dead process's unfinished receive or send
+ * blocks it (Wine). *waiting_bytes: FIONREAD's count. Leaves the socket blocking. */
+typedef enum iocpi_udp_state {
+    IOCPI_UDP_SERVES,
+    IOCPI_UDP_RECEIVES_BLOCKED,
+    IOCPI_UDP_SENDS_BLOCKED,
+    IOCPI_UDP_UNKNOWN /* neither side could tell (an error other than would-block) */
+} iocpi_udp_state;
+iocpi_udp_state iocpi_udp_probe(SOCKET s, unsigned long *waiting_bytes);
 
 #endif

@@ -606,6 +606,16 @@ IOCP_API const char *iocp_held_udp_address(const iocp_held_udp *u);
 IOCP_API uint16_t iocp_held_udp_port(const iocp_held_udp *u);
 IOCP_API iocp_err iocp_held_udp_export(iocp_held_udp *u, uint32_t target_pid, iocp_udp_export *out,
                                        iocp_error_info *err);
+/* Before a worker gets the socket after one that used it ended unasked (killed, crashed), with
+ * no worker holding it: checks that it still serves (a datagram it sends to itself is read
+ * back at once) and when it does not, closes it and binds a new one on the same address and
+ * port (*renewed = 1, err->message says what was blocked; the datagrams waiting in the old
+ * one are dropped). Under Wine a receive or send a killed process had begun is never ended
+ * and blocks every later one on the socket, in every process (docs/wine.md); Windows ends a
+ * dead process's I/O, so there the check finds it serving. After a failed bind the socket is
+ * gone and the next call binds again. */
+IOCP_API iocp_err iocp_held_udp_renew_if_stuck(iocp_held_udp *u, int *renewed,
+                                               iocp_error_info *err);
 IOCP_API void iocp_held_udp_close(iocp_held_udp *u);
 
 /* ---- changing a running engine's configuration (reconfigure.c) ------------------------ */
