@@ -3,8 +3,9 @@
 # --tls-pfx tests/tls/server.pfx` with the default floor, and what it reports asserted:
 #   Wine 10: SSL 2, SSL 3, TLS 1 and TLS 1.1 not offered, TLS 1.2 offered; the NULL, anonymous,
 #     export, LOW, 3DES and obsolete CBC cipher categories not offered, strong (AEAD) offered;
-#     forward secrecy offered; LUCKY13 not vulnerable. The forward-secrecy list is what Wine's
-#     Schannel puts in a ServerHello: it takes the client's first suite, so CBC suites appear
+#     forward secrecy offered; LUCKY13 not vulnerable; secure renegotiation (RFC 5746)
+#     supported and a client's renegotiation refused (the log says so). The forward-secrecy
+#     list is what Wine's Schannel puts in a ServerHello: it takes the client's first suite, so CBC suites appear
 #     there when testssl lists them before an AEAD one (docs/wine.md). testssl reads the
 #     ServerHello and hangs up; each of those suites is then offered the same way by openssl
 #     s_client, which must get the insufficient_security alert from the check after the
@@ -47,7 +48,7 @@ port=$(wait_port "$log" "listening on")
 rm -f "$work/testssl.json"
 # HEADER_MAXSLEEP: testssl's wait for a service banner (an echo server sends none), 5 s else.
 start=$(date +%s)
-HEADER_MAXSLEEP=1 timeout 280 testssl --protocols --std --fs --lucky13 --quiet --color 0 \
+HEADER_MAXSLEEP=1 timeout 280 testssl --protocols --std --fs --lucky13 -R --quiet --color 0 \
     --warnings off --jsonfile "$work/testssl.json" "127.0.0.1:$port" >"$work/testssl.txt" 2>&1 ||
     true
 echo "testssl took $(($(date +%s) - start)) s"
@@ -109,6 +110,14 @@ fs_key = "PFS" if "PFS" in found else "FS"  # testssl 3.0 says PFS, 3.1 FS
 want(fs_key, "offered")
 if not found.get("LUCKY13", "").startswith("not vulnerable"):
     bad.append(f"LUCKY13: '{found.get('LUCKY13')}'")
+want("secure_renego", "supported")  # RFC 5746's extension (Schannel's)
+# A client's renegotiation: the engine answers no_renegotiation and closes (testssl may add
+# "timed out": its s_client keeps waiting on its input after the close).
+client_renego = found.get("secure_client_renego", "")
+if not re.match(r"(likely )?not vulnerable", client_renego):
+    bad.append(f"secure_client_renego: '{client_renego}'")
+if "asked for a TLS renegotiation, which is refused" not in log:
+    bad.append("the server's log does not show the renegotiation refused")
 fs = found.get(fs_key + "_ciphers", "").split()
 if not fs:
     bad.append("no forward-secrecy cipher list")
