@@ -1931,9 +1931,10 @@ static void wait_status(child *c, const char *name, DWORD want)
     }
 }
 
-/* service/README.md's recipe with sc.exe alone: no Parameters key and no Event Log source.
- * The service starts on the defaults (status says so, and how to add the source); start
- * parameters give it port 0 here, as tests take no fixed port. Then echo, stop, delete. */
+/* service/README.md's recipe with sc.exe alone (its virtual account too): no Parameters key
+ * and no Event Log source. The service starts on the defaults (status says so, and how to add
+ * the source); start parameters give it port 0 here, as tests take no fixed port, and it
+ * starts on demand, not at boot. Then echo, stop, delete. */
 static void sc_create_recipe(void)
 {
     char name[64], exe[MAX_PATH * 3];
@@ -1943,8 +1944,10 @@ static void sc_create_recipe(void)
     service_name(name, sizeof name, "sc");
     tp_program_path(service_exe(), wexe, MAX_PATH);
     svc_narrow(wexe, exe, sizeof exe);
-    CHECK_EQ_U(run_sc(&sc, "create %s binPath= \"\\\"%s\\\" service --name %s\" start= demand",
-                      name, exe, name),
+    CHECK_EQ_U(run_sc(&sc,
+                      "create %s binPath= \"\\\"%s\\\" service --name %s\" start= demand "
+                      "obj= \"NT SERVICE\\%s\"",
+                      name, exe, name, name),
                0);
     CHECK_RUN(&c, 7, "status --name %s", name);
     CHECK_OUT(&c, "options: the defaults (no Parameters key)");
@@ -1952,6 +1955,9 @@ static void sc_create_recipe(void)
     CHECK_OUT(&c, "has no Event Log source");
     CHECK_OUT(&c, "/v EventMessageFile /t REG_EXPAND_SZ /d");
     CHECK_OUT(&c, "start: demand (manual)");
+    char account[100];
+    snprintf(account, sizeof account, "account: NT SERVICE\\%s", name);
+    CHECK_OUT(&c, account);
     CHECK_OUT(&c, "service --name ");
 
     CHECK_EQ_U(run_sc(&sc, "start %s --port 0", name), 0);
