@@ -669,6 +669,16 @@ static uint64_t flood_answered(iocp_engine *e, uint64_t t0, uint32_t sent, const
     return took;
 }
 
+/* 1,000 datagrams at once from s to e, then flood_answered. */
+static uint64_t flood_from_one_socket(iocp_engine *e, SOCKET s, const char *what, iocp_stats *out)
+{
+    uint16_t port = iocp_engine_udp_port(e);
+    uint64_t t0 = test_now_ms();
+    for (uint32_t i = 0; i < 1000; i++)
+        send_to4(s, port, &i, sizeof i);
+    return flood_answered(e, t0, 1000, what, out);
+}
+
 /* udp_rate 200, udp_burst 100: 1,000 datagrams at once from one socket: every one is answered
  * or counted over its source's rate, and no more are answered than the bucket allows in the
  * time taken; another source (address: ::1), with a bucket of its own, is answered exactly. */
@@ -682,11 +692,8 @@ static void source_rate_limits_flood(void)
     iocp_engine *e = udp_start(&cfg, NULL, NULL);
     uint16_t port = iocp_engine_udp_port(e);
     SOCKET s = udp_client(AF_INET, 3000);
-    uint64_t t0 = test_now_ms();
-    for (uint32_t i = 0; i < 1000; i++)
-        send_to4(s, port, &i, sizeof i);
     iocp_stats st;
-    uint64_t took = flood_answered(e, t0, 1000, "flood", &st);
+    uint64_t took = flood_from_one_socket(e, s, "flood", &st);
     iocp_engine_stats(e, &st);
     CHECK_EQ_U(st.udp_datagrams_out + st.udp_rate_limited, st.udp_datagrams_in);
     CHECK(st.udp_rate_limited >= 1);
@@ -803,11 +810,8 @@ static void flow_rate_limits_one_port(void)
     iocp_engine *e = udp_start(&cfg, NULL, NULL);
     uint16_t port = iocp_engine_udp_port(e);
     SOCKET s = udp_client(AF_INET, 3000);
-    uint64_t t0 = test_now_ms();
-    for (uint32_t i = 0; i < 1000; i++)
-        send_to4(s, port, &i, sizeof i);
     iocp_stats st;
-    uint64_t took = flood_answered(e, t0, 1000, "one flow", &st);
+    uint64_t took = flood_from_one_socket(e, s, "one flow", &st);
     CHECK_MSG(st.udp_datagrams_in - st.udp_rate_limited <= 100 + 200 * (took / 1000 + 1),
               "%llu answered in %llu ms",
               (unsigned long long)(st.udp_datagrams_in - st.udp_rate_limited),
