@@ -51,6 +51,54 @@ static DWORD WINAPI stop_main(LPVOID arg)
     return 0;
 }
 
+/* LONG_LIVED connections to port on loopback, each echoed once ("before"). */
+static void open_held(SOCKET held[LONG_LIVED], uint16_t port, uint32_t timeout_ms)
+{
+    for (int i = 0; i < LONG_LIVED; i++) {
+        held[i] = tn_connect("127.0.0.1", port, timeout_ms);
+        CHECK(held[i] != INVALID_SOCKET);
+        echo_line(held[i], "before", i);
+    }
+}
+
+/* Each long-lived connection gets its server's FIN (the drain's end) and nothing before it;
+ * then it is closed. */
+static void expect_fins(SOCKET held[LONG_LIVED])
+{
+    for (int i = 0; i < LONG_LIVED; i++) {
+        char c;
+        int got = recv(held[i], &c, 1, 0);
+        CHECK_MSG(got == 0, "long-lived connection %d: recv gave %d (WSA %d), not the FIN", i, got,
+                  got < 0 ? WSAGetLastError() : 0);
+        closesocket(held[i]);
+    }
+}
+
+/* Engine A, no longer accepting, still echoes on its long-lived connections; then it stops
+ * (on a thread of its own: the stop waits for the drain) and the drain closes each with a
+ * FIN. */
+static void a_drains(iocp_engine *a, SOCKET held[LONG_LIVED])
+{
+    for (int i = 0; i < LONG_LIVED; i++)
+        echo_line(held[i], "after", i);
+    stopper st = {a, IOCP_OK};
+    HANDLE t = CreateThread(NULL, 0, stop_main, &st, 0, NULL);
+    CHECK(t != NULL);
+    expect_fins(held);
+    CHECK(WaitForSingleObject(t, 30000) == WAIT_OBJECT_0);
+    CloseHandle(t);
+    CHECK_OK(st.rc);
+}
+
+/* A new connection to port is echoed exactly: the successor serves on after A is gone. */
+static void serves_on(uint16_t port)
+{
+    SOCKET s = tn_connect("127.0.0.1", port, 10000);
+    CHECK(s != INVALID_SOCKET);
+    echo_line(s, "after A", 0);
+    closesocket(s);
+}
+
 /* Engine A on loopback holding LONG_LIVED connections that have echoed once, and a client
  * connecting to it in a loop (the load both handover cases run through). */
 static iocp_engine *start_a_under_load(SOCKET held[LONG_LIVED], churn *load, uint16_t *port)
@@ -60,11 +108,7 @@ static iocp_engine *start_a_under_load(SOCKET held[LONG_LIVED], churn *load, uin
     ca.bind_address = "127.0.0.1";
     iocp_engine *a = tn_start(&ca, NULL, NULL);
     *port = iocp_engine_port(a);
-    for (int i = 0; i < LONG_LIVED; i++) {
-        held[i] = tn_connect("127.0.0.1", *port, 10000);
-        CHECK(held[i] != INVALID_SOCKET);
-        echo_line(held[i], "before", i);
-    }
+    open_held(held, *port, 10000);
     churn_start(load, *port);
     return a;
 }
@@ -110,21 +154,7 @@ static void handover_in_process(void)
     CHECK_EQ_U(load.resets, 0);
 
     /* A no longer accepts, but its connections still work until it drains. */
-    for (int i = 0; i < LONG_LIVED; i++)
-        echo_line(held[i], "after", i);
-    stopper st = {a, IOCP_OK};
-    HANDLE t = CreateThread(NULL, 0, stop_main, &st, 0, NULL);
-    CHECK(t != NULL);
-    for (int i = 0; i < LONG_LIVED; i++) {
-        char c;
-        int got = recv(held[i], &c, 1, 0);
-        CHECK_MSG(got == 0, "long-lived connection %d: recv gave %d (WSA %d), not the FIN", i, got,
-                  got < 0 ? WSAGetLastError() : 0);
-        closesocket(held[i]);
-    }
-    CHECK(WaitForSingleObject(t, 30000) == WAIT_OBJECT_0);
-    CloseHandle(t);
-    CHECK_OK(st.rc);
+    a_drains(a, held);
     iocp_stats sa;
     iocp_engine_stats(a, &sa);
     CHECK_EQ_U(sa.closed[IOCP_CLOSE_STOP], LONG_LIVED);
@@ -132,10 +162,7 @@ static void handover_in_process(void)
     tn_stop_clean(a);
 
     /* B serves on after A is gone: the socket stayed open through B's duplicate. */
-    SOCKET s = tn_connect("127.0.0.1", port, 10000);
-    CHECK(s != INVALID_SOCKET);
-    echo_line(s, "after A", 0);
-    closesocket(s);
+    serves_on(port);
     tn_stop_clean(b);
 }
 
@@ -406,29 +433,12 @@ static void handover_across_processes(void)
     CHECK_EQ_U(load.refused, 0);
     CHECK_EQ_U(load.wrong_echo, 0);
     CHECK_EQ_U(load.resets, 0);
-    for (int i = 0; i < LONG_LIVED; i++)
-        echo_line(held[i], "after", i);
-    stopper st = {a, IOCP_OK};
-    HANDLE t = CreateThread(NULL, 0, stop_main, &st, 0, NULL);
-    CHECK(t != NULL);
-    for (int i = 0; i < LONG_LIVED; i++) {
-        char c;
-        int got = recv(held[i], &c, 1, 0);
-        CHECK_MSG(got == 0, "long-lived connection %d: recv gave %d (WSA %d), not the FIN", i, got,
-                  got < 0 ? WSAGetLastError() : 0);
-        closesocket(held[i]);
-    }
-    CHECK(WaitForSingleObject(t, 30000) == WAIT_OBJECT_0);
-    CloseHandle(t);
-    CHECK_OK(st.rc);
+    a_drains(a, held);
     DWORD drained_ms = GetTickCount() - t0;
     tn_stop_clean(a);
 
     /* The successor serves on alone. */
-    SOCKET s = tn_connect("127.0.0.1", port, 10000);
-    CHECK(s != INVALID_SOCKET);
-    echo_line(s, "after A", 0);
-    closesocket(s);
+    serves_on(port);
     CloseHandle(to_child);
     CHECK(tp_wait(&child, 60000));
     CHECK_MSG(child.exit_code == 0 && tp_find_line(child.out, "clean") != NULL,
@@ -475,6 +485,42 @@ static void run_service(tp_child *c, const char *args)
     tp_start(c, IOCP_SERVICE_EXE, args, NULL, 1, CREATE_NEW_PROCESS_GROUP);
 }
 
+/* The instance to be taken over: `run` with args until it listens; its port. */
+static uint16_t run_listening(tp_child *old, const char *args)
+{
+    run_service(old, args);
+    CHECK_MSG(tp_wait_line(old, "listening on", 30000), "%s", old->out);
+    return listening_port(old);
+}
+
+/* The old instance, once it has handed over, drains and exits 0. */
+static void old_exits(tp_child *old)
+{
+    CHECK(tp_wait(old, 60000));
+    CHECK_MSG(old->exit_code == 0, "the old instance exited %lu: %s", old->exit_code, old->out);
+}
+
+/* The successor listens, on the old instance's port. */
+static void successor_listens(tp_child *next, uint16_t port)
+{
+    CHECK_MSG(tp_wait_line(next, "listening on", 60000), "%s", next->out);
+    CHECK_EQ_U(listening_port(next), port);
+}
+
+/* The successor answers on the pipe as the instance now: `drain` succeeds and it exits 0. */
+static void drain_successor(const char *name, tp_child *next)
+{
+    char args[120];
+    tp_child drain;
+    snprintf(args, sizeof args, "drain --name %s", name);
+    run_service(&drain, args);
+    CHECK(tp_wait(&drain, 30000));
+    CHECK_MSG(drain.exit_code == 0, "drain exited %lu: %s", drain.exit_code, drain.out);
+    CHECK(tp_wait(next, 30000));
+    CHECK_MSG(next->exit_code == 0, "the successor exited %lu: %s", next->exit_code, next->out);
+    tp_free(&drain);
+}
+
 /* A console instance is taken over by another: a client connecting every few ms and 20
  * long-lived connections through it see 0 refused, 0 resets, every echo exact; the old one's
  * connections echo after the handover and get a FIN at its drain's end (--drain-timeout 3),
@@ -486,15 +532,9 @@ static void takeover_console(void)
     snprintf(name, sizeof name, "takeover-%lu", (unsigned long)GetCurrentProcessId());
     snprintf(args, sizeof args, "run --name %s --bind 127.0.0.1 --port 0 --drain-timeout 3", name);
     tp_child old;
-    run_service(&old, args);
-    CHECK_MSG(tp_wait_line(&old, "listening on", 30000), "%s", old.out);
-    uint16_t port = listening_port(&old);
+    uint16_t port = run_listening(&old, args);
     SOCKET held[LONG_LIVED];
-    for (int i = 0; i < LONG_LIVED; i++) {
-        held[i] = tn_connect("127.0.0.1", port, 15000);
-        CHECK(held[i] != INVALID_SOCKET);
-        echo_line(held[i], "before", i);
-    }
+    open_held(held, port, 15000);
     churn load;
     churn_start(&load, port);
 
@@ -546,18 +586,10 @@ static void takeover_console(void)
     DWORD handed_ms = GetTickCount() - t0;
     for (int i = 0; i < LONG_LIVED; i++)
         echo_line(held[i], "after", i); /* the old one still serves its own */
-    for (int i = 0; i < LONG_LIVED; i++) {
-        char c;
-        int got = recv(held[i], &c, 1, 0);
-        CHECK_MSG(got == 0, "long-lived connection %d: recv gave %d (WSA %d), not the FIN", i, got,
-                  got < 0 ? WSAGetLastError() : 0);
-        closesocket(held[i]);
-    }
-    CHECK(tp_wait(&old, 60000));
-    CHECK_MSG(old.exit_code == 0, "the old instance exited %lu: %s", old.exit_code, old.out);
+    expect_fins(held);
+    old_exits(&old);
     DWORD old_gone_ms = GetTickCount() - t0;
-    CHECK_MSG(tp_wait_line(&next, "listening on", 60000), "%s", next.out);
-    CHECK_EQ_U(listening_port(&next), port);
+    successor_listens(&next, port);
     LONG at = load.connects;
     DWORD until = GetTickCount() + 30000;
     while (load.connects < at + 50) {
@@ -574,14 +606,7 @@ static void takeover_console(void)
     CHECK_EQ_U(load.resets, 0);
 
     /* The successor answers on the pipe as the instance now, and drains on request. */
-    tp_child drain;
-    snprintf(args, sizeof args, "drain --name %s", name);
-    run_service(&drain, args);
-    CHECK(tp_wait(&drain, 30000));
-    CHECK_MSG(drain.exit_code == 0, "drain exited %lu: %s", drain.exit_code, drain.out);
-    CHECK(tp_wait(&next, 30000));
-    CHECK_MSG(next.exit_code == 0, "the successor exited %lu: %s", next.exit_code, next.out);
-    tp_free(&drain);
+    drain_successor(name, &next);
     tp_free(&next);
     tp_free(&old);
 }
@@ -624,17 +649,11 @@ static void takeover_udp_admin_console(void)
              "run --name %s --bind 127.0.0.1 --port 0 --udp --admin-port %u --drain-timeout 3",
              name, (unsigned)admin);
     tp_child old;
-    run_service(&old, args);
-    CHECK_MSG(tp_wait_line(&old, "listening on", 30000), "%s", old.out);
-    uint16_t port = listening_port(&old);
+    uint16_t port = run_listening(&old, args);
     CHECK_MSG(wait_text(&old, "admin endpoint", 30000), "%s", old.out);
     CHECK_EQ_U(http_status(admin, "/readyz"), 200);
     SOCKET held[LONG_LIVED];
-    for (int i = 0; i < LONG_LIVED; i++) {
-        held[i] = tn_connect("127.0.0.1", port, 15000);
-        CHECK(held[i] != INVALID_SOCKET);
-        echo_line(held[i], "before", i);
-    }
+    open_held(held, port, 15000);
     churn load;
     churn_start(&load, port);
     udp_load datagrams;
@@ -677,18 +696,10 @@ static void takeover_udp_admin_console(void)
     DWORD handed_ms = GetTickCount() - t0;
     for (int i = 0; i < LONG_LIVED; i++)
         echo_line(held[i], "after", i); /* the old one still serves its own */
-    for (int i = 0; i < LONG_LIVED; i++) {
-        char c;
-        int got = recv(held[i], &c, 1, 0);
-        CHECK_MSG(got == 0, "long-lived connection %d: recv gave %d (WSA %d), not the FIN", i, got,
-                  got < 0 ? WSAGetLastError() : 0);
-        closesocket(held[i]);
-    }
-    CHECK(tp_wait(&old, 60000));
-    CHECK_MSG(old.exit_code == 0, "the old instance exited %lu: %s", old.exit_code, old.out);
+    expect_fins(held);
+    old_exits(&old);
     DWORD old_gone_ms = GetTickCount() - t0;
-    CHECK_MSG(tp_wait_line(&next, "listening on", 60000), "%s", next.out);
-    CHECK_EQ_U(listening_port(&next), port);
+    successor_listens(&next, port);
     CHECK_MSG(strstr(next.out, "(taken over)") != NULL, "%s", next.out);
     /* The old process is gone: only the successor answers on these ports now. */
     LONG at = load.connects, udp_at = datagrams.echoed, checks_at = hc.checks;
@@ -725,16 +736,9 @@ static void takeover_udp_admin_console(void)
     CHECK_EQ_U(hc.refused, 0);
     CHECK_EQ_U(hc.not_ready, 0);
 
-    tp_child drain;
-    snprintf(args, sizeof args, "drain --name %s", name);
-    run_service(&drain, args);
-    CHECK(tp_wait(&drain, 30000));
-    CHECK_MSG(drain.exit_code == 0, "drain exited %lu: %s", drain.exit_code, drain.out);
-    CHECK(tp_wait(&next, 30000));
-    CHECK_MSG(next.exit_code == 0, "the successor exited %lu: %s", next.exit_code, next.out);
+    drain_successor(name, &next);
     /* Both are gone: no duplicate of the admin listener was left open anywhere. */
     CHECK_MSG(http_status(admin, "/readyz") == -1, "admin port %u still answers", admin);
-    tp_free(&drain);
     tp_free(&next);
     tp_free(&old);
 }
@@ -748,9 +752,7 @@ static void takeover_udp_only_console(void)
     snprintf(args, sizeof args,
              "run --name %s --bind 127.0.0.1 --port 0 --udp-only --drain-timeout 3", name);
     tp_child old;
-    run_service(&old, args);
-    CHECK_MSG(tp_wait_line(&old, "listening on", 30000), "%s", old.out);
-    uint16_t port = listening_port(&old);
+    uint16_t port = run_listening(&old, args);
     udp_load datagrams;
     udp_load_start(&datagrams, port);
     CHECK_MSG(udp_wait_echoed(&datagrams, 200, 30000), "only %ld udp echoes before",
@@ -775,10 +777,8 @@ static void takeover_udp_only_console(void)
     run_service(&next, args);
     CHECK_MSG(wait_text(&old, "handed over to process", 60000), "old: %s\nnew: %s", old.out,
               next.out);
-    CHECK(tp_wait(&old, 60000));
-    CHECK_MSG(old.exit_code == 0, "the old instance exited %lu: %s", old.exit_code, old.out);
-    CHECK_MSG(tp_wait_line(&next, "listening on", 60000), "%s", next.out);
-    CHECK_EQ_U(listening_port(&next), port);
+    old_exits(&old);
+    successor_listens(&next, port);
     LONG udp_at = datagrams.echoed;
     CHECK_MSG(udp_wait_echoed(&datagrams, udp_at + 200, 30000), "stalled after the take-over");
     LONG lost = udp_load_stop(&datagrams);

@@ -648,6 +648,37 @@ static int all_received(void *arg)
     return st.udp_datagrams_in >= f->want;
 }
 
+/* The end of a flood of `sent` datagrams sent from t0 on: waits (10 s at most) until the
+ * engine has taken every one in, prints what came of them under `what`, then checks that all
+ * arrived and that every one not over a rate was answered. The stats in *out; the ms taken. */
+static uint64_t flood_answered(iocp_engine *e, uint64_t t0, uint32_t sent, const char *what,
+                               iocp_stats *out)
+{
+    flood_state f = {e, sent};
+    int all = test_wait_until(all_received, &f, 10000);
+    uint64_t took = test_now_ms() - t0;
+    iocp_stats st;
+    iocp_engine_stats(e, &st);
+    printf("%s: in %llu, out %llu, rate-limited %llu in %llu ms\n", what,
+           (unsigned long long)st.udp_datagrams_in, (unsigned long long)st.udp_datagrams_out,
+           (unsigned long long)st.udp_rate_limited, (unsigned long long)took);
+    CHECK_MSG(all, "only %llu of %lu arrived", (unsigned long long)st.udp_datagrams_in,
+              (unsigned long)sent);
+    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), st.udp_datagrams_in - st.udp_rate_limited, 5000));
+    *out = st;
+    return took;
+}
+
+/* 1,000 datagrams at once from s to e, then flood_answered. */
+static uint64_t flood_from_one_socket(iocp_engine *e, SOCKET s, const char *what, iocp_stats *out)
+{
+    uint16_t port = iocp_engine_udp_port(e);
+    uint64_t t0 = test_now_ms();
+    for (uint32_t i = 0; i < 1000; i++)
+        send_to4(s, port, &i, sizeof i);
+    return flood_answered(e, t0, 1000, what, out);
+}
+
 /* udp_rate 200, udp_burst 100: 1,000 datagrams at once from one socket: every one is answered
  * or counted over its source's rate, and no more are answered than the bucket allows in the
  * time taken; another source (address: ::1), with a bucket of its own, is answered exactly. */
@@ -661,19 +692,8 @@ static void source_rate_limits_flood(void)
     iocp_engine *e = udp_start(&cfg, NULL, NULL);
     uint16_t port = iocp_engine_udp_port(e);
     SOCKET s = udp_client(AF_INET, 3000);
-    uint64_t t0 = test_now_ms();
-    for (uint32_t i = 0; i < 1000; i++)
-        send_to4(s, port, &i, sizeof i);
-    flood_state f = {e, 1000};
-    int all = test_wait_until(all_received, &f, 10000);
-    uint64_t took = test_now_ms() - t0;
     iocp_stats st;
-    iocp_engine_stats(e, &st);
-    printf("flood: in %llu, out %llu, rate-limited %llu in %llu ms\n",
-           (unsigned long long)st.udp_datagrams_in, (unsigned long long)st.udp_datagrams_out,
-           (unsigned long long)st.udp_rate_limited, (unsigned long long)took);
-    CHECK_MSG(all, "only %llu of 1000 arrived", (unsigned long long)st.udp_datagrams_in);
-    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), st.udp_datagrams_in - st.udp_rate_limited, 5000));
+    uint64_t took = flood_from_one_socket(e, s, "flood", &st);
     iocp_engine_stats(e, &st);
     CHECK_EQ_U(st.udp_datagrams_out + st.udp_rate_limited, st.udp_datagrams_in);
     CHECK(st.udp_rate_limited >= 1);
@@ -763,17 +783,10 @@ static void one_address_many_ports_one_bucket(void)
             uint32_t id = i << 16 | seq;
             send_to4(s[i], port, &id, sizeof id);
         }
-    flood_state f = {e, SOCKS * EACH};
-    int all = test_wait_until(all_received, &f, 10000);
-    uint64_t took = test_now_ms() - t0;
+    char what[40];
+    snprintf(what, sizeof what, "%d ports of one address", SOCKS);
     iocp_stats st;
-    iocp_engine_stats(e, &st);
-    printf("%d ports of one address: in %llu, rate-limited %llu in %llu ms\n", SOCKS,
-           (unsigned long long)st.udp_datagrams_in, (unsigned long long)st.udp_rate_limited,
-           (unsigned long long)took);
-    CHECK_MSG(all, "only %llu of %d arrived", (unsigned long long)st.udp_datagrams_in,
-              SOCKS * EACH);
-    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), st.udp_datagrams_in - st.udp_rate_limited, 5000));
+    uint64_t took = flood_answered(e, t0, SOCKS * EACH, what, &st);
     iocp_engine_stats(e, &st);
     CHECK_EQ_U(st.udp_datagrams_out + st.udp_rate_limited, st.udp_datagrams_in);
     CHECK_MSG(st.udp_datagrams_out <= 100 + 200 * (took / 1000 + 1),
@@ -797,19 +810,8 @@ static void flow_rate_limits_one_port(void)
     iocp_engine *e = udp_start(&cfg, NULL, NULL);
     uint16_t port = iocp_engine_udp_port(e);
     SOCKET s = udp_client(AF_INET, 3000);
-    uint64_t t0 = test_now_ms();
-    for (uint32_t i = 0; i < 1000; i++)
-        send_to4(s, port, &i, sizeof i);
-    flood_state f = {e, 1000};
-    int all = test_wait_until(all_received, &f, 10000);
-    uint64_t took = test_now_ms() - t0;
     iocp_stats st;
-    iocp_engine_stats(e, &st);
-    printf("one flow: in %llu, rate-limited %llu in %llu ms\n",
-           (unsigned long long)st.udp_datagrams_in, (unsigned long long)st.udp_rate_limited,
-           (unsigned long long)took);
-    CHECK_MSG(all, "only %llu of 1000 arrived", (unsigned long long)st.udp_datagrams_in);
-    CHECK(tn_wait_stat(e, ST(udp_datagrams_out), st.udp_datagrams_in - st.udp_rate_limited, 5000));
+    uint64_t took = flood_from_one_socket(e, s, "one flow", &st);
     CHECK_MSG(st.udp_datagrams_in - st.udp_rate_limited <= 100 + 200 * (took / 1000 + 1),
               "%llu answered in %llu ms",
               (unsigned long long)(st.udp_datagrams_in - st.udp_rate_limited),
