@@ -82,6 +82,7 @@ static struct {
     uint32_t restarts, deaths, failing_in_row;
     uint64_t restart_at_ms; /* 0: no restart due */
     int udp_check_due;      /* a worker that held the UDP socket ended unasked */
+    int udp_down;           /* the UDP socket was blocked and no new one could be bound */
     char last_death[700];
     wchar_t current_exe[SVC_PATH_MAX]; /* what restarts run: the installed one, or upgraded */
     /* The options a worker being started gets: the stored Parameters for an upgrade (NULL:
@@ -224,16 +225,17 @@ static int send_setup(sup_worker *w, char *why, size_t why_size)
 {
     static char line[2 * (IOCP_LISTENER_INFO_BYTES + SVC_PATH_MAX) + 256];
     static iocp_listener_export x, admin;
-    static iocp_udp_export udp;
+    static iocp_udp_export udp_x;
     char value[SVC_PATH_MAX + 1];
     iocp_error_info err;
     const char *what = "listener";
     iocp_err e = IOCP_OK;
     if (S.listener != NULL)
         e = iocp_held_listener_export(S.listener, w->pid, &x, &err);
-    if (e == IOCP_OK && S.udp != NULL) {
+    int udp = S.udp != NULL && !S.udp_down;
+    if (e == IOCP_OK && udp) {
         what = "UDP socket";
-        e = iocp_held_udp_export(S.udp, w->pid, &udp, &err);
+        e = iocp_held_udp_export(S.udp, w->pid, &udp_x, &err);
     }
     if (e == IOCP_OK && S.admin != NULL) {
         what = "admin listener";
@@ -246,6 +248,12 @@ static int send_setup(sup_worker *w, char *why, size_t why_size)
     }
     int rc = 0;
     const svc_server_options *o = S.sending != NULL ? S.sending : &S.opt->server;
+    static svc_server_options without_udp;
+    if (S.udp != NULL && !udp) { /* serve TCP while UDP is down (renew_udp_if_stuck) */
+        without_udp = *o;
+        without_udp.udp = 0;
+        o = &without_udp;
+    }
     for (size_t k = 0; k < svc_server_opt_count && rc == 0; k++) {
         const svc_server_opt *def = &svc_server_opts[k];
         if (def->kind == SVC_OPT_SECRET)
@@ -262,8 +270,8 @@ static int send_setup(sup_worker *w, char *why, size_t why_size)
         socket_line(line, "LISTENER", x.port, x.family, x.accept_by_events, x.tcp);
         rc = svc_link_write(w->to, line);
     }
-    if (rc == 0 && S.udp != NULL) {
-        socket_line(line, "UDP", udp.port, udp.family, udp.by_events, udp.info);
+    if (rc == 0 && udp) {
+        socket_line(line, "UDP", udp_x.port, udp_x.family, udp_x.by_events, udp_x.info);
         rc = svc_link_write(w->to, line);
     }
     if (rc == 0 && S.admin != NULL) {
@@ -274,6 +282,7 @@ static int send_setup(sup_worker *w, char *why, size_t why_size)
         rc = svc_link_write(w->to, "GO\n");
     SecureZeroMemory(line, sizeof line);
     SecureZeroMemory(value, sizeof value);
+    SecureZeroMemory(without_udp.tls_password, sizeof without_udp.tls_password);
     if (rc != 0)
         snprintf(why, why_size, "worker process %lu closed its channel at once",
                  (unsigned long)w->pid);
@@ -590,14 +599,23 @@ static int renew_udp_if_stuck(void)
     int renewed = 0;
     iocp_error_info err;
     if (iocp_held_udp_renew_if_stuck(S.udp, &renewed, &err) != IOCP_OK) {
-        svc_event(IOCP_LOG_ERROR, MSG_ERROR, err.message);
+        /* Under Wine a blocked send keeps the old socket, and so its port, for as long as the
+         * Wine server runs: TCP serves on without UDP, and every later restart or upgrade
+         * tries the bind again. */
+        char text[sizeof err.message + 200];
+        snprintf(text, sizeof text, "%s; %s", err.message,
+                 S.listener != NULL ? "the next worker serves TCP without UDP"
+                                    : "nothing to serve without it (--udp-only)");
+        svc_event(IOCP_LOG_ERROR, MSG_ERROR, text);
         AcquireSRWLockExclusive(&S.lock);
         S.deaths++;
-        snprintf(S.last_death, sizeof S.last_death, "%s", err.message);
+        snprintf(S.last_death, sizeof S.last_death, "%s", text);
         ReleaseSRWLockExclusive(&S.lock);
+        S.udp_down = 1;
         return -1;
     }
     S.udp_check_due = 0;
+    S.udp_down = 0;
     if (renewed)
         svc_log(IOCP_LOG_WARN, "%s", err.message);
     return 0;
@@ -613,8 +631,8 @@ static void restart_if_due(void)
     AcquireSRWLockExclusive(&S.lock);
     S.restarts++;
     ReleaseSRWLockExclusive(&S.lock);
-    if (S.udp_check_due && renew_udp_if_stuck() != 0) {
-        schedule_restart(); /* the next try binds again */
+    if (S.udp_check_due && renew_udp_if_stuck() != 0 && S.listener == NULL) {
+        schedule_restart(); /* --udp-only: the next try binds again */
         return;
     }
     if (start_serving_worker(why, sizeof why, &code) != 0) {
@@ -750,6 +768,8 @@ static void do_upgrade(void)
         upgrade_result("failed", why);
         return;
     }
+    if (S.udp_down) /* no worker holds it now: bind it again for the new one */
+        renew_udp_if_stuck();
     S.sending = &fresh;
     sup_worker *w = worker_start(exe, why, sizeof why);
     S.sending = NULL;

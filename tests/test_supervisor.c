@@ -430,6 +430,26 @@ static int readyz_within(uint16_t port, uint32_t timeout_ms)
     return status;
 }
 
+/* After a killed worker: 1 when the next one echoes `want` datagrams in all, 2 when the
+ * supervisor says instead that the UDP socket was blocked and could not be bound again (Wine
+ * keeps a socket whose send a killed process had begun, and its port: docs/wine.md), 0 when
+ * neither came within timeout_ms. */
+static int udp_back_or_down(udp_load *u, LONG want, const char *log, uint32_t timeout_ms)
+{
+    static char text[1 << 17];
+    uint64_t until = test_now_ms() + timeout_ms;
+    for (;;) {
+        if (u->echoed >= want)
+            return 1;
+        read_file(log, text, sizeof text);
+        if (strstr(text, "cannot be bound again") != NULL)
+            return 2;
+        if (test_now_ms() >= until)
+            return 0;
+        Sleep(50);
+    }
+}
+
 /* --udp --admin-port: the UDP socket and the admin listener stay in the supervisor and go to
  * each worker as the TCP listener does. Through an upgrade a sender's datagrams are all echoed
  * (the old worker stops receiving only once the new one receives) and /readyz is answered 200
@@ -496,9 +516,16 @@ static void udp_admin_upgrade_and_kill(void)
     CHECK(WaitForSingleObject(victim, 10000) == WAIT_OBJECT_0);
     CloseHandle(victim);
     LONG at_kill = u.echoed;
-    CHECK_MSG(udp_wait_echoed(&u, at_kill + 300, 30000), "%ld datagrams echoed after the kill",
-              u.echoed - at_kill);
+    int back = udp_back_or_down(&u, at_kill + 300, log, 30000);
+    CHECK_MSG(back != 0, "%ld datagrams echoed after the kill", u.echoed - at_kill);
     uint64_t udp_back_ms = test_now_ms() - t_kill;
+    if (back == 2) {
+        printf("the kill met Wine's blocked send (docs/wine.md): the supervisor serves TCP "
+               "without UDP, as it says\n");
+        CHECK(fresh_echo(port, 10000));
+        CHECK(run(&c, "status --name %s", name) == 0);
+        CHECK_OUT(&c, "the next worker serves TCP without UDP");
+    }
     int ready_after_kill = readyz_within(admin, 10000);
     LONG sent_kill = u.sent;
     LONG lost_kill = udp_load_stop(&u);
@@ -507,9 +534,10 @@ static void udp_admin_upgrade_and_kill(void)
     while ((third = worker_pid(&c, name, "serving")) == 0 && test_now_ms() < until)
         Sleep(100);
     printf("udp through a killed worker: %ld sent, %ld lost (held by the dead worker), %ld "
-           "duplicates, %ld wrong; 300 more echoed %llu ms after the kill; /readyz after it: "
-           "%d; worker %lu -> %lu\n",
-           sent_kill, lost_kill, u.duplicates, u.wrong, (unsigned long long)udp_back_ms,
+           "duplicates, %ld wrong; %s %llu ms after the kill; /readyz after it: %d; worker "
+           "%lu -> %lu\n",
+           sent_kill, lost_kill, u.duplicates, u.wrong,
+           back == 1 ? "300 more echoed" : "udp said down", (unsigned long long)udp_back_ms,
            ready_after_kill, (unsigned long)new_pid, (unsigned long)third);
     CHECK_EQ_U(ready_after_kill, 200);
     CHECK_MSG(third != 0 && third != new_pid, "serving worker %lu after killing %lu",

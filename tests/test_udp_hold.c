@@ -135,8 +135,9 @@ static int hex_digit(char c)
 }
 
 /* The child: the held socket's protocol info on its standard input (hex), then receives on it
- * for ever, four at a time, as a worker does, until it is killed. */
-static void receiving_child(void)
+ * (or, `sending`, sends to it, to itself) for ever, four at a time, as a worker does, until it
+ * is killed. */
+static void busy_child(int sending)
 {
     char hex[2 * sizeof(WSAPROTOCOL_INFOW) + 8];
     CHECK(fgets(hex, sizeof hex, stdin) != NULL);
@@ -150,7 +151,10 @@ static void receiving_child(void)
     SOCKET s = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
                           WSA_FLAG_OVERLAPPED);
     CHECK(s != INVALID_SOCKET);
-    printf("receiving\n");
+    struct sockaddr_storage self;
+    int self_len = (int)sizeof self;
+    CHECK(getsockname(s, (struct sockaddr *)&self, &self_len) == 0);
+    printf("busy\n");
     fflush(stdout);
     enum { N = 4 };
     static WSAOVERLAPPED ov[N];
@@ -165,7 +169,13 @@ static void receiving_child(void)
             ov[i].hEvent = events[i];
             WSABUF b = {sizeof bufs[i], bufs[i]};
             DWORD got = 0, flags = 0;
-            WSARecvFrom(s, &b, 1, &got, &flags, NULL, NULL, &ov[i], NULL);
+            if (sending) {
+                b.len = 5;
+                memcpy(bufs[i], "child", 5);
+                WSASendTo(s, &b, 1, &got, 0, (struct sockaddr *)&self, self_len, &ov[i], NULL);
+            } else {
+                WSARecvFrom(s, &b, 1, &got, &flags, NULL, NULL, &ov[i], NULL);
+            }
         }
         WaitForMultipleObjects(N, events, TRUE, 1000);
     }
@@ -189,15 +199,43 @@ static DWORD WINAPI flood_run(void *arg)
     return 0;
 }
 
-/* Workers killed while datagrams keep coming: the check renews the socket exactly when a
- * receiver of ours on it got nothing for 2 s, and after it a receiver gets datagrams again
- * within 3 s. Under Wine a kill sometimes lands inside a
- * receive that found a datagram, and then only the new socket serves (printed: how many of
- * the rounds needed one). */
-static void killed_receiver_then_serves(void)
+/* One overlapped send of "probe" from s to its own address: 1 when it completed within
+ * timeout_ms. */
+static int send_within(SOCKET s, uint32_t timeout_ms)
+{
+    struct sockaddr_storage self;
+    int self_len = (int)sizeof self;
+    CHECK(getsockname(s, (struct sockaddr *)&self, &self_len) == 0);
+    WSAOVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    CHECK(ov.hEvent != NULL);
+    WSABUF b = {5, "probe"};
+    DWORD sent = 0, flags = 0;
+    int rc = WSASendTo(s, &b, 1, &sent, 0, (struct sockaddr *)&self, self_len, &ov, NULL);
+    CHECK_MSG(rc == 0 || WSAGetLastError() == WSA_IO_PENDING, "WSASendTo: WSA %d",
+              WSAGetLastError());
+    int done = WaitForSingleObject(ov.hEvent, timeout_ms) == WAIT_OBJECT_0 &&
+               WSAGetOverlappedResult(s, &ov, &sent, FALSE, &flags);
+    if (!done) {
+        CancelIoEx((HANDLE)s, &ov);
+        WaitForSingleObject(ov.hEvent, 5000);
+    }
+    CloseHandle(ov.hEvent);
+    return done;
+}
+
+/* Children that receive (or send) on the held socket killed while datagrams keep coming,
+ * until WANT_STUCK kills left it blocked or MAX_ROUNDS. After each kill the socket is first
+ * tried from here (a receive, or a send, that gets nothing done for 2 s: blocked), then
+ * checked. A blocked receive: the check binds a new socket and a receiver gets datagrams on
+ * it within 3 s. A blocked send: under Wine it keeps the old socket and its port, so the check
+ * closes the socket and fails, saying so; it is then the last round. A socket not blocked:
+ * the check keeps it and a receiver gets datagrams within 3 s. */
+static void kill_rounds(const char *case_name, int sending)
 {
     if (GetEnvironmentVariableW(CHILD_ENV, NULL, 0) > 0) {
-        receiving_child();
+        busy_child(sending);
         return;
     }
     char self[MAX_PATH * 2];
@@ -206,8 +244,8 @@ static void killed_receiver_then_serves(void)
     flood f = {iocp_held_udp_port(u), 0, NULL};
     f.thread = CreateThread(NULL, 0, flood_run, &f, 0, NULL);
     CHECK(f.thread != NULL);
-    int rounds = 0, stuck = 0;
-    while (rounds < MAX_ROUNDS && stuck < WANT_STUCK) {
+    int rounds = 0, stuck = 0, port_kept = 0;
+    while (rounds < MAX_ROUNDS && stuck < WANT_STUCK && !port_kept) {
         rounds++;
         HANDLE in_read, in_write;
         SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
@@ -215,7 +253,7 @@ static void killed_receiver_then_serves(void)
         CHECK(SetHandleInformation(in_write, HANDLE_FLAG_INHERIT, 0));
         CHECK(SetEnvironmentVariableW(CHILD_ENV, L"1"));
         tp_child child;
-        tp_start(&child, self, "killed_receiver_then_serves", in_read, 1, 0);
+        tp_start(&child, self, case_name, in_read, 1, 0);
         CHECK(SetEnvironmentVariableW(CHILD_ENV, NULL));
         CloseHandle(in_read);
         iocp_udp_export x;
@@ -229,21 +267,30 @@ static void killed_receiver_then_serves(void)
         DWORD wrote = 0;
         CHECK(WriteFile(in_write, hex, (DWORD)strlen(hex), &wrote, NULL));
         CloseHandle(in_write);
-        CHECK_MSG(tp_wait_line(&child, "receiving", 30000), "the child said:\n%s", child.out);
+        CHECK_MSG(tp_wait_line(&child, "busy", 30000), "the child said:\n%s", child.out);
         Sleep((DWORD)(10 + (rounds * 13) % 50)); /* the kill lands anywhere in its loop */
         tp_kill(&child);
         tp_free(&child);
 
-        /* Whether the old socket still gives a receiver anything, seen from here first. */
+        /* Whether the old socket still receives (or sends), seen from here first. */
         char buf[64];
         SOCKET old = open_here(u);
-        int blocked = receive_within(old, buf, sizeof buf, BLOCKED_MS) < 0;
+        int blocked = sending ? !send_within(old, BLOCKED_MS)
+                              : receive_within(old, buf, sizeof buf, BLOCKED_MS) < 0;
         closesocket(old);
         int renewed = 0;
-        CHECK_MSG(iocp_held_udp_renew_if_stuck(u, &renewed, &err) == IOCP_OK, "round %d: %s",
-                  rounds, err.message);
+        iocp_err rc = iocp_held_udp_renew_if_stuck(u, &renewed, &err);
+        if (rc != IOCP_OK) { /* Wine: the blocked send holds the old socket and its port */
+            CHECK_MSG(sending && blocked, "round %d: %s", rounds, err.message);
+            CHECK_MSG(strstr(err.message, "its sends were blocked") != NULL &&
+                          strstr(err.message, "cannot be bound again") != NULL,
+                      "round %d: %s", rounds, err.message);
+            printf("round %d: %s\n", rounds, err.message);
+            port_kept = 1;
+            break;
+        }
         CHECK_MSG(renewed == blocked, "round %d: the socket %s, but the check %s", rounds,
-                  blocked ? "gave nothing for 2 s" : "served", renewed ? "renewed it" : "kept it");
+                  blocked ? "did nothing for 2 s" : "served", renewed ? "renewed it" : "kept it");
         CHECK_EQ_U(iocp_held_udp_port(u), f.port);
         if (renewed) {
             stuck++;
@@ -251,21 +298,38 @@ static void killed_receiver_then_serves(void)
         }
         SOCKET s = open_here(u);
         int n = receive_within(s, buf, sizeof buf, RECEIVE_MS);
-        CHECK_MSG(n == 5 && memcmp(buf, "flood", 5) == 0,
-                  "round %d: no datagram within %u ms after the kill%s", rounds, RECEIVE_MS,
+        CHECK_MSG(n == 5, "round %d: no datagram within %u ms after the kill%s", rounds, RECEIVE_MS,
                   renewed ? " (on the new socket)" : " (the check found the socket serving)");
         closesocket(s);
     }
     f.stop = 1;
     WaitForSingleObject(f.thread, 10000);
     CloseHandle(f.thread);
-    printf("%d receivers killed, %d left the socket blocked (a new one served)\n", rounds, stuck);
+    printf("%d %s killed: %d left the socket blocked and a new one served%s\n", rounds,
+           sending ? "senders" : "receivers", stuck,
+           port_kept ? "; the last left a blocked send, which keeps the old socket's port" : "");
     iocp_held_udp_close(u);
+}
+
+/* Under Wine a kill sometimes lands inside a receive that found a datagram, and then only a
+ * new socket serves. */
+static void killed_receiver_then_serves(void)
+{
+    kill_rounds("killed_receiver_then_serves", 0);
+}
+
+/* Under Wine a kill sometimes lands inside a send, which then holds the socket and its port
+ * for as long as the Wine server runs: the check says so (a supervisor then serves TCP without
+ * UDP). */
+static void killed_sender_said(void)
+{
+    kill_rounds("killed_sender_said", 1);
 }
 
 static const test_case cases[] = {
     {"serving_socket_kept", serving_socket_kept},
     {"killed_receiver_then_serves", killed_receiver_then_serves},
+    {"killed_sender_said", killed_sender_said},
 };
 
 TEST_MAIN(cases)

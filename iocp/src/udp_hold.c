@@ -12,6 +12,7 @@
 struct iocp_held_udp {
     iocpi_held held;        /* first: iocpi_held_new and iocpi_held_free see only this */
     char bind_address[256]; /* to bind again in its place (iocp_held_udp_renew_if_stuck) */
+    const char *blocked;    /* "receives" or "sends": why the last socket was closed */
 };
 
 iocp_err iocp_udp_hold(const iocp_config *config, uint16_t port, iocp_held_udp **out,
@@ -92,28 +93,29 @@ iocp_err iocp_held_udp_renew_if_stuck(iocp_held_udp *u, int *renewed, iocp_error
     }
     *renewed = 0;
     unsigned long waiting = 0;
-    iocpi_udp_state state = IOCPI_UDP_RECEIVES_BLOCKED; /* a failed renewal left no socket */
-    if (u->held.sock != INVALID_SOCKET) {
-        state = iocpi_udp_probe(u->held.sock, &waiting);
+    if (u->held.sock != INVALID_SOCKET) { /* else a failed renewal left none: bind again */
+        iocpi_udp_state state = iocpi_udp_probe(u->held.sock, &waiting);
         if (state == IOCPI_UDP_SERVES || state == IOCPI_UDP_UNKNOWN)
             return IOCP_OK;
-        closesocket(u->held.sock); /* the last handle: Wine frees the blocked queue with it */
+        u->blocked = state == IOCPI_UDP_SENDS_BLOCKED ? "sends" : "receives";
+        /* Our last handle: Wine frees a blocked receive with the socket; a blocked send holds
+         * the socket itself (and its port) for as long as the Wine server runs. */
+        closesocket(u->held.sock);
         u->held.sock = INVALID_SOCKET;
     }
     /* The port is free from here until the bind: another program could take it, and then
      * this fails (the next call binds again). */
     int connreset_error = 0;
-    const char *what = state == IOCPI_UDP_SENDS_BLOCKED ? "sends" : "receives";
+    const char *what = u->blocked != NULL ? u->blocked : "receives";
     iocp_err rc = iocpi_udp_bind(u->bind_address, u->held.port, &u->held.sock, &u->held.family,
                                  &connreset_error, err);
     if (rc != IOCP_OK) {
         u->held.sock = INVALID_SOCKET;
-        char why[sizeof err->message];
-        snprintf(why, sizeof why, "%s", err != NULL ? err->message : "");
-        iocpi_error_set(err, rc, err != NULL ? err->sys_code : 0,
-                        "udp: its %s blocked by a dead process's unfinished I/O, the socket was "
-                        "closed and a new one could not be bound: %s",
-                        what, why);
+        unsigned long sys = err != NULL ? err->sys_code : 0;
+        iocpi_error_set(err, rc, sys,
+                        "udp on %s: its %s were blocked by a dead process's unfinished I/O, "
+                        "and the port cannot be bound again (Wine keeps such a socket)",
+                        u->held.address, what);
         return rc;
     }
     iocpi_held_name(&u->held);
