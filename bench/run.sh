@@ -123,6 +123,9 @@ case $BENCH_WINE in
 esac
 # shellcheck source=cmake/wine-tag.sh
 source "$root/cmake/wine-tag.sh"
+# Each scale run waits for the prefix's wineserver to end (a fresh one measures the memory):
+# wine-run.sh's server ends with the prefix's last program, not 30 s later.
+export IOCP_WINESERVER_LINGER=${IOCP_WINESERVER_LINGER:-0}
 # The prefix the servers really run in (wine-run.sh adds the tag), for wineserver and /proc.
 PREFIX=$IOCP_WINEPREFIX${IOCP_WINE_TAG:+-$IOCP_WINE_TAG}
 # One results file per Wine: a Wine 10 run's rows are not comparable with a Wine 8 run's.
