@@ -195,6 +195,11 @@ int tp_wait(tp_child *c, uint32_t timeout_ms)
     return ended;
 }
 
+int tp_never_started(const tp_child *c)
+{
+    return c->exit_code == 0xC0000142ul && c->out_len == 0 && c->err_len == 0;
+}
+
 void tp_kill(tp_child *c)
 {
     if (c->process == NULL)

@@ -114,6 +114,13 @@ static DWORD run(child *c, const char *fmt, ...)
     va_end(ap);
     child_start(c, args);
     DWORD code = child_finish(c, 90000);
+    if (tp_never_started(&c->p)) {
+        printf("$ iocp-service %s  -> 0x%08lX before any output: Wine did not start it; once "
+               "more\n",
+               args, (unsigned long)code);
+        child_start(c, args);
+        code = child_finish(c, 90000);
+    }
     printf("$ iocp-service %s  -> %lu\n%s", args, (unsigned long)code, c->text);
     return code;
 }

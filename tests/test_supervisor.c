@@ -56,6 +56,14 @@ static DWORD run(tp_child *c, const char *fmt, ...)
     tp_free(c);
     tp_start(c, service_exe(), args, NULL, 1, CREATE_NEW_PROCESS_GROUP);
     int ended = tp_wait(c, 120000);
+    if (ended && tp_never_started(c)) {
+        printf("$ iocp-service %s  -> 0x%08lX before any output: Wine did not start it; once "
+               "more\n",
+               args, c->exit_code);
+        tp_free(c);
+        tp_start(c, service_exe(), args, NULL, 1, CREATE_NEW_PROCESS_GROUP);
+        ended = tp_wait(c, 120000);
+    }
     printf("$ iocp-service %s  -> %lu\n%s", args, c->exit_code, c->out);
     fflush(stdout);
     CHECK_MSG(ended, "iocp-service %s did not finish", args);
