@@ -46,9 +46,8 @@ const char *tp_find_line(const char *text, const char *prefix);
  * closes the handles. Returns 1 when it ended by itself. */
 int tp_wait(tp_child *c, uint32_t timeout_ms);
 /* Whether the system never ran it: it ended with STATUS_DLL_INIT_FAILED (0xC0000142) before
- * writing anything. Wine does that now and then under load (a system DLL's start failed, as
- * user32's when the desktop does not answer); the program's own code never ran, so running
- * the same command once more is safe. */
+ * writing anything: a DLL's initialization failed before the program's code ran (seen once
+ * under Wine 8, under load: docs/wine.md), so running the same command once more is safe. */
 int tp_never_started(const tp_child *c);
 /* Ends it now (exit code 1) and reads what it wrote. */
 void tp_kill(tp_child *c);
