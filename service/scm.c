@@ -413,6 +413,8 @@ int svc_scm_stop(const svc_options *opt)
 
 /* ---- uninstall ------------------------------------------------------------------------- */
 
+#define REMOVAL_WAIT_MS 5000 /* for the stopped service's process to let go of it */
+
 int svc_scm_uninstall(const svc_options *opt)
 {
     int rc = SVC_EXIT_OK;
@@ -450,12 +452,21 @@ int svc_scm_uninstall(const svc_options *opt)
     CloseServiceHandle(svc);
     svc = NULL;
 
-    /* With our handle closed the SCM removes it now, unless another program holds one. */
+    /* With our handle closed the SCM removes it once no program holds one. The service's own
+     * process reports STOPPED before it has exited and let go of its handles, so give it a
+     * moment (Wine's SCM was seen still listing it right after the stop). */
     wchar_t wname[SVC_NAME_MAX + 1];
     svc_widen(opt->name, wname, sizeof wname / sizeof wname[0]);
-    SC_HANDLE again = OpenServiceW(scm, wname, SERVICE_QUERY_STATUS);
-    if (again != NULL) {
-        CloseServiceHandle(again);
+    int still_there = 1;
+    for (int tries = 0; still_there && tries < REMOVAL_WAIT_MS / 100; tries++) {
+        SC_HANDLE again = OpenServiceW(scm, wname, SERVICE_QUERY_STATUS);
+        still_there = again != NULL;
+        if (still_there) {
+            CloseServiceHandle(again);
+            Sleep(100);
+        }
+    }
+    if (still_there) {
         printf("service '%s' marked for deletion: it goes when the last program holding it "
                "(services.msc?) lets go\n",
                opt->name);
